@@ -1,0 +1,82 @@
+"""The `fasttrack-gitops` command line: parsing and dispatch only.
+
+Each command lives in its own module under commands/ and is imported only
+when it runs, so `--help` and `validate` stay fast and never load the HTTP,
+git or server stacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from fasttrack_gitops import __version__
+from fasttrack_gitops.errors import FastTrackError
+
+COMMANDS = {
+    "validate": "fasttrack_gitops.commands.validate:command",
+    "graph": "fasttrack_gitops.commands.graph:command",
+    "schema": "fasttrack_gitops.commands.schema:command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from fasttrack_gitops.pipeline.diagnostics import did_you_mean
+
+            ctx.fail(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; "
+                     f"commands: {', '.join(sorted(COMMANDS))}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="fasttrack-gitops")
+def cli() -> None:
+    """Backend.AI FastTrack 2 pipelines from a git repository.
+
+    Validate pipeline files, draw their DAGs, and (soon) run them as
+    immutable jobs. Exit codes: 0 success, 1 a failed validation or
+    pipeline, 2 a usage or configuration error.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="fasttrack-gitops", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except FastTrackError as e:
+        click.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        # `fasttrack-gitops ... | head`: the reader left; that is not our failure.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:  # a bug: say so in one line unless asked for the traceback
+        if os.environ.get("FTG_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (set FTG_DEBUG=1 for the traceback, and please "
+                   "report it)", err=True)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,17 @@
+"""`fasttrack-gitops schema`: print a JSON Schema for editors and other tools."""
+
+from __future__ import annotations
+
+import click
+
+SCHEMAS = {"pipeline": "pipeline.schema.json", "repository": "repository.schema.json"}
+
+
+@click.command("schema")
+@click.argument("name", type=click.Choice(sorted(SCHEMAS)), default="pipeline")
+def command(name: str) -> int:
+    """Print the JSON Schema of pipeline files (or of .fasttrack.yaml: `schema repository`)."""
+    from fasttrack_gitops.pipeline.schema import schema_text
+
+    click.echo(schema_text(SCHEMAS[name]), nl=False)
+    return 0

@@ -1,0 +1,101 @@
+"""`fasttrack-gitops validate`: check pipeline files and repositories, report every problem."""
+
+from __future__ import annotations
+
+import click
+
+from fasttrack_gitops.commands.options import max_file_size
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[PATH]...")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="text: file:line:col lines; json: an object with 'diagnostics'; github: workflow commands.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@max_file_size
+def command(paths: tuple[str, ...], fmt: str, strict: bool, max_file_size: int) -> int:
+    """Validate pipeline files.
+
+    Each PATH is a pipeline file or a repository folder (default: the current
+    folder). In a folder, pipelines are the files matching
+    pipelines/**/*.yaml and pipelines/**/*.yml, or the globs listed under
+    `pipelines` in the folder's .fasttrack.yaml. Exit 0 when there is no
+    error, 1 when there is one.
+    """
+    from fasttrack_gitops.pipeline.yamlsource import Limits
+    from fasttrack_gitops.render import diagnostics as render
+
+    report = validate_paths(list(paths) or ["."], Limits(max_bytes=max_file_size))
+    errors = sum(d.is_error for d in report.diagnostics)
+    warnings = len(report.diagnostics) - errors
+    if fmt == "json":
+        click.echo(render.as_json(report.diagnostics, report.files))
+    elif fmt == "github":
+        for d in report.diagnostics:
+            click.echo(render.github_command(d))
+        click.echo(render.summary_line(len(report.files), errors, warnings))
+    else:
+        color = click.get_text_stream("stdout").isatty()
+        for d in report.diagnostics:
+            click.echo(render.text_line(d, color=color))
+        click.echo(render.summary_line(len(report.files), errors, warnings))
+    return 1 if errors or (strict and warnings) else 0
+
+
+class Report:
+    """What validating some paths found: all diagnostics, a summary per file, the valid pipelines."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list = []
+        self.files: list[dict] = []
+        self.pipelines: list = []
+
+    def add(self, result) -> None:
+        self.diagnostics += result.diagnostics
+        pipeline = result.pipeline
+        if pipeline is not None:
+            self.pipelines.append(pipeline)
+        data = result.document.data if result.document is not None else None
+        self.files.append({
+            "file": result.file,
+            "pipeline": pipeline.name if pipeline else (data.get("name") if isinstance(data, dict) else None),
+            "tasks": len(pipeline.tasks) if pipeline else None,
+            "valid": result.ok,
+            "errors": sum(d.is_error for d in result.diagnostics),
+            "warnings": sum(not d.is_error for d in result.diagnostics),
+        })
+
+
+def validate_paths(paths: list[str], limits) -> Report:
+    """Check every pipeline file the paths name; repository folders also as a whole."""
+    from pathlib import Path
+
+    from fasttrack_gitops.pipeline.repository import check_repository
+    from fasttrack_gitops.workspace import find_root, open_repository
+
+    report = Report()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            repo = open_repository(path, given, limits)
+            report.diagnostics += repo.diagnostics
+            results = [_check_file(p, repo.display(p), repo, limits) for p in repo.pipeline_files()]
+            for result in results:
+                report.add(result)
+            report.diagnostics += check_repository(given, repo.pipeline_globs, results)
+        else:
+            root, label = find_root(path)
+            repo = open_repository(root, label, limits)
+            report.add(_check_file(path, given, repo, limits))
+    return report
+
+
+def _check_file(path, shown: str, repo, limits):
+    from fasttrack_gitops.pipeline import CheckResult, check_pipeline
+    from fasttrack_gitops.pipeline.diagnostics import Diagnostic
+    from fasttrack_gitops.workspace import read_bytes
+
+    raw = read_bytes(path, shown, limits)
+    if isinstance(raw, Diagnostic):
+        return CheckResult(shown, [raw], None, None)
+    return check_pipeline(raw, shown, limits=limits, code_lookup=repo.code_lookup())

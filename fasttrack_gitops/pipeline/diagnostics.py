@@ -1,0 +1,120 @@
+"""Diagnostics: what a check found, where, and the stable code that names it.
+
+Every code the program can emit is listed in ``CODES`` with its severity and a
+one-line summary; README.md documents the same table (a test keeps them in
+step), so a code seen in CI can be looked up.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+ERROR = "error"
+WARNING = "warning"
+
+# code -> (severity, summary)
+CODES: dict[str, tuple[str, str]] = {
+    # The file itself: reading, encoding, YAML.
+    "FT001": (ERROR, "the file cannot be read"),
+    "FT002": (ERROR, "the file is larger than the size limit"),
+    "FT003": (ERROR, "the file is not valid UTF-8"),
+    "FT004": (ERROR, "YAML syntax error"),
+    "FT005": (ERROR, "a tab character is used for indentation"),
+    "FT006": (ERROR, "a mapping key appears twice"),
+    "FT007": (ERROR, "the file is empty or its top level is not a mapping"),
+    "FT008": (ERROR, "YAML aliases expand beyond the limit, or refer to themselves"),
+    "FT009": (ERROR, "the document nests deeper than the limit"),
+    "FT010": (ERROR, "a YAML feature that pipelines do not use (custom tag, complex key)"),
+    # The schema.
+    "FT100": (ERROR, "a value does not match the pipeline schema"),
+    "FT101": (ERROR, "unknown key"),
+    "FT102": (ERROR, "a required key is missing"),
+    # Meaning.
+    "FT103": (ERROR, "a task depends on a task that does not exist"),
+    "FT104": (ERROR, "the dependencies form a cycle"),
+    "FT105": (ERROR, "a task depends on itself"),
+    "FT106": (ERROR, "two tasks have the same name"),
+    "FT107": (ERROR, "a task name is not 1-40 characters of [A-Za-z0-9_.-] starting and ending with a letter or digit"),
+    "FT108": (ERROR, "the pipeline has no tasks"),
+    "FT109": (ERROR, "a resource value does not parse (cpu, mem, shmem, GPU)"),
+    "FT110": (ERROR, "a ${{ ... }} expression is not a well-formed secrets.NAME reference"),
+    "FT111": (ERROR, "a mount is not written vfolder or vfolder:alias"),
+    "FT112": (ERROR, "a code directory leaves the repository"),
+    "FT113": (ERROR, "a code directory does not exist in the repository"),
+    "FT114": (ERROR, "a dependency is listed twice"),
+    "FT115": (ERROR, "a duration (timeout, retry delay) does not parse"),
+    "FT116": (ERROR, "a schedule is not a valid cron expression"),
+    # Warnings: probably a slip.
+    "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
+    "FT202": (WARNING, "a secret-looking environment variable has a literal value"),
+    "FT203": (WARNING, "an unquoted yes/no/on/off value that YAML 1.1 reads as a boolean"),
+    "FT204": (WARNING, "a memory size given as a bare small number (bytes)"),
+    # The repository.
+    "FT301": (ERROR, "no pipeline files found in the repository"),
+    "FT302": (ERROR, "two pipeline files use the same pipeline name"),
+}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    severity: str
+    code: str
+    message: str
+    path: str = "$"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def diagnostic(code: str, message: str, file: str, line: int, column: int, path: str = "$") -> Diagnostic:
+    """Make a diagnostic whose severity comes from the code table."""
+    severity, _ = CODES[code]
+    return Diagnostic(file=file, line=line, column=column, severity=severity, code=code, message=message, path=path)
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    return (d.file, d.line, d.column, d.code)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def json_path(path: tuple) -> str:
+    """('tasks', 1, 'dependencies', 0) -> '$.tasks[1].dependencies[0]'."""
+    out = ["$"]
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif part.isidentifier():
+            out.append(f".{part}")
+        else:
+            out.append(f"[{part!r}]")
+    return "".join(out)
+
+
+def _fold(word: str) -> str:
+    return word.lower().replace("-", "_").replace(" ", "_")
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when a candidate is close to word, else ''.
+
+    Case and '-'/'_' differences count as close: `scaling_group` finds
+    `scaling-group`, `Custom` finds `custom`.
+    """
+    candidates = [c for c in candidates if c != word]
+    folded = {_fold(c): c for c in candidates}
+    if _fold(word) in folded:
+        return f" (did you mean '{folded[_fold(word)]}'?)"
+    close = difflib.get_close_matches(_fold(word), list(folded), n=1, cutoff=0.6)
+    return f" (did you mean '{folded[close[0]]}'?)" if close else ""

@@ -1,0 +1,82 @@
+"""Parsers for the quantities a pipeline writes: sizes, CPU, accelerators, durations.
+
+The schema's patterns say which spellings are allowed; these turn an allowed
+spelling into a number (a test checks the two agree). Each raises ValueError
+for a spelling it does not accept.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(?:([kmgtp])(?:i?b)?|b)?$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_size(value: int | str) -> int:
+    """'512m' -> 536870912; '1.5G' -> 1610612736; an integer is bytes. Binary units (Backend.AI's)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"negative size: {value}")
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower() if unit else None])
+
+
+def format_size(n: int) -> str:
+    """536870912 -> '512m', the way FastTrack writes sizes; exact whenever possible."""
+    for unit in ("p", "t", "g", "m", "k"):
+        scale = _SIZE_UNITS[unit]
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    for unit in ("p", "t", "g", "m", "k"):
+        if n >= _SIZE_UNITS[unit]:
+            return f"{n / _SIZE_UNITS[unit]:.3g}{unit}"
+    return str(n)
+
+
+def parse_amount(value: int | float | str, *, positive: bool = False) -> float:
+    """CPU cores or accelerator shares/devices: 2, 0.5, '5', '1.5'."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    number = float(value)  # ValueError for non-numeric strings
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite number: {value!r}")
+    if number < 0 or (positive and number == 0):
+        raise ValueError(f"must be {'positive' if positive else '>= 0'}: {value!r}")
+    return number
+
+
+def parse_duration(value: int | float | str) -> float:
+    """Seconds: 90 -> 90.0, '90s' -> 90.0, '45m' -> 2700.0, '1h30m' -> 5400.0."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"negative duration: {value}")
+        return float(value)
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """5400 -> '1h30m'; 90 -> '1m30s'; 0.25 -> '250ms'."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = int(round(seconds))
+    out = ""
+    for unit, scale in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= scale:
+            out += f"{whole // scale}{unit}"
+            whole %= scale
+    return out

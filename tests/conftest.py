@@ -1,0 +1,71 @@
+"""Fixtures shared by the whole suite: where the real example files are, and a way to write pipelines."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+EXAMPLES_REPO = PROJECT / "examples-repo"
+
+
+def _shared_dir() -> Path:
+    # CI lays shared/ beside the clone; a developer's checkout has it at ../shared too.
+    for candidate in (PROJECT.parent / "shared", PROJECT.parent.parent / "shared"):
+        if (candidate / "fasttrack-examples").is_dir():
+            return candidate
+    pytest.skip("../shared/fasttrack-examples is not beside this checkout")
+
+
+@pytest.fixture
+def fasttrack_examples() -> list[Path]:
+    """The real pipeline files exported from FastTrack clusters."""
+    files = sorted((_shared_dir() / "fasttrack-examples").glob("*.yaml"))
+    assert files, "the shared folder has no example pipelines"
+    return files
+
+
+@pytest.fixture
+def examples_repo() -> Path:
+    return EXAMPLES_REPO
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """write('pipelines/x.yaml', yaml_text) -> the path; text is dedented."""
+
+    def _write(relpath: str, text: str | bytes) -> Path:
+        path = tmp_path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in repo with a fixed identity, so tests make real commits anywhere."""
+    env = {
+        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        "HOME": str(repo), "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+
+
+MINIMAL = """\
+version: "26.4.4"
+name: demo
+tasks:
+  - name: prepare
+    command: echo prepare
+  - name: train
+    dependencies: [prepare]
+    command: echo train
+"""
