@@ -55,8 +55,14 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        result = cli.main(args=argv, prog_name="fasttrack-gitops", standalone_mode=False)
+        # make_context + invoke rather than cli.main(): click's main() turns a
+        # broken pipe into exit 1 before we could see it.
+        with cli.make_context("fasttrack-gitops", args) as ctx:
+            result = cli.invoke(ctx)
+    except click.exceptions.Exit as e:  # --help, --version
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

@@ -9,6 +9,7 @@ otherwise; `code:` paths are relative to that folder.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from fasttrack_gitops.globs import matches, static_prefix
 from fasttrack_gitops.pipeline import schema
 from fasttrack_gitops.pipeline.diagnostics import Diagnostic, diagnostic, has_errors
 from fasttrack_gitops.pipeline.semantics import CodeDirState, CodeLookup
-from fasttrack_gitops.pipeline.yamlsource import Limits, load
+from fasttrack_gitops.pipeline.yamlsource import Limits, load, too_large
 
 SETTINGS_FILE = ".fasttrack.yaml"
 DEFAULT_PIPELINE_GLOBS = ("pipelines/**/*.yaml", "pipelines/**/*.yml")
@@ -39,6 +40,7 @@ class Repository:
         found: set[Path] = set()
         for prefix in sorted({static_prefix(g) for g in self.pipeline_globs if not g.startswith("!")}):
             top = self.root / prefix
+            # os.walk does not follow symlinked folders, so nothing outside the root is listed.
             for dirpath, dirnames, filenames in os.walk(top):
                 dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
                 for name in filenames:
@@ -52,11 +54,14 @@ class Repository:
 
         def lookup(relpath: str) -> CodeDirState:
             target = self.root / relpath
-            if not (target.exists() or target.is_symlink()):
+            try:
+                resolved = target.resolve()  # follows symlinks; a loop raises
+            except (OSError, RuntimeError):
                 return "missing"
-            resolved = target.resolve()
             if resolved != root and root not in resolved.parents:
                 return "escapes"
+            if not resolved.exists():
+                return "missing"
             return "dir" if resolved.is_dir() else "not-a-dir"
 
         return lookup
@@ -78,21 +83,21 @@ def open_repository(root: Path, label: str, limits: Limits = Limits()) -> Reposi
         found += schema.check(doc, "repository.schema.json", subject=SETTINGS_FILE)
     repo.diagnostics = found
     if doc is not None and not has_errors(found) and doc.data.get("pipelines"):
-        repo.pipeline_globs = tuple(doc.data["pipelines"])
+        repo.pipeline_globs = tuple(g.removeprefix("./") for g in doc.data["pipelines"])
     return repo
 
 
 def find_root(file: Path) -> tuple[Path, str]:
     """The repository a lone pipeline file belongs to, and its label.
 
-    The nearest folder above it with a .fasttrack.yaml, else with a .git,
+    The nearest folder above it with a .fasttrack.yaml or a .git (a
+    monorepo's subfolder with its own settings is a repository of its own),
     else the file's own folder (a pipeline outside any repository).
     """
     start = file.resolve().parent
-    for marker in (SETTINGS_FILE, ".git"):
-        for folder in (start, *start.parents):
-            if (folder / marker).exists():
-                return folder, _label(folder)
+    for folder in (start, *start.parents):
+        if (folder / SETTINGS_FILE).exists() or (folder / ".git").exists():
+            return folder, _label(folder)
     return start, _label(start)
 
 
@@ -102,8 +107,17 @@ def _label(folder: Path) -> str:
 
 
 def read_bytes(path: Path, shown: str, limits: Limits) -> bytes | Diagnostic:
-    """The file's bytes (at most one byte over the size limit, so the loader can say it is too big)."""
+    """The file's bytes, or the diagnostic that says why they cannot be had.
+
+    A file over the size limit is not read at all; a FIFO or device is not
+    opened (reading one would block or never end).
+    """
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return diagnostic("FT001", "cannot read the file: not a regular file", shown, 1, 1)
+        if info.st_size > limits.max_bytes:
+            return too_large(info.st_size, limits, shown)
         with open(path, "rb") as f:
             return f.read(limits.max_bytes + 1)
     except OSError as e:

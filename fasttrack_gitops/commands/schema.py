@@ -10,7 +10,10 @@ SCHEMAS = {"pipeline": "pipeline.schema.json", "repository": "repository.schema.
 @click.command("schema")
 @click.argument("name", type=click.Choice(sorted(SCHEMAS)), default="pipeline")
 def command(name: str) -> int:
-    """Print the JSON Schema of pipeline files (or of .fasttrack.yaml: `schema repository`)."""
+    """Print a JSON Schema: of pipeline files, or of .fasttrack.yaml.
+
+    NAME is `pipeline` (the default) or `repository`.
+    """
     from fasttrack_gitops.pipeline.schema import schema_text
 
     click.echo(schema_text(SCHEMAS[name]), nl=False)

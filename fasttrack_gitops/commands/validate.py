@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from fasttrack_gitops.commands.options import max_file_size
@@ -35,7 +37,7 @@ def command(paths: tuple[str, ...], fmt: str, strict: bool, max_file_size: int) 
             click.echo(render.github_command(d))
         click.echo(render.summary_line(len(report.files), errors, warnings))
     else:
-        color = click.get_text_stream("stdout").isatty()
+        color = sys.stdout.isatty()
         for d in report.diagnostics:
             click.echo(render.text_line(d, color=color))
         click.echo(render.summary_line(len(report.files), errors, warnings))
@@ -67,26 +69,67 @@ class Report:
 
 
 def validate_paths(paths: list[str], limits) -> Report:
-    """Check every pipeline file the paths name; repository folders also as a whole."""
+    """Check every pipeline file the paths name, and each repository they belong to as a whole.
+
+    A folder is a repository root (its pipeline globs select the files); a
+    file belongs to the repository find_root finds. Files are grouped by
+    repository, so its .fasttrack.yaml is reported once and duplicate
+    pipeline names are caught among the files given (pre-commit passes the
+    changed files one by one). A file named twice is checked once.
+    """
     from pathlib import Path
 
     from fasttrack_gitops.pipeline.repository import check_repository
     from fasttrack_gitops.workspace import find_root, open_repository
 
-    report = Report()
+    repos: dict = {}  # resolved root -> (repository, {resolved file: shown path})
+
+    def repository(root: Path, label: str):
+        key = root.resolve()
+        if key not in repos:
+            repos[key] = (open_repository(root, label, limits), {})
+        return repos[key]
+
+    empty_folders: list = []
+    seen: set = set()  # a file reached twice (a folder and a file in it) is checked once
+
+    def take(files: dict, file: Path, shown: str) -> None:
+        if file.resolve() not in seen:
+            seen.add(file.resolve())
+            files[file.resolve()] = shown
+
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            repo = open_repository(path, given, limits)
-            report.diagnostics += repo.diagnostics
-            results = [_check_file(p, repo.display(p), repo, limits) for p in repo.pipeline_files()]
-            for result in results:
-                report.add(result)
-            report.diagnostics += check_repository(given, repo.pipeline_globs, results)
+            repo, files = repository(path, given)
+            selected = repo.pipeline_files()
+            if not selected:
+                # `validate repo/pipelines`: a folder inside a repository means that
+                # repository's pipeline files under the folder.
+                outer, outer_files = repository(*find_root(path / "-"))
+                inside = path.resolve()
+                selected = [f for f in outer.pipeline_files() if inside in f.resolve().parents]
+                if selected:
+                    repo, files = outer, outer_files
+                else:
+                    empty_folders.append((given, repo))
+            for file in selected:
+                take(files, file, repo.display(file))
         else:
-            root, label = find_root(path)
-            repo = open_repository(root, label, limits)
-            report.add(_check_file(path, given, repo, limits))
+            repo, files = repository(*find_root(path))
+            take(files, path, given)
+
+    report = Report()
+    for repo, files in repos.values():
+        report.diagnostics += repo.diagnostics
+        results = [_check_file(file, shown, repo, limits) for file, shown in files.items()]
+        for result in results:
+            report.add(result)
+        if results:
+            report.diagnostics += check_repository(repo.label, repo.pipeline_globs, results)
+    for given, repo in empty_folders:
+        if not any(d.is_error for d in repo.diagnostics):  # broken settings: that error says it already
+            report.diagnostics += check_repository(given, repo.pipeline_globs, [])
     return report
 
 

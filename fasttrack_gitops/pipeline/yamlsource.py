@@ -126,14 +126,7 @@ def load(raw: bytes, file: str, limits: Limits = Limits()) -> tuple[Document | N
     """Parse raw bytes of one YAML document. Returns (document or None, diagnostics)."""
     try:
         if len(raw) > limits.max_bytes:
-            raise _Stop(
-                diagnostic(
-                    "FT002",
-                    f"file is {_human_size(len(raw))}, over the {_human_size(limits.max_bytes)} limit; "
-                    "split the pipeline or raise the limit with --max-file-size",
-                    file, 1, 1,
-                )
-            )
+            raise _Stop(too_large(len(raw), limits, file))
         text = _decode(raw, file)
         root = _compose(text, file)
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
@@ -151,6 +144,11 @@ def load(raw: bytes, file: str, limits: Limits = Limits()) -> tuple[Document | N
     except _Stop as stop:
         return None, [stop.diag]
     return Document(data, builder.source, file, text), builder.diagnostics
+
+
+def too_large(size: int, limits: Limits, file: str) -> Diagnostic:
+    return diagnostic("FT002", f"file is {_human_size(size)}, over the {_human_size(limits.max_bytes)} limit; "
+                      "split the pipeline or raise the limit with --max-file-size", file, 1, 1)
 
 
 def _human_size(n: int) -> str:

@@ -15,7 +15,9 @@ def text_line(d: Diagnostic, color: bool = False) -> str:
         import click
 
         severity = click.style(severity, fg="red" if d.is_error else "yellow", bold=True)
-    return f"{d.file}:{d.line}:{d.column}: {severity} {d.code}: {d.message}"
+    # One diagnostic, one line: a newline inside a quoted value must not start a fake one.
+    message = d.message.replace("\r", "\\r").replace("\n", "\\n")
+    return f"{d.file}:{d.line}:{d.column}: {severity} {d.code}: {message}"
 
 
 def summary_line(files: int, errors: int, warnings: int) -> str:

@@ -61,9 +61,9 @@ def dot(pipeline: Pipeline) -> str:
     lines = [f'digraph "{_dot_escape(pipeline.name)}" {{', "  rankdir=LR;",
              '  node [shape=box, style="rounded", fontname="Helvetica"];']
     for task in pipeline.tasks:
-        label = "\\n".join([task.name, task.resources.describe(), *(_flags(task))])
+        label = "\\n".join(_dot_escape(part) for part in [task.name, task.resources.describe(), *_flags(task)])
         style = ', style="rounded,dashed"' if task.skip else ""
-        lines.append(f'  "{_dot_escape(task.name)}" [label="{_dot_escape(label)}"{style}];')
+        lines.append(f'  "{_dot_escape(task.name)}" [label="{label}"{style}];')
     for task in pipeline.tasks:
         for k, dep in enumerate(task.dependencies, start=1):
             lines.append(f'  "{_dot_escape(dep)}" -> "{_dot_escape(task.name)}" [label="input{k}"];')
@@ -72,7 +72,7 @@ def dot(pipeline: Pipeline) -> str:
 
 
 def _dot_escape(text: str) -> str:
-    return text.replace('"', '\\"')
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def as_json(pipeline: Pipeline) -> dict:

@@ -1,0 +1,152 @@
+"""The `fasttrack-gitops` command line as a whole: version, help, typos, exit codes, what it imports."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fasttrack_gitops import __version__
+from fasttrack_gitops.cli import main
+
+COMMANDS = ["validate", "graph", "schema"]
+# Stacks that validating must never pay for (or need installed).
+HEAVY = ["httpx", "dulwich", "git", "uvicorn", "starlette", "sqlite3", "_sqlite3"]
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def console_script() -> str:
+    script = Path(sys.executable).with_name("fasttrack-gitops")
+    if script.exists():
+        return str(script)
+    found = shutil.which("fasttrack-gitops")
+    if not found:
+        pytest.skip("the fasttrack-gitops console script is not installed")
+    return found
+
+
+def test_version_prints_the_package_version(capsys):
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0
+    assert out == f"fasttrack-gitops, version {__version__}\n"
+    assert __version__ == importlib.metadata.version("fasttrack-gitops")
+
+
+def test_help_lists_every_command(capsys):
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0
+    listed = out.split("Commands:")[1].split()
+    for command in COMMANDS:
+        assert command in listed
+
+
+def test_short_help_flag_works_too(capsys):
+    assert cli(capsys, "-h")[1] == cli(capsys, "--help")[1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(capsys, command):
+    code, out, err = cli(capsys, command, "--help")
+    assert (code, err) == (0, "")
+    assert out.startswith(f"Usage: fasttrack-gitops {command} ")
+
+
+def test_a_mistyped_command_suggests_the_right_one(capsys):
+    code, out, err = cli(capsys, "validat")
+    assert code == 2
+    assert out == ""
+    assert "no such command 'validat'" in err
+    assert "did you mean 'validate'" in err
+
+
+def test_an_unknown_command_lists_the_commands(capsys):
+    code, _, err = cli(capsys, "deploy-everything")
+    assert code == 2
+    assert "did you mean" not in err
+    assert "commands: graph, schema, validate" in err
+
+
+def test_python_dash_m_and_the_console_script_give_the_same_exit_codes(tmp_path, examples_repo):
+    (tmp_path / "broken.yaml").write_text("version: 1\nname: x\ntasks: []\n")
+    for runner in ([sys.executable, "-m", "fasttrack_gitops"], [console_script()]):
+        def run(*argv):
+            return subprocess.run([*runner, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+        assert run("--version").stdout.strip().endswith(__version__)
+        assert run("validate", str(examples_repo)).returncode == 0
+        assert run("validate", "broken.yaml").returncode == 1
+        bad = run("validat")
+        assert bad.returncode == 2
+        assert "did you mean 'validate'" in bad.stderr
+        assert "Traceback" not in bad.stderr
+
+
+# --- lazy imports: a process shows what it loaded ----------------------------------------
+
+
+def imported_modules(*argv: str, cwd: Path) -> set[str]:
+    code = textwrap.dedent(f"""
+        import json, sys
+        from fasttrack_gitops.cli import main
+        code = main({list(argv)!r})
+        print("MODULES=" + json.dumps(sorted(sys.modules)))
+        sys.exit(code)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("MODULES="))
+    return set(json.loads(line[len("MODULES="):]))
+
+
+def _top_level(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_help_imports_no_network_git_server_or_validation_stack(tmp_path):
+    loaded = _top_level(imported_modules("--help", cwd=tmp_path))
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert loaded.isdisjoint({"jsonschema", "jsonschema_rs", "yaml"}), sorted(loaded)
+
+
+def test_validate_imports_no_network_git_or_server_stack(examples_repo):
+    loaded = imported_modules("validate", str(examples_repo), cwd=examples_repo)
+    top = _top_level(loaded)
+    assert top.isdisjoint(HEAVY), sorted(top & set(HEAVY))
+    assert "asyncio.subprocess" not in loaded
+    assert {"yaml", "fasttrack_gitops.pipeline.schema"} <= top | loaded  # it did validate
+
+
+# --- a reader that leaves early ------------------------------------------------------------
+
+
+def _run_into_closed_pipe(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited
+    try:
+        return subprocess.run([sys.executable, "-m", "fasttrack_gitops", *argv], cwd=cwd, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_output_into_a_closed_pipe_shows_no_traceback(examples_repo):
+    proc = _run_into_closed_pipe("schema", cwd=examples_repo)
+    assert "Traceback" not in proc.stderr
+    assert "BrokenPipeError" not in proc.stderr
+
+
+def test_output_into_a_closed_pipe_is_not_a_failure(examples_repo):
+    proc = _run_into_closed_pipe("graph", "pipelines/train-compare.yaml", cwd=examples_repo)
+    assert proc.returncode == 0
