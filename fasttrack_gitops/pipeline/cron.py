@@ -49,7 +49,7 @@ def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int
         base, _, step_text = item.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not _is_number(step_text) or int(step_text) == 0:
                 raise ValueError(f"{name}: step '{step_text}' must be a positive whole number")
             step = int(step_text)
         if base == "*":
@@ -69,10 +69,14 @@ def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int
 def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
     if text.lower() in names:
         return names[text.lower()]
-    if not text.isdigit():
+    if not _is_number(text):
         raise ValueError(f"{name}: '{text}' is not a number" + (
             f" or a name ({', '.join(names)})" if names else ""))
     value = int(text)
     if not low <= value <= high:
         raise ValueError(f"{name}: {value} is outside {low}-{high}")
     return value
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # isdigit alone takes '٣'

@@ -230,7 +230,7 @@ def _concurrency(value: Any) -> dict | None:
 
 
 def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict:

@@ -62,9 +62,16 @@ def _fast_validator(name: str):
 
 @lru_cache(maxsize=None)
 def _explaining_validator(name: str):
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, ValidationError, validators
 
-    return Draft202012Validator(json.loads(schema_text(name)))
+    def ecma_pattern(validator, pattern, instance, schema):
+        # JSON Schema patterns are ECMA-262, where `$` is the end of the text; in
+        # Python it also matches before a final newline ("train\n" would pass).
+        if validator.is_type(instance, "string") and not re.search(re.sub(r"(?<!\\)\$", r"\\Z", pattern), instance):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    ecma = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})
+    return ecma(json.loads(schema_text(name)))
 
 
 def check(doc: Document, schema: str = SCHEMA_FILE, subject: str = "the pipeline") -> list[Diagnostic]:
@@ -121,7 +128,7 @@ def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
                          doc.file, m.line, m.column, where)
         return
 
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.relative_schema_path:
         m = doc.source.key(path + (error.instance,))
         yield diagnostic("FT100", f"'{error.instance}' is not a valid environment variable name; use letters, "
                          "digits and '_', not starting with a digit", doc.file, m.line, m.column,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Literal
 from fasttrack_gitops.pipeline import dag
 from fasttrack_gitops.pipeline.cron import parse_cron
 from fasttrack_gitops.pipeline.diagnostics import Diagnostic, diagnostic, did_you_mean, json_path
-from fasttrack_gitops.pipeline.units import parse_duration
+from fasttrack_gitops.pipeline.units import OutOfRange, parse_amount, parse_duration, parse_size
 from fasttrack_gitops.pipeline.yamlsource import Document
 
 CodeDirState = Literal["dir", "missing", "not-a-dir", "escapes"]
@@ -24,7 +24,9 @@ CodeLookup = Callable[[str], CodeDirState]
 
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _SECRET_REF = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
-_SECRET_NAME_HINT = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.IGNORECASE)
+# Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not.
+_SECRET_NAME_HINT = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE)
 _GPU_IMAGE_HINT = re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
 
 
@@ -34,8 +36,7 @@ def check(doc: Document, code_lookup: CodeLookup | None = None) -> list[Diagnost
     found: list[Diagnostic] = []
     if isinstance(tasks, list):
         found += _check_tasks(doc, tasks, code_lookup)
-    if "${{" in doc.text:
-        found += _check_expressions(doc, data, ())
+    found += _check_expressions(doc, data, ())
     found += _check_envs(doc, ("environment", "envs"), _get(data, "environment", "envs"))
     found += _check_schedules(doc, data)
     return found
@@ -110,14 +111,18 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
     name = task.get("name")
     who = f"task '{name}'" if isinstance(name, str) else f"task #{i + 1}"
 
-    timeout = task.get("timeout")
-    if isinstance(timeout, (int, float, str)) and not isinstance(timeout, bool):
+    for path, parse in _quantities(task):
         try:
-            if parse_duration(timeout) == 0:
-                yield _at(doc, "FT115", f"{who} has a timeout of 0; write a positive duration like 30m, or remove "
-                          "the key for no timeout", base + ("timeout",))
-        except ValueError:
-            pass  # the schema reports the spelling
+            value = parse()
+        except OutOfRange as e:
+            code = "FT115" if path[0] in ("timeout", "retry") else "FT109"
+            yield _at(doc, code, f"{who} {'.'.join(path)}: {e}", base + path)
+            continue
+        except (ValueError, TypeError):
+            continue  # a spelling the schema does not allow: the schema reports it
+        if path == ("timeout",) and value == 0:
+            yield _at(doc, "FT115", f"{who} has a timeout of 0; write a positive duration like 30m, or remove "
+                      "the key for no timeout", base + path)
 
     code = task.get("code")
     if isinstance(code, str) and code:
@@ -135,6 +140,23 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
     if isinstance(mem, int) and not isinstance(mem, bool) and 0 < mem < (1 << 20):
         yield _at(doc, "FT204", f"{who} asks for mem {mem}, which is {mem} bytes; write a unit, e.g. '{mem}g'",
                   base + ("resources", "mem"))
+
+
+def _quantities(task: dict) -> Iterator[tuple[tuple, Callable[[], float]]]:
+    """(path in the task, parser) for every number-like value: parsed here only to find values out of range."""
+    resources = task.get("resources")
+    for key, value in (resources.items() if isinstance(resources, dict) else ()):
+        if key == "mem":
+            yield ("resources", key), lambda v=value: parse_size(v)
+        elif not key.startswith("x-"):
+            yield ("resources", key), lambda v=value: parse_amount(v)
+    shmem = _get(task, "resource_opts", "shmem")
+    if shmem is not None:
+        yield ("resource_opts", "shmem"), lambda: parse_size(shmem)
+    if task.get("timeout") is not None:
+        yield ("timeout",), lambda: parse_duration(task["timeout"])
+    if _get(task, "retry", "delay") is not None:
+        yield ("retry", "delay"), lambda: parse_duration(task["retry"]["delay"])
 
 
 def _check_code(doc: Document, who: str, code: str, path: tuple,

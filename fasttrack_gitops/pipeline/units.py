@@ -7,10 +7,21 @@ for a spelling it does not accept.
 
 from __future__ import annotations
 
+import math
 import re
 
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(?:([kmgtp])(?:i?b)?|b)?$", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:([kKmMgGtTpP])[iI]?[bB]?|[bB])?")
 _SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+MAX_SIZE = 1 << 60  # 1 EiB: far beyond any node, and safely inside float precision for the units above
+
+
+MAX_DURATION = 366 * 86400  # a timeout or delay longer than a year is a slip
+
+
+class OutOfRange(ValueError):
+    """Well spelt, but too large to mean anything (a 400-digit memory size)."""
+
+
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -23,11 +34,14 @@ def parse_size(value: int | str) -> int:
         if value < 0:
             raise ValueError(f"negative size: {value}")
         return value
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value)
     if not match:
         raise ValueError(f"not a size: {value!r}")
     number, unit = match.groups()
-    return int(float(number) * _SIZE_UNITS[unit.lower() if unit else None])
+    size = float(number) * _SIZE_UNITS[unit.lower() if unit else None]
+    if size > MAX_SIZE:
+        raise OutOfRange(f"size {value!r} is more than 1 EiB")
+    return int(size)
 
 
 def format_size(n: int) -> str:
@@ -36,19 +50,19 @@ def format_size(n: int) -> str:
         scale = _SIZE_UNITS[unit]
         if n >= scale and n % scale == 0:
             return f"{n // scale}{unit}"
-    for unit in ("p", "t", "g", "m", "k"):
-        if n >= _SIZE_UNITS[unit]:
-            return f"{n / _SIZE_UNITS[unit]:.3g}{unit}"
-    return str(n)
+    return str(n)  # not a whole number of any unit: exact bytes
 
 
 def parse_amount(value: int | float | str, *, positive: bool = False) -> float:
     """CPU cores or accelerator shares/devices: 2, 0.5, '5', '1.5'."""
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
-    number = float(value)  # ValueError for non-numeric strings
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"not a finite number: {value!r}")
+    try:
+        number = float(value)  # ValueError for non-numeric strings
+    except OverflowError:
+        raise OutOfRange(f"too large: {value!r}") from None
+    if not math.isfinite(number):
+        raise OutOfRange(f"not a finite number: {value!r}")
     if number < 0 or (positive and number == 0):
         raise ValueError(f"must be {'positive' if positive else '>= 0'}: {value!r}")
     return number
@@ -61,12 +75,17 @@ def parse_duration(value: int | float | str) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"negative duration: {value}")
+        if value > MAX_DURATION:
+            raise OutOfRange(f"duration {value} is more than a year")
         return float(value)
-    text = value.strip()
+    text = value
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a duration: {value!r}")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise OutOfRange(f"duration {value!r} is more than a year")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
