@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from conftest import console_script
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.cli import main
@@ -25,16 +26,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def console_script() -> str:
-    script = Path(sys.executable).with_name("fasttrack-gitops")
-    if script.exists():
-        return str(script)
-    found = shutil.which("fasttrack-gitops")
-    if not found:
-        pytest.skip("the fasttrack-gitops console script is not installed")
-    return found
 
 
 def test_version_prints_the_package_version(capsys):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -51,6 +53,17 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+def console_script() -> str:
+    """The installed `fasttrack-gitops` command, for tests of what only a real process shows."""
+    script = Path(sys.executable).with_name("fasttrack-gitops")
+    if script.exists():
+        return str(script)
+    found = shutil.which("fasttrack-gitops")
+    if not found:
+        pytest.skip("the fasttrack-gitops console script is not installed")
+    return found
 
 
 def git(repo: Path, *args: str) -> str:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import MINIMAL, git
+from conftest import MINIMAL, console_script, git
 
 MANIFEST = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
 BROKEN = MINIMAL.replace("dependencies: [prepare]", "dependencies: [prepar]")
@@ -24,16 +22,6 @@ def hook() -> dict:
         pytest.fail(f"{MANIFEST} is missing")
     hooks = clientlib.load_manifest(str(MANIFEST))  # raises InvalidManifestError when it is not a valid manifest
     [found] = [h for h in hooks if h["id"] == "fasttrack-validate"]
-    return found
-
-
-def console_script() -> str:
-    script = Path(sys.executable).with_name("fasttrack-gitops")
-    if script.exists():
-        return str(script)
-    found = shutil.which("fasttrack-gitops")
-    if not found:
-        pytest.skip("the fasttrack-gitops console script is not installed")
     return found
 
 

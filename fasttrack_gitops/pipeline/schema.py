@@ -67,7 +67,8 @@ def _explaining_validator(name: str):
     def ecma_pattern(validator, pattern, instance, schema):
         # JSON Schema patterns are ECMA-262, where `$` is the end of the text; in
         # Python it also matches before a final newline ("train\n" would pass).
-        if validator.is_type(instance, "string") and not re.search(re.sub(r"(?<!\\)\$", r"\\Z", pattern), instance):
+        python_pattern = re.sub(r"(?<!\\)\$", r"\\Z", pattern)
+        if validator.is_type(instance, "string") and not re.search(python_pattern, instance):
             yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
     ecma = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})

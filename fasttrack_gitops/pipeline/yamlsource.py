@@ -25,13 +25,13 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fasttrack_gitops.pipeline.diagnostics import Diagnostic, diagnostic, json_path
 
-
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses and composes in C
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _NULL, _BOOL, _SEQ, _MAP, _MERGE = (_TAG + t for t in ("str", "null", "bool", "seq", "map", "merge"))
+_STR, _NULL, _BOOL, _INT, _FLOAT, _TIMESTAMP, _SEQ, _MAP, _MERGE = (
+    _TAG + t for t in ("str", "null", "bool", "int", "float", "timestamp", "seq", "map", "merge"))
 # Plain scalars YAML 1.1 reads as booleans although a person may have meant a word.
-_SURPRISING_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+_SURPRISING_BOOLEANS = {"yes", "no", "on", "off"}
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,12 @@ def _load(raw: bytes, file: str, limits: Limits) -> tuple[Document | None, list[
         text = _decode(raw, file)
         root = _compose(text, file)
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
-            raise _Stop(diagnostic("FT007", "file is empty; a pipeline needs at least 'name' and 'tasks'", file, 1, 1))
+            raise _Stop(diagnostic("FT007", "file is empty; a pipeline needs at least 'name' and 'tasks'",
+                                   file, 1, 1))
         if not isinstance(root, MappingNode):
             m = _mark(root)
-            raise _Stop(
-                diagnostic("FT007", f"the top level is a {_kind(root)}, not a mapping of keys such as 'name' and 'tasks'",
-                           file, m.line, m.column)
-            )
+            raise _Stop(diagnostic("FT007", f"the top level is a {_kind(root)}, not a mapping of keys such as "
+                                   "'name' and 'tasks'", file, m.line, m.column))
         if "&" in text:  # only anchors make aliases; without them the document is as big as the file
             _check_expansion(root, file, limits)
         builder = _Builder(file, limits.max_depth)
@@ -226,9 +225,8 @@ def _check_expansion(root: Node, file: str, limits: Limits) -> None:
             return sizes[key]
         if depth > limits.max_depth:
             m = _mark(node)
-            raise _Stop(
-                diagnostic("FT009", f"the document nests more than {limits.max_depth} levels deep", file, m.line, m.column)
-            )
+            raise _Stop(diagnostic("FT009", f"the document nests more than {limits.max_depth} levels deep",
+                                   file, m.line, m.column))
         if key in in_progress:
             m = _mark(node)
             raise _Stop(diagnostic("FT008", "a YAML alias refers to the node that contains it", file, m.line, m.column))
@@ -297,7 +295,7 @@ class _Builder:
         # `<<: *anchor` (docker compose style): written keys win over merged ones,
         # and earlier merge sources over later ones.
         for key_node, value_node in self._merged_pairs(merges, path):
-            key = str(key_node.value)
+            key = key_node.value
             if key not in result:
                 keys[path + (key,)] = key_node
                 result[key] = self.build(value_node, path + (key,))
@@ -336,13 +334,13 @@ class _Builder:
                     f"write true/false, or quote it (\"{node.value}\") if you meant the word",
                     self.file, m.line, m.column, json_path(path)))
             return self._scalars.construct_object(node)
-        if tag == _TAG + "int":
+        if tag == _INT:
             return self._scalars.construct_object(node)
-        if tag == _TAG + "float":
+        if tag == _FLOAT:
             number = self._scalars.construct_object(node)
             # .inf and .nan have no JSON form: keep the text, and the schema says what is wrong with it.
             return number if math.isfinite(number) else node.value
-        if tag == _TAG + "timestamp":
+        if tag == _TIMESTAMP:
             return node.value  # JSON has no dates: keep the text as written
         self._unsupported(node, path)
 

@@ -11,7 +11,6 @@ import textwrap
 import time
 
 import pytest
-import yaml
 
 from conftest import MINIMAL
 from fasttrack_gitops.pipeline import Limits, check_pipeline
