@@ -20,6 +20,8 @@ COMMANDS = {
     "validate": "fasttrack_gitops.commands.validate:command",
     "graph": "fasttrack_gitops.commands.graph:command",
     "schema": "fasttrack_gitops.commands.schema:command",
+    "run": "fasttrack_gitops.commands.run:command",
+    "jobs": "fasttrack_gitops.commands.jobs:group",
 }
 
 

@@ -18,3 +18,23 @@ max_file_size = click.option(
     "--max-file-size", default="1m", show_default=True, metavar="SIZE", callback=lambda _c, _p, v: size_option(v),
     help="Refuse pipeline files larger than this (e.g. 512k, 2m).",
 )
+
+
+def _state_dir(_ctx, _param, value: str | None):
+    from pathlib import Path
+
+    from fasttrack_gitops.store import default_state_dir
+
+    return Path(value) if value else default_state_dir()
+
+
+state_dir_option = click.option(
+    "--state-dir", type=click.Path(file_okay=False), default=None, callback=_state_dir, metavar="DIR",
+    help="Where jobs, logs and outputs are kept (default: $FTG_STATE_DIR, else $XDG_STATE_HOME/fasttrack-gitops, "
+         "else ~/.local/state/fasttrack-gitops).",
+)
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="json: machine-readable records.",
+)

@@ -1,0 +1,148 @@
+"""`fasttrack-gitops jobs`: list, show, follow the logs of, cancel and re-run stored jobs."""
+
+from __future__ import annotations
+
+import click
+
+from fasttrack_gitops.commands.options import format_option, state_dir_option
+
+
+@click.group("jobs")
+def group() -> None:
+    """Jobs in the state directory: list, show, logs, cancel, rerun.
+
+    JOB is a job id or any unique prefix of one.
+    """
+
+
+@group.command("list")
+@click.option("--pipeline", default=None, help="Only jobs of this pipeline.")
+@click.option("--status", type=click.Choice(["pending", "running", "succeeded", "failed", "cancelled",
+                                             "interrupted"]), default=None, help="Only jobs with this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@state_dir_option
+@format_option
+def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, fmt: str) -> int:
+    """The newest jobs first."""
+    from fasttrack_gitops.job import JobStatus
+    from fasttrack_gitops.render.jobs import job_record, jobs_table
+
+    views = _store(state_dir).list_jobs(pipeline=pipeline, status=JobStatus(status) if status else None,
+                                        limit=limit)
+    if fmt == "json":
+        _json([job_record(v) for v in views])
+    elif views:
+        click.echo(jobs_table(views), nl=False)
+    else:
+        click.echo("no jobs yet: start one with fasttrack-gitops run PIPELINE", err=True)
+    return 0
+
+
+@group.command("show")
+@click.argument("job")
+@state_dir_option
+@format_option
+def show(job: str, state_dir, fmt: str) -> int:
+    """A job's record and its tasks."""
+    from fasttrack_gitops.render.jobs import job_record, job_summary
+
+    view = _store(state_dir).view(job)
+    if fmt == "json":
+        _json(job_record(view))
+    else:
+        click.echo(job_summary(view), nl=False)
+    return 0
+
+
+@group.command("logs")
+@click.argument("job")
+@click.argument("task", required=False)
+@click.option("--attempt", type=click.IntRange(min=1), default=None, help="This attempt (default: the last).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the job runs.")
+@state_dir_option
+def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_dir) -> int:
+    """The output of a task's attempt (every task's last attempt without TASK)."""
+    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.logs import follow_logs, print_logs
+
+    store = _store(state_dir)
+    view = store.view(job)
+    if task is not None and task not in view.tasks:
+        from fasttrack_gitops.pipeline.diagnostics import did_you_mean
+
+        raise UsageError(f"job {view.job.id} has no task '{task}'{did_you_mean(task, view.tasks)}")
+    if follow:
+        return follow_logs(store, view.job.id, task, attempt)
+    return print_logs(store, view, task, attempt)
+
+
+@group.command("cancel")
+@click.argument("job")
+@state_dir_option
+def cancel(job: str, state_dir) -> int:
+    """Ask the job's runner to stop it (running attempts are killed, waiting tasks cancelled)."""
+    from fasttrack_gitops.job import ENDED, TaskState
+
+    store = _store(state_dir)
+    view = store.view(job)
+    if view.status.value in ("succeeded", "failed", "cancelled"):
+        click.echo(f"job {view.job.id} has already ended: {view.status}")
+        return 0
+    store.request_cancel(view.job.id)
+    if not view.runner_alive:  # nobody will act on the request: record it ourselves
+        with store.claim(view.job.id):
+            for name, instance in view.tasks.items():
+                if instance.state not in ENDED:
+                    store.set_task_state(view.job.id, name, TaskState.CANCELLED, reason="the job was cancelled")
+    click.echo(f"job {view.job.id}: cancel requested")
+    return 0
+
+
+@group.command("rerun")
+@click.argument("job")
+@click.option("--failed-only", is_flag=True, help="Reuse the outputs of the tasks that succeeded; run the rest.")
+@click.option("--executor", default="local", show_default=True)
+@click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N")
+@click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE")
+@state_dir_option
+@format_option
+def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, secrets_file: str | None,
+          state_dir, fmt: str) -> int:
+    """A new job with the same frozen spec and snapshot, run like `run` runs one."""
+    import shutil
+
+    from fasttrack_gitops.commands.run import gather_secrets
+    from fasttrack_gitops.execution import execute, source_of
+    from fasttrack_gitops.job import TaskInstance, TaskState, rerun as rerun_job
+    from fasttrack_gitops.runner import outputs_folder
+    from fasttrack_gitops.taskenv import check_secrets
+
+    store = _store(state_dir)
+    old = store.view(job)
+    new = rerun_job(old.job)
+    secrets = gather_secrets(secrets_file)
+    check_secrets(new.pipeline_model(), secrets)
+    source = source_of(old.job, store)
+    initial: dict[str, TaskInstance] = {}
+    store.create_job(new)
+    if failed_only:
+        for name, instance in old.tasks.items():
+            if instance.state == TaskState.SUCCEEDED:
+                initial[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
+                outputs = outputs_folder(store.data_dir(old.job.id), name)
+                if outputs.is_dir():
+                    shutil.copytree(outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True)
+    return execute(new, store, source, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt,
+                   initial=initial)
+
+
+def _store(state_dir):
+    from fasttrack_gitops.store import Store
+
+    return Store(state_dir)
+
+
+def _json(data) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2))

@@ -1,0 +1,108 @@
+"""`fasttrack-gitops run`: freeze a pipeline at a commit into a job and run it to its end."""
+
+from __future__ import annotations
+
+import click
+
+from fasttrack_gitops.commands.options import format_option, max_file_size, state_dir_option
+
+
+@click.command("run")
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--repo", "repo", type=click.Path(file_okay=False), metavar="DIR",
+              help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git). "
+                   "May be a subfolder of a git repository; code: paths are relative to it.")
+@click.option("--rev", default=None, metavar="REV", help="Run the pipeline as of this commit, branch or tag "
+              "(default HEAD).")
+@click.option("--worktree", is_flag=True, help="Run the uncommitted working tree (the job is marked dirty).")
+@click.option("--executor", default="local", show_default=True, help="Where tasks run: local.")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Run at most N tasks at once (default: as many as are ready).")
+@click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).")
+@state_dir_option
+@format_option
+@max_file_size
+def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, executor: str,
+            max_parallel: int | None, secrets_file: str | None, state_dir, fmt: str,
+            max_file_size: int) -> int:
+    """Run PIPELINE as an immutable job and show its progress.
+
+    The pipeline and its tasks' code: folders are read from the commit
+    (--rev, default HEAD), not from the working tree, unless --worktree is
+    given; a pipeline outside any git repository runs from its folder as it
+    is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
+    """
+    from fasttrack_gitops import gitrepo
+    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.execution import execute, snapshot_store
+    from fasttrack_gitops.job import freeze
+    from fasttrack_gitops.pipeline import check_pipeline
+    from fasttrack_gitops.pipeline.yamlsource import Limits
+    from fasttrack_gitops.render.diagnostics import text_line
+    from fasttrack_gitops.store import Store
+    from fasttrack_gitops.taskenv import check_secrets
+
+    if rev is not None and worktree:
+        raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
+    repo_dir, relpath = locate(pipeline, repo)
+    store = Store(state_dir)
+    snap = gitrepo.open_snapshot(repo_dir, rev or "HEAD", worktree=worktree, store=snapshot_store(store))
+    raw = gitrepo.read_file(snap, relpath, max_bytes=max_file_size + 1)
+    if raw is None:
+        at = f"commit {snap.commit[:12]}" if snap.kind == "commit" else "the snapshot"
+        raise UsageError(f"{relpath} is not a file in {repo_dir} at {at}"
+                         + ("; commit it, or run the working tree with --worktree" if snap.kind == "commit" else ""))
+    checked = check_pipeline(raw, pipeline, limits=Limits(max_bytes=max_file_size),
+                             code_lookup=gitrepo.code_lookup(snap))
+    for d in checked.diagnostics:
+        click.echo(text_line(d), err=True)
+    if checked.pipeline is None:
+        click.echo("the pipeline is not valid; no job was created", err=True)
+        return 1
+    secrets = gather_secrets(secrets_file)
+    check_secrets(checked.pipeline, secrets)
+
+    code_trees = {t.name: gitrepo.tree_id(snap, t.code) for t in checked.pipeline.tasks if t.code}
+    job = freeze(checked.pipeline, pipeline_path=relpath, repository=str(repo_dir.resolve()), source=snap.kind,
+                 commit=snap.commit, ref=snap.ref, tree=snap.tree, code_trees=code_trees,
+                 trigger={"event": "cli"}, dirty=snap.dirty)
+    store.create_job(job)
+    return execute(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
+
+
+def locate(pipeline: str, repo: str | None):
+    """(the pipeline repository's folder, the pipeline's path inside it)."""
+    from pathlib import Path
+
+    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.workspace import find_root
+
+    given = Path(pipeline)
+    if repo is not None:
+        root = Path(repo)
+        if not root.is_dir():
+            raise UsageError(f"--repo {repo}: no such folder")
+        if given.is_absolute() or given.exists():
+            try:
+                return root, given.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                raise UsageError(f"{pipeline} is not inside the repository {repo}") from None
+        return root, given.as_posix()  # a path inside the repository, perhaps only at another commit
+    if not given.parent.is_dir():
+        raise UsageError(f"{pipeline}: no such file or folder")
+    root, _ = find_root(given)
+    return root, given.resolve().relative_to(root).as_posix()
+
+
+def gather_secrets(secrets_file: str | None) -> dict[str, str]:
+    """FTG_SECRET_NAME variables, overridden by the --secrets-file's NAME=value lines."""
+    import os
+    from pathlib import Path
+
+    from fasttrack_gitops.taskenv import parse_dotenv, secrets_from_environ
+
+    secrets = secrets_from_environ(os.environ)
+    if secrets_file:
+        secrets.update(parse_dotenv(Path(secrets_file).read_text(encoding="utf-8"), secrets_file))
+    return secrets

@@ -1,0 +1,118 @@
+"""The executor protocol: what the runner hands over for one attempt, and what it gets back.
+
+An executor runs one attempt of one task instance to its end: a local process
+group (`local`) or a Backend.AI compute session (`backendai`). Each is a
+module with one class implementing `Executor`; simple ones reuse the shared
+defaults below, the way pre-commit's languages reuse `basic_health_check`.
+Adding an executor is one new module and one line in `EXECUTORS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
+
+from fasttrack_gitops.job import Outcome
+from fasttrack_gitops.pipeline.model import Resources, Task
+
+# Where FastTrack mounts the pipeline data folder in every task.
+PIPELINE_ROOT = "/pipeline"
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    job_id: str
+    task: Task  # command (secrets resolved), name, resources, timeout...
+    number: int  # attempt number, from 1
+    workdir: Path  # the task's working directory, prepared by the runner
+    outputs: Path  # this task instance's outputs folder (the executor creates it when missing)
+    inputs: tuple[Path, ...]  # the outputs folder of the k-th dependency, k from 1
+    vfroot: Path  # the job's shared pipeline folder root
+    env: Mapping[str, str]  # the task's own variables: pipeline envs, task envs, resolved secrets
+    log_path: Path
+    timeout: float | None  # seconds
+    masks: tuple[str, ...] = ()  # secret values, replaced by *** in the log
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome  # SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, or ERROR (could not start)
+    exit_code: int | None  # -N when the task's process was killed by signal N
+    started_at: float
+    ended_at: float
+    message: str = ""  # "timed out after 10s", "killed by signal 9", "working directory missing: ..."
+
+
+class Executor(Protocol):
+    name: str
+
+    def capacity(self) -> Resources | None:
+        """What can run at once; None when there is no limit."""
+        ...
+
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Callable[[], None]) -> AttemptResult:
+        """Run one attempt to its end; call started() once it runs; when `cancel` is set, stop it: CANCELLED."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the executor holds (sessions, connections, processes still running)."""
+        ...
+
+
+# Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
+
+
+def no_capacity(self: object) -> Resources | None:
+    """No limit: the scheduler's max_parallel is the only bound."""
+    return None
+
+
+async def nothing_to_close(self: object) -> None:
+    return None
+
+
+def format_seconds(seconds: float) -> str:
+    """10 -> '10s', 0.5 -> '0.5s', for messages."""
+    return f"{seconds:g}s"
+
+
+def timed_out(seconds: float) -> str:
+    return f"timed out after {format_seconds(seconds)}"
+
+
+def pipeline_paths_env(spec: AttemptSpec, *, root: str | None = None) -> dict[str, str]:
+    """The PIPELINE_* variables: where the task finds the pipeline data folder.
+
+    With `root` (e.g. "/pipeline", when the executor mounts the folders the
+    way FastTrack does) the paths under it; without, the real folders.
+    """
+    if root is not None:
+        outputs, vfroot = f"{root}/outputs", f"{root}/vfroot"
+        inputs = [f"{root}/input{k}" for k in range(1, len(spec.inputs) + 1)]
+    else:
+        outputs, vfroot = _absolute(spec.outputs), _absolute(spec.vfroot)
+        inputs = [_absolute(p) for p in spec.inputs]
+    env = {"PIPELINE_OUTPUT_ROOT": outputs, "PIPELINE_VFROOT": vfroot}
+    for k, path in enumerate(inputs, start=1):
+        env[f"PIPELINE_INPUT{k}"] = path
+    if inputs:
+        env["PIPELINE_INPUT_ROOT"] = inputs[0]
+    return env
+
+
+def pipeline_mounts(spec: AttemptSpec, *, root: str = PIPELINE_ROOT) -> list[tuple[Path, str]]:
+    """(real folder, path in the task) for every folder FastTrack mounts under /pipeline.
+
+    The outputs folder appears twice: `outputs` (FastTrack 2) and `output` (the seed's spelling).
+    """
+    mounts = [(spec.outputs, f"{root}/outputs"), (spec.outputs, f"{root}/output")]
+    mounts += [(path, f"{root}/input{k}") for k, path in enumerate(spec.inputs, start=1)]
+    mounts.append((spec.vfroot, f"{root}/vfroot"))
+    return mounts
+
+
+def _absolute(path: Path) -> str:
+    text = str(path)
+    return text if text.startswith("/") else str(path.absolute())

@@ -1,0 +1,144 @@
+"""A task's log: its output with secret values masked, and the middle of a huge log left out.
+
+The log keeps the first `head` bytes and the last `tail` bytes of the
+(masked) output, with one line `[... N bytes omitted ...]` between, so a task
+that prints a gigabyte leaves a log of about head + tail bytes and never
+makes us hold more than head + tail + one chunk. Until the output outgrows
+head + tail the file is written as it comes, so it can be followed live.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+DEFAULT_HEAD = 1 << 20  # 1 MiB
+DEFAULT_TAIL = 1 << 20
+MASK = b"***"
+
+
+class Masker:
+    """Replaces every secret value in a byte stream with ***, also one split between two chunks.
+
+    It holds back the last (longest value - 1) bytes of each chunk until the
+    next one shows whether they begin a secret.
+    """
+
+    def __init__(self, values: Iterable[str]):
+        encoded = sorted({v.encode() for v in values if v}, key=len, reverse=True)
+        self._values = encoded
+        # Longest first, so the longest value wins where one secret begins another.
+        self._pattern = re.compile(b"|".join(re.escape(v) for v in encoded)) if encoded else None
+        self._keep = len(encoded[0]) - 1 if encoded else 0
+        self._carry = b""
+
+    def feed(self, data: bytes | memoryview) -> bytes | memoryview:
+        """The part of the stream so far that is safe to write, masked."""
+        if self._pattern is None:
+            return data
+        data = self._carry + data if self._carry else bytes(data)
+        safe = len(data) - self._keep  # a match starting before this is decided: every value fits
+        if safe <= 0:
+            self._carry = data
+            return b""
+        if not any(v in data for v in self._values):  # the common case: one fast scan per value
+            self._carry = data[safe:]
+            return data[:safe]
+        out, pos = [], 0
+        for match in self._pattern.finditer(data):
+            if match.start() >= safe:
+                break
+            out += (data[pos:match.start()], MASK)
+            pos = match.end()
+        cut = max(pos, safe)
+        out.append(data[pos:cut])
+        self._carry = data[cut:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """The rest, at the end of the stream."""
+        rest, self._carry = self._carry, b""
+        return self._pattern.sub(MASK, rest) if self._pattern is not None and rest else rest
+
+
+class LogCapture:
+    """Writes output to a log file: masked, capped to head + tail bytes. Close it to finish the file."""
+
+    def __init__(self, path: Path, *, head: int = DEFAULT_HEAD, tail: int = DEFAULT_TAIL,
+                 masks: Iterable[str] = (), buffering: int = 64 * 1024):
+        if head < 0 or tail < 0:
+            raise ValueError("head and tail must not be negative")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "wb", buffering=buffering)  # noqa: SIM115 - closed by close()
+        masker = Masker(masks)
+        self._masker = masker if masker._pattern is not None else None
+        self._head = head
+        self._tail_size = tail
+        self._written = 0  # bytes in the file
+        self._last_head_byte = b"\n"
+        self._tail = bytearray()  # the output after the head, its last `tail` bytes
+        self._overflowed = False  # the file stopped following: the rest is written by close()
+        self.total = 0  # bytes of output (after masking)
+        self.omitted = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Take a chunk of output (a view of a reused buffer is fine: nothing keeps it)."""
+        if self._masker is not None:
+            data = self._masker.feed(data)
+        if data:
+            self._append(data)
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._masker is not None:
+                rest = self._masker.flush()
+                if rest:
+                    self._append(rest)
+            if self._overflowed:
+                self._file.seek(self._head)
+                self._file.truncate()
+                newline = b"" if self._last_head_byte == b"\n" else b"\n"
+                self._file.write(b"%s[... %d bytes omitted ...]\n" % (newline, self.omitted))
+                self._file.write(self._tail)
+        finally:
+            self.closed = True
+            self._file.close()
+            self._tail = bytearray()
+
+    def _append(self, data: bytes | memoryview) -> None:
+        self.total += len(data)
+        view = memoryview(data)
+        if self._written < self._head:
+            take = min(len(view), self._head - self._written)
+            self._file.write(view[:take])
+            self._written += take
+            self._last_head_byte = bytes(view[take - 1:take])
+            view = view[take:]
+            if not view:
+                return
+        size = self._tail_size
+        if len(view) >= size:
+            self.omitted += len(self._tail) + len(view) - size
+            self._tail = bytearray(view[len(view) - size:])
+        else:
+            self._tail += view
+            if len(self._tail) > size:
+                drop = len(self._tail) - size
+                del self._tail[:drop]
+                self.omitted += drop
+        if self._overflowed:
+            return
+        if self.omitted:
+            self._overflowed = True  # the file now holds head + a stale middle; close() rewrites the end
+        else:
+            self._file.write(view)
+            self._written += len(view)
