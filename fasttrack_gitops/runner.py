@@ -67,6 +67,7 @@ class JobRunner:
         self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
         self._cancel = asyncio.Event()
         self.data_dir = store.data_dir(job.id)
+        self._made: set[str] = set()  # output folders (by task) already created
 
     def cancel(self) -> None:
         """Stop the job: running attempts are killed, the rest cancelled (from a signal handler too)."""
@@ -81,6 +82,7 @@ class JobRunner:
 
     async def _drive(self) -> None:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
+        order = scheduler.order(self.pipeline)
         capacity = self.executor.capacity()
         running: dict[str, asyncio.Task] = {}
         cancelled = asyncio.ensure_future(self._cancel.wait())
@@ -94,7 +96,7 @@ class JobRunner:
                         self.cancel()
                 if self._cancel.is_set():
                     break
-                decision = scheduler.decide(self.pipeline, self.tasks, now=now, priority=priority,
+                decision = scheduler.decide(self.pipeline, self.tasks, now=now, priority=priority, order=order,
                                             max_parallel=self.max_parallel, capacity=capacity)
                 for name, reason in decision.skip.items():
                     self._set(name, TaskState.SKIPPED, reason=reason)
@@ -131,9 +133,9 @@ class JobRunner:
         task = self.pipeline.task(name)
         number = len(self.tasks[name].attempts) + 1
         outputs = self._outputs(name)
-        if outputs.exists():  # a retry starts from an empty outputs folder
+        if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder
             shutil.rmtree(outputs)
-        outputs.mkdir(parents=True)
+        outputs.mkdir(parents=True, exist_ok=True)
         environment = task_environment(self.pipeline, task, self.secrets)
         for warning in environment.warnings:
             self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
@@ -194,11 +196,14 @@ class JobRunner:
 
     def _outputs(self, name: str, *, create: bool = False) -> Path:
         path = outputs_folder(self.data_dir, name)
-        if create:
+        if create and name not in self._made:
             path.mkdir(parents=True, exist_ok=True)  # a skipped dependency: an empty input folder
+            self._made.add(name)
         return path
 
     def _vfroot(self) -> Path:
         path = self.data_dir / "vfroot"
-        path.mkdir(parents=True, exist_ok=True)
+        if "/vfroot" not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add("/vfroot")
         return path

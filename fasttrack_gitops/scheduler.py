@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from fasttrack_gitops.job import ACTIVE, SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState, satisfies_dependents
 from fasttrack_gitops.pipeline import dag
@@ -48,17 +48,25 @@ def priorities(pipeline: Pipeline, durations: Mapping[str, float] | None = None)
     return longest
 
 
+def order(pipeline: Pipeline) -> tuple[str, ...]:
+    """The order `decide` visits tasks in (topological); compute it once per job and pass it in."""
+    return tuple(dag.topological_order(pipeline.graph))
+
+
 def decide(
     pipeline: Pipeline,
     tasks: Mapping[str, TaskInstance],
     *,
     now: float,
     priority: Mapping[str, float],
+    order: Sequence[str] | None = None,
     max_parallel: int | None = None,
     capacity: Resources | None = None,
 ) -> Decision:
     """The next step for a job whose task instances are in `tasks` (missing ones are pending)."""
-    state = {t.name: tasks.get(t.name, TaskInstance(t.name)) for t in pipeline.tasks}
+    state = dict(tasks)
+    if len(state) != len(pipeline.tasks):
+        state = {t.name: tasks.get(t.name, TaskInstance(t.name)) for t in pipeline.tasks}
     by_name = {t.name: t for t in pipeline.tasks}
     skip: dict[str, str] = {}
     ready: list[Task] = []
@@ -66,7 +74,7 @@ def decide(
     wake_at: float | None = None
 
     # Topological order, so a skip cascades down the DAG within one decision.
-    for name in dag.topological_order(pipeline.graph):
+    for name in order if order is not None else dag.topological_order(pipeline.graph):
         task, instance = by_name[name], state[name]
         if instance.ended or instance.state in ACTIVE:
             continue

@@ -81,6 +81,7 @@ class Store:
         self._dir = Path(state_dir)
         self._db = self._dir / DB_NAME
         self._pipelines: dict[str, Pipeline] = {}  # spec_id -> model, for job_status
+        self._made: set[Path] = set()  # folders already created
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -407,10 +408,13 @@ class Store:
         return False
 
     def _mkdir(self, folder: Path) -> None:
+        if folder in self._made:  # a 200-task job asks for the same folders a thousand times
+            return
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise unwritable(self._dir, f"{folder}: {e.strerror or e}") from e
+        self._made.add(folder)
 
     def _unknown(self, job_id: str) -> StoreError:
         return StoreError(f"no job {job_id!r} in {self._dir}")

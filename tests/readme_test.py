@@ -20,5 +20,5 @@ def test_ci_runs_the_readme_test_command():
     ci = (PROJECT / ".ci" / "run").read_text()
     assert ".venv/bin/python -m pytest" in README
     assert ".venv/bin/python -m pytest" in ci
-    assert ".venv/bin/fasttrack-gitops validate examples-repo" in README
-    assert ".venv/bin/fasttrack-gitops validate examples-repo" in ci
+    assert ".venv/bin/fasttrack-gitops run examples-repo/pipelines/train-compare.yaml" in README
+    assert ".venv/bin/fasttrack-gitops run examples-repo/pipelines/train-compare.yaml" in ci

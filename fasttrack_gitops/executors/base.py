@@ -10,15 +10,19 @@ Adding an executor is one new module and one line in `EXECUTORS`.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from fasttrack_gitops.job import Outcome
 from fasttrack_gitops.pipeline.model import Resources, Task
 
 # Where FastTrack mounts the pipeline data folder in every task.
 PIPELINE_ROOT = "/pipeline"
+# The variables pipeline_paths_env sets; an executor never passes its own process's values of them on.
+PIPELINE_VARIABLE = re.compile(r"PIPELINE_(OUTPUT_ROOT|INPUT_ROOT|INPUT[0-9]+|VFROOT)")
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,18 @@
   killed), with stdin from /dev/null and stdout + stderr in one pipe that goes
   to the log (masked, capped; see logcap.py).
 - Its environment is ours minus FTG_SECRET_* (secrets reach a task only
-  through its own env), then the task's variables, then PIPELINE_*.
+  through its own env) and minus our own PIPELINE_* paths (when we run inside
+  a FastTrack task ourselves), then the task's variables, then PIPELINE_*.
 - When bubblewrap works here the task also sees the pipeline data folder
   where FastTrack mounts it (/pipeline/outputs, /pipeline/input1..N,
   /pipeline/vfroot) with the rest of the host filesystem unchanged; without
   it, PIPELINE_* point at the real folders.
 - When the shell exits, whatever it left running in its group is killed; a
   timeout or a cancel sends SIGTERM to the group, then SIGKILL after a grace.
-- A process killed by signal N has exit_code -N (Python's convention).
+- A shell killed by signal N has exit_code -N (Python's convention) and the
+  message "killed by signal N". Under bubblewrap the shell is bwrap's child
+  and bwrap exits 128+N instead, which is reported as a plain exit code, as a
+  shell reports a command of its own that a signal killed.
 
 No thread per attempt: the exit is watched through a pidfd (Linux >= 5.3)
 on the event loop, the output through a non-blocking pipe read on the loop.
@@ -27,11 +31,11 @@ import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from fasttrack_gitops.executors.base import (
     PIPELINE_ROOT,
+    PIPELINE_VARIABLE,
     AttemptResult,
     AttemptSpec,
     pipeline_mounts,
@@ -107,13 +111,14 @@ class LocalExecutor:
             log = LogCapture(spec.log_path, head=self.head, tail=self.tail, masks=spec.masks)
         except OSError as e:
             return AttemptResult(Outcome.ERROR, None, started_at, time.time(),
-                                 f"cannot write the log {spec.log_path}: {e.strerror}")
+                                 _masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks))
         try:
             proc, read_fd = self._spawn(spec, prefix)
         except OSError as e:
-            log.write(f"fasttrack-gitops: cannot start the task: {_oserror(e)}\n".encode())
+            message = f"cannot start the task: {_oserror(e)}"
+            log.write(f"fasttrack-gitops: {message}\n".encode())
             log.close()
-            return AttemptResult(Outcome.ERROR, None, started_at, time.time(), f"cannot start the task: {_oserror(e)}")
+            return AttemptResult(Outcome.ERROR, None, started_at, time.time(), _masked(message, spec.masks))
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
         finished = loop.create_future()
@@ -181,10 +186,10 @@ class LocalExecutor:
             log.close()
         except OSError:
             pass
-        return AttemptResult(Outcome.ERROR, None, started_at, time.time(), message)
+        return AttemptResult(Outcome.ERROR, None, started_at, time.time(), _masked(message, spec.masks))
 
     def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen, int]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIX)}
+        env = {k: v for k, v in os.environ.items() if not _withheld(k)}
         env.update(spec.env)
         env.update(pipeline_paths_env(spec, root=PIPELINE_ROOT if prefix is not None else None))
         workdir = os.path.abspath(spec.workdir)
@@ -358,7 +363,12 @@ class _Attempt:
 
     async def _poll_exit(self) -> None:
         delay = 0.001
-        while os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        while True:
+            try:  # WNOHANG: never blocks; WNOWAIT: leaves it unreaped, so its group id stays ours
+                if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):  # noqa: ASYNC222
+                    break
+            except ChildProcessError:  # someone else reaped it
+                break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         self._poller = None
@@ -382,6 +392,19 @@ class _Attempt:
             self._flush.cancel()
             self._flush = None
         self.log.close()
+
+
+def _withheld(name: str) -> bool:
+    """A variable of ours the task must not inherit: a secret, or our own pipeline data folder paths."""
+    return name.startswith(SECRET_ENV_PREFIX) or (name.startswith("PIPELINE_")
+                                                  and PIPELINE_VARIABLE.fullmatch(name) is not None)
+
+
+def _masked(message: str, masks: tuple[str, ...]) -> str:
+    for value in sorted(masks, key=len, reverse=True):
+        if value:
+            message = message.replace(value, "***")
+    return message
 
 
 def _oserror(e: OSError) -> str:

@@ -10,8 +10,8 @@ head + tail the file is written as it comes, so it can be followed live.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 DEFAULT_HEAD = 1 << 20  # 1 MiB
 DEFAULT_TAIL = 1 << 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -10,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.executors import EXECUTORS, get_executor
-from fasttrack_gitops.executors import local
-from fasttrack_gitops.executors.base import AttemptResult, AttemptSpec, pipeline_paths_env
+from fasttrack_gitops.executors import EXECUTORS, get_executor, local
+from fasttrack_gitops.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    pipeline_paths_env,
+)
 from fasttrack_gitops.executors.local import LocalExecutor
 from fasttrack_gitops.job import Outcome
 from fasttrack_gitops.pipeline.model import Task
@@ -29,14 +33,13 @@ def make_spec(tmp_path: Path):
     (tmp_path / "in2" / "data.txt").write_text("from the second\n")
 
     def _make(command: str, **changes) -> AttemptSpec:
-        fields = dict(
+        spec = AttemptSpec(
             job_id="20261128-101530-3fa9c1", task=Task(name="train", command=command), number=1,
             workdir=tmp_path / "work", outputs=tmp_path / "data" / "train" / "outputs",
             inputs=(tmp_path / "in1", tmp_path / "in2"), vfroot=tmp_path / "vfroot", env={},
             log_path=tmp_path / "logs" / "train" / "1.log", timeout=None,
         )
-        fields.update(changes)
-        return AttemptSpec(**fields)
+        return dataclasses.replace(spec, **changes)
 
     return _make
 
@@ -116,11 +119,13 @@ def test_started_is_called_once_the_process_runs(make_spec, tmp_path):
 def test_the_task_gets_its_env_and_the_pipeline_paths_but_no_ftg_secrets(make_spec, monkeypatch):
     monkeypatch.setenv("FTG_SECRET_X", "parent-secret")
     monkeypatch.setenv("SOME_PARENT_VAR", "inherited")
+    monkeypatch.setenv("PIPELINE_INPUT3", "/pipeline/input3")  # we run inside a FastTrack task ourselves
     spec = make_spec("env", env={"LR": "0.01", "PIPELINE_VFROOT": "overridden?", "TOKEN": "from-spec"})
     assert run(spec).outcome == Outcome.SUCCEEDED
     env = dict(line.split("=", 1) for line in log_of(spec).splitlines() if "=" in line)
     assert env["LR"] == "0.01" and env["TOKEN"] == "from-spec" and env["SOME_PARENT_VAR"] == "inherited"
     assert not any(name.startswith("FTG_SECRET_") for name in env)
+    assert "PIPELINE_INPUT3" not in env
     assert env["PIPELINE_OUTPUT_ROOT"] == str(spec.outputs)
     assert env["PIPELINE_INPUT1"] == str(spec.inputs[0]) == env["PIPELINE_INPUT_ROOT"]
     assert env["PIPELINE_INPUT2"] == str(spec.inputs[1])
@@ -240,6 +245,14 @@ def test_cancelling_the_run_coroutine_kills_the_task(make_spec, tmp_path):
     assert gone(int((tmp_path / "pid").read_text()))
 
 
+def test_without_pidfds_the_exit_is_polled(make_spec, monkeypatch, tmp_path):
+    monkeypatch.delattr(os, "pidfd_open", raising=False)  # before Linux 5.3, or not Linux
+    assert run(make_spec("exit 4")).exit_code == 4
+    spec = make_spec(f"sleep 300 & echo $! > {tmp_path}/child; sleep 30", timeout=0.3)
+    assert run(spec).outcome == Outcome.TIMED_OUT
+    assert gone(int((tmp_path / "child").read_text()))
+
+
 # -- what cannot start ----------------------------------------------------------
 
 
@@ -309,8 +322,9 @@ def test_a_secret_in_a_big_output_is_masked(make_spec):
 
 def test_errors_are_masked_too(make_spec, tmp_path):
     spec = make_spec("true", workdir=tmp_path / "pw-is-letmein", masks=("letmein",))
-    run(spec)
+    result = run(spec)
     assert "letmein" not in log_of(spec) and "pw-is-***" in log_of(spec)
+    assert result.message.endswith("pw-is-***")
 
 
 # -- the registry ------------------------------------------------------------------
@@ -346,6 +360,12 @@ def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it
     assert (spec.outputs / "a").read_text() == "out\n" and (spec.outputs / "b").read_text() == "seed\n"
     assert (spec.vfroot / "c").read_text() == "shared\n"
     assert not os.path.lexists("/pipeline")  # nothing made on the host
+
+
+@needs_bwrap
+def test_under_bwrap_a_killed_shell_shows_as_exit_128_plus_the_signal(make_spec):
+    result = run(make_spec("kill -9 $$"), bwrap=True)
+    assert (result.outcome, result.exit_code, result.message) == (Outcome.FAILED, 137, "")
 
 
 @needs_bwrap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -52,7 +53,7 @@ def test_masking_in_pieces_equals_masking_the_whole(secrets, text, cuts):
     values = sorted({s.encode() for s in secrets}, key=len, reverse=True)
     expected = re.sub(b"|".join(re.escape(v) for v in values), b"***", data)
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    pieces = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert mask_in_pieces(secrets, pieces) == expected
 
 
