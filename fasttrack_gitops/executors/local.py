@@ -55,6 +55,11 @@ FLUSH_INTERVAL = 0.5  # seconds: how stale a followed log may be
 PROBE_TIMEOUT = 10.0
 
 
+def _bwrap_setting(value: str) -> bool | None:
+    """FTG_BWRAP: 0 never use bubblewrap, 1 require it, unset or anything else: when it works."""
+    return {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}.get(value.lower())
+
+
 class LocalExecutor:
     name = "local"
 
@@ -68,7 +73,7 @@ class LocalExecutor:
         grace: float = KILL_GRACE,
         capacity: Resources | None = None,
     ):
-        self.bwrap = bwrap
+        self.bwrap = bwrap if bwrap is not None else _bwrap_setting(os.environ.get("FTG_BWRAP", ""))
         self.shell = shell
         self.head = head
         self.tail = tail
