@@ -64,10 +64,10 @@ def decide(
     capacity: Resources | None = None,
 ) -> Decision:
     """The next step for a job whose task instances are in `tasks` (missing ones are pending)."""
-    state = dict(tasks)
-    if len(state) != len(pipeline.tasks):
-        state = {t.name: tasks.get(t.name, TaskInstance(t.name)) for t in pipeline.tasks}
     by_name = {t.name: t for t in pipeline.tasks}
+    state = dict(tasks)  # the runner passes every task; a cheap copy then
+    if state.keys() != by_name.keys():
+        state = {name: tasks.get(name, TaskInstance(name)) for name in by_name}
     skip: dict[str, str] = {}
     ready: list[Task] = []
     waiting: list[str] = []
@@ -96,7 +96,8 @@ def decide(
             continue
         ready.append(task)
 
-    ready.sort(key=lambda t: -priority.get(t.name, 0.0))  # stable: file order breaks ties
+    position = {name: i for i, name in enumerate(by_name)}
+    ready.sort(key=lambda t: (-priority.get(t.name, 0.0), position[t.name]))  # ties: file order
     active = [by_name[n] for n, i in state.items() if i.state in ACTIVE]
     slots = None if max_parallel is None else max(0, max_parallel - len(active))
     used = _total(t.resources for t in active)

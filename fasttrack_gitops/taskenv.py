@@ -18,7 +18,6 @@ from fasttrack_gitops.pipeline.model import Pipeline, Task
 SECRET_ENV_PREFIX = "FTG_SECRET_"
 _REFERENCE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Variables the executor sets to the pipeline data folder; they win over envs of the same name.
-RESERVED_PREFIX = "PIPELINE_"
 _RESERVED = re.compile(r"^PIPELINE_(OUTPUT_ROOT|INPUT_ROOT|INPUT[0-9]+|VFROOT)$")
 
 
@@ -99,4 +98,4 @@ def parse_dotenv(text: str, file: str) -> dict[str, str]:
 
 def masks(secrets: Mapping[str, str], used: Iterable[str]) -> tuple[str, ...]:
     """The values to hide: every provided secret the pipeline uses (empty values hide nothing)."""
-    return tuple(sorted({secrets[n] for n in used if secrets.get(n)}, key=len, reverse=True))
+    return tuple(sorted({secrets[n] for n in used if secrets.get(n)}, key=lambda v: (-len(v), v)))

@@ -28,8 +28,8 @@ def instances(**states: TaskState) -> dict[str, TaskInstance]:
 
 
 def freeze_at(p, *, now: float = 1_700_000_000.0, **overrides) -> PipelineJob:
-    kwargs = dict(pipeline_path="pipelines/p.yaml", repository="/repo", source="commit", commit="c0ffee",
-                  ref="refs/heads/main", tree="root-tree", code_trees={})
+    kwargs = {"pipeline_path": "pipelines/p.yaml", "repository": "/repo", "source": "commit",
+              "commit": "c0ffee", "ref": "refs/heads/main", "tree": "root-tree", "code_trees": {}}
     kwargs.update(overrides)
     return freeze(p, now=now, **kwargs)
 
@@ -385,7 +385,7 @@ def test_job_ids_sort_by_time():
              1_600_000_000.0, 1_764_324_930.0, 4_102_444_800.0]  # seconds, minutes, hours, years, 2100
     ids = [new_job_id(t) for t in times]
     assert sorted(ids) == ids
-    assert sorted(reversed(ids)) == ids
+    assert sorted(ids[::-1]) == ids
 
 
 def test_job_ids_made_in_the_same_second_are_unique():

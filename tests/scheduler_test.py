@@ -11,7 +11,7 @@ from conftest import MINIMAL
 from fasttrack_gitops.job import SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState
 from fasttrack_gitops.pipeline import check_pipeline
 from fasttrack_gitops.pipeline.model import Resources
-from fasttrack_gitops.scheduler import DEFAULT_DURATION, Decision, decide, priorities, retry_at
+from fasttrack_gitops.scheduler import DEFAULT_DURATION, Decision, decide, order, priorities, retry_at
 
 S = TaskState
 GIB = 1 << 30
@@ -122,6 +122,36 @@ def test_a_task_waiting_for_a_slot_starts_when_it_gets_one():
     p = pipeline(FAN_OUT)
     assert step(p, instances(root=S.SUCCEEDED, x=S.RUNNING, y=S.WAITING, z=S.WAITING), max_parallel=2) == \
         Decision(start=("y",), wait=("z",))
+
+
+def test_task_instances_missing_from_the_mapping_are_pending():
+    p = pipeline(FAN_OUT)
+    assert step(p, {"root": TaskInstance("root", S.SUCCEEDED)}) == \
+        step(p, instances(root=S.SUCCEEDED, x=S.PENDING, y=S.PENDING, z=S.PENDING))
+
+
+def test_task_instances_of_tasks_not_in_the_pipeline_are_ignored():
+    p = pipeline(CHAIN)
+    assert step(p, instances(a=S.SUCCEEDED, old=S.RUNNING)) == Decision(start=("b",))
+
+
+def test_a_stray_instance_does_not_hide_a_missing_one_even_when_the_counts_match():
+    p = pipeline(CHAIN)
+    assert step(p, instances(a=S.SUCCEEDED, b=S.SUCCEEDED, old=S.RUNNING)) == Decision(start=("c",))
+
+
+@pytest.mark.parametrize("text, tasks", [
+    (CHAIN, {}),
+    (CHAIN, instances(a=S.FAILED)),
+    (FAN_OUT, instances(root=S.SUCCEEDED, x=S.RUNNING)),
+    (DIAMOND, instances(a=S.SUCCEEDED, b=S.FAILED)),
+], ids=["chain", "chain-failed", "fan-out", "diamond"])
+def test_a_precomputed_order_gives_the_same_decision(text, tasks):
+    p = pipeline(text)
+    assert order(p) == tuple(t.name for t in p.tasks)  # these are written in a topological order
+    pr = priorities(p)
+    assert decide(p, tasks, now=0.0, priority=pr, order=order(p), max_parallel=2) == \
+        decide(p, tasks, now=0.0, priority=pr, max_parallel=2)
 
 
 # --- skip: true ---------------------------------------------------------------------------------------------
@@ -308,10 +338,6 @@ def test_ties_keep_file_order_among_tasks_ready_from_the_start():
     assert step(p, max_parallel=1) == Decision(start=("b",), wait=("a", "c"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "decide sorts the ready tasks stably, but they are collected in topological order (Kahn's queue), "
-    "not file order, so a task that becomes ready later in the topological walk loses a tie to one "
-    "written after it"))
 def test_ties_keep_file_order_even_when_the_topological_order_differs():
     # File order: x, y, z. Topological order: x, z, y (z is ready from the start, y only after x).
     p = pipeline(tasks_yaml(

@@ -44,7 +44,7 @@ def find_cycle(graph: Graph) -> list[str] | None:
 
 
 def topological_order(graph: Graph) -> list[str]:
-    """Every task after the tasks it depends on; ties keep file order (Kahn's algorithm).
+    """Every task after the tasks it depends on (Kahn's algorithm, breadth first from the roots in file order).
 
     Raises ValueError on a cycle. Dependencies on unknown tasks are ignored.
     """
