@@ -51,25 +51,29 @@ class LiveProgress:
         self.job = job
         self.tasks: dict[str, TaskInstance] = {name: TaskInstance(name) for name in job.code_trees}
         self.started = time.time()
+        # transient: when the job ends the live table gives way to the summary printed after it
         self.live = Live(get_renderable=self._render, console=Console(file=stream), refresh_per_second=4,
-                         transient=False)
+                         transient=True)
 
     def change(self, change) -> None:
         self.tasks[change.task] = change.instance
 
     def _render(self):
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         done = sum(1 for i in self.tasks.values() if i.ended)
-        table = Table(title=f"{self.job.pipeline}  job {self.job.id}  {done}/{len(self.tasks)} done  "
-                            f"{int(time.time() - self.started)}s", title_justify="left", box=None)
+        title = Text(f"{self.job.pipeline}  job {self.job.id}  {done}/{len(self.tasks)} done  "
+                     f"{int(time.time() - self.started)}s", style="bold")
+        table = Table(box=None)
         for column in ("", "task", "state", "time", "attempts", "note"):
             table.add_column(column)
         for name, instance in self.tasks.items():
             style = _STYLE[instance.state]
             table.add_row(_ICON[instance.state], name, f"[{style}]{instance.state}[/]", elapsed(instance),
                           str(len(instance.attempts) or ""), instance.reason[:60])
-        return table
+        return Group(title, table)
 
     def __enter__(self):
         self.live.__enter__()
