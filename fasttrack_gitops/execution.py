@@ -47,12 +47,19 @@ class Workdirs:
 
 
 def source_of(job: PipelineJob, store: Store):
-    """Where a stored job's trees can be read again (for a re-run)."""
+    """Where a stored job's trees can be read again (for a re-run).
+
+    A work-tree snapshot keeps only the objects its repository lacked, so it
+    is read through the repository first, then the snapshot store.
+    """
     from fasttrack_gitops import gitrepo
 
     if job.source == "commit":
         return gitrepo.open_snapshot(Path(job.repository), job.commit)
-    return gitrepo.object_store(snapshot_store(store))
+    found = gitrepo.repository_of(Path(job.repository)) if job.source == "worktree" else None
+    top, prefix = found if found else (Path(job.repository), "")
+    return gitrepo.Snapshot(job.source, top, prefix, job.commit, job.ref, job.tree, job.dirty,
+                            store=snapshot_store(store))
 
 
 def snapshot_store(store: Store) -> Path:
@@ -62,7 +69,7 @@ def snapshot_store(store: Store) -> Path:
 
 def execute(job: PipelineJob, store: Store, source, *, executor: str, secrets: Mapping[str, str],
             max_parallel: int | None, fmt: str, initial: Mapping[str, TaskInstance] | None = None) -> int:
-    """Run a stored job to its end, showing progress; print its record; the exit code."""
+    """Store a new job and run it to its end, showing progress; print its record; the exit code."""
     from fasttrack_gitops.executors import get_executor
     from fasttrack_gitops.render.jobs import job_record, job_summary
     from fasttrack_gitops.render.progress import progress_for
@@ -72,7 +79,7 @@ def execute(job: PipelineJob, store: Store, source, *, executor: str, secrets: M
         runner_executor = get_executor(executor)
         with progress_for(job) as progress:
             runner = JobRunner(job, store, runner_executor, workdir=Workdirs(store, job, source), secrets=secrets,
-                               max_parallel=max_parallel, initial=initial, on_change=progress.change)
+                               max_parallel=max_parallel, initial=initial, new=True, on_change=progress.change)
             loop = asyncio.get_running_loop()
 
             def interrupt() -> None:

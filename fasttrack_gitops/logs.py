@@ -17,9 +17,11 @@ def print_logs(store, view, task: str | None, attempt: int | None) -> int:
     for name in names:
         instance = view.tasks[name]
         if not instance.attempts:
+            why = f"{instance.state}{': ' + instance.reason if instance.reason else ''}"
             if task:
-                click.echo(f"task '{name}' has not run ({instance.state}{': ' + instance.reason if instance.reason else ''})",
-                           err=True)
+                click.echo(f"task '{name}' has not run ({why})", err=True)
+            else:
+                click.echo(click.style(f"==> {name} ({why}) <==", bold=True))
             continue
         number = attempt or instance.attempts[-1].number
         if number > len(instance.attempts):
@@ -45,6 +47,7 @@ def follow_logs(store, job_id: str, task: str | None, attempt: int | None) -> in
     offsets: dict = {}
     while True:
         view = store.view(job_id)
+        running = view.status.value in ("pending", "running")
         for name, instance in view.tasks.items():
             if task and name != task:
                 continue
@@ -57,21 +60,24 @@ def follow_logs(store, job_id: str, task: str | None, attempt: int | None) -> in
                     offsets[key] = 0
                     if not task:
                         click.echo(click.style(f"==> {name} (attempt {a.number}) <==", bold=True))
-                offsets[key] = _copy_from(path, offsets[key], prefix="" if task else f"{name}: ")
-        if view.status.value not in ("pending", "running"):
+                offsets[key] = _copy_from(path, offsets[key], prefix="" if task else f"{name}: ",
+                                          final=not running)
+        if not running:
             return 0
         time.sleep(FOLLOW_POLL)
 
 
-def _copy_from(path, offset: int, prefix: str) -> int:
+def _copy_from(path, offset: int, prefix: str, final: bool = False) -> int:
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
         return offset
-    # Only whole lines, so two tasks' output never interleaves within a line.
-    end = data.rfind(b"\n") + 1
+    if final and prefix and data and not data.endswith(b"\n"):
+        data += b"\n"  # the job has ended: its last line will not be finished
+    # Only whole lines while the job runs, so two tasks' output never interleaves within a line.
+    end = len(data) if final else data.rfind(b"\n") + 1
     if end:
         for line in data[:end].splitlines(keepends=True):
             sys.stdout.buffer.write(prefix.encode() + line)

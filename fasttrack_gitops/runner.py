@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from fasttrack_gitops import scheduler
+from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.executors.base import AttemptResult, AttemptSpec, Executor
 from fasttrack_gitops.job import ENDED, Attempt, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.store import JobView, Store
@@ -50,6 +51,7 @@ class JobRunner:
         secrets: Mapping[str, str] | None = None,
         max_parallel: int | None = None,
         initial: Mapping[str, TaskInstance] | None = None,
+        new: bool = False,
         on_change: Callable[[Change], None] = lambda change: None,
         rng: random.Random | None = None,
     ):
@@ -64,6 +66,7 @@ class JobRunner:
         self.pipeline = job.pipeline_model()
         self.tasks: dict[str, TaskInstance] = {t.name: TaskInstance(t.name) for t in self.pipeline.tasks}
         self.initial = dict(initial or {})
+        self.new = new  # store the job once claimed (else it is stored already)
         self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
         self._cancel = asyncio.Event()
         self.data_dir = store.data_dir(job.id)
@@ -74,7 +77,9 @@ class JobRunner:
         self._cancel.set()
 
     async def run(self) -> JobView:
-        with self.store.claim(self.job.id):
+        with self.store.claim(self.job.id, new=self.new):
+            if self.new:
+                self.store.create_job(self.job)
             for name, instance in self.initial.items():  # e.g. tasks reused by `jobs rerun --failed-only`
                 self._set(name, instance.state, reason=instance.reason)
             await self._drive()
@@ -139,11 +144,18 @@ class JobRunner:
         environment = task_environment(self.pipeline, task, self.secrets)
         for warning in environment.warnings:
             self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
+        started_at = time.time()
+        try:
+            workdir = self.workdir(name)
+        except (FastTrackError, OSError) as e:  # e.g. the commit's objects are gone: this task cannot start
+            reason = f"cannot prepare the working directory: {getattr(e, 'strerror', None) or e}"
+            self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
+            return
         spec = AttemptSpec(
             job_id=self.job.id,
             task=replace(task, command=environment.command),
             number=number,
-            workdir=self.workdir(name),
+            workdir=workdir,
             outputs=outputs,
             inputs=tuple(self._outputs(dep, create=True) for dep in task.dependencies),
             vfroot=self._vfroot(),
@@ -152,7 +164,6 @@ class JobRunner:
             timeout=task.timeout,
             masks=self.masks,
         )
-        started_at = time.time()
 
         def started() -> None:
             self.store.start_attempt(self.job.id, name, number, started_at=started_at)

@@ -187,14 +187,17 @@ class Store:
                 self._event(cx, job_id, "job.cancel_requested", None, {"pid": os.getpid()}, None)
 
     @contextmanager
-    def claim(self, job_id: str) -> Iterator[None]:
+    def claim(self, job_id: str, *, new: bool = False) -> Iterator[None]:
         """Hold the job's runner lock while driving it; StoreError if another process holds it.
 
         The lock is an flock on a descriptor that child processes do not
         inherit, so a task's process outliving a killed runner does not keep
-        the job looking alive. The lock file is removed on release.
+        the job looking alive. The lock file is removed on release. With
+        new=True the job may not be stored yet: the runner claims it first
+        and stores it then, so nobody sees a stored job without its runner.
         """
-        self._row(job_id)  # the job exists
+        if not new:
+            self._row(job_id)  # the job exists
         path = self._lock_path(job_id)
         try:
             path.parent.mkdir(exist_ok=True)

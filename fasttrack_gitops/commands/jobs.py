@@ -81,7 +81,9 @@ def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_di
 @state_dir_option
 def cancel(job: str, state_dir) -> int:
     """Ask the job's runner to stop it (running attempts are killed, waiting tasks cancelled)."""
-    from fasttrack_gitops.job import ENDED, TaskState
+    import time
+
+    from fasttrack_gitops.job import ENDED, Outcome, TaskState
 
     store = _store(state_dir)
     view = store.view(job)
@@ -92,8 +94,13 @@ def cancel(job: str, state_dir) -> int:
     if not view.runner_alive:  # nobody will act on the request: record it ourselves
         with store.claim(view.job.id):
             for name, instance in view.tasks.items():
-                if instance.state not in ENDED:
-                    store.set_task_state(view.job.id, name, TaskState.CANCELLED, reason="the job was cancelled")
+                if instance.state in ENDED:
+                    continue
+                for a in instance.attempts:
+                    if a.ended_at is None:
+                        store.end_attempt(view.job.id, name, a.number, ended_at=time.time(), exit_code=None,
+                                          outcome=Outcome.INTERRUPTED, message="its runner stopped while it ran")
+                store.set_task_state(view.job.id, name, TaskState.CANCELLED, reason="the job was cancelled")
     click.echo(f"job {view.job.id}: cancel requested")
     return 0
 
@@ -124,7 +131,6 @@ def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, 
     check_secrets(new.pipeline_model(), secrets)
     source = source_of(old.job, store)
     initial: dict[str, TaskInstance] = {}
-    store.create_job(new)
     if failed_only:
         for name, instance in old.tasks.items():
             if instance.state == TaskState.SUCCEEDED:

@@ -67,7 +67,6 @@ def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, ex
     job = freeze(checked.pipeline, pipeline_path=relpath, repository=str(repo_dir.resolve()), source=snap.kind,
                  commit=snap.commit, ref=snap.ref, tree=snap.tree, code_trees=code_trees,
                  trigger={"event": "cli"}, dirty=snap.dirty)
-    store.create_job(job)
     return execute(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
 
 

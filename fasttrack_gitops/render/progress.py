@@ -22,8 +22,8 @@ _ICON = {
 class LineProgress:
     """One line per change: what CI logs and `| tee` want."""
 
-    def __init__(self, job, stream: TextIO = sys.stderr):
-        self.stream = stream
+    def __init__(self, job, stream: TextIO | None = None):
+        self.stream = stream = stream or sys.stderr
         print(f"job {job.id}: {job.pipeline} ({len(job.code_trees)} tasks)", file=stream, flush=True)
 
     def change(self, change) -> None:
@@ -44,7 +44,7 @@ class LineProgress:
 class LiveProgress:
     """A table of the tasks, updated in place about four times a second."""
 
-    def __init__(self, job, stream: TextIO = sys.stderr):
+    def __init__(self, job, stream: TextIO | None = None):
         from rich.console import Console
         from rich.live import Live
 
@@ -52,7 +52,7 @@ class LiveProgress:
         self.tasks: dict[str, TaskInstance] = {name: TaskInstance(name) for name in job.code_trees}
         self.started = time.time()
         # transient: when the job ends the live table gives way to the summary printed after it
-        self.live = Live(get_renderable=self._render, console=Console(file=stream), refresh_per_second=4,
+        self.live = Live(get_renderable=self._render, console=Console(file=stream or sys.stderr), refresh_per_second=4,
                          transient=True)
 
     def change(self, change) -> None:
@@ -83,5 +83,6 @@ class LiveProgress:
         self.live.__exit__(*exc)
 
 
-def progress_for(job, stream: TextIO = sys.stderr):
+def progress_for(job, stream: TextIO | None = None):
+    stream = stream or sys.stderr  # looked up now: tests and callers may have replaced it
     return LiveProgress(job, stream) if stream.isatty() else LineProgress(job, stream)
