@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasttrack_gitops.errors import FastTrackError
+from fasttrack_gitops.errors import UsageError
 
 ZERO_COMMIT = "0" * 40  # what push webhooks send as `before` for a new branch
 
 
-class GitError(FastTrackError):
-    """A git repository, revision or object that cannot be read; the message says what to do."""
+class GitError(UsageError):
+    """A git repository, revision or object that cannot be read; the message says what to do (exit 2)."""
 
 
 @dataclass(frozen=True)
