@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,8 +129,7 @@ def _prepare(cx: sqlite3.Connection, db: Path) -> None:
         raise _newer(db, version)
     if (version and app_id != APPLICATION_ID) or (not version and objects):
         raise StoreError(f"{db} is a SQLite database of some other program: move it aside or use another --state-dir")
-    if cx.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        cx.execute("PRAGMA journal_mode = WAL")
+    _use_wal(cx)
     cx.execute("PRAGMA synchronous = NORMAL")
     cx.execute("PRAGMA foreign_keys = ON")
     if version < SCHEMA_VERSION:
@@ -143,6 +143,18 @@ def _prepare(cx: sqlite3.Connection, db: Path) -> None:
                         cx.execute(statement)
                 cx.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 cx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _use_wal(cx: sqlite3.Connection) -> None:
+    """Switch a new database to WAL, waiting for a writer that holds it (SQLite does not wait for this one)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while cx.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            cx.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _newer(db: Path, version: int) -> StoreError:

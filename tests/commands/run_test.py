@@ -1,0 +1,676 @@
+"""`fasttrack-gitops run`: real git repositories with real commits, a real state folder, real processes.
+
+Most tests call `cli.main` in-process (capsys); what only a process shows
+(kill -9, Ctrl-C, two runners at once) runs the installed console script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, console_script, git
+
+from fasttrack_gitops.cli import main
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
+
+PIPELINE = """\
+version: "26.4.4"
+name: p
+tasks:
+  - name: a
+    code: tasks/a
+    command: cat msg.txt
+"""
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one in-process command."""
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def clean(err: str) -> None:
+    """Bad input is one clear message: no traceback, no 'internal error'."""
+    assert "Traceback" not in err
+    assert "internal error" not in err
+
+
+def jobs(capsys, state: Path) -> list[dict]:
+    """`jobs list --format json`: the store is still readable; the records, newest first."""
+    code, out, err = cli(capsys, "jobs", "list", "--state-dir", state, "--format", "json", "--limit", "100")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def show(capsys, state: Path, job_id: str) -> dict:
+    code, out, err = cli(capsys, "jobs", "show", job_id, "--state-dir", state, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def logs(capsys, state: Path, job_id: str, task: str) -> str:
+    code, out, err = cli(capsys, "jobs", "logs", job_id, task, "--state-dir", state)
+    assert code == 0, err
+    return out
+
+
+def run_json(capsys, *args) -> tuple[int, dict, str]:
+    code, out, err = cli(capsys, "run", *args, "--format", "json")
+    clean(err)
+    return code, json.loads(out), err
+
+
+def commit(repo: Path, message: str = "change") -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def put(root: Path, relpath: str, text: str) -> Path:
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def make_repo(root: Path, files: dict[str, str]) -> str:
+    """A git repository at root with the files in one commit; the commit id."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    for relpath, text in files.items():
+        put(root, relpath, text)
+    return commit(root, "first")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A pipeline repository with pipelines/p.yaml (task a: `cat msg.txt` in tasks/a), committed."""
+    root = tmp_path / "repo"
+    make_repo(root, {"pipelines/p.yaml": PIPELINE, "tasks/a/msg.txt": "committed\n",
+                     "README.txt": "the repository root\n"})
+    return root
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def environment() -> dict[str, str]:
+    """Our environment without secrets, for the console script."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FTG_")}
+
+
+def wait_for(condition, *, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s")
+        time.sleep(0.05)
+
+
+# -- the examples repository ---------------------------------------------------------------------
+
+
+def project_head() -> str:
+    """This project's HEAD commit (read-only)."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_the_examples_repository_runs(capsys, state: Path):
+    before = project_head()
+    code, record, _ = run_json(capsys, PROJECT / "examples-repo/pipelines/train-compare.yaml", "--state-dir", state)
+    after = project_head()  # others may commit meanwhile
+
+    assert code == 0, record
+    assert record["status"] == "succeeded"
+    assert record["pipeline"] == "train-compare"
+    assert record["pipeline_path"] == "pipelines/train-compare.yaml"
+    assert record["source"] == "commit"
+    assert record["dirty"] is False
+    assert record["commit"] in {before, after}
+    assert record["id"]
+    assert [t["name"] for t in record["tasks"]] == ["prepare-data", "train-logreg", "train-mlp", "compare", "report"]
+    for task in record["tasks"]:
+        assert task["status"] == "succeeded", task
+        assert task["exit_code"] == 0
+        assert [a["outcome"] for a in task["attempts"]] == ["succeeded"]
+        assert [a["exit_code"] for a in task["attempts"]] == [0]
+    assert [j["id"] for j in jobs(capsys, state)] == [record["id"]]
+
+
+# -- what runs: commit, work tree, older revision, monorepo, unversioned -------------------------
+
+
+def test_run_uses_the_committed_code_not_the_working_tree(capsys, repo: Path, state: Path, monkeypatch):
+    head = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "tasks/a/msg.txt").write_text("uncommitted\n")
+    monkeypatch.chdir(repo)
+
+    code, record, _ = run_json(capsys, "pipelines/p.yaml", "--state-dir", state)
+
+    assert code == 0
+    assert record["status"] == "succeeded"
+    assert record["source"] == "commit"
+    assert record["commit"] == head
+    assert record["ref"] == "refs/heads/main"
+    assert record["dirty"] is False
+    assert record["repository"] == str(repo.resolve())
+    assert logs(capsys, state, record["id"], "a") == "committed\n"
+    assert (repo / "tasks/a/msg.txt").read_text() == "uncommitted\n"  # the work tree is left alone
+
+
+def test_worktree_runs_the_uncommitted_content(capsys, repo: Path, state: Path):
+    head = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "tasks/a/msg.txt").write_text("uncommitted\n")
+
+    code, record, _ = run_json(capsys, repo / "pipelines/p.yaml", "--worktree", "--state-dir", state)
+
+    assert code == 0
+    assert record["source"] == "worktree"
+    assert record["dirty"] is True
+    assert record["commit"] == head
+    assert logs(capsys, state, record["id"], "a") == "uncommitted\n"
+
+
+def test_worktree_of_a_clean_tree_is_not_dirty(capsys, repo: Path, state: Path):
+    code, record, _ = run_json(capsys, repo / "pipelines/p.yaml", "--worktree", "--state-dir", state)
+
+    assert code == 0
+    assert record["source"] == "worktree"
+    assert record["dirty"] is False
+    assert logs(capsys, state, record["id"], "a") == "committed\n"
+
+
+def test_rev_runs_an_older_commits_pipeline(capsys, repo: Path, state: Path):
+    first = git(repo, "rev-parse", "HEAD").strip()
+    put(repo, "pipelines/p.yaml", PIPELINE.replace("cat msg.txt", "echo second commit"))
+    put(repo, "tasks/a/msg.txt", "second\n")
+    second = commit(repo, "second")
+
+    code, old, _ = run_json(capsys, repo / "pipelines/p.yaml", "--rev", "HEAD~1", "--state-dir", state)
+    assert code == 0
+    assert old["commit"] == first
+    assert logs(capsys, state, old["id"], "a") == "committed\n"
+
+    code, new, _ = run_json(capsys, repo / "pipelines/p.yaml", "--state-dir", state)
+    assert code == 0
+    assert new["commit"] == second
+    assert logs(capsys, state, new["id"], "a") == "second commit\n"
+
+
+def test_rev_runs_a_pipeline_deleted_since(capsys, repo: Path, state: Path):
+    first = git(repo, "rev-parse", "HEAD").strip()
+    put(repo, "pipelines/other.yaml", PIPELINE.replace("name: p", "name: other"))
+    (repo / "pipelines/p.yaml").unlink()
+    commit(repo, "replace p.yaml")
+
+    code, record, _ = run_json(capsys, repo / "pipelines/p.yaml", "--rev", first[:10], "--state-dir", state)
+
+    assert code == 0, record
+    assert record["commit"] == first
+    assert record["pipeline"] == "p"
+    assert logs(capsys, state, record["id"], "a") == "committed\n"
+
+
+def test_repo_may_be_a_subfolder_of_a_git_repository(capsys, tmp_path: Path, state: Path):
+    top = tmp_path / "mono"
+    head = make_repo(top, {
+        "tasks/a/msg.txt": "the top's tasks/a\n",
+        "ml/pipelines/p.yaml": PIPELINE + "  - name: root\n    command: cat marker.txt\n",
+        "ml/tasks/a/msg.txt": "ml's tasks/a\n",
+        "ml/marker.txt": "ml's root\n",
+    })
+
+    code, record, _ = run_json(capsys, top / "ml/pipelines/p.yaml", "--repo", top / "ml", "--state-dir", state)
+
+    assert code == 0, record
+    assert record["commit"] == head
+    assert record["pipeline_path"] == "pipelines/p.yaml"
+    assert logs(capsys, state, record["id"], "a") == "ml's tasks/a\n"
+    assert logs(capsys, state, record["id"], "root") == "ml's root\n"
+
+
+def test_a_pipeline_outside_any_git_repository_runs_unversioned(capsys, tmp_path: Path, state: Path):
+    folder = tmp_path / "loose"
+    put(folder, "p.yaml", PIPELINE)
+    put(folder, "tasks/a/msg.txt", "loose file\n")
+    assert not any((p / ".git").exists() for p in (folder, *folder.parents))
+
+    code, record, _ = run_json(capsys, folder / "p.yaml", "--state-dir", state)
+
+    assert code == 0, record
+    assert record["source"] == "unversioned"
+    assert record["commit"] is None
+    assert record["dirty"] is False
+    assert logs(capsys, state, record["id"], "a") == "loose file\n"
+
+
+def test_a_task_without_code_runs_in_the_root_of_the_snapshot(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/root.yaml", """\
+        version: "26.4.4"
+        name: root
+        tasks:
+          - name: look
+            command: cat README.txt; ls tasks
+        """)
+    commit(repo)
+    (repo / "README.txt").write_text("changed, not committed\n")
+
+    code, record, _ = run_json(capsys, repo / "pipelines/root.yaml", "--state-dir", state)
+
+    assert code == 0, record
+    assert logs(capsys, state, record["id"], "look") == "the repository root\na\n"
+
+
+def test_secrets_come_from_ftg_secret_variables_and_stay_masked(capsys, repo: Path, state: Path, monkeypatch):
+    put(repo, "pipelines/s.yaml", """\
+        version: "26.4.4"
+        name: s
+        environment:
+          envs: {TOKEN: "${{ secrets.API_TOKEN }}"}
+        tasks:
+          - name: use
+            command: echo "token=$TOKEN"; test "$TOKEN" = hunter2-value && echo same
+        """)
+    commit(repo)
+    monkeypatch.setenv("FTG_SECRET_API_TOKEN", "hunter2-value")
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/s.yaml", "--state-dir", state, "--format", "json")
+
+    assert code == 0, err
+    assert "hunter2-value" not in out + err
+    job_id = json.loads(out)["id"]
+    assert logs(capsys, state, job_id, "use") == "token=***\nsame\n"
+
+
+# -- bad input: one clear message, the right exit code, the store intact -------------------------
+
+
+def test_a_revision_that_does_not_exist(capsys, repo: Path, state: Path):
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--rev", "no-such-branch", "--state-dir", state)
+
+    assert code == 2
+    assert "no-such-branch" in err
+    assert "not found" in err
+    clean(err)
+    assert out == ""
+    assert jobs(capsys, state) == []
+
+
+def test_a_pipeline_file_absent_at_the_commit(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/new.yaml", PIPELINE.replace("name: p", "name: new"))  # in the work tree only
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/new.yaml", "--state-dir", state)
+
+    assert code == 2
+    assert "pipelines/new.yaml is not a file" in err
+    assert "--worktree" in err
+    clean(err)
+    assert jobs(capsys, state) == []
+
+    commit(repo)  # now it is in HEAD, but not in HEAD~1
+    code, out, err = cli(capsys, "run", repo / "pipelines/new.yaml", "--rev", "HEAD~1", "--state-dir", state)
+    assert code == 2
+    assert "pipelines/new.yaml is not a file" in err
+    clean(err)
+    assert jobs(capsys, state) == []
+
+
+def test_a_code_folder_absent_at_the_commit(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/p.yaml", PIPELINE.replace("tasks/a", "tasks/b"))
+    commit(repo)  # the pipeline names tasks/b, which is not committed
+    put(repo, "tasks/b/msg.txt", "only in the work tree\n")
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
+
+    assert code == 1
+    assert "FT113" in err
+    assert "tasks/b" in err
+    assert "no job was created" in err
+    clean(err)
+    assert jobs(capsys, state) == []
+
+
+def test_an_invalid_pipeline(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/p.yaml", PIPELINE.replace("command:", "comand:"))
+    commit(repo)
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
+
+    assert code == 1
+    assert "error FT101: unknown key 'comand'" in err
+    assert "did you mean 'command'" in err
+    assert "pipelines/p.yaml:" in err  # file:line:col, as validate prints it
+    assert "no job was created" in err
+    clean(err)
+    assert jobs(capsys, state) == []
+
+
+def test_an_unwritable_state_folder(capsys, repo: Path, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", blocker / "state")
+
+    assert code == 2
+    assert "cannot use" in err
+    assert str(blocker / "state") in err
+    clean(err)
+    assert blocker.read_text() == "not a folder\n"
+
+
+def test_a_database_from_a_newer_version(capsys, repo: Path, state: Path):
+    state.mkdir()
+    with contextlib.closing(sqlite3.connect(state / "state.db")) as cx:
+        cx.execute("PRAGMA user_version = 999")
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
+
+    assert code == 2
+    assert "newer" in err
+    clean(err)
+    # left as it was: not migrated, nothing written
+    with contextlib.closing(sqlite3.connect(state / "state.db")) as cx:
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == 999
+        assert cx.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    code, out, err = cli(capsys, "jobs", "list", "--state-dir", state, "--format", "json")
+    assert code == 2 and "newer" in err
+    clean(err)
+
+
+def test_a_task_that_prints_a_gigabyte_leaves_a_capped_log(capsys, tmp_path: Path, state: Path):
+    put(tmp_path / "big", "p.yaml", r"""
+        version: "26.4.4"
+        name: big
+        tasks:
+          - name: loud
+            command: head -c 1000000000 /dev/zero | tr '\0' x; echo; echo the end
+        """)
+    started = time.monotonic()
+
+    code, record, _ = run_json(capsys, tmp_path / "big/p.yaml", "--state-dir", state)
+
+    took = time.monotonic() - started
+    assert code == 0, record
+    assert took < 20
+    log = state / "logs" / record["id"] / "loud" / "1.log"
+    size = log.stat().st_size
+    assert 2 * 2**20 <= size < 2 * 2**20 + 200
+    with log.open("rb") as f:
+        assert f.read(10) == b"x" * 10
+        f.seek(-9, os.SEEK_END)
+        assert f.read() == b"\nthe end\n"
+    omitted = [line for line in log.read_bytes().split(b"\n") if line.startswith(b"[... ")]
+    assert len(omitted) == 1
+    assert omitted[0].endswith(b"bytes omitted ...]")
+    assert jobs(capsys, state)[0]["status"] == "succeeded"
+
+
+def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
+    put(tmp_path / "slow", "p.yaml", """\
+        version: "26.4.4"
+        name: slow
+        tasks:
+          - name: forever
+            command: sleep 300
+            timeout: 1
+        """)
+    started = time.monotonic()
+
+    code, record, _ = run_json(capsys, tmp_path / "slow/p.yaml", "--state-dir", state)
+
+    assert time.monotonic() - started < 10
+    assert code == 1
+    assert record["status"] == "failed"
+    [task] = record["tasks"]
+    assert task["status"] == "failed"
+    assert [a["outcome"] for a in task["attempts"]] == ["timed_out"]
+    assert task["attempts"][0]["message"] == "timed out after 1s"
+
+
+def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path):
+    put(tmp_path / "fork", "p.yaml", """\
+        version: "26.4.4"
+        name: fork
+        tasks:
+          - name: parent
+            command: sleep 300 & echo $!
+        """)
+    pid = None
+    try:
+        started = time.monotonic()
+        code, record, _ = run_json(capsys, tmp_path / "fork/p.yaml", "--state-dir", state)
+        took = time.monotonic() - started
+        pid = int(logs(capsys, state, record["id"], "parent"))
+
+        assert code == 0, record
+        assert took < 10
+        assert not alive(pid)
+    finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_secret_named_but_not_provided(capsys, repo: Path, state: Path, monkeypatch, tmp_path: Path):
+    for name in [k for k in os.environ if k.startswith("FTG_SECRET_")]:
+        monkeypatch.delenv(name)
+    marker = tmp_path / "ran"
+    put(repo, "pipelines/p.yaml", f"""\
+        version: "26.4.4"
+        name: p
+        environment:
+          envs: {{TOKEN: "${{{{ secrets.API_TOKEN }}}}"}}
+        tasks:
+          - name: a
+            command: touch {marker}
+        """)
+    commit(repo)
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
+
+    assert code == 2
+    assert "API_TOKEN" in err
+    assert "FTG_SECRET_API_TOKEN" in err
+    clean(err)
+    assert not marker.exists()
+    assert jobs(capsys, state) == []
+
+
+def test_rev_and_worktree_exclude_each_other(capsys, repo: Path, state: Path):
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--rev", "HEAD", "--worktree",
+                         "--state-dir", state)
+
+    assert code == 2
+    assert "--rev" in err and "--worktree" in err
+    clean(err)
+    assert jobs(capsys, state) == []
+
+
+def test_progress_goes_to_the_stderr_of_the_moment(capsys, repo: Path, state: Path):
+    stream = io.StringIO()
+    with contextlib.redirect_stderr(stream):
+        code = main(["run", str(repo / "pipelines/p.yaml"), "--state-dir", str(state)])
+
+    assert code == 0
+    assert "a succeeded" in stream.getvalue()
+
+
+# -- what only a process shows -------------------------------------------------------------------
+
+
+def start_run(pipeline: Path, state: Path, folder: Path) -> tuple[subprocess.Popen, Path]:
+    """`run` as a subprocess, not on a terminal; (the process, its stderr file)."""
+    err = folder / "run.err"
+    with open(folder / "run.out", "wb") as out, open(err, "wb") as errf:
+        proc = subprocess.Popen([console_script(), "run", str(pipeline), "--state-dir", str(state)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=errf, env=environment())
+    return proc, err
+
+
+def running_job(capsys, state: Path, task: str) -> dict | None:
+    """The one job's record once `jobs show` reports the task running."""
+    if not (state / "state.db").exists():
+        return None
+    found = jobs(capsys, state)
+    if not found:
+        return None
+    record = show(capsys, state, found[0]["id"])
+    states = {t["name"]: t["status"] for t in record["tasks"]}
+    return record if states[task] == "running" else None
+
+
+def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path: Path, state: Path):
+    pidfile = tmp_path / "task.pid"
+    put(tmp_path / "kill", "p.yaml", f"""\
+        version: "26.4.4"
+        name: killed
+        tasks:
+          - name: long
+            command: echo $$ > {pidfile}; sleep 30
+        """)
+    proc, err = start_run(tmp_path / "kill/p.yaml", state, tmp_path)
+    group = None
+    try:
+        record = wait_for(lambda: running_job(capsys, state, "long"), what="the task running")
+        pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the task's pid"))
+        group = os.getpgid(pid)
+        assert group != os.getpgid(0)
+        assert record["status"] == "running"
+
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+
+        after = show(capsys, state, record["id"])
+        assert after["status"] == "interrupted"
+        assert [t["status"] for t in after["tasks"]] == ["running"]  # as the dead runner left it
+        listed = jobs(capsys, state)
+        assert [(j["id"], j["status"]) for j in listed] == [(record["id"], "interrupted")]
+        with contextlib.closing(sqlite3.connect(state / "state.db")) as cx:
+            assert cx.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def test_ctrl_c_cancels_the_job(capsys, tmp_path: Path, state: Path):
+    put(tmp_path / "int", "p.yaml", """\
+        version: "26.4.4"
+        name: interrupted
+        tasks:
+          - name: long
+            command: sleep 30
+          - name: next
+            dependencies: [long]
+            command: echo never
+        """)
+    proc, err = start_run(tmp_path / "int/p.yaml", state, tmp_path)
+    try:
+        record = wait_for(lambda: running_job(capsys, state, "long"), what="the task running")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 1
+
+        after = show(capsys, state, record["id"])
+        assert after["status"] == "cancelled"
+        assert {t["name"]: t["status"] for t in after["tasks"]} == {"long": "cancelled", "next": "cancelled"}
+        assert [a["outcome"] for a in after["tasks"][0]["attempts"]] == ["cancelled"]
+        text = err.read_text()
+        assert "cancelling the job" in text
+        clean(text)
+        lines = text.splitlines()
+        assert lines[0] == f"job {record['id']}: interrupted (2 tasks)"
+        assert any(line.endswith("long running attempt 1") for line in lines)  # one line per change
+        assert any(line.endswith("next cancelled: the job was cancelled") for line in lines)
+        assert "\x1b[" not in text  # no terminal codes: not a terminal
+        assert (tmp_path / "run.out").read_text().startswith(f"job {record['id']}  interrupted  cancelled")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_two_runs_against_one_state_folder_at_once(capsys, repo: Path, state: Path, tmp_path: Path):
+    put(repo, "pipelines/p.yaml", PIPELINE.replace("cat msg.txt", "sleep 0.5; cat msg.txt"))
+    commit(repo)
+    # The database exists already (two runs on a brand-new one race: see the next test).
+    assert jobs(capsys, state) == []
+    procs = []
+    for n in (1, 2):
+        folder = tmp_path / f"runner{n}"
+        folder.mkdir()
+        procs.append(start_run(repo / "pipelines/p.yaml", state, folder)[0])
+    try:
+        codes = [p.wait(timeout=30) for p in procs]
+        errors = [(tmp_path / f"runner{n}" / "run.err").read_text() for n in (1, 2)]
+        assert codes == [0, 0], errors
+        for text in errors:
+            clean(text)
+        listed = jobs(capsys, state)
+        assert len(listed) == 2
+        assert len({j["id"] for j in listed}) == 2
+        assert [j["status"] for j in listed] == ["succeeded", "succeeded"]
+        for j in listed:
+            assert logs(capsys, state, j["id"], "a") == "committed\n"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_a_new_state_database_that_another_process_is_writing_is_waited_for(capsys, repo: Path, state: Path):
+    state.mkdir()
+    other = sqlite3.connect(state / "state.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as another runner's first open holds it, for a moment
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        started = time.monotonic()
+        code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
+        took = time.monotonic() - started
+    finally:
+        release.join()
+        other.close()
+
+    assert code == 0, f"{err} (after {took:.2f} s)"
