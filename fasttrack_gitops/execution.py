@@ -74,6 +74,12 @@ def execute(job: PipelineJob, store: Store, source, *, executor: str, secrets: M
     from fasttrack_gitops.render.jobs import job_record, job_summary
     from fasttrack_gitops.render.progress import progress_for
     from fasttrack_gitops.runner import JobRunner
+    from fasttrack_gitops.taskenv import task_environment
+
+    pipeline = job.pipeline_model()
+    for task in pipeline.tasks:
+        for warning in task_environment(pipeline, task, secrets).warnings:
+            click.echo(f"warning: {warning}", err=True)
 
     async def main() -> JobView:
         runner_executor = get_executor(executor)

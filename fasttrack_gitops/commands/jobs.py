@@ -43,14 +43,14 @@ def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, f
 @state_dir_option
 @format_option
 def show(job: str, state_dir, fmt: str) -> int:
-    """A job's record and its tasks."""
+    """A job's record, its tasks, and where each would run on a cluster."""
     from fasttrack_gitops.render.jobs import job_record, job_summary
 
     view = _store(state_dir).view(job)
     if fmt == "json":
         _json(job_record(view))
     else:
-        click.echo(job_summary(view), nl=False)
+        click.echo(job_summary(view, details=True), nl=False)
     return 0
 
 

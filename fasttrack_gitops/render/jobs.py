@@ -6,12 +6,14 @@ import time
 from typing import Sequence
 
 from fasttrack_gitops.job import TaskInstance
+from fasttrack_gitops.pipeline.model import Task
 from fasttrack_gitops.pipeline.units import format_duration
 
 
 def job_record(view) -> dict:
     """A JobView as plain JSON data."""
     job = view.job
+    pipeline = job.pipeline_model()
     return {
         "id": job.id,
         "status": str(view.status),
@@ -27,13 +29,20 @@ def job_record(view) -> dict:
         "created_at": _iso(job.created_at),
         "rerun_of": job.rerun_of,
         "cancel_requested": view.cancel_requested,
-        "tasks": [task_record(instance) for instance in view.tasks.values()],
+        "tasks": [task_record(instance, pipeline.task(name), job.code_trees.get(name))
+                  for name, instance in view.tasks.items()],
     }
 
 
-def task_record(instance: TaskInstance) -> dict:
+def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> dict:
     return {
         "name": instance.name,
+        # What a Backend.AI session would get; recorded and shown, not used by a local run.
+        "image": task.image,
+        "scaling_group": task.scaling_group,
+        "cluster": {"mode": task.cluster_mode, "size": task.cluster_size},
+        "resources": task.resources.describe(),
+        "code_tree": code_tree,
         "status": str(instance.state),
         "reason": instance.reason,
         "exit_code": instance.exit_code,
@@ -82,13 +91,21 @@ def task_table(view, now: float | None = None) -> str:
     return table(rows, ("task", "status", "duration", "attempts", "exit", "note"))
 
 
-def job_summary(view) -> str:
+def job_summary(view, *, details: bool = False) -> str:
+    """The job's headline and task table; with details, where each task would run on a cluster too."""
     job = view.job
     where = job.commit[:12] if job.commit else job.source
     if job.dirty:
         where += " + uncommitted changes"
     head = f"job {job.id}  {job.pipeline}  {view.status}  ({where})"
-    return head + "\n\n" + task_table(view)
+    text = head + "\n\n" + task_table(view)
+    if details:
+        pipeline = job.pipeline_model()
+        rows = [(t.name, t.image or "-", t.resources.describe(), t.scaling_group or "-",
+                 f"{t.cluster_mode} x{t.cluster_size}", job.code_trees.get(t.name, "")[:12])
+                for t in pipeline.tasks]
+        text += "\n" + table(rows, ("task", "image", "resources", "scaling group", "cluster", "code tree"))
+    return text
 
 
 def jobs_table(views) -> str:

@@ -283,6 +283,38 @@ def test_a_pipeline_outside_any_git_repository_runs_unversioned(capsys, tmp_path
     assert logs(capsys, state, record["id"], "a") == "loose file\n"
 
 
+def test_a_pipeline_variable_the_data_folder_replaces_is_a_warning(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/env.yaml", """\
+        version: "26.4.4"
+        name: env
+        environment:
+          envs: {PIPELINE_OUTPUT_ROOT: /elsewhere}
+        tasks:
+          - name: where
+            command: test "$PIPELINE_OUTPUT_ROOT" != /elsewhere
+        """)
+    commit(repo)
+
+    code, record, err = run_json(capsys, repo / "pipelines/env.yaml", "--state-dir", state)
+
+    assert code == 0, record
+    assert "warning: task 'where': PIPELINE_OUTPUT_ROOT is set to the pipeline data folder path" in err
+
+
+def test_the_record_and_jobs_show_say_where_a_task_would_run_on_a_cluster(capsys, state: Path):
+    code, record, _ = run_json(capsys, PROJECT / "examples-repo/pipelines/train-compare.yaml", "--state-dir", state)
+    assert code == 0, record
+    mlp = next(t for t in record["tasks"] if t["name"] == "train-mlp")
+    assert mlp["image"] == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
+    assert mlp["resources"] == "cpu 4 · mem 16g · cuda.shares 1"
+    assert mlp["cluster"] == {"mode": "single-node", "size": 1}
+    assert len(mlp["code_tree"]) == 40
+
+    code, out, _ = cli(capsys, "jobs", "show", record["id"], "--state-dir", state)
+    assert code == 0
+    assert "ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6" in out and "single-node x1" in out
+
+
 def test_a_task_without_code_runs_in_the_root_of_the_snapshot(capsys, repo: Path, state: Path):
     put(repo, "pipelines/root.yaml", """\
         version: "26.4.4"
