@@ -66,6 +66,21 @@ def console_script() -> str:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in repo with a fixed identity, so tests make real commits anywhere."""
     env = {

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import console_script, git
+from conftest import alive, console_script, git
 
 from fasttrack_gitops.cli import main
 from fasttrack_gitops.store import Store
@@ -127,15 +127,6 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.communicate()
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs (a zombie waiting for its new parent to reap it does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def kill_pid_file(path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, console_script, git
+from conftest import PROJECT, alive, console_script, git
 
 from fasttrack_gitops.cli import main
 
@@ -112,21 +112,6 @@ def repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def environment() -> dict[str, str]:

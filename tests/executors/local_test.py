@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import alive
+
 from fasttrack_gitops.errors import UsageError
 from fasttrack_gitops.executors import EXECUTORS, get_executor, local
 from fasttrack_gitops.executors.base import (
@@ -61,21 +63,6 @@ def run(spec: AttemptSpec, *, executor: LocalExecutor | None = None, cancel_afte
 
 def log_of(spec: AttemptSpec) -> str:
     return spec.log_path.read_text()
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def gone(pid: int, within: float = 2.0) -> bool:
