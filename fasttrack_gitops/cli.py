@@ -50,9 +50,9 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """Backend.AI FastTrack 2 pipelines from a git repository.
 
-    Validate pipeline files, draw their DAGs, and (soon) run them as
-    immutable jobs. Exit codes: 0 success, 1 a failed validation or
-    pipeline, 2 a usage or configuration error.
+    Validate pipeline files, draw their DAGs, run them as immutable jobs,
+    and look at the jobs. Exit codes: 0 success, 1 a failed validation or
+    job, 2 a usage or configuration error.
     """
 
 

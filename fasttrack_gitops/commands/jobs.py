@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import format_option, state_dir_option
+from fasttrack_gitops.commands.options import executor_option, format_option, state_dir_option
 
 
 @click.group("jobs")
@@ -108,7 +108,7 @@ def cancel(job: str, state_dir) -> int:
 @group.command("rerun")
 @click.argument("job")
 @click.option("--failed-only", is_flag=True, help="Reuse the outputs of the tasks that succeeded; run the rest.")
-@click.option("--executor", default="local", show_default=True)
+@executor_option
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N")
 @click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE")
 @state_dir_option

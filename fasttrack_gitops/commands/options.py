@@ -38,3 +38,15 @@ format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
     help="json: machine-readable records.",
 )
+
+
+def _executor_names() -> list[str]:
+    from fasttrack_gitops.executors import EXECUTORS  # the registry only: no executor is imported
+
+    return sorted(EXECUTORS)
+
+
+executor_option = click.option(
+    "--executor", type=click.Choice(_executor_names()), default="local", show_default=True,
+    help="Where tasks run: local (processes on this machine).",
+)

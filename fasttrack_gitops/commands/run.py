@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import format_option, max_file_size, state_dir_option
+from fasttrack_gitops.commands.options import executor_option, format_option, max_file_size, state_dir_option
 
 
 @click.command("run")
@@ -15,7 +15,7 @@ from fasttrack_gitops.commands.options import format_option, max_file_size, stat
 @click.option("--rev", default=None, metavar="REV", help="Run the pipeline as of this commit, branch or tag "
               "(default HEAD).")
 @click.option("--worktree", is_flag=True, help="Run the uncommitted working tree (the job is marked dirty).")
-@click.option("--executor", default="local", show_default=True, help="Where tasks run: local.")
+@executor_option
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run at most N tasks at once (default: as many as are ready).")
 @click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
