@@ -21,10 +21,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from fasttrack_gitops.job import ACTIVE, SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState, satisfies_dependents
+from fasttrack_gitops.job import ACTIVE, ENDED, SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState, satisfies_dependents
 from fasttrack_gitops.pipeline import dag
 from fasttrack_gitops.pipeline.model import Pipeline, Resources, Task
 
+_SETTLED = ENDED | ACTIVE  # nothing to decide about these
 DEFAULT_DURATION = 1.0  # seconds assumed for a task never seen before; only the ratios matter
 
 
@@ -75,16 +76,19 @@ def decide(
 
     # Topological order, so a skip cascades down the DAG within one decision.
     for name in order if order is not None else dag.topological_order(pipeline.graph):
-        task, instance = by_name[name], state[name]
-        if instance.ended or instance.state in ACTIVE:
+        instance = state[name]
+        if instance.state in _SETTLED:  # most of a large job, most of the time: one set lookup
             continue
-        blocked = next((d for d in task.dependencies if state[d].ended
-                        and not satisfies_dependents(state[d], by_name[d].continue_on_failure)), None)
+        task = by_name[name]
+        dependencies = [state[d] for d in task.dependencies]
+        # A dependency that ended without letting it run skips it at once, even while others still run.
+        blocked = next((d for d in dependencies if d.state in ENDED
+                        and not satisfies_dependents(d, by_name[d.name].continue_on_failure)), None)
         if blocked is not None:
-            skip[name] = f"dependency '{blocked}' {_ended_how(state[blocked])}"
+            skip[name] = f"dependency '{blocked.name}' {_ended_how(blocked)}"
             state[name] = TaskInstance(name, TaskState.SKIPPED, reason=skip[name])
             continue
-        if not all(state[d].ended for d in task.dependencies):
+        if not all(d.state in ENDED for d in dependencies):
             continue
         if task.skip:
             skip[name] = SKIP_REQUESTED
