@@ -13,7 +13,7 @@ from fasttrack_gitops.pipeline import schema, semantics
 from fasttrack_gitops.pipeline.diagnostics import Diagnostic, has_errors, sort_key
 from fasttrack_gitops.pipeline.model import Pipeline, Task, normalise
 from fasttrack_gitops.pipeline.semantics import CodeLookup
-from fasttrack_gitops.pipeline.yamlsource import Document, Limits, load
+from fasttrack_gitops.pipeline.yamlsource import Document, Limits, load, paused_gc
 
 __all__ = ["CheckResult", "CodeLookup", "Diagnostic", "Limits", "Pipeline", "Task", "check_pipeline"]
 
@@ -33,11 +33,12 @@ class CheckResult:
 def check_pipeline(raw: bytes, file: str, *, limits: Limits = Limits(),
                    code_lookup: CodeLookup | None = None) -> CheckResult:
     """Load, schema-check and meaning-check one pipeline file's bytes."""
-    doc, found = load(raw, file, limits)
-    if doc is None:
-        return CheckResult(file, found, None, None)
-    found += schema.check(doc)
-    found += semantics.check(doc, code_lookup)
-    found.sort(key=sort_key)
-    pipeline = None if has_errors(found) else normalise(doc.data)
-    return CheckResult(file, found, pipeline, doc)
+    with paused_gc():
+        doc, found = load(raw, file, limits)
+        if doc is None:
+            return CheckResult(file, found, None, None)
+        found += schema.check(doc)
+        found += semantics.check(doc, code_lookup)
+        found.sort(key=sort_key)
+        pipeline = None if has_errors(found) else normalise(doc.data)
+        return CheckResult(file, found, pipeline, doc)
