@@ -14,9 +14,11 @@ leaves them off.
 
 Routes are a table: `emu.route(method, "/session/{name}", handler, auth=True)`;
 a handler gets a `Request` (with `.params` from the pattern) and returns a
-`Reply`. Built in: `GET /` (the version hello, unauthenticated), `GET|POST /auth`
+`Reply`, or a `Stream` (a chunked body written as its iterator yields, for
+server-sent events; yielding `DROP` cuts the connection mid-body). Built in: `GET /` (the version hello, unauthenticated), `GET|POST /auth`
 (the manager's echo test) and `GET /config/resource-slots`. Later parts
-(sessions, events, vfolders) add their routes the same way.
+(sessions, events, vfolders) add their routes the same way, and clean up
+after themselves with `emu.on_close(callback)`.
 
 Faults on demand, each for the next `times` matching requests (path=None: any):
 `fail(503, times=2)`, `rate_limited(...)`, `slow(seconds)`, `drop()` (close
@@ -31,8 +33,8 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +68,15 @@ class Recorded:
 
 
 @dataclass
+class Stream:
+    """A streamed answer: `chunks` is written as it yields (chunked encoding); `DROP` cuts the connection."""
+
+    status: int = 200
+    chunks: Iterable[bytes | object] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class _Route:
     method: str
     regex: re.Pattern
@@ -95,6 +106,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
+        self._on_close: list[Callable[[], Any]] = []
         self.route("GET", "/", lambda req: Reply.json({"version": self.version, "manager": self.manager}), auth=False)
         self.route("GET", "/auth", lambda req: Reply.json({"authorized": "yes", **req.query}))
         self.route("POST", "/auth", lambda req: Reply.json({"authorized": "yes", **(req.json() or {})}))
@@ -106,6 +118,15 @@ class Emulator:
         regex = re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$")
         self._routes = [r for r in self._routes if not (r.method == method and r.regex.pattern == regex.pattern)]
         self._routes.append(_Route(method, regex, handler, auth))
+
+    def on_close(self, callback: Callable[[], Any]) -> None:
+        """Call `callback` when the emulator stops (after streams are told to end), last added first."""
+        self._on_close.append(callback)
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when the emulator stops: long-running handlers and streams wait on it."""
+        return self._stopping
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc) + self.clock_skew
@@ -123,7 +144,9 @@ class Emulator:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stopping.set()  # wakes slow answers
+        self._stopping.set()  # wakes slow answers and ends streams
+        for callback in reversed(self._on_close):
+            callback()
         assert self._httpd
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -158,7 +181,7 @@ class Emulator:
         split = urlsplit(target)
         req = Request(method, target, split.path, dict(parse_qsl(split.query)), headers, body)
         reply = self._fault(req) or self._serve(req)
-        if isinstance(reply, Reply):
+        if isinstance(reply, (Reply, Stream)):
             record.status, record.reply_headers = reply.status, reply.headers
         return reply
 
@@ -207,7 +230,7 @@ class Emulator:
                 reply.headers.update(limits(self.rate_limit, 0, self.window))
                 return reply
         reply = route.handler(req)
-        if isinstance(reply, Reply):
+        if isinstance(reply, (Reply, Stream)):
             reply.headers.update(headers)
         return reply
 
@@ -236,6 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is DROP:
             self.close_connection = True
             return
+        if isinstance(reply, Stream):
+            self._stream(reply)
+            return
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -246,6 +272,31 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
             self.close_connection = True
+
+    def _stream(self, reply: Stream) -> None:
+        """Headers now, then each chunk as the iterator yields it; a clean end sends the last chunk."""
+        self.close_connection = True  # the connection ends with the stream
+        chunks = iter(reply.chunks)
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for chunk in chunks:
+                if chunk is DROP:  # cut: the client sees the body end without its last chunk
+                    return
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client went away
+            pass
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
