@@ -13,10 +13,14 @@ Layers, httpx's way (each module answers one question):
   messages a person understands.
 - `client`: `Client`, which ties them together: negotiation, signed requests,
   timeouts, retries, error mapping, a per-endpoint call counter.
+- `sessions`: batch compute sessions (create with only the fields the
+  server's version accepts, info, logs, destroy; deterministic names) and
+  `graphql` for a terminated session's result and exit code.
+- `events`: the session event stream (`GET /events/session`, server-sent
+  events) with an incremental parser; a dropped stream raises StreamDropped.
+- `vfolders` and `tus`: virtual folders (create, list, mkdir, upload and
+  download through the storage proxy, resumable).
 
-Still to come (the later parts of issue 4): compute sessions (create a batch
-session, info, logs, destroy, GraphQL `compute_session` for the result), the
-session event stream (`GET /events/session`), vfolders (create, list, mkdir,
-tus upload through the storage proxy, download), and the `backendai`
-executor built on them.
+Still to come (the rest of issue 4): the `backendai` executor built on these,
+`fasttrack-gitops doctor`, and the end-to-end lane on the real stack.
 """

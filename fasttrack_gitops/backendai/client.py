@@ -133,6 +133,43 @@ class Client:
             raise self._error(response, real_path, attempts=attempts)
         return response
 
+    async def open_stream(
+        self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """A signed GET whose body is read as it arrives (the event stream); close the response when done.
+
+        Not retried: a stream that cannot open is the caller's to fall back from.
+        """
+        if self._auth is None:
+            async with self._negotiating:
+                if self._auth is None:
+                    await self.negotiate()
+        request = self._http.build_request("GET", path, params=params, headers=headers,
+                                           timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+        self.calls[("GET", path)] += 1
+        response = await self._http.send(request, auth=self._auth, stream=True)
+        if response.status_code >= 300:
+            await response.aread()
+            await response.aclose()
+            raise self._error(response, path, attempts=1)
+        return response
+
+    @property
+    def unsigned(self) -> httpx.AsyncClient:
+        """The connection pool for requests the manager does not sign (the storage proxy's, by token)."""
+        return self._http
+
+    @property
+    def sleep(self):
+        """The sleep retries wait with (a fake one in tests)."""
+        return self._sleep
+
+    @property
+    def random(self):
+        """The source of retry jitter."""
+        return self._random
+
     async def _send(
         self, method: str, template: str, path: str, *, auth: httpx.Auth | None, idempotent: bool,
         json: Any = None, params: Mapping[str, Any] | None = None, timeout: Any = _DEFAULT,

@@ -9,7 +9,9 @@
     # StreamDropped (a BackendAIError) when the stream ends, stalls or breaks: fall back to polling
 
 The stream has no replay (what happened before the subscription is lost), so
-subscribe before creating. It never ends by itself: an end is a drop. The
+subscribe before creating; a runner that finds its session again subscribes,
+then asks GraphQL once (`session_result`) whether it already ended. The
+stream never ends by itself: an end is a drop. The
 manager (aiohttp-sse) sends a `: ping` comment every 15 s, so a read that
 waits `idle_timeout` (45 s) with no byte at all means the stream is dead.
 Filtering happens here too, on `sessionId` (25.x ignores it server-side) or
@@ -209,20 +211,14 @@ class SessionEventStream:
         params = {"sessionName": self.session_name or "*", "scope": self.scope}
         if self.session_id:
             params["sessionId"] = self.session_id
-        # The Client has no streaming call of its own; this uses its connection pool, transport and auth.
-        http: httpx.AsyncClient = client._http
-        request = http.build_request("GET", PATH, params=params, headers={"Accept": "text/event-stream"},
-                                     timeout=httpx.Timeout(self.idle_timeout, connect=10.0))
-        client.calls[("GET", PATH)] += 1
         try:
-            response = await http.send(request, auth=client._auth, stream=True)
-        except httpx.TransportError as exc:
+            response = await client.open_stream(PATH, params=params, headers={"Accept": "text/event-stream"},
+                                                timeout=httpx.Timeout(self.idle_timeout, connect=10.0))
+        except httpx.RequestError as exc:
             await self._drop(f"could not open it: {_why(exc, self.idle_timeout)}")
-        if response.status_code >= 300:
-            await response.aread()
-            await response.aclose()
+        except errors.BackendAIError:
             self._done = True
-            raise client._error(response, PATH, attempts=1)
+            raise
         kind = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if kind != "text/event-stream":
             await response.aclose()
@@ -241,7 +237,7 @@ class SessionEventStream:
                 chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 await self._drop("the manager closed it")
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a broken connection, a read timeout, an undecodable body
                 await self._drop(_why(exc, self.idle_timeout))
             try:
                 messages = self._parser.feed(chunk)
@@ -282,7 +278,7 @@ def session_events(client, *, session_name: str | None = None, session_id: str |
                               scope=scope, idle_timeout=idle_timeout)
 
 
-def _why(exc: httpx.TransportError, idle_timeout: float) -> str:
+def _why(exc: httpx.RequestError, idle_timeout: float) -> str:
     if isinstance(exc, httpx.ReadTimeout):
         return f"no data (not even a keep-alive) for {idle_timeout:g} s"
     if isinstance(exc, httpx.TimeoutException):

@@ -145,9 +145,9 @@ class SessionSpec:
         bad_env = sorted(k for k, v in self.environ.items() if not isinstance(k, str) or not isinstance(v, str))
         if bad_env:
             raise ValueError(f"environ values must be strings: {', '.join(map(str, bad_env))}")
-        unmounted = sorted(set(self.mount_map) - set(self.mounts))
-        if unmounted or set(self.mount_permissions) - set(self.mounts):
-            raise ValueError(f"mount_map/mount_permissions name folders not in mounts: {unmounted}")
+        stray = sorted((set(self.mount_map) | set(self.mount_permissions)) - set(self.mounts))
+        if stray:
+            raise ValueError(f"mount_map/mount_permissions name folders that are not in mounts: {', '.join(stray)}")
 
 
 @dataclass(frozen=True)
@@ -281,11 +281,11 @@ def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.Bac
     text = " ".join(filter(None, (problem.title, problem.msg))).lower() if problem else ""
     fields = {"status": exc.status, "problem": problem, "method": exc.method, "path": exc.path}
     where = f"session {spec.name}"
-    if exc.status == 404 and "image" in text:
+    if exc.status == 404 and exc.slug == "object-not-found" and "image" in text:
         return UnknownImageError(
             f"Backend.AI does not know the image {spec.image!r} ({where}): {said}; check the task's "
             "environment.image against the images (or aliases) the cluster has", **fields)
-    if exc.status == 400 and ("resource allocation" in text or "slot" in text):
+    if exc.slug == "invalid-api-params" and ("resource allocation" in text or "slot type" in text):
         asked = [slot for slot in spec.resources if slot.lower() in text] or sorted(spec.resources)
         return ResourceSlotError(
             f"the Backend.AI cluster has no resource slot {', '.join(asked)} ({where}): {said}; "

@@ -1,25 +1,19 @@
 """Virtual folders: create, list, files, mkdir, upload and download (backendai-api.md §3).
 
-The name-based `/folders` API, the same on 23.09 and later. Files move
-through the storage proxy (`tus.py`); everything else is a signed manager
-request. Paths inside a folder are relative POSIX paths: an absolute path or
-a `..` is refused here, before any request. Errors are the client's
-BackendAIError types; "no such folder", "no such path" and quota errors say
-which folder and path, and what to do.
-
-What the API does not keep: file modes. An uploaded file lands with the
-storage proxy's default mode (0644 on 23.09), so an executable bit in a code
-tree is lost; `list_files` reports modes as the proxy sees them.
+The name-based `/folders` API (23.09 to HEAD). File bytes go through the
+storage proxy (`tus.py`); the rest are signed manager requests. Paths in a
+folder are relative POSIX paths: absolute paths and `..` are refused before any
+request. Errors are the client's BackendAIError types, naming folder and path.
+The API keeps no file modes: uploads land 0644 (23.09), executable bits are lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import io
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,7 +21,12 @@ from typing import IO, Any
 
 from fasttrack_gitops.backendai import errors
 from fasttrack_gitops.backendai.client import Client
-from fasttrack_gitops.backendai.tus import DEFAULT_CHUNK_SIZE, Source, StorageProxy, UploadSessionGone
+from fasttrack_gitops.backendai.tus import (
+    DEFAULT_CHUNK_SIZE,
+    Source,
+    StorageProxy,
+    UploadSessionGone,
+)
 
 log = logging.getLogger("fasttrack_gitops.backendai")
 FOLDER = "/folders/{name}"
@@ -60,8 +59,9 @@ class VFolder:
     @classmethod
     def from_api(cls, doc: Mapping[str, Any]) -> VFolder:
         kind = doc.get("ownership_type") or doc.get("type")
+        group = doc.get("group") if doc.get("group") != "None" else None  # 23.09's info says "None"
         return cls(str(doc.get("id", "")), str(doc["name"]), doc.get("host"), doc.get("usage_mode"),
-                   _text(doc.get("permission")), kind, doc.get("group"), doc.get("status"), dict(doc))
+                   doc.get("permission"), kind, group, doc.get("status"), dict(doc))
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class FileEntry:
 @dataclass(frozen=True)
 class TreeUpload:
     files: tuple[str, ...]  # relative to the local folder, uploaded under dest_path
-    directories: tuple[str, ...]  # made with mkdir (the deepest ones; parents come with them)
+    directories: tuple[str, ...]  # the empty ones, made with mkdir (the proxy makes the rest)
     total_bytes: int
     skipped: tuple[str, ...]  # symlinks and special files: never followed or sent
 
@@ -154,10 +154,10 @@ async def mkdir(client: Client, name: str, path: str, *, parents: bool = True, e
 
 async def upload(
     client: Client, name: str, path: str, data: bytes | bytearray | memoryview | IO[bytes], *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE, make_parents: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE, make_parents: bool = False,
 ) -> int:
-    """Write `data` to `path` (replacing a file there); the byte count. Makes the parent first:
-    a 23.09 storage proxy cannot place a file in a directory that does not exist."""
+    """Write `data` to `path` (replacing a file there); the byte count. The storage proxy makes
+    missing directories (checked on 23.09.10); `make_parents` sends a mkdir first for one that does not."""
     rel = vfolder_path(path, root_ok=False)
     source = Source(data)
     parent = str(PurePosixPath(rel).parent)
@@ -182,38 +182,31 @@ async def upload_tree(
     client: Client, name: str, dest_path: str, local_folder: str | os.PathLike[str], *,
     chunk_size: int = DEFAULT_CHUNK_SIZE, concurrency: int = 4,
 ) -> TreeUpload:
-    """Upload every regular file under `local_folder` to `dest_path`, making its directories first.
+    """Upload every regular file under `local_folder` to `dest_path`, and its empty directories.
 
-    Requests: one mkdir per deepest directory, then per file one request-upload
-    and one PATCH per chunk (so 2 per small file). Symlinks are skipped, never followed.
+    Requests: per file one request-upload and one PATCH per chunk (2 for a small
+    file); one mkdir per empty directory (the proxy makes the others). Symlinks
+    are skipped, never followed.
     """
     dest, root = vfolder_path(dest_path), Path(local_folder)
     if not root.is_dir():
         raise InvalidPathError(f"{str(root)!r} is not a local directory to upload")
     files, directories, skipped = _scan(root)
-    deepest = [d for d in directories if not any(other.startswith(d + "/") for other in directories)]
-    targets = [_join(dest, d) for d in deepest] or ([dest] if dest != "." else [])
-    for target in targets:
-        await mkdir(client, name, target)
+    occupied = {str(PurePosixPath(p).parent) for p in (*directories, *files)}
+    empty = [d for d in directories if d not in occupied]
+    targets = [_join(dest, d) for d in empty] or ([dest] if dest != "." and not files else [])
     gate = asyncio.Semaphore(max(1, concurrency))
+    await _all((mkdir(client, name, target) for target in targets), gate)
 
     async def send(rel: str) -> int:
-        async with gate:
-            with open(root / rel, "rb") as handle:
-                return await upload(client, name, _join(dest, rel), handle, chunk_size=chunk_size, make_parents=False)
+        with await asyncio.to_thread(open, root / rel, "rb") as handle:
+            return await upload(client, name, _join(dest, rel), handle, chunk_size=chunk_size)
 
-    tasks = [asyncio.ensure_future(send(rel)) for rel in files]
-    try:
-        sizes = await asyncio.gather(*tasks)
-    except BaseException:  # the first failure stops the rest
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    sizes = await _all((send(rel) for rel in files), gate)
     if skipped:
         log.warning("upload to vfolder %s skipped %d symlink(s) or special file(s): %s",
                     name, len(skipped), ", ".join(skipped))
-    return TreeUpload(tuple(files), tuple(deepest), sum(sizes), tuple(skipped))
+    return TreeUpload(tuple(files), tuple(empty), sum(sizes), tuple(skipped))
 
 
 async def download(client: Client, name: str, path: str) -> bytes:
@@ -230,7 +223,7 @@ async def download_to(client: Client, name: str, path: str, dest: str | os.PathL
                                        json={"path": rel, "archive": False}, idempotent=True)
     proxy, what = _proxy(client), f"vfolder {name!r} path {rel!r}"
     if isinstance(dest, (str, os.PathLike)):
-        with open(dest, "wb") as handle:
+        with await asyncio.to_thread(open, dest, "wb") as handle:
             return await proxy.download(session["url"], session["token"], handle, what=what)
     return await proxy.download(session["url"], session["token"], dest, what=what)
 
@@ -248,8 +241,8 @@ async def rename(client: Client, name: str, path: str, new_name: str) -> None:
 async def delete_files(client: Client, name: str, paths: list[str], *, recursive: bool = False) -> None:
     rels = [vfolder_path(p, root_ok=False) for p in paths]
     with _about(client, name, "delete from", ", ".join(rels)):
-        await client.request("POST", FOLDER + "/delete-files", path_params={"name": _name(name)},
-                             json={"files": rels, "recursive": recursive}, idempotent=True)
+        await client.request("DELETE", FOLDER + "/delete-files", path_params={"name": _name(name)},
+                             json={"files": rels, "recursive": recursive})  # POST is 405 on 23.09.10
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -257,7 +250,7 @@ async def delete_files(client: Client, name: str, paths: list[str], *, recursive
 
 def _proxy(client: Client) -> StorageProxy:
     """The storage-proxy side, sharing the client's connection pool, retry policy, clock and call counter."""
-    return StorageProxy(client._http, retry=client.retry, sleep=client._sleep, random=client._random, calls=client.calls)
+    return StorageProxy(client.unsigned, retry=client.retry, sleep=client.sleep, random=client.random, calls=client.calls)
 
 
 def _name(name: str) -> str:
@@ -270,8 +263,20 @@ def _join(dest: str, rel: str) -> str:
     return rel if dest == "." else f"{dest}/{rel}"
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+async def _all(calls: Iterable[Awaitable[Any]], gate: asyncio.Semaphore) -> list[Any]:
+    """Await every call, at most gate's number at once; the first failure cancels the rest."""
+    async def gated(call):
+        async with gate:
+            return await call
+
+    tasks = [asyncio.ensure_future(gated(call)) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _scan(root: Path) -> tuple[list[str], list[str], list[str]]:
@@ -313,7 +318,7 @@ def _explain(exc: errors.BackendAIError, key: str, name: str, doing: str, path: 
         return NoSuchVFolderError(
             f"Backend.AI has no vfolder {name!r} that access key {key} may {doing}: {said}; check the name, and that "
             "the folder is this key's own or shared with it (read-write to write into it)", **fields)
-    if code in (errno.ENOENT, errno.ENOTDIR):
+    if code in (2, 20):  # ENOENT, ENOTDIR on the storage proxy's host
         return NoSuchPathError(f"Backend.AI: no such path {where} (while trying to {doing} it): {said}", **fields)
     if exc.status == 403:
         return errors.BackendAIError(

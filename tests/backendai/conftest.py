@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+from backendai.emulator_sessions import install as install_sessions
 
 from fasttrack_gitops.backendai.client import Client
 from fasttrack_gitops.backendai.credentials import Credentials
@@ -13,6 +14,14 @@ from fasttrack_gitops.backendai.retry import RetryPolicy
 @pytest.fixture
 def emulator():
     with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def session_emulator():
+    """A 23.09 emulator with compute sessions (`emu.sessions`: faults, the sessions it ran), fast steps."""
+    with Emulator() as emu:
+        install_sessions(emu, step=0.02)
         yield emu
 
 

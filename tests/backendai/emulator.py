@@ -15,10 +15,14 @@ leaves them off.
 Routes are a table: `emu.route(method, "/session/{name}", handler, auth=True)`;
 a handler gets a `Request` (with `.params` from the pattern) and returns a
 `Reply`, or a `Stream` (a chunked body written as its iterator yields, for
-server-sent events; yielding `DROP` cuts the connection mid-body). Built in: `GET /` (the version hello, unauthenticated), `GET|POST /auth`
-(the manager's echo test) and `GET /config/resource-slots`. Later parts
-(sessions, events, vfolders) add their routes the same way, and clean up
-after themselves with `emu.on_close(callback)`.
+server-sent events; yielding `DROP` cuts the connection mid-body). Built in:
+`GET /` (the version hello, unauthenticated), `GET|POST /auth` (the manager's
+echo test), `GET /config/resource-slots` and `POST /admin/gql`, whose root
+fields the parts register: `emu.gql_field("compute_session", resolve,
+"ComputeSession")`, where `resolve(req, args)` gives a dict (or None) from
+which the query's selection is cut, as graphene would. Later parts (sessions,
+events, vfolders) add their routes the same way, and clean up after
+themselves with `emu.on_close(callback)`.
 
 Faults on demand, each for the next `times` matching requests (path=None: any):
 `fail(503, times=2)`, `rate_limited(...)`, `slow(seconds)`, `drop()` (close
@@ -29,6 +33,7 @@ Every request is recorded in `emu.requests` (method, target, headers, body, stat
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -111,6 +116,8 @@ class Emulator:
         self.route("GET", "/auth", lambda req: Reply.json({"authorized": "yes", **req.query}))
         self.route("POST", "/auth", lambda req: Reply.json({"authorized": "yes", **(req.json() or {})}))
         self.route("GET", "/config/resource-slots", lambda req: Reply.json({"cpu": "count", "mem": "bytes"}))
+        self._gql_fields: dict[str, tuple[Callable[[Request, dict], Any], str]] = {}
+        self.route("POST", "/admin/gql", self._gql)
 
     # -- set-up ---------------------------------------------------------------------------------
     def route(self, method: str, pattern: str, handler: Callable[[Request], Any], *, auth: bool = True) -> None:
@@ -127,6 +134,10 @@ class Emulator:
     def stopping(self) -> threading.Event:
         """Set when the emulator stops: long-running handlers and streams wait on it."""
         return self._stopping
+
+    def gql_field(self, name: str, resolve: Callable[[Request, dict], Any], type_name: str) -> None:
+        """Answer the GraphQL root field `name` with `resolve(req, args)`: a dict, a list of dicts, or None."""
+        self._gql_fields[name] = (resolve, type_name)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc) + self.clock_skew
@@ -234,6 +245,21 @@ class Emulator:
             reply.headers.update(headers)
         return reply
 
+    def _gql(self, req: Request) -> Reply:
+        """graphene's formatted result: 200 with {"data": ...}, or {"data": null, "errors": [...]}."""
+        doc = req.json() or {}
+        try:
+            data = {}
+            for name, args, selection in parse_query(doc.get("query", ""), doc.get("variables") or {}):
+                if name not in self._gql_fields:
+                    raise GQLError(f"Cannot query field '{name}' on type 'Queries'.")
+                resolve, type_name = self._gql_fields[name]
+                found = resolve(req, args)
+                data[name] = None if found is None else select(found, selection, type_name)
+        except GQLError as exc:
+            return Reply.json({"data": None, "errors": [{"message": str(exc), "locations": None, "path": None}]})
+        return Reply.json({"data": data})
+
     def _count(self, access_key: str) -> int:
         """The rolling count of this keypair's requests in the window, this one and refused ones included."""
         now = time.monotonic()
@@ -248,6 +274,7 @@ class Emulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx uses it
+    disable_nagle_algorithm = True  # small answers go out at once, not after the 40 ms delayed-ACK wait
     server_version = "BackendAI"
     sys_version = ""
 
@@ -306,3 +333,85 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the requests are recorded instead
         pass
+
+
+# -- a minimal GraphQL reader: one query, fields, arguments, variables, nested selections -------------
+_GQL_TOKEN = re.compile(r'[\s,]+|#[^\n]*|(?P<p>[{}()!:$=\[\]])|(?P<s>"(?:[^"\\]|\\.)*")'
+                        r"|(?P<n>-?\d+(?:\.\d+)?)|(?P<w>[A-Za-z_]\w*)|(?P<bad>.)")
+
+
+class GQLError(Exception):
+    """A query graphene would refuse; the message is graphene's wording where it matters."""
+
+
+def parse_query(text: str, variables: dict) -> list[tuple[str, dict, list | None]]:
+    """The root fields of a query document: [(name, {arg: value}, selection or None)]."""
+    tokens = []
+    for match in _GQL_TOKEN.finditer(text):
+        if match.lastgroup == "bad":
+            raise GQLError(f"Syntax Error: Unexpected character {match.group()!r}.")
+        if match.lastgroup:
+            tokens.append((match.lastgroup, match.group(match.lastgroup)))
+    tokens.append(("end", ""))
+    at = 0
+
+    def take(expected: str | None = None) -> str:
+        nonlocal at
+        kind, value = tokens[at]
+        if kind == "end" or (expected is not None and value != expected):
+            raise GQLError(f"Syntax Error: Expected {expected or 'a name'}, found {value or '<EOF>'!r}.")
+        at += 1
+        return value
+
+    def value() -> Any:
+        kind, word = tokens[at]
+        take()
+        if word == "$":
+            return variables.get(take())
+        if kind in ("s", "n"):
+            return json.loads(word)
+        return {"true": True, "false": False, "null": None}.get(word, word)
+
+    def selection() -> list:
+        take("{")
+        fields = []
+        while tokens[at][1] != "}":
+            name, args = take(), {}
+            if tokens[at][1] == "(":
+                take("(")
+                while tokens[at][1] != ")":
+                    key = take()
+                    take(":")
+                    args[key] = value()
+                take(")")
+            fields.append((name, args, selection() if tokens[at][1] == "{" else None))
+        take("}")
+        return fields
+
+    if tokens[at][1] in ("query", "mutation"):
+        if take() == "mutation":
+            raise GQLError("this emulator answers queries only")
+        if tokens[at][0] == "w":
+            take()  # the operation's name
+        if tokens[at][1] == "(":  # variable definitions: the values come from `variables`
+            while take() != ")":
+                pass
+    fields = selection()
+    if tokens[at][0] != "end":
+        raise GQLError(f"Syntax Error: Unexpected {tokens[at][1]!r}.")
+    return fields
+
+
+def select(found: Any, selection: list | None, type_name: str) -> Any:
+    """Cut `found` (a dict, or a list of them) down to the selected fields; an unknown field is an error."""
+    if isinstance(found, list):
+        return [select(item, selection, type_name) for item in found]
+    if selection is None:
+        raise GQLError(f"Field of type '{type_name}' must have a selection of subfields.")
+    out = {}
+    for name, _args, sub in selection:
+        if name not in found:
+            raise GQLError(f"Cannot query field '{name}' on type '{type_name}'.")
+        value = found[name]
+        out[name] = select(value, sub, f"{type_name}.{name}") if sub is not None and value is not None else value
+    return out

@@ -4,18 +4,21 @@
 Emulator and starts a storage proxy (client-facing API) on another
 127.0.0.1 port, as the real one runs beside the manager (6021 vs 8081). Files
 live in a temp dir, one directory per folder id. Shapes and errors follow the
-23.09 code: 201 create, 400 `vfolder-already-exists`, 404 `object-not-found`
-"No such virtual folder.", file errors as 400 `vfolder-operation-failed` with
-`data = {"errno", "paths"}`; request-upload creates the tus staging file
+23.09.10 manager (checked against the realstack): 201 create, 400
+`vfolder-already-exists`, 404 `object-not-found` "No such virtual folder."
+with the name as data, file errors as 400 `invalid-api-params` with the
+strerror as msg and `data = {"errno", "paths"}`, delete-files by DELETE only
+(POST is 405); request-upload creates the tus staging file
 `.upload/<session>` and answers `{token, url}`; the proxy serves OPTIONS, HEAD
 and PATCH on /upload (no tus creation: POST is 405) and GET /download with
 Range, checking the HS256 JWT in `?token=`. As on 23.09, PATCH appends
-whatever it gets (set `strict_offsets` for the 409 of newer proxies) and the
-finished file is moved into place only if its directory exists (else 500).
-Modes are not kept: uploaded files are 0644.
+whatever it gets (set `strict_offsets` for the 409 of newer proxies); the
+finished file is moved into place, its directories made as needed. Modes are
+not kept: uploaded files are 0644.
 
 Faults: `drop_patch(after)` (take `after` bytes of the next PATCH, then close),
-`drop_download(after)`, `fail_proxy(status, method)`; a folder `quota` (bytes)
+`drop_download(after)`, `fail_proxy(status, method)`, `lose_session()` (the
+next PATCH finds its staging file gone: 404); a folder `quota` (bytes)
 makes request-upload answer 412 quota-exceeded (400 on v9 servers) when it
 would not fit. Manager-side faults are the core emulator's (`emu.fail`, ...).
 """
@@ -80,7 +83,7 @@ class VFolders:
             ("POST", "/folders/{name}/request-upload", self.request_upload),
             ("POST", "/folders/{name}/request-download", self.request_download),
             ("POST", "/folders/{name}/rename-file", self.rename_file),
-            ("POST", "/folders/{name}/delete-files", self.delete_files),
+            ("DELETE", "/folders/{name}/delete-files", self.delete_files),
         ]:
             emu.route(method, pattern, self._locked(handler))
 
@@ -113,6 +116,9 @@ class VFolders:
     def fail_proxy(self, status: int = 500, method: str = "PATCH", times: int = 1) -> None:
         self.faults.append({"kind": "fail", "method": method, "status": status, "times": times})
 
+    def lose_session(self) -> None:
+        self.faults.append({"kind": "lose", "method": "PATCH", "times": 1})
+
     def take_fault(self, method: str) -> dict | None:
         with self.lock:
             fault = next((f for f in self.faults if f["method"] == method), None)
@@ -131,8 +137,7 @@ class VFolders:
 
     def _folder(self, req) -> dict | Reply:
         row = self.folders.get(unquote(req.params["name"]))
-        return row or Reply.problem(404, "object-not-found", "No such virtual folder.",
-                                    "Your operation may be permission denied.")
+        return row or Reply.problem(404, "object-not-found", "No such virtual folder.", data=unquote(req.params["name"]))
 
     def create(self, req) -> Reply:
         body = req.json() or {}
@@ -191,11 +196,7 @@ class VFolders:
 
     def mkdir(self, req) -> Reply:
         def make(base, body):
-            target = _inside(base, body["path"])
-            if body.get("parents", True):
-                target.mkdir(parents=True, exist_ok=bool(body.get("exist_ok", False)))
-            else:
-                target.mkdir(exist_ok=bool(body.get("exist_ok", False)))
+            _inside(base, body["path"]).mkdir(parents=bool(body.get("parents", True)), exist_ok=bool(body.get("exist_ok")))
             return Reply(201)
         return self._file_op(req, make, {"path", "parents", "exist_ok"})
 
@@ -250,7 +251,7 @@ class VFolders:
             return operation(self.root / row["id"], body)
         except OSError as exc:
             paths = [str(Path(p).relative_to(self.root / row["id"])) for p in (exc.filename, exc.filename2) if p]
-            return Reply.problem(400, "vfolder-operation-failed", "Virtual folder operation has failed.",
+            return Reply.problem(400, "invalid-api-params", "Missing or invalid API parameters.",
                                  exc.strerror or str(exc), {"errno": exc.errno, "paths": paths})
         except ValueError as exc:
             return _invalid({"path": str(exc)})
@@ -260,7 +261,7 @@ class VFolders:
         for entry in sorted(os.scandir(_inside(base, body.get("path", ""))), key=lambda e: e.name):
             st = entry.stat(follow_symlinks=False)
             kind = "SYMLINK" if entry.is_symlink() else "DIRECTORY" if entry.is_dir() else "FILE"
-            stamp = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
+            stamp = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()
             items.append({"name": entry.name, "type": kind, "size": st.st_size, "mode": oct(st.st_mode)[2:][-3:],
                           "created": stamp(st.st_ctime), "modified": stamp(st.st_mtime)})
         legacy = [{"filename": i["name"], "size": i["size"], "mode": i["mode"]} for i in items]
@@ -354,6 +355,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return Reply.problem(400, "storage/invalid-api-params", "Invalid API parameters", "invalid token")
         base = vf.root / claims["vfid"]
         staging = base / ".upload" / claims["session"]
+        if fault and fault["kind"] == "lose":
+            staging.unlink()
         if not staging.exists():
             self.rfile.read(length)
             return Reply.problem(404, "storage/no-such-upload-session", "No such upload session")
@@ -363,20 +366,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if vf.strict_offsets and self.headers.get("Upload-Offset") != headers["Upload-Offset"]:
             self.rfile.read(length)
             return Reply.problem(409, "storage/upload-offset-mismatch", "Upload offset mismatch")
-        take = min(length, fault["after"]) if fault else length
+        take = min(length, fault["after"]) if fault and fault["kind"] == "drop" else length
         data = self.rfile.read(take)
         record.size = len(data)
         with open(staging, "ab") as handle:  # 23.09: append, whatever Upload-Offset said
             handle.write(data)
-        if fault:  # the connection drops mid-body: what arrived stays written
+        if take < length:  # the connection drops mid-body: what arrived stays written
             self.close_connection = True
             return None
         size = staging.stat().st_size
         if size >= claims["size"]:
             target = base / claims["relpath"]
-            if not target.parent.is_dir():  # 23.09 renames without making the directory: a 500
-                return Reply(500, b"500 Internal Server Error\n\nServer got itself in trouble",
-                             {"Content-Type": "text/plain; charset=utf-8"})
+            target.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(target)
             try:
                 staging.parent.rmdir()

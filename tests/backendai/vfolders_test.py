@@ -12,7 +12,11 @@ from backendai.emulator import ACCESS_KEY, Emulator
 from backendai.emulator_vfolders import install
 
 from fasttrack_gitops.backendai import errors, vfolders
-from fasttrack_gitops.backendai.vfolders import InvalidPathError, NoSuchPathError, NoSuchVFolderError
+from fasttrack_gitops.backendai.vfolders import (
+    InvalidPathError,
+    NoSuchPathError,
+    NoSuchVFolderError,
+)
 
 UPLOAD = ("POST", "/folders/{name}/request-upload")
 MKDIR = ("POST", "/folders/{name}/mkdir")
@@ -117,7 +121,7 @@ def test_mkdir_without_exist_ok_on_an_existing_directory_is_the_servers_error(cl
 
     with pytest.raises(errors.BackendAIError, match="File exists") as caught:
         run(client, step)
-    assert caught.value.slug == "vfolder-operation-failed" and caught.value.status == 400
+    assert caught.value.slug == "invalid-api-params" and caught.value.problem.data["errno"] == 17
 
 
 def test_listing_a_missing_directory_is_no_such_path(client, vf):
@@ -134,7 +138,8 @@ def test_listing_a_missing_directory_is_no_such_path(client, vf):
 
 def test_a_small_file_goes_up_in_one_patch_and_comes_back(client, emulator, vf):
     assert run(client, upload_then_download("data", "notes/hello.txt", b"hello\n")) == b"hello\n"
-    assert (client.calls[MKDIR], client.calls[UPLOAD], client.calls[PATCH], client.calls[HEAD]) == (1, 1, 1, 0)
+    # the proxy makes notes/ itself (as 23.09.10 does): no mkdir, no HEAD
+    assert (client.calls[MKDIR], client.calls[UPLOAD], client.calls[PATCH], client.calls[HEAD]) == (0, 1, 1, 0)
     assert json.loads(emulator.requests_to("/folders/data/request-upload")[0].body) == {"path": "notes/hello.txt", "size": 6}
     patch = next(r for r in vf.requests if r.method == "PATCH")
     assert patch.headers["upload-offset"] == "0" and patch.headers["tus-resumable"] == "1.0.0"
@@ -184,17 +189,29 @@ def test_newer_proxies_that_check_the_offset_get_the_right_one(client, vf):
     assert 409 not in [r.status for r in vf.requests]
 
 
+def test_a_lost_upload_session_starts_over_with_a_new_one(client, emulator, vf):
+    vf.lose_session()
+    assert run(client, upload_then_download("data", "a.bin", blob(1000))) == blob(1000)
+    assert [r.status for r in vf.requests if r.method == "PATCH"] == [404, 204]
+    assert client.calls[UPLOAD] == 2
+
+
 def test_a_manager_5xx_on_request_upload_is_retried(client, emulator, vf):
     emulator.fail(500, path="/folders/data/request-upload")
     assert run(client, upload_then_download("data", "a.txt", b"abc")) == b"abc"
     assert [r.status for r in emulator.requests_to("/folders/data/request-upload")] == [500, 200]
 
 
-def test_a_file_whose_directory_is_missing_fails_instead_of_looping(client, vf):
-    # 23.09 moves a finished upload into place without making its directory: the last PATCH is a 500
-    with pytest.raises(errors.ServerError, match="storage proxy .* PATCH /upload for vfolder 'data' path 'no/dir.txt'"):
-        run(client, upload_then_download("data", "no/dir.txt", b"abc", make_parents=False))
-    assert vf.requests[-1].status == 500
+def test_make_parents_sends_a_mkdir_first(client, emulator, vf):
+    assert run(client, upload_then_download("data", "a/b/c.txt", b"abc", make_parents=True)) == b"abc"
+    assert json.loads(emulator.requests_to("/folders/data/mkdir")[0].body)["path"] == "a/b"
+
+
+def test_a_proxy_that_keeps_failing_gives_up_with_its_answer(client, vf, sleeps):
+    vf.fail_proxy(502, "PATCH", times=10)
+    with pytest.raises(errors.ServerError, match="storage proxy .* PATCH /upload for vfolder 'data' path 'x.txt'"):
+        run(client, upload_then_download("data", "x.txt", b"abc"))
+    assert [r.method for r in vf.requests] == ["PATCH", "HEAD"] * 3 + ["PATCH"] and len(sleeps) == 3
 
 
 def test_a_dropped_download_resumes_with_a_range(client, vf):
@@ -222,6 +239,20 @@ def test_a_missing_file_to_download_is_not_found_and_the_token_is_not_shown(clie
     with pytest.raises(errors.NotFoundError, match="File not found") as caught:
         run(client, step)
     assert "token" not in str(caught.value) and vf.endpoint in str(caught.value)
+
+
+def test_rename_then_delete(client, vf):
+    async def step(client):
+        await vfolders.create_vfolder(client, "data")
+        await vfolders.upload(client, "data", "code/.partial-3f9a/main.py", b"print(1)")
+        await vfolders.rename(client, "data", "code/.partial-3f9a", "3f9a")  # publish a tree in one step
+        renamed = await vfolders.download(client, "data", "code/3f9a/main.py")
+        await vfolders.delete_files(client, "data", ["code/3f9a"], recursive=True)
+        return renamed, [e.name for e in await vfolders.list_files(client, "data", "code")]
+
+    assert run(client, step) == (b"print(1)", [])
+    with pytest.raises(InvalidPathError):
+        run(client, lambda c: vfolders.rename(c, "data", "code/x", "../y"))
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -302,7 +333,7 @@ def test_upload_tree_ships_every_file_and_directory(client, vf, tmp_path):
     result, listings, files = run(client, step)
     expected = ("data/empty.bin", "main.py", "pkg/__init__.py", "pkg/sub/deep.txt", "run.sh")
     assert result.files == expected and result.skipped == ("secret-link",)
-    assert result.directories == ("data", "empty_dir", "pkg/sub")  # pkg comes with pkg/sub
+    assert result.directories == ("empty_dir",)  # the proxy makes the directories of the files
     assert files == {rel: (tree / rel).read_bytes() for rel in expected}
     top = {e.name: e for e in listings["code/3f9a"]}
     assert sorted(top) == ["data", "empty_dir", "main.py", "pkg", "run.sh"]
@@ -312,7 +343,7 @@ def test_upload_tree_ships_every_file_and_directory(client, vf, tmp_path):
 
 
 def test_upload_tree_api_calls(client, vf, tmp_path):
-    """The call budget: one mkdir per deepest directory, then two calls per small file."""
+    """The call budget: two calls per small file, one mkdir per empty directory."""
     tree = make_tree(tmp_path / "tree")
 
     async def step(client):
@@ -321,7 +352,7 @@ def test_upload_tree_api_calls(client, vf, tmp_path):
         await vfolders.upload_tree(client, "data", "code/3f9a", tree)
 
     run(client, step)
-    assert dict(client.calls) == {MKDIR: 3, UPLOAD: 5, PATCH: 5}  # 13 for 5 files in 3 leaf directories
+    assert dict(client.calls) == {MKDIR: 1, UPLOAD: 5, PATCH: 5}  # 11 for 5 files and 1 empty directory
 
 
 def test_upload_tree_of_a_flat_folder_makes_its_destination(client, vf, tmp_path):
