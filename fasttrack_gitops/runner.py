@@ -163,6 +163,9 @@ class JobRunner:
             log_path=self.store.log_path(self.job.id, name, number),
             timeout=task.timeout,
             masks=self.masks,
+            pipeline=self.job.pipeline,
+            repository=self.job.repository,
+            code_tree=self.job.code_trees.get(name, self.job.tree),
         )
 
         def started() -> None:

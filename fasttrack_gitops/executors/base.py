@@ -38,6 +38,10 @@ class AttemptSpec:
     log_path: Path
     timeout: float | None  # seconds
     masks: tuple[str, ...] = ()  # secret values, replaced by *** in the log
+    # What a remote executor needs to find the job's files again (the local one uses the paths above):
+    pipeline: str = ""  # the pipeline's name
+    repository: str = ""  # the job's repository (names the pipeline data folder with the pipeline)
+    code_tree: str = ""  # the git tree id of the task's code (content-addressed: shipped once per id)
 
 
 @dataclass(frozen=True)
