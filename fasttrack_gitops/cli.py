@@ -22,6 +22,7 @@ COMMANDS = {
     "schema": "fasttrack_gitops.commands.schema:command",
     "run": "fasttrack_gitops.commands.run:command",
     "jobs": "fasttrack_gitops.commands.jobs:group",
+    "doctor": "fasttrack_gitops.commands.doctor:command",
 }
 
 
