@@ -64,12 +64,14 @@ async def run_checks(pipelines, environ=None) -> list[Check]:
         checks.append(Check("endpoint", True, f"Backend.AI manager {server.manager}"))
         checks.append(Check("API version", True, f"server {server.version}, sending {server.api_version}"))
         try:
-            await client.request("GET", "/auth")
+            await client.request("GET", "/auth", params={"echo": "fasttrack-gitops"})  # the manager's auth test
             checks.append(Check("keypair", True, "signed requests are accepted"))
         except ClockSkewError as e:
             return checks + [Check("keypair", False, str(e), "synchronise this machine's clock (NTP)")]
         except AuthError as e:
             return checks + [Check("keypair", False, str(e), "check BACKEND_ACCESS_KEY and BACKEND_SECRET_KEY")]
+        except BackendAIError as e:
+            return checks + [Check("keypair", False, str(e), "")]
         try:
             offered = await client.request("GET", "/config/resource-slots")
         except BackendAIError as e:

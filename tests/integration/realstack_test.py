@@ -195,3 +195,24 @@ def test_a_date_10_minutes_off_is_still_accepted(make_client, minutes):
     client = make_client(clock=shifted_clock(minutes))
     answer = run(client, lambda c: c.request("GET", "/auth/test", params={"echo": "x"}))
     assert answer["authorized"] == "yes"
+
+
+def test_doctor_passes_on_a_pipeline_that_fits_the_real_cluster(capsys, tmp_path):
+    """cpu and mem are what the real stack offers: every check passes; a GPU request is named as missing."""
+    import json
+
+    from fasttrack_gitops.cli import main
+
+    pipeline = tmp_path / "pipelines" / "p.yaml"
+    pipeline.parent.mkdir()
+    pipeline.write_text('version: "23.09"\nname: fits\ntasks:\n  - name: a\n    command: "true"\n'
+                        "    resources: {cpu: 1, mem: 512m}\n")
+    assert main(["doctor", str(tmp_path), "--format", "json"]) == 0
+    checks = json.loads(capsys.readouterr().out)
+    assert [c["ok"] for c in checks] == [True] * 5
+    assert "23.09" in checks[1]["detail"]
+
+    pipeline.write_text(pipeline.read_text().replace("mem: 512m}", "mem: 512m, cuda.shares: 1}"))
+    assert main(["doctor", str(tmp_path), "--format", "json"]) == 1
+    slots = json.loads(capsys.readouterr().out)[-1]
+    assert slots["ok"] is False and "missing cuda.shares" in slots["detail"]
