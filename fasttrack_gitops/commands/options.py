@@ -48,5 +48,5 @@ def _executor_names() -> list[str]:
 
 executor_option = click.option(
     "--executor", type=click.Choice(_executor_names()), default="local", show_default=True,
-    help="Where tasks run: local (processes on this machine).",
+    help="Where tasks run: local (processes on this machine) or backendai (BACKEND_* variables).",
 )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 EXECUTORS = {
     "local": "fasttrack_gitops.executors.local:LocalExecutor",
+    "backendai": "fasttrack_gitops.executors.backendai:BackendAIExecutor",
 }
 
 

@@ -14,6 +14,12 @@ streams what the manager streams (23.09: session_enqueued, kernel_* events,
 exitCode on success/failure; 25.x: session_<status>, exitCode null), with
 a `: ping` every `ping_interval` seconds.
 
+`like_realstack=True` does what the real 23.09 stack of
+../shared/backendai-realstack does where it differs from reading the code:
+no session_enqueued, session_scheduled or session_started events (RUNNING
+shows only as kernel_started), and GraphQL's container exit code is -1 (the
+command's exit code is only in the session_success/failure event).
+
 Faults, each for the next session or stream: `error_next(reason)`,
 `stuck_next()` (PENDING until destroyed), `unknown_status_next("WARMING_UP")`
 (shown instead of PREPARING), `quota_next()`, `drop_stream(after=N)`,
@@ -89,8 +95,10 @@ class EmuSession:
 
 
 class Sessions:
-    def __init__(self, emu: Emulator, *, step: float = 0.05, ping_interval: float = 15.0, grace: float = 1.0):
+    def __init__(self, emu: Emulator, *, step: float = 0.05, ping_interval: float = 15.0, grace: float = 1.0,
+                 like_realstack: bool = False):
         self.emu, self.step, self.ping_interval, self.grace = emu, step, ping_interval, grace
+        self.like_realstack = like_realstack
         self.release = tuple(int(p) for p in emu.manager.split(".")[:2])
         self.modern = self.release >= (25, 0)  # 25.x event names, exitCode always null
         self.slots = {"cpu": "count", "mem": "bytes"}
@@ -195,7 +203,8 @@ class Sessions:
         s.log.touch()
         with self._lock:
             self.sessions.append(s)
-        self._publish(s, "session_pending" if self.modern else "session_enqueued")
+        if not self.like_realstack:
+            self._publish(s, "session_pending" if self.modern else "session_enqueued")
         thread = threading.Thread(target=self._run, args=(s, mounts), daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -221,7 +230,8 @@ class Sessions:
     # -- the lifecycle ---------------------------------------------------------------------------
     def _run(self, s: EmuSession, mounts: dict[str, Path]) -> None:
         fault = s.fault or ("",)
-        if fault[0] == "stuck" or not self._advance(s, "SCHEDULED", "session_scheduled"):
+        scheduled = [] if self.like_realstack else ["session_scheduled"]
+        if fault[0] == "stuck" or not self._advance(s, "SCHEDULED", *scheduled):
             return
         if fault[0] == "unknown" and not self._advance(s, fault[1], f"session_{fault[1].lower()}"):
             return
@@ -239,7 +249,7 @@ class Sessions:
             if s.cancelled.is_set():
                 return
         s.process = self._spawn(s, s.body["startupCommand"], env) if s.type == "batch" else None
-        started = ["session_started"] if self.modern else ["kernel_started", "session_started"]
+        started = ["session_started"] if self.modern else ["kernel_started", "session_started"][:1 + (not self.like_realstack)]
         if not self._advance(s, "RUNNING", *started, hold=0):
             return
         if s.process is None:  # interactive: runs until destroyed
@@ -249,7 +259,7 @@ class Sessions:
         else:
             code = s.process.wait()
             code = 128 - code if code < 0 else code  # a signal death, as the agent reports it
-        s.kernel_data = {"kernel": {"exit_code": code}}
+        s.kernel_data = {"kernel": {"exit_code": -1 if self.like_realstack else code}}
         reason = "user-requested" if s.destroyed else "task-finished"
         if not s.destroyed and s.type == "batch":
             s.result = "SUCCESS" if code == 0 else "FAILURE"
@@ -459,6 +469,9 @@ def install(emu: Emulator, **options: Any) -> Sessions:
     emu.gql_field("compute_session", sessions.compute_session, "ComputeSession")
     emu.route("GET", "/config/resource-slots", lambda req: Reply.json(sessions.slots))
     emu.sessions = sessions  # type: ignore[attr-defined]
+    folders = getattr(emu, "vfolders", None)  # emulator_vfolders installed first: mount its folders
+    if folders is not None:
+        sessions.resolve_mount = folders.resolve
     emu.on_close(sessions.close)
     return sessions
 

@@ -59,7 +59,19 @@ class ProxyRequest:
 
 
 def install(emu, root: str | os.PathLike | None = None, *, host: str = "local:volume1") -> VFolders:
-    return VFolders(emu, root, host=host)
+    """Add the folder routes; with the session routes installed too, sessions mount these folders.
+
+    A session's `config.mounts` then resolve to the folders' directories (an
+    unknown name is 23.09's 404), and its command reaches each one the way the
+    realstack agent without a sandbox shows it: `work/.mounts/<basename of the
+    mount path>`, `BACKENDAI_VFOLDER_<BASENAME>` and `BACKENDAI_MOUNTS`.
+    """
+    folders = VFolders(emu, root, host=host)
+    emu.vfolders = folders
+    sessions = getattr(emu, "sessions", None)
+    if sessions is not None:
+        sessions.resolve_mount = folders.resolve
+    return folders
 
 
 class VFolders:
@@ -93,6 +105,11 @@ class VFolders:
 
     def directory(self, name: str) -> Path:
         return self.root / self.folders[name]["id"]
+
+    def resolve(self, name: str) -> Path | None:
+        """The folder's directory, or None when there is no folder of that name (what sessions mount)."""
+        with self.lock:
+            return self.directory(name) if name in self.folders else None
 
     def close(self) -> None:
         self._server.shutdown()

@@ -325,7 +325,7 @@ def test_get_executor_builds_the_local_executor_with_options():
 
 
 def test_an_unknown_executor_is_a_usage_error_naming_the_known_ones():
-    with pytest.raises(UsageError, match=r"unknown executor 'slurm'; known executors: local"):
+    with pytest.raises(UsageError, match=r"unknown executor 'slurm'; known executors: backendai, local"):
         get_executor("slurm")
 
 
