@@ -13,18 +13,26 @@ from fasttrack_gitops.commands.options import format_option
 def command(paths: tuple[str, ...], fmt: str) -> int:
     """Check the Backend.AI endpoint, API version, keypair and resource slots.
 
-    Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY and BACKEND_SECRET_KEY, and
+    Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY and BACKEND_SECRET_KEY,
     compares the resource slots the cluster offers with what the pipelines
-    of PATH (default: the current folder) request. Prints a table of checks,
-    each failure with what to do; exit 1 when any check fails.
+    of PATH (default: the current folder) request, and makes sure each
+    pipeline's data folder (a vfolder) exists or can be created. Prints a
+    table of checks, each failure with what to do; exit 1 when any fails.
     """
     import asyncio
+    from pathlib import Path
 
     from fasttrack_gitops.commands.validate import validate_paths
     from fasttrack_gitops.pipeline.yamlsource import Limits
     from fasttrack_gitops.render.jobs import table
 
-    pipelines = validate_paths(list(paths) or ["."], Limits()).pipelines
+    from fasttrack_gitops.workspace import find_root
+
+    pipelines = []  # (the repository's folder, as a job records it; the pipeline)
+    for given in paths or (".",):
+        path = Path(given)
+        root = path.resolve() if path.is_dir() else find_root(path)[0]
+        pipelines += [(str(root), p) for p in validate_paths([given], Limits()).pipelines]
     checks = asyncio.run(run_checks(pipelines))
     if fmt == "json":
         import json
@@ -43,7 +51,7 @@ class Check:
 
 
 async def run_checks(pipelines, environ=None) -> list[Check]:
-    """Each check in order; a failed one skips those that need it."""
+    """Each check in order; a failed one skips those that need it. pipelines: (repository, Pipeline) pairs."""
     from fasttrack_gitops.backendai.client import Client
     from fasttrack_gitops.backendai.credentials import Credentials
     from fasttrack_gitops.backendai.errors import AuthError, BackendAIError, ClockSkewError
@@ -76,8 +84,27 @@ async def run_checks(pipelines, environ=None) -> list[Check]:
             offered = await client.request("GET", "/config/resource-slots")
         except BackendAIError as e:
             return checks + [Check("resource slots", False, str(e), "")]
-        checks.append(slots_check(offered or {}, pipelines))
+        checks.append(slots_check(offered or {}, [p for _, p in pipelines]))
+        checks.append(await folders_check(client, pipelines))
     return checks
+
+
+async def folders_check(client, pipelines) -> Check:
+    """Each pipeline's data folder exists or can be created (creating it: the executor would anyway)."""
+    from fasttrack_gitops.backendai.errors import BackendAIError
+    from fasttrack_gitops.backendai.vfolders import create_vfolder
+    from fasttrack_gitops.executors.backendai_layout import folder_name
+
+    names = sorted({folder_name(repository, p.name) for repository, p in pipelines})
+    if not names:
+        return Check("pipeline folders", None, "no valid pipeline to check")
+    for name in names:
+        try:
+            await create_vfolder(client, name)
+        except BackendAIError as e:
+            return Check("pipeline folders", False, str(e),
+                         "ask the cluster admin for vfolder quota/permission, or set a storage host")
+    return Check("pipeline folders", True, ", ".join(names))
 
 
 def slots_check(offered: dict, pipelines) -> Check:

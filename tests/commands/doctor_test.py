@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from backendai import emulator_vfolders
 from backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
 
 from conftest import MINIMAL
@@ -18,6 +19,7 @@ GPU_PIPELINE = MINIMAL.replace("    command: echo train\n", "    command: echo t
 @pytest.fixture
 def emulator(monkeypatch):
     with Emulator() as emu:
+        emulator_vfolders.install(emu)
         monkeypatch.setenv("BACKEND_ENDPOINT", emu.endpoint)
         monkeypatch.setenv("BACKEND_ACCESS_KEY", ACCESS_KEY)
         monkeypatch.setenv("BACKEND_SECRET_KEY", SECRET_KEY)
@@ -40,8 +42,10 @@ def test_a_working_setup_passes_every_check(capsys, emulator, write, tmp_path):
     write("pipelines/p.yaml", MINIMAL)
     code, checks = doctor(capsys, tmp_path)
     assert code == 0
-    assert [c["name"] for c in checks] == ["credentials", "endpoint", "API version", "keypair", "resource slots"]
+    assert [c["name"] for c in checks] == ["credentials", "endpoint", "API version", "keypair", "resource slots",
+                                           "pipeline folders"]
     assert all(c["ok"] for c in checks)
+    assert by_name(checks)["pipeline folders"]["detail"].startswith("ftg-")
     assert "v7.20230615" in by_name(checks)["API version"]["detail"]
 
 
@@ -50,7 +54,7 @@ def test_the_text_table_says_ok_per_check(capsys, emulator, write, tmp_path):
     assert main(["doctor", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["check", "found", "what", "to", "do"]
-    assert out.count("\nok ") == 5
+    assert out.count("\nok ") == 6
 
 
 def test_a_slot_the_cluster_lacks_fails_naming_the_task(capsys, emulator, write, tmp_path):

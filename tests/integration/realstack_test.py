@@ -209,10 +209,10 @@ def test_doctor_passes_on_a_pipeline_that_fits_the_real_cluster(capsys, tmp_path
                         "    resources: {cpu: 1, mem: 512m}\n")
     assert main(["doctor", str(tmp_path), "--format", "json"]) == 0
     checks = json.loads(capsys.readouterr().out)
-    assert [c["ok"] for c in checks] == [True] * 5
+    assert [c["ok"] for c in checks] == [True] * 6
     assert "23.09" in checks[1]["detail"]
 
     pipeline.write_text(pipeline.read_text().replace("mem: 512m}", "mem: 512m, cuda.shares: 1}"))
     assert main(["doctor", str(tmp_path), "--format", "json"]) == 1
-    slots = json.loads(capsys.readouterr().out)[-1]
+    slots = next(c for c in json.loads(capsys.readouterr().out) if c["name"] == "resource slots")
     assert slots["ok"] is False and "missing cuda.shares" in slots["detail"]
