@@ -91,6 +91,8 @@ from fasttrack_gitops.executors.base import (
     PIPELINE_ROOT,
     AttemptResult,
     AttemptSpec,
+    error_result,
+    masked,
     no_capacity,
     pipeline_paths_env,
     timed_out,
@@ -163,7 +165,7 @@ class BackendAIExecutor:
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
         problem = _check(spec)
         if problem:
-            return _error(spec, started_at, problem)
+            return error_result(spec, started_at, problem)
         loop = asyncio.get_running_loop()
         stop, finished = loop.create_future(), loop.create_future()
         self._live[stop] = finished
@@ -187,7 +189,7 @@ class BackendAIExecutor:
                 return AttemptResult(Outcome.CANCELLED, None, started_at, time.time(), _stop_reason(stops))
             session_spec = prepare.result()
         except (errors.BackendAIError, ValueError, OSError) as exc:
-            return _error(spec, started_at, f"cannot prepare the Backend.AI session: {exc}")
+            return error_result(spec, started_at, f"cannot prepare the Backend.AI session: {exc}")
         s = _Session(session_spec.name)
         # Both scopes: 23.09 marks RUNNING with kernel_started only (no session_started on the realstack).
         events = session_events(self.client, session_name=s.name, idle_timeout=self.idle_timeout)
@@ -198,11 +200,11 @@ class BackendAIExecutor:
                 log.info("session %s: %s; polling instead", s.name, exc)
                 events = None
             except errors.BackendAIError as exc:
-                return _error(spec, started_at, str(exc))
+                return error_result(spec, started_at, str(exc))
             try:
                 created = await create_batch_session(self.client, session_spec)
             except errors.BackendAIError as exc:
-                return _error(spec, started_at, str(exc))
+                return error_result(spec, started_at, str(exc))
             s.id, s.status, s.status_raw = created.id, created.status, created.status_raw or "PENDING"
             s.created_at = asyncio.get_running_loop().time()
             s.ran = created.status in _RAN  # a session found again may be running already
@@ -251,7 +253,7 @@ class BackendAIExecutor:
             exit_code = None
             message += await self._destroy(spec, s, events)
         await self._write_log(spec, s)
-        return AttemptResult(outcome, exit_code, started_at, time.time(), _masked(message, spec.masks))
+        return AttemptResult(outcome, exit_code, started_at, time.time(), masked(message, spec.masks))
 
     async def _follow(self, spec: AttemptSpec, s: _Session, events, deadline: float | None,
                       stops: tuple[asyncio.Future, ...], on_status: Callable[[], None]):
@@ -358,7 +360,7 @@ class BackendAIExecutor:
         s.notes.append(line)
         try:
             with open(spec.log_path, "a", encoding="utf-8") as handle:  # seen by `jobs logs --follow`
-                handle.write(_masked(f"fasttrack-gitops: {line}\n", spec.masks))
+                handle.write(masked(f"fasttrack-gitops: {line}\n", spec.masks))
         except OSError:
             pass
 
@@ -522,27 +524,9 @@ async def _quietly_destroy(client: Client, s: _Session) -> None:
         log.warning("session %s: destroy failed: %s", s.name, exc)
 
 
-def _error(spec: AttemptSpec, started_at: float, message: str) -> AttemptResult:
-    message = _masked(message, spec.masks)
-    try:
-        capture = LogCapture(spec.log_path, masks=spec.masks)
-        capture.write(f"fasttrack-gitops: {message}\n".encode())
-        capture.close()
-    except OSError:
-        pass
-    return AttemptResult(Outcome.ERROR, None, started_at, time.time(), message)
-
-
 def _stop_reason(stops: tuple[asyncio.Future, ...]) -> str:
     stop = stops[-1]
     return stop.result() if stop.done() and not stop.cancelled() else "cancelled"
-
-
-def _masked(message: str, masks: tuple[str, ...]) -> str:
-    for value in sorted(masks, key=len, reverse=True):
-        if value:
-            message = message.replace(value, "***")
-    return message
 
 
 def _number(value: float) -> int | float:

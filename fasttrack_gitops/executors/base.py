@@ -10,6 +10,7 @@ Adding an executor is one new module and one line in `EXECUTORS`.
 from __future__ import annotations
 
 import asyncio
+import time
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -124,3 +125,25 @@ def pipeline_mounts(spec: AttemptSpec, *, root: str = PIPELINE_ROOT) -> list[tup
 def _absolute(path: Path) -> str:
     text = str(path)
     return text if text.startswith("/") else str(path.absolute())
+
+
+def masked(message: str, masks: tuple[str, ...]) -> str:
+    """The message with every secret value replaced by *** (longest first, so no fragment survives)."""
+    for value in sorted(masks, key=len, reverse=True):
+        if value:
+            message = message.replace(value, "***")
+    return message
+
+
+def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:
+    """An attempt that could not start: ERROR, its reason (masked) also written to the attempt's log."""
+    from fasttrack_gitops.executors.logcap import LogCapture
+
+    message = masked(message, spec.masks)
+    try:
+        log = LogCapture(spec.log_path, masks=spec.masks, **capture)
+        log.write(f"fasttrack-gitops: {message}\n".encode())
+        log.close()
+    except OSError:
+        pass
+    return AttemptResult(Outcome.ERROR, None, started_at, time.time(), message)

@@ -38,6 +38,8 @@ from fasttrack_gitops.executors.base import (
     PIPELINE_VARIABLE,
     AttemptResult,
     AttemptSpec,
+    error_result,
+    masked,
     pipeline_mounts,
     pipeline_paths_env,
     timed_out,
@@ -116,14 +118,14 @@ class LocalExecutor:
             log = LogCapture(spec.log_path, head=self.head, tail=self.tail, masks=spec.masks)
         except OSError as e:
             return AttemptResult(Outcome.ERROR, None, started_at, time.time(),
-                                 _masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks))
+                                 masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks))
         try:
             proc, read_fd = self._spawn(spec, prefix)
         except OSError as e:
             message = f"cannot start the task: {_oserror(e)}"
             log.write(f"fasttrack-gitops: {message}\n".encode())
             log.close()
-            return AttemptResult(Outcome.ERROR, None, started_at, time.time(), _masked(message, spec.masks))
+            return AttemptResult(Outcome.ERROR, None, started_at, time.time(), masked(message, spec.masks))
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
         finished = loop.create_future()
@@ -185,13 +187,7 @@ class LocalExecutor:
         return ""
 
     def _error(self, spec: AttemptSpec, started_at: float, message: str) -> AttemptResult:
-        try:
-            log = LogCapture(spec.log_path, head=self.head, tail=self.tail, masks=spec.masks)
-            log.write(f"fasttrack-gitops: {message}\n".encode())
-            log.close()
-        except OSError:
-            pass
-        return AttemptResult(Outcome.ERROR, None, started_at, time.time(), _masked(message, spec.masks))
+        return error_result(spec, started_at, message, head=self.head, tail=self.tail)
 
     def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen, int]:
         env = {k: v for k, v in os.environ.items() if not _withheld(k)}
@@ -403,13 +399,6 @@ def _withheld(name: str) -> bool:
     """A variable of ours the task must not inherit: a secret, or our own pipeline data folder paths."""
     return name.startswith(SECRET_ENV_PREFIX) or (name.startswith("PIPELINE_")
                                                   and PIPELINE_VARIABLE.fullmatch(name) is not None)
-
-
-def _masked(message: str, masks: tuple[str, ...]) -> str:
-    for value in sorted(masks, key=len, reverse=True):
-        if value:
-            message = message.replace(value, "***")
-    return message
 
 
 def _oserror(e: OSError) -> str:
