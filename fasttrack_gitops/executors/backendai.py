@@ -93,6 +93,7 @@ from fasttrack_gitops.executors.base import (
     AttemptSpec,
     error_result,
     masked,
+    stop_live_attempts,
     no_capacity,
     pipeline_paths_env,
     timed_out,
@@ -151,11 +152,7 @@ class BackendAIExecutor:
 
     async def close(self) -> None:
         """Stop attempts still running (their sessions are destroyed: CANCELLED), then close the client."""
-        for stop in list(self._live):
-            if not stop.done():
-                stop.set_result("executor closed")
-        if self._live:
-            await asyncio.gather(*self._live.values(), return_exceptions=True)
+        await stop_live_attempts(self._live)
         if self._owns_client:
             await self.client.aclose()
 

@@ -147,3 +147,12 @@ def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: 
     except OSError:
         pass
     return AttemptResult(Outcome.ERROR, None, started_at, time.time(), message)
+
+
+async def stop_live_attempts(live: dict[asyncio.Future, asyncio.Future], reason: str = "executor closed") -> None:
+    """Ask every running attempt to stop (each maps its stop future to its finished one) and wait for them."""
+    for stop in list(live):
+        if not stop.done():
+            stop.set_result(reason)
+    if live:
+        await asyncio.gather(*live.values(), return_exceptions=True)

@@ -40,6 +40,7 @@ from fasttrack_gitops.executors.base import (
     AttemptSpec,
     error_result,
     masked,
+    stop_live_attempts,
     pipeline_mounts,
     pipeline_paths_env,
     timed_out,
@@ -93,11 +94,7 @@ class LocalExecutor:
 
     async def close(self) -> None:
         """Stop attempts still running (they end CANCELLED) and wait for them."""
-        for stop in list(self._live):
-            if not stop.done():
-                stop.set_result("executor closed")
-        if self._live:
-            await asyncio.gather(*self._live.values(), return_exceptions=True)
+        await stop_live_attempts(self._live)
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
