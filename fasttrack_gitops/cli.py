@@ -23,6 +23,8 @@ COMMANDS = {
     "run": "fasttrack_gitops.commands.run:command",
     "jobs": "fasttrack_gitops.commands.jobs:group",
     "doctor": "fasttrack_gitops.commands.doctor:command",
+    "trigger": "fasttrack_gitops.commands.trigger:command",
+    "serve": "fasttrack_gitops.commands.serve:command",
 }
 
 

@@ -62,6 +62,21 @@ def source_of(job: PipelineJob, store: Store):
                             store=snapshot_store(store))
 
 
+def reused_tasks(store: Store, old: JobView, new: PipelineJob) -> dict[str, TaskInstance]:
+    """For a re-run of failed tasks only: the old job's succeeded tasks, their outputs copied to the new job."""
+    from fasttrack_gitops.runner import outputs_folder
+
+    reused: dict[str, TaskInstance] = {}
+    for name, instance in old.tasks.items():
+        if instance.state == TaskState.SUCCEEDED:
+            reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
+            outputs = outputs_folder(store.data_dir(old.job.id), name)
+            if outputs.is_dir():
+                shutil.copytree(outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True,
+                                dirs_exist_ok=True)
+    return reused
+
+
 def snapshot_store(store: Store) -> Path:
     """The folder where work-tree and unversioned snapshots keep their objects."""
     return store.state_dir / "objects"

@@ -40,6 +40,8 @@ ACTIVE = frozenset({TaskState.SUBMITTED, TaskState.RUNNING})
 
 
 class JobStatus(str, Enum):
+    QUEUED = "queued"  # the daemon holds it until a slot and its concurrency group let it start
+    INVALID = "invalid"  # the pipeline file was not valid at the commit: no tasks, diagnostics instead
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -127,6 +129,11 @@ class PipelineJob:
     created_at: float = 0.0
     rerun_of: str | None = None
     dirty: bool = False  # a worktree snapshot that differs from its commit
+    diagnostics: tuple[Mapping, ...] = ()  # an invalid job's findings (Diagnostic.as_dict()); its spec is {}
+
+    @property
+    def invalid(self) -> bool:
+        return not self.spec
 
     def pipeline_model(self) -> Pipeline:
         return normalise(dict(self.spec))
@@ -173,6 +180,31 @@ def freeze(
     )
 
 
+def freeze_invalid(
+    name: str,
+    diagnostics: Iterable[Mapping],
+    *,
+    pipeline_path: str,
+    repository: str,
+    commit: str,
+    ref: str | None,
+    tree: str,
+    trigger: Mapping,
+    now: float | None = None,
+) -> PipelineJob:
+    """A job for a pipeline file that was not valid at the commit: it runs nothing and carries the diagnostics.
+
+    The daemon records one so that the commit's check can show why (a broken
+    file cannot say whether its triggers would have selected it).
+    """
+    now = time.time() if now is None else now
+    return PipelineJob(
+        id=new_job_id(now), pipeline=name, pipeline_path=pipeline_path, repository=repository, source="commit",
+        commit=commit, ref=ref, tree=tree, code_trees={}, spec={}, spec_id="", trigger=dict(trigger),
+        created_at=now, diagnostics=tuple(dict(d) for d in diagnostics),
+    )
+
+
 def rerun(job: PipelineJob, *, trigger: Mapping | None = None, now: float | None = None) -> PipelineJob:
     """A new job with the same frozen spec and snapshot, naming the one it repeats."""
     now = time.time() if now is None else now
@@ -195,13 +227,14 @@ def satisfies_dependents(instance: TaskInstance, continue_on_failure: bool) -> b
     return False
 
 
-def job_status(pipeline: Pipeline, tasks: Mapping[str, TaskInstance], *, runner_alive: bool) -> JobStatus:
-    """A job's status, derived from its task instances (and whether a runner still drives it)."""
+def job_status(pipeline: Pipeline, tasks: Mapping[str, TaskInstance], *, runner_alive: bool,
+               queued: bool = False) -> JobStatus:
+    """A job's status, derived from its task instances (and whether a runner drives it or the daemon queues it)."""
     instances = [tasks.get(t.name, TaskInstance(t.name)) for t in pipeline.tasks]
     if all(i.ended for i in instances):
         return conclusion_status(pipeline, tasks)
     if not runner_alive:
-        return JobStatus.INTERRUPTED
+        return JobStatus.QUEUED if queued else JobStatus.INTERRUPTED
     if all(i.state == TaskState.PENDING and not i.attempts for i in instances):
         return JobStatus.PENDING
     return JobStatus.RUNNING

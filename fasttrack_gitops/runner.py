@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 from fasttrack_gitops import scheduler
 from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.executors.base import AttemptResult, AttemptSpec, Executor
-from fasttrack_gitops.job import ENDED, Attempt, Outcome, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.job import ACTIVE, ENDED, Attempt, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.store import JobView, Store
 from fasttrack_gitops.taskenv import masks, referenced_secrets, task_environment
 
@@ -52,6 +52,7 @@ class JobRunner:
         max_parallel: int | None = None,
         initial: Mapping[str, TaskInstance] | None = None,
         new: bool = False,
+        resume: bool = False,
         on_change: Callable[[Change], None] = lambda change: None,
         rng: random.Random | None = None,
     ):
@@ -67,6 +68,9 @@ class JobRunner:
         self.tasks: dict[str, TaskInstance] = {t.name: TaskInstance(t.name) for t in self.pipeline.tasks}
         self.initial = dict(initial or {})
         self.new = new  # store the job once claimed (else it is stored already)
+        self.resume = resume  # take over a stored job a runner that died left unfinished
+        self._interrupted = ""  # why interrupt() stopped the job: its attempts end INTERRUPTED, its tasks stay open
+        self._running: dict[str, asyncio.Task] = {}
         self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
         self._cancel = asyncio.Event()
         self.data_dir = store.data_dir(job.id)
@@ -76,20 +80,49 @@ class JobRunner:
         """Stop the job: running attempts are killed, the rest cancelled (from a signal handler too)."""
         self._cancel.set()
 
+    def interrupt(self, reason: str) -> None:
+        """Stop driving the job without ending it (the daemon shuts down): running attempts are stopped and
+        recorded as INTERRUPTED, every task keeps its state, and a later runner with resume=True goes on."""
+        self._interrupted = reason
+        self._cancel.set()
+
     async def run(self) -> JobView:
         with self.store.claim(self.job.id, new=self.new):
             if self.new:
                 self.store.create_job(self.job)
             for name, instance in self.initial.items():  # e.g. tasks reused by `jobs rerun --failed-only`
                 self._set(name, instance.state, reason=instance.reason)
+            if self.resume:
+                self._take_over()
             await self._drive()
         return self.store.view(self.job.id)
+
+    def _take_over(self) -> None:
+        """Continue from the stored task instances: follow attempts still open, settle interrupted ones.
+
+        An open attempt (started, never ended) is handed to the executor's
+        reattach(); one the last runner recorded as interrupted is retried
+        when the task's retry policy allows, else the task fails with that
+        reason; a task handed to the executor but never started starts again.
+        """
+        self.tasks = dict(self.store.view(self.job.id).tasks)
+        for name, instance in self.tasks.items():
+            if instance.ended or instance.state not in ACTIVE:
+                continue
+            last = instance.attempts[-1] if instance.attempts else None
+            if last is not None and last.ended_at is None:
+                handle = self.store.attempt_handle(self.job.id, name, last.number)
+                self._running[name] = asyncio.create_task(self._reattach(name, last, handle))
+            elif last is not None and last.outcome == Outcome.INTERRUPTED:
+                self._settle(name, last, last.message or "interrupted")
+            else:
+                self._set(name, TaskState.WAITING, reason="starting again: the last runner stopped before it ran")
 
     async def _drive(self) -> None:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
         order = scheduler.order(self.pipeline)
         capacity = self.executor.capacity()
-        running: dict[str, asyncio.Task] = {}
+        running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
         next_poll = 0.0
         try:
@@ -131,7 +164,7 @@ class JobRunner:
                 self._cancel.set()
                 await asyncio.gather(*running.values(), return_exceptions=True)
             for name, instance in self.tasks.items():
-                if instance.state not in ENDED:
+                if instance.state not in ENDED and not self._interrupted:
                     self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
 
     async def _attempt(self, name: str) -> None:
@@ -141,22 +174,50 @@ class JobRunner:
         if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder
             shutil.rmtree(outputs)
         outputs.mkdir(parents=True, exist_ok=True)
-        environment = task_environment(self.pipeline, task, self.secrets)
-        for warning in environment.warnings:
-            self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
         started_at = time.time()
         try:
-            workdir = self.workdir(name)
+            spec = self._spec(name, number, warn=True)
         except (FastTrackError, OSError) as e:  # e.g. the commit's objects are gone: this task cannot start
             reason = f"cannot prepare the working directory: {getattr(e, 'strerror', None) or e}"
             self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
             return
-        spec = AttemptSpec(
+
+        def started(handle: Mapping | None = None) -> None:
+            self.store.start_attempt(self.job.id, name, number, started_at=started_at, handle=handle)
+            self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
+
+        result = await self.executor.run(spec, cancel=self._cancel, started=started)
+        self._finish(name, number, result)
+
+    async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
+        """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""
+        try:
+            spec = self._spec(name, attempt.number)
+        except (FastTrackError, OSError):
+            spec = None
+        result = None
+        if spec is not None:
+            result = await self.executor.reattach(spec, handle, cancel=self._cancel,
+                                                  started=lambda handle=None: None)
+        if result is None:
+            result = AttemptResult(Outcome.INTERRUPTED, None, attempt.started_at, time.time(),
+                                   "interrupted: the runner that started it stopped while it ran")
+        self._finish(name, attempt.number, result)
+
+    def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
+        """What the executor needs for one attempt (the working directory is prepared here)."""
+        task = self.pipeline.task(name)
+        environment = task_environment(self.pipeline, task, self.secrets)
+        if warn:
+            for warning in environment.warnings:
+                self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
+        workdir = self.workdir(name)
+        return AttemptSpec(
             job_id=self.job.id,
             task=replace(task, command=environment.command),
             number=number,
             workdir=workdir,
-            outputs=outputs,
+            outputs=self._outputs(name),
             inputs=tuple(self._outputs(dep, create=True) for dep in task.dependencies),
             vfroot=self._vfroot(),
             env=environment.env,
@@ -168,14 +229,9 @@ class JobRunner:
             code_tree=self.job.code_trees.get(name, self.job.tree),
         )
 
-        def started() -> None:
-            self.store.start_attempt(self.job.id, name, number, started_at=started_at)
-            self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
-
-        result = await self.executor.run(spec, cancel=self._cancel, started=started)
-        self._finish(name, number, result)
-
     def _finish(self, name: str, number: int, result: AttemptResult) -> None:
+        if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
+            result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
         attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome,
                           result.message)
         if not any(a.number == number for a in self.tasks[name].attempts):
@@ -186,15 +242,20 @@ class JobRunner:
             self._set(name, TaskState.SUCCEEDED, attempt=attempt)
         elif result.outcome == Outcome.CANCELLED:
             self._set(name, TaskState.CANCELLED, attempt=attempt, reason="the job was cancelled")
+        elif self._interrupted:  # the task stays open; the next runner settles it (_take_over)
+            self.tasks[name] = replace(self.tasks[name], attempts=self._with(self.tasks[name].attempts, attempt))
         else:
-            attempts = self._with(self.tasks[name].attempts, attempt)
-            retry_at = scheduler.retry_at(self.pipeline.task(name), attempts, time.time(), self.rng)
-            why = result.message or f"exit code {result.exit_code}"
-            if retry_at is not None:
-                self._set(name, TaskState.WAITING, attempt=attempt, next_attempt_at=retry_at,
-                          reason=f"attempt {number} {result.outcome}: {why}; retrying")
-            else:
-                self._set(name, TaskState.FAILED, attempt=attempt, reason=why)
+            self._settle(name, attempt, result.message or f"exit code {result.exit_code}")
+
+    def _settle(self, name: str, attempt: Attempt, why: str) -> None:
+        """After an attempt that did not succeed: retry when the task's policy allows, else fail it."""
+        attempts = self._with(self.tasks[name].attempts, attempt)
+        retry_at = scheduler.retry_at(self.pipeline.task(name), attempts, time.time(), self.rng)
+        if retry_at is not None:
+            self._set(name, TaskState.WAITING, attempt=attempt, next_attempt_at=retry_at,
+                      reason=f"attempt {attempt.number} {attempt.outcome}: {why}; retrying")
+        else:
+            self._set(name, TaskState.FAILED, attempt=attempt, reason=why)
 
     def _set(self, name: str, state: TaskState, *, reason: str = "", attempt: Attempt | None = None,
              next_attempt_at: float | None = None) -> None:

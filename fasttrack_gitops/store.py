@@ -37,7 +37,7 @@ _LOOKBACK = 10  # past_durations looks at most limit_jobs * _LOOKBACK jobs back
 _STATES = {s.value: s for s in TaskState}  # faster than TaskState(value), which shows in view()
 _OUTCOMES = {o.value: o for o in Outcome}
 _JOB_COLUMNS = ("id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
-                " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty")
+                " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json")
 
 
 def default_state_dir() -> Path:
@@ -108,22 +108,26 @@ class Store:
     @translated
     def create_job(self, job: PipelineJob) -> None:
         """Store a new job, one pending task instance per task, and event "job.created"."""
-        tasks = self._pipeline(job).tasks
-        at = job.created_at or time.time()
         with writing(self._cx) as cx:
-            try:
-                cx.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-                    job.id, job.pipeline, job.pipeline_path, job.repository, job.source, job.commit, job.ref,
-                    job.tree, _json(job.code_trees), _json(job.spec), job.spec_id, _json(job.trigger),
-                    job.created_at, job.rerun_of, int(job.dirty)))
-            except sqlite3.IntegrityError as e:
-                raise StoreError(f"job {job.id} is already stored in {self._dir}: "
-                                 "a job is stored once; a re-run is a new job") from e
-            cx.executemany(
-                "INSERT INTO task_instances (job_id, name, position, state) VALUES (?, ?, ?, ?)",
-                [(job.id, t.name, i, TaskState.PENDING.value) for i, t in enumerate(tasks)])
-            self._event(cx, job.id, "job.created", None, {
-                "pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)}, at)
+            self.insert_job(cx, job)
+
+    def insert_job(self, cx: sqlite3.Connection, job: PipelineJob) -> None:
+        """create_job inside the caller's write transaction (the daemon's ledger adds its rows in the same one)."""
+        tasks = () if job.invalid else self._pipeline(job).tasks
+        at = job.created_at or time.time()
+        try:
+            cx.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+                job.id, job.pipeline, job.pipeline_path, job.repository, job.source, job.commit, job.ref,
+                job.tree, _json(job.code_trees), _json(job.spec), job.spec_id, _json(job.trigger),
+                job.created_at, job.rerun_of, int(job.dirty), json.dumps(list(job.diagnostics))))
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"job {job.id} is already stored in {self._dir}: "
+                             "a job is stored once; a re-run is a new job") from e
+        cx.executemany(
+            "INSERT INTO task_instances (job_id, name, position, state) VALUES (?, ?, ?, ?)",
+            [(job.id, t.name, i, TaskState.PENDING.value) for i, t in enumerate(tasks)])
+        self._event(cx, job.id, "job.created", None, {
+            "pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)}, at)
 
     @translated
     def set_task_state(self, job_id: str, task: str, state: TaskState, *, reason: str = "",
@@ -141,12 +145,17 @@ class Store:
             self._event(cx, job_id, f"task.{state.value}", task, data, at)
 
     @translated
-    def start_attempt(self, job_id: str, task: str, number: int, *, started_at: float) -> None:
-        """Record that attempt `number` (from 1) of a task started; event "attempt.started"."""
+    def start_attempt(self, job_id: str, task: str, number: int, *, started_at: float,
+                      handle: Mapping | None = None) -> None:
+        """Record that attempt `number` (from 1) of a task started; event "attempt.started".
+
+        `handle` is how the executor finds the attempt again after a restart
+        (a process group, a session id); plain JSON, never a secret.
+        """
         with writing(self._cx) as cx:
             try:
-                cx.execute("INSERT INTO attempts (job_id, task, number, started_at) VALUES (?, ?, ?, ?)",
-                           (job_id, task, number, started_at))
+                cx.execute("INSERT INTO attempts (job_id, task, number, started_at, handle_json) VALUES (?, ?, ?, ?, ?)",
+                           (job_id, task, number, started_at, None if handle is None else _json(handle)))
             except sqlite3.IntegrityError as e:  # unknown task (foreign key) or a number used twice
                 raise StoreError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: "
                                  f"{e}") from e
@@ -256,6 +265,13 @@ class Store:
         return [Event(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
 
     @translated
+    def attempt_handle(self, job_id: str, task: str, number: int) -> dict | None:
+        """The handle an attempt was started with (see start_attempt), or None."""
+        row = self._cx.execute("SELECT handle_json FROM attempts WHERE job_id = ? AND task = ? AND number = ?",
+                               (job_id, task, number)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    @translated
     def cancel_requested(self, job_id: str) -> bool:
         """Whether anyone asked to cancel the job."""
         row = self._cx.execute("SELECT 1 FROM cancel_requests WHERE job_id = ?", (job_id,)).fetchone()
@@ -328,12 +344,17 @@ class Store:
                     number, started, ended, code, _OUTCOMES.get(outcome), message))
             cancelled = {r[0] for r in cx.execute(
                 f"SELECT job_id FROM cancel_requests WHERE job_id IN ({marks})", ids)}
+            queued = {r[0] for r in cx.execute(  # held by the daemon, not started yet
+                f"SELECT job_id FROM queue WHERE job_id IN ({marks}) AND started_at IS NULL", ids)}
         views = []
         for job, runner_alive in zip(jobs, alive):
             tasks = {name: TaskInstance(name, _STATES[state], tuple(attempts.get((job.id, name), ())),
                                         reason, next_at)
                      for name, state, reason, next_at in instances[job.id]}
-            status = job_status(self._pipeline(job), tasks, runner_alive=runner_alive)
+            if job.invalid:
+                views.append(JobView(job, tasks, JobStatus.INVALID, runner_alive, job.id in cancelled))
+                continue
+            status = job_status(self._pipeline(job), tasks, runner_alive=runner_alive, queued=job.id in queued)
             views.append(JobView(job, tasks, status, runner_alive, job.id in cancelled))
         return views
 
@@ -429,11 +450,12 @@ def _json(value: Mapping) -> str:
 
 def _job(row: tuple) -> PipelineJob:
     (id_, pipeline, path, repository, source, commit, ref, tree, code_trees, spec, spec_id, trigger,
-     created_at, rerun_of, dirty) = row
+     created_at, rerun_of, dirty, diagnostics) = row
     return PipelineJob(
         id=id_, pipeline=pipeline, pipeline_path=path, repository=repository, source=source, commit=commit,
         ref=ref, tree=tree, code_trees=json.loads(code_trees), spec=json.loads(spec), spec_id=spec_id,
-        trigger=json.loads(trigger), created_at=created_at, rerun_of=rerun_of, dirty=bool(dirty))
+        trigger=json.loads(trigger), created_at=created_at, rerun_of=rerun_of, dirty=bool(dirty),
+        diagnostics=tuple(json.loads(diagnostics)))
 
 
 def _component(name: str) -> str:

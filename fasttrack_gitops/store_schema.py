@@ -89,6 +89,67 @@ MIGRATIONS: list[tuple[str, ...]] = [
             at REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 2: the daemon's ledger (ledger.py): invalid jobs' diagnostics, attempt handles for re-attaching,
+    # one job per trigger, the queue of jobs, webhook deliveries, schedule ticks, fork approvals.
+    (
+        # A pipeline that was invalid at the commit is still a job: no tasks, its diagnostics instead.
+        "ALTER TABLE jobs ADD COLUMN diagnostics_json TEXT NOT NULL DEFAULT '[]'",
+        # How to find a running attempt again (a process group, a Backend.AI session) after a restart.
+        "ALTER TABLE attempts ADD COLUMN handle_json TEXT",
+        # One job per (repository, commit, pipeline file, trigger), however often the trigger is seen.
+        """CREATE TABLE job_keys (
+            repository TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            pipeline_path TEXT NOT NULL,
+            trigger_key TEXT NOT NULL,
+            job_id TEXT NOT NULL REFERENCES jobs (id),
+            PRIMARY KEY (repository, commit_id, pipeline_path, trigger_key)
+        ) WITHOUT ROWID""",
+        # Jobs the daemon owns: queued until a slot (and their concurrency group) lets them start.
+        """CREATE TABLE queue (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+            concurrency_group TEXT,
+            cancel_in_progress INTEGER NOT NULL DEFAULT 0,
+            queued_at REAL NOT NULL,
+            started_at REAL,
+            done_at REAL
+        )""",
+        "CREATE INDEX queue_open ON queue (done_at, queued_at)",
+        """CREATE TABLE deliveries (
+            provider TEXT NOT NULL,
+            id TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            event TEXT NOT NULL,
+            result TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (provider, id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX deliveries_by_time ON deliveries (received_at)",
+        """CREATE TABLE schedule_ticks (
+            repository TEXT NOT NULL,
+            pipeline_path TEXT NOT NULL,
+            cron TEXT NOT NULL,
+            last_at REAL NOT NULL,
+            PRIMARY KEY (repository, pipeline_path, cron)
+        ) WITHOUT ROWID""",
+        # Where the daemon last saw each followed ref, so a restart notices what moved while it was down.
+        """CREATE TABLE positions (
+            repository TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            PRIMARY KEY (repository, ref)
+        ) WITHOUT ROWID""",
+        # Pull requests from forks wait here for a member's /fasttrack ok-to-test.
+        """CREATE TABLE pr_gates (
+            repository TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            head_sha TEXT NOT NULL,
+            event_json TEXT NOT NULL,
+            held_at REAL NOT NULL,
+            approved_by TEXT,
+            approved_at REAL,
+            PRIMARY KEY (repository, number, head_sha)
+        ) WITHOUT ROWID""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,12 @@ def fasttrack_examples() -> list[Path]:
 
 
 @pytest.fixture
+def contracts() -> Path:
+    """../shared/contracts: the published GitHub, Slack and GitLab schemas and real webhook payloads."""
+    return _shared_dir() / "contracts"
+
+
+@pytest.fixture
 def examples_repo() -> Path:
     return EXAMPLES_REPO
 

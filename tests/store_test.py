@@ -240,11 +240,12 @@ def test_list_jobs_with_a_status_filter_pages_through_many_jobs(store):
 
 def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
     with raw(tmp_path / "state") as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 1
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 2
         assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
         assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"jobs", "task_instances", "attempts", "events", "cancel_requests"} <= tables
+    assert {"jobs", "task_instances", "attempts", "events", "cancel_requests", "job_keys", "queue", "deliveries",
+            "schedule_ticks", "positions", "pr_gates"} <= tables
     pragmas = {p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys",
                                                                             "busy_timeout")}
     assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}  # 1 is NORMAL
@@ -268,11 +269,12 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     Store(tmp_path).close()
     steps = [*store_schema.MIGRATIONS, ("CREATE TABLE notes (text TEXT)", "INSERT INTO nowhere VALUES (1)")]
     monkeypatch.setattr(store_schema, "MIGRATIONS", steps)
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
+    current = store_schema.SCHEMA_VERSION
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", current + 1)
     with pytest.raises(StoreError, match="no such table: nowhere"):
         Store(tmp_path)
     with raw(tmp_path) as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == current
         assert not cx.execute("SELECT 1 FROM sqlite_master WHERE name = 'notes'").fetchall()
 
 
@@ -288,7 +290,7 @@ def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path,
     with pytest.raises(StoreError) as refused:
         Store(tmp_path)
     assert str(refused.value) == (
-        f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows 1): "
+        f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows {store_schema.SCHEMA_VERSION}): "
         "upgrade fasttrack-gitops or use another --state-dir")
     assert db.read_bytes() == before
 

@@ -116,12 +116,9 @@ def cancel(job: str, state_dir) -> int:
 def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, secrets_file: str | None,
           state_dir, fmt: str) -> int:
     """A new job with the same frozen spec and snapshot, run like `run` runs one."""
-    import shutil
-
     from fasttrack_gitops.commands.run import gather_secrets
-    from fasttrack_gitops.execution import execute, source_of
-    from fasttrack_gitops.job import TaskInstance, TaskState, rerun as rerun_job
-    from fasttrack_gitops.runner import outputs_folder
+    from fasttrack_gitops.execution import execute, reused_tasks, source_of
+    from fasttrack_gitops.job import rerun as rerun_job
     from fasttrack_gitops.taskenv import check_secrets
 
     store = _store(state_dir)
@@ -130,14 +127,7 @@ def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, 
     secrets = gather_secrets(secrets_file)
     check_secrets(new.pipeline_model(), secrets)
     source = source_of(old.job, store)
-    initial: dict[str, TaskInstance] = {}
-    if failed_only:
-        for name, instance in old.tasks.items():
-            if instance.state == TaskState.SUCCEEDED:
-                initial[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
-                outputs = outputs_folder(store.data_dir(old.job.id), name)
-                if outputs.is_dir():
-                    shutil.copytree(outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True)
+    initial = reused_tasks(store, old, new) if failed_only else {}
     return execute(new, store, source, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt,
                    initial=initial)
 

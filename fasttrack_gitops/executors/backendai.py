@@ -19,7 +19,7 @@ What one attempt does (calls to the manager in brackets):
    and environ = the task's variables (secrets resolved) + PIPELINE_* at
    FastTrack's paths + FTG_TASK_COMMAND (the command). A restarted runner
    that asks for a live session of the same name and image gets it back.
-4. `started()` is called when the session is RUNNING (`kernel_started`, which
+4. `started(handle)` (the session's name and id) is called when the session is RUNNING (`kernel_started`, which
    is how the real 23.09 stack shows it, `session_started`, or a poll that
    sees it), never at creation: time in the queue is not run time. A session
    that ended with a result without our seeing it run is reported started
@@ -61,7 +61,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +91,7 @@ from fasttrack_gitops.executors.base import (
     PIPELINE_ROOT,
     AttemptResult,
     AttemptSpec,
+    Started,
     error_result,
     masked,
     stop_live_attempts,
@@ -156,7 +157,13 @@ class BackendAIExecutor:
         if self._owns_client:
             await self.client.aclose()
 
-    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Callable[[], None]) -> AttemptResult:
+    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                       started: Started) -> AttemptResult | None:
+        """Sessions outlive their runner: asking for the same session name and image again gets the live
+        session back (step 3), which is then followed like a new one."""
+        return await self.run(spec, cancel=cancel, started=started)
+
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
@@ -176,7 +183,7 @@ class BackendAIExecutor:
 
     # -- one attempt ------------------------------------------------------------------------------
 
-    async def _attempt(self, spec: AttemptSpec, started: Callable[[], None], started_at: float,
+    async def _attempt(self, spec: AttemptSpec, started: Started, started_at: float,
                        stops: tuple[asyncio.Future, ...]) -> AttemptResult:
         try:
             prepare = asyncio.ensure_future(self._prepare(spec))
@@ -220,12 +227,12 @@ class BackendAIExecutor:
             if events is not None:
                 await events.aclose()
 
-    async def _supervise(self, spec: AttemptSpec, s: _Session, events, started: Callable[[], None],
+    async def _supervise(self, spec: AttemptSpec, s: _Session, events, started: Started,
                          started_at: float, stops: tuple[asyncio.Future, ...]) -> AttemptResult:
         def on_status() -> None:
             if s.ran and not s.reported:
                 s.reported = True
-                started()
+                started({"session": s.name, "session_id": s.id})
 
         on_status()
         deadline = None if spec.timeout is None else s.created_at + spec.timeout

@@ -26,6 +26,10 @@ PIPELINE_ROOT = "/pipeline"
 PIPELINE_VARIABLE = re.compile(r"PIPELINE_(OUTPUT_ROOT|INPUT_ROOT|INPUT[0-9]+|VFROOT)")
 
 
+# What an executor calls once an attempt runs: started(handle) (see Executor.run).
+Started = Callable[..., None]
+
+
 @dataclass(frozen=True)
 class AttemptSpec:
     job_id: str
@@ -61,8 +65,21 @@ class Executor(Protocol):
         """What can run at once; None when there is no limit."""
         ...
 
-    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Callable[[], None]) -> AttemptResult:
-        """Run one attempt to its end; call started() once it runs; when `cancel` is set, stop it: CANCELLED."""
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
+        """Run one attempt to its end; call started(handle) once it runs; when `cancel` is set, stop it: CANCELLED.
+
+        The handle (plain JSON, or None) is stored with the attempt: how this
+        executor finds the attempt again after the runner died (reattach).
+        """
+        ...
+
+    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                       started: Started) -> AttemptResult | None:
+        """Follow an attempt a runner that died had started (with `handle`) to its end, as run() would.
+
+        None when it cannot be followed; the runner then records it as
+        interrupted (and retries it when the task's retry policy allows).
+        """
         ...
 
     async def close(self) -> None:
@@ -71,6 +88,11 @@ class Executor(Protocol):
 
 
 # Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
+
+
+async def cannot_reattach(self: object, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                          started: Started) -> AttemptResult | None:
+    return None
 
 
 def no_capacity(self: object) -> Resources | None:

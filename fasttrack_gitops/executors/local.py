@@ -31,13 +31,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fasttrack_gitops.executors.base import (
     PIPELINE_ROOT,
     PIPELINE_VARIABLE,
     AttemptResult,
     AttemptSpec,
+    Started,
     error_result,
     masked,
     stop_live_attempts,
@@ -46,6 +47,7 @@ from fasttrack_gitops.executors.base import (
     timed_out,
 )
 from fasttrack_gitops.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
+from fasttrack_gitops.executors.processes import process_handle, stop_orphan
 from fasttrack_gitops.job import Outcome
 from fasttrack_gitops.pipeline.model import Resources
 from fasttrack_gitops.taskenv import SECRET_ENV_PREFIX
@@ -100,7 +102,21 @@ class LocalExecutor:
         """Whether attempts run under bubblewrap (probed once)."""
         return await self._sandbox_prefix() is not None
 
-    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Callable[[], None]) -> AttemptResult:
+    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                       started: Started) -> AttemptResult | None:
+        """A process outlives its runner but not its pipe: it cannot be followed, so it is stopped, and the
+        attempt is interrupted (the runner retries it when the task's retry policy allows)."""
+        what = stop_orphan(handle)
+        started_at = time.time()
+        message = f"interrupted: the runner stopped while it ran; {what}"
+        try:
+            with open(spec.log_path, "ab") as log:  # after what the process wrote before its runner died
+                log.write(f"\nfasttrack-gitops: {message}\n".encode())
+        except OSError:
+            pass
+        return AttemptResult(Outcome.INTERRUPTED, None, started_at, time.time(), message)
+
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
@@ -131,7 +147,7 @@ class LocalExecutor:
             self._buffer = bytearray(READ_CHUNK)
         attempt = _Attempt(loop, proc, read_fd, log, self._buffer)
         try:
-            started()
+            started(process_handle(proc.pid))
             return await self._supervise(attempt, spec, started_at, cancel, stop)
         finally:
             attempt.abandon()  # only acts when we leave early (an exception, the run() task cancelled)

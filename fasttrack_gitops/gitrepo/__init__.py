@@ -22,6 +22,9 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 
 from fasttrack_gitops.globs import matches, static_prefix
 from fasttrack_gitops.gitrepo.folders import _FolderSnapshot, _worktree_snapshot
+from fasttrack_gitops.gitrepo.history import (
+    default_branch, has_commit, heads, is_ancestor, merge_base, pr_changes, push_changes, ref_matches,
+)
 from fasttrack_gitops.gitrepo.model import ZERO_COMMIT, GitError, Snapshot, repository_label
 from fasttrack_gitops.gitrepo.objects import (
     _GITLINK, _blob, _git_errors, _lookup, _object_id, _objects_of, _open_repo, _prefix_tree, _reading, _tree,
@@ -30,9 +33,10 @@ from fasttrack_gitops.gitrepo.objects import (
 from fasttrack_gitops.gitrepo.revisions import _resolve
 
 __all__ = [
-    "ZERO_COMMIT", "GitError", "Snapshot", "changed_paths", "code_lookup", "code_state", "list_files", "materialise",
-    "object_store", "open_snapshot", "read_file", "repository_label", "repository_of", "resolve_revision",
-    "tree_id",
+    "ZERO_COMMIT", "GitError", "Snapshot", "changed_paths", "code_lookup", "code_state", "default_branch",
+    "has_commit", "heads", "is_ancestor", "list_files", "materialise", "merge_base", "object_store",
+    "open_snapshot", "pr_changes", "push_changes", "read_file", "ref_matches", "repository_label", "repository_of",
+    "resolve_revision", "tree_id",
 ]
 
 

@@ -1,12 +1,13 @@
 """Cron expressions as GitHub Actions writes them: five fields, UTC.
 
-Parsed into the set of allowed values per field, which is all the daemon's
-scheduler needs to find the next tick.
+Parsed into the set of allowed values per field; `matches`, `next_tick` and
+`latest_tick` answer the daemon's clock questions from those sets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 _FIELDS = (
     ("minute", 0, 59, {}),
@@ -80,3 +81,88 @@ def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
 
 def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()  # isdigit alone takes '٣'
+
+
+# --- ticks -----------------------------------------------------------------------------
+#
+# The daemon asks two questions of a schedule: "when do I wake up next?"
+# (next_tick) and, after downtime, "which one tick did I miss?" (latest_tick:
+# a missed week of hourly ticks runs once, not 168 times). Both walk the
+# calendar field by field, skipping a whole month, day or hour as soon as that
+# field cannot match, so a year-long gap costs a few hundred steps, not half a
+# million minutes.
+
+_MINUTE = timedelta(minutes=1)
+_FIVE_YEARS = timedelta(days=5 * 366)
+
+
+def matches(cron: Cron, when: datetime) -> bool:
+    """Whether the schedule fires in the minute of `when` (naive means UTC; seconds are ignored)."""
+    when = _utc(when)
+    return (when.minute in cron.minutes and when.hour in cron.hours and when.month in cron.months
+            and _day_matches(cron, when))
+
+
+def latest_tick(cron: Cron, after: float, until: float) -> float | None:
+    """The latest scheduled minute t with after < t <= until (epoch seconds), or None when there is none."""
+    t = _from_epoch(until).replace(second=0, microsecond=0)
+    floor = _from_epoch(after)
+    while t > floor:
+        if t.month not in cron.months:
+            t = t.replace(day=1, hour=0, minute=0) - _MINUTE  # the last minute of the month before
+        elif not _day_matches(cron, t):
+            t = t.replace(hour=0, minute=0) - _MINUTE
+        elif t.hour not in cron.hours:
+            t = t.replace(minute=0) - _MINUTE
+        elif t.minute not in cron.minutes:
+            earlier = [m for m in cron.minutes if m < t.minute]
+            t = t.replace(minute=max(earlier)) if earlier else t.replace(minute=0) - _MINUTE
+        else:
+            return t.timestamp()
+    return None
+
+
+def next_tick(cron: Cron, after: float) -> float:
+    """The first scheduled minute strictly after `after`; ValueError when none falls within five years.
+
+    Five years covers every real calendar rule (29 February comes round in
+    four); a schedule that never fires (30 February) is reported, not looped on.
+    """
+    start = _from_epoch(after).replace(second=0, microsecond=0) + _MINUTE
+    t, limit = start, start + _FIVE_YEARS
+    while t <= limit:
+        if t.month not in cron.months:
+            t = _first_of_next_month(t)
+        elif not _day_matches(cron, t):
+            t = t.replace(hour=0, minute=0) + timedelta(days=1)
+        elif t.hour not in cron.hours:
+            t = t.replace(minute=0) + timedelta(hours=1)
+        elif t.minute not in cron.minutes:
+            later = [m for m in cron.minutes if m > t.minute]
+            t = t.replace(minute=min(later)) if later else t.replace(minute=0) + timedelta(hours=1)
+        else:
+            return t.timestamp()
+    raise ValueError("the schedule does not fire within five years")
+
+
+def _day_matches(cron: Cron, when: datetime) -> bool:
+    """Cron's day rule: when both day fields are restricted, either may match; otherwise both must."""
+    day = when.day in cron.days
+    weekday = (when.weekday() + 1) % 7 in cron.weekdays  # Python's Monday is 0, cron's Sunday is 0
+    if cron.days_restricted and cron.weekdays_restricted:
+        return day or weekday
+    return day and weekday
+
+
+def _first_of_next_month(when: datetime) -> datetime:
+    if when.month == 12:
+        return when.replace(year=when.year + 1, month=1, day=1, hour=0, minute=0)
+    return when.replace(month=when.month + 1, day=1, hour=0, minute=0)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)

@@ -46,6 +46,7 @@ CODES: dict[str, tuple[str, str]] = {
     "FT114": (ERROR, "a dependency is listed twice"),
     "FT115": (ERROR, "a duration (timeout, retry delay) does not parse"),
     "FT116": (ERROR, "a schedule is not a valid cron expression"),
+    "FT117": (ERROR, "an unknown placeholder in concurrency.group"),
     # Warnings: probably a slip.
     "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),
@@ -54,6 +55,19 @@ CODES: dict[str, tuple[str, str]] = {
     # The repository.
     "FT301": (ERROR, "no pipeline files found in the repository"),
     "FT302": (ERROR, "two pipeline files use the same pipeline name"),
+    # The daemon's configuration (serve --config).
+    "FT401": (ERROR, "a secret is written in the configuration instead of named by a *_env or *_file key"),
+    "FT402": (ERROR, "the environment variable a *_env key names is not set"),
+    "FT403": (ERROR, "the file a *_file key names cannot be read"),
+    "FT404": (ERROR, "a ${VAR} in the configuration is not set in the environment, or is malformed"),
+    "FT405": (ERROR, "two repositories have the same name"),
+    "FT406": (ERROR, "listen is not host:port"),
+    "FT407": (ERROR, "a repository url is not a local path or a file, http(s), ssh or scp-like git URL"),
+    "FT408": (ERROR, "a repository with a remote url is set to be watched"),
+    "FT409": (ERROR, "a duration or size in the configuration does not parse or is out of range"),
+    "FT410": (ERROR, "settings that go together are missing, or settings that exclude each other are both given"),
+    "FT411": (ERROR, "a URL in the configuration is not http:// or https://"),
+    "FT412": (ERROR, "a repository name is not the owner/repo form its provider uses"),
 }
 
 

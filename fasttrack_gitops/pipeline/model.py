@@ -20,6 +20,9 @@ SERVICE_TYPES = ("deployment", "serving")
 # The keys fasttrack-gitops adds to the FastTrack format; FastTrack itself does not know them.
 GITOPS_PIPELINE_KEYS = ("on", "concurrency", "notify")
 GITOPS_TASK_KEYS = ("code", "timeout", "cache")
+# The ${{ name }} placeholders a concurrency group may use; triggers.PLACEHOLDERS documents each
+# and fills them in. Kept here so the semantic check needs nothing outside the pipeline package.
+CONCURRENCY_PLACEHOLDERS = ("ref", "branch", "pr", "sha", "pipeline", "repository", "event")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class Pipeline:
     envs: tuple[tuple[str, str], ...] = ()
     params: tuple = ()
     triggers: dict | None = None  # normalised `on`; None when the file has none
-    concurrency: dict | None = None  # {"group": str, "cancel_in_progress": bool}
+    concurrency: dict | None = None  # {"group": str, "cancel_in_progress": bool}; group may hold ${{ placeholders }}
     notify: dict = field(default_factory=dict)
 
     def task(self, name: str) -> Task:

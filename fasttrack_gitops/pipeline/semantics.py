@@ -1,4 +1,4 @@
-"""Checks of meaning that a schema cannot express: the DAG, names, secrets, code paths.
+"""Checks of meaning that a schema cannot express: the DAG, names, secrets, placeholders, code paths.
 
 They read the raw loaded data defensively (a value of the wrong type is the
 schema's to report, and is skipped here), so one run reports schema and
@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Literal
 from fasttrack_gitops.pipeline import dag
 from fasttrack_gitops.pipeline.cron import parse_cron
 from fasttrack_gitops.pipeline.diagnostics import Diagnostic, diagnostic, did_you_mean, json_path
+from fasttrack_gitops.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.pipeline.units import OutOfRange, parse_amount, parse_duration, parse_size
 from fasttrack_gitops.pipeline.yamlsource import Document
 
@@ -28,6 +29,14 @@ _SECRET_REF = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _SECRET_NAME_HINT = re.compile(
     r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE)
 _GPU_IMAGE_HINT = re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
+# Where a ${{ ... }} is a concurrency placeholder rather than a secret: `concurrency: NAME`, `concurrency.group`.
+_CONCURRENCY_GROUP_PATHS = (("concurrency",), ("concurrency", "group"))
+# What an author used to GitHub Actions writes in a concurrency group, and our placeholder for it.
+_GITHUB_CONTEXT = {
+    "github.ref": "ref", "github.ref_name": "branch", "github.head_ref": "branch", "github.sha": "sha",
+    "github.event.number": "pr", "github.event.pull_request.number": "pr", "github.workflow": "pipeline",
+    "github.repository": "repository", "github.event_name": "event",
+}
 
 
 def check(doc: Document, code_lookup: CodeLookup | None = None) -> list[Diagnostic]:
@@ -194,7 +203,12 @@ def _check_envs(doc: Document, path: tuple, envs: Any) -> Iterator[Diagnostic]:
 
 
 def _check_expressions(doc: Document, node: Any, path: tuple) -> Iterator[Diagnostic]:
-    """Every ${{ ... }} anywhere in the file must be a secrets.NAME reference."""
+    """Every ${{ ... }} in the file must be a secrets.NAME reference, except in the concurrency group.
+
+    The group is a name made per job from what triggered it, so there the
+    expressions are the placeholders (and a secret has no place: group names
+    are shown in job records and logs).
+    """
     stack = [(node, path)]
     while stack:
         value, where = stack.pop()
@@ -203,8 +217,12 @@ def _check_expressions(doc: Document, node: Any, path: tuple) -> Iterator[Diagno
         elif isinstance(value, list):
             stack.extend((v, where + (i,)) for i, v in enumerate(value))
         elif isinstance(value, str) and "${{" in value:
-            for message in _expression_problems(value):
-                yield _at(doc, "FT110", message, where)
+            if where in _CONCURRENCY_GROUP_PATHS:
+                for message in _placeholder_problems(value):
+                    yield _at(doc, "FT117", message, where)
+            else:
+                for message in _expression_problems(value):
+                    yield _at(doc, "FT110", message, where)
 
 
 def _expression_problems(text: str) -> Iterator[str]:
@@ -219,6 +237,23 @@ def _expression_problems(text: str) -> Iterator[str]:
                    f"letters, digits and '_' (e.g. ${{{{ secrets.{suggestion} }}}})")
     if text.count("${{") > len(_EXPRESSION.findall(text)):
         yield "'${{' is not closed with '}}'; write ${{ secrets.NAME }}"
+
+
+def _placeholder_problems(text: str) -> Iterator[str]:
+    valid = ", ".join(CONCURRENCY_PLACEHOLDERS)
+    for match in _EXPRESSION.finditer(text):
+        name = match.group(1).strip()
+        if name in CONCURRENCY_PLACEHOLDERS:
+            continue
+        if _SECRET_REF.match(name):
+            yield (f"'{match.group(0)}' is a secret, which a concurrency group cannot use (group names are shown "
+                   f"in job records); use a placeholder: {valid}")
+        else:
+            github = _GITHUB_CONTEXT.get(name)
+            hint = f" (did you mean '{github}'?)" if github else did_you_mean(name, CONCURRENCY_PLACEHOLDERS)
+            yield f"'{match.group(0)}' is not a concurrency placeholder{hint}; use one of: {valid}"
+    if text.count("${{") > len(_EXPRESSION.findall(text)):
+        yield "'${{' is not closed with '}}'; write a placeholder like ${{ branch }}"
 
 
 def _check_schedules(doc: Document, data: dict) -> Iterator[Diagnostic]:

@@ -13,8 +13,8 @@ from fasttrack_gitops.pipeline.units import format_duration
 def job_record(view) -> dict:
     """A JobView as plain JSON data."""
     job = view.job
-    pipeline = job.pipeline_model()
-    return {
+    pipeline = None if job.invalid else job.pipeline_model()
+    record = {
         "id": job.id,
         "status": str(view.status),
         "pipeline": job.pipeline,
@@ -30,8 +30,11 @@ def job_record(view) -> dict:
         "rerun_of": job.rerun_of,
         "cancel_requested": view.cancel_requested,
         "tasks": [task_record(instance, pipeline.task(name), job.code_trees.get(name))
-                  for name, instance in view.tasks.items()],
+                  for name, instance in view.tasks.items()] if pipeline is not None else [],
     }
+    if job.invalid:  # the pipeline file was not valid at the commit: why, instead of tasks
+        record["diagnostics"] = [dict(d) for d in job.diagnostics]
+    return record
 
 
 def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> dict:
@@ -98,6 +101,12 @@ def job_summary(view, *, details: bool = False) -> str:
     if job.dirty:
         where += " + uncommitted changes"
     head = f"job {job.id}  {job.pipeline}  {view.status}  ({where})"
+    if job.invalid:  # no tasks: the diagnostics that kept it from running
+        from fasttrack_gitops.pipeline.diagnostics import Diagnostic
+        from fasttrack_gitops.render.diagnostics import text_line
+
+        lines = [text_line(Diagnostic(**d)) for d in job.diagnostics]
+        return head + "\n\n" + "\n".join(lines) + "\n"
     text = head + "\n\n" + task_table(view)
     if details:
         pipeline = job.pipeline_model()

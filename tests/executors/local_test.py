@@ -56,7 +56,7 @@ def run(spec: AttemptSpec, *, executor: LocalExecutor | None = None, cancel_afte
         cancel = asyncio.Event()
         if cancel_after is not None:
             asyncio.get_running_loop().call_later(cancel_after, cancel.set)
-        return await executor.run(spec, cancel=cancel, started=lambda: None)
+        return await executor.run(spec, cancel=cancel, started=lambda handle=None: None)
 
     return asyncio.run(main())
 
@@ -97,7 +97,7 @@ def test_started_is_called_once_the_process_runs(make_spec, tmp_path):
     spec = make_spec("true")
 
     async def main():
-        return await LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(), started=lambda: calls.append(1))
+        return await LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(), started=lambda handle=None: calls.append(1))
 
     assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
     assert calls == [1]
@@ -184,7 +184,7 @@ def test_an_attempt_cancelled_before_it_starts_does_not_run(make_spec, tmp_path)
     async def main():
         cancel = asyncio.Event()
         cancel.set()
-        return await LocalExecutor(bwrap=False).run(spec, cancel=cancel, started=lambda: None)
+        return await LocalExecutor(bwrap=False).run(spec, cancel=cancel, started=lambda handle=None: None)
 
     assert asyncio.run(main()).outcome == Outcome.CANCELLED
     assert not (tmp_path / "ran").exists()
@@ -195,7 +195,7 @@ def test_closing_the_executor_stops_what_still_runs(make_spec):
 
     async def main():
         executor = LocalExecutor(bwrap=False)
-        attempt = asyncio.ensure_future(executor.run(spec, cancel=asyncio.Event(), started=lambda: None))
+        attempt = asyncio.ensure_future(executor.run(spec, cancel=asyncio.Event(), started=lambda handle=None: None))
         await asyncio.sleep(0.2)
         await executor.close()
         return attempt.result()
@@ -222,7 +222,7 @@ def test_cancelling_the_run_coroutine_kills_the_task(make_spec, tmp_path):
 
     async def main():
         attempt = asyncio.ensure_future(LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(),
-                                                                      started=lambda: None))
+                                                                      started=lambda handle=None: None))
         await asyncio.sleep(0.3)
         attempt.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -397,7 +397,7 @@ def test_the_bwrap_probe_runs_once_per_executor(make_spec, monkeypatch):
     async def main():
         cancel = asyncio.Event()
         return await asyncio.gather(*(executor.run(make_spec("true", log_path=spec_log(i)), cancel=cancel,
-                                                   started=lambda: None) for i in range(4)))
+                                                   started=lambda handle=None: None) for i in range(4)))
 
     def spec_log(i: int) -> Path:
         return make_spec("true").log_path.with_name(f"{i}.log")

@@ -1,10 +1,19 @@
-"""Cron expressions as GitHub Actions writes them: five fields, names, ranges, steps and lists."""
+"""Cron expressions as GitHub Actions writes them: five fields, names, ranges, steps and lists.
+
+Then the clock: which minutes a schedule fires in, the next tick to sleep
+until, and the one latest tick missed while the daemon was down, checked
+against a minute-by-minute walk for random schedules.
+"""
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timedelta, timezone
 
-from fasttrack_gitops.pipeline.cron import parse_cron
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fasttrack_gitops.pipeline.cron import latest_tick, matches, next_tick, parse_cron
 
 
 def test_every_night_at_three():
@@ -77,3 +86,114 @@ def test_invalid_expressions_name_the_field(expr, message):
 def test_non_ascii_digits_are_not_numbers():
     with pytest.raises(ValueError):
         parse_cron("٣ * * * *")
+
+
+# --- ticks ---------------------------------------------------------------------------------------
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def epoch(*args: int) -> float:
+    return utc(*args).timestamp()
+
+
+@pytest.mark.parametrize("expr, when, fires", [
+    ("0 3 * * *", utc(2025, 11, 28, 3, 0), True),
+    ("0 3 * * *", utc(2025, 11, 28, 3, 0, 59), True),  # minute resolution
+    ("0 3 * * *", utc(2025, 11, 28, 3, 1), False),
+    ("0 3 * * *", datetime(2025, 11, 28, 3, 0), True),  # naive means UTC
+    ("0 3 * * *", datetime(2025, 11, 28, 12, 0, tzinfo=timezone(timedelta(hours=9))), True),  # 03:00 UTC
+    ("0 0 * * 1-5", utc(2025, 12, 1, 0, 0), True),  # Monday
+    ("0 0 * * 1-5", utc(2025, 11, 30, 0, 0), False),  # Sunday
+    ("0 0 * * 0", utc(2025, 11, 30, 0, 0), True),
+    ("0 0 * * 7", utc(2025, 11, 30, 0, 0), True),
+    ("0 0 1 * *", utc(2025, 12, 1, 0, 0), True),
+    ("0 0 1 * *", utc(2025, 12, 2, 0, 0), False),
+    ("0 0 * 2 *", utc(2025, 3, 1, 0, 0), False),
+    # both day fields restricted: either matches (Friday the 13th rule)
+    ("0 0 13 * 5", utc(2025, 11, 13, 0, 0), True),  # the 13th, a Thursday
+    ("0 0 13 * 5", utc(2025, 11, 14, 0, 0), True),  # a Friday
+    ("0 0 13 * 5", utc(2025, 11, 12, 0, 0), False),
+    # only one restricted: both must hold (the other is every day anyway)
+    ("0 0 13 * *", utc(2025, 11, 14, 0, 0), False),
+    ("0 0 29 2 *", utc(2024, 2, 29, 0, 0), True),
+])
+def test_matches(expr, when, fires):
+    assert matches(parse_cron(expr), when) is fires
+
+
+def test_a_missed_week_of_hourly_ticks_is_one_tick_the_latest():
+    last_run = epoch(2025, 11, 17, 9, 0)
+    now = epoch(2025, 11, 24, 9, 30, 12)
+    assert latest_tick(parse_cron("0 * * * *"), last_run, now) == epoch(2025, 11, 24, 9, 0)
+
+
+@pytest.mark.parametrize("expr, after, until, expected", [
+    ("0 3 * * *", (2025, 11, 27, 3, 0), (2025, 11, 28, 3, 0), (2025, 11, 28, 3, 0)),  # until is included
+    ("0 3 * * *", (2025, 11, 28, 3, 0), (2025, 11, 28, 3, 0), None),  # after is not
+    ("0 3 * * *", (2025, 11, 28, 2, 0), (2025, 11, 28, 2, 59), None),
+    ("*/15 * * * *", (2025, 1, 1, 0, 0), (2025, 1, 1, 10, 14), (2025, 1, 1, 10, 0)),
+    ("0 0 1 */3 *", (2024, 6, 1, 0, 0), (2025, 6, 15, 0, 0), (2025, 4, 1, 0, 0)),  # Jan, Apr, Jul, Oct
+    ("30 9 * * mon", (2025, 11, 1, 0, 0), (2025, 11, 30, 23, 59), (2025, 11, 24, 9, 30)),
+    ("0 0 13 * 5", (2025, 11, 1, 0, 0), (2025, 11, 30, 0, 0), (2025, 11, 28, 0, 0)),  # a Friday after the 13th
+    ("0 12 29 2 *", (2020, 3, 1, 0, 0), (2027, 1, 1, 0, 0), (2024, 2, 29, 12, 0)),
+    ("0 0 31 * *", (2025, 1, 1, 0, 0), (2025, 7, 15, 0, 0), (2025, 5, 31, 0, 0)),  # June has no 31st
+    ("59 23 31 12 *", (2024, 1, 1, 0, 0), (2025, 12, 30, 0, 0), (2024, 12, 31, 23, 59)),  # a year back
+    ("0 0 30 2 *", (2020, 1, 1, 0, 0), (2025, 1, 1, 0, 0), None),  # never
+])
+def test_latest_tick(expr, after, until, expected):
+    result = latest_tick(parse_cron(expr), epoch(*after), epoch(*until))
+    assert result == (epoch(*expected) if expected else None)
+
+
+@pytest.mark.parametrize("expr, after, expected", [
+    ("0 3 * * *", (2025, 11, 28, 3, 0), (2025, 11, 29, 3, 0)),  # strictly after
+    ("0 3 * * *", (2025, 11, 28, 2, 59, 59), (2025, 11, 28, 3, 0)),
+    ("*/15 * * * *", (2025, 1, 1, 10, 14), (2025, 1, 1, 10, 15)),
+    ("0 0 1 1 *", (2025, 6, 1, 0, 0), (2026, 1, 1, 0, 0)),  # over the year's end
+    ("30 9 * * mon", (2025, 11, 30, 12, 0), (2025, 12, 1, 9, 30)),
+    ("0 0 13 * 5", (2025, 11, 1, 0, 0), (2025, 11, 7, 0, 0)),  # a Friday before the 13th
+    ("0 12 29 2 *", (2025, 3, 1, 0, 0), (2028, 2, 29, 12, 0)),
+    ("0 0 31 * *", (2025, 4, 1, 0, 0), (2025, 5, 31, 0, 0)),
+])
+def test_next_tick(expr, after, expected):
+    assert next_tick(parse_cron(expr), epoch(*after)) == epoch(*expected)
+
+
+def test_next_tick_of_fractional_seconds_is_the_next_whole_minute():
+    assert next_tick(parse_cron("* * * * *"), epoch(2025, 1, 1, 0, 0) + 0.5) == epoch(2025, 1, 1, 0, 1)
+
+
+def test_a_schedule_that_never_fires_has_no_next_tick():
+    with pytest.raises(ValueError, match="within five years"):
+        next_tick(parse_cron("0 0 30 2 *"), epoch(2025, 1, 1, 0, 0))
+
+
+def test_year_long_gaps():
+    """The walk skips whole months, days and hours, so a year costs a few hundred steps (about a millisecond)."""
+    cron = parse_cron("59 23 31 12 *")
+    assert latest_tick(cron, epoch(2025, 1, 1, 0, 0), epoch(2025, 12, 31, 23, 58)) is None
+    assert latest_tick(cron, epoch(2024, 12, 31, 23, 59), epoch(2025, 12, 31, 23, 59)) == epoch(2025, 12, 31, 23, 59)
+    assert next_tick(cron, epoch(2024, 12, 31, 23, 59)) == epoch(2025, 12, 31, 23, 59)
+
+
+FIELD = st.sampled_from(["*", "*/7", "0", "5,35", "1-3", "*/2"])
+DAY = st.sampled_from(["*", "1", "13", "29", "31", "*/10", "1-7"])
+MONTH = st.sampled_from(["*", "2", "*/4", "jan,feb"])
+WEEKDAY = st.sampled_from(["*", "0", "5", "1-5", "sat,sun"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(minute=FIELD, hour=st.sampled_from(["*", "0", "*/5", "23"]), day=DAY, month=MONTH, weekday=WEEKDAY,
+       start=st.integers(0, 4 * 365 * 24 * 60), span=st.integers(0, 3 * 24 * 60))
+def test_ticks_agree_with_a_minute_by_minute_walk(minute, hour, day, month, weekday, start, span):
+    cron = parse_cron(f"{minute} {hour} {day} {month} {weekday}")
+    after = epoch(2023, 1, 1, 0, 0) + start * 60 + 17  # off the minute, as a clock is
+    until = after + span * 60
+    fires = [t for t in range(int(after) // 60 * 60 + 60, int(until) + 1, 60)
+             if matches(cron, datetime.fromtimestamp(t, timezone.utc))]
+    assert latest_tick(cron, after, until) == (float(fires[-1]) if fires else None)
+    if fires:
+        assert next_tick(cron, after) == float(fires[0])

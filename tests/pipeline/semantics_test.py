@@ -1,4 +1,4 @@
-"""Checks of meaning: the task graph, names, secrets, code directories, schedules and the warnings.
+"""Checks of meaning: the task graph, names, secrets, placeholders, code directories, schedules, warnings.
 
 Each bad input asserts the code, the 1-based line and column, and the part of
 the message that tells the author what to fix. A property test builds random
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from fasttrack_gitops.pipeline import Limits, check_pipeline
 from fasttrack_gitops.pipeline.diagnostics import CODES
+from fasttrack_gitops.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.render.diagnostics import text_line
 
 FILE = "pipelines/p.yaml"
@@ -320,6 +321,68 @@ def test_valid_cron_schedule(cron):
     assert result.pipeline.triggers == {"schedule": [{"cron": cron}]}
 
 
+# --- concurrency placeholders ----------------------------------------------------------------------
+
+
+def grouped(group: str, *, short: bool = False) -> str:
+    """A pipeline whose concurrency group is `group`: `concurrency: G` when short, else `concurrency: {group: G}`."""
+    top = f"concurrency: {json.dumps(group)}\n" if short else f"concurrency:\n  group: {json.dumps(group)}\n"
+    return pipeline(task("a"), top=top)
+
+
+@pytest.mark.parametrize("short", [False, True])
+@pytest.mark.parametrize("group", [
+    "deploy-${{ branch }}", "${{ref}}", "${{ pipeline }}-${{ pr }}-${{ sha }}",
+    "${{ repository }}/${{ event }}", "no placeholder",
+])
+def test_concurrency_placeholders_are_accepted(group, short):
+    result = check(grouped(group, short=short))
+    assert result.diagnostics == []
+    assert result.pipeline.concurrency["group"] == group  # expanded per job, not at check time
+
+
+def test_every_placeholder_is_accepted():
+    group = "-".join(f"${{{{ {name} }}}}" for name in CONCURRENCY_PLACEHOLDERS)
+    assert check(grouped(group)).diagnostics == []
+
+
+@pytest.mark.parametrize("group, hint", [
+    ("deploy-${{ brnch }}", " (did you mean 'branch'?)"),
+    ("deploy-${{ Branch }}", " (did you mean 'branch'?)"),
+    ("${{ github.ref }}", " (did you mean 'ref'?)"),
+    ("${{ github.head_ref }}", " (did you mean 'branch'?)"),
+    ("${{ github.event.pull_request.number }}", " (did you mean 'pr'?)"),
+    ("${{ whatever }}", ""),
+])
+def test_unknown_concurrency_placeholder(group, hint):
+    d = only(check(grouped(group)), "FT117")
+    assert at(d) == (4, 10)
+    assert d.path == "$.concurrency.group"
+    expression = group[group.index("${{"):]
+    assert d.message == (f"'{expression}' is not a concurrency placeholder{hint}; "
+                         "use one of: ref, branch, pr, sha, pipeline, repository, event")
+
+
+def test_a_secret_in_the_concurrency_group_is_refused():
+    d = only(check(grouped("${{ secrets.DEPLOY_KEY }}", short=True)), "FT117")
+    assert at(d) == (3, 14)
+    assert d.path == "$.concurrency"
+    assert "'${{ secrets.DEPLOY_KEY }}' is a secret, which a concurrency group cannot use" in d.message
+    assert "use a placeholder: ref, branch" in d.message
+
+
+def test_unclosed_concurrency_placeholder():
+    d = only(check(grouped("deploy-${{ branch")), "FT117")
+    assert "'${{' is not closed with '}}'; write a placeholder like ${{ branch }}" in d.message
+
+
+def test_placeholders_mean_nothing_outside_the_concurrency_group():
+    d = only(check(pipeline(task("a", extra="description: 'on ${{ branch }}'\n"))), "FT110")
+    assert d.path == "$.tasks[0].description"
+    result = check(pipeline(task("a"), top="concurrency:\n  group: g\n  x-note: '${{ branch }}'\n"))
+    assert [(d.code, d.path) for d in result.diagnostics] == [("FT110", "$.concurrency['x-note']")]
+
+
 # --- warnings ------------------------------------------------------------------------------------
 
 
@@ -385,6 +448,7 @@ BAD_FILES = [
     pipeline(task("a"), task("a")), pipeline(task("b", ["trian"])), pipeline(task("a", ["a"])),
     pipeline(task("x"), task("a", ["x", "x"])), pipeline(task("a", ["b"]), task("b", ["a"])),
     env_task("${{ env.X }}"), env_task("${{ secrets.X"), scheduled("61 * * * *"),
+    grouped("deploy-${{ brnch }}"),
     pipeline(task("-bad", extra="resources:\n  cpu: 0\n  mem: 16 GB\n  cuda.shares: abc\n")),
     pipeline(task("a", extra="timeout: soon\nmounts: ['a b']\ncode: /abs\ntype: Custom\n")),
     pipeline(task("a", extra="environment:\n  image: x/cuda:1\n  envs: {API_KEY: k}\nresources:\n  mem: 16\n")),
@@ -414,7 +478,7 @@ def test_every_diagnostic_has_every_field():
     # the sample is broad: most of the file- and pipeline-level codes show up
     assert {"FT003", "FT004", "FT005", "FT006", "FT007", "FT008", "FT009", "FT010", "FT100", "FT101", "FT102",
             "FT103", "FT104", "FT105", "FT106", "FT107", "FT108", "FT109", "FT110", "FT111", "FT112", "FT113",
-            "FT114", "FT115", "FT116", "FT201", "FT202", "FT204"} <= seen, sorted(seen)
+            "FT114", "FT115", "FT116", "FT117", "FT201", "FT202", "FT204"} <= seen, sorted(seen)
 
 
 def test_diagnostics_come_sorted_by_position():

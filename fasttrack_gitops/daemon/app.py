@@ -1,0 +1,147 @@
+"""`serve`: the daemon process. Wires the configuration to the executor, the core, the followers and uvicorn.
+
+Start: open the state, re-attach to the jobs a previous daemon left
+running, start following repositories and the clock, then serve HTTP.
+SIGTERM or SIGINT: stop taking new work (webhooks answer 503), give the
+running jobs `shutdown_grace` seconds, record the rest as interrupted (the
+next start takes them over), and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+
+from fasttrack_gitops.daemon.config import DaemonConfig
+from fasttrack_gitops.errors import UsageError
+
+log = logging.getLogger("fasttrack_gitops.daemon")
+
+
+def serve(config: DaemonConfig) -> int:
+    """Run the daemon until SIGTERM or SIGINT; the exit code."""
+    _log_to_stderr(config.secret_values())
+    sock = listening_socket(config.host, config.port)
+    return asyncio.run(run_daemon(config, sock))
+
+
+async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio.Event | None = None,
+                     executor=None, ready=None) -> int:
+    """The daemon on an already bound socket, until `stop` is set (or a signal sets it)."""
+    import uvicorn
+
+    from fasttrack_gitops.daemon import follow
+    from fasttrack_gitops.daemon.http import App
+    from fasttrack_gitops.daemon.service import Daemon
+
+    stop = stop or asyncio.Event()
+    executor = executor or make_executor(config)
+    daemon = Daemon(config, executor=executor)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests): no signals
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    resumed = daemon.recover()
+    if resumed:
+        log.info("re-attached to %d job(s) left running: %s", len(resumed), ", ".join(resumed))
+    following = asyncio.Event()  # set to stop the followers
+    background = [asyncio.create_task(daemon.dispatch_forever()),
+                  asyncio.create_task(follow.schedules(daemon, following))]
+    for repo in config.repositories:
+        if repo.watch:
+            background.append(asyncio.create_task(follow.watch(daemon, repo, following)))
+        elif repo.poll_interval:
+            background.append(asyncio.create_task(follow.poll(daemon, repo, following)))
+    server = _Server(uvicorn.Config(App(daemon), log_level="warning", access_log=False, lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    host, port = sock.getsockname()[:2]
+    log.info("serving on http://%s:%d with %d repositories, executor %s, state in %s", host, port,
+             len(config.repositories), config.executor, config.state_dir)
+    if ready is not None:
+        ready(daemon)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: no new jobs; waiting up to %gs for running ones", config.shutdown_grace)
+        following.set()
+        await daemon.drain(config.shutdown_grace)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        server.should_exit = True
+        await serving
+        await executor.close()
+        daemon.close()
+    return 0
+
+
+def make_executor(config: DaemonConfig):
+    from fasttrack_gitops.executors import get_executor
+
+    if config.executor == "backendai" and config.backendai is not None:
+        from fasttrack_gitops.backendai.credentials import Credentials
+
+        credentials = Credentials.from_env({"BACKEND_ENDPOINT": config.backendai.endpoint,
+                                            "BACKEND_ACCESS_KEY": config.backendai.access_key,
+                                            "BACKEND_SECRET_KEY": config.backendai.secret_key})
+        return get_executor("backendai", credentials=credentials)
+    return get_executor(config.executor)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The bound, listening socket (bound before anything starts, so a taken port is a clean exit 2)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host or "0.0.0.0", port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}; change 'listen' in the "
+                         "configuration or stop what uses the port") from e
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server:
+    """uvicorn's Server without its signal handling: the daemon drains on SIGTERM itself, then stops it."""
+
+    def __new__(cls, config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield
+
+        return Server(config)
+
+
+class _Masking(logging.Filter):
+    """Replace every secret of the configuration by *** in log records, whatever logged them."""
+
+    def __init__(self, secrets: tuple[str, ...]):
+        super().__init__()
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+def _log_to_stderr(secrets: tuple[str, ...]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(_Masking(secrets))
+    root = logging.getLogger("fasttrack_gitops")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

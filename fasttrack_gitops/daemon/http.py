@@ -1,0 +1,196 @@
+"""The daemon's HTTP surface, as a plain ASGI application (uvicorn serves it).
+
+    POST /webhooks/github   X-Hub-Signature-256 verified over the raw body; deduplicated by X-GitHub-Delivery
+    POST /webhooks/gitlab   X-Gitlab-Token verified
+    GET  /healthz           200 while serving, 503 while draining
+    GET  /metrics           Prometheus text format
+    GET  /api/jobs          the newest jobs (?pipeline=, ?status=, ?limit=), as `jobs --format json` prints them
+    GET  /api/jobs/{id}     one job (an id or a unique prefix)
+    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?}: a manual run (`fasttrack-gitops trigger`)
+
+A refused webhook changes nothing: the signature is checked before the body
+is parsed, and a body over the limit is not even read to its end. Answers
+are JSON; a webhook's answer says what it did, which GitHub shows in the
+delivery log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from typing import Awaitable, Callable
+from urllib.parse import parse_qs
+
+from fasttrack_gitops.daemon.service import Daemon
+from fasttrack_gitops.daemon.webhooks import (
+    WebhookError, check_size, parse_github, parse_gitlab, verify_github, verify_gitlab,
+)
+from fasttrack_gitops.errors import FastTrackError
+from fasttrack_gitops.events import Manual
+from fasttrack_gitops.job import JobStatus
+
+log = logging.getLogger("fasttrack_gitops.daemon.http")
+
+API_BODY_LIMIT = 64 * 1024
+Send = Callable[[dict], Awaitable[None]]
+
+
+class App:
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+
+    async def __call__(self, scope: dict, receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the daemon starts and stops around the server, not inside it
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            if path in ("/webhooks/github", "/webhooks/gitlab"):
+                _allow(method, "POST")
+                status, body = await self._webhook(path.rsplit("/", 1)[1], headers, receive)
+            elif path == "/healthz":
+                _allow(method, "GET", "HEAD")
+                status, body = self._health()
+            elif path == "/metrics":
+                _allow(method, "GET", "HEAD")
+                text = self.daemon.metrics.render(jobs=self.daemon.jobs_by_status(),
+                                                  queue_depth=self.daemon.ledger.queue_depth())
+                await _answer(send, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+                return
+            elif path == "/api/jobs":
+                _allow(method, "GET")
+                status, body = self._jobs(scope)
+            elif path.startswith("/api/jobs/"):
+                _allow(method, "GET")
+                status, body = self._job(path.removeprefix("/api/jobs/"))
+            elif path == "/api/trigger":
+                _allow(method, "POST")
+                status, body = await self._trigger(headers, receive)
+            else:
+                status, body = 404, {"error": f"no such endpoint {path}"}
+        except WebhookError as e:
+            status, body = e.status, {"error": e.message}
+        except FastTrackError as e:
+            status, body = 400, {"error": str(e)}
+        await _answer(send, status, json.dumps(body).encode(), "application/json")
+
+    # -- webhooks
+
+    async def _webhook(self, provider: str, headers: dict, receive) -> tuple[int, dict]:
+        config = self.daemon.config
+        metrics = self.daemon.metrics
+        try:
+            length = headers.get("content-length")
+            check_size(int(length) if length and length.isdigit() else None, config.webhook_max_body)
+            raw = await _read(receive, config.webhook_max_body)
+            if provider == "github":
+                verify_github(raw, headers.get("x-hub-signature-256"),
+                              config.github.webhook_secret if config.github else None)
+                delivery = parse_github(headers, raw)
+            else:
+                verify_gitlab(headers.get("x-gitlab-token"), config.gitlab.webhook_token if config.gitlab else None)
+                delivery = parse_gitlab(headers, raw)
+        except WebhookError as e:
+            metrics.delivery(provider, {401: "unauthorized", 413: "too_large"}.get(e.status, "malformed"))
+            raise
+        if delivery.record is None:
+            metrics.delivery(provider, "ignored")
+            return 202, {"delivery": delivery.id, "ignored": delivery.ignored}
+        if self.daemon.draining:
+            metrics.delivery(provider, "draining")
+            return 503, {"error": "the daemon is shutting down; deliver again later"}
+        if not self.daemon.ledger.record_delivery(provider, delivery.id, delivery.event, "received"):
+            metrics.delivery(provider, "duplicate")
+            return 200, {"delivery": delivery.id, "duplicate": True,
+                         "note": "this delivery was handled already; nothing was done again"}
+        handled = await self.daemon.handle(delivery.record, delivery=delivery.id)
+        self.daemon.ledger.update_delivery(provider, delivery.id, handled.note[:500])
+        metrics.delivery(provider, "accepted")
+        return 202, {"delivery": delivery.id, **handled.as_dict()}
+
+    # -- status
+
+    def _health(self) -> tuple[int, dict]:
+        counts = self.daemon.jobs_by_status()
+        if self.daemon.draining:
+            return 503, {"status": "draining", **counts}
+        return 200, {"status": "ok", **counts}
+
+    def _jobs(self, scope: dict) -> tuple[int, dict | list]:
+        from fasttrack_gitops.render.jobs import job_record
+
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        try:
+            limit = int(query.get("limit", "20"))
+            status = JobStatus(query["status"]) if "status" in query else None
+        except ValueError:
+            known = ", ".join(s.value for s in JobStatus)
+            return 400, {"error": f"limit is a number and status one of: {known}"}
+        views = self.daemon.store.list_jobs(pipeline=query.get("pipeline"), status=status, limit=min(limit, 1000))
+        return 200, [job_record(v) for v in views]
+
+    def _job(self, job_id: str) -> tuple[int, dict]:
+        from fasttrack_gitops.render.jobs import job_record
+
+        try:
+            return 200, job_record(self.daemon.store.view(job_id))
+        except FastTrackError as e:
+            return 404, {"error": str(e)}
+
+    # -- manual runs
+
+    async def _trigger(self, headers: dict, receive) -> tuple[int, dict]:
+        token = self.daemon.config.api_token
+        if token is not None:
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return 401, {"error": "this daemon wants Authorization: Bearer <token> (its api_token_env)"}
+        if self.daemon.draining:
+            return 503, {"error": "the daemon is shutting down; try again later"}
+        try:
+            request = json.loads(await _read(receive, API_BODY_LIMIT))
+        except ValueError:
+            return 400, {"error": "the body is not JSON"}
+        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) and request.get(k)
+                                                    for k in ("repository", "pipeline")):
+            return 400, {"error": "give a JSON object with repository and pipeline (and ref, request_id)"}
+        if self.daemon.repository(request["repository"]) is None:
+            return 404, {"error": f"repository {request['repository']} is not configured in this daemon"}
+        manual = Manual(request["repository"], request["pipeline"], str(request.get("ref") or "HEAD"),
+                        str(request.get("request_id") or secrets.token_hex(8)), str(request.get("sender") or "api"))
+        handled = await self.daemon.handle(manual, delivery=manual.request_id)
+        return (201 if handled.jobs else 422), handled.as_dict()
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise WebhookError(405, f"use {' or '.join(allowed)}")
+
+
+async def _read(receive, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it grows past the limit."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise WebhookError(400, "the client went away before the body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise WebhookError(413, f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,475 @@
+"""The daemon's core: events in, jobs out, jobs run; one asyncio loop, one store connection.
+
+Every source of events (webhooks, watchers, pollers, the clock, `trigger`)
+calls `Daemon.handle(event)`. Handling reads the repository at the commit in
+a worker thread (planning.py), asks triggers.py which pipelines run, and
+stores each job under its idempotency key in one transaction (ledger.py):
+however often a commit is reported, it makes one job per pipeline and
+trigger. The dispatcher then starts queued jobs as slots and concurrency
+groups allow (dispatch.py), each driven by the same JobRunner that `run`
+uses. After a restart `recover()` re-attaches to what was running and the
+queue carries on; `drain()` is the SIGTERM path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Mapping
+
+from fasttrack_gitops import gitrepo, triggers
+from fasttrack_gitops.daemon import dispatch
+from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
+from fasttrack_gitops.daemon.metrics import Metrics
+from fasttrack_gitops.daemon.planning import Pipelines, Planned, RepoSource, pipelines_at, plan, plan_invalid, snapshot_at
+from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
+from fasttrack_gitops.errors import FastTrackError
+from fasttrack_gitops.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
+from fasttrack_gitops.execution import Workdirs, reused_tasks
+from fasttrack_gitops.job import ENDED, JobStatus, Outcome, TaskState, rerun
+from fasttrack_gitops.ledger import JobKey, Ledger, Queued
+from fasttrack_gitops.runner import Change, JobRunner
+from fasttrack_gitops.store import Store
+from fasttrack_gitops.taskenv import masks, referenced_secrets, secrets_from_environ
+
+log = logging.getLogger("fasttrack_gitops.daemon")
+
+CHECK_PREFIX = "fasttrack/"  # our check runs are named fasttrack/<pipeline>
+
+
+@dataclass
+class Handled:
+    """What one event did: the jobs it made (or found made already), and a line for the log and the webhook reply."""
+
+    jobs: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, *, executor=None, environ: Mapping[str, str] | None = None):
+        self.config = config
+        self.store = Store(config.state_dir)
+        self.ledger = Ledger(self.store)
+        self.metrics = Metrics()
+        self.executor = executor
+        self.secrets = secrets_from_environ(os.environ if environ is None else environ)
+        self.sources = {r.name.lower(): self._source(r) for r in config.repositories}
+        self.runners: dict[str, JobRunner] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._fetch_locks: dict[str, asyncio.Lock] = {}
+        self.draining = False
+
+    # -- repositories
+
+    def _source(self, repo: RepositoryConfig) -> RepoSource:
+        local = repo.local_path
+        top = local if local is not None else mirror_path(self.config.state_dir, repo.name)
+        return RepoSource(repo.name, top, repo.path, repo.pipelines)
+
+    def repository(self, name: str) -> tuple[RepositoryConfig, RepoSource] | None:
+        repo = self.config.repository(name)
+        return None if repo is None else (repo, self.sources[repo.name.lower()])
+
+    async def refresh(self, repo: RepositoryConfig) -> dict[str, str] | None:
+        """Fetch a remote repository into its mirror (one fetch at a time per repository); None for local ones."""
+        if repo.local_path is not None:
+            return None
+        lock = self._fetch_locks.setdefault(repo.name.lower(), asyncio.Lock())
+        async with lock:
+            try:
+                return await asyncio.to_thread(fetch, repo.url, self.sources[repo.name.lower()].top)
+            except FetchError:
+                self.metrics.fetch_errors[repo.name] += 1
+                raise
+
+    async def _has(self, repo: RepositoryConfig, source: RepoSource, commit: str) -> bool:
+        """Whether the commit can be read, fetching a remote repository once when it is missing."""
+        if await asyncio.to_thread(gitrepo.has_commit, source.top, commit):
+            return True
+        if repo.local_path is None:
+            try:
+                await self.refresh(repo)
+            except FetchError as e:
+                log.warning("%s: %s", repo.name, e)
+                return False
+            return await asyncio.to_thread(gitrepo.has_commit, source.top, commit)
+        return False
+
+    # -- events in
+
+    async def handle(self, event: Event, *, delivery: str = "") -> Handled:
+        """Turn one event into jobs; never raises for a problem of the repository or the event."""
+        found = self.repository(event.repository)
+        if found is None:
+            return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
+        repo, source = found
+        lock = self._locks.setdefault(repo.name.lower(), asyncio.Lock())
+        try:
+            async with lock:  # one event of a repository at a time: positions and gates stay consistent
+                handled = await self._dispatch_event(repo, source, event, delivery)
+        except FastTrackError as e:  # an unreadable repository or commit: logged, the daemon goes on
+            handled = Handled(note=f"{repo.name}: {e}")
+        if handled.created:
+            self._wake.set()
+        log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")
+        return handled
+
+    async def _dispatch_event(self, repo: RepositoryConfig, source: RepoSource, event: Event, delivery: str) -> Handled:
+        if isinstance(event, Push):
+            return await self._push(repo, source, event)
+        if isinstance(event, PullRequest):
+            return await self._pull_request(repo, source, event)
+        if isinstance(event, Comment):
+            return await self._comment(repo, source, event, delivery)
+        if isinstance(event, Rerequest):
+            return await self._rerequest(repo, event, delivery)
+        if isinstance(event, Tick):
+            return await self._tick(repo, source, event)
+        if isinstance(event, Manual):
+            return await self._manual(repo, source, event)
+        return Handled(note=f"unsupported event {type(event).__name__}")
+
+    async def _push(self, repo: RepositoryConfig, source: RepoSource, push: Push) -> Handled:
+        if push.deleted:
+            self.ledger.set_positions(repo.name, [(push.ref, None)])
+            return Handled(note=f"{push.ref} was deleted; nothing to run")
+        if not await self._has(repo, source, push.after):
+            return Handled(note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
+                                "away, or not fetched); nothing to run")
+        pipes = await asyncio.to_thread(pipelines_at, source, push.after)
+        default = push.default_branch or await asyncio.to_thread(gitrepo.default_branch, source.top)
+        changed = await asyncio.to_thread(gitrepo.push_changes, source.top, push, prefix=source.prefix,
+                                          default_ref=f"refs/heads/{default}" if default else None)
+        selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
+        trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after,
+                   "sender": push.sender}
+        handled = self._store(plan(source, pipes, selections, commit=push.after, ref=push.ref)
+                              + self._invalid(source, pipes, push.after, push.ref, trigger))
+        self.ledger.set_positions(repo.name, [(push.ref, push.after)])
+        handled.note = _note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
+        return handled
+
+    async def _pull_request(self, repo: RepositoryConfig, source: RepoSource, pr: PullRequest,
+                            approved_by: str | None = None) -> Handled:
+        if pr.action not in ("opened", "synchronize", "reopened", "edited", "ready_for_review", "labeled",
+                             "unlabeled", "closed", "converted_to_draft"):
+            return Handled(note=f"pull request #{pr.number}: action {pr.action} runs nothing")
+        if pr.from_fork and approved_by is None:
+            gate = self.ledger.gate(repo.name, pr.number, pr.head_sha)
+            if gate is None or gate.approved_by is None:
+                self.ledger.hold(repo.name, pr.number, pr.head_sha, asdict(pr))
+                return Handled(note=f"pull request #{pr.number} comes from the fork {pr.head_repository}: it runs "
+                                    "(with secrets) once a member comments /fasttrack ok-to-test")
+        if not await self._has(repo, source, pr.head_sha):
+            return Handled(note=f"pull request #{pr.number}: head {pr.head_sha[:12]} cannot be fetched; nothing to run")
+        pipes = await asyncio.to_thread(pipelines_at, source, pr.head_sha)
+        base = pr.base_sha if pr.base_sha and await asyncio.to_thread(gitrepo.has_commit, source.top, pr.base_sha) \
+            else f"refs/heads/{pr.base_ref}"
+        changed = await asyncio.to_thread(gitrepo.pr_changes, source.top, base, pr.head_sha, prefix=source.prefix)
+        selections = triggers.select_pull_request(pipes.candidates, pr, changed=changed)
+        ref = f"refs/pull/{pr.number}/head"
+        trigger = {"event": "pull_request", "number": pr.number, "action": pr.action, "head_sha": pr.head_sha,
+                   "fork": pr.from_fork}
+        if approved_by:
+            selections = [_with_trigger(s, approved_by=approved_by) for s in selections]
+        handled = self._store(plan(source, pipes, selections, commit=pr.head_sha, ref=ref)
+                              + self._invalid(source, pipes, pr.head_sha, ref, trigger))
+        handled.note = _note(f"pull request #{pr.number} ({pr.action}) at {pr.head_sha[:12]}", selections, pipes)
+        return handled
+
+    async def _comment(self, repo: RepositoryConfig, source: RepoSource, comment: Comment, delivery: str) -> Handled:
+        command = triggers.parse_command(comment.body)
+        if command is None:
+            return Handled(note=f"comment on #{comment.number} has no /fasttrack command")
+        if not triggers.command_allowed(comment.author_association):
+            return Handled(note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
+                                f"collaborators may run commands (they are {comment.author_association or 'unknown'})")
+        if command.verb == "ok-to-test":
+            gate = self.ledger.approve(repo.name, comment.number, comment.author)
+            if gate is None:
+                return Handled(note=f"/fasttrack ok-to-test: pull request #{comment.number} is not waiting")
+            return await self._pull_request(repo, source, PullRequest(**gate.event), approved_by=comment.author)
+        if command.verb == "cancel":
+            return self._cancel_jobs(self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}",
+                                                         open_only=True), f"cancelled by {comment.author} (/fasttrack cancel)")
+        if command.verb == "retest":
+            head = await self._pr_head(repo, source, comment.number)
+            if head is None:
+                return Handled(note=f"/fasttrack retest: the head of #{comment.number} is not known")
+            failed = [v.job for v in self._latest_views(repo.name, head) if v.status == JobStatus.FAILED]
+            return self._rerun(failed, f"retest:{delivery}", {"by": comment.author, "command": "retest"})
+        if command.verb == "run":
+            head = await self._pr_head(repo, source, comment.number)
+            if head is None or not await self._has(repo, source, head):
+                return Handled(note=f"/fasttrack run: the head of #{comment.number} cannot be fetched")
+            pipes = await asyncio.to_thread(pipelines_at, source, head)
+            wanted = command.argument
+            chosen = [c for c in pipes.candidates if wanted in (None, c.name, c.path)]
+            if not chosen:
+                names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
+                return Handled(note=f"/fasttrack run: no valid pipeline {wanted} at {head[:12]}; valid: {names}")
+            trigger = {"event": "comment", "id": delivery or str(time.time()), "command": "run",
+                       "number": comment.number, "by": comment.author}
+            reason = f"/fasttrack run by {comment.author} on #{comment.number}"
+            selections = [triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason,
+                                             c.concurrency) for c in chosen]
+            handled = self._store(plan(source, pipes, selections, commit=head, ref=f"refs/pull/{comment.number}/head"))
+            handled.note = reason
+            return handled
+        return Handled(note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
+                            "cancel, ok-to-test")
+
+    async def _pr_head(self, repo: RepositoryConfig, source: RepoSource, number: int) -> str | None:
+        """The pull request's head commit, from refs/pull/N/head (fetched for a remote repository)."""
+        if repo.local_path is None:
+            try:
+                await self.refresh(repo)
+            except FetchError:
+                return None
+        heads = await asyncio.to_thread(gitrepo.heads, source.top, (f"refs/pull/{number}/head",))
+        return heads.get(f"refs/pull/{number}/head")
+
+    async def _rerequest(self, repo: RepositoryConfig, event: Rerequest, delivery: str) -> Handled:
+        if event.check_name is not None and not event.check_name.startswith(CHECK_PREFIX):
+            return Handled(note=f"check {event.check_name} is not ours")
+        if event.external_id:
+            try:
+                jobs = [self.store.job(event.external_id)]
+            except FastTrackError:
+                return Handled(note=f"check {event.check_name}: job {event.external_id} is not known here")
+        else:
+            jobs = [v.job for v in self._latest_views(repo.name, event.head_sha)
+                    if event.check_name is None or CHECK_PREFIX + v.job.pipeline == event.check_name]
+        extra = {"by": event.sender, "failed_only": event.failed_only}
+        return self._rerun(jobs, f"rerequest:{delivery or time.time()}", extra)
+
+    async def _tick(self, repo: RepositoryConfig, source: RepoSource, tick: Tick) -> Handled:
+        commit = await self._default_head(repo, source)
+        if commit is None:
+            return Handled(note=f"schedule {tick.cron}: the default branch of {repo.name} has no commit")
+        pipes = await asyncio.to_thread(pipelines_at, source, commit)
+        selections = triggers.select_tick(pipes.candidates, tick)
+        handled = self._store(plan(source, pipes, selections, commit=commit, ref=self._default_ref(source)))
+        handled.note = f"schedule {tick.cron} of {tick.pipeline_path}"
+        return handled
+
+    async def _manual(self, repo: RepositoryConfig, source: RepoSource, manual: Manual) -> Handled:
+        if repo.local_path is None:
+            try:
+                await self.refresh(repo)
+            except FetchError as e:
+                return Handled(note=str(e))
+        commit, ref = await asyncio.to_thread(_resolve, source, manual.ref)
+        pipes = await asyncio.to_thread(pipelines_at, source, commit)
+        selections = triggers.select_manual(pipes.candidates, manual)
+        if not selections:
+            names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
+            return Handled(note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
+                                f"valid pipelines there: {names}")
+        handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
+        handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
+        return handled
+
+    async def _default_head(self, repo: RepositoryConfig, source: RepoSource) -> str | None:
+        ref = self._default_ref(source)
+        heads = await asyncio.to_thread(gitrepo.heads, source.top, (ref,))
+        return heads.get(ref)
+
+    def _default_ref(self, source: RepoSource) -> str:
+        return f"refs/heads/{gitrepo.default_branch(source.top) or 'main'}"
+
+    # -- jobs stored
+
+    def _latest_views(self, repository: str, commit: str) -> list:
+        """The newest job of each valid pipeline at the commit (re-runs included)."""
+        latest: dict[str, object] = {}
+        for job_id in self.ledger.jobs_of(repository, commit=commit):  # newest first
+            view = self.store.view(job_id)
+            if not view.job.invalid:
+                latest.setdefault(view.job.pipeline_path, view)
+        return list(latest.values())
+
+    def _invalid(self, source: RepoSource, pipes: Pipelines, commit: str, ref: str, trigger: dict) -> list[Planned]:
+        return plan_invalid(source, pipes, commit=commit, ref=ref, trigger=trigger, key=triggers.trigger_key(trigger))
+
+    def _store(self, planned: list[Planned]) -> Handled:
+        handled = Handled()
+        for p in planned:
+            job_id, created = self.ledger.add_job(p.key, p.job, group=p.group, cancel_in_progress=p.cancel_in_progress)
+            handled.jobs.append(job_id)
+            if created:
+                handled.created.append(job_id)
+                self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
+                if p.group and p.cancel_in_progress:
+                    self._supersede(job_id)
+        return handled
+
+    def _supersede(self, job_id: str) -> None:
+        entries = self.ledger.open_queue()
+        newer = next((e for e in entries if e.job_id == job_id), None)
+        if newer is None:
+            return
+        for old in dispatch.superseded(entries, newer):
+            self._cancel_job(old, f"superseded by job {job_id} (concurrency group {newer.group})")
+
+    def _cancel_jobs(self, job_ids: list[str], reason: str) -> Handled:
+        entries = {e.job_id: e for e in self.ledger.open_queue()}
+        for job_id in job_ids:
+            if job_id in entries:
+                self._cancel_job(entries[job_id], reason)
+        return Handled(jobs=job_ids, note=f"{len(job_ids)} job(s) {reason}")
+
+    def _cancel_job(self, entry: Queued, reason: str) -> None:
+        if entry.started_at is None:
+            self.ledger.end_unstarted(entry.job_id, reason)
+        else:
+            self.store.request_cancel(entry.job_id)
+            runner = self.runners.get(entry.job_id)
+            if runner is not None:
+                runner.cancel()
+
+    def _rerun(self, jobs: list, request: str, extra: Mapping) -> Handled:
+        planned = []
+        for old in jobs:
+            trigger = {"event": "rerun", "id": f"{request}:{old.id}", "of": old.id, **extra}
+            new = rerun(old, trigger=trigger)
+            planned.append(Planned(JobKey(old.repository, old.commit or "", old.pipeline_path,
+                                          triggers.trigger_key(trigger)), new))
+        handled = self._store(planned)
+        handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
+        return handled
+
+    # -- running jobs
+
+    async def dispatch_forever(self) -> None:
+        """Start queued jobs whenever a slot frees or a job is queued."""
+        while not self.draining:
+            self._wake.clear()
+            for job_id in dispatch.startable(self.ledger.open_queue(), limit=self.config.max_running_jobs):
+                if self.draining:
+                    break
+                self._start(job_id)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def _start(self, job_id: str, *, resume: bool = False) -> None:
+        self.ledger.mark_started(job_id)
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id, resume=resume))
+
+    async def _run(self, job_id: str, *, resume: bool) -> None:
+        try:
+            await self._drive(job_id, resume=resume)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or an unusable store must not take the daemon down with it
+            log.exception("job %s: %s", job_id, e)
+        finally:
+            self.runners.pop(job_id, None)
+            self._tasks.pop(job_id, None)
+            if not self.draining:
+                view = self.store.view(job_id)
+                if view.status not in (JobStatus.RUNNING, JobStatus.PENDING, JobStatus.INTERRUPTED):
+                    self.ledger.mark_done(job_id)
+                    self.metrics.jobs_finished[str(view.status)] += 1
+            self._wake.set()
+
+    async def _drive(self, job_id: str, *, resume: bool) -> None:
+        view = self.store.view(job_id)
+        job = view.job
+        missing = [n for n in referenced_secrets(job.pipeline_model()) if n not in self.secrets]
+        if missing and not resume:
+            self.ledger.end_unstarted(job_id, f"secret {missing[0]} is not given to the daemon: set "
+                                              f"FTG_SECRET_{missing[0]} in its environment", TaskState.FAILED)
+            return
+        found = self.repository(job.repository)
+        if found is None:
+            self.ledger.end_unstarted(job_id, f"repository {job.repository} is no longer configured", TaskState.FAILED)
+            return
+        snap = await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref)
+        initial = {}
+        if job.trigger.get("failed_only") and job.rerun_of:
+            initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
+        runner = JobRunner(job, self.store, self.executor, workdir=Workdirs(self.store, job, snap),
+                           secrets=self.secrets, initial=initial, resume=resume, on_change=self._observe)
+        self.runners[job_id] = runner
+        await runner.run()
+
+    def _observe(self, change: Change) -> None:
+        instance = change.instance
+        if instance.state in ENDED and instance.duration is not None:
+            self.metrics.task_ended(self.config.executor, instance.duration)
+        if instance.attempts and instance.attempts[-1].outcome == Outcome.ERROR:
+            self.metrics.executor_errors[self.config.executor] += 1
+
+    # -- restart and shutdown
+
+    def recover(self) -> list[str]:
+        """After a restart: re-attach to the jobs that were running (their runner died with the daemon)."""
+        resumed = []
+        for entry in self.ledger.open_queue():
+            if entry.started_at is None:
+                continue  # still queued: the dispatcher starts it
+            view = self.store.view(entry.job_id)
+            if view.runner_alive:
+                continue  # another process drives it (should not happen; never start anything twice)
+            if all(i.ended for i in view.tasks.values()):
+                self.ledger.mark_done(entry.job_id)
+                continue
+            self._start(entry.job_id, resume=True)
+            resumed.append(entry.job_id)
+        return resumed
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: start nothing new, give running jobs `grace` seconds, then interrupt the rest."""
+        self.draining = True
+        self._wake.set()
+        running = list(self._tasks.values())
+        if running:
+            log.info("draining: waiting up to %gs for %d running job(s)", grace, len(running))
+            await asyncio.wait(running, timeout=grace)
+        for job_id, runner in list(self.runners.items()):
+            runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def masks(self) -> tuple[str, ...]:
+        """Secret values to hide from logs and API answers."""
+        return tuple(v for v in (*self.config.secret_values(), *masks(self.secrets, self.secrets)) if v)
+
+    def jobs_by_status(self) -> dict[str, int]:
+        counts = {"queued": 0, "running": 0}
+        for entry in self.ledger.open_queue():
+            counts["running" if entry.started_at is not None else "queued"] += 1
+        return counts
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _resolve(source: RepoSource, rev: str) -> tuple[str, str]:
+    """A branch, tag or commit id in the repository -> (commit, full ref or the revision as given)."""
+    return gitrepo.resolve_revision(source.top, rev)
+
+
+def _with_trigger(selection: triggers.Selection, **extra) -> triggers.Selection:
+    """The selection with more facts in its trigger record (its key stays: the same trigger, better described)."""
+    return replace(selection, trigger={**selection.trigger, **extra})
+
+
+def _note(what: str, selections: list, pipes: Pipelines) -> str:
+    parts = [what]
+    parts.append(f"runs {', '.join(s.name for s in selections)}" if selections else "selects no pipeline")
+    if pipes.invalid:
+        parts.append(f"{len(pipes.invalid)} invalid pipeline file(s): {', '.join(sorted(pipes.invalid))}")
+    return "; ".join(parts)

@@ -1,0 +1,452 @@
+"""Where the daemon's commits come from: remote repositories fetched into local mirrors, and watched local ones.
+
+A remote repository is polled by `fetch` into a bare mirror under the
+state folder (blocking; the daemon runs it in a worker thread, one fetch
+per mirror at a time), failures spaced out by a `Backoff`. A local
+repository is watched by `watch_repository`, which reacts within a fraction
+of a second of a commit. Both compare the refs they saw before with the refs
+they see now, and `branch_moves` turns the difference into the same `Push`
+records a webhook gives, so the trigger rules cannot tell the sources apart.
+
+dulwich talks git (local paths, file://, https://, ssh://, git@host:path);
+no `git` binary is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import os
+import random
+import re
+import shutil
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dulwich.client import get_transport_and_path
+from dulwich.config import ConfigDict, StackedConfig
+from dulwich.errors import HangupException, NotGitRepository
+from dulwich.repo import Repo
+
+from fasttrack_gitops.errors import FastTrackError
+from fasttrack_gitops.events import ZERO_COMMIT, Push
+from fasttrack_gitops.gitrepo import ref_matches
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REFSPECS = ("refs/heads/*", "refs/tags/*", "refs/pull/*/head")
+
+
+# -- when to try again -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    """When to try again after failures: doubling from base up to maximum, jittered so mirrors do not fetch in step."""
+
+    base: float
+    maximum: float
+    failures: int = 0
+
+    def delay(self, rng: random.Random | None = None) -> float:
+        """Seconds to wait: base * 2**failures, capped at maximum, then +-20% (never above maximum)."""
+        raw = min(self.maximum, self.base * 2.0 ** min(self.failures, 64))
+        return min(self.maximum, raw * (rng or random).uniform(0.8, 1.2))
+
+    def failed(self) -> None:
+        self.failures += 1
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+# -- remote repositories into mirrors ----------------------------------------------------------------------------
+
+
+class FetchError(FastTrackError):
+    """A fetch that failed; the message names the url (credentials masked) and what to check."""
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
+
+
+def credential_free(url: str) -> str:
+    """The url as it may be logged: https://user:token@host/x -> https://***@host/x.
+
+    Over http(s) any user part is masked (a token is often the user name);
+    elsewhere only one with a password, so ssh://git@host stays readable.
+    """
+    def mask(m: re.Match[str]) -> str:
+        secret = ":" in m["userinfo"] or m["scheme"].lower().startswith("http")
+        return f"{m['scheme']}***@" if secret else m[0]
+
+    return _USERINFO.sub(mask, url)
+
+
+def mirror_path(state_dir: Path, name: str) -> Path:
+    """<state_dir>/repos/<name, / as __>.git: one folder per repository name, whatever characters it holds.
+
+    A name that needs more than `/` replaced (spaces, `..`, a leading dot)
+    gets a short hash of the original, so two such names cannot share a folder.
+    """
+    readable = name.replace("/", "__")
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", readable).lstrip(".")
+    if slug != readable or not slug:
+        slug = f"{slug or 'repo'}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return Path(state_dir) / "repos" / f"{slug}.git"
+
+
+def fetch(url: str, mirror: Path, *, refspecs: Sequence[str] = DEFAULT_REFSPECS, timeout: float = 60) -> dict[str, str]:
+    """Fetch url into the bare mirror and return its refs after the fetch: {full ref: sha}.
+
+    The mirror is created when missing. Its refs become exactly the remote's
+    refs that the patterns select (ref globs: a trailing `/*` matches any
+    depth): a force-pushed branch moves, a deleted one disappears. The
+    remote's HEAD is recorded as the mirror's, so `default_branch` answers
+    for it. Objects already in the mirror are not fetched again. Values are
+    as the remote advertises them (an annotated tag is its tag object).
+    Blocking: call it in a worker thread, one fetch per mirror at a time.
+    """
+    shown = credential_free(url)
+    repo = _open_mirror(Path(mirror), shown)
+    try:
+        client, path = get_transport_and_path(url, config=_transport_config(timeout))
+        result = client.fetch(path, repo, determine_wants=_wanted(repo, refspecs),
+                              ref_prefix=_ref_prefixes(refspecs))
+        remote = _selected(result.refs, refspecs)
+        missing = [ref for ref, sha in remote.items() if sha.encode() not in repo.object_store]
+        if missing:
+            raise FetchError(f"cannot fetch {shown}: the remote did not send the commits of {', '.join(missing[:3])}; "
+                             "try again, or check the remote repository")
+        _update_refs(repo, remote)
+        head = result.symrefs.get(b"HEAD")
+        if head is not None:
+            repo.refs.set_symbolic_ref(b"HEAD", head)
+    except FetchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the transport raises: one message, never credentials
+        raise FetchError(_scrub(f"cannot {_reason(e, url, timeout)}", url)) from None
+    finally:
+        repo.close()
+    return remote
+
+
+def _open_mirror(mirror: Path, shown: str) -> Repo:
+    """The mirror's Repo; created bare when missing, beside it and renamed in, so it is whole or absent."""
+    try:
+        if not mirror.exists():
+            tmp = mirror.with_name(f"{mirror.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            Repo.init_bare(str(tmp)).close()
+            try:
+                os.rename(tmp, mirror)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not mirror.exists():
+                    raise
+        return Repo(str(mirror))
+    except NotGitRepository:
+        raise FetchError(f"cannot fetch {shown}: the mirror {mirror} is not a git repository; "
+                         "remove it and it is fetched again") from None
+    except OSError as e:
+        raise FetchError(f"cannot fetch {shown}: cannot write the mirror {mirror}: {e.strerror or e}; "
+                         "check the state folder's permissions and free space") from None
+
+
+def _transport_config(timeout: float) -> StackedConfig:
+    """The user's git configuration (proxies, CA files) with a network timeout and a non-interactive ssh on top."""
+    ours = ConfigDict()
+    ours.set((b"http",), b"timeout", f"{timeout:g}".encode())
+    defaults = StackedConfig.default_backends()
+    configured = os.environ.get("GIT_SSH_COMMAND") or _config_value(defaults, b"core", b"sshCommand")
+    if configured:
+        ours.set((b"core",), b"sshCommand", configured.encode())
+    else:  # a daemon cannot answer a password prompt, and must not hang on a silent host
+        ours.set((b"core",), b"sshCommand", f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, round(timeout))}".encode())
+    return StackedConfig([ours, *defaults])
+
+
+def _config_value(configs: Sequence[ConfigDict], section: bytes, name: bytes) -> str | None:
+    for config in configs:
+        try:
+            return config.get((section,), name).decode()
+        except KeyError:
+            continue
+    return None
+
+
+def _wanted(repo: Repo, patterns: Sequence[str]) -> Callable[..., list[bytes]]:
+    """dulwich's determine_wants: the selected refs' objects that the mirror does not hold yet."""
+    def determine_wants(refs: Mapping[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
+        shas = set(_selected(refs, patterns).values())
+        return sorted(sha.encode() for sha in shas if sha.encode() not in repo.object_store)
+
+    return determine_wants
+
+
+def _ref_prefixes(patterns: Sequence[str]) -> list[bytes]:
+    """What to ask a protocol-v2 server to advertise: the patterns' fixed heads, and HEAD for the default branch."""
+    prefixes = {re.split(r"[*?\[]", p, maxsplit=1)[0] for p in patterns if not p.startswith("!")}
+    return sorted({b"HEAD", *(p.encode() for p in prefixes)})
+
+
+def _selected(refs: Mapping[bytes, bytes | None], patterns: Sequence[str]) -> dict[str, str]:
+    """The advertised refs the patterns select, as text; peeled entries (`^{}`) and empty ones left out."""
+    selected = {}
+    for name, sha in refs.items():
+        ref = name.decode(errors="replace")
+        if sha and sha.decode() != ZERO_COMMIT and not ref.endswith("^{}") and ref_matches(ref, patterns):
+            selected[ref] = sha.decode()
+    return selected
+
+
+def _update_refs(repo: Repo, remote: Mapping[str, str]) -> None:
+    """Make the mirror's refs/ exactly the remote's selection: set, move and delete."""
+    wanted = {ref.encode(): sha.encode() for ref, sha in remote.items()}
+    for name in list(repo.refs.allkeys()):
+        if name.startswith(b"refs/") and name not in wanted:
+            repo.refs.remove_if_equals(name, None)
+    current = repo.refs.as_dict()
+    for name, sha in wanted.items():
+        if current.get(name) != sha:
+            repo.refs.set_if_equals(name, None, sha)
+
+
+def _reason(error: BaseException, url: str, timeout: float) -> str:
+    """What went wrong and what to check, in words, from whatever the transport raised."""
+    shown = credential_free(url)
+    chain = list(_causes(error))
+    text = " ".join(str(e) for e in chain) + " " + " ".join(
+        line.decode(errors="replace") for e in chain if isinstance(e, HangupException) for line in e.stderr_lines or ()
+    )
+    lower = text.lower()
+    if isinstance(error, PermissionError):
+        return f"fetch {shown}: permission denied on {error.filename or 'a file'}; check the file permissions"
+    if any(type(e).__name__ in ("HTTPUnauthorized", "HTTPProxyUnauthorized") for e in chain) \
+            or "permission denied" in lower or " 403 " in f" {lower} ":
+        return f"fetch {shown}: access denied; check the credentials (token or ssh key) for this repository"
+    if "host key verification failed" in lower:
+        return f"fetch {shown}: the ssh host key is unknown; add the host to known_hosts"
+    if any(isinstance(e, NotGitRepository) for e in chain) or "not found" in lower or "does not exist" in lower \
+            or "not a git repository" in lower or "does not appear to be a git repository" in lower:
+        return f"fetch {shown}: no git repository there; check the url"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in lower:
+        return f"reach {shown}: connection refused; check the url and the network"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+            s in lower for s in ("name or service not known", "name resolution", "nodename nor servname",
+                                 "could not resolve hostname", "getaddrinfo")):
+        return f"reach {shown}: the host name does not resolve; check the url and DNS"
+    if any(isinstance(e, TimeoutError) for e in chain) or "timed out" in lower or "timeout" in lower:
+        return f"reach {shown}: no answer within {timeout:g} s; check the url and the network"
+    if "certificate" in lower:
+        return f"reach {shown}: the server's TLS certificate is not trusted; check the url, or git's http.sslCAInfo"
+    if isinstance(error, OSError) and not isinstance(error, ConnectionError):
+        return f"fetch {shown}: {error.strerror or error}; check the url and the state folder"
+    detail = str(error).strip() or "; ".join(line.decode(errors="replace").strip()
+                                            for line in getattr(error, "stderr_lines", None) or ())
+    return f"fetch {shown}: {type(error).__name__}: {detail or 'no detail'}; check the url and the network"
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """error, what it was raised from, and urllib3's wrapped reason, each once."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "reason", None)) if isinstance(x, BaseException))
+
+
+def _scrub(text: str, url: str) -> str:
+    """text without the url's credentials, wherever a library repeated them (raw or percent-decoded)."""
+    text = credential_free(text)
+    try:
+        parts = urlsplit(url)
+        secrets = {parts.password, parts.username if parts.scheme.startswith("http") else None}
+    except ValueError:
+        secrets = set()
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        for form in {secret, unquote(secret)}:
+            if len(form) >= 3:
+                text = text.replace(form, "***")
+    return text
+
+
+# -- what moved --------------------------------------------------------------------------------------------------
+
+
+def branch_moves(old: Mapping[str, str], new: Mapping[str, str], repository: str, *, sender: str,
+                 is_ancestor: Callable[[str, str], bool], default_branch: str | None = None) -> list[Push]:
+    """The Push records that turn the ref snapshot old into new, sorted by ref.
+
+    A new ref comes from ZERO_COMMIT, a deleted one goes to it, and a move
+    is forced when the new commit does not descend from the old one
+    (is_ancestor(old, new) is asked only for moves; the caller answers it
+    from git, e.g. gitrepo.is_ancestor on the mirror).
+    """
+    pushes = []
+    for ref in sorted(set(old) | set(new)):
+        before, after = old.get(ref, ZERO_COMMIT), new.get(ref, ZERO_COMMIT)
+        if before == after:
+            continue
+        forced = before != ZERO_COMMIT and after != ZERO_COMMIT and not is_ancestor(before, after)
+        pushes.append(Push(repository=repository, ref=ref, before=before, after=after, forced=forced,
+                           default_branch=default_branch, sender=sender))
+    return pushes
+
+
+# -- local repositories ------------------------------------------------------------------------------------------
+
+_POLL_SECONDS = 1.0  # how often a missing repository is looked for again, and the watcher checks it still exists
+_NOT_REFS = frozenset({"objects", "logs", "hooks", "info", "lfs", "modules"})  # churn, or other repositories
+
+
+async def watch_repository(path: Path, on_change: Callable[[], Awaitable[None] | None], *, stop: asyncio.Event,
+                           debounce_ms: int = 50) -> None:
+    """Call on_change() after each batch of ref changes (a commit, a branch made or moved) in the repository at path.
+
+    Watches the git folder's refs/, packed-refs and HEAD (following a
+    linked work tree's `.git` file), ignoring object writes and lock files,
+    and reacts within debounce_ms of the last change. Returns when stop is
+    set. A repository that is missing or disappears is looked for again
+    every second, with a warning; when it is back (or was replaced, say by
+    `rm -rf` and a new clone), on_change() is called once, as its refs may
+    have changed meanwhile. An on_change() that raises is logged, and
+    watching goes on.
+    """
+    warned = False  # the missing-repository warning, once per absence
+    resumed = False  # watching again after a gap: commits may have come meanwhile
+    while not stop.is_set():
+        roots = _git_folders(Path(path))
+        if roots is None:
+            if not warned:
+                log.warning("the repository %s is missing (or no git repository); looking again every second", path)
+                warned = True
+            resumed = True
+            await _wait(stop, _POLL_SECONDS)
+            continue
+        if warned:
+            log.warning("the repository %s is back; watching it again", path)
+            warned = False
+        if resumed:
+            await _call(on_change, path)
+        try:
+            await _watch_folders(Path(path), roots, on_change, stop, debounce_ms)
+        except (OSError, RuntimeError) as e:  # the folder went away under the watcher
+            log.warning("watching %s stopped (%s); looking again every second", path, e)
+            await _wait(stop, _POLL_SECONDS)
+        resumed = True
+
+
+async def _watch_folders(path: Path, roots: list[Path], on_change: Callable[[], Awaitable[None] | None],
+                         stop: asyncio.Event, debounce_ms: int) -> None:
+    """Call on_change() per batch of ref changes in roots, until stop is set or path's git folders are not roots."""
+    from watchfiles import awatch  # imported here: only `serve` with a local repository needs it
+
+    halt = threading.Event()  # awatch sets its stop event when cancelled: never hand it the caller's
+    relay = asyncio.ensure_future(_relay(stop, halt))
+    try:
+        async for changes in awatch(*roots, watch_filter=_ref_filter(roots), debounce=max(1, debounce_ms),
+                                    step=max(1, min(50, debounce_ms)), stop_event=halt,
+                                    rust_timeout=int(_POLL_SECONDS * 1000), yield_on_timeout=True):
+            if _torn_down(changes, roots) or _git_folders(path) != roots:
+                return  # deleted, replaced (rm -rf; git clone), or now another git folder: look again
+            if changes:
+                await _call(on_change, path)
+    finally:
+        halt.set()
+        relay.cancel()
+
+
+def _git_folders(path: Path) -> list[Path] | None:
+    """The folders holding the repository's refs and HEAD; None when path is no repository (now).
+
+    A work tree's `.git` folder; a linked work tree's or submodule's `.git`
+    file leads to its git folder, and the shared one (`commondir`) holds
+    the branches; a bare repository is its own git folder.
+    """
+    dotgit = path / ".git"
+    try:
+        if dotgit.is_dir():
+            return [dotgit.resolve()]
+        if dotgit.is_file():
+            line = dotgit.read_text(encoding="utf-8").strip()
+            if not line.startswith("gitdir:"):
+                return None
+            gitdir = (path / line[len("gitdir:"):].strip()).resolve()
+            if not gitdir.is_dir():
+                return None
+            common_file = gitdir / "commondir"
+            if common_file.is_file():
+                common = (gitdir / common_file.read_text(encoding="utf-8").strip()).resolve()
+                return [common] if gitdir.is_relative_to(common) else [gitdir, common]
+            return [gitdir]
+        if (path / "HEAD").is_file() and (path / "refs").is_dir():
+            return [path.resolve()]
+    except OSError:
+        return None
+    return None
+
+
+def _torn_down(changes: set[tuple[object, str]], roots: Sequence[Path]) -> bool:
+    """Whether a batch deleted a git folder's HEAD or refs/, which git never does: the repository went away.
+
+    Its OS watches went with it, even when a new repository appears under
+    the same name at once (which may even get the same inode numbers).
+    """
+    from watchfiles import Change
+
+    gone = {Path(changed) for change, changed in changes if change == Change.deleted}
+    return any(root in gone or root / "HEAD" in gone or root / "refs" in gone for root in roots)
+
+
+def _ref_filter(roots: Sequence[Path]) -> Callable[[object, str], bool]:
+    """watchfiles' filter: a change to HEAD, packed-refs or under refs/; not objects, logs, or *.lock files."""
+    def is_ref_change(_change: object, changed: str) -> bool:
+        where = Path(changed)
+        if where.name.endswith(".lock"):
+            return False
+        for root in roots:
+            if where.is_relative_to(root):
+                parts = where.relative_to(root).parts
+                if not parts or parts[0] in _NOT_REFS:
+                    return False
+                return where.name in ("HEAD", "packed-refs") or "refs" in parts
+        return False
+
+    return is_ref_change
+
+
+async def _call(on_change: Callable[[], Awaitable[None] | None], path: Path) -> None:
+    """on_change(), awaited when it is a coroutine; its failure is logged, not raised into the watcher."""
+    try:
+        result = on_change()
+        if inspect.isawaitable(result):
+            await result
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handling a change in %s failed", path)
+
+
+async def _relay(stop: asyncio.Event, halt: threading.Event) -> None:
+    await stop.wait()
+    halt.set()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake as soon as stop is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

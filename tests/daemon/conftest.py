@@ -1,0 +1,146 @@
+"""A daemon for tests: a real repository with real commits, a config file, the daemon on a real socket.
+
+`daemon_env` gives a function that starts `run_daemon` in the test's event
+loop on 127.0.0.1 (port chosen by the kernel) and hands back the Daemon and
+its base URL; webhooks are signed as GitHub signs them, from the real
+payloads in ../shared/contracts/github-webhooks/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import hmac
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import git
+
+SECRET = "test-webhook-secret-value"
+REPO_NAME = "acme/pipes"
+
+PIPELINE = """\
+version: "26.4.4"
+name: {name}
+{extra}tasks:
+  - name: prepare
+    command: echo prepare > "$PIPELINE_OUTPUT_ROOT/out.txt"
+  - name: train
+    dependencies: [prepare]
+    command: cat "$PIPELINE_INPUT1/out.txt"
+"""
+
+
+def pipeline_text(name: str = "demo", extra: str = "") -> str:
+    return PIPELINE.format(name=name, extra=textwrap.dedent(extra))
+
+
+def commit_file(repo: Path, relpath: str, text: str, message: str = "change") -> str:
+    path = repo / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    git(repo, "add", relpath)
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def source_repo(tmp_path: Path) -> Path:
+    """A real repository on branch main with one pipeline, pipelines/demo.yaml."""
+    repo = tmp_path / "source"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit_file(repo, "pipelines/demo.yaml", pipeline_text(), "first")
+    return repo
+
+
+def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str = "", name: str = REPO_NAME) -> Path:
+    config = tmp_path / "ftg.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        state_dir: {tmp_path / 'state'}
+        listen: 127.0.0.1:0
+        shutdown_grace: 2s
+        github:
+          webhook_secret_env: FTG_TEST_WEBHOOK_SECRET
+        gitlab:
+          webhook_token_env: FTG_TEST_WEBHOOK_SECRET
+        repositories:
+          - name: {name}
+            url: {repo}
+            provider: github
+            branches: [main]
+        """) + _indent(repo_extra) + textwrap.dedent(extra))
+    return config
+
+
+def _indent(text: str) -> str:
+    text = textwrap.dedent(text)
+    return "".join(f"    {line}\n" for line in text.splitlines()) if text.strip() else ""
+
+
+def load(config_path: Path):
+    from fasttrack_gitops.daemon.config import load_config
+
+    config, diagnostics = load_config(config_path, {"FTG_TEST_WEBHOOK_SECRET": SECRET})
+    assert config is not None, diagnostics
+    return config
+
+
+@contextlib.asynccontextmanager
+async def running(config, **kwargs):
+    """The daemon of `config`, serving on a free port of 127.0.0.1 until the block ends."""
+    from fasttrack_gitops.daemon.app import listening_socket, run_daemon
+
+    sock = listening_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    stop = asyncio.Event()
+    ready: asyncio.Future = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_daemon(config, sock, stop=stop, ready=ready.set_result, **kwargs))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield ready.result(), f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await task
+
+
+def signed(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def payload(contracts: Path, name: str) -> dict:
+    return json.loads((contracts / "github-webhooks" / name).read_text())
+
+
+def push_payload(contracts: Path, *, ref: str, before: str, after: str, name: str = REPO_NAME) -> dict:
+    data = copy.deepcopy(payload(contracts, "push.payload.json"))
+    data.update(ref=ref, before=before, after=after, forced=False, deleted=after == "0" * 40,
+                created=before == "0" * 40)
+    data["repository"]["full_name"] = name
+    data["repository"]["default_branch"] = "main"
+    return data
+
+
+def github_headers(body: bytes, event: str, delivery: str) -> dict:
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signed(body),
+            "Content-Type": "application/json"}
+
+
+async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
+    """Poll until predicate() is truthy (its value), or fail after timeout seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        await asyncio.sleep(interval)
