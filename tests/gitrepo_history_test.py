@@ -9,15 +9,7 @@ from conftest import git
 
 from fasttrack_gitops.events import ZERO_COMMIT, Push
 from fasttrack_gitops.gitrepo import (
-    GitError,
-    default_branch,
-    has_commit,
-    heads,
-    is_ancestor,
-    merge_base,
-    pr_changes,
-    push_changes,
-    ref_matches,
+    GitError, default_branch, has_commit, heads, is_ancestor, merge_base, pr_changes, push_changes, ref_matches,
 )
 
 MISSING = "1234567890abcdef1234567890abcdef12345678"

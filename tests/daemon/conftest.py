@@ -59,7 +59,8 @@ def source_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str = "", name: str = REPO_NAME) -> Path:
+def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str = "", name: str = REPO_NAME,
+                 url: str | None = None, more_repositories: str = "") -> Path:
     config = tmp_path / "ftg.yaml"
     config.write_text(textwrap.dedent(f"""\
         state_dir: {tmp_path / 'state'}
@@ -71,16 +72,16 @@ def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str
           webhook_token_env: FTG_TEST_WEBHOOK_SECRET
         repositories:
           - name: {name}
-            url: {repo}
+            url: {url or repo}
             provider: github
             branches: [main]
-        """) + _indent(repo_extra) + textwrap.dedent(extra))
+        """) + _indent(repo_extra) + _indent(more_repositories, "  ") + textwrap.dedent(extra))
     return config
 
 
-def _indent(text: str) -> str:
+def _indent(text: str, by: str = "    ") -> str:
     text = textwrap.dedent(text)
-    return "".join(f"    {line}\n" for line in text.splitlines()) if text.strip() else ""
+    return "".join(f"{by}{line}\n" for line in text.splitlines()) if text.strip() else ""
 
 
 def load(config_path: Path):
@@ -144,3 +145,62 @@ async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         await asyncio.sleep(interval)
+
+
+def pr_payload(contracts: Path, *, number: int, head_sha: str, base_sha: str, action: str = "opened",
+               head_repo: str = REPO_NAME, base_ref: str = "main", head_ref: str = "feature",
+               name: str = REPO_NAME) -> dict:
+    """The real pull_request.opened payload, pointed at the test repository."""
+    data = copy.deepcopy(payload(contracts, "pull_request.opened.payload.json"))
+    data["action"], data["number"] = action, number
+    pr = data["pull_request"]
+    pr["number"] = number
+    pr["head"].update(sha=head_sha, ref=head_ref)
+    pr["head"]["repo"]["full_name"] = head_repo
+    pr["base"].update(sha=base_sha, ref=base_ref)
+    pr["base"]["repo"]["full_name"] = name
+    data["repository"]["full_name"] = name
+    return data
+
+
+def comment_payload(contracts: Path, *, number: int, body: str, association: str = "MEMBER",
+                    author: str = "octocat", name: str = REPO_NAME) -> dict:
+    """The real issue_comment.created payload, as a comment on pull request `number`."""
+    data = copy.deepcopy(payload(contracts, "issue_comment.created.payload.json"))
+    data["issue"]["number"] = number
+    data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{name}/pulls/{number}"}
+    data["comment"].update(body=body, author_association=association)
+    data["comment"]["user"]["login"] = author
+    data["repository"]["full_name"] = name
+    return data
+
+
+async def deliver(client, event: str, data: dict, delivery: str):
+    """POST a signed GitHub delivery; the httpx response."""
+    body = json.dumps(data).encode()
+    return await client.post("/webhooks/github", content=body, headers=github_headers(body, event, delivery))
+
+
+@contextlib.contextmanager
+def http_git_server(repo: Path):
+    """The repository served over git's smart HTTP protocol on 127.0.0.1 (dulwich's own server), as a URL."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from dulwich.repo import Repo
+    from dulwich.server import DictBackend
+    from dulwich.web import make_wsgi_chain
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    app = make_wsgi_chain(DictBackend({"/pipes.git": Repo(str(repo))}))
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/pipes.git"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,7 +9,8 @@ import httpx
 
 from conftest import git
 from daemon.conftest import (
-    REPO_NAME, commit_file, github_headers, load, pipeline_text, push_payload, running, wait_for, write_config,
+    REPO_NAME, comment_payload, commit_file, deliver, github_headers, load, pipeline_text, pr_payload, push_payload,
+    running, wait_for, write_config,
 )
 from fasttrack_gitops.job import JobStatus
 
@@ -41,3 +42,280 @@ def test_a_signed_push_webhook_makes_one_job_that_runs_to_success(tmp_path, sour
                 assert (await client.get(f"/api/jobs/{jobs[0]}")).json()["status"] == "succeeded"
 
     asyncio.run(scenario())
+
+
+def _jobs(daemon, **kwargs):
+    return daemon.store.list_jobs(limit=0, **kwargs)
+
+
+def test_a_pull_request_runs_the_pipelines_whose_paths_it_changed_against_the_merge_base(tmp_path, source_repo,
+                                                                                         contracts):
+    for name in ("a", "b"):
+        commit_file(source_repo, f"pipelines/{name}.yaml", pipeline_text(name, f"""\
+            on:
+              pull_request:
+                paths: ["src/{name}/**"]
+            """))
+    base = commit_file(source_repo, "src/b/base.txt", "on main\n")
+    git(source_repo, "checkout", "-q", "-b", "feature")
+    head = commit_file(source_repo, "src/a/change.txt", "feature work\n")
+    git(source_repo, "checkout", "-q", "main")
+    commit_file(source_repo, "src/b/later.txt", "main moved on; not part of the pull request\n")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                answer = await deliver(client, "pull_request",
+                                       pr_payload(contracts, number=3, head_sha=head, base_sha=base), "pr-1")
+                assert answer.status_code == 202, answer.text
+            (view,) = [v for v in _jobs(daemon) if v.job.pipeline != "demo"]
+            assert view.job.pipeline == "a" and view.job.commit == head
+            assert view.job.trigger["event"] == "pull_request" and view.job.trigger["number"] == 3
+            assert view.job.ref == "refs/pull/3/head"
+            assert "src/a/change.txt" in view.job.trigger["reason"]
+
+    asyncio.run(scenario())
+
+
+def test_a_pull_request_from_a_fork_waits_for_a_members_ok_to_test(tmp_path, source_repo, contracts):
+    base = git(source_repo, "rev-parse", "HEAD").strip()
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
+    git(source_repo, "checkout", "-q", "-b", "fork-work")
+    head = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n") + "# fork\n")
+    git(source_repo, "checkout", "-q", "main")
+    git(source_repo, "update-ref", "refs/pull/9/head", head)  # where GitHub keeps a fork's head in the base
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+    fork = pr_payload(contracts, number=9, head_sha=head, base_sha=base, head_repo="stranger/pipes")
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                held = (await deliver(client, "pull_request", fork, "fork-1")).json()
+                assert held["jobs"] == [] and "ok-to-test" in held["note"]
+                assert [g.number for g in daemon.ledger.gates()] == [9]
+                outsider = (await deliver(client, "issue_comment", comment_payload(
+                    contracts, number=9, body="/fasttrack ok-to-test", association="NONE", author="mallory"),
+                    "c-1")).json()
+                assert outsider["jobs"] == [] and "refused" in outsider["note"]
+                assert _jobs(daemon) == []
+                member = (await deliver(client, "issue_comment", comment_payload(
+                    contracts, number=9, body="Looks safe.\n/fasttrack ok-to-test", author="alice"), "c-2")).json()
+                assert len(member["jobs"]) == 1, member
+            (view,) = _jobs(daemon)
+            assert view.job.commit == head and view.job.trigger["approved_by"] == "alice"
+            assert view.job.trigger["fork"] is True
+            assert daemon.ledger.gates() == []  # approved: nothing waits any more
+
+    asyncio.run(scenario())
+
+
+def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts):
+    base = git(source_repo, "rev-parse", "HEAD").strip()
+    flaky = pipeline_text("flaky", "on: [pull_request]\n").replace(
+        'cat "$PIPELINE_INPUT1/out.txt"', f'test -f {tmp_path}/fixed')
+    commit_file(source_repo, "pipelines/flaky.yaml", flaky)
+    git(source_repo, "checkout", "-q", "-b", "feature")
+    head = commit_file(source_repo, "notes.txt", "work\n")
+    git(source_repo, "update-ref", "refs/pull/4/head", head)
+    git(source_repo, "checkout", "-q", "main")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                first = (await deliver(client, "pull_request", pr_payload(contracts, number=4, head_sha=head,
+                                                                         base_sha=base), "p-1")).json()
+                (job,) = first["jobs"]
+                await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+                (tmp_path / "fixed").write_text("")
+                retest = (await deliver(client, "issue_comment", comment_payload(
+                    contracts, number=4, body="/fasttrack retest"), "c-retest")).json()
+                (again,) = retest["jobs"]
+                view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+                assert view.job.rerun_of == job and view.job.trigger["by"] == "octocat"
+                run = (await deliver(client, "issue_comment", comment_payload(
+                    contracts, number=4, body="/fasttrack run demo"), "c-run")).json()
+                (manual,) = run["jobs"]
+                assert daemon.store.view(manual).job.pipeline == "demo"
+                unknown = (await deliver(client, "issue_comment", comment_payload(
+                    contracts, number=4, body="/fasttrack run nosuch"), "c-run-2")).json()
+                assert unknown["jobs"] == [] and "demo" in unknown["note"]
+                await wait_for(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
+
+    asyncio.run(scenario())
+
+
+def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_path, source_repo, contracts):
+    slow = pipeline_text("deploy", """\
+        concurrency:
+          group: deploy-${{ branch }}
+          cancel_in_progress: true
+        """).replace("echo prepare >", "sleep 30; echo prepare >")
+    first = commit_file(source_repo, "pipelines/demo.yaml", slow)
+    second = commit_file(source_repo, "pipelines/demo.yaml", slow + "# v2\n")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                (old,) = (await deliver(client, "push", push_payload(
+                    contracts, ref="refs/heads/main", before=ZERO, after=first), "d-1")).json()["jobs"]
+                await wait_for(lambda: daemon.store.view(old).status == JobStatus.RUNNING)
+                (new,) = (await deliver(client, "push", push_payload(
+                    contracts, ref="refs/heads/main", before=first, after=second), "d-2")).json()["jobs"]
+            view = await wait_for(lambda: (v := daemon.store.view(old)).status == JobStatus.CANCELLED and v)
+            assert view.job.id in {v.job.id for v in _jobs(daemon)}  # cancelled, not deleted
+            await wait_for(lambda: daemon.store.view(new).status == JobStatus.RUNNING)
+            daemon.store.request_cancel(new)
+
+    asyncio.run(scenario())
+
+
+def test_jobs_beyond_the_global_limit_queue_and_start_in_order(tmp_path, source_repo, contracts):
+    for name in ("one", "two", "three"):
+        commit_file(source_repo, f"pipelines/{name}.yaml", pipeline_text(name).replace(
+            "echo prepare >", "sleep 0.5; echo prepare >"))
+    after = git(source_repo, "rev-parse", "HEAD").strip()
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", extra="max_running_jobs: 1\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                jobs = (await deliver(client, "push", push_payload(
+                    contracts, ref="refs/heads/main", before=ZERO, after=after), "q-1")).json()["jobs"]
+            assert len(jobs) == 4
+            statuses = {daemon.store.view(j).status for j in jobs}
+            assert JobStatus.QUEUED in statuses
+            assert sum(daemon.store.view(j).status == JobStatus.RUNNING for j in jobs) <= 1
+            await wait_for(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in jobs), 60)
+            starts = sorted((daemon.store.view(j).tasks["prepare"].attempts[0].started_at, j) for j in jobs)
+            ends = [daemon.store.view(j).tasks["train"].attempts[0].ended_at for _, j in starts]
+            for (start, _), previous_end in zip(starts[1:], ends):
+                assert start >= previous_end  # one at a time
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_to_a_watched_repository_starts_its_job_without_any_webhook(tmp_path, source_repo):
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: true\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            await wait_for(lambda: daemon.ledger.positions(REPO_NAME))  # the first scan recorded where main is
+            assert _jobs(daemon) == []  # the past is not run
+            after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# watched\n")
+            (view,) = await wait_for(lambda: _jobs(daemon))
+            assert view.job.commit == after and view.job.trigger["sender"] == "watch"
+            await wait_for(lambda: daemon.store.view(view.job.id).status == JobStatus.SUCCEEDED)
+            git(source_repo, "checkout", "-q", "-b", "elsewhere")  # a branch not followed: nothing runs
+            commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# not followed\n")
+            await asyncio.sleep(0.5)
+            assert len(_jobs(daemon)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_remote_repository_is_polled_into_a_mirror_and_an_unreachable_one_never_stops_the_daemon(
+        tmp_path, source_repo):
+    config = load(write_config(tmp_path, source_repo, url=f"file://{source_repo}",
+                               repo_extra="watch: false\npoll_interval: 1s\n", more_repositories="""\
+          - name: acme/gone
+            url: https://127.0.0.1:9/gone.git
+            provider: github
+            poll_interval: 1s
+        """))
+    assert config.repositories[0].local_path is not None  # file:// reads the repository in place
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            await wait_for(lambda: daemon.ledger.positions(REPO_NAME))
+            after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# polled\n")
+            (view,) = await wait_for(lambda: _jobs(daemon), 30)
+            assert view.job.commit == after and view.job.trigger["sender"] == "poll"
+            await wait_for(lambda: daemon.metrics.fetch_errors["acme/gone"] >= 1, 30)
+            async with httpx.AsyncClient(base_url=url) as client:
+                assert (await client.get("/healthz")).status_code == 200
+                assert 'ftg_repository_fetch_errors_total{repository="acme/gone"}' in (
+                    await client.get("/metrics")).text
+
+    asyncio.run(scenario())
+
+
+def test_a_pipeline_that_is_invalid_at_the_commit_becomes_an_invalid_job_with_its_diagnostics(
+        tmp_path, source_repo, contracts):
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    after = commit_file(source_repo, "pipelines/broken.yaml", "version: 1\nname: broken\ntasks:\n  - nme: x\n")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                answer = (await deliver(client, "push", push_payload(
+                    contracts, ref="refs/heads/main", before=before, after=after), "inv-1")).json()
+                assert len(answer["jobs"]) == 2 and "1 invalid pipeline file" in answer["note"]
+                records = {r["pipeline"]: r for r in (await client.get("/api/jobs")).json()}
+            broken = records["broken"]
+            assert broken["status"] == "invalid" and broken["tasks"] == []
+            assert broken["diagnostics"][0]["file"] == "pipelines/broken.yaml"
+            assert broken["diagnostics"][0]["line"] == 4 and "nme" in broken["diagnostics"][0]["message"]
+            await wait_for(lambda: daemon.store.view(records["demo"]["id"]).status == JobStatus.SUCCEEDED)
+
+    asyncio.run(scenario())
+
+
+def test_a_schedule_runs_once_per_tick_and_once_after_downtime(tmp_path, source_repo):
+    from fasttrack_gitops.daemon import follow
+    from fasttrack_gitops.daemon.service import Daemon
+    from fasttrack_gitops.executors import get_executor
+
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="""\
+        on:
+          schedule:
+            - cron: "0 * * * *"
+        """))
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+    repo = config.repositories[0]
+    hour = 3600.0
+    start = 1_800_000_000.0 - 1_800_000_000.0 % hour + 60  # one minute past an hour
+
+    async def scenario():
+        daemon = Daemon(config, executor=get_executor("local"))
+        try:
+            await follow._due_ticks(daemon, repo, start)  # first sight: counts from now, runs nothing
+            assert _jobs(daemon) == []
+            await follow._due_ticks(daemon, repo, start + hour)  # the next hour's tick
+            (first,) = _jobs(daemon)
+            assert first.job.trigger["event"] == "schedule" and first.job.trigger["at"] == start - 60 + hour
+            await follow._due_ticks(daemon, repo, start + hour)  # the same tick again: nothing new
+            assert len(_jobs(daemon)) == 1
+            await follow._due_ticks(daemon, repo, start + 7 * 24 * hour)  # a week down: one run, not 167
+            assert len(_jobs(daemon)) == 2
+        finally:
+            daemon.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_path, source_repo, contracts):
+    from daemon.conftest import http_git_server
+
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    with http_git_server(source_repo) as remote:
+        config = load(write_config(tmp_path, source_repo, url=remote, repo_extra="poll_interval: 1h\n"))
+        assert config.repositories[0].local_path is None
+
+        async def scenario():
+            async with running(config) as (daemon, url):
+                await wait_for(lambda: daemon.ledger.positions(REPO_NAME), 30)  # the first poll fetched
+                after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# remote\n")
+                async with httpx.AsyncClient(base_url=url) as client:  # the webhook comes before the next poll
+                    answer = (await deliver(client, "push", push_payload(
+                        contracts, ref="refs/heads/main", before=before, after=after), "r-1")).json()
+                (job,) = answer["jobs"]
+                view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
+                assert view.job.commit == after
+                mirror = daemon.sources[REPO_NAME].top
+                assert mirror.is_relative_to(config.state_dir) and (mirror / "objects").is_dir()
+
+        asyncio.run(scenario())

@@ -14,21 +14,15 @@ import pytest
 from conftest import git
 
 from fasttrack_gitops.daemon.sources import (
-    Backoff,
-    FetchError,
-    branch_moves,
-    credential_free,
-    fetch,
-    mirror_path,
-    watch_repository,
+    Backoff, FetchError, branch_moves, credential_free, fetch, mirror_path, watch_repository,
 )
 from fasttrack_gitops.events import ZERO_COMMIT, Push
 from fasttrack_gitops.gitrepo import default_branch, has_commit, heads, is_ancestor
 
 
-def commit(repo: Path, message: str, name: str | None = None) -> str:
-    """Commit a file named after the message (or name), and return the commit id."""
-    (repo / (name or f"{message}.txt")).write_text(message)
+def commit(repo: Path, message: str) -> str:
+    """Commit a file named after the message, and return the commit id."""
+    (repo / f"{message}.txt").write_text(message)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)
     return rev_parse(repo, "HEAD")
