@@ -95,7 +95,9 @@ def make_executor(config: DaemonConfig):
 def listening_socket(host: str, port: int) -> socket.socket:
     """The bound, listening socket (bound before anything starts, so a taken port is a clean exit 2)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP,
+    # and with Nagle on, a keep-alive client waits 40 ms (delayed ACK) for every answer.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host or "0.0.0.0", port))

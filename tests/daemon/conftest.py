@@ -14,6 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
+import socket
 import textwrap
 from pathlib import Path
 
@@ -60,12 +61,13 @@ def source_repo(tmp_path: Path) -> Path:
 
 
 def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str = "", name: str = REPO_NAME,
-                 url: str | None = None, more_repositories: str = "") -> Path:
+                 url: str | None = None, more_repositories: str = "",
+                 listen: str = "127.0.0.1:0", shutdown_grace: str = "2s") -> Path:
     config = tmp_path / "ftg.yaml"
     config.write_text(textwrap.dedent(f"""\
         state_dir: {tmp_path / 'state'}
-        listen: 127.0.0.1:0
-        shutdown_grace: 2s
+        listen: {listen}
+        shutdown_grace: {shutdown_grace}
         github:
           webhook_secret_env: FTG_TEST_WEBHOOK_SECRET
         gitlab:
@@ -204,3 +206,10 @@ def http_git_server(repo: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now: for a daemon process whose address a test must know."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
