@@ -159,8 +159,23 @@ class BackendAIExecutor:
 
     async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
                        started: Started) -> AttemptResult | None:
-        """Sessions outlive their runner: asking for the same session name and image again gets the live
-        session back (step 3), which is then followed like a new one."""
+        """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
+        still knows a finished session; creating it again would run the task twice); a live one is asked
+        for by its name and image again, which gets it back (step 3), and is followed like a new one."""
+        session_id = (handle or {}).get("session_id")
+        if session_id:
+            name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
+            s = _Session(str(name), id=str(session_id))
+            try:
+                ended = await self._look(s, lambda: None)
+            except errors.BackendAIError:
+                ended = False
+            if ended:
+                outcome, exit_code, message = _verdict(s)
+                s.notes.append(f"the session {s.name} ended while no runner followed it")
+                await self._write_log(spec, s)
+                now = time.time()
+                return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
         return await self.run(spec, cancel=cancel, started=started)
 
     async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:

@@ -380,3 +380,40 @@ def test_secrets_reach_the_session_environ_and_nowhere_else(cluster, make_spec, 
         else:
             assert secret not in request.target + request.body.decode(errors="replace") + json.dumps(request.headers)
     assert all(secret not in r.path for r in cluster.vfolders.requests)
+
+
+# -- a runner that died: reattach()
+
+
+def test_reattach_reads_a_session_that_ended_meanwhile_without_running_it_again(cluster, make_spec):
+    handles = []
+
+    async def scenario(ex):
+        spec = make_spec("echo first run; exit 3")
+        first = await ex.run(spec, cancel=asyncio.Event(), started=lambda handle=None: handles.append(handle))
+        spec.log_path.unlink()
+        before = ex.client.calls.copy()
+        again = await ex.reattach(spec, handles[0], cancel=asyncio.Event(), started=lambda handle=None: None)
+        return first, again, {k: n for k, n in (ex.client.calls - before).items() if n}, spec.log_path.read_text()
+
+    first, again, calls, log = run(cluster, scenario)
+    assert handles[0]["session"] == session_name(JOB, "train", 1) and handles[0]["session_id"]
+    assert (again.outcome, again.exit_code) == (first.outcome, first.exit_code) == (Outcome.FAILED, 3)
+    assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
+    assert "ended while no runner followed it" in log and "first run" in log
+
+
+def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_spec):
+    from fasttrack_gitops.backendai.sessions import create_batch_session
+
+    async def scenario(ex):
+        spec = make_spec("sleep 0.5; echo done; exit 4")
+        created = await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
+        started = []
+        result = await ex.reattach(spec, {"session": session_name(JOB, "train", 1), "session_id": created.id},
+                                   cancel=asyncio.Event(), started=lambda handle=None: started.append(handle))
+        return result, started
+
+    result, started = run(cluster, scenario)
+    assert (result.outcome, result.exit_code) == (Outcome.FAILED, 4)
+    assert len(cluster.sessions.sessions) == 1 and started and started[0]["session_id"]
