@@ -121,8 +121,18 @@ def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, 
     from fasttrack_gitops.job import rerun as rerun_job
     from fasttrack_gitops.taskenv import check_secrets
 
+    from pathlib import Path
+
+    from fasttrack_gitops.errors import UsageError
+
     store = _store(state_dir)
     old = store.view(job)
+    if old.job.invalid:
+        raise UsageError(f"job {old.job.id} ran nothing: {old.job.pipeline_path} was not valid at commit "
+                         f"{(old.job.commit or '')[:12]}; fix the file and commit it")
+    if not Path(old.job.repository).is_dir():
+        raise UsageError(f"job {old.job.id} was made by the daemon from {old.job.repository}; re-run it there "
+                         "(the check's Re-run button, /fasttrack retest, or fasttrack-gitops trigger)")
     new = rerun_job(old.job)
     secrets = gather_secrets(secrets_file)
     check_secrets(new.pipeline_model(), secrets)

@@ -42,9 +42,15 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
     executor = executor or make_executor(config)
     daemon = Daemon(config, executor=executor)
     loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests): no signals
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
     resumed = daemon.recover()
     if resumed:
         log.info("re-attached to %d job(s) left running: %s", len(resumed), ", ".join(resumed))
@@ -68,7 +74,7 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
     finally:
         log.info("stopping: no new jobs; waiting up to %gs for running ones", config.shutdown_grace)
         following.set()
-        await daemon.drain(config.shutdown_grace)
+        await daemon.drain(config.shutdown_grace, signal_name=received[0].name if received else "SIGTERM")
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

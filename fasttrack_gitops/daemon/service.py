@@ -67,6 +67,7 @@ class Daemon:
         self._locks: dict[str, asyncio.Lock] = {}
         self._fetch_locks: dict[str, asyncio.Lock] = {}
         self.draining = False
+        self._stopping = ""  # set by drain() once running jobs are interrupted: why
 
     # -- repositories
 
@@ -364,6 +365,18 @@ class Daemon:
                 pass
 
     def _start(self, job_id: str, *, resume: bool = False) -> None:
+        if not resume:  # a job that cannot start ends before it is marked started: it never holds a slot
+            job = self.store.job(job_id)
+            missing = [n for n in referenced_secrets(job.pipeline_model()) if n not in self.secrets]
+            problem = (f"secret {missing[0]} is not given to the daemon: set FTG_SECRET_{missing[0]} in its "
+                       "environment" if missing else "")
+            if not problem and self.repository(job.repository) is None:
+                problem = f"repository {job.repository} is no longer configured"
+            if problem:
+                self.ledger.end_unstarted(job_id, problem, TaskState.FAILED)
+                self.metrics.jobs_finished[str(JobStatus.FAILED)] += 1
+                self._wake.set()  # the next queued job may have its slot
+                return
         self.ledger.mark_started(job_id)
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, resume=resume))
 
@@ -377,31 +390,32 @@ class Daemon:
         finally:
             self.runners.pop(job_id, None)
             self._tasks.pop(job_id, None)
-            if not self.draining:
+            try:  # a job that ended, during a drain too, is done; an interrupted one waits for the next start
                 view = self.store.view(job_id)
                 if view.status not in (JobStatus.RUNNING, JobStatus.PENDING, JobStatus.INTERRUPTED):
                     self.ledger.mark_done(job_id)
                     self.metrics.jobs_finished[str(view.status)] += 1
+            except FastTrackError as e:
+                log.error("job %s: %s", job_id, e)
             self._wake.set()
 
     async def _drive(self, job_id: str, *, resume: bool) -> None:
-        view = self.store.view(job_id)
-        job = view.job
-        missing = [n for n in referenced_secrets(job.pipeline_model()) if n not in self.secrets]
-        if missing and not resume:
-            self.ledger.end_unstarted(job_id, f"secret {missing[0]} is not given to the daemon: set "
-                                              f"FTG_SECRET_{missing[0]} in its environment", TaskState.FAILED)
-            return
+        job = self.store.job(job_id)
         found = self.repository(job.repository)
-        if found is None:
-            self.ledger.end_unstarted(job_id, f"repository {job.repository} is no longer configured", TaskState.FAILED)
+        if found is not None:
+            workdir = Workdirs(self.store, job, await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref))
+        else:  # taken over after a restart whose configuration dropped the repository: its tasks cannot run
+
+            def workdir(task: str):
+                raise FastTrackError(f"repository {job.repository} is no longer configured")
+
+        if self._stopping:  # the drain began while the job was being set up: the next start takes it over
             return
-        snap = await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref)
         initial = {}
         if job.trigger.get("failed_only") and job.rerun_of:
             initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
-        runner = JobRunner(job, self.store, self.executor, workdir=Workdirs(self.store, job, snap),
-                           secrets=self.secrets, initial=initial, resume=resume, on_change=self._observe)
+        runner = JobRunner(job, self.store, self.executor, workdir=workdir, secrets=self.secrets, initial=initial,
+                           resume=resume, on_change=self._observe)
         self.runners[job_id] = runner
         await runner.run()
 
@@ -430,16 +444,22 @@ class Daemon:
             resumed.append(entry.job_id)
         return resumed
 
-    async def drain(self, grace: float) -> None:
-        """SIGTERM: start nothing new, give running jobs `grace` seconds, then interrupt the rest."""
+    async def drain(self, grace: float, *, signal_name: str = "SIGTERM") -> None:
+        """SIGTERM: start nothing new, give running jobs `grace` seconds, then interrupt the rest.
+
+        An interrupted job keeps its task instances open (its attempts end
+        INTERRUPTED); the next start takes it over (recover).
+        """
         self.draining = True
         self._wake.set()
         running = list(self._tasks.values())
         if running:
             log.info("draining: waiting up to %gs for %d running job(s)", grace, len(running))
             await asyncio.wait(running, timeout=grace)
-        for job_id, runner in list(self.runners.items()):
-            runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
+        # Set before interrupting: a job still being set up (no runner yet) sees it and does not start.
+        self._stopping = f"the daemon stopped ({signal_name}) before the task ended"
+        for runner in list(self.runners.values()):
+            runner.interrupt(self._stopping)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 

@@ -319,3 +319,47 @@ def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_pa
                 assert mirror.is_relative_to(config.state_dir) and (mirror / "objects").is_dir()
 
         asyncio.run(scenario())
+
+
+def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_path, source_repo, contracts):
+    import copy
+
+    from daemon.conftest import payload
+
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    flaky = pipeline_text().replace('cat "$PIPELINE_INPUT1/out.txt"', f'test -f {tmp_path}/fixed')
+    after = commit_file(source_repo, "pipelines/demo.yaml", flaky)
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    def check_event(name: str, job: str, **action) -> dict:
+        data = copy.deepcopy(payload(contracts, name))
+        data["repository"]["full_name"] = REPO_NAME
+        data["check_run"].update(name="fasttrack/demo", external_id=job, head_sha=after)
+        if action:
+            data["requested_action"] = action
+        return data
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                (job,) = (await deliver(client, "push", push_payload(
+                    contracts, ref="refs/heads/main", before=before, after=after), "k-1")).json()["jobs"]
+                await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+                (tmp_path / "fixed").write_text("")
+                failed_only = (await deliver(client, "check_run", check_event(
+                    "check_run.requested_action.payload.json", job, identifier="rerun-failed"), "k-2")).json()
+                (again,) = failed_only["jobs"]
+                view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+                assert view.job.rerun_of == job and view.job.spec_id == daemon.store.job(job).spec_id
+                assert view.tasks["prepare"].reason == f"reused from job {job}"  # not run again
+                assert not view.tasks["prepare"].attempts and view.tasks["train"].attempts
+                whole = (await deliver(client, "check_run", check_event(
+                    "check_run.rerequested.payload.json", job), "k-3")).json()
+                (third,) = whole["jobs"]
+                view = await wait_for(lambda: (v := daemon.store.view(third)).status == JobStatus.SUCCEEDED and v)
+                assert view.tasks["prepare"].attempts  # a whole re-run runs every task
+                other_app = check_event("check_run.rerequested.payload.json", job)
+                other_app["check_run"]["name"] = "ci/build"
+                assert (await deliver(client, "check_run", other_app, "k-4")).json()["jobs"] == []
+
+    asyncio.run(scenario())
