@@ -98,25 +98,32 @@ class JobRunner:
         return self.store.view(self.job.id)
 
     def _take_over(self) -> None:
-        """Continue from the stored task instances: follow attempts still open, settle interrupted ones.
+        """Continue from the stored task instances: follow attempts still open, settle ended ones.
 
         An open attempt (started, never ended) is handed to the executor's
-        reattach(); one the last runner recorded as interrupted is retried
-        when the task's retry policy allows, else the task fails with that
-        reason; a task handed to the executor but never started starts again.
+        reattach(); one that ended without the task following (the last
+        runner was interrupted, or died in between) is settled now: retried
+        when the task's retry policy allows, else the task fails with its
+        reason, and a success stays a success; a task handed to the executor
+        but never started starts again.
         """
         self.tasks = dict(self.store.view(self.job.id).tasks)
         for name, instance in self.tasks.items():
             if instance.ended or instance.state not in ACTIVE:
                 continue
             last = instance.attempts[-1] if instance.attempts else None
-            if last is not None and last.ended_at is None:
+            if last is None:
+                self._set(name, TaskState.WAITING, reason="starting again: the last runner stopped before it ran")
+            elif last.ended_at is None:
                 handle = self.store.attempt_handle(self.job.id, name, last.number)
                 self._running[name] = asyncio.create_task(self._reattach(name, last, handle))
-            elif last is not None and last.outcome == Outcome.INTERRUPTED:
-                self._settle(name, last, last.message or "interrupted")
+            elif last.outcome == Outcome.SUCCEEDED:  # the last runner died between the attempt and the task
+                self._set(name, TaskState.SUCCEEDED, attempt=last)
+            elif last.outcome == Outcome.CANCELLED:
+                self._set(name, TaskState.CANCELLED, attempt=last, reason="the job was cancelled")
             else:
-                self._set(name, TaskState.WAITING, reason="starting again: the last runner stopped before it ran")
+                self._settle(name, last, last.message or (f"exit code {last.exit_code}"
+                                                          if last.exit_code is not None else str(last.outcome)))
 
     async def _drive(self) -> None:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
@@ -230,11 +237,15 @@ class JobRunner:
         )
 
     def _finish(self, name: str, number: int, result: AttemptResult) -> None:
+        started = any(a.number == number for a in self.tasks[name].attempts)
         if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
+            if not started:  # handed to the executor, stopped before it ran: no attempt; the next runner starts it
+                self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
+                return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
         attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome,
                           result.message)
-        if not any(a.number == number for a in self.tasks[name].attempts):
+        if not started:
             self.store.start_attempt(self.job.id, name, number, started_at=result.started_at)  # never started
         self.store.end_attempt(self.job.id, name, number, ended_at=result.ended_at, exit_code=result.exit_code,
                                outcome=result.outcome, message=result.message)

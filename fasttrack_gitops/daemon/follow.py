@@ -58,10 +58,13 @@ async def poll(daemon: Daemon, repo: RepositoryConfig, stop: asyncio.Event) -> N
         try:
             await daemon.refresh(repo)
             await scan(daemon, repo, sender="poll")
-        except FastTrackError as e:  # unreachable, not a repository: log and try later; other repositories go on
+        except Exception as e:  # unreachable, not a repository, a bug: log, try later; other repositories go on
             backoff.failed()
             delay = backoff.delay()
-            log.warning("%s: %s (next try in %.0fs)", repo.name, e, delay)
+            if isinstance(e, FastTrackError):
+                log.warning("%s: %s (next try in %.0fs)", repo.name, e, delay)
+            else:
+                log.exception("%s: polling failed (next try in %.0fs)", repo.name, delay)
         else:
             backoff.succeeded()
             delay = interval
@@ -76,6 +79,8 @@ async def watch(daemon: Daemon, repo: RepositoryConfig, stop: asyncio.Event) -> 
             await scan(daemon, repo, sender="watch")
         except FastTrackError as e:
             log.warning("%s: %s", repo.name, e)
+        except Exception:  # a bug must not stop the watcher
+            log.exception("%s: scanning after a change failed", repo.name)
 
     await changed()
     await watch_repository(repo.local_path, changed, stop=stop)
@@ -90,6 +95,8 @@ async def schedules(daemon: Daemon, stop: asyncio.Event, *, clock=time.time) -> 
                 wake = min(wake, await _due_ticks(daemon, repo, clock()))
             except FastTrackError as e:
                 log.warning("%s: schedules: %s", repo.name, e)
+            except Exception:  # a bug in one repository's schedules must not stop the others'
+                log.exception("%s: schedules failed", repo.name)
         await _sleep(stop, max(0.5, wake - clock()))
 
 

@@ -119,6 +119,9 @@ class Daemon:
                 handled = await self._dispatch_event(repo, source, event, delivery)
         except FastTrackError as e:  # an unreadable repository or commit: logged, the daemon goes on
             handled = Handled(note=f"{repo.name}: {e}")
+        except Exception as e:  # a bug must cost one event, never the daemon
+            log.exception("%s: cannot handle %s", repo.name, type(event).__name__)
+            handled = Handled(note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}")
         if handled.created:
             self._wake.set()
         log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")
@@ -161,10 +164,9 @@ class Daemon:
 
     async def _pull_request(self, repo: RepositoryConfig, source: RepoSource, pr: PullRequest,
                             approved_by: str | None = None) -> Handled:
-        if pr.action not in ("opened", "synchronize", "reopened", "edited", "ready_for_review", "labeled",
-                             "unlabeled", "closed", "converted_to_draft"):
-            return Handled(note=f"pull request #{pr.number}: action {pr.action} runs nothing")
         if pr.from_fork and approved_by is None:
+            if pr.action == "closed":
+                return Handled(note=f"pull request #{pr.number} from a fork was closed; nothing to run")
             gate = self.ledger.gate(repo.name, pr.number, pr.head_sha)
             if gate is None or gate.approved_by is None:
                 self.ledger.hold(repo.name, pr.number, pr.head_sha, asdict(pr))
@@ -402,12 +404,15 @@ class Daemon:
     async def _drive(self, job_id: str, *, resume: bool) -> None:
         job = self.store.job(job_id)
         found = self.repository(job.repository)
-        if found is not None:
+        try:
+            if found is None:  # taken over after a restart whose configuration dropped the repository
+                raise FastTrackError(f"repository {job.repository} is no longer configured")
             workdir = Workdirs(self.store, job, await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref))
-        else:  # taken over after a restart whose configuration dropped the repository: its tasks cannot run
+        except FastTrackError as e:  # e.g. the commit is gone: its tasks cannot start, the runner records why
+            problem = e
 
             def workdir(task: str):
-                raise FastTrackError(f"repository {job.repository} is no longer configured")
+                raise problem
 
         if self._stopping:  # the drain began while the job was being set up: the next start takes it over
             return

@@ -23,9 +23,11 @@ def process_handle(pid: int) -> dict:
 
 def stop_orphan(handle: Mapping | None) -> str:
     """Kill the attempt's process group if it is still the one the handle names; what was done, in words."""
-    if not handle or not isinstance(handle.get("pgid"), int):
+    if not handle or type(handle.get("pgid")) is not int:
         return "no process was recorded for it"
     pgid = handle["pgid"]
+    if pgid <= 1 or pgid == os.getpgrp():  # killpg(0) is our own group; never ours, nor init's, whatever is stored
+        return f"the recorded process group {pgid} is not a task's own, so it was left alone"
     if handle.get("boot") is not None and handle.get("boot") != _boot_id():
         return f"its process group {pgid} ended with the machine's restart"
     # A pid is not reused while a process group of that id exists, so with the leader gone (no start
