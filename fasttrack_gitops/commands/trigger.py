@@ -43,16 +43,22 @@ def command(repository: str, pipeline: str, ref: str, url: str, request_id: str 
     try:
         data = answer.json()
     except ValueError:
-        data = {"error": answer.text[:200]}
+        data = None
+    if not isinstance(data, dict):  # a proxy's error page, another service: not the daemon's JSON object
+        raise UsageError(f"{url} answered {answer.status_code} {answer.reason_phrase} without the JSON a "
+                         "fasttrack-gitops daemon answers; is that the daemon's address? (--daemon or $FTG_DAEMON_URL)")
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     if answer.status_code == 201:
         if fmt == "text":
-            click.echo(f"{data.get('note', '')}\njobs: {', '.join(data.get('jobs', []))}")
+            click.echo(f"{data.get('note', '')}\njobs: {', '.join(str(j) for j in data.get('jobs') or [])}")
         return 0
-    message = data.get("error") or data.get("note") or f"HTTP {answer.status_code}"
+    message = " ".join(str(data.get("error") or data.get("note") or f"HTTP {answer.status_code}").split())
     if answer.status_code == 422:
         if fmt == "text":
             click.echo(f"error: {message}", err=True)
         return 1
+    if answer.status_code == 401:
+        message += ("; $FTG_API_TOKEN is not the daemon's token" if headers else
+                    "; give the daemon's API token in $FTG_API_TOKEN")
     raise UsageError(f"the daemon refused the request ({answer.status_code}): {message}")

@@ -9,18 +9,21 @@
     POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?}: a manual run (`fasttrack-gitops trigger`)
 
 A refused webhook changes nothing: the signature is checked before the body
-is parsed, and a body over the limit is not even read to its end. Answers
+is parsed, and a body over the limit is not even read to its end. A webhook
+runs only the repositories configured with its provider: the GitLab token is
+no key to a GitHub repository, nor the GitHub secret to a GitLab one. Answers
 are JSON; a webhook's answer says what it did, which GitHub shows in the
-delivery log.
+delivery log. Error answers never name the daemon's folders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import secrets
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable
 from urllib.parse import parse_qs
 
 from fasttrack_gitops.daemon.service import Daemon
@@ -30,10 +33,12 @@ from fasttrack_gitops.daemon.webhooks import (
 from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.events import Manual
 from fasttrack_gitops.job import JobStatus
+from fasttrack_gitops.store import StoreError
 
 log = logging.getLogger("fasttrack_gitops.daemon.http")
 
 API_BODY_LIMIT = 64 * 1024
+JOBS_LIMIT = 1000  # the most jobs one GET /api/jobs lists
 Send = Callable[[dict], Awaitable[None]]
 
 
@@ -51,6 +56,7 @@ class App:
             return
         method, path = scope["method"], scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        extra: list[tuple[bytes, bytes]] = []
         try:
             if path in ("/webhooks/github", "/webhooks/gitlab"):
                 _allow(method, "POST")
@@ -61,7 +67,8 @@ class App:
             elif path == "/metrics":
                 _allow(method, "GET", "HEAD")
                 text = self.daemon.metrics.render(jobs=self.daemon.jobs_by_status(),
-                                                  queue_depth=self.daemon.ledger.queue_depth())
+                                                  queue_depth=self.daemon.ledger.queue_depth(),
+                                                  executors=(self.daemon.config.executor,))
                 await _answer(send, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
                 return
             elif path == "/api/jobs":
@@ -75,11 +82,18 @@ class App:
                 status, body = await self._trigger(headers, receive)
             else:
                 status, body = 404, {"error": f"no such endpoint {path}"}
+        except _NotAllowed as e:
+            status, body = e.status, {"error": e.message}
+            extra.append((b"allow", ", ".join(e.allowed).encode()))
         except WebhookError as e:
             status, body = e.status, {"error": e.message}
         except FastTrackError as e:
-            status, body = 400, {"error": str(e)}
-        await _answer(send, status, json.dumps(body).encode(), "application/json")
+            status, body = 400, {"error": self._public(str(e))}
+        await _answer(send, status, json.dumps(body).encode(), "application/json", extra)
+
+    def _public(self, message: str) -> str:
+        """A message for the outside: the state folder is the daemon's business, not the caller's."""
+        return message.replace(str(self.daemon.store.state_dir), "the daemon's state folder")
 
     # -- webhooks
 
@@ -103,17 +117,35 @@ class App:
         if delivery.record is None:
             metrics.delivery(provider, "ignored")
             return 202, {"delivery": delivery.id, "ignored": delivery.ignored}
+        repo = config.repository(delivery.repository)
+        if repo is not None and repo.provider != provider:
+            metrics.delivery(provider, "ignored")
+            return 202, {"delivery": delivery.id,
+                         "ignored": f"repository {repo.name} is configured with provider {repo.provider}, so its "
+                                    f"{provider} webhooks run nothing"}
         if self.daemon.draining:
             metrics.delivery(provider, "draining")
             return 503, {"error": "the daemon is shutting down; deliver again later"}
-        if not self.daemon.ledger.record_delivery(provider, delivery.id, delivery.event, "received"):
+        ledger = self.daemon.ledger
+        try:
+            fresh = ledger.record_delivery(provider, delivery.id, delivery.event, "received")
+        except StoreError:
+            metrics.delivery(provider, "error")
+            return 503, {"error": "the daemon's state cannot be written now; deliver again later"}
+        if not fresh:
             metrics.delivery(provider, "duplicate")
             return 200, {"delivery": delivery.id, "duplicate": True,
                          "note": "this delivery was handled already; nothing was done again"}
         handled = await self.daemon.handle(delivery.record, delivery=delivery.id)
-        self.daemon.ledger.update_delivery(provider, delivery.id, handled.note[:500])
+        if handled.failed:  # forgotten, so that the host's redelivery is handled again
+            with contextlib.suppress(StoreError):
+                ledger.forget_delivery(provider, delivery.id)
+            metrics.delivery(provider, "error")
+            return 500, {"delivery": delivery.id, "error": self._public(handled.note)}
+        with contextlib.suppress(StoreError):  # only the log line of a delivery done
+            ledger.update_delivery(provider, delivery.id, handled.note[:500])
         metrics.delivery(provider, "accepted")
-        return 202, {"delivery": delivery.id, **handled.as_dict()}
+        return 202, {"delivery": delivery.id, **handled.as_dict(), "note": self._public(handled.note)}
 
     # -- status
 
@@ -127,13 +159,18 @@ class App:
         from fasttrack_gitops.render.jobs import job_record
 
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        limit = query.get("limit", "20")
+        digits = limit.lstrip("0") if limit.isascii() and limit.isdigit() else ""
+        if not digits:  # the store would read 0 or less as "no limit"
+            return 400, {"error": f"limit is {limit[:40]!r}; give a whole number from 1 (at most {JOBS_LIMIT} "
+                                  "are listed)"}
         try:
-            limit = int(query.get("limit", "20"))
             status = JobStatus(query["status"]) if "status" in query else None
         except ValueError:
             known = ", ".join(s.value for s in JobStatus)
-            return 400, {"error": f"limit is a number and status one of: {known}"}
-        views = self.daemon.store.list_jobs(pipeline=query.get("pipeline"), status=status, limit=min(limit, 1000))
+            return 400, {"error": f"status is {query['status']!r}; give one of: {known}"}
+        views = self.daemon.store.list_jobs(pipeline=query.get("pipeline"), status=status,
+                                            limit=min(int(digits[:7]), JOBS_LIMIT))  # no int() of 5000 digits
         return 200, [job_record(v) for v in views]
 
     def _job(self, job_id: str) -> tuple[int, dict]:
@@ -142,7 +179,7 @@ class App:
         try:
             return 200, job_record(self.daemon.store.view(job_id))
         except FastTrackError as e:
-            return 404, {"error": str(e)}
+            return 404, {"error": self._public(str(e))}
 
     # -- manual runs
 
@@ -156,7 +193,7 @@ class App:
             return 503, {"error": "the daemon is shutting down; try again later"}
         try:
             request = json.loads(await _read(receive, API_BODY_LIMIT))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return 400, {"error": "the body is not JSON"}
         if not isinstance(request, dict) or not all(isinstance(request.get(k), str) and request.get(k)
                                                     for k in ("repository", "pipeline")):
@@ -166,12 +203,20 @@ class App:
         manual = Manual(request["repository"], request["pipeline"], str(request.get("ref") or "HEAD"),
                         str(request.get("request_id") or secrets.token_hex(8)), str(request.get("sender") or "api"))
         handled = await self.daemon.handle(manual, delivery=manual.request_id)
-        return (201 if handled.jobs else 422), handled.as_dict()
+        return (201 if handled.jobs else 422), {**handled.as_dict(), "note": self._public(handled.note)}
+
+
+class _NotAllowed(WebhookError):
+    """405, which must say in an Allow header what the endpoint takes."""
+
+    def __init__(self, allowed: tuple[str, ...]):
+        super().__init__(405, f"use {' or '.join(allowed)}")
+        self.allowed = allowed
 
 
 def _allow(method: str, *allowed: str) -> None:
     if method not in allowed:
-        raise WebhookError(405, f"use {' or '.join(allowed)}")
+        raise _NotAllowed(allowed)
 
 
 async def _read(receive, limit: int) -> bytes:
@@ -190,7 +235,9 @@ async def _read(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes, content_type: str) -> None:
+async def _answer(send: Send, status: int, body: bytes, content_type: str,
+                  extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
+                            *extra]})
     await send({"type": "http.response.body", "body": body})

@@ -36,9 +36,14 @@ class Metrics:
         counts[-2] += seconds
         counts[-1] += 1
 
-    def render(self, *, jobs: Mapping[str, int], queue_depth: int) -> str:
-        """The /metrics page; `jobs` is the number of jobs per status the daemon holds now."""
+    def render(self, *, jobs: Mapping[str, int], queue_depth: int, executors: Iterable[str] = ()) -> str:
+        """The /metrics page; `jobs` is the number of jobs per status the daemon holds now.
+
+        The error counter of each of `executors` is shown from 0 on: a series
+        that appears only at its first error hides that error from rate().
+        """
         out: list[str] = []
+        executor_errors = {**dict.fromkeys(executors, 0), **self.executor_errors}
         _family(out, "ftg_jobs", "gauge", "Jobs the daemon holds now, by status (queued, running).",
                 ((({"status": s},), n) for s, n in sorted(jobs.items())))
         _family(out, "ftg_queue_depth", "gauge", "Jobs waiting for a slot or their concurrency group.",
@@ -50,7 +55,7 @@ class Metrics:
         _family(out, "ftg_webhook_deliveries_total", "counter", "Webhook deliveries, by provider and result.",
                 ((({"provider": p, "result": r},), n) for (p, r), n in sorted(self.deliveries.items())))
         _family(out, "ftg_executor_errors_total", "counter", "Task attempts the executor could not start or follow.",
-                ((({"executor": e},), n) for e, n in sorted(self.executor_errors.items())))
+                ((({"executor": e},), n) for e, n in sorted(executor_errors.items())))
         _family(out, "ftg_repository_fetch_errors_total", "counter", "Failed fetches of remote repositories.",
                 ((({"repository": r},), n) for r, n in sorted(self.fetch_errors.items())))
         out.append("# HELP ftg_task_duration_seconds Task instance run time, first attempt start to last end.")

@@ -32,7 +32,7 @@ from fasttrack_gitops.execution import Workdirs, reused_tasks
 from fasttrack_gitops.job import ENDED, JobStatus, Outcome, TaskState, rerun
 from fasttrack_gitops.ledger import JobKey, Ledger, Queued
 from fasttrack_gitops.runner import Change, JobRunner
-from fasttrack_gitops.store import Store
+from fasttrack_gitops.store import Store, StoreError
 from fasttrack_gitops.taskenv import masks, referenced_secrets, secrets_from_environ
 
 log = logging.getLogger("fasttrack_gitops.daemon")
@@ -47,6 +47,7 @@ class Handled:
     jobs: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     note: str = ""
+    failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,11 +118,15 @@ class Daemon:
         try:
             async with lock:  # one event of a repository at a time: positions and gates stay consistent
                 handled = await self._dispatch_event(repo, source, event, delivery)
+        except StoreError as e:  # the state database refused (locked, full): nothing was decided
+            log.error("%s: %s", repo.name, e)
+            handled = Handled(note=f"{repo.name}: the daemon's state cannot be written now; deliver again", failed=True)
         except FastTrackError as e:  # an unreadable repository or commit: logged, the daemon goes on
             handled = Handled(note=f"{repo.name}: {e}")
         except Exception as e:  # a bug must cost one event, never the daemon
             log.exception("%s: cannot handle %s", repo.name, type(event).__name__)
-            handled = Handled(note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}")
+            handled = Handled(note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}",
+                              failed=True)
         if handled.created:
             self._wake.set()
         log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")

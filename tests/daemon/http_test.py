@@ -64,12 +64,23 @@ def quiet_config(tmp_path: Path, repo: Path, *, extra: str = "", gitlab_repo: bo
     return config
 
 
+async def burst(client, requests, *, at_once: int = 50) -> list[httpx.Response]:
+    """Send the requests concurrently, at most `at_once` in flight (httpcore's pool is slow with a long queue)."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(request):
+        async with gate:
+            return await request
+
+    return await asyncio.gather(*(one(r) for r in requests))
+
+
 @contextlib.asynccontextmanager
 async def serving(config, **client_options):
     """The daemon, and an httpx client pointed at it."""
-    async with running(config) as (daemon, url):
-        async with httpx.AsyncClient(base_url=url, timeout=60, **client_options) as client:
-            yield daemon, client
+    async with running(config) as (daemon, url), \
+            httpx.AsyncClient(base_url=url, timeout=60, **client_options) as client:
+        yield daemon, client
 
 
 def all_jobs(daemon) -> list:
@@ -173,8 +184,13 @@ def test_a_body_that_is_not_a_json_object_is_refused_and_changes_nothing(tmp_pat
                 assert answer.json()["error"], body
                 assert not daemon.ledger.seen_delivery("github", f"bad-{i}")
             assert "must be a JSON object, not an array" in (await post_github(client, b"[]")).json()["error"]
+            assert "is not valid JSON" in (await post_github(client, b"[" * 100_000)).json()["error"]
+            good = push_body(contracts, ZERO, ZERO)
+            for header in ("X-GitHub-Event", "X-GitHub-Delivery"):
+                answer = await post_github(client, good, **{header: None})
+                assert answer.status_code == 400 and f"the {header} header is missing" in answer.json()["error"]
             assert all_jobs(daemon) == []
-            assert await deliveries(client) == {"malformed": 6}
+            assert await deliveries(client) == {"malformed": 9}
 
     asyncio.run(scenario())
 
@@ -246,6 +262,27 @@ def test_a_body_over_the_limit_is_refused_with_413_with_or_without_a_content_len
             assert not daemon.ledger.seen_delivery("github", "big-2")
             assert (await client.get("/healthz")).status_code == 200
             assert await deliveries(client) == {"too_large": 2}
+
+    asyncio.run(scenario())
+
+
+def test_a_form_encoded_delivery_is_read_like_a_json_one(tmp_path, source_repo, contracts, pushed):
+    """GitHub's other content type: the JSON in a payload= form field, signed as sent."""
+    from urllib.parse import urlencode
+
+    config = quiet_config(tmp_path, source_repo)
+    form = urlencode({"payload": push_body(contracts, *pushed).decode()}).encode()
+
+    async def scenario():
+        async with serving(config) as (daemon, client):
+            answer = await post_github(client, form, delivery="form-1",
+                                       **{"Content-Type": "application/x-www-form-urlencoded"})
+            assert answer.status_code == 202 and len(answer.json()["jobs"]) == 1, answer.text
+            empty = urlencode({"other": "x"}).encode()
+            refused = await post_github(client, empty, delivery="form-2",
+                                        **{"Content-Type": "application/x-www-form-urlencoded"})
+            assert refused.status_code == 400 and "no 'payload' field" in refused.json()["error"]
+            assert len(all_jobs(daemon)) == 1
 
     asyncio.run(scenario())
 
@@ -356,13 +393,50 @@ def test_a_push_of_a_commit_the_repository_does_not_have_is_noted_and_runs_nothi
     asyncio.run(scenario())
 
 
+def test_a_delivery_the_daemon_failed_to_handle_runs_when_it_is_redelivered(tmp_path, source_repo, contracts,
+                                                                             pushed):
+    """The state database held by another process past its busy timeout: an error, and the redelivery runs."""
+    import sqlite3
+    import threading
+
+    config = quiet_config(tmp_path, source_repo)
+    body = push_body(contracts, *pushed)
+
+    async def scenario():
+        async with serving(config) as (daemon, client):
+            locked, release = threading.Event(), threading.Event()
+
+            def hold_the_database() -> None:  # another process's long write transaction
+                cx = sqlite3.connect(config.state_dir / "state.db", isolation_level=None)
+                cx.execute("BEGIN EXCLUSIVE")
+                locked.set()
+                release.wait(30)
+                cx.execute("ROLLBACK")
+                cx.close()
+
+            holder = threading.Thread(target=hold_the_database, daemon=True)
+            holder.start()
+            assert await asyncio.to_thread(locked.wait, 10)
+            try:
+                first = await post_github(client, body, delivery="flaky-1")
+            finally:
+                release.set()
+                await asyncio.to_thread(holder.join, 10)
+            assert first.status_code in (500, 503) and "deliver again" in first.text, first.text
+            assert daemon.store.list_jobs() == []
+            again = await post_github(client, body, delivery="flaky-1")  # GitHub's "Redeliver"
+            assert again.status_code == 202 and len(again.json()["jobs"]) == 1, again.text
+
+    asyncio.run(scenario())
+
+
 def test_a_burst_of_a_thousand_deliveries_of_one_push_makes_one_job(tmp_path, source_repo, contracts, pushed):
     config = quiet_config(tmp_path, source_repo)
     body = push_body(contracts, *pushed)
 
     async def scenario():
         async with serving(config, limits=httpx.Limits(max_connections=50)) as (daemon, client):
-            answers = await asyncio.gather(*(post_github(client, body, delivery=f"burst-{i}") for i in range(1000)))
+            answers = await burst(client, (post_github(client, body, delivery=f"burst-{i}") for i in range(1000)))
             assert {a.status_code for a in answers} == {202}
             made = {tuple(a.json()["jobs"]) for a in answers}
             assert len(made) == 1 and len(next(iter(made))) == 1, made
@@ -380,7 +454,7 @@ def test_a_thousand_copies_of_one_delivery_make_one_job_and_999_duplicates(tmp_p
 
     async def scenario():
         async with serving(config, limits=httpx.Limits(max_connections=50)) as (daemon, client):
-            answers = await asyncio.gather(*(post_github(client, body, delivery="same") for _ in range(1000)))
+            answers = await burst(client, (post_github(client, body, delivery="same") for _ in range(1000)))
             statuses = [a.status_code for a in answers]
             assert statuses.count(202) == 1 and statuses.count(200) == 999
             assert all(a.json()["duplicate"] is True for a in answers if a.status_code == 200)
@@ -484,7 +558,7 @@ def test_healthz_and_metrics_say_what_the_daemon_did(tmp_path, source_repo, cont
     asyncio.run(scenario())
 
 
-def test_the_metrics_page_escapes_label_values(tmp_path, source_repo):
+def test_the_metrics_page_escapes_label_values():
     from fasttrack_gitops.daemon.metrics import Metrics
 
     metrics = Metrics()
@@ -504,8 +578,8 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             second = (await post_github(client, push_body(contracts, pushed[1], broken), delivery="j-2")).json()
             assert len(first) == 1 and len(second["jobs"]) == 2, second
             everything = first + second["jobs"]
-            for job in everything:
-                await wait_for(lambda: daemon.store.view(job).status in (JobStatus.SUCCEEDED, JobStatus.FAILED))
+            ended = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+            await wait_for(lambda: all(daemon.store.view(j).status in ended for j in everything))
             await wait_for(lambda: daemon.jobs_by_status() == {"queued": 0, "running": 0})
 
             listed = await client.get("/api/jobs")
@@ -526,7 +600,9 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             assert {j["status"] for j in succeeded} == {"succeeded"} and len(succeeded) == 2
             newest = (await client.get("/api/jobs", params={"limit": "1"})).json()
             assert newest == listed.json()[:1]
-            for bad in ({"status": "nope"}, {"limit": "x"}, {"limit": "0"}, {"limit": "-1"}):
+            assert len((await client.get("/api/jobs", params={"limit": "9" * 5000})).json()) == 3
+            for bad in ({"status": "nope"}, {"limit": "x"}, {"limit": "0"}, {"limit": "-1"}, {"limit": "\u00b2"},
+                        {"limit": "1.5"}):
                 answer = await client.get("/api/jobs", params=bad)
                 assert answer.status_code == 400, (bad, answer.text)
                 assert "error" in answer.json()
@@ -595,7 +671,7 @@ def test_post_api_trigger_makes_a_job_that_runs(tmp_path, source_repo):
                                  (json.dumps({"repository": REPO_NAME, "pipeline": "nope"}).encode(), 422),
                                  (json.dumps({"repository": REPO_NAME, "pipeline": "demo",
                                               "ref": "no-such-branch"}).encode(), 422),
-                                 (b"{" + b" " * (64 * 1024) + b"}", 413)):
+                                 (b"[" * 60_000, 400), (b"{" + b" " * (64 * 1024) + b"}", 413)):
                 answer = await client.post("/api/trigger", content=body)
                 assert answer.status_code == status, (body[:40], answer.text)
                 assert answer.json().get("error") or answer.json().get("note")
@@ -664,7 +740,7 @@ def test_the_trigger_command_needs_the_api_token_when_one_is_configured(tmp_path
             monkeypatch.delenv("FTG_API_TOKEN", raising=False)
             assert await asyncio.to_thread(cli.main, argv) == 2
             err = capsys.readouterr().err
-            assert "(401)" in err and "Bearer" in err and token not in err
+            assert "(401)" in err and "Bearer" in err and "FTG_API_TOKEN" in err and token not in err
             monkeypatch.setenv("FTG_API_TOKEN", "wrong")
             assert await asyncio.to_thread(cli.main, argv) == 2
             assert "(401)" in capsys.readouterr().err
@@ -699,8 +775,9 @@ def test_the_webhook_secret_never_appears_in_an_answer_or_the_log(tmp_path, sour
             answers.append(await post_gitlab(client, gitlab_push(contracts, before=pushed[0], after=pushed[1]),
                                              token=SECRET + "x", key="idem-2"))
             answers.append(await post_gitlab(client, {"object_kind": "push"}, key="idem-3"))
-            for job in {j for a in answers if a.status_code == 202 for j in a.json().get("jobs", [])}:
-                await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            made = {j for a in answers if a.status_code == 202 for j in a.json().get("jobs", [])}
+            assert len(made) == 2  # the GitHub repository's and the GitLab project's
+            await wait_for(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in made))
             for path in ("/healthz", "/metrics", "/api/jobs"):
                 answers.append(await client.get(path))
             answers.append(await client.post("/api/trigger", json={"repository": REPO_NAME, "pipeline": "nope"}))
@@ -714,3 +791,40 @@ def test_the_webhook_secret_never_appears_in_an_answer_or_the_log(tmp_path, sour
     assert caplog.records, "the daemon logs what it does"
     assert all(SECRET not in r.getMessage() for r in caplog.records)
     assert SECRET not in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def impostor(status_line: str, content_type: str, body: bytes):
+    """A server on 127.0.0.1 that answers every request the same, as a proxy or another service would."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize("status_line, content_type, body", [
+    ("404 Not Found", "text/html", b"<html>\n<head><title>404 Not Found</title></head>\n<body>nginx</body>\n</html>\n"),
+    ("502 Bad Gateway", "text/plain", b""),
+    ("200 OK", "application/json", b'["not", "the", "daemon"]'),
+    ("201 Created", "application/json", b'"created"'),
+])
+def test_the_trigger_command_explains_an_answer_that_is_not_the_daemons_in_one_line(status_line, content_type, body,
+                                                                                   capsys, monkeypatch):
+    monkeypatch.delenv("FTG_API_TOKEN", raising=False)
+
+    async def scenario():
+        async with impostor(status_line, content_type, body) as url:
+            return await asyncio.to_thread(cli.main, ["trigger", REPO_NAME, "demo", "--daemon", url]), url
+
+    code, url = asyncio.run(scenario())
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err and "internal" not in err
+    assert url in err or status_line.split()[0] in err
