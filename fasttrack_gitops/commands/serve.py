@@ -17,7 +17,7 @@ from fasttrack_gitops.commands.options import format_option
 @click.option("--check", is_flag=True, help="Check the configuration (and that its secrets resolve), then exit.")
 @format_option
 def command(config_file: str | None, check: bool, fmt: str) -> int:
-    """Run the daemon: watch repositories, take webhooks, run jobs, report.
+    """Run the daemon: follow repositories and webhooks, turn commits into jobs, run them.
 
     The configuration is checked first, secrets included; any problem is
     reported as file:line:col and nothing starts (exit 2). With --check,
