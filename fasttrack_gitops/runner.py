@@ -175,7 +175,6 @@ class JobRunner:
                     self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
 
     async def _attempt(self, name: str) -> None:
-        task = self.pipeline.task(name)
         number = len(self.tasks[name].attempts) + 1
         outputs = self._outputs(name)
         if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import alive
 from fasttrack_gitops.executors import get_executor
+from fasttrack_gitops.executors.processes import process_handle
 from fasttrack_gitops.job import JobStatus, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
 from fasttrack_gitops.pipeline import check_pipeline
 from fasttrack_gitops.runner import JobRunner, outputs_folder
-from fasttrack_gitops.store import JobView, Store
+from fasttrack_gitops.store import JobView, Store, StoreError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
@@ -438,3 +441,240 @@ def test_events_of_one_task_are_recorded_in_order(tmp_path: Path):
     assert started.at <= ended.at
     # following from the last seen seq gives nothing new once the job has ended
     assert store.events(job.id, after=events[-1].seq) == []
+
+
+# -- taking over a job (resume=True) and interrupt() ------------------------------------------------------------
+#
+# The stored states below are what a runner leaves when it dies (kill -9) or is interrupted, written through the
+# store's own API; the orphans are real process groups, so stopping them is observed, not assumed.
+
+
+def orphan() -> subprocess.Popen:
+    """A `sleep` in its own process group, as a task a killed runner left behind."""
+    return subprocess.Popen(["sleep", "300"], start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def died_while_running(store: Store, job: PipelineJob, task: str, process: subprocess.Popen) -> None:
+    store.set_task_state(job.id, task, TaskState.SUBMITTED)
+    store.start_attempt(job.id, task, 1, started_at=time.time(), handle=process_handle(process.pid))
+    store.set_task_state(job.id, task, TaskState.RUNNING)
+
+
+def succeeded_before(store: Store, job: PipelineJob, task: str) -> None:
+    now = time.time()
+    store.set_task_state(job.id, task, TaskState.SUBMITTED)
+    store.start_attempt(job.id, task, 1, started_at=now)
+    store.end_attempt(job.id, task, 1, ended_at=now, exit_code=0, outcome=Outcome.SUCCEEDED)
+    store.set_task_state(job.id, task, TaskState.SUCCEEDED)
+
+
+def resume(tmp_path: Path, store: Store, job: PipelineJob) -> JobView:
+    runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path, resume=True)
+    return asyncio.run(drive(runner))
+
+
+def counting(runs: Path, name: str) -> str:
+    return f"echo run >> {runs / name}"
+
+
+def ran(runs: Path, name: str) -> int:
+    path = runs / name
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("max_attempts", [2, 1])
+def test_resume_stops_the_orphan_of_an_open_attempt_then_retries_or_fails_it(tmp_path: Path, max_attempts: int):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    store = Store(tmp_path / "state")
+    job = make_job(store, tmp_path, f"""\
+        version: "26.4.4"
+        name: resumed
+        tasks:
+          - name: first
+            command: {counting(runs, 'first')}
+          - name: slow
+            dependencies: [first]
+            retry: {{max_attempts: {max_attempts}}}
+            command: {counting(runs, 'slow')}
+          - name: last
+            dependencies: [slow]
+            command: {counting(runs, 'last')}
+        """)
+    left = orphan()
+    try:
+        succeeded_before(store, job, "first")
+        died_while_running(store, job, "slow", left)
+        assert store.view(job.id).status == JobStatus.INTERRUPTED
+
+        view = resume(tmp_path, store, job)
+
+        assert left.wait(timeout=30) == -9  # the orphan's group was killed
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
+    slow = view.tasks["slow"]
+    interrupted = slow.attempts[0]
+    assert interrupted.outcome == Outcome.INTERRUPTED and interrupted.ended_at is not None
+    assert interrupted.message == (f"interrupted: the runner stopped while it ran; its process group {left.pid}, "
+                                   "still running, was stopped")
+    assert interrupted.message in log(store, job, "slow", 1)
+    assert view.tasks["first"].attempts == store.view(job.id).tasks["first"].attempts
+    assert ran(runs, "first") == 0  # succeeded before the take-over: never again
+    assert not view.runner_alive
+    if max_attempts == 2:
+        assert [a.outcome for a in slow.attempts] == [Outcome.INTERRUPTED, Outcome.SUCCEEDED]
+        assert view.status == JobStatus.SUCCEEDED
+        assert (ran(runs, "slow"), ran(runs, "last")) == (1, 1)
+    else:
+        assert len(slow.attempts) == 1
+        assert slow.state == TaskState.FAILED and slow.reason == interrupted.message
+        assert view.tasks["last"].state == TaskState.SKIPPED
+        assert view.status == JobStatus.FAILED
+        assert (ran(runs, "slow"), ran(runs, "last")) == (0, 0)
+
+
+def test_resume_settles_what_a_runner_that_died_between_two_writes_left(tmp_path: Path):
+    """An attempt ended but its task not updated, and a task handed over but never started."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    store = Store(tmp_path / "state")
+    job = make_job(store, tmp_path, f"""\
+        version: "26.4.4"
+        name: settled
+        tasks:
+          - name: done
+            command: {counting(runs, 'done')}
+          - name: broke
+            command: {counting(runs, 'broke')}
+          - name: flaky
+            retry: {{max_attempts: 2}}
+            command: {counting(runs, 'flaky')}
+          - name: fresh
+            command: {counting(runs, 'fresh')}
+        """)
+    now = time.time()
+    for name, outcome, code in (("done", Outcome.SUCCEEDED, 0), ("broke", Outcome.FAILED, 3),
+                                ("flaky", Outcome.FAILED, 3)):
+        store.set_task_state(job.id, name, TaskState.RUNNING)
+        store.start_attempt(job.id, name, 1, started_at=now)
+        store.end_attempt(job.id, name, 1, ended_at=now, exit_code=code, outcome=outcome)
+    store.set_task_state(job.id, "fresh", TaskState.SUBMITTED)
+
+    view = resume(tmp_path, store, job)
+
+    assert states(view) == {"done": "succeeded", "broke": "failed", "flaky": "succeeded", "fresh": "succeeded"}
+    assert exit_codes(view, "done") == [0] and ran(runs, "done") == 0
+    assert exit_codes(view, "broke") == [3] and ran(runs, "broke") == 0
+    assert view.tasks["broke"].reason == "exit code 3"
+    assert exit_codes(view, "flaky") == [3, 0] and ran(runs, "flaky") == 1
+    assert exit_codes(view, "fresh") == [0] and ran(runs, "fresh") == 1
+    assert view.status == JobStatus.FAILED
+
+
+HANGS_ONCE = """\
+    version: "26.4.4"
+    name: interrupted
+    tasks:
+      - name: long
+        retry: {{max_attempts: {max_attempts}}}
+        command: 'echo run >> {runs}/long; if [ -e {runs}/again ]; then exit 0; fi; touch {runs}/again; echo $$ > {runs}/pid; sleep 300'
+      - name: after
+        dependencies: [long]
+        command: echo run >> {runs}/after
+    """
+
+
+@pytest.mark.parametrize("max_attempts", [2, 1])
+def test_interrupt_leaves_the_job_open_and_a_resumed_runner_goes_on(tmp_path: Path, max_attempts: int):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runner, store, job = make_runner(tmp_path, HANGS_ONCE.format(max_attempts=max_attempts, runs=runs))
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(drive(runner))
+        await when(runner, lambda r: (runs / "pid").exists() and (runs / "pid").read_text().strip(), timeout=30)
+        runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(interrupted())
+
+    view = store.view(job.id)
+    assert view.status == JobStatus.INTERRUPTED and not view.runner_alive
+    long = view.tasks["long"]
+    assert long.state == TaskState.RUNNING  # open: the next runner decides
+    assert [a.outcome for a in long.attempts] == [Outcome.INTERRUPTED]
+    assert long.attempts[0].message == "interrupted: the daemon stopped (SIGTERM) before the task ended"
+    assert long.attempts[0].ended_at is not None
+    assert view.tasks["after"].state == TaskState.PENDING
+    assert not alive(int((runs / "pid").read_text()))
+
+    view = resume(tmp_path, store, job)
+
+    if max_attempts == 2:
+        assert [a.outcome for a in view.tasks["long"].attempts] == [Outcome.INTERRUPTED, Outcome.SUCCEEDED]
+        assert view.status == JobStatus.SUCCEEDED
+        assert (ran(runs, "long"), ran(runs, "after")) == (2, 1)
+    else:
+        assert view.tasks["long"].state == TaskState.FAILED
+        assert view.tasks["long"].reason == "interrupted: the daemon stopped (SIGTERM) before the task ended"
+        assert view.tasks["after"].state == TaskState.SKIPPED
+        assert view.status == JobStatus.FAILED
+        assert (ran(runs, "long"), ran(runs, "after")) == (1, 0)
+
+
+def test_an_interrupt_as_a_task_is_handed_over_spends_no_attempt(tmp_path: Path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    text = f"""\
+        version: "26.4.4"
+        name: handed
+        tasks:
+          - name: only
+            command: {counting(runs, 'only')}
+        """
+    store = Store(tmp_path / "state")
+    job = make_job(store, tmp_path, text)
+
+    def interrupt_on_submit(change) -> None:
+        if change.instance.state == TaskState.SUBMITTED:
+            runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
+
+    runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path,
+                       on_change=interrupt_on_submit)
+    asyncio.run(drive(runner))
+
+    view = store.view(job.id)
+    assert view.status == JobStatus.INTERRUPTED
+    assert view.tasks["only"].state == TaskState.WAITING
+    assert view.tasks["only"].reason == "not started: the daemon stopped (SIGTERM) before the task ended"
+    assert view.tasks["only"].attempts == () and ran(runs, "only") == 0
+
+    view = resume(tmp_path, store, job)
+
+    assert [a.outcome for a in view.tasks["only"].attempts] == [Outcome.SUCCEEDED]  # attempt 1, though no retries
+    assert view.status == JobStatus.SUCCEEDED and ran(runs, "only") == 1
+
+
+def test_resume_refuses_a_job_another_runner_drives(tmp_path: Path):
+    store = Store(tmp_path / "state")
+    job = make_job(store, tmp_path, MINIMAL_TWO)
+    with store.claim(job.id):
+        runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path,
+                           resume=True)
+        with pytest.raises(StoreError, match="already being run by another process"):
+            asyncio.run(runner.run())
+    assert states(store.view(job.id)) == {"prepare": "pending", "train": "pending"}
+
+
+MINIMAL_TWO = """\
+    version: "26.4.4"
+    name: demo
+    tasks:
+      - name: prepare
+        command: echo prepare
+      - name: train
+        dependencies: [prepare]
+        command: echo train
+    """

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from fasttrack_gitops.executors.base import (
     PIPELINE_ROOT,

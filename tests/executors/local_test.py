@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import pytest
 from conftest import alive
 
 from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.executors import EXECUTORS, get_executor, local
+from fasttrack_gitops.executors import EXECUTORS, get_executor, local, processes
 from fasttrack_gitops.executors.base import (
     AttemptResult,
     AttemptSpec,
@@ -404,3 +409,160 @@ def test_the_bwrap_probe_runs_once_per_executor(make_spec, monkeypatch):
 
     assert all(r.outcome == Outcome.SUCCEEDED for r in asyncio.run(main()))
     assert probes == [1]
+
+
+# -- handles: finding, and stopping, what a runner that died left running ---------------------------------------
+
+
+@pytest.fixture
+def group(tmp_path):
+    """group('sh command') -> a real process group (a shell leading its own session); killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def _start(command: str) -> subprocess.Popen:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=tmp_path, start_new_session=True,
+                                stdin=subprocess.DEVNULL)
+        started.append(proc)
+        return proc
+
+    yield _start
+    for proc in started:
+        if proc.poll() is None:  # not reaped: the pid, and so the group id, is still this one's
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def written_pid(path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} was never written"
+        time.sleep(0.01)
+    return int(path.read_text())
+
+
+def test_the_handle_names_the_group_leader_its_start_time_and_the_boot(group):
+    proc = group("sleep 300")
+    handle = processes.process_handle(proc.pid)
+    assert handle["pgid"] == proc.pid == os.getpgid(proc.pid)
+    assert isinstance(handle["start"], int)
+    assert handle["start"] == int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    assert handle["boot"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert json.loads(json.dumps(handle)) == handle  # stored as JSON with the attempt
+
+
+def test_run_hands_the_runner_the_handle_of_the_task_shell(make_spec):
+    handles = []
+    spec = make_spec("echo $$")
+
+    async def main():
+        return await LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(), started=handles.append)
+
+    assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
+    (handle,) = handles
+    assert handle["pgid"] == int(log_of(spec)) and handle["start"] is not None
+
+
+def test_stop_orphan_kills_the_whole_group_it_names(group, tmp_path):
+    proc = group(f"sleep 300 & echo $! > {tmp_path}/child; wait")
+    child = written_pid(tmp_path / "child")
+    handle = processes.process_handle(proc.pid)
+
+    assert processes.stop_orphan(handle) == f"its process group {proc.pid}, still running, was stopped"
+
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert gone(child, within=30)
+
+
+def test_stop_orphan_of_a_group_that_ended_says_so(group):
+    proc = group("true")
+    handle = processes.process_handle(proc.pid)
+    assert proc.wait(timeout=30) == 0
+
+    assert processes.stop_orphan(handle) == f"its process group {proc.pid} had already ended"
+
+
+def test_stop_orphan_kills_what_is_left_of_a_group_whose_leader_ended(group, tmp_path):
+    proc = group(f"sleep 300 & echo $! > {tmp_path}/child")  # the shell exits, its child stays in the group
+    handle = processes.process_handle(proc.pid)
+    child = written_pid(tmp_path / "child")
+    assert proc.wait(timeout=30) == 0  # reaped: no process has the leader's pid, the group still has its id
+    assert alive(child) and os.getpgid(child) == proc.pid
+
+    try:
+        assert processes.stop_orphan(handle) == f"its process group {proc.pid}, still running, was stopped"
+
+        assert gone(child, within=30)
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_pid_now_used_by_another_process_is_not_signalled(group):
+    """The kernel gave the pid to someone else: its start time differs from the one recorded."""
+    stranger = group("sleep 300")
+    handle = {**processes.process_handle(stranger.pid)}
+    handle["start"] -= 1  # the process the handle was made for started one tick earlier: not this one
+
+    assert processes.stop_orphan(handle) == f"its process group {stranger.pid} had already ended"
+
+    time.sleep(0.2)
+    assert stranger.poll() is None and alive(stranger.pid)
+
+
+def test_a_handle_from_before_the_machine_restarted_is_not_signalled(group):
+    proc = group("sleep 300")
+    handle = {**processes.process_handle(proc.pid), "boot": "00000000-0000-0000-0000-000000000000"}
+
+    assert processes.stop_orphan(handle) == f"its process group {proc.pid} ended with the machine's restart"
+
+    time.sleep(0.2)
+    assert proc.poll() is None
+
+
+# Never a handle whose pgid is, or could be taken for, 1 (True == 1): as root, killpg(1) is every process of
+# init's group, whoever calls it. Handles that would hit the caller's own group are tried in a child process.
+
+
+@pytest.mark.parametrize("handle", [None, {}, {"pgid": None}, {"pgid": "1234"}, {"pgid": 12.0}])
+def test_without_a_usable_handle_nothing_is_signalled(handle):
+    assert processes.stop_orphan(handle) == "no process was recorded for it"
+
+
+def test_a_handle_naming_our_own_group_or_no_real_group_is_refused():
+    """killpg(0) (or False) is the caller's own group, killpg(-n) an error: checked in a child in a session of
+    its own, so a regression kills only that child."""
+    script = textwrap.dedent("""\
+        import os
+        from fasttrack_gitops.executors.processes import stop_orphan
+        print(os.getpgrp())
+        for pgid in (os.getpgrp(), 0, -5):
+            print(stop_orphan({"pgid": pgid}))
+        print(stop_orphan({"pgid": False}))
+        print("survived")
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+                          start_new_session=True)
+    own, *lines = done.stdout.splitlines()
+    assert lines[-1:] == ["survived"], done.stderr
+    assert lines[:3] == [f"the recorded process group {pgid} is not a task's own, so it was left alone"
+                         for pgid in (own, 0, -5)]
+    assert lines[3] == "no process was recorded for it"
+
+
+def test_reattach_stops_the_orphan_and_reports_the_attempt_interrupted(make_spec, group, tmp_path):
+    spec = make_spec("sleep 300")
+    spec.log_path.parent.mkdir(parents=True)
+    spec.log_path.write_text("what the task wrote before its runner died\n")
+    proc = group(f"sleep 300 & echo $! > {tmp_path}/child; wait")
+    child = written_pid(tmp_path / "child")
+
+    async def main():
+        return await LocalExecutor(bwrap=False).reattach(spec, processes.process_handle(proc.pid),
+                                                         cancel=asyncio.Event(), started=lambda handle=None: None)
+
+    result = asyncio.run(main())
+
+    message = f"interrupted: the runner stopped while it ran; its process group {proc.pid}, still running, was stopped"
+    assert (result.outcome, result.exit_code, result.message) == (Outcome.INTERRUPTED, None, message)
+    assert proc.wait(timeout=30) == -signal.SIGKILL and gone(child, within=30)
+    assert log_of(spec) == f"what the task wrote before its runner died\n\nfasttrack-gitops: {message}\n"
