@@ -5,10 +5,8 @@ calls `Daemon.handle(event)`. Handling reads the repository at the commit in
 a worker thread (planning.py), asks triggers.py which pipelines run, and
 stores each job under its idempotency key in one transaction (ledger.py):
 however often a commit is reported, it makes one job per pipeline and
-trigger. The dispatcher then starts queued jobs as slots and concurrency
-groups allow (dispatch.py), each driven by the same JobRunner that `run`
-uses. After a restart `recover()` re-attaches to what was running and the
-queue carries on; `drain()` is the SIGTERM path.
+trigger. Running them is the other half, the JobPool this class extends
+(pool.py): the dispatcher, restarts (`recover()`) and SIGTERM (`drain()`).
 """
 
 from __future__ import annotations
@@ -24,16 +22,15 @@ from fasttrack_gitops import gitrepo, triggers
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
-from fasttrack_gitops.daemon.planning import Pipelines, Planned, RepoSource, pipelines_at, plan, plan_invalid, snapshot_at
+from fasttrack_gitops.daemon.pool import JobPool
+from fasttrack_gitops.daemon.planning import Pipelines, Planned, RepoSource, pipelines_at, plan, plan_invalid
 from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
 from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
-from fasttrack_gitops.execution import Workdirs, reused_tasks
-from fasttrack_gitops.job import ENDED, JobStatus, Outcome, TaskState, rerun
+from fasttrack_gitops.job import JobStatus, rerun
 from fasttrack_gitops.ledger import JobKey, Ledger, Queued
-from fasttrack_gitops.runner import Change, JobRunner
 from fasttrack_gitops.store import Store, StoreError
-from fasttrack_gitops.taskenv import masks, referenced_secrets, secrets_from_environ
+from fasttrack_gitops.taskenv import masks, secrets_from_environ
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -53,22 +50,16 @@ class Handled:
         return asdict(self)
 
 
-class Daemon:
+class Daemon(JobPool):
+    """Events in (this module), jobs run (pool.py)."""
+
     def __init__(self, config: DaemonConfig, *, executor=None, environ: Mapping[str, str] | None = None):
-        self.config = config
-        self.store = Store(config.state_dir)
-        self.ledger = Ledger(self.store)
-        self.metrics = Metrics()
-        self.executor = executor
-        self.secrets = secrets_from_environ(os.environ if environ is None else environ)
+        store = Store(config.state_dir)
+        super().__init__(config, store, Ledger(store), Metrics(), executor,
+                         secrets_from_environ(os.environ if environ is None else environ))
         self.sources = {r.name.lower(): self._source(r) for r in config.repositories}
-        self.runners: dict[str, JobRunner] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
-        self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
         self._fetch_locks: dict[str, asyncio.Lock] = {}
-        self.draining = False
-        self._stopping = ""  # set by drain() once running jobs are interrupted: why
 
     # -- repositories
 
@@ -356,132 +347,9 @@ class Daemon:
         handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
         return handled
 
-    # -- running jobs
-
-    async def dispatch_forever(self) -> None:
-        """Start queued jobs whenever a slot frees or a job is queued."""
-        while not self.draining:
-            self._wake.clear()
-            for job_id in dispatch.startable(self.ledger.open_queue(), limit=self.config.max_running_jobs):
-                if self.draining:
-                    break
-                self._start(job_id)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
-            except asyncio.TimeoutError:
-                pass
-
-    def _start(self, job_id: str, *, resume: bool = False) -> None:
-        if not resume:  # a job that cannot start ends before it is marked started: it never holds a slot
-            job = self.store.job(job_id)
-            missing = [n for n in referenced_secrets(job.pipeline_model()) if n not in self.secrets]
-            problem = (f"secret {missing[0]} is not given to the daemon: set FTG_SECRET_{missing[0]} in its "
-                       "environment" if missing else "")
-            if not problem and self.repository(job.repository) is None:
-                problem = f"repository {job.repository} is no longer configured"
-            if problem:
-                self.ledger.end_unstarted(job_id, problem, TaskState.FAILED)
-                self.metrics.jobs_finished[str(JobStatus.FAILED)] += 1
-                self._wake.set()  # the next queued job may have its slot
-                return
-        self.ledger.mark_started(job_id)
-        self._tasks[job_id] = asyncio.create_task(self._run(job_id, resume=resume))
-
-    async def _run(self, job_id: str, *, resume: bool) -> None:
-        try:
-            await self._drive(job_id, resume=resume)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug or an unusable store must not take the daemon down with it
-            log.exception("job %s: %s", job_id, e)
-        finally:
-            self.runners.pop(job_id, None)
-            self._tasks.pop(job_id, None)
-            try:  # a job that ended, during a drain too, is done; an interrupted one waits for the next start
-                view = self.store.view(job_id)
-                if view.status not in (JobStatus.RUNNING, JobStatus.PENDING, JobStatus.INTERRUPTED):
-                    self.ledger.mark_done(job_id)
-                    self.metrics.jobs_finished[str(view.status)] += 1
-            except FastTrackError as e:
-                log.error("job %s: %s", job_id, e)
-            self._wake.set()
-
-    async def _drive(self, job_id: str, *, resume: bool) -> None:
-        job = self.store.job(job_id)
-        found = self.repository(job.repository)
-        try:
-            if found is None:  # taken over after a restart whose configuration dropped the repository
-                raise FastTrackError(f"repository {job.repository} is no longer configured")
-            workdir = Workdirs(self.store, job, await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref))
-        except FastTrackError as e:  # e.g. the commit is gone: its tasks cannot start, the runner records why
-            problem = e
-
-            def workdir(task: str):
-                raise problem
-
-        if self._stopping:  # the drain began while the job was being set up: the next start takes it over
-            return
-        initial = {}
-        if job.trigger.get("failed_only") and job.rerun_of:
-            initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
-        runner = JobRunner(job, self.store, self.executor, workdir=workdir, secrets=self.secrets, initial=initial,
-                           resume=resume, on_change=self._observe)
-        self.runners[job_id] = runner
-        await runner.run()
-
-    def _observe(self, change: Change) -> None:
-        instance = change.instance
-        if instance.state in ENDED and instance.duration is not None:
-            self.metrics.task_ended(self.config.executor, instance.duration)
-        if instance.attempts and instance.attempts[-1].outcome == Outcome.ERROR:
-            self.metrics.executor_errors[self.config.executor] += 1
-
-    # -- restart and shutdown
-
-    def recover(self) -> list[str]:
-        """After a restart: re-attach to the jobs that were running (their runner died with the daemon)."""
-        resumed = []
-        for entry in self.ledger.open_queue():
-            if entry.started_at is None:
-                continue  # still queued: the dispatcher starts it
-            view = self.store.view(entry.job_id)
-            if view.runner_alive:
-                continue  # another process drives it (should not happen; never start anything twice)
-            if all(i.ended for i in view.tasks.values()):
-                self.ledger.mark_done(entry.job_id)
-                continue
-            self._start(entry.job_id, resume=True)
-            resumed.append(entry.job_id)
-        return resumed
-
-    async def drain(self, grace: float, *, signal_name: str = "SIGTERM") -> None:
-        """SIGTERM: start nothing new, give running jobs `grace` seconds, then interrupt the rest.
-
-        An interrupted job keeps its task instances open (its attempts end
-        INTERRUPTED); the next start takes it over (recover).
-        """
-        self.draining = True
-        self._wake.set()
-        running = list(self._tasks.values())
-        if running:
-            log.info("draining: waiting up to %gs for %d running job(s)", grace, len(running))
-            await asyncio.wait(running, timeout=grace)
-        # Set before interrupting: a job still being set up (no runner yet) sees it and does not start.
-        self._stopping = f"the daemon stopped ({signal_name}) before the task ended"
-        for runner in list(self.runners.values()):
-            runner.interrupt(self._stopping)
-        if self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-
     def masks(self) -> tuple[str, ...]:
         """Secret values to hide from logs and API answers."""
         return tuple(v for v in (*self.config.secret_values(), *masks(self.secrets, self.secrets)) if v)
-
-    def jobs_by_status(self) -> dict[str, int]:
-        counts = {"queued": 0, "running": 0}
-        for entry in self.ledger.open_queue():
-            counts["running" if entry.started_at is not None else "queued"] += 1
-        return counts
 
     def close(self) -> None:
         self.store.close()
