@@ -150,6 +150,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (repository, number, head_sha)
         ) WITHOUT ROWID""",
     ),
+    # 3: the reporters' outbox (reporting/outbox.py): one row per (job, reporter), marked when the job
+    # changes, sent (coalesced, retried) by the deliverer; `state_json` keeps a check run's id, a Slack ts.
+    (
+        """CREATE TABLE outbox (
+            job_id TEXT NOT NULL,
+            reporter TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            sent_version INTEGER NOT NULL DEFAULT 0,
+            final INTEGER NOT NULL DEFAULT 0,
+            state_json TEXT NOT NULL DEFAULT '{}',
+            failures INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0,
+            sent_at REAL,
+            last_error TEXT NOT NULL DEFAULT '',
+            gave_up TEXT,
+            PRIMARY KEY (job_id, reporter)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX outbox_pending ON outbox (reporter, retry_at) WHERE version > sent_version AND gave_up IS NULL",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

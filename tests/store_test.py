@@ -240,12 +240,12 @@ def test_list_jobs_with_a_status_filter_pages_through_many_jobs(store):
 
 def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
     with raw(tmp_path / "state") as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 2
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 3
         assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
         assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"jobs", "task_instances", "attempts", "events", "cancel_requests", "job_keys", "queue", "deliveries",
-            "schedule_ticks", "positions", "pr_gates"} <= tables
+            "schedule_ticks", "positions", "pr_gates", "outbox"} <= tables
     pragmas = {p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys",
                                                                             "busy_timeout")}
     assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}  # 1 is NORMAL
@@ -257,11 +257,11 @@ def test_an_older_database_gets_the_missing_steps_in_order_and_keeps_its_jobs(tm
     steps = [*store_schema.MIGRATIONS, ("CREATE TABLE notes (text TEXT)", "INSERT INTO notes VALUES ('2')"),
              ("INSERT INTO notes SELECT text || '+3' FROM notes",)]
     monkeypatch.setattr(store_schema, "MIGRATIONS", steps)
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", len(steps))
     with Store(tmp_path) as store:
         assert store.job("old").id == "old"
     with raw(tmp_path) as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == len(steps)
         assert [r[0] for r in cx.execute("SELECT text FROM notes ORDER BY rowid")] == ["2", "2+3"]
 
 

@@ -21,6 +21,8 @@ from fasttrack_gitops.errors import UsageError
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
+REPORT_FLUSH = 10.0  # seconds a stopping daemon spends sending the last reports (the outbox keeps the rest)
+
 
 def serve(config: DaemonConfig) -> int:
     """Run the daemon until SIGTERM or SIGINT; the exit code."""
@@ -30,7 +32,7 @@ def serve(config: DaemonConfig) -> int:
 
 
 async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio.Event | None = None,
-                     executor=None, ready=None) -> int:
+                     executor=None, ready=None, reporters=None) -> int:
     """The daemon on an already bound socket, until `stop` is set (or a signal sets it)."""
     import uvicorn
 
@@ -55,8 +57,11 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
     if resumed:
         log.info("re-attached to %d job(s) left running: %s", len(resumed), ", ".join(resumed))
     following = asyncio.Event()  # set to stop the followers
+    deliverer = _deliverer(daemon, make_reporters(config) if reporters is None else reporters)
+    delivering = asyncio.Event()  # set to stop the reporters, after the drain's last reports
     background = [asyncio.create_task(daemon.dispatch_forever()),
                   asyncio.create_task(follow.schedules(daemon, following))]
+    reporting = asyncio.create_task(deliverer.run(delivering))
     for repo in config.repositories:
         if repo.watch:
             background.append(asyncio.create_task(follow.watch(daemon, repo, following)))
@@ -80,9 +85,33 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
         await asyncio.gather(*background, return_exceptions=True)
         server.should_exit = True
         await serving
+        with contextlib.suppress(asyncio.TimeoutError):  # the drained jobs' last reports, briefly
+            await asyncio.wait_for(deliverer.flush(), timeout=REPORT_FLUSH)
+        delivering.set()
+        await asyncio.gather(reporting, return_exceptions=True)
+        for reporter in deliverer.reporters.values():
+            await reporter.aclose()
         await executor.close()
         daemon.close()
     return 0
+
+
+def _deliverer(daemon, reporters):
+    """The reporters' deliverer, fed by the daemon's outbox (reporting/)."""
+    from fasttrack_gitops.daemon.reports import report_builder
+    from fasttrack_gitops.reporting.deliver import Deliverer
+
+    build = report_builder(daemon.store, daemon.ledger, masks=daemon.masks, public_url=daemon.config.public_url)
+    deliverer = Deliverer(daemon.outbox, reporters, build, on_result=daemon.metrics.report_result)
+    daemon.reporter_names = tuple(deliverer.names)
+    daemon.wake_reporters = deliverer.wake
+    return deliverer
+
+
+def make_reporters(config: DaemonConfig):
+    from fasttrack_gitops.daemon.reports import make_reporters as configured
+
+    return configured(config)
 
 
 def make_executor(config: DaemonConfig):

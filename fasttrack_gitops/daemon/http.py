@@ -68,7 +68,8 @@ class App:
                 _allow(method, "GET", "HEAD")
                 text = self.daemon.metrics.render(jobs=self.daemon.jobs_by_status(),
                                                   queue_depth=self.daemon.ledger.queue_depth(),
-                                                  executors=(self.daemon.config.executor,))
+                                                  executors=(self.daemon.config.executor,),
+                                                  outbox=self.daemon.outbox.pending())
                 await _answer(send, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
                 return
             elif path == "/api/jobs":

@@ -24,6 +24,10 @@ class Metrics:
     executor_errors: Counter = field(default_factory=Counter)  # executor -> n
     fetch_errors: Counter = field(default_factory=Counter)  # repository -> n
     task_durations: dict = field(default_factory=dict)  # executor -> [bucket counts..., sum, count]
+    reports: Counter = field(default_factory=Counter)  # (reporter, sent | retry | gave_up | skipped) -> n
+
+    def report_result(self, reporter: str, result: str) -> None:
+        self.reports[(reporter, result)] += 1
 
     def delivery(self, provider: str, result: str) -> None:
         self.deliveries[(provider, result)] += 1
@@ -36,7 +40,8 @@ class Metrics:
         counts[-2] += seconds
         counts[-1] += 1
 
-    def render(self, *, jobs: Mapping[str, int], queue_depth: int, executors: Iterable[str] = ()) -> str:
+    def render(self, *, jobs: Mapping[str, int], queue_depth: int, executors: Iterable[str] = (),
+               outbox: Mapping[str, int] | None = None) -> str:
         """The /metrics page; `jobs` is the number of jobs per status the daemon holds now.
 
         The error counter of each of `executors` is shown from 0 on: a series
@@ -58,6 +63,10 @@ class Metrics:
                 ((({"executor": e},), n) for e, n in sorted(executor_errors.items())))
         _family(out, "ftg_repository_fetch_errors_total", "counter", "Failed fetches of remote repositories.",
                 ((({"repository": r},), n) for r, n in sorted(self.fetch_errors.items())))
+        _family(out, "ftg_reports_total", "counter", "Reports sent to GitHub, GitLab and Slack, by result.",
+                ((({"reporter": r, "result": x},), n) for (r, x), n in sorted(self.reports.items())))
+        _family(out, "ftg_outbox_pending", "gauge", "Jobs whose latest report a reporter has not sent yet.",
+                ((({"reporter": r},), n) for r, n in sorted((outbox or {}).items())))
         out.append("# HELP ftg_task_duration_seconds Task instance run time, first attempt start to last end.")
         out.append("# TYPE ftg_task_duration_seconds histogram")
         for executor, counts in sorted(self.task_durations.items()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig
@@ -19,6 +20,7 @@ from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.execution import Workdirs, reused_tasks
 from fasttrack_gitops.job import ENDED, JobStatus, Outcome, TaskState
 from fasttrack_gitops.ledger import Ledger
+from fasttrack_gitops.reporting.outbox import Outbox
 from fasttrack_gitops.runner import Change, JobRunner
 from fasttrack_gitops.store import Store
 from fasttrack_gitops.taskenv import referenced_secrets
@@ -40,6 +42,15 @@ class JobPool:
         self._wake = asyncio.Event()
         self.draining = False
         self._stopping = ""  # set by drain() once running jobs are interrupted: why
+        self.outbox = Outbox(store)
+        self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
+        self.wake_reporters: Callable[[], None] = lambda: None
+
+    def report(self, job_id: str, *, final: bool = False) -> None:
+        """Tell the reporters that the job changed; the outbox keeps it until each has sent it."""
+        if self.reporter_names:
+            self.outbox.mark(job_id, self.reporter_names, final=final)
+            self.wake_reporters()
 
     def repository(self, name: str):
         """(RepositoryConfig, RepoSource) of a configured repository, or None (the Daemon knows them)."""
@@ -68,6 +79,7 @@ class JobPool:
                 problem = f"repository {job.repository} is no longer configured"
             if problem:
                 self.ledger.end_unstarted(job_id, problem, TaskState.FAILED)
+                self.report(job_id, final=True)
                 self.metrics.jobs_finished[str(JobStatus.FAILED)] += 1
                 self._wake.set()  # the next queued job may have its slot
                 return
@@ -88,6 +100,7 @@ class JobPool:
                 view = self.store.view(job_id)
                 if view.status not in (JobStatus.RUNNING, JobStatus.PENDING, JobStatus.INTERRUPTED):
                     self.ledger.mark_done(job_id)
+                    self.report(job_id, final=True)
                     self.metrics.jobs_finished[str(view.status)] += 1
             except FastTrackError as e:
                 log.error("job %s: %s", job_id, e)
@@ -112,11 +125,12 @@ class JobPool:
         if job.trigger.get("failed_only") and job.rerun_of:
             initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
         runner = JobRunner(job, self.store, self.executor, workdir=workdir, secrets=self.secrets, initial=initial,
-                           resume=resume, on_change=self._observe)
+                           resume=resume, on_change=lambda change: self._observe(job_id, change))
         self.runners[job_id] = runner
         await runner.run()
 
-    def _observe(self, change: Change) -> None:
+    def _observe(self, job_id: str, change: Change) -> None:
+        self.report(job_id)
         instance = change.instance
         if instance.state in ENDED and instance.duration is not None:
             self.metrics.task_ended(self.config.executor, instance.duration)

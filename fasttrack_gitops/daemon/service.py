@@ -23,6 +23,7 @@ from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
+from fasttrack_gitops.daemon.reports import gate_id
 from fasttrack_gitops.daemon.planning import Pipelines, Planned, RepoSource, pipelines_at, plan, plan_invalid
 from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
 from fasttrack_gitops.errors import FastTrackError
@@ -165,7 +166,8 @@ class Daemon(JobPool):
                 return Handled(note=f"pull request #{pr.number} from a fork was closed; nothing to run")
             gate = self.ledger.gate(repo.name, pr.number, pr.head_sha)
             if gate is None or gate.approved_by is None:
-                self.ledger.hold(repo.name, pr.number, pr.head_sha, asdict(pr))
+                if self.ledger.hold(repo.name, pr.number, pr.head_sha, asdict(pr)):
+                    self.report(gate_id(repo.name, pr.number, pr.head_sha))
                 return Handled(note=f"pull request #{pr.number} comes from the fork {pr.head_repository}: it runs "
                                     "(with secrets) once a member comments /fasttrack ok-to-test")
         if not await self._has(repo, source, pr.head_sha):
@@ -196,6 +198,7 @@ class Daemon(JobPool):
             gate = self.ledger.approve(repo.name, comment.number, comment.author)
             if gate is None:
                 return Handled(note=f"/fasttrack ok-to-test: pull request #{comment.number} is not waiting")
+            self.report(gate_id(repo.name, gate.number, gate.head_sha), final=True)
             return await self._pull_request(repo, source, PullRequest(**gate.event), approved_by=comment.author)
         if command.verb == "cancel":
             return self._cancel_jobs(self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}",
@@ -308,6 +311,7 @@ class Daemon(JobPool):
             if created:
                 handled.created.append(job_id)
                 self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
+                self.report(job_id, final=p.job.invalid)  # a queued check, or an invalid job's diagnostics
                 if p.group and p.cancel_in_progress:
                     self._supersede(job_id)
         return handled
@@ -330,6 +334,7 @@ class Daemon(JobPool):
     def _cancel_job(self, entry: Queued, reason: str) -> None:
         if entry.started_at is None:
             self.ledger.end_unstarted(entry.job_id, reason)
+            self.report(entry.job_id, final=True)
         else:
             self.store.request_cancel(entry.job_id)
             runner = self.runners.get(entry.job_id)

@@ -1,0 +1,147 @@
+"""A real HTTP server on 127.0.0.1 that stands in for GitHub, GitLab or Slack in tests.
+
+Every request body is checked against the published schema of its
+operation (../shared/contracts/); a body that does not match is recorded as
+a violation and answered 422, so a test that sends one fails twice over
+(`server.violations` is asserted empty at the end of each `serving` block).
+Routes are (method, path regex) -> handler(request) -> Answer; a test can
+script faults for the next matching requests (403, 404, 422, 429 with
+Retry-After, 500) with `fail_next`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import jsonschema
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query
+    query: dict
+    headers: dict  # lower-case names
+    body: bytes
+    match: re.Match | None = None
+
+    def json(self):
+        content_type = self.headers.get("content-type", "")
+        if "application/x-www-form-urlencoded" in content_type:
+            return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: object = None  # JSON-able, or bytes sent as they are
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern
+    handler: Callable[[Request], Answer]
+    schema: dict | None = None  # the request body's JSON Schema
+
+
+class ContractServer:
+    def __init__(self):
+        self.routes: list[Route] = []
+        self.requests: list[Request] = []
+        self.violations: list[str] = []
+        self._faults: list[tuple[str, re.Pattern, Answer, list]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def route(self, method: str, pattern: str, handler: Callable[[Request], Answer], *, schema: dict | None = None):
+        self.routes.append(Route(method, re.compile(pattern + r"\Z"), handler, schema))
+
+    def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1) -> None:
+        """Answer the next `times` matching requests with `answer` instead of the route's handler."""
+        self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times]))
+
+    def calls(self, method: str | None = None, pattern: str | None = None) -> list[Request]:
+        found = re.compile(pattern + r"\Z") if pattern else None
+        return [r for r in self.requests if (method is None or r.method == method)
+                and (found is None or found.match(r.path))]
+
+    def _handle(self, request: Request) -> Answer:
+        with self._lock:
+            self.requests.append(request)
+            for method, pattern, answer, left in self._faults:
+                if left[0] > 0 and method == request.method and pattern.match(request.path):
+                    left[0] -= 1
+                    return answer
+        for route in self.routes:
+            match = route.pattern.match(request.path)
+            if route.method == request.method and match:
+                request.match = match
+                if route.schema is not None:
+                    try:
+                        body = request.json()
+                    except ValueError as e:
+                        return self._violation(request, f"body is not JSON: {e}")
+                    errors = sorted(jsonschema.Draft202012Validator(route.schema).iter_errors(body), key=str)
+                    if errors:
+                        where = "/".join(str(p) for p in errors[0].absolute_path)
+                        return self._violation(request, f"{where}: {errors[0].message}")
+                return route.handler(request)
+        return Answer(404, {"message": "Not Found"})
+
+    def _violation(self, request: Request, message: str) -> Answer:
+        with self._lock:
+            self.violations.append(f"{request.method} {request.path}: {message}")
+        return Answer(422, {"message": f"Validation Failed: {message}"})
+
+    @contextlib.contextmanager
+    def serving(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("content-length") or 0)
+                parts = urlsplit(self.path)
+                request = Request(self.command, parts.path, parse_qs(parts.query),
+                                  {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+                answer = server._handle(request)
+                raw = answer.body if isinstance(answer.body, bytes) else (
+                    b"" if answer.body is None else json.dumps(answer.body).encode())
+                self.send_response(answer.status)
+                headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
+                for name, value in headers.items():
+                    self.send_header(name, str(value))
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+        assert not self.violations, "requests that break the published contract:\n" + "\n".join(self.violations)
