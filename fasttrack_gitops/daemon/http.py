@@ -137,7 +137,8 @@ class App:
             metrics.delivery(provider, "duplicate")
             return 200, {"delivery": delivery.id, "duplicate": True,
                          "note": "this delivery was handled already; nothing was done again"}
-        handled = await self.daemon.handle(delivery.record, delivery=delivery.id)
+        handled = await self.daemon.handle(delivery.record, delivery=delivery.id,
+                                           installation=delivery.installation_id)
         if handled.failed:  # forgotten, so that the host's redelivery is handled again
             with contextlib.suppress(StoreError):
                 ledger.forget_delivery(provider, delivery.id)

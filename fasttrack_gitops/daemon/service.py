@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +37,9 @@ from fasttrack_gitops.taskenv import masks, secrets_from_environ
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 CHECK_PREFIX = "fasttrack/"  # our check runs are named fasttrack/<pipeline>
+# Facts of the delivery being handled that every job it makes records (per asyncio task, so concurrent
+# deliveries of different repositories never mix them up).
+_TRIGGER_EXTRA: ContextVar[dict] = ContextVar("trigger_extra", default={})
 
 
 @dataclass
@@ -100,8 +104,19 @@ class Daemon(JobPool):
 
     # -- events in
 
-    async def handle(self, event: Event, *, delivery: str = "") -> Handled:
-        """Turn one event into jobs; never raises for a problem of the repository or the event."""
+    async def handle(self, event: Event, *, delivery: str = "", installation: int | None = None) -> Handled:
+        """Turn one event into jobs; never raises for a problem of the repository or the event.
+
+        `installation` (a GitHub App's, from the webhook) goes into the jobs' trigger records, so the
+        reporters authenticate as it without looking it up.
+        """
+        token = _TRIGGER_EXTRA.set({"installation": installation} if installation else {})
+        try:
+            return await self._handle(event, delivery)
+        finally:
+            _TRIGGER_EXTRA.reset(token)
+
+    async def _handle(self, event: Event, delivery: str) -> Handled:
         found = self.repository(event.repository)
         if found is None:
             return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
@@ -305,8 +320,10 @@ class Daemon(JobPool):
 
     def _store(self, planned: list[Planned]) -> Handled:
         handled = Handled()
+        extra = _TRIGGER_EXTRA.get()
         for p in planned:
-            job_id, created = self.ledger.add_job(p.key, p.job, group=p.group, cancel_in_progress=p.cancel_in_progress)
+            job = replace(p.job, trigger={**p.job.trigger, **extra}) if extra else p.job
+            job_id, created = self.ledger.add_job(p.key, job, group=p.group, cancel_in_progress=p.cancel_in_progress)
             handled.jobs.append(job_id)
             if created:
                 handled.created.append(job_id)

@@ -22,9 +22,10 @@ class RetryLater(Exception):
     the deliverer's exponential backoff with jitter.
     """
 
-    def __init__(self, message: str, *, after: float | None = None):
+    def __init__(self, message: str, *, after: float | None = None, state: Mapping | None = None):
         super().__init__(message)
         self.after = after
+        self.state = dict(state) if state is not None else None  # how far the send got (see the deliverer)
 
 
 class GiveUp(Exception):
@@ -65,6 +66,8 @@ class JobReport:
     details_url: str | None = None  # the daemon's job page when public_url is set
     notify: Mapping = field(default_factory=dict)  # the pipeline's `notify` (slack: channel, on)
     created_at: float = 0.0
+    started_at: float | None = None  # when its first task started (epoch seconds)
+    completed_at: float | None = None  # when its last task ended
 
     @property
     def ended(self) -> bool:

@@ -89,12 +89,12 @@ class Deliverer:
             state = await reporter.send(report, row.state)
         except RetryLater as e:
             delay = e.after if e.after is not None else self._backoff(row.failures)
-            self.outbox.failed(row, str(e), retry_at=self.clock() + max(0.0, delay))
+            self.outbox.failed(row, str(e), retry_at=self.clock() + max(0.0, delay), state=_progress(e))
             log.warning("reporter %s, job %s: %s; trying again in %.0fs", reporter.name, row.job_id, e, delay)
             self.on_result(reporter.name, "retry")
             return 0
         except GiveUp as e:
-            self.outbox.give_up(row, str(e))
+            self.outbox.give_up(row, str(e), state=_progress(e))
             log.error("reporter %s, job %s: %s; not sending this job there any more", reporter.name, row.job_id, e)
             self.on_result(reporter.name, "gave_up")
             return 0
@@ -114,3 +114,10 @@ class Deliverer:
     def _backoff(self, failures: int) -> float:
         """Exponential, capped, with jitter in [50%, 100%] so that retries of many jobs do not come in step."""
         return min(MAX_DELAY, BASE_DELAY * 2 ** min(failures, 20)) * self.rng.uniform(0.5, 1.0)
+
+
+def _progress(error: Exception) -> dict | None:
+    """What a send that failed half-way had done (a check run made, some annotations sent), so that the next
+    attempt goes on from there instead of making a second check run."""
+    state = getattr(error, "state", None)
+    return dict(state) if isinstance(state, dict) else None

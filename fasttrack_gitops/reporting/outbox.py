@@ -84,11 +84,13 @@ class Outbox:
                         row.reporter))
 
     @translated
-    def give_up(self, row: Pending, reason: str) -> None:
+    def give_up(self, row: Pending, reason: str, *, state: dict | None = None) -> None:
         """Stop sending this job to this reporter (a later change of the job does not revive it)."""
         with writing(self._cx) as cx:
-            cx.execute("UPDATE outbox SET gave_up = ?, last_error = ? WHERE job_id = ? AND reporter = ?",
-                       (reason[:500], reason[:500], row.job_id, row.reporter))
+            cx.execute("UPDATE outbox SET gave_up = ?, last_error = ?, state_json = coalesce(?, state_json)"
+                       " WHERE job_id = ? AND reporter = ?", (reason[:500], reason[:500],
+                                                             None if state is None else json.dumps(state),
+                                                             row.job_id, row.reporter))
 
     @translated
     def settle(self, row: Pending) -> None:
