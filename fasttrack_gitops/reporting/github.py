@@ -179,7 +179,7 @@ class GitHubReporter:
         times = {}
         for key, shown in (("started_at", report.started), ("completed_at", report.ended)):
             if shown:
-                exact = getattr(report, key, None)  # JobReport has no such times yet: the send's time stands in
+                exact = getattr(report, key)  # when the job says it happened; else the send's time stands in
                 progress[key] = _iso(exact) if exact else progress.get(key) or _iso(self.clock())
                 times[key] = progress[key]
         return times

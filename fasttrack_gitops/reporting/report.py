@@ -16,20 +16,23 @@ and says how much is left out and where to read it all.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from fasttrack_gitops.executors.base import masked
 from fasttrack_gitops.job import (JobStatus, Outcome, PipelineJob, TaskInstance, TaskState, conclusion_status,
                                   tolerated_failures)
-from fasttrack_gitops.ledger import Gate
 from fasttrack_gitops.pipeline.model import Pipeline
 from fasttrack_gitops.pipeline.units import format_duration
 from fasttrack_gitops.render.graph import mermaid
 from fasttrack_gitops.reporting.base import JobReport, TaskRow
-from fasttrack_gitops.store import JobView
+
+if TYPE_CHECKING:  # only their shapes: no database behind a pure module
+    from fasttrack_gitops.ledger import Gate
+    from fasttrack_gitops.store import JobView
 
 MAX_BYTES = 65_535  # a check run's summary and text, in UTF-8 bytes
 MERMAID_MAX = 50_000  # Mermaid's default maxTextSize: a bigger graph shows as an error instead
+MERMAID_EDGES = 500  # Mermaid's default maxEdges, the same
 TITLE_TASKS = 3  # failed tasks a title names before "and N more"
 NOTE_MAX = 300  # characters of a reason in the task table or a title
 GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
@@ -64,8 +67,16 @@ def job_report(view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[s
                     for i in view.tasks.values()),
         annotations=tuple(_annotation(d, masks) for d in job.diagnostics),
         failed_logs=tails, details_url=url, notify=dict(pipeline.notify) if pipeline else {},
-        created_at=job.created_at,
+        created_at=job.created_at, **_times(view, ended),
     )
+
+
+def _times(view: JobView, ended: str | None) -> dict:
+    """When the first task started and (once the job ended) when the last one ended: what checks show."""
+    attempts = [a for i in view.tasks.values() for a in i.attempts]
+    ends = [a.ended_at for a in attempts if a.ended_at is not None]
+    return {"started_at": min((a.started_at for a in attempts), default=None),
+            "completed_at": (max(ends) if ends else view.job.created_at) if ended else None}
 
 
 def conclusion(view: JobView) -> str | None:
@@ -207,7 +218,7 @@ def _task_table(view: JobView, pipeline: Pipeline) -> str:
 def _graph(view: JobView, pipeline: Pipeline) -> str:
     """The DAG as a Mermaid block coloured by task state (GitHub draws it), or a note when too big to draw."""
     source = mermaid(pipeline, {name: str(i.state) for name, i in view.tasks.items()})
-    if len(source) > MERMAID_MAX:
+    if len(source) > MERMAID_MAX or source.count(" --> ") > MERMAID_EDGES:
         return f"_The graph of {len(pipeline.tasks)} tasks is too big to draw here._\n\n"
     return f"```mermaid\n{source}```\n\n"
 

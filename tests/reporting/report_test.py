@@ -512,3 +512,16 @@ def test_twenty_failed_tasks_each_keep_a_heading_and_the_end_of_their_log(store:
     blocks = fenced_blocks(report.text)
     assert len(blocks) == 20 and all(content.endswith(" 199\n") for _, content in blocks)
     assert all(f"### ❌ `t{i:02}`: exit code 1" in report.text for i in range(20))
+
+
+def test_a_graph_mermaid_would_refuse_to_draw_is_left_out_with_a_word(store: Store):
+    fan = ["version: \"26.4.4\"", "name: wide", "tasks:"] + [f"  - {{name: s{i}, command: 'true'}}" for i in range(30)]
+    fan += [f"  - {{name: j{k}, command: 'true', dependencies: [{', '.join(f's{i}' for i in range(30))}]}}"
+            for k in range(20)]  # 600 edges
+    job = stored(store, "\n".join(fan) + "\n")
+
+    report = report_of(store, job)
+
+    assert "```mermaid" not in report.summary
+    assert "_The graph of 50 tasks is too big to draw here._" in report.summary
+    assert len(table_rows(report.summary)) == 50
