@@ -75,6 +75,10 @@ class App:
             elif path == "/api/jobs":
                 _allow(method, "GET")
                 status, body = self._jobs(scope)
+            elif path.startswith("/jobs/") and method in ("GET", "HEAD"):
+                status, page = self._page(path.removeprefix("/jobs/"))
+                await _answer(send, status, page.encode(), "text/html; charset=utf-8")
+                return
             elif path.startswith("/api/jobs/"):
                 _allow(method, "GET")
                 status, body = self._job(path.removeprefix("/api/jobs/"))
@@ -174,6 +178,17 @@ class App:
         views = self.daemon.store.list_jobs(pipeline=query.get("pipeline"), status=status,
                                             limit=min(int(digits[:7]), JOBS_LIMIT))  # no int() of 5000 digits
         return 200, [job_record(v) for v in views]
+
+    def _page(self, job_id: str) -> tuple[int, str]:
+        """The job as a page for people (check "Details" links and Slack buttons lead here)."""
+        import html
+
+        from fasttrack_gitops.render.page import job_page
+
+        try:
+            return 200, job_page(self.daemon.store.view(job_id))
+        except FastTrackError as e:
+            return 404, f"<!doctype html><title>Not found</title><p>{html.escape(self._public(str(e)))}</p>"
 
     def _job(self, job_id: str) -> tuple[int, dict]:
         from fasttrack_gitops.render.jobs import job_record

@@ -52,7 +52,7 @@ def job_report(view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[s
     masks = tuple(m for m in masks if m)
     pipeline = None if job.invalid else job.pipeline_model()
     ended = _conclusion(view, pipeline)
-    url = f"{public_url.rstrip('/')}/api/jobs/{job.id}" if public_url else None
+    url = f"{public_url.rstrip('/')}/jobs/{job.id}" if public_url else None
     tails = {name: masked(tail, masks) for name, tail in log_tails.items() if tail and name in view.tasks}
     body = _diagnostics_list(job) if pipeline is None else _task_table(view, pipeline) + _graph(view, pipeline)
     footer = masked(_origin(job, url), masks)

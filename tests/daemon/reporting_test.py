@@ -85,13 +85,19 @@ def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(t
             await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
             await wait_for(lambda: any(r.get("status") == "completed" for r in github.check_runs.values()), 30)
             await wait_for(lambda: any(m["thread_ts"] for m in slack.messages.values()), 30)  # the log reply
+            async with httpx.AsyncClient(base_url=url) as client:  # where the check's Details link leads
+                page = await client.get(f"/jobs/{job}")
+                assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+                assert "<td>train</td><td class='failed'>failed</td>" in page.text and "flowchart LR" in page.text
+                assert CANARY not in page.text
+                assert (await client.get("/jobs/nope")).status_code == 404
             return job
 
     job = asyncio.run(scenario())
     (check,) = github.check_runs.values()  # one check run for the job, updated in place
     assert check["name"] == "fasttrack/demo" and check["head_sha"] == after and check["external_id"] == job
     assert check["status"] == "completed" and check["conclusion"] == "failure"
-    assert check["details_url"] == f"https://ftg.example.com/api/jobs/{job}"
+    assert check["details_url"] == f"https://ftg.example.com/jobs/{job}"
     assert "train" in check["output"]["title"] and "about to print ***" in check["output"]["text"]
     assert "```mermaid" in check["output"]["summary"]
     assert [a["identifier"] for a in check.get("actions", [])] == ["rerun-failed"]

@@ -166,8 +166,8 @@ def test_a_succeeded_job_shows_its_tasks_its_coloured_graph_and_where_it_came_fr
     assert f"- **Commit:** `{COMMIT[:12]}` on `refs/heads/main`" in report.summary
     assert "- **Trigger:** push by alice" in report.summary
     assert f"spec `{job.spec_id}`" in report.summary
-    assert report.details_url == f"{PUBLIC}/api/jobs/{job.id}"
-    assert f"[{job.id}]({PUBLIC}/api/jobs/{job.id})" in report.summary
+    assert report.details_url == f"{PUBLIC}/jobs/{job.id}"
+    assert f"[{job.id}]({PUBLIC}/jobs/{job.id})" in report.summary
     assert report.tasks == (TaskRow("prepare", "succeeded", 10, 1), TaskRow("train", "succeeded", 90, 1),
                             TaskRow("lint", "succeeded", 5, 1), TaskRow("eval", "succeeded", 30, 1))
     assert (report.text, report.failed_logs, report.annotations) == ("", {}, ())
@@ -403,7 +403,7 @@ def test_a_summary_too_big_for_github_is_cut_at_a_row_and_keeps_where_the_job_ca
     rows = table_rows(report.summary)
     assert 100 < len(rows) < 400 and all(len(row) == 5 for row in rows)
     assert rows[-1][0] == f"`step{len(rows) - 1:03}`"
-    assert report.summary.endswith(f"- **Job:** [{job.id}]({PUBLIC}/api/jobs/{job.id})\n")
+    assert report.summary.endswith(f"- **Job:** [{job.id}]({PUBLIC}/jobs/{job.id})\n")
     assert len(report.tasks) == 400  # the rows for other reporters stay whole
 
 
