@@ -11,6 +11,7 @@ second check or message: that is what `state` is for.
 
 from __future__ import annotations
 
+import email.utils
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
@@ -26,6 +27,22 @@ class RetryLater(Exception):
         super().__init__(message)
         self.after = after
         self.state = dict(state) if state is not None else None  # how far the send got (see the deliverer)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header's wait in seconds: it is seconds or an HTTP date (RFC 9110 10.2.3); None if absent
+    or unreadable. GitHub, GitLab and Slack all send it."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
 
 
 class GiveUp(Exception):

@@ -21,7 +21,6 @@ holds a token, a JWT or the key: only statuses and GitHub's own words.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -30,7 +29,7 @@ import httpx
 import jwt
 
 from fasttrack_gitops import __version__
-from fasttrack_gitops.reporting.base import GiveUp, RetryLater
+from fasttrack_gitops.reporting.base import GiveUp, RetryLater, retry_after_seconds
 
 API_VERSION = "2022-11-28"
 JWT_BACKDATE = 60  # seconds: GitHub's advice, against a clock that runs a little ahead of GitHub's
@@ -187,7 +186,7 @@ def rate_limit_wait(response: httpx.Response, now: float) -> float | None:
     headers = response.headers
     retry_after = headers.get("retry-after")
     if retry_after is not None:
-        seconds = _seconds_or_date(retry_after, now)
+        seconds = retry_after_seconds(retry_after, now)
         if seconds is not None:
             return seconds
     reset = _float(headers.get("x-ratelimit-reset"))
@@ -232,17 +231,6 @@ def _float(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None
     except ValueError:
-        return None
-
-
-def _seconds_or_date(text: str, now: float) -> float | None:
-    """Retry-After is seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    seconds = _float(text)
-    if seconds is not None:
-        return max(0.0, seconds)
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError):
         return None
 
 

@@ -17,7 +17,6 @@ one, which is how a changed final description gets through.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from fasttrack_gitops import __version__
-from fasttrack_gitops.reporting.base import GiveUp, JobReport, RetryLater
+from fasttrack_gitops.reporting.base import GiveUp, JobReport, RetryLater, retry_after_seconds
 
 if TYPE_CHECKING:  # the daemon builds reporters; a reporter does not import the daemon
     from fasttrack_gitops.daemon.config import GitLabConfig
@@ -274,16 +273,9 @@ def _error_text(data: Mapping) -> str:
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds GitLab asks to wait: Retry-After (seconds or an HTTP date), else RateLimit-Reset (epoch)."""
     now = time.time() if now is None else now
-    value = (headers.get("retry-after") or "").strip()
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError):
-            pass
+    wait = retry_after_seconds(headers.get("retry-after"), now)
+    if wait is not None:
+        return wait
     reset = (headers.get("ratelimit-reset") or "").strip()
     try:
         return max(0.0, float(reset) - now) if reset else None

@@ -23,7 +23,6 @@ secret) appear in no message, log line or exception.
 from __future__ import annotations
 
 import copy
-import email.utils
 import hashlib
 import json
 import logging
@@ -35,7 +34,7 @@ import httpx
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.reporting import slack_blocks
-from fasttrack_gitops.reporting.base import GiveUp, JobReport, RetryLater
+from fasttrack_gitops.reporting.base import GiveUp, JobReport, RetryLater, retry_after_seconds
 
 if TYPE_CHECKING:  # the daemon builds reporters; a reporter does not import the daemon
     from fasttrack_gitops.daemon.config import SlackConfig
@@ -122,18 +121,8 @@ def digest(body: Mapping) -> str:
 
 
 def retry_after(response: httpx.Response, now: float) -> float | None:
-    """Seconds Slack asks to wait (Retry-After: seconds, or an HTTP date), None when it does not say."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
+    """Seconds Slack asks to wait (Retry-After), None when it does not say."""
+    return retry_after_seconds(response.headers.get("retry-after"), now)
 
 
 # ---------------------------------------------------------------- the reporter (I/O)
