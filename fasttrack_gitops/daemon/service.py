@@ -188,8 +188,8 @@ class Daemon(JobPool):
         if not await self._has(repo, source, pr.head_sha):
             return Handled(note=f"pull request #{pr.number}: head {pr.head_sha[:12]} cannot be fetched; nothing to run")
         pipes = await asyncio.to_thread(pipelines_at, source, pr.head_sha)
-        base = pr.base_sha if pr.base_sha and await asyncio.to_thread(gitrepo.has_commit, source.top, pr.base_sha) \
-            else f"refs/heads/{pr.base_ref}"
+        known_base = bool(pr.base_sha) and await asyncio.to_thread(gitrepo.has_commit, source.top, pr.base_sha)
+        base = pr.base_sha if known_base else f"refs/heads/{pr.base_ref}"  # GitLab sends no base sha
         changed = await asyncio.to_thread(gitrepo.pr_changes, source.top, base, pr.head_sha, prefix=source.prefix)
         selections = triggers.select_pull_request(pipes.candidates, pr, changed=changed)
         ref = f"refs/pull/{pr.number}/head"
