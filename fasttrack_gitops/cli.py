@@ -25,6 +25,7 @@ COMMANDS = {
     "doctor": "fasttrack_gitops.commands.doctor:command",
     "trigger": "fasttrack_gitops.commands.trigger:command",
     "serve": "fasttrack_gitops.commands.serve:command",
+    "ci": "fasttrack_gitops.commands.ci:command",
 }
 
 

@@ -17,7 +17,7 @@ from conftest import console_script
 from fasttrack_gitops import __version__
 from fasttrack_gitops.cli import main
 
-COMMANDS = ["doctor", "graph", "jobs", "run", "schema", "serve", "trigger", "validate"]
+COMMANDS = ["ci", "doctor", "graph", "jobs", "run", "schema", "serve", "trigger", "validate"]
 # Stacks that validating must never pay for (or need installed).
 HEAVY = ["httpx", "dulwich", "git", "uvicorn", "starlette", "sqlite3", "_sqlite3"]
 

@@ -122,7 +122,7 @@ def validate_paths(paths: list[str], limits) -> Report:
     report = Report()
     for repo, files in repos.values():
         report.diagnostics += repo.diagnostics
-        results = [_check_file(file, shown, repo, limits) for file, shown in files.items()]
+        results = [check_file(file, shown, repo, limits) for file, shown in files.items()]
         for result in results:
             report.add(result)
         if results:
@@ -133,7 +133,7 @@ def validate_paths(paths: list[str], limits) -> Report:
     return report
 
 
-def _check_file(path, shown: str, repo, limits):
+def check_file(path, shown: str, repo, limits):
     from fasttrack_gitops.pipeline import CheckResult, check_pipeline
     from fasttrack_gitops.pipeline.diagnostics import Diagnostic
     from fasttrack_gitops.workspace import read_bytes

@@ -43,15 +43,17 @@ def as_json(diagnostics: Sequence[Diagnostic], files: list[dict]) -> str:
 def github_command(d: Diagnostic) -> str:
     """A workflow command that GitHub shows as an annotation on the file and line."""
     props = ",".join(
-        f"{key}={_escape_property(str(value))}"
+        f"{key}={escape_property(str(value))}"
         for key, value in (("file", d.file), ("line", d.line), ("col", d.column), ("title", d.code))
     )
-    return f"::{d.severity}{' ' if props else ''}{props}::{_escape_data(d.message)}"
+    return f"::{d.severity}{' ' if props else ''}{props}::{escape_data(d.message)}"
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
+    """A workflow command's message as GitHub reads it back (the runner's own escaping rules)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    """A workflow command's property value (file=, title=): also ':' and ','."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

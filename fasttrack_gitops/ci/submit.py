@@ -1,0 +1,61 @@
+"""`wait: false`: hand the selected pipelines to a running daemon (`fasttrack-gitops serve`) and return.
+
+A job needs something to drive it to its end and report it; a step that
+exits cannot, so without a daemon `wait: false` is a configuration error.
+Each pipeline is a manual run through the daemon's POST /api/trigger,
+with a request id made of the workflow run's id, so re-sending the same
+step makes no second job (a re-run of the workflow, a new attempt, does).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from fasttrack_gitops.ci.runner_env import RunnerContext
+from fasttrack_gitops.ci.summary import Submitted
+from fasttrack_gitops.errors import UsageError
+from fasttrack_gitops.triggers import Selection
+
+NEEDS_DAEMON = ("`wait: false` needs `daemon-url`: a job must be driven to its end and reported after this step "
+                "exits, which only a running `fasttrack-gitops serve` does; give its address, or leave `wait` true")
+
+
+def request_id(ctx: RunnerContext, pipeline: str) -> str:
+    """One job per pipeline per workflow run attempt, however often the request is sent."""
+    attempt = "" if ctx.run_attempt in ("", "1") else f"-{ctx.run_attempt}"
+    return f"{ctx.run_id}{attempt}-{pipeline}"
+
+
+def submit(selections: Sequence[Selection], *, ctx: RunnerContext, commit: str, daemon_url: str,
+           api_token: str | None) -> list[Submitted]:
+    """POST each selection to the daemon; what it made of each (a refusal to make a job is the Submitted's
+    `error`). UsageError when the daemon cannot be used at all (unreachable, not a daemon, refused)."""
+    import httpx
+
+    url = daemon_url.rstrip("/") + "/api/trigger"
+    headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+    made = []
+    for s in selections:
+        body = {"repository": ctx.repository, "pipeline": s.path, "ref": commit,
+                "request_id": request_id(ctx, s.name), "sender": ctx.actor or "github-actions"}
+        try:
+            answer = httpx.post(url, json=body, headers=headers, timeout=120)
+        except httpx.HTTPError as e:
+            raise UsageError(f"cannot reach the daemon at {daemon_url}: {type(e).__name__}; is "
+                             "`fasttrack-gitops serve` running there?") from None
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UsageError(f"{daemon_url} answered {answer.status_code} without the JSON a fasttrack-gitops "
+                             "daemon answers; is daemon-url the daemon's address?")
+        message = " ".join(str(data.get("error") or data.get("note") or f"HTTP {answer.status_code}").split())
+        if answer.status_code == 201:
+            made.append(Submitted(s.name, s.path, tuple(str(j) for j in data.get("jobs") or ())))
+        elif answer.status_code == 422:  # the pipeline is not there, or not valid, at the commit the daemon read
+            made.append(Submitted(s.name, s.path, (), error=f"the daemon made no job: {message}"))
+        else:
+            hint = "; set FTG_API_TOKEN to the daemon's API token" if answer.status_code == 401 else ""
+            raise UsageError(f"the daemon refused {s.path} ({answer.status_code}): {message}{hint}")
+    return made
