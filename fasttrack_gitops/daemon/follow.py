@@ -17,7 +17,8 @@ from fasttrack_gitops import gitrepo
 from fasttrack_gitops.daemon.config import RepositoryConfig
 from fasttrack_gitops.daemon.planning import pipelines_at
 from fasttrack_gitops.daemon.service import Daemon
-from fasttrack_gitops.daemon.sources import Backoff, branch_moves, watch_repository
+from fasttrack_gitops.daemon.sources import Backoff
+from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
 from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.events import Tick
 from fasttrack_gitops.pipeline.cron import latest_tick, next_tick, parse_cron

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-from fasttrack_gitops.daemon.sources import (
-    Backoff, FetchError, branch_moves, credential_free, fetch, mirror_path, watch_repository,
-)
+from fasttrack_gitops.daemon.sources import Backoff, FetchError, credential_free, fetch, mirror_path
+from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
 from fasttrack_gitops.events import ZERO_COMMIT, Push
 from fasttrack_gitops.gitrepo import default_branch, has_commit, heads, is_ancestor
 
