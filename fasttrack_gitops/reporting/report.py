@@ -15,7 +15,6 @@ and says how much is left out and where to read it all.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from fasttrack_gitops.executors.base import masked
@@ -25,12 +24,12 @@ from fasttrack_gitops.pipeline.model import Pipeline
 from fasttrack_gitops.pipeline.units import format_duration
 from fasttrack_gitops.render.graph import mermaid
 from fasttrack_gitops.reporting.base import JobReport, TaskRow
+from fasttrack_gitops.reporting.markdown import MAX_BYTES, byte_size, cell, code, fence_for, fit, inline, shorten
 
 if TYPE_CHECKING:  # only their shapes: no database behind a pure module
     from fasttrack_gitops.ledger import Gate
     from fasttrack_gitops.store import JobView
 
-MAX_BYTES = 65_535  # a check run's summary and text, in UTF-8 bytes
 MERMAID_MAX = 50_000  # Mermaid's default maxTextSize: a bigger graph shows as an error instead
 MERMAID_EDGES = 500  # Mermaid's default maxEdges, the same
 TITLE_TASKS = 3  # failed tasks a title names before "and N more"
@@ -61,7 +60,7 @@ def job_report(view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[s
         commit=job.commit or "", ref=job.ref, trigger=dict(job.trigger), status=str(view.status),
         conclusion=ended, started=any(i.attempts for i in view.tasks.values()),
         title=masked(_title(view, pipeline, ended), masks),
-        summary=fit(masked(body, masks), job.id, limit=MAX_BYTES - _size(footer)) + footer,
+        summary=fit(masked(body, masks), job.id, limit=MAX_BYTES - byte_size(footer)) + footer,
         text=fit(masked(_failures_text(view, pipeline, tails), masks), job.id),
         tasks=tuple(TaskRow(i.name, str(i.state), i.duration, len(i.attempts), masked(i.reason, masks))
                     for i in view.tasks.values()),
@@ -159,7 +158,7 @@ def _failed_names(view: JobView, names: Sequence[str]) -> str:
 def _why(instance: TaskInstance) -> str:
     last = instance.attempts[-1] if instance.attempts else None
     if last is None or last.outcome is None:
-        return _shorten(instance.reason, 80) or "failed"
+        return shorten(instance.reason, 80) or "failed"
     if last.outcome == Outcome.FAILED and last.exit_code is not None:
         return f"exit {last.exit_code}"
     return OUTCOME_WORDS.get(last.outcome, str(last.outcome))
@@ -210,8 +209,8 @@ def _task_table(view: JobView, pipeline: Pipeline) -> str:
         took = format_duration(i.duration) if i.duration is not None else ("…" if i.state == TaskState.RUNNING else "")
         note = i.reason + (" (continue_on_failure: the job goes on)"
                            if i.state == TaskState.FAILED and i.name in tolerated else "")
-        rows.append(f"| {_code(i.name, cell=True)} | {ICONS.get(state, '')} {state} | {took} | {len(i.attempts) or ''} "
-                    f"| {_cell(_shorten(note, NOTE_MAX))} |")
+        rows.append(f"| {code(i.name, cell=True)} | {ICONS.get(state, '')} {state} | {took} | {len(i.attempts) or ''} "
+                    f"| {cell(shorten(note, NOTE_MAX))} |")
     return "\n".join(rows) + "\n\n"
 
 
@@ -224,26 +223,26 @@ def _graph(view: JobView, pipeline: Pipeline) -> str:
 
 
 def _diagnostics_list(job: PipelineJob) -> str:
-    lines = [f"The pipeline file {_code(job.pipeline_path)} is not valid at this commit, so nothing ran:", ""]
+    lines = [f"The pipeline file {code(job.pipeline_path)} is not valid at this commit, so nothing ran:", ""]
     for d in job.diagnostics:
         where = f"{d.get('file', job.pipeline_path)}:{d.get('line', 1)}:{d.get('column', 1)}"
-        lines.append(f"- {_code(where)} **{d.get('severity', 'error')}** {d.get('code', '')}: "
-                     f"{_inline(str(d.get('message', '')))}")
+        lines.append(f"- {code(where)} **{d.get('severity', 'error')}** {d.get('code', '')}: "
+                     f"{inline(str(d.get('message', '')))}")
     return "\n".join(lines) + "\n\n"
 
 
 def _origin(job: PipelineJob, url: str | None) -> str:
     """Where the job came from: commit, ref, trigger and who, the frozen spec, the job page."""
-    commit = _code(job.commit[:12]) if job.commit else f"{job.source} snapshot"
+    commit = code(job.commit[:12]) if job.commit else f"{job.source} snapshot"
     if job.dirty:
         commit += " + uncommitted changes"
     if job.ref:
-        commit += f" on {_code(job.ref)}"
-    trigger = _trigger_words(job.trigger) + (f" (re-run of {_code(job.rerun_of)})" if job.rerun_of else "")
-    spec = f", spec {_code(job.spec_id)}" if job.spec_id else ""
+        commit += f" on {code(job.ref)}"
+    trigger = _trigger_words(job.trigger) + (f" (re-run of {code(job.rerun_of)})" if job.rerun_of else "")
+    spec = f", spec {code(job.spec_id)}" if job.spec_id else ""
     lines = [f"- **Commit:** {commit}", f"- **Trigger:** {trigger}",
-             f"- **Pipeline:** {_code(job.pipeline)} from {_code(job.pipeline_path)}{spec}",
-             f"- **Job:** {f'[{job.id}]({url})' if url else _code(job.id)}"]
+             f"- **Pipeline:** {code(job.pipeline)} from {code(job.pipeline_path)}{spec}",
+             f"- **Job:** {f'[{job.id}]({url})' if url else code(job.id)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -253,7 +252,7 @@ def _trigger_words(trigger: Mapping) -> str:
     if trigger.get("number") is not None:
         words += f" #{trigger['number']}"
     who = trigger.get("sender") or trigger.get("by") or trigger.get("approved_by")
-    return _inline(words + (f" by {who}" if who else ""))
+    return inline(words + (f" by {who}" if who else ""))
 
 
 # -- the text: each failed task's log tail ----------------------------------------------------------
@@ -270,9 +269,9 @@ def _failures_text(view: JobView, pipeline: Pipeline | None, tails: Mapping[str,
         return ""
     heads = {i.name: _failure_heading(i, pipeline) for i in failed}
     # What each section takes besides its log lines: heading, fences, notes (at their longest).
-    framing = sum(_size(heads[i.name]) + _size(_tail_block(view.job.id, i, tails.get(i.name, ""), "\n"))
-                  + 2 * _size(_fence(tails.get(i.name, ""))) + 8 for i in failed)
-    shares = _shares([_size(tails.get(i.name, "")) for i in failed], max(0, MAX_BYTES - framing))
+    framing = sum(byte_size(heads[i.name]) + byte_size(_tail_block(view.job.id, i, tails.get(i.name, ""), "\n"))
+                  + 2 * byte_size(fence_for(tails.get(i.name, ""))) + 8 for i in failed)
+    shares = _shares([byte_size(tails.get(i.name, "")) for i in failed], max(0, MAX_BYTES - framing))
     sections = []
     for instance, share in zip(failed, shares):
         tail = tails.get(instance.name, "")
@@ -282,11 +281,11 @@ def _failures_text(view: JobView, pipeline: Pipeline | None, tails: Mapping[str,
 
 def _failure_heading(instance: TaskInstance, pipeline: Pipeline) -> str:
     tolerated = pipeline.task(instance.name).continue_on_failure
-    why = _shorten(instance.reason, NOTE_MAX) or _why(instance)
+    why = shorten(instance.reason, NOTE_MAX) or _why(instance)
     attempt = (f"Attempt {instance.attempts[-1].number} of {len(instance.attempts)}"
                f"{f', {format_duration(instance.duration)}' if instance.duration is not None else ''}. "
                if instance.attempts else "It never started. ")
-    return (f"### {ICONS['failed']} {_code(instance.name)}: {_inline(why)}\n\n{attempt}"
+    return (f"### {ICONS['failed']} {code(instance.name)}: {inline(why)}\n\n{attempt}"
             f"{'It may fail (continue_on_failure): the job went on. ' if tolerated else ''}")
 
 
@@ -302,7 +301,7 @@ def _tail_block(job_id: str, instance: TaskInstance, tail: str, kept: str) -> st
     cut = len(tail) - len(kept)
     note = f"\n_(the first {cut} characters of this tail are left out to fit; see {see})_\n" if cut else ""
     lines = kept.count("\n") + (not kept.endswith("\n"))
-    fence = _fence(kept)
+    fence = fence_for(kept)
     return (f"The last {_plural(lines, 'line')} of its log:\n\n{fence}text\n{kept}"
             f"{'' if kept.endswith(chr(10)) else chr(10)}{fence}\n{note}")
 
@@ -323,7 +322,7 @@ def _keep_end(text: str, max_bytes: int) -> str:
 
     One line longer than that keeps its end, marked with an ellipsis.
     """
-    if _size(text) <= max_bytes:
+    if byte_size(text) <= max_bytes:
         return text
     if max_bytes < 8:
         return ""
@@ -353,19 +352,19 @@ def gate_report(gate: Gate, *, public_url: str | None = None) -> JobReport:
     """
     pr = gate.event
     who = pr.get("author") or pr.get("sender") or "its author"
-    held = (f"Pull request #{gate.number} comes from the fork {_code(str(pr.get('head_repository') or '?'))}"
-            f" (branch {_code(str(pr.get('head_ref') or '?'))}), opened by {_inline(who)}.\n\n")
+    held = (f"Pull request #{gate.number} comes from the fork {code(str(pr.get('head_repository') or '?'))}"
+            f" (branch {code(str(pr.get('head_ref') or '?'))}), opened by {inline(who)}.\n\n")
     if gate.approved_by:
         title = f"Approved by {gate.approved_by}: pull request #{gate.number} runs"
-        summary = held + (f"{_inline(gate.approved_by)} commented `/fasttrack ok-to-test`, so its pipelines run "
-                          f"at {_code(gate.head_sha[:12])}; each reports in its own check.\n")
+        summary = held + (f"{inline(gate.approved_by)} commented `/fasttrack ok-to-test`, so its pipelines run "
+                          f"at {code(gate.head_sha[:12])}; each reports in its own check.\n")
         status, ended = "succeeded", "success"
     else:
         title = "Waiting for a member's /fasttrack ok-to-test"
         summary = held + (
             "Pull requests from forks run their pipelines, with the repository's secrets, only after a member "
             "(OWNER, MEMBER or COLLABORATOR) comments `/fasttrack ok-to-test` on the pull request. "
-            f"Nothing runs for {_code(gate.head_sha[:12])} until then.\n")
+            f"Nothing runs for {code(gate.head_sha[:12])} until then.\n")
         status = ended = "action_required"
     trigger = {"event": "pull_request", "number": gate.number, "action": pr.get("action"),
                "head_sha": gate.head_sha, "fork": True, "sender": pr.get("sender") or pr.get("author")}
@@ -374,90 +373,3 @@ def gate_report(gate: Gate, *, public_url: str | None = None) -> JobReport:
         pipeline=GATE_PIPELINE, pipeline_path="", commit=gate.head_sha, ref=f"refs/pull/{gate.number}/head",
         trigger=trigger, status=status, conclusion=ended, started=False, title=title, summary=summary, text="",
         created_at=gate.held_at)
-
-
-# -- Markdown that stays Markdown -------------------------------------------------------------------
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-
-
-def fit(markdown: str, job_id: str, *, limit: int = MAX_BYTES) -> str:
-    """`markdown` within `limit` UTF-8 bytes: cut at a line end, code blocks closed, a note of what is left out."""
-    if _size(markdown) <= limit:
-        return markdown
-    budget = limit - _size(_truncation_note(len(markdown), job_id))
-    kept: list[str] = []
-    size, fence, opened_at = 0, None, 0
-    for line in _lines(markdown):
-        after = _fence_after(fence, line)
-        closing = _size(after[0]) + 1 if after else 0
-        if size + _size(line) + closing > budget:
-            break
-        if fence is None and after is not None:
-            opened_at = len(kept)
-        kept.append(line)
-        size += _size(line)
-        fence = after
-    if fence is not None and fence[1] == "mermaid":
-        del kept[opened_at:]  # half a graph is a syntax error: leave it out whole
-        fence = None
-    shown = "".join(kept)
-    closed = shown + (fence[0] + "\n" if fence else "")
-    return closed + _truncation_note(len(markdown) - len(shown), job_id)
-
-
-def _truncation_note(left_out: int, job_id: str) -> str:
-    return (f"\n_(truncated: {left_out} more characters; see the job's log with "
-            f"`fasttrack-gitops jobs logs {job_id}`)_\n")
-
-
-def _fence_after(fence: tuple[str, str] | None, line: str) -> tuple[str, str] | None:
-    """The open code fence (marker, info) after `line`, given the one open before it."""
-    match = _FENCE.match(line.rstrip("\n"))
-    if fence is None:
-        return (match[1], match[2].strip()) if match else None
-    closes = match and match[1][0] == fence[0][0] and len(match[1]) >= len(fence[0]) and not match[2].strip()
-    return None if closes else fence
-
-
-def _lines(text: str) -> list[str]:
-    """Lines with their newline (only \\n: other line separators are not Markdown's)."""
-    parts = text.split("\n")
-    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
-def _fence(content: str) -> str:
-    """A backtick fence longer than any run of backticks in `content`, so the content cannot close it."""
-    longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
-    return "`" * max(3, longest + 1)
-
-
-def _code(text: str, *, cell: bool = False) -> str:
-    """Inline code that survives backticks inside it (and pipes, in a table cell).
-
-    Code spans show their text as is (no HTML, no entities), so only line breaks need care.
-    """
-    text = re.sub(r"\s+", " ", text).strip()
-    if cell:
-        text = text.replace("|", "\\|")
-    ticks = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
-
-
-def _cell(text: str) -> str:
-    return _inline(text).replace("|", "\\|")
-
-
-def _inline(text: str) -> str:
-    """One line of text that cannot open HTML or break the line it sits in."""
-    return re.sub(r"\s+", " ", text).strip().replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
