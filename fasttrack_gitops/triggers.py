@@ -26,7 +26,8 @@ from fasttrack_gitops.pipeline.model import CONCURRENCY_PLACEHOLDERS
 __all__ = [
     "COMMAND_VERBS", "CONCURRENCY_PLACEHOLDERS", "DEFAULT_PULL_REQUEST_TYPES", "PLACEHOLDERS", "Candidate", "Command",
     "Decision", "Selection", "command_allowed", "concurrency_group", "explain_manual", "explain_pull_request",
-    "explain_push", "explain_tick", "group_context", "parse_command", "select_manual", "select_pull_request",
+    "explain_push", "explain_tick", "group_context", "parse_command", "ref_kind", "select_manual",
+    "select_pull_request",
     "select_push", "select_tick", "trigger_key",
 ]
 
@@ -97,7 +98,7 @@ def select_push(candidates: Sequence[Candidate], push: Push, *, changed: Collect
 
 def _decide_push(c: Candidate, push: Push, changed: Collection[str] | None,
                  follow_branches: Sequence[str]) -> tuple[bool, str]:
-    kind, name = _ref_kind(push.ref)
+    kind, name = ref_kind(push.ref)
     what = f"push to {name}" if kind == "branch" else f"push of {kind} {name}"
     if push.deleted:
         return False, f"{what}: the {kind} was deleted"
@@ -373,7 +374,7 @@ def command_allowed(association: str) -> bool:
 # --- small words -----------------------------------------------------------------------------
 
 
-def _ref_kind(ref: str) -> tuple[str, str]:
+def ref_kind(ref: str) -> tuple[str, str]:
     """refs/heads/x -> ("branch", "x"), refs/tags/y -> ("tag", "y"), anything else -> ("ref", ref)."""
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if ref.startswith(prefix):

@@ -33,7 +33,7 @@ class Choice:
 
 def for_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
              follow_branches: Sequence[str]) -> Choice:
-    kind, name = triggers._ref_kind(push.ref)
+    kind, name = triggers.ref_kind(push.ref)
     decisions = triggers.explain_push(candidates, push, changed=changed, follow_branches=follow_branches)
     selections = triggers.select_push(candidates, push, changed=changed, follow_branches=follow_branches)
     return Choice(f"push to {name}" if kind == "branch" else f"push of {kind} {name}", tuple(decisions),
