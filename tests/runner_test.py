@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import alive
+from conftest import MINIMAL, alive
 from fasttrack_gitops.executors import get_executor
 from fasttrack_gitops.executors.processes import process_handle
 from fasttrack_gitops.job import JobStatus, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
@@ -659,7 +659,7 @@ def test_an_interrupt_as_a_task_is_handed_over_spends_no_attempt(tmp_path: Path)
 
 def test_resume_refuses_a_job_another_runner_drives(tmp_path: Path):
     store = Store(tmp_path / "state")
-    job = make_job(store, tmp_path, MINIMAL_TWO)
+    job = make_job(store, tmp_path, MINIMAL)
     with store.claim(job.id):
         runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path,
                            resume=True)
@@ -667,14 +667,3 @@ def test_resume_refuses_a_job_another_runner_drives(tmp_path: Path):
             asyncio.run(runner.run())
     assert states(store.view(job.id)) == {"prepare": "pending", "train": "pending"}
 
-
-MINIMAL_TWO = """\
-    version: "26.4.4"
-    name: demo
-    tasks:
-      - name: prepare
-        command: echo prepare
-      - name: train
-        dependencies: [prepare]
-        command: echo train
-    """

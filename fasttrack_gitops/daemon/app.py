@@ -38,6 +38,7 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
 
     from fasttrack_gitops.daemon import follow
     from fasttrack_gitops.daemon.http import App
+    from fasttrack_gitops.daemon.reports import make_reporters
     from fasttrack_gitops.daemon.service import Daemon
 
     stop = stop or asyncio.Event()
@@ -106,12 +107,6 @@ def _deliverer(daemon, reporters):
     daemon.reporter_names = tuple(deliverer.names)
     daemon.wake_reporters = deliverer.wake
     return deliverer
-
-
-def make_reporters(config: DaemonConfig):
-    from fasttrack_gitops.daemon.reports import make_reporters as configured
-
-    return configured(config)
 
 
 def make_executor(config: DaemonConfig):

@@ -15,7 +15,7 @@ import time
 
 from fasttrack_gitops import gitrepo
 from fasttrack_gitops.daemon.config import RepositoryConfig
-from fasttrack_gitops.daemon.planning import pipelines_at
+from fasttrack_gitops.daemon.planning import default_head, pipelines_at
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.daemon.sources import Backoff
 from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
@@ -104,8 +104,7 @@ async def schedules(daemon: Daemon, stop: asyncio.Event, *, clock=time.time) -> 
 async def _due_ticks(daemon: Daemon, repo: RepositoryConfig, now: float) -> float:
     """Handle the ticks due in one repository; when the next one falls."""
     source = daemon.sources[repo.name.lower()]
-    ref = f"refs/heads/{await asyncio.to_thread(gitrepo.default_branch, source.top) or 'main'}"
-    commit = (await asyncio.to_thread(gitrepo.heads, source.top, (ref,))).get(ref)
+    _, commit = await asyncio.to_thread(default_head, source)
     if commit is None:
         return float("inf")
     pipes = await asyncio.to_thread(pipelines_at, source, commit)

@@ -76,6 +76,12 @@ def snapshot_at(source: RepoSource, commit: str, ref: str | None = None) -> Snap
     return replace(snap, ref=ref)
 
 
+def default_head(source: RepoSource) -> tuple[str, str | None]:
+    """The default branch's full ref (HEAD's branch, else main) and its commit (None when it has none)."""
+    ref = f"refs/heads/{gitrepo.default_branch(source.top) or 'main'}"
+    return ref, gitrepo.heads(source.top, (ref,)).get(ref)
+
+
 def pipelines_at(source: RepoSource, commit: str, *, limits: Limits = Limits()) -> Pipelines:
     """Every pipeline file at the commit, checked as `validate` checks them (cached by commit)."""
     key = (str(source.top), source.prefix, source.globs, commit)

@@ -25,7 +25,9 @@ from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
 from fasttrack_gitops.daemon.reports import gate_id
-from fasttrack_gitops.daemon.planning import Pipelines, Planned, RepoSource, pipelines_at, plan, plan_invalid
+from fasttrack_gitops.daemon.planning import (
+    Pipelines, Planned, RepoSource, default_head, pipelines_at, plan, plan_invalid,
+)
 from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
 from fasttrack_gitops.errors import FastTrackError
 from fasttrack_gitops.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
@@ -270,12 +272,12 @@ class Daemon(JobPool):
         return self._rerun(jobs, f"rerequest:{delivery or time.time()}", extra)
 
     async def _tick(self, repo: RepositoryConfig, source: RepoSource, tick: Tick) -> Handled:
-        commit = await self._default_head(repo, source)
+        ref, commit = await asyncio.to_thread(default_head, source)
         if commit is None:
             return Handled(note=f"schedule {tick.cron}: the default branch of {repo.name} has no commit")
         pipes = await asyncio.to_thread(pipelines_at, source, commit)
         selections = triggers.select_tick(pipes.candidates, tick)
-        handled = self._store(plan(source, pipes, selections, commit=commit, ref=self._default_ref(source)))
+        handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
         handled.note = f"schedule {tick.cron} of {tick.pipeline_path}"
         return handled
 
@@ -295,14 +297,6 @@ class Daemon(JobPool):
         handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
         handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
         return handled
-
-    async def _default_head(self, repo: RepositoryConfig, source: RepoSource) -> str | None:
-        ref = self._default_ref(source)
-        heads = await asyncio.to_thread(gitrepo.heads, source.top, (ref,))
-        return heads.get(ref)
-
-    def _default_ref(self, source: RepoSource) -> str:
-        return f"refs/heads/{gitrepo.default_branch(source.top) or 'main'}"
 
     # -- jobs stored
 
