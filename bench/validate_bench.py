@@ -53,7 +53,7 @@ def wall(cmd: list[str], runs: int, expect: int = 0) -> float:
 
 
 def in_process(raw: bytes, runs: int) -> float:
-    from fasttrack_gitops.pipeline import check_pipeline
+    from fasttrack_gitops.core.pipeline import check_pipeline
 
     check_pipeline(raw, "generated.yaml")  # warm caches (schema validators)
     times = []

@@ -14,7 +14,7 @@ import sys
 import click
 
 from fasttrack_gitops import __version__
-from fasttrack_gitops.errors import FastTrackError
+from fasttrack_gitops.core.errors import FastTrackError
 
 COMMANDS = {
     "validate": "fasttrack_gitops.commands.validate:command",
@@ -42,7 +42,7 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS:
-            from fasttrack_gitops.pipeline.diagnostics import did_you_mean
+            from fasttrack_gitops.core.pipeline.diagnostics import did_you_mean
 
             ctx.fail(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; "
                      f"commands: {', '.join(sorted(COMMANDS))}")

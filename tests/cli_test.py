@@ -116,7 +116,7 @@ def test_validate_imports_no_network_git_or_server_stack(examples_repo):
     top = _top_level(loaded)
     assert top.isdisjoint(HEAVY), sorted(top & set(HEAVY))
     assert "asyncio.subprocess" not in loaded
-    assert {"yaml", "fasttrack_gitops.pipeline.schema"} <= top | loaded  # it did validate
+    assert {"yaml", "fasttrack_gitops.core.pipeline.schema"} <= top | loaded  # it did validate
 
 
 # --- a reader that leaves early ------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 
 from conftest import PROJECT
 
-from fasttrack_gitops.pipeline.diagnostics import CODES
+from fasttrack_gitops.core.pipeline.diagnostics import CODES
 
 README = (PROJECT / "README.md").read_text(encoding="utf-8")
 

@@ -15,9 +15,9 @@ from typing import Sequence
 
 from fasttrack_gitops.ci.reporters import Reporters
 from fasttrack_gitops.ci.workflow import Log
-from fasttrack_gitops.executors.base import masked
-from fasttrack_gitops.job import ENDED, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.store import JobView, Store
+from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.engine.state.store import JobView, Store
 
 MAX_JOBS = 4  # jobs of one step running at once
 LOG_BYTES = 4 * 1024 * 1024  # at most this much of a task's log is printed (its end)
@@ -27,8 +27,8 @@ LOG_LINES = 100_000
 async def run_jobs(jobs: Sequence[PipelineJob], *, store: Store, executor, source, secrets: dict[str, str],
                    masks: Sequence[str], reporters: Reporters, log: Log) -> list[JobView]:
     """Run every job to its end; their views, in the order given."""
-    from fasttrack_gitops.execution import Workdirs
-    from fasttrack_gitops.runner import JobRunner
+    from fasttrack_gitops.engine.launch import Workdirs
+    from fasttrack_gitops.engine.runner import JobRunner
 
     slots = asyncio.Semaphore(MAX_JOBS)
     runners: list = []
@@ -86,7 +86,7 @@ async def run_jobs(jobs: Sequence[PipelineJob], *, store: Store, executor, sourc
 
 def task_ended(store: Store, job: PipelineJob, instance: TaskInstance, masks: Sequence[str], log: Log) -> None:
     """A group in the log: the task's state, its last attempt's log (masked), why it ended so."""
-    from fasttrack_gitops.reporting.logtail import log_tail
+    from fasttrack_gitops.engine.reporters.logtail import log_tail
 
     hidden = tuple(m for m in masks if m)
     with log.group(f"{job.pipeline} / {instance.name} ({instance.state})"):

@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 
 from fasttrack_gitops.ci import runner_env, summary
 from fasttrack_gitops.ci.workflow import Log, append_summary, write_outputs
-from fasttrack_gitops.errors import FastTrackError, UsageError
-from fasttrack_gitops.executors.base import masked
+from fasttrack_gitops.core.errors import FastTrackError, UsageError
+from fasttrack_gitops.engine.executors.base import masked
 
 TITLE = "fasttrack-gitops ci"
 # The step's own credentials, which local tasks (child processes) must not inherit.
@@ -69,7 +69,7 @@ def run(inputs: Inputs, environ: Mapping[str, str] | None = None) -> int:
 
 def secret_values(inputs: Inputs, env: Mapping[str, str]) -> tuple[str, ...]:
     """Every value the log must never show: tokens, keys, the webhook URL, FTG_SECRET_* values."""
-    from fasttrack_gitops.taskenv import secrets_from_environ
+    from fasttrack_gitops.core.taskenv import secrets_from_environ
 
     values = [inputs.github_token, inputs.backend_access_key, inputs.backend_secret_key, inputs.slack_bot_token,
               inputs.slack_webhook_url, env.get("FTG_API_TOKEN"), *secrets_from_environ(env).values()]
@@ -134,9 +134,9 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
 
     from fasttrack_gitops.ci.jobs import run_jobs
     from fasttrack_gitops.ci.reporters import Reporters
-    from fasttrack_gitops.daemon.planning import plan
-    from fasttrack_gitops.store import Store
-    from fasttrack_gitops.taskenv import check_secrets, secrets_from_environ
+    from fasttrack_gitops.engine.plan import plan
+    from fasttrack_gitops.engine.state.store import Store
+    from fasttrack_gitops.core.taskenv import check_secrets, secrets_from_environ
 
     secrets = secrets_from_environ(env)
     planned = plan(prepared.source, prepared.found, prepared.choice.selections, commit=prepared.commit,
@@ -166,13 +166,13 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
 
 
 def _executor(inputs: Inputs):
-    from fasttrack_gitops.executors import get_executor
+    from fasttrack_gitops.engine.executors import get_executor
 
     if inputs.executor != "backendai":
         for name in CREDENTIAL_VARIABLES:  # tasks run as our children here: they get none of our credentials
             os.environ.pop(name, None)
         return get_executor(inputs.executor)
-    from fasttrack_gitops.backendai.credentials import Credentials
+    from fasttrack_gitops.engine.backendai.credentials import Credentials
 
     given = {"BACKEND_ENDPOINT": inputs.backend_endpoint or "", "BACKEND_ACCESS_KEY": inputs.backend_access_key or "",
              "BACKEND_SECRET_KEY": inputs.backend_secret_key or ""}

@@ -20,8 +20,8 @@ from typing import Sequence
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.workflow import Log
-from fasttrack_gitops.executors.base import masked
-from fasttrack_gitops.reporting.base import GiveUp, JobReport, RetryLater
+from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
 
 FINAL_TRIES = 3  # a job's last report is worth waiting a little for
 MAX_WAIT = 10.0  # seconds between two tries, whatever the service asks
@@ -38,14 +38,14 @@ class Reporters:
         self.reporters: list = []
         if github_token:
             from fasttrack_gitops.daemon.config import GitHubConfig
-            from fasttrack_gitops.reporting.github import GitHubReporter
+            from fasttrack_gitops.engine.reporters.github import GitHubReporter
 
             config = GitHubConfig(webhook_secret=None, token=github_token, app_id=None, private_key=None,
                                   api_url=ctx.api_url)
             self.reporters.append(GitHubReporter(config, repositories=[ctx.repository]))
         if slack_bot_token or slack_webhook_url:
             from fasttrack_gitops.daemon.config import SlackConfig
-            from fasttrack_gitops.reporting.slack import SlackReporter
+            from fasttrack_gitops.engine.reporters.slack import SlackReporter
 
             self.reporters.append(SlackReporter(SlackConfig(bot_token=slack_bot_token, webhook_url=slack_webhook_url,
                                                             default_channel=slack_channel)))
@@ -56,8 +56,8 @@ class Reporters:
 
     def report(self, store, job_id: str) -> JobReport:
         """The job's report now, as GitHub should show it for this workflow run."""
-        from fasttrack_gitops.reporting.logtail import failed_log_tails
-        from fasttrack_gitops.reporting.report import job_report
+        from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
+        from fasttrack_gitops.core.reports.build import job_report
 
         view = store.view(job_id)
         report = job_report(view, log_tails=failed_log_tails(store, view, masks=self.masks), masks=self.masks)

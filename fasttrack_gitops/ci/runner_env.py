@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import quote
 
-from fasttrack_gitops.errors import UsageError
+from fasttrack_gitops.core.errors import UsageError
 
 REQUIRED = ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_SHA", "GITHUB_REPOSITORY", "GITHUB_WORKSPACE",
             "GITHUB_RUN_ID", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection, Sequence
 
-from fasttrack_gitops import triggers
-from fasttrack_gitops.events import PullRequest, Push
-from fasttrack_gitops.triggers import Candidate, Decision, Selection
+from fasttrack_gitops.core import triggers
+from fasttrack_gitops.core.events import PullRequest, Push
+from fasttrack_gitops.core.triggers import Candidate, Decision, Selection
 
 # A workflow's event -> the key of `on` that asks for it.
 ON_KEYS = {"workflow_dispatch": "manual", "schedule": "schedule"}

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from fasttrack_gitops import gitrepo
+from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.ci import selection
 from fasttrack_gitops.ci.runner_env import RunnerContext, read_event
-from fasttrack_gitops.daemon.planning import Pipelines, RepoSource, pipelines_at
-from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.events import PullRequest, Push
-from fasttrack_gitops.gitrepo import GitError
-from fasttrack_gitops.pipeline.yamlsource import Limits
+from fasttrack_gitops.engine.plan import Pipelines, RepoSource, pipelines_at
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.events import PullRequest, Push
+from fasttrack_gitops.engine.gitrepo import GitError
+from fasttrack_gitops.core.pipeline.yamlsource import Limits
 
 HISTORY_ADVICE = ("the history needed to tell which files changed is not in the checkout, so path filters were not "
                   "applied; give actions/checkout `fetch-depth: 0`")
@@ -43,8 +43,8 @@ class Prepared:
 def validate(workspace: Path, globs: Sequence[str] = (), limits: Limits = Limits()):
     """Every pipeline file of the checkout, checked: a `validate` Report whose paths are repository-relative."""
     from fasttrack_gitops.commands.validate import Report, check_file
-    from fasttrack_gitops.pipeline.repository import check_repository
-    from fasttrack_gitops.workspace import open_repository
+    from fasttrack_gitops.core.pipeline.repository import check_repository
+    from fasttrack_gitops.engine.workspace import open_repository
 
     repo = open_repository(workspace, ".", limits)  # label ".": paths show relative to the root
     if globs:

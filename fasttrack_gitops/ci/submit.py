@@ -13,8 +13,8 @@ from typing import Sequence
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.summary import Submitted
-from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.triggers import Selection
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.triggers import Selection
 
 NEEDS_DAEMON = ("`wait: false` needs `daemon-url`: a job must be driven to its end and reported after this step "
                 "exits, which only a running `fasttrack-gitops serve` does; give its address, or leave `wait` true")

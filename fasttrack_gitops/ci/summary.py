@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from fasttrack_gitops.reporting.base import JobReport
+from fasttrack_gitops.core.reports.model import JobReport
 
 MAX_BYTES = 1_000_000  # GitHub's limit is 1 MiB per step; keep a margin for what others append
 OUTPUT_BYTES = 65_000  # the `summary` output fits a pull request comment (65,536 characters)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from fasttrack_gitops.render.diagnostics import escape_data, escape_property
+from fasttrack_gitops.core.render.diagnostics import escape_data, escape_property
 
 
 def command(name: str, data: str = "", **properties: object) -> str:

@@ -23,10 +23,10 @@ def command(paths: tuple[str, ...], fmt: str) -> int:
     from pathlib import Path
 
     from fasttrack_gitops.commands.validate import validate_paths
-    from fasttrack_gitops.pipeline.yamlsource import Limits
-    from fasttrack_gitops.render.jobs import table
+    from fasttrack_gitops.core.pipeline.yamlsource import Limits
+    from fasttrack_gitops.core.render.jobs import table
 
-    from fasttrack_gitops.workspace import find_root
+    from fasttrack_gitops.engine.workspace import find_root
 
     pipelines = []  # (the repository's folder, as a job records it; the pipeline)
     for given in paths or (".",):
@@ -52,10 +52,10 @@ class Check:
 
 async def run_checks(pipelines, environ=None) -> list[Check]:
     """Each check in order; a failed one skips those that need it. pipelines: (repository, Pipeline) pairs."""
-    from fasttrack_gitops.backendai.client import Client
-    from fasttrack_gitops.backendai.credentials import Credentials
-    from fasttrack_gitops.backendai.errors import AuthError, BackendAIError, ClockSkewError
-    from fasttrack_gitops.errors import FastTrackError
+    from fasttrack_gitops.engine.backendai.client import Client
+    from fasttrack_gitops.engine.backendai.credentials import Credentials
+    from fasttrack_gitops.engine.backendai.errors import AuthError, BackendAIError, ClockSkewError
+    from fasttrack_gitops.core.errors import FastTrackError
 
     checks: list[Check] = []
     try:
@@ -91,9 +91,9 @@ async def run_checks(pipelines, environ=None) -> list[Check]:
 
 async def folders_check(client, pipelines) -> Check:
     """Each pipeline's data folder exists or can be created (creating it: the executor would anyway)."""
-    from fasttrack_gitops.backendai.errors import BackendAIError
-    from fasttrack_gitops.backendai.vfolders import create_vfolder
-    from fasttrack_gitops.executors.backendai_layout import folder_name
+    from fasttrack_gitops.engine.backendai.errors import BackendAIError
+    from fasttrack_gitops.engine.backendai.vfolders import create_vfolder
+    from fasttrack_gitops.engine.executors.backendai_layout import folder_name
 
     names = sorted({folder_name(repository, p.name) for repository, p in pipelines})
     if not names:

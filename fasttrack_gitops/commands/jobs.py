@@ -24,8 +24,8 @@ def group() -> None:
 @format_option
 def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, fmt: str) -> int:
     """The newest jobs first."""
-    from fasttrack_gitops.job import JobStatus
-    from fasttrack_gitops.render.jobs import job_record, jobs_table
+    from fasttrack_gitops.core.job import JobStatus
+    from fasttrack_gitops.core.render.jobs import job_record, jobs_table
 
     views = _store(state_dir).list_jobs(pipeline=pipeline, status=JobStatus(status) if status else None,
                                         limit=limit)
@@ -44,7 +44,7 @@ def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, f
 @format_option
 def show(job: str, state_dir, fmt: str) -> int:
     """A job's record, its tasks, and where each would run on a cluster."""
-    from fasttrack_gitops.render.jobs import job_record, job_summary
+    from fasttrack_gitops.core.render.jobs import job_record, job_summary
 
     view = _store(state_dir).view(job)
     if fmt == "json":
@@ -62,13 +62,13 @@ def show(job: str, state_dir, fmt: str) -> int:
 @state_dir_option
 def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_dir) -> int:
     """The output of a task's attempt (every task's last attempt without TASK)."""
-    from fasttrack_gitops.errors import UsageError
-    from fasttrack_gitops.logs import follow_logs, print_logs
+    from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.commands.logs import follow_logs, print_logs
 
     store = _store(state_dir)
     view = store.view(job)
     if task is not None and task not in view.tasks:
-        from fasttrack_gitops.pipeline.diagnostics import did_you_mean
+        from fasttrack_gitops.core.pipeline.diagnostics import did_you_mean
 
         raise UsageError(f"job {view.job.id} has no task '{task}'{did_you_mean(task, view.tasks)}")
     if follow:
@@ -83,7 +83,7 @@ def cancel(job: str, state_dir) -> int:
     """Ask the job's runner to stop it (running attempts are killed, waiting tasks cancelled)."""
     import time
 
-    from fasttrack_gitops.job import ENDED, Outcome, TaskState
+    from fasttrack_gitops.core.job import ENDED, Outcome, TaskState
 
     store = _store(state_dir)
     view = store.view(job)
@@ -117,13 +117,13 @@ def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, 
           state_dir, fmt: str) -> int:
     """A new job with the same frozen spec and snapshot, run like `run` runs one."""
     from fasttrack_gitops.commands.run import gather_secrets
-    from fasttrack_gitops.execution import execute, reused_tasks, source_of
-    from fasttrack_gitops.job import rerun as rerun_job
-    from fasttrack_gitops.taskenv import check_secrets
+    from fasttrack_gitops.engine.launch import execute, reused_tasks, source_of
+    from fasttrack_gitops.core.job import rerun as rerun_job
+    from fasttrack_gitops.core.taskenv import check_secrets
 
     from pathlib import Path
 
-    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.core.errors import UsageError
 
     store = _store(state_dir)
     old = store.view(job)
@@ -143,7 +143,7 @@ def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, 
 
 
 def _store(state_dir):
-    from fasttrack_gitops.store import Store
+    from fasttrack_gitops.engine.state.store import Store
 
     return Store(state_dir)
 

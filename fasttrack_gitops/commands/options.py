@@ -6,7 +6,7 @@ import click
 
 
 def size_option(value: str) -> int:
-    from fasttrack_gitops.pipeline.units import parse_size
+    from fasttrack_gitops.core.pipeline.units import parse_size
 
     try:
         return parse_size(int(value) if value.isdigit() else value)
@@ -23,7 +23,7 @@ max_file_size = click.option(
 def _state_dir(_ctx, _param, value: str | None):
     from pathlib import Path
 
-    from fasttrack_gitops.store import default_state_dir
+    from fasttrack_gitops.engine.state.store import default_state_dir
 
     return Path(value) if value else default_state_dir()
 
@@ -41,7 +41,7 @@ format_option = click.option(
 
 
 def _executor_names() -> list[str]:
-    from fasttrack_gitops.executors import EXECUTORS  # the registry only: no executor is imported
+    from fasttrack_gitops.engine.executors import EXECUTORS  # the registry only: no executor is imported
 
     return sorted(EXECUTORS)
 

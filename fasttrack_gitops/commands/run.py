@@ -33,15 +33,15 @@ def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, ex
     given; a pipeline outside any git repository runs from its folder as it
     is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
     """
-    from fasttrack_gitops import gitrepo
-    from fasttrack_gitops.errors import UsageError
-    from fasttrack_gitops.execution import execute, snapshot_store
-    from fasttrack_gitops.job import freeze
-    from fasttrack_gitops.pipeline import check_pipeline
-    from fasttrack_gitops.pipeline.yamlsource import Limits
-    from fasttrack_gitops.render.diagnostics import text_line
-    from fasttrack_gitops.store import Store
-    from fasttrack_gitops.taskenv import check_secrets
+    from fasttrack_gitops.engine import gitrepo
+    from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.engine.launch import execute, snapshot_store
+    from fasttrack_gitops.core.job import freeze
+    from fasttrack_gitops.core.pipeline import check_pipeline
+    from fasttrack_gitops.core.pipeline.yamlsource import Limits
+    from fasttrack_gitops.core.render.diagnostics import text_line
+    from fasttrack_gitops.engine.state.store import Store
+    from fasttrack_gitops.core.taskenv import check_secrets
 
     if rev is not None and worktree:
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
@@ -74,8 +74,8 @@ def locate(pipeline: str, repo: str | None):
     """(the pipeline repository's folder, the pipeline's path inside it)."""
     from pathlib import Path
 
-    from fasttrack_gitops.errors import UsageError
-    from fasttrack_gitops.workspace import find_root
+    from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.engine.workspace import find_root
 
     given = Path(pipeline)
     if repo is not None:
@@ -99,7 +99,7 @@ def gather_secrets(secrets_file: str | None) -> dict[str, str]:
     import os
     from pathlib import Path
 
-    from fasttrack_gitops.taskenv import parse_dotenv, secrets_from_environ
+    from fasttrack_gitops.core.taskenv import parse_dotenv, secrets_from_environ
 
     secrets = secrets_from_environ(os.environ)
     if secrets_file:

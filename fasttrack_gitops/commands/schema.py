@@ -18,7 +18,7 @@ def command(name: str) -> int:
 
     NAME is `pipeline` (the default), `repository` or `config` (`serve --config FILE`).
     """
-    from fasttrack_gitops.pipeline.schema import schema_text
+    from fasttrack_gitops.core.pipeline.schema import schema_text
 
     click.echo(schema_text(SCHEMAS[name]), nl=False)
     return 0

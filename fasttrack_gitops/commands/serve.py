@@ -24,9 +24,9 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
     print a summary of the configuration and exit 0 when it is valid.
     """
     from fasttrack_gitops.daemon.config import load_config
-    from fasttrack_gitops.errors import UsageError
-    from fasttrack_gitops.pipeline.diagnostics import has_errors
-    from fasttrack_gitops.render.diagnostics import text_line
+    from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.core.pipeline.diagnostics import has_errors
+    from fasttrack_gitops.core.render.diagnostics import text_line
 
     path = _config_path(config_file)
     config, found = load_config(path)
@@ -48,7 +48,7 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
 
 def _config_path(given: str | None) -> Path:
     """The configuration file, or a one-line UsageError when there is none to read."""
-    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.core.errors import UsageError
 
     if not given:
         raise UsageError("no configuration: pass --config FILE or set FTG_CONFIG")

@@ -30,7 +30,7 @@ def command(repository: str, pipeline: str, ref: str, url: str, request_id: str 
 
     import httpx
 
-    from fasttrack_gitops.errors import UsageError
+    from fasttrack_gitops.core.errors import UsageError
 
     body = {"repository": repository, "pipeline": pipeline, "ref": ref,
             "request_id": request_id or secrets.token_hex(8), "sender": os.environ.get("USER", "cli")}

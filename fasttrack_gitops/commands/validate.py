@@ -24,8 +24,8 @@ def command(paths: tuple[str, ...], fmt: str, strict: bool, max_file_size: int) 
     `pipelines` in the folder's .fasttrack.yaml. Exit 0 when there is no
     error, 1 when there is one.
     """
-    from fasttrack_gitops.pipeline.yamlsource import Limits
-    from fasttrack_gitops.render import diagnostics as render
+    from fasttrack_gitops.core.pipeline.yamlsource import Limits
+    from fasttrack_gitops.core.render import diagnostics as render
 
     report = validate_paths(list(paths) or ["."], Limits(max_bytes=max_file_size))
     errors = sum(d.is_error for d in report.diagnostics)
@@ -79,8 +79,8 @@ def validate_paths(paths: list[str], limits) -> Report:
     """
     from pathlib import Path
 
-    from fasttrack_gitops.pipeline.repository import check_repository
-    from fasttrack_gitops.workspace import find_root, open_repository
+    from fasttrack_gitops.core.pipeline.repository import check_repository
+    from fasttrack_gitops.engine.workspace import find_root, open_repository
 
     repos: dict = {}  # resolved root -> (repository, {resolved file: shown path})
 
@@ -134,9 +134,9 @@ def validate_paths(paths: list[str], limits) -> Report:
 
 
 def check_file(path, shown: str, repo, limits):
-    from fasttrack_gitops.pipeline import CheckResult, check_pipeline
-    from fasttrack_gitops.pipeline.diagnostics import Diagnostic
-    from fasttrack_gitops.workspace import read_bytes
+    from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline
+    from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
+    from fasttrack_gitops.engine.workspace import read_bytes
 
     raw = read_bytes(path, shown, limits)
     if isinstance(raw, Diagnostic):

@@ -17,7 +17,7 @@ import socket
 import sys
 
 from fasttrack_gitops.daemon.config import DaemonConfig
-from fasttrack_gitops.errors import UsageError
+from fasttrack_gitops.core.errors import UsageError
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -100,7 +100,7 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
 def _deliverer(daemon, reporters):
     """The reporters' deliverer, fed by the daemon's outbox (reporting/)."""
     from fasttrack_gitops.daemon.reports import report_builder
-    from fasttrack_gitops.reporting.deliver import Deliverer
+    from fasttrack_gitops.engine.deliver import Deliverer
 
     build = report_builder(daemon.store, daemon.ledger, masks=daemon.masks, public_url=daemon.config.public_url)
     deliverer = Deliverer(daemon.outbox, reporters, build, on_result=daemon.metrics.report_result)
@@ -110,10 +110,10 @@ def _deliverer(daemon, reporters):
 
 
 def make_executor(config: DaemonConfig):
-    from fasttrack_gitops.executors import get_executor
+    from fasttrack_gitops.engine.executors import get_executor
 
     if config.executor == "backendai" and config.backendai is not None:
-        from fasttrack_gitops.backendai.credentials import Credentials
+        from fasttrack_gitops.engine.backendai.credentials import Credentials
 
         credentials = Credentials.from_env({"BACKEND_ENDPOINT": config.backendai.endpoint,
                                             "BACKEND_ACCESS_KEY": config.backendai.access_key,

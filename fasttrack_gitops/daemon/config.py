@@ -26,11 +26,11 @@ from urllib.parse import unquote, urlsplit
 from fasttrack_gitops.daemon.config_values import (  # noqa: F401 - part of this module's API
     MAX_SECRET_FILE, expand, looks_like_secret, parse_listen, read_secret_file, url_kind,
 )
-from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.pipeline import schema
-from fasttrack_gitops.pipeline.diagnostics import Diagnostic, diagnostic, has_errors, json_path, sort_key
-from fasttrack_gitops.pipeline.units import parse_duration, parse_size
-from fasttrack_gitops.pipeline.yamlsource import Document, Limits, load
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.pipeline import schema
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, has_errors, json_path, sort_key
+from fasttrack_gitops.core.pipeline.units import parse_duration, parse_size
+from fasttrack_gitops.core.pipeline.yamlsource import Document, Limits, load
 
 SCHEMA_FILE = "config.schema.json"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -146,7 +146,7 @@ class DaemonConfig:
 
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> DaemonConfig:
     """The configuration, or a UsageError whose message is every diagnostic, one per line."""
-    from fasttrack_gitops.render.diagnostics import text_line
+    from fasttrack_gitops.core.render.diagnostics import text_line
 
     config, found = load_config(path, environ)
     if config is None:
@@ -156,7 +156,7 @@ def read_config(path: Path, environ: Mapping[str, str] | None = None) -> DaemonC
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[DaemonConfig | None, list[Diagnostic]]:
     """Read, check and resolve the file: (the configuration, or None when there is an error; all diagnostics)."""
-    from fasttrack_gitops.workspace import read_bytes
+    from fasttrack_gitops.engine.workspace import read_bytes
 
     environ = os.environ if environ is None else environ
     shown = str(path)
@@ -292,7 +292,7 @@ class _Resolver:
 
     def state_dir(self, text: str | None) -> Path:
         """As written, else the store's default (which reads the process environment, as every command does)."""
-        from fasttrack_gitops.store import default_state_dir
+        from fasttrack_gitops.engine.state.store import default_state_dir
 
         return default_state_dir() if text is None else self.local(text)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fasttrack_gitops.ledger import Queued
+from fasttrack_gitops.engine.state.ledger import Queued
 
 
 def startable(entries: Sequence[Queued], *, limit: int) -> list[str]:

@@ -13,15 +13,15 @@ import asyncio
 import logging
 import time
 
-from fasttrack_gitops import gitrepo
+from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.daemon.config import RepositoryConfig
-from fasttrack_gitops.daemon.planning import default_head, pipelines_at
+from fasttrack_gitops.engine.plan import default_head, pipelines_at
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.daemon.sources import Backoff
 from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.events import Tick
-from fasttrack_gitops.pipeline.cron import latest_tick, next_tick, parse_cron
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.events import Tick
+from fasttrack_gitops.core.pipeline.cron import latest_tick, next_tick, parse_cron
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 

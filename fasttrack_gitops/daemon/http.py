@@ -30,10 +30,10 @@ from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.daemon.webhooks import (
     WebhookError, check_size, parse_github, parse_gitlab, verify_github, verify_gitlab,
 )
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.events import Manual
-from fasttrack_gitops.job import JobStatus
-from fasttrack_gitops.store import StoreError
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.events import Manual
+from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.engine.state.store import StoreError
 
 log = logging.getLogger("fasttrack_gitops.daemon.http")
 
@@ -162,7 +162,7 @@ class App:
         return 200, {"status": "ok", **counts}
 
     def _jobs(self, scope: dict) -> tuple[int, dict | list]:
-        from fasttrack_gitops.render.jobs import job_record
+        from fasttrack_gitops.core.render.jobs import job_record
 
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         limit = query.get("limit", "20")
@@ -183,7 +183,7 @@ class App:
         """The job as a page for people (check "Details" links and Slack buttons lead here)."""
         import html
 
-        from fasttrack_gitops.render.page import job_page
+        from fasttrack_gitops.daemon.page import job_page
 
         try:
             return 200, job_page(self.daemon.store.view(job_id))
@@ -191,7 +191,7 @@ class App:
             return 404, f"<!doctype html><title>Not found</title><p>{html.escape(self._public(str(e)))}</p>"
 
     def _job(self, job_id: str) -> tuple[int, dict]:
-        from fasttrack_gitops.render.jobs import job_record
+        from fasttrack_gitops.core.render.jobs import job_record
 
         try:
             return 200, job_record(self.daemon.store.view(job_id))

@@ -15,15 +15,15 @@ from typing import Callable
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig
 from fasttrack_gitops.daemon.metrics import Metrics
-from fasttrack_gitops.daemon.planning import snapshot_at
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.execution import Workdirs, reused_tasks
-from fasttrack_gitops.job import ENDED, JobStatus, Outcome, TaskState
-from fasttrack_gitops.ledger import Ledger
-from fasttrack_gitops.reporting.outbox import Outbox
-from fasttrack_gitops.runner import Change, JobRunner
-from fasttrack_gitops.store import Store
-from fasttrack_gitops.taskenv import referenced_secrets
+from fasttrack_gitops.engine.plan import snapshot_at
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.engine.launch import Workdirs, reused_tasks
+from fasttrack_gitops.core.job import ENDED, JobStatus, Outcome, TaskState
+from fasttrack_gitops.engine.state.ledger import Ledger
+from fasttrack_gitops.engine.state.outbox import Outbox
+from fasttrack_gitops.engine.runner import Change, JobRunner
+from fasttrack_gitops.engine.state.store import Store
+from fasttrack_gitops.core.taskenv import referenced_secrets
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from fasttrack_gitops.daemon.config import DaemonConfig
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.ledger import Ledger
-from fasttrack_gitops.reporting.base import JobReport, Reporter
-from fasttrack_gitops.store import Store
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.engine.state.ledger import Ledger
+from fasttrack_gitops.core.reports.model import JobReport, Reporter
+from fasttrack_gitops.engine.state.store import Store
 
 GATE_PREFIX = "gate:"
 
@@ -18,15 +18,15 @@ def make_reporters(config: DaemonConfig) -> list[Reporter]:
     reporters: list[Reporter] = []
     on = {provider: [r.name for r in config.repositories if r.provider == provider] for provider in ("github", "gitlab")}
     if config.github is not None and (config.github.token or config.github.app_id) and on["github"]:
-        from fasttrack_gitops.reporting.github import GitHubReporter
+        from fasttrack_gitops.engine.reporters.github import GitHubReporter
 
         reporters.append(GitHubReporter(config.github, repositories=on["github"]))
     if config.gitlab is not None and config.gitlab.token and on["gitlab"]:
-        from fasttrack_gitops.reporting.gitlab import GitLabReporter
+        from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter
 
         reporters.append(GitLabReporter(config.gitlab, repositories=on["gitlab"]))
     if config.slack is not None and (config.slack.bot_token or config.slack.webhook_url):
-        from fasttrack_gitops.reporting.slack import SlackReporter
+        from fasttrack_gitops.engine.reporters.slack import SlackReporter
 
         reporters.append(SlackReporter(config.slack))
     return reporters
@@ -42,8 +42,8 @@ def report_builder(store: Store, ledger: Ledger, *, masks: Callable[[], Sequence
     """job id (or gate id) -> its report now, every secret masked; None when it is gone."""
 
     def build(job_id: str) -> JobReport | None:
-        from fasttrack_gitops.reporting.logtail import failed_log_tails
-        from fasttrack_gitops.reporting.report import gate_report, job_report
+        from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
+        from fasttrack_gitops.core.reports.build import gate_report, job_report
 
         hidden = tuple(masks())
         if job_id.startswith(GATE_PREFIX):

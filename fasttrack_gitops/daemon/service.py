@@ -19,22 +19,24 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping
 
-from fasttrack_gitops import gitrepo, triggers
+from fasttrack_gitops.engine import gitrepo
+
+from fasttrack_gitops.core import triggers
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
 from fasttrack_gitops.daemon.reports import gate_id
-from fasttrack_gitops.daemon.planning import (
+from fasttrack_gitops.engine.plan import (
     Pipelines, Planned, RepoSource, default_head, pipelines_at, plan, plan_invalid,
 )
 from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
-from fasttrack_gitops.job import JobStatus, rerun
-from fasttrack_gitops.ledger import JobKey, Ledger, Queued
-from fasttrack_gitops.store import Store, StoreError
-from fasttrack_gitops.taskenv import masks, secrets_from_environ
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
+from fasttrack_gitops.core.job import JobStatus, rerun
+from fasttrack_gitops.engine.state.ledger import JobKey, Ledger, Queued
+from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 

@@ -32,9 +32,9 @@ from dulwich.config import ConfigDict, StackedConfig
 from dulwich.errors import HangupException, NotGitRepository
 from dulwich.repo import Repo
 
-from fasttrack_gitops.errors import FastTrackError
-from fasttrack_gitops.events import ZERO_COMMIT
-from fasttrack_gitops.gitrepo import ref_matches
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.events import ZERO_COMMIT
+from fasttrack_gitops.engine.gitrepo import ref_matches
 
 log = logging.getLogger(__name__)
 

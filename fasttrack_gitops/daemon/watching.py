@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 
-from fasttrack_gitops.events import ZERO_COMMIT, Push
+from fasttrack_gitops.core.events import ZERO_COMMIT, Push
 
 log = logging.getLogger(__name__)
 

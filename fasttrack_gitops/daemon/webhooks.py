@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Union
 from urllib.parse import parse_qs
 
-from fasttrack_gitops.events import ZERO_COMMIT, Comment, Event, PullRequest, Push, Rerequest
+from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, Event, PullRequest, Push, Rerequest
 
 DELETED_FORK = "(deleted fork)"  # head_repository of a pull request whose fork is gone; never equals the base
 RERUN_FAILED = "rerun-failed"  # identifier of our check runs' "Re-run failed tasks" button

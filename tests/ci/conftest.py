@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git
-from reporting.github_test import PLAIN_TOKEN, Clock, FakeGitHub
+from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 
 from fasttrack_gitops.cli import main
 

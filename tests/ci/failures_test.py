@@ -128,7 +128,7 @@ def test_a_secret_the_runner_was_not_given_is_a_configuration_error(runner):
 
 
 def test_slack_inputs_post_the_failure_even_when_the_pipeline_says_nothing_of_slack(runner, contracts):
-    from reporting.slack_test import FakeSlack
+    from engine.reporters.slack_test import FakeSlack
 
     first = runner.commit("init")
     runner.write("pipelines/deploy.yaml", DEPLOY)

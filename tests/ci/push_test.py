@@ -9,7 +9,7 @@ import pytest
 
 from ci.conftest import REPO, RUN_ID, TOKEN
 from conftest import console_script, git
-from reporting.contract_server import Answer, ContractServer
+from engine.reporters.contract_server import Answer, ContractServer
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 

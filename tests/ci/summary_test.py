@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fasttrack_gitops.ci import selection, summary
 from fasttrack_gitops.ci.summary import Facts, JobResult, Submitted
-from fasttrack_gitops.pipeline.diagnostics import diagnostic
-from fasttrack_gitops.reporting.base import JobReport
-from fasttrack_gitops.triggers import Candidate, Decision
+from fasttrack_gitops.core.pipeline.diagnostics import diagnostic
+from fasttrack_gitops.core.reports.model import JobReport
+from fasttrack_gitops.core.triggers import Candidate, Decision
 
 TRAIN = Candidate("pipelines/train.yaml", "train", {"push": {}})
 

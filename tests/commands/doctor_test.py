@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from backendai import emulator_vfolders
-from backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+from engine.backendai import emulator_vfolders
+from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
 
 from conftest import MINIMAL
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import alive, console_script, git
 
 from fasttrack_gitops.cli import main
-from fasttrack_gitops.store import Store
+from fasttrack_gitops.engine.state.store import Store
 
 HELLO = """\
 version: "26.4.4"

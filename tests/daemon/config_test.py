@@ -21,8 +21,8 @@ from fasttrack_gitops.daemon.config import (
     read_config,
     url_kind,
 )
-from fasttrack_gitops.errors import UsageError
-from fasttrack_gitops.render.diagnostics import text_line
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.render.diagnostics import text_line
 
 FULL = """\
 state_dir: state

@@ -12,7 +12,7 @@ from daemon.conftest import (
     REPO_NAME, comment_payload, commit_file, deliver, github_headers, load, pipeline_text, pr_payload, push_payload,
     running, wait_for, write_config,
 )
-from fasttrack_gitops.job import JobStatus
+from fasttrack_gitops.core.job import JobStatus
 
 ZERO = "0" * 40
 
@@ -267,7 +267,7 @@ def test_a_pipeline_that_is_invalid_at_the_commit_becomes_an_invalid_job_with_it
 def test_a_schedule_runs_once_per_tick_and_once_after_downtime(tmp_path, source_repo):
     from fasttrack_gitops.daemon import follow
     from fasttrack_gitops.daemon.service import Daemon
-    from fasttrack_gitops.executors import get_executor
+    from fasttrack_gitops.engine.executors import get_executor
 
     commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="""\
         on:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fasttrack_gitops.daemon.dispatch import startable, superseded
-from fasttrack_gitops.ledger import Queued
+from fasttrack_gitops.engine.state.ledger import Queued
 
 
 def q(job: str, at: float, group: str | None = None, *, started: bool = False, cancel: bool = False) -> Queued:

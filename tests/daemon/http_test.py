@@ -30,7 +30,7 @@ from daemon.conftest import (
     signed, wait_for, write_config,
 )
 from fasttrack_gitops import cli
-from fasttrack_gitops.job import JobStatus
+from fasttrack_gitops.core.job import JobStatus
 
 ZERO = "0" * 40
 GITLAB_NAME = "group/sub/pipes"

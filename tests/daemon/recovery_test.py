@@ -27,9 +27,9 @@ from conftest import alive, console_script, git
 from daemon.conftest import (
     REPO_NAME, SECRET, commit_file, free_port, github_headers, load, push_payload, running, write_config,
 )
-from fasttrack_gitops.job import JobStatus, Outcome, TaskState
-from fasttrack_gitops.ledger import Ledger
-from fasttrack_gitops.store import JobView, Store
+from fasttrack_gitops.core.job import JobStatus, Outcome, TaskState
+from fasttrack_gitops.engine.state.ledger import Ledger
+from fasttrack_gitops.engine.state.store import JobView, Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="daemon processes, signals and process groups")
 
@@ -246,7 +246,7 @@ def attempt_outcomes(view: JobView, task: str) -> list[Outcome | None]:
 
 
 def bwrap_usable() -> bool:
-    from fasttrack_gitops.executors.local import LocalExecutor
+    from fasttrack_gitops.engine.executors.local import LocalExecutor
 
     return asyncio.run(LocalExecutor().sandboxed())
 
@@ -480,8 +480,8 @@ def test_a_drain_while_a_job_is_being_set_up_leaves_it_to_the_next_start(tmp_pat
     """SIGTERM with shutdown_grace 0 as a restarted daemon re-attaches: the job has no runner yet (its commit is
     still being read); the drain must neither wait for it to run to its end nor lose it."""
     from fasttrack_gitops.daemon.service import Daemon
-    from fasttrack_gitops.events import Manual
-    from fasttrack_gitops.executors.local import LocalExecutor
+    from fasttrack_gitops.core.events import Manual
+    from fasttrack_gitops.engine.executors.local import LocalExecutor
 
     commit_file(source_repo, "pipelines/demo.yaml", pipeline("demo", f"""\
         - name: held

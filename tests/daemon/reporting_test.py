@@ -16,11 +16,11 @@ import pytest
 from conftest import git
 from daemon.conftest import SECRET, commit_file, deliver, push_payload, running, wait_for, write_config
 from fasttrack_gitops.daemon.config import load_config
-from fasttrack_gitops.job import JobStatus
-from reporting.contract_server import Answer
-from reporting.github_test import PLAIN_TOKEN, Clock, FakeGitHub
-from reporting.slack_test import TOKEN as SLACK_TOKEN
-from reporting.slack_test import FakeSlack
+from fasttrack_gitops.core.job import JobStatus
+from engine.reporters.contract_server import Answer
+from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
+from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
+from engine.reporters.slack_test import FakeSlack
 
 CANARY = "canary-secret-7f3a9e"
 PIPELINE = """\

@@ -15,8 +15,8 @@ from conftest import git
 
 from fasttrack_gitops.daemon.sources import Backoff, FetchError, credential_free, fetch, mirror_path
 from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
-from fasttrack_gitops.events import ZERO_COMMIT, Push
-from fasttrack_gitops.gitrepo import default_branch, has_commit, heads, is_ancestor
+from fasttrack_gitops.core.events import ZERO_COMMIT, Push
+from fasttrack_gitops.engine.gitrepo import default_branch, has_commit, heads, is_ancestor
 
 
 def commit(repo: Path, message: str) -> str:

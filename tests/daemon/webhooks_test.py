@@ -23,7 +23,7 @@ from fasttrack_gitops.daemon.webhooks import (
     verify_github,
     verify_gitlab,
 )
-from fasttrack_gitops.events import ZERO_COMMIT, Comment, PullRequest, Push, Rerequest
+from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, PullRequest, Push, Rerequest
 
 SECRET = "s3cret-for-tests"
 TOKEN = "gitlab-token-for-tests"

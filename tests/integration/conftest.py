@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from fasttrack_gitops.backendai.client import Client
-from fasttrack_gitops.backendai.credentials import ACCESS_KEY, ENDPOINT, SECRET_KEY, Credentials
-from fasttrack_gitops.backendai.retry import RetryPolicy
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.credentials import ACCESS_KEY, ENDPOINT, SECRET_KEY, Credentials
+from fasttrack_gitops.engine.backendai.retry import RetryPolicy
 
 HOW_TO_RUN = 'eval "$(scripts/realstack-env.sh)" && FTG_REALSTACK=1 .venv/bin/python -m pytest tests/integration'
 

@@ -23,9 +23,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from fasttrack_gitops.backendai import errors
-from fasttrack_gitops.backendai.client import Client
-from fasttrack_gitops.backendai.credentials import Credentials
+from fasttrack_gitops.engine.backendai import errors
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.credentials import Credentials
 
 
 def run(client: Client, call):

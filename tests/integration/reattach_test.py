@@ -19,11 +19,11 @@ import pytest
 
 from conftest import git
 
-from fasttrack_gitops.execution import Workdirs, source_of
-from fasttrack_gitops.executors import get_executor
-from fasttrack_gitops.job import JobStatus, TaskState
-from fasttrack_gitops.runner import JobRunner
-from fasttrack_gitops.store import Store
+from fasttrack_gitops.engine.launch import Workdirs, source_of
+from fasttrack_gitops.engine.executors import get_executor
+from fasttrack_gitops.core.job import JobStatus, TaskState
+from fasttrack_gitops.engine.runner import JobRunner
+from fasttrack_gitops.engine.state.store import Store
 
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"
 PIPELINE = f"""\

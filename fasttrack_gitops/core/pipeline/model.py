@@ -1,0 +1,304 @@
+"""Pipeline and Task: a checked pipeline file with every default filled in.
+
+`normalise` is only called on data that passed the schema and the semantic
+checks, so it converts without re-checking. `to_fasttrack` writes the
+FastTrack export shape back, so a pipeline imported from the GUI can be
+exported for it again.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from fasttrack_gitops.core.pipeline.units import format_size, parse_amount, parse_duration, parse_size
+
+DEFAULT_CPU = 1.0
+DEFAULT_MEM = 1 << 30  # 1g
+SERVICE_TYPES = ("deployment", "serving")
+# The keys fasttrack-gitops adds to the FastTrack format; FastTrack itself does not know them.
+GITOPS_PIPELINE_KEYS = ("on", "concurrency", "notify")
+GITOPS_TASK_KEYS = ("code", "timeout", "cache")
+# The ${{ name }} placeholders a concurrency group may use; triggers.PLACEHOLDERS documents each
+# and fills them in. Kept here so the semantic check needs nothing outside the pipeline package.
+CONCURRENCY_PLACEHOLDERS = ("ref", "branch", "pr", "sha", "pipeline", "repository", "event")
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = DEFAULT_CPU
+    mem: int = DEFAULT_MEM  # bytes
+    shmem: int | None = None  # bytes
+    accelerators: tuple[tuple[str, float], ...] = ()  # (("cuda.shares", 1.5),)
+
+    @property
+    def gpu(self) -> float:
+        """GPU amount in the task's own unit (shares or devices); 0 when none is requested."""
+        return sum(amount for _, amount in self.accelerators)
+
+    def describe(self) -> str:
+        """'cpu 4 · mem 16g · cuda.shares 1', for graphs and tables."""
+        parts = [f"cpu {_number(self.cpu)}", f"mem {format_size(self.mem)}"]
+        parts += [f"{slot} {_number(amount)}" for slot, amount in self.accelerators]
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Mount:
+    vfolder: str
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.vfolder}:{self.alias}" if self.alias else self.vfolder
+
+
+@dataclass(frozen=True)
+class Retry:
+    max_attempts: int = 1
+    delay: float = 0.0  # seconds
+    backoff: float = 1.0  # delay factor per attempt; 1 means a fixed delay
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    command: str | None = None
+    type: str = "custom"  # as written: custom, Custom Task, deployment, serving
+    description: str = ""
+    dependencies: tuple[str, ...] = ()
+    skip: bool = False
+    continue_on_failure: bool = False
+    cluster_mode: str = "single-node"
+    cluster_size: int = 1
+    module_uri: str = ""
+    project: str | None = None
+    scaling_group: str | None = None
+    image: str | None = None
+    envs: tuple[tuple[str, str], ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    mounts: tuple[Mount, ...] = ()
+    retry: Retry = field(default_factory=Retry)
+    service: dict | None = None
+    code: str | None = None  # repository-relative directory, normalised
+    timeout: float | None = None  # seconds
+    cache: bool = False
+
+    @property
+    def is_service(self) -> bool:
+        return self.type in SERVICE_TYPES
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    version: str
+    tasks: tuple[Task, ...]
+    description: str = ""
+    ownership: dict = field(default_factory=dict)
+    envs: tuple[tuple[str, str], ...] = ()
+    params: tuple = ()
+    triggers: dict | None = None  # normalised `on`; None when the file has none
+    concurrency: dict | None = None  # {"group": str, "cancel_in_progress": bool}; group may hold ${{ placeholders }}
+    notify: dict = field(default_factory=dict)
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    @property
+    def graph(self) -> dict[str, tuple[str, ...]]:
+        return {t.name: t.dependencies for t in self.tasks}
+
+
+def normalise(data: dict) -> Pipeline:
+    """A checked pipeline mapping -> Pipeline."""
+    return Pipeline(
+        name=data["name"],
+        version=str(data["version"]),
+        description=data.get("description") or "",
+        ownership={k: v for k, v in (data.get("ownership") or {}).items() if not k.startswith("x-")},
+        envs=_envs((data.get("environment") or {}).get("envs")),
+        params=tuple(data.get("params") or ()),
+        tasks=tuple(_task(t) for t in data["tasks"]),
+        triggers=_triggers(data["on"]) if "on" in data else None,
+        concurrency=_concurrency(data.get("concurrency")),
+        notify=_strip_x(data.get("notify") or {}),
+    )
+
+
+def _task(t: dict) -> Task:
+    env = t.get("environment") or {}
+    retry = t.get("retry") or {}
+    service = t.get("service")
+    return Task(
+        name=t["name"],
+        command=t.get("command"),
+        type=t.get("type", "custom"),
+        description=t.get("description") or "",
+        dependencies=tuple(t.get("dependencies") or ()),
+        skip=t.get("skip", False),
+        continue_on_failure=t.get("continue_on_failure", False),
+        cluster_mode=t.get("cluster_mode", "single-node"),
+        cluster_size=t.get("cluster_size", 1),
+        module_uri=t.get("module_uri") or "",
+        project=env.get("project"),
+        scaling_group=env.get("scaling-group"),
+        image=env.get("image"),
+        envs=_envs(env.get("envs")),
+        resources=_resources(t.get("resources") or {}, t.get("resource_opts") or {}),
+        mounts=tuple(_mount(m) for m in t.get("mounts") or ()),
+        retry=Retry(
+            max_attempts=retry.get("max_attempts", 1),
+            delay=parse_duration(retry.get("delay", 0)),
+            backoff=float(retry.get("backoff", 1)),
+        ),
+        service=_strip_x(service) if service is not None else None,
+        code=_code_path(t["code"]) if t.get("code") else None,
+        timeout=parse_duration(t["timeout"]) if t.get("timeout") is not None else None,
+        cache=t.get("cache", False),
+    )
+
+
+def _resources(res: dict, opts: dict) -> Resources:
+    return Resources(
+        cpu=parse_amount(res.get("cpu", DEFAULT_CPU), positive=True),
+        mem=parse_size(res.get("mem", DEFAULT_MEM)),
+        shmem=parse_size(opts["shmem"]) if opts.get("shmem") is not None else None,
+        accelerators=tuple(
+            (slot, parse_amount(amount)) for slot, amount in res.items()
+            if slot not in ("cpu", "mem") and not slot.startswith("x-")
+        ),
+    )
+
+
+def _mount(text: str) -> Mount:
+    vfolder, _, alias = text.partition(":")
+    return Mount(vfolder, alias or None)
+
+
+def _code_path(code: str) -> str:
+    return posixpath.normpath(code)
+
+
+def _envs(envs: dict | None) -> tuple[tuple[str, str], ...]:
+    return tuple((k, _env_value(v)) for k, v in (envs or {}).items())
+
+
+def _env_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _strip_x(mapping: dict) -> dict:
+    """Drop x- keys, at every depth: they are the author's, not ours."""
+    return {k: _strip_x(v) if isinstance(v, dict) else v for k, v in mapping.items() if not k.startswith("x-")}
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _triggers(on: Any) -> dict:
+    """`on` in every spelling GitHub Actions allows -> {event: {filter: [patterns]}}."""
+    if isinstance(on, str):
+        return {on: {}}
+    if isinstance(on, list):
+        return {event: {} for event in on}
+    out: dict[str, Any] = {}
+    for event, spec in _strip_x(on).items():
+        if event == "schedule":
+            out[event] = [{"cron": item["cron"]} for item in spec]
+        elif event == "manual":
+            if spec is not False:
+                out[event] = {}
+        else:
+            out[event] = {key: _as_list(value) for key, value in (spec or {}).items()}
+    return out
+
+
+def _concurrency(value: Any) -> dict | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"group": value, "cancel_in_progress": False}
+    return {"group": value["group"], "cancel_in_progress": value.get("cancel_in_progress", False)}
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict:
+    """The pipeline in FastTrack's export shape (for import into the FastTrack GUI).
+
+    With include_gitops the GitOps additions (code, timeout, cache, on,
+    concurrency, notify) are written too, so the result is a complete
+    repository pipeline file again.
+    """
+    out: dict[str, Any] = {"version": p.version, "name": p.name, "description": p.description}
+    if p.ownership:
+        out["ownership"] = dict(p.ownership)
+    out["environment"] = {"envs": dict(p.envs)}
+    out["params"] = list(p.params)
+    out["tasks"] = [_task_to_fasttrack(t, include_gitops) for t in p.tasks]
+    if include_gitops:
+        if p.triggers is not None:
+            out["on"] = p.triggers
+        if p.concurrency is not None:
+            out["concurrency"] = dict(p.concurrency)
+        if p.notify:
+            out["notify"] = p.notify
+    return out
+
+
+def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict:
+    env: dict[str, Any] = {}
+    for key, value in (("project", t.project), ("scaling-group", t.scaling_group), ("image", t.image)):
+        if value is not None:
+            env[key] = value
+    env["envs"] = dict(t.envs)
+    out: dict[str, Any] = {
+        "name": t.name,
+        "description": t.description,
+        "type": t.type,
+        "dependencies": list(t.dependencies),
+        "skip": t.skip,
+        "continue_on_failure": t.continue_on_failure,
+        "cluster_mode": t.cluster_mode,
+        "cluster_size": t.cluster_size,
+        "module_uri": t.module_uri,
+        "environment": env,
+        "resources": {
+            "cpu": int(t.resources.cpu) if t.resources.cpu.is_integer() else t.resources.cpu,
+            "mem": format_size(t.resources.mem),
+            **{slot: _number(amount) for slot, amount in t.resources.accelerators},
+        },
+    }
+    if t.command is not None:
+        out["command"] = t.command
+    if t.resources.shmem is not None:
+        out["resource_opts"] = {"shmem": format_size(t.resources.shmem)}
+    if t.mounts:
+        out["mounts"] = [str(m) for m in t.mounts]
+    if t.retry != Retry():
+        out["retry"] = {"max_attempts": t.retry.max_attempts, "delay": t.retry.delay}
+        if t.retry.backoff != 1:
+            out["retry"]["backoff"] = t.retry.backoff
+    if t.service is not None:
+        out["service"] = dict(t.service)
+    if include_gitops:
+        if t.code is not None:
+            out["code"] = t.code
+        if t.timeout is not None:
+            out["timeout"] = t.timeout
+        if t.cache:
+            out["cache"] = True
+    return out

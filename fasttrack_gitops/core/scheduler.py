@@ -1,0 +1,165 @@
+"""What a job does next: which task instances start now, which are skipped, which wait. Pure.
+
+The runner calls `decide` whenever something changed (an attempt ended, a
+retry delay passed) and applies the decision; nothing here touches a process,
+a clock or a database, so every rule is tested on plain data.
+
+Rules, FastTrack's and GitHub Actions' way:
+- a task runs once every dependency has ended and lets it run: succeeded,
+  skipped with `skip: true`, or failed with `continue_on_failure`;
+- `skip: true` tasks do not run, and count as succeeded for their dependents;
+- a dependency that failed (or was skipped or cancelled because of a failure)
+  skips its dependents, with that reason;
+- among the tasks ready to start, the one on the longest remaining path goes
+  first (past durations where known), within `max_parallel` and the
+  executor's capacity.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from fasttrack_gitops.core.job import ACTIVE, ENDED, SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState, satisfies_dependents
+from fasttrack_gitops.core.pipeline import dag
+from fasttrack_gitops.core.pipeline.model import Pipeline, Resources, Task
+
+_SETTLED = ENDED | ACTIVE  # nothing to decide about these
+DEFAULT_DURATION = 1.0  # seconds assumed for a task never seen before; only the ratios matter
+
+
+@dataclass(frozen=True)
+class Decision:
+    start: tuple[str, ...] = ()  # start an attempt of each, in this order
+    skip: Mapping[str, str] = field(default_factory=dict)  # task -> reason
+    wait: tuple[str, ...] = ()  # ready, but no slot, capacity or the retry delay is not over
+    fail: Mapping[str, str] = field(default_factory=dict)  # can never run here: task -> reason
+    wake_at: float | None = None  # the earliest retry that is not due yet
+
+
+def priorities(pipeline: Pipeline, durations: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Length of the longest path from each task to the end of the DAG, in expected seconds."""
+    durations = durations or {}
+    children = dag.dependents(pipeline.graph)
+    longest: dict[str, float] = {}
+    for name in reversed(dag.topological_order(pipeline.graph)):
+        own = durations.get(name, DEFAULT_DURATION)
+        longest[name] = own + max((longest[c] for c in children[name]), default=0.0)
+    return longest
+
+
+def order(pipeline: Pipeline) -> tuple[str, ...]:
+    """The order `decide` visits tasks in (topological); compute it once per job and pass it in."""
+    return tuple(dag.topological_order(pipeline.graph))
+
+
+def decide(
+    pipeline: Pipeline,
+    tasks: Mapping[str, TaskInstance],
+    *,
+    now: float,
+    priority: Mapping[str, float],
+    order: Sequence[str] | None = None,
+    max_parallel: int | None = None,
+    capacity: Resources | None = None,
+) -> Decision:
+    """The next step for a job whose task instances are in `tasks` (missing ones are pending)."""
+    by_name = {t.name: t for t in pipeline.tasks}
+    state = dict(tasks)  # the runner passes every task; a cheap copy then
+    if state.keys() != by_name.keys():
+        state = {name: tasks.get(name, TaskInstance(name)) for name in by_name}
+    skip: dict[str, str] = {}
+    ready: list[Task] = []
+    waiting: list[str] = []
+    wake_at: float | None = None
+
+    # Topological order, so a skip cascades down the DAG within one decision.
+    for name in order if order is not None else dag.topological_order(pipeline.graph):
+        instance = state[name]
+        if instance.state in _SETTLED:  # most of a large job, most of the time: one set lookup
+            continue
+        task = by_name[name]
+        dependencies = [state[d] for d in task.dependencies]
+        # A dependency that ended without letting it run skips it at once, even while others still run.
+        blocked = next((d for d in dependencies if d.state in ENDED
+                        and not satisfies_dependents(d, by_name[d.name].continue_on_failure)), None)
+        if blocked is not None:
+            skip[name] = f"dependency '{blocked.name}' {_ended_how(blocked)}"
+            state[name] = TaskInstance(name, TaskState.SKIPPED, reason=skip[name])
+            continue
+        if not all(d.state in ENDED for d in dependencies):
+            continue
+        if task.skip:
+            skip[name] = SKIP_REQUESTED
+            state[name] = TaskInstance(name, TaskState.SKIPPED, reason=SKIP_REQUESTED)
+            continue
+        if instance.next_attempt_at is not None and instance.next_attempt_at > now:
+            waiting.append(name)
+            wake_at = instance.next_attempt_at if wake_at is None else min(wake_at, instance.next_attempt_at)
+            continue
+        ready.append(task)
+
+    position = {name: i for i, name in enumerate(by_name)}
+    ready.sort(key=lambda t: (-priority.get(t.name, 0.0), position[t.name]))  # ties: file order
+    active = [by_name[n] for n, i in state.items() if i.state in ACTIVE]
+    slots = None if max_parallel is None else max(0, max_parallel - len(active))
+    used = _total(t.resources for t in active)
+    start: list[str] = []
+    fail: dict[str, str] = {}
+    for task in ready:
+        if capacity is not None and not _fits(task.resources, _zero(), capacity):
+            fail[task.name] = f"needs {task.resources.describe()}, more than the executor has ({capacity.describe()})"
+        elif (slots is None or len(start) < slots) and (capacity is None or _fits(task.resources, used, capacity)):
+            start.append(task.name)
+            used = _add(used, task.resources)
+        else:
+            waiting.append(task.name)
+    return Decision(tuple(start), skip, tuple(waiting), fail, wake_at)
+
+
+def retry_at(task: Task, attempts: tuple[Attempt, ...], now: float, rng: random.Random | None = None) -> float | None:
+    """When the next attempt of a task whose last attempt failed may start; None when it may not.
+
+    Up to `retry.max_attempts` attempts, `retry.delay` apart; with `backoff`
+    the delay grows by that factor per attempt, with "equal jitter" (half
+    fixed, half random) so that many retries do not fire at once.
+    """
+    if not attempts or attempts[-1].outcome in (Outcome.SUCCEEDED, Outcome.CANCELLED):
+        return None
+    if len(attempts) >= task.retry.max_attempts:
+        return None
+    delay = task.retry.delay * task.retry.backoff ** (len(attempts) - 1)
+    if task.retry.backoff > 1 and delay > 0:
+        delay = delay / 2 + (rng or random).uniform(0, delay / 2)
+    return now + delay
+
+
+def _ended_how(instance: TaskInstance) -> str:
+    return {TaskState.FAILED: "failed", TaskState.CANCELLED: "was cancelled"}.get(
+        instance.state, "was skipped")
+
+
+def _zero() -> Resources:
+    return Resources(cpu=0.0, mem=0, accelerators=())
+
+
+def _add(a: Resources, b: Resources) -> Resources:
+    accelerators = dict(a.accelerators)
+    for slot, amount in b.accelerators:
+        accelerators[slot] = accelerators.get(slot, 0.0) + amount
+    return Resources(cpu=a.cpu + b.cpu, mem=a.mem + b.mem, accelerators=tuple(accelerators.items()))
+
+
+def _total(resources) -> Resources:
+    total = _zero()
+    for r in resources:
+        total = _add(total, r)
+    return total
+
+
+def _fits(request: Resources, used: Resources, capacity: Resources) -> bool:
+    after = _add(used, request)
+    have = dict(capacity.accelerators)
+    return (after.cpu <= capacity.cpu and after.mem <= capacity.mem
+            and all(amount <= have.get(slot, 0.0) for slot, amount in after.accelerators))

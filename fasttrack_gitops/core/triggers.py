@@ -1,0 +1,391 @@
+"""Which pipelines an event selects, and the keys that make it one job per trigger. Pure.
+
+The daemon and the GitHub Action both turn what happened into an event record
+(`events.py`) and ask this module which of the pipeline files at the commit
+should run; the rules follow GitHub Actions' `on:` so an author's intuition
+carries over. Every decision comes with a one-line reason a person reads in
+the logs or the Action's summary, for the pipelines that did not run as much
+as for those that did (`explain_*`).
+
+Also here: `/fasttrack` commands in pull-request comments, and the
+placeholders a concurrency group is built from.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Collection, Iterable, Mapping, NamedTuple, Sequence
+
+from fasttrack_gitops.core import globs
+from fasttrack_gitops.core.events import TRUSTED_ASSOCIATIONS, Manual, PullRequest, Push, Tick
+from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
+
+__all__ = [
+    "COMMAND_VERBS", "CONCURRENCY_PLACEHOLDERS", "DEFAULT_PULL_REQUEST_TYPES", "PLACEHOLDERS", "Candidate", "Command",
+    "Decision", "Selection", "command_allowed", "concurrency_group", "explain_manual", "explain_pull_request",
+    "explain_push", "explain_tick", "group_context", "parse_command", "ref_kind", "select_manual",
+    "select_pull_request",
+    "select_push", "select_tick", "trigger_key",
+]
+
+# GitHub's default activity types for `on: pull_request`.
+DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
+COMMAND_VERBS = ("run", "retest", "cancel", "ok-to-test")
+
+# name -> what it expands to; the keys are CONCURRENCY_PLACEHOLDERS, in the same order.
+PLACEHOLDERS: dict[str, str] = {
+    "ref": "the full git ref: refs/heads/main, refs/tags/v1.2, refs/pull/12/head",
+    "branch": "the branch name (a pull request's head branch); empty for tags and schedules",
+    "pr": "the pull request number; empty outside pull requests",
+    "sha": "the commit id the job runs",
+    "pipeline": "the pipeline's name",
+    "repository": "the repository, owner/repo",
+    "event": "what started the job: push, pull_request, schedule, manual or rerun",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One valid pipeline file at the commit being considered."""
+
+    path: str  # repository-relative path of the file
+    name: str  # the pipeline's name
+    triggers: dict | None  # Pipeline.triggers: the normalised `on`, None when the file has none
+    concurrency: dict | None = None  # Pipeline.concurrency
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Run this pipeline for this event."""
+
+    path: str
+    name: str
+    trigger: dict  # JSON-able, stored in the job record; always has "event"
+    key: str  # trigger_key(trigger): one job per (repository, commit, path, key)
+    reason: str  # one line a person reads
+    concurrency: dict | None = None  # the candidate's, so the caller need not look it up again
+
+
+class Decision(NamedTuple):
+    """Whether one candidate runs for the event, and why (or why not)."""
+
+    candidate: Candidate
+    selected: bool
+    reason: str
+
+
+# --- push ------------------------------------------------------------------------------------
+
+
+def explain_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
+                 follow_branches: Sequence[str]) -> list[Decision]:
+    """Decide every candidate for a push; `changed` None means the change set is unknown.
+
+    A pipeline without `on` runs on pushes to the followed branches (the
+    repository's configuration); with `on`, GitHub Actions' push rules apply.
+    """
+    return [Decision(c, *_decide_push(c, push, changed, follow_branches)) for c in candidates]
+
+
+def select_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
+                follow_branches: Sequence[str]) -> list[Selection]:
+    trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
+    return _selected(explain_push(candidates, push, changed=changed, follow_branches=follow_branches), trigger)
+
+
+def _decide_push(c: Candidate, push: Push, changed: Collection[str] | None,
+                 follow_branches: Sequence[str]) -> tuple[bool, str]:
+    kind, name = ref_kind(push.ref)
+    what = f"push to {name}" if kind == "branch" else f"push of {kind} {name}"
+    if push.deleted:
+        return False, f"{what}: the {kind} was deleted"
+    if kind == "ref":
+        return False, f"{what}: only branch and tag pushes run pipelines"
+    if c.triggers is None:
+        return _decide_without_on(kind, name, what, follow_branches)
+    if "push" not in c.triggers:
+        return False, f"{what}: `on` has no push"
+    spec = c.triggers["push"]
+    refused = _branch_refusal(spec, name) if kind == "branch" else _tag_refusal(spec, name)
+    if refused:
+        return False, f"{what}: {refused}"
+    if kind == "tag":
+        return True, what  # like GitHub, path filters are not evaluated for tag pushes
+    return _decide_paths(spec, changed, "on.push", what)
+
+
+def _decide_without_on(kind: str, name: str, what: str, follow_branches: Sequence[str]) -> tuple[bool, str]:
+    if kind == "tag":
+        return False, f"{what}: the pipeline has no `on`, so only pushes to followed branches run it"
+    if globs.matches(name, follow_branches):
+        return True, f"{what} (no `on`; {name} is a followed branch)"
+    return False, f"{what}: the pipeline has no `on` and {name} is not a followed branch ({_list(follow_branches)})"
+
+
+def _branch_refusal(spec: dict, branch: str) -> str:
+    """Why a push to `branch` does not pass on.push's ref filters; '' when it does."""
+    if "branches" not in spec and "branches-ignore" not in spec and "tags" in spec:
+        return "on.push has only a tags filter, so branch pushes do not run it"
+    if "branches" in spec and not globs.matches(branch, spec["branches"]):
+        return f"{branch} does not match on.push.branches ({_list(spec['branches'])})"
+    if "branches-ignore" in spec and globs.matches(branch, spec["branches-ignore"]):
+        return f"{branch} matches on.push.branches-ignore ({_list(spec['branches-ignore'])})"
+    return ""
+
+
+def _tag_refusal(spec: dict, tag: str) -> str:
+    """Why a push of `tag` does not pass on.push's ref filters; '' when it does."""
+    if "tags" in spec:
+        return "" if globs.matches(tag, spec["tags"]) else f"{tag} does not match on.push.tags ({_list(spec['tags'])})"
+    if "branches" in spec or "branches-ignore" in spec:
+        return "on.push has only a branches filter, so tag pushes do not run it"
+    return ""
+
+
+# --- pull requests ---------------------------------------------------------------------------
+
+
+def explain_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *,
+                         changed: Collection[str] | None) -> list[Decision]:
+    """Decide every candidate for pull-request activity; only pipelines with `on.pull_request` run.
+
+    A fork's pull request is decided like any other: whether it may run is
+    the daemon's question (the trigger records "fork").
+    """
+    return [Decision(c, *_decide_pull_request(c, pr, changed)) for c in candidates]
+
+
+def select_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *,
+                        changed: Collection[str] | None) -> list[Selection]:
+    trigger = {"event": "pull_request", "number": pr.number, "action": pr.action, "head_sha": pr.head_sha,
+               "base_ref": pr.base_ref, "head_ref": pr.head_ref, "fork": pr.from_fork, "sender": pr.sender}
+    return _selected(explain_pull_request(candidates, pr, changed=changed), trigger)
+
+
+def _decide_pull_request(c: Candidate, pr: PullRequest, changed: Collection[str] | None) -> tuple[bool, str]:
+    what = f"pull request #{pr.number} into {pr.base_ref} ({pr.action})"
+    if c.triggers is None:
+        return False, f"{what}: the pipeline has no `on`, so pull requests do not run it"
+    if "pull_request" not in c.triggers:
+        return False, f"{what}: `on` has no pull_request"
+    spec = c.triggers["pull_request"]
+    types = spec.get("types", DEFAULT_PULL_REQUEST_TYPES)
+    if pr.action not in types:
+        where = "on.pull_request.types" if "types" in spec else "the default types"
+        return False, f"{what}: {pr.action} is not in {where} ({_list(types)})"
+    if "branches" in spec and not globs.matches(pr.base_ref, spec["branches"]):
+        return False, f"{what}: {pr.base_ref} does not match on.pull_request.branches ({_list(spec['branches'])})"
+    if "branches-ignore" in spec and globs.matches(pr.base_ref, spec["branches-ignore"]):
+        return False, (f"{what}: {pr.base_ref} matches on.pull_request.branches-ignore "
+                       f"({_list(spec['branches-ignore'])})")
+    return _decide_paths(spec, changed, "on.pull_request", what)
+
+
+# --- paths (push and pull_request) -----------------------------------------------------------
+
+
+def _decide_paths(spec: dict, changed: Collection[str] | None, where: str, what: str) -> tuple[bool, str]:
+    """GitHub's path filters: `paths` needs one changed file inside, `paths-ignore` one outside.
+
+    An unknown change set (None) passes, as GitHub runs when it cannot
+    compute the diff: running once too often beats missing a change.
+    """
+    paths, ignore = spec.get("paths"), spec.get("paths-ignore")
+    if paths is None and ignore is None:
+        return True, what
+    if changed is None:
+        return True, f"{what} (changed files unknown, so the path filters were not applied)"
+    if not changed:
+        return False, f"{what}: no file changed, and {where} has path filters"
+    inside = sorted(p for p in changed if paths is None or globs.matches(p, paths))
+    if not inside:
+        return False, f"{what}: no changed file matches {where}.paths ({_list(paths)})"
+    kept = [p for p in inside if ignore is None or not globs.matches(p, ignore)]
+    if not kept:
+        return False, f"{what}: every changed file matches {where}.paths-ignore ({_list(ignore)})"
+    return True, f"{what} changed {_files(kept)}"
+
+
+# --- manual runs and schedules ---------------------------------------------------------------
+
+
+def explain_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Decision]:
+    """Decide every candidate for a manual run, asked for by path or by name.
+
+    Every pipeline may be run by hand, whatever its `on` says (`manual`
+    included): an operator asked for this one explicitly, and refusing would
+    only send them to edit the file. A path wins over a name, so a file is
+    reachable even when another pipeline's name happens to equal its path.
+    """
+    wanted = manual.pipeline
+    path = posixpath.normpath(wanted)
+    by_path = any(c.path == path for c in candidates)
+    by = f" by {manual.sender}" if manual.sender else ""
+    decisions = []
+    for c in candidates:
+        chosen = c.path == path if by_path else c.name == wanted
+        reason = f"manual run of {c.name} at {manual.ref}{by}" if chosen else f"manual run asked for {wanted}"
+        decisions.append(Decision(c, chosen, reason))
+    return decisions
+
+
+def select_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Selection]:
+    """The pipeline named (or at the path) the request asks for; [] when there is none."""
+    trigger = {"event": "manual", "ref": manual.ref, "request_id": manual.request_id, "sender": manual.sender}
+    return _selected(explain_manual(candidates, manual), trigger)
+
+
+def explain_tick(candidates: Sequence[Candidate], tick: Tick) -> list[Decision]:
+    """The tick's own pipeline runs if its `on.schedule` still has the tick's cron.
+
+    The daemon computed the tick from an older commit's file; an edited or
+    removed schedule must not fire one last time.
+    """
+    return [Decision(c, *_decide_tick(c, tick)) for c in candidates]
+
+
+def select_tick(candidates: Sequence[Candidate], tick: Tick) -> list[Selection]:
+    trigger = {"event": "schedule", "cron": tick.cron, "at": tick.at}
+    return _selected(explain_tick(candidates, tick), trigger)
+
+
+def _decide_tick(c: Candidate, tick: Tick) -> tuple[bool, str]:
+    if c.path != tick.pipeline_path:
+        return False, f"the schedule that fell due belongs to {tick.pipeline_path}"
+    crons = [_spaces(s["cron"]) for s in (c.triggers or {}).get("schedule", ())]
+    if _spaces(tick.cron) not in crons:
+        return False, f"schedule '{tick.cron}' is no longer in on.schedule"
+    at = datetime.fromtimestamp(tick.at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return True, f"schedule '{tick.cron}' fell due at {at}"
+
+
+def _spaces(cron: str) -> str:
+    return " ".join(cron.split())
+
+
+# --- the trigger's identity ------------------------------------------------------------------
+
+
+def trigger_key(trigger: Mapping) -> str:
+    """The idempotency key: the same event delivered twice makes one job, not two.
+
+    push "push:<ref>", pull_request "pull_request:<number>", schedule
+    "schedule:<cron>@<at>", manual "manual:<request_id>"; any other event
+    (a rerun, say) carries its own "id" and gets "<event>:<id>".
+    """
+    event = trigger["event"]
+    if event == "push":
+        return f"push:{trigger['ref']}"
+    if event == "pull_request":
+        return f"pull_request:{trigger['number']}"
+    if event == "schedule":
+        return f"schedule:{trigger['cron']}@{int(trigger['at'])}"
+    if event == "manual":
+        return f"manual:{trigger['request_id']}"
+    if "id" in trigger:
+        return f"{event}:{trigger['id']}"
+    raise ValueError(f"a '{event}' trigger needs an 'id' to tell its jobs apart")
+
+
+def _selected(decisions: Iterable[Decision], trigger: dict) -> list[Selection]:
+    key = trigger_key(trigger)
+    return [Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)
+            for d in decisions if d.selected]
+
+
+# --- concurrency groups ----------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+def concurrency_group(template: str, context: Mapping[str, str]) -> str:
+    """'deploy-${{ branch }}' -> 'deploy-main'; a name without a value expands to ''.
+
+    The pipeline check (FT117) has already refused unknown names, so an
+    empty expansion only means "this event has none" (no pr on a push).
+    """
+    return _PLACEHOLDER.sub(lambda m: str(context.get(m.group(1).strip(), "")), template)
+
+
+def group_context(selection: Selection, *, repository: str, commit: str) -> dict[str, str]:
+    """The placeholder values for one selection at one commit (see PLACEHOLDERS)."""
+    t = selection.trigger
+    if t["event"] == "pull_request":
+        ref, branch, pr = f"refs/pull/{t['number']}/head", t.get("head_ref", ""), str(t["number"])
+    else:
+        ref = _full_ref(t.get("ref") or "")
+        branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ""
+        pr = str(t["number"]) if t.get("number") is not None else ""
+    return {"ref": ref, "branch": branch, "pr": pr, "sha": commit, "pipeline": selection.name,
+            "repository": repository, "event": t["event"]}
+
+
+def _full_ref(ref: str) -> str:
+    """A manual run's ref as given: a full ref stays; a commit id is no ref; a short name is a branch."""
+    if not ref or ref.startswith("refs/"):
+        return ref
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ""
+    return f"refs/heads/{ref}"
+
+
+# --- /fasttrack commands in pull-request comments --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # one of COMMAND_VERBS, or "unknown" (then argument is the verb as written, None if missing)
+    argument: str | None
+
+
+_COMMAND_LINE = re.compile(r"/fasttrack(?:\s+(\S+)(?:\s+(.*?))?)?\s*", re.IGNORECASE)
+
+
+def parse_command(body: str) -> Command | None:
+    """The first line of the comment that is a /fasttrack command; None when there is none.
+
+    Lines inside fenced code blocks and quoted lines ("> /fasttrack run")
+    are not commands: they show or cite one, and running it again would
+    surprise everyone.
+    """
+    fenced = False
+    for line in body.splitlines():
+        text = line.strip()
+        if text.startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        match = None if fenced else _COMMAND_LINE.fullmatch(text)
+        if match:
+            verb, argument = match.group(1), match.group(2) or None
+            if verb is not None and verb.lower() in COMMAND_VERBS:
+                return Command(verb.lower(), argument)
+            return Command("unknown", verb)
+    return None
+
+
+def command_allowed(association: str) -> bool:
+    """Whether a comment's author may drive the daemon (owners, members, collaborators)."""
+    return association.upper() in TRUSTED_ASSOCIATIONS
+
+
+# --- small words -----------------------------------------------------------------------------
+
+
+def ref_kind(ref: str) -> tuple[str, str]:
+    """refs/heads/x -> ("branch", "x"), refs/tags/y -> ("tag", "y"), anything else -> ("ref", ref)."""
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if ref.startswith(prefix):
+            return kind, ref[len(prefix):]
+    return "ref", ref
+
+
+def _list(patterns: Iterable[str]) -> str:
+    return ", ".join(patterns) or "none"
+
+
+def _files(paths: Sequence[str], shown: int = 3) -> str:
+    more = len(paths) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,376 @@
+"""Compute sessions: one batch session per task attempt (backendai-api.md §2).
+
+    spec = SessionSpec(name=session_name(job_id, task, attempt), image="python",
+                       startup_command="python train.py", resources={"cpu": 1, "mem": "1g"})
+    created = await create_batch_session(client, spec)     # POST /session, enqueueOnly
+    info = await session_info(client, spec.name)           # SessionInfo, or SessionGone once it ended
+    outcome = await session_result(client, created.id)     # GraphQL: status, result, exit code
+    text = await session_logs(client, spec.name)
+
+The create body is built from the negotiated server (`client.server`): a field
+the server's validator would refuse (23.09 forbids unknown keys with a 400) is
+left out, and logged. Names and ids always travel through `path_params`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from fasttrack_gitops.engine.backendai import errors
+from fasttrack_gitops.engine.backendai.graphql import gql
+from fasttrack_gitops.engine.backendai.versions import ServerInfo, parse_version
+
+log = logging.getLogger("fasttrack_gitops.engine.backendai")
+
+NAME_PATTERN = re.compile(r"^(?=.{4,64}$)\w[\w.-]*\w$", re.ASCII)  # the manager's session-name check
+MOUNT_OPTIONS_API = "v8.20240315"  # config.mount_options: 24.03 and later
+BATCH_TIMEOUT_MANAGER = (24, 12)  # batch_timeout: manager 24.12 and later (no API version marks it)
+
+
+class SessionStatus(str, Enum):
+    """A session's status; UNKNOWN stands for a string this client does not know (kept raw beside it)."""
+
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    PULLING = "PULLING"
+    PREPARING = "PREPARING"
+    PREPARED = "PREPARED"
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    RESTARTING = "RESTARTING"
+    RUNNING_DEGRADED = "RUNNING_DEGRADED"
+    TERMINATING = "TERMINATING"
+    TERMINATED = "TERMINATED"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+    DEPRIORITIZING = "DEPRIORITIZING"  # 26.4+
+    RESERVED = "RESERVED"  # 26.8+
+    PREEMPTED = "PREEMPTED"
+    RESCHEDULING = "RESCHEDULING"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, raw: object) -> SessionStatus:
+        """The status for a server string; UNKNOWN (never an exception) for one we do not know."""
+        try:
+            return cls(str(raw).strip().upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_final(self) -> bool:
+        """The session will not change any more (ERROR too: it stays until destroyed, but never runs)."""
+        return self in (SessionStatus.TERMINATED, SessionStatus.CANCELLED, SessionStatus.ERROR)
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued, not yet given resources (what a timeout stuck in PENDING reports)."""
+        return self in _WAITING
+
+
+_WAITING = frozenset({SessionStatus.PENDING, SessionStatus.SCHEDULED, SessionStatus.DEPRIORITIZING,
+                      SessionStatus.RESERVED, SessionStatus.PREEMPTED, SessionStatus.RESCHEDULING})
+
+
+class SessionResult(str, Enum):
+    UNDEFINED = "UNDEFINED"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+    @classmethod
+    def parse(cls, raw: object) -> SessionResult:
+        try:
+            return cls(str(raw).strip().upper())
+        except ValueError:
+            return cls.UNDEFINED
+
+
+class UnknownImageError(errors.NotFoundError):
+    """The manager does not know the image (404 object-not-found on create)."""
+
+
+class ResourceSlotError(errors.BackendAIError):
+    """The session asks for a resource slot the cluster does not have (e.g. cuda.device, no GPUs)."""
+
+
+class SessionExistsError(errors.BackendAIError):
+    """A live session already has this name (with another image, or reuse refused)."""
+
+    def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.existing_id = existing_id
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    name: str
+    image: str
+    startup_command: str
+    architecture: str | None = None  # None: the manager's default (its own host's architecture)
+    group: str | None = None  # the project name; None: the manager's default ("default")
+    domain: str | None = None
+    scaling_group: str | None = None
+    resources: Mapping[str, Any] = field(default_factory=dict)  # cpu, mem, cuda.shares, cuda.device
+    resource_opts: Mapping[str, Any] = field(default_factory=dict)  # shmem
+    cluster_mode: str = "single-node"
+    cluster_size: int = 1
+    environ: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[str, ...] = ()  # vfolder names ("name" or "name/sub/path")
+    mount_map: Mapping[str, str] = field(default_factory=dict)  # vfolder name -> path (absolute, or under /home/work)
+    mount_permissions: Mapping[str, str] = field(default_factory=dict)  # name -> ro|rw|wd; 24.03+ only
+    bootstrap_script: str | None = None
+    tag: str | None = None
+    batch_timeout: int | None = None  # seconds; manager 24.12+ only (the executor keeps its own timeout)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mounts", tuple(self.mounts))
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(f"session name {self.name!r} is not 4-64 ASCII letters, digits, _ . - "
+                             "(starting and ending with a letter, digit or _); use session_name()")
+        if not self.image or not self.startup_command.strip():
+            raise ValueError("a batch session needs an image and a non-empty startup command")
+        if "shmem" in self.resources:
+            raise ValueError("shmem goes in resource_opts, not in resources")
+        if self.cluster_mode not in ("single-node", "multi-node") or self.cluster_size < 1:
+            raise ValueError(f"cluster_mode must be single-node or multi-node and cluster_size >= 1, "
+                             f"not {self.cluster_mode!r} x {self.cluster_size}")
+        bad_env = sorted(k for k, v in self.environ.items() if not isinstance(k, str) or not isinstance(v, str))
+        if bad_env:
+            raise ValueError(f"environ values must be strings: {', '.join(map(str, bad_env))}")
+        stray = sorted((set(self.mount_map) | set(self.mount_permissions)) - set(self.mounts))
+        if stray:
+            raise ValueError(f"mount_map/mount_permissions name folders that are not in mounts: {', '.join(stray)}")
+
+
+@dataclass(frozen=True)
+class CreatedSession:
+    id: str
+    name: str
+    status: SessionStatus
+    status_raw: str
+    created: bool  # False: a live session of that name and image already existed and was reused
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """GET /session/{name} while the session is alive; several fields are Python-repr strings upstream."""
+
+    name: str
+    status: SessionStatus
+    status_raw: str
+    status_info: str | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionGone:
+    """The manager has no live session of that name or id: on 23.09, a finished one too."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """What GraphQL `compute_session` says, also after termination."""
+
+    id: str
+    name: str | None
+    status: SessionStatus
+    status_raw: str
+    status_info: str | None
+    result: SessionResult
+    exit_code: int | None  # the main container's (status_data.kernel.exit_code)
+    status_data: Mapping[str, Any]
+    error: str | None = None  # status_data.error of a session in ERROR
+
+    @property
+    def reason(self) -> str:
+        """status_info, and the error when there is one: the server's words for why it ended."""
+        return "; ".join(part for part in (self.status_info, self.error) if part) or self.status_raw
+
+
+def session_name(job_id: object, task: str, attempt: int, *, prefix: str = "ftg") -> str:
+    """A deterministic session name: readable, within the manager's pattern, unique per (job, task, attempt).
+
+    The readable part is folded to ASCII and cut to fit 64 characters; a hash of
+    the exact inputs always ends the name, so two tasks that fold to the same
+    text ("a b" and "a-b", "é" and "e") still get different names.
+    """
+    digest = hashlib.sha256(json.dumps([str(job_id), task, int(attempt)]).encode()).hexdigest()[:10]
+    job = _slug(str(job_id))[:16].strip(".-") or "job"
+    tail = f"-{int(attempt)}-{digest}"
+    room = 64 - len(prefix) - len(job) - 2 - len(tail)
+    task_part = _slug(task)[:room].strip(".-") or "task"
+    return f"{prefix}-{job}-{task_part}{tail}"
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", ascii_text).strip(".-")
+
+
+def batch_session_body(spec: SessionSpec, server: ServerInfo) -> tuple[dict[str, Any], list[str]]:
+    """The POST /session body for this server, and the names of the spec's fields it cannot take."""
+    body: dict[str, Any] = {
+        "name": spec.name, "image": spec.image, "type": "batch", "enqueueOnly": True,
+        "startupCommand": spec.startup_command, "cluster_mode": spec.cluster_mode, "cluster_size": spec.cluster_size,
+    }
+    optional = {"architecture": spec.architecture, "group": spec.group, "domain": spec.domain,
+                "tag": spec.tag, "bootstrap_script": spec.bootstrap_script}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    config: dict[str, Any] = {}
+    for key, value in (("resources", spec.resources), ("resource_opts", spec.resource_opts),
+                       ("scaling_group", spec.scaling_group), ("environ", spec.environ),
+                       ("mounts", list(spec.mounts)), ("mount_map", spec.mount_map)):
+        if value:
+            config[key] = dict(value) if isinstance(value, Mapping) else value
+    dropped = []
+    if spec.mount_permissions:
+        if parse_version(server.api_version) >= parse_version(MOUNT_OPTIONS_API):
+            config["mount_options"] = {name: {"type": "bind", "permission": permission}
+                                       for name, permission in spec.mount_permissions.items()}
+        else:
+            dropped.append("mount_permissions")
+    if spec.batch_timeout is not None:
+        if _release(server.manager) >= BATCH_TIMEOUT_MANAGER:
+            body["batch_timeout"] = int(spec.batch_timeout)
+        else:
+            dropped.append("batch_timeout")
+    body["config"] = config
+    return body, dropped
+
+
+def _release(manager: str) -> tuple[int, int]:
+    """'23.09.10' -> (23, 9); (0, 0) when unreadable (so no newer-only field is sent)."""
+    match = re.match(r"(\d+)\.(\d+)", manager or "")
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+async def create_batch_session(client, spec: SessionSpec) -> CreatedSession:
+    """Enqueue a batch session (it returns at once, PENDING); refusals raise a BackendAIError subclass."""
+    server = client.server or await client.negotiate()
+    body, dropped = batch_session_body(spec, server)
+    for name in dropped:
+        log.warning("session %s: %s is not supported by Backend.AI %s (API %s); not sent",
+                    spec.name, name, server.manager, server.api_version)
+    try:
+        doc = await client.request("POST", "/session", json=body)
+    except errors.BackendAIError as exc:
+        refined = _creation_error(exc, spec)
+        if refined is exc:
+            raise
+        raise refined from exc
+    status = str(doc.get("status", ""))
+    return CreatedSession(str(doc["sessionId"]), str(doc.get("sessionName") or spec.name),
+                          SessionStatus.parse(status), status, bool(doc.get("created", True)), doc)
+
+
+def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.BackendAIError:
+    problem = exc.problem
+    said = problem.describe() if problem else str(exc)
+    text = " ".join(filter(None, (problem.title, problem.msg))).lower() if problem else ""
+    fields = {"status": exc.status, "problem": problem, "method": exc.method, "path": exc.path}
+    where = f"session {spec.name}"
+    if exc.status == 404 and exc.slug == "object-not-found" and "image" in text:
+        return UnknownImageError(
+            f"Backend.AI does not know the image {spec.image!r} ({where}): {said}; check the task's "
+            "environment.image against the images (or aliases) the cluster has", **fields)
+    if exc.slug == "invalid-api-params" and ("resource allocation" in text or "slot type" in text):
+        asked = [slot for slot in spec.resources if slot.lower() in text] or sorted(spec.resources)
+        return ResourceSlotError(
+            f"the Backend.AI cluster has no resource slot {', '.join(asked)} ({where}): {said}; "
+            "see the slots it offers with `fasttrack-gitops doctor` (GET /config/resource-slots)", **fields)
+    if exc.slug == "session-already-exists":
+        existing = problem.data.get("existingSessionId") if isinstance(problem.data, dict) else None
+        return SessionExistsError(
+            f"a live Backend.AI session is already named {spec.name} ({said}); destroy it or use another attempt",
+            existing_id=existing, **fields)
+    return exc
+
+
+async def session_info(client, name: str) -> SessionInfo | SessionGone:
+    """GET /session/{name}: the live session, or SessionGone (404: finished, cancelled or never there)."""
+    try:
+        doc = await client.request("GET", "/session/{name}", path_params={"name": name})
+    except errors.NotFoundError as exc:
+        if exc.slug == "object-not-found":
+            return SessionGone(name, exc.problem.describe() if exc.problem else str(exc))
+        raise  # url-not-found, too-many-sessions-matched: not an answer about this session
+    status = str(doc.get("status", ""))
+    info = doc.get("statusInfo")
+    return SessionInfo(name, SessionStatus.parse(status), status, None if info in (None, "None") else str(info), doc)
+
+
+async def session_logs(client, name: str) -> str:
+    """The container log (stdout and stderr) of a live or finished session, by name or id."""
+    doc = await client.request("GET", "/session/{name}/logs", path_params={"name": name})
+    logs = (doc or {}).get("result", {}).get("logs") if isinstance(doc, dict) else None
+    return logs if isinstance(logs, str) else ""
+
+
+async def destroy_session(client, name: str, *, forced: bool = False) -> Mapping[str, Any] | None:
+    """DELETE /session/{name}: its last stats, or None when it was already gone (404)."""
+    params = {"forced": "true"} if forced else None
+    try:
+        doc = await client.request("DELETE", "/session/{name}", path_params={"name": name}, params=params)
+    except errors.NotFoundError as exc:
+        if exc.slug == "object-not-found":
+            return None
+        raise
+    return doc.get("stats", doc) if isinstance(doc, dict) else {}
+
+
+COMPUTE_SESSION_QUERY = """query($id: UUID!) {
+  compute_session(id: $id) {
+    id name status status_info status_data result
+    containers { cluster_role cluster_idx status status_data }
+  }
+}"""
+
+
+async def session_result(client, session_id: str) -> SessionOutcome | SessionGone:
+    """GraphQL compute_session by id: status, result and exit code, also after termination."""
+    data = await gql(client, COMPUTE_SESSION_QUERY, {"id": str(session_id)})
+    doc = data.get("compute_session")
+    if not isinstance(doc, dict):
+        return SessionGone(str(session_id), f"GraphQL compute_session knows no session {session_id}")
+    status_data = _json_object(doc.get("status_data"))
+    containers = sorted((c for c in doc.get("containers") or () if isinstance(c, dict)),
+                        key=lambda c: (c.get("cluster_role") != "main", c.get("cluster_idx") or 0))
+    exit_code = next((code for c in containers if (code := _exit_code(_json_object(c.get("status_data")))) is not None),
+                     _exit_code(status_data))
+    error = status_data.get("error")
+    if isinstance(error, dict):
+        error = error.get("repr") or error.get("name")
+    status = str(doc.get("status", ""))
+    return SessionOutcome(
+        str(doc.get("id") or session_id), doc.get("name"), SessionStatus.parse(status), status,
+        doc.get("status_info"), SessionResult.parse(doc.get("result")), exit_code, status_data,
+        str(error) if error else None,
+    )
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """status_data: a JSON string in GraphQL (JSONString), a dict in REST, or null."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _exit_code(status_data: Mapping[str, Any]) -> int | None:
+    kernel = status_data.get("kernel")
+    code = kernel.get("exit_code") if isinstance(kernel, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None

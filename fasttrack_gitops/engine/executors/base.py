@@ -1,0 +1,180 @@
+"""The executor protocol: what the runner hands over for one attempt, and what it gets back.
+
+An executor runs one attempt of one task instance to its end: a local process
+group (`local`) or a Backend.AI compute session (`backendai`). Each is a
+module with one class implementing `Executor`; simple ones reuse the shared
+defaults below, the way pre-commit's languages reuse `basic_health_check`.
+Adding an executor is one new module and one line in `EXECUTORS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.pipeline.model import Resources, Task
+
+# Where FastTrack mounts the pipeline data folder in every task.
+PIPELINE_ROOT = "/pipeline"
+# The variables pipeline_paths_env sets; an executor never passes its own process's values of them on.
+PIPELINE_VARIABLE = re.compile(r"PIPELINE_(OUTPUT_ROOT|INPUT_ROOT|INPUT[0-9]+|VFROOT)")
+
+
+# What an executor calls once an attempt runs: started(handle) (see Executor.run).
+Started = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    job_id: str
+    task: Task  # command (secrets resolved), name, resources, timeout...
+    number: int  # attempt number, from 1
+    workdir: Path  # the task's working directory, prepared by the runner
+    outputs: Path  # this task instance's outputs folder (the executor creates it when missing)
+    inputs: tuple[Path, ...]  # the outputs folder of the k-th dependency, k from 1
+    vfroot: Path  # the job's shared pipeline folder root
+    env: Mapping[str, str]  # the task's own variables: pipeline envs, task envs, resolved secrets
+    log_path: Path
+    timeout: float | None  # seconds
+    masks: tuple[str, ...] = ()  # secret values, replaced by *** in the log
+    # What a remote executor needs to find the job's files again (the local one uses the paths above):
+    pipeline: str = ""  # the pipeline's name
+    repository: str = ""  # the job's repository (names the pipeline data folder with the pipeline)
+    code_tree: str = ""  # the git tree id of the task's code (content-addressed: shipped once per id)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome  # SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, or ERROR (could not start)
+    exit_code: int | None  # -N when the task's process was killed by signal N
+    started_at: float
+    ended_at: float
+    message: str = ""  # "timed out after 10s", "killed by signal 9", "working directory missing: ..."
+
+
+class Executor(Protocol):
+    name: str
+
+    def capacity(self) -> Resources | None:
+        """What can run at once; None when there is no limit."""
+        ...
+
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
+        """Run one attempt to its end; call started(handle) once it runs; when `cancel` is set, stop it: CANCELLED.
+
+        The handle (plain JSON, or None) is stored with the attempt: how this
+        executor finds the attempt again after the runner died (reattach).
+        """
+        ...
+
+    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                       started: Started) -> AttemptResult | None:
+        """Follow an attempt a runner that died had started (with `handle`) to its end, as run() would.
+
+        None when it cannot be followed; the runner then records it as
+        interrupted (and retries it when the task's retry policy allows).
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release what the executor holds (sessions, connections, processes still running)."""
+        ...
+
+
+# Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
+
+
+async def cannot_reattach(self: object, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
+                          started: Started) -> AttemptResult | None:
+    return None
+
+
+def no_capacity(self: object) -> Resources | None:
+    """No limit: the scheduler's max_parallel is the only bound."""
+    return None
+
+
+async def nothing_to_close(self: object) -> None:
+    return None
+
+
+def format_seconds(seconds: float) -> str:
+    """10 -> '10s', 0.5 -> '0.5s', for messages."""
+    return f"{seconds:g}s"
+
+
+def timed_out(seconds: float) -> str:
+    return f"timed out after {format_seconds(seconds)}"
+
+
+def pipeline_paths_env(spec: AttemptSpec, *, root: str | None = None) -> dict[str, str]:
+    """The PIPELINE_* variables: where the task finds the pipeline data folder.
+
+    With `root` (e.g. "/pipeline", when the executor mounts the folders the
+    way FastTrack does) the paths under it; without, the real folders.
+    """
+    if root is not None:
+        outputs, vfroot = f"{root}/outputs", f"{root}/vfroot"
+        inputs = [f"{root}/input{k}" for k in range(1, len(spec.inputs) + 1)]
+    else:
+        outputs, vfroot = _absolute(spec.outputs), _absolute(spec.vfroot)
+        inputs = [_absolute(p) for p in spec.inputs]
+    env = {"PIPELINE_OUTPUT_ROOT": outputs, "PIPELINE_VFROOT": vfroot}
+    for k, path in enumerate(inputs, start=1):
+        env[f"PIPELINE_INPUT{k}"] = path
+    if inputs:
+        env["PIPELINE_INPUT_ROOT"] = inputs[0]
+    return env
+
+
+def pipeline_mounts(spec: AttemptSpec, *, root: str = PIPELINE_ROOT) -> list[tuple[Path, str]]:
+    """(real folder, path in the task) for every folder FastTrack mounts under /pipeline.
+
+    The outputs folder appears twice: `outputs` (FastTrack 2) and `output` (the seed's spelling).
+    """
+    mounts = [(spec.outputs, f"{root}/outputs"), (spec.outputs, f"{root}/output")]
+    mounts += [(path, f"{root}/input{k}") for k, path in enumerate(spec.inputs, start=1)]
+    mounts.append((spec.vfroot, f"{root}/vfroot"))
+    return mounts
+
+
+def _absolute(path: Path) -> str:
+    text = str(path)
+    return text if text.startswith("/") else str(path.absolute())
+
+
+def masked(message: str, masks: tuple[str, ...]) -> str:
+    """The message with every secret value replaced by *** (longest first, so no fragment survives)."""
+    for value in sorted(masks, key=len, reverse=True):
+        if value:
+            message = message.replace(value, "***")
+    return message
+
+
+def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:
+    """An attempt that could not start: ERROR, its reason (masked) also written to the attempt's log."""
+    from fasttrack_gitops.engine.executors.logcap import LogCapture
+
+    message = masked(message, spec.masks)
+    try:
+        log = LogCapture(spec.log_path, masks=spec.masks, **capture)
+        log.write(f"fasttrack-gitops: {message}\n".encode())
+        log.close()
+    except OSError:
+        pass
+    return AttemptResult(Outcome.ERROR, None, started_at, time.time(), message)
+
+
+async def stop_live_attempts(live: dict[asyncio.Future, asyncio.Future], reason: str = "executor closed") -> None:
+    """Ask every running attempt to stop (each maps its stop future to its finished one) and wait for them."""
+    for stop in list(live):
+        if not stop.done():
+            stop.set_result(reason)
+    if live:
+        await asyncio.gather(*live.values(), return_exceptions=True)

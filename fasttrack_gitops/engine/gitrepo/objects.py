@@ -1,0 +1,294 @@
+"""Objects in git stores: opening repositories, reading trees and blobs, writing trees out and objects in.
+
+Internal to gitrepo: the public questions are asked through gitrepo's functions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+import zlib
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from dulwich.errors import NotGitRepository
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Blob, ShaFile, Tree
+from dulwich.repo import Repo
+
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.engine.gitrepo.model import GitError, Snapshot, repository_label
+
+_MAX_SYMLINK_HOPS = 40  # as Linux's path resolution
+_TREE, _FILE, _EXECUTABLE, _SYMLINK, _GITLINK = 0o040000, 0o100644, 0o100755, 0o120000, 0o160000
+_EMPTY_TREE = Tree().id
+_HEX = re.compile(r"[0-9a-fA-F]+\Z")
+
+
+def object_store(folder: Path) -> DiskObjectStore:
+    """The snapshot store in folder (a bare git object store), created when missing."""
+    folder = Path(folder)
+    try:
+        for sub in ("info", "pack"):  # what DiskObjectStore.init makes, but safe to repeat and to race
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GitError(f"cannot create the snapshot store {folder}: {e.strerror or e}") from e
+    return DiskObjectStore(str(folder))
+
+
+@contextmanager
+def _git_errors(what: str) -> Iterator[None]:
+    """Turn whatever dulwich or the file system raises while reading into a GitError saying what failed."""
+    try:
+        yield
+    except (GitError, FastTrackError):
+        raise
+    except KeyError as e:
+        name = e.args[0] if e.args else "?"
+        name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        raise GitError(f"{what}: object {name} is missing (a shallow or partial clone? "
+                       "fetch the full history)") from e
+    except (OSError, ValueError, AssertionError, EOFError, zlib.error) as e:
+        raise GitError(f"{what}: {getattr(e, 'strerror', None) or e}") from e
+    except Exception as e:
+        if type(e).__module__.startswith("dulwich"):
+            raise GitError(f"{what}: {type(e).__name__}: {e}") from e
+        raise
+
+
+@contextmanager
+def _open_repo(top: Path) -> Iterator[Repo]:
+    """The dulwich Repo at top, closed afterwards."""
+    try:
+        repo = Repo(str(top))
+    except NotGitRepository as e:
+        raise GitError(f"{top} is not a git repository") from e
+    except Exception as e:
+        raise GitError(f"cannot open the git repository {top}: {e}") from e
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+class _Objects:
+    """The objects a snapshot can see: the repository's store first, then the snapshot store."""
+
+    def __init__(self, stores: list[BaseObjectStore]) -> None:
+        self.stores = stores
+
+    def __getitem__(self, sha: bytes) -> ShaFile:
+        for store in self.stores:
+            try:
+                return store[sha]
+            except KeyError:
+                pass
+        raise KeyError(sha)
+
+    def get_raw(self, sha: bytes) -> tuple[int, bytes]:
+        for store in self.stores:
+            try:
+                return store.get_raw(sha)
+            except KeyError:
+                pass
+        raise KeyError(sha)
+
+    def __contains__(self, sha: bytes) -> bool:
+        return any(sha in store for store in self.stores)
+
+
+@contextmanager
+def _reading(snap: Snapshot) -> Iterator[_Objects]:
+    """The objects of a snapshot, open for the duration; read errors become GitError."""
+    with _objects_of(snap) as objects, _git_errors(f"cannot read {repository_label(snap)} at {snap.tree[:12]}"):
+        yield objects
+
+
+@contextmanager
+def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
+    """The objects behind a snapshot (its repository, then its store) or a store as given."""
+    if not isinstance(source, Snapshot):
+        yield _Objects([source])
+        return
+    repo = store = None
+    try:
+        if source.kind != "unversioned":
+            repo = Repo(str(source.repo_root))
+        if source.store is not None:
+            store = DiskObjectStore(str(source.store))
+    except Exception as e:
+        if repo is not None:
+            repo.close()
+        raise GitError(f"cannot open {source.repo_root} (moved or deleted since the snapshot?): {e}") from e
+    try:
+        yield _Objects(([repo.object_store] if repo is not None else []) + ([store] if store is not None else []))
+    finally:
+        if store is not None:
+            store.close()
+        if repo is not None:
+            repo.close()
+
+
+@contextmanager
+def _writing_to(store: DiskObjectStore | Path | None) -> Iterator[tuple[DiskObjectStore, Path]]:
+    """The snapshot store to write new objects to, and its folder; write errors become GitError."""
+    if store is None:
+        raise TypeError("a worktree or unversioned snapshot needs store=object_store(folder)")
+    disk = store if isinstance(store, DiskObjectStore) else object_store(Path(store))
+    with _git_errors(f"cannot write the snapshot to {disk.path}"):
+        yield disk, Path(disk.path)
+    if disk is not store:
+        disk.close()
+
+
+
+# --- reading trees -------------------------------------------------------------------------------
+
+
+def _object_id(sha: str) -> bytes:
+    """A hex object id as dulwich takes it, or a GitError for anything else."""
+    if not isinstance(sha, str) or len(sha) not in (40, 64) or not _HEX.match(sha):
+        raise GitError(f"'{sha}' is not a tree id (40 hex digits)")
+    return sha.lower().encode()
+
+
+def _tree(objects: _Objects, sha: bytes) -> Tree:
+    """The tree object sha names, or a GitError."""
+    with _git_errors(f"cannot read tree {sha.decode()[:12]}"):
+        obj = objects[sha]
+    if not isinstance(obj, Tree):
+        raise GitError(f"{sha.decode()[:12]} is a {obj.type_name.decode()}, not a tree")
+    return obj
+
+
+def _blob(objects: _Objects, sha: bytes) -> bytes:
+    """The content of the blob sha names."""
+    type_num, data = objects.get_raw(sha)
+    if type_num != Blob.type_num:
+        raise GitError(f"{sha.decode()[:12]} is not a file's content (a blob)")
+    return data
+
+
+def _prefix_tree(store: BaseObjectStore, root: bytes, prefix: str) -> bytes | None:
+    """The tree id of the folder prefix inside root, symlinks not followed (as `git rev-parse REV:prefix`)."""
+    sha = root
+    for name in filter(None, prefix.split("/")):
+        entries = store[sha]
+        if not isinstance(entries, Tree) or os.fsencode(name) not in entries:
+            return None
+        mode, sha = entries[os.fsencode(name)]
+        if not stat.S_ISDIR(mode):
+            return None
+    return sha
+
+
+def _lookup(objects: _Objects, root: bytes, relpath: str) -> tuple[str, int, bytes]:
+    """Resolve relpath inside the root tree as the OS resolves a path: ('found'|'missing'|'escapes', mode, sha).
+
+    Symlinks are followed relative to their folder; `..` above the root,
+    or an absolute target, escapes. Past a missing component the rest is
+    taken literally (as os.path.realpath does), so `nope/../../x` escapes.
+    """
+    if relpath.startswith("/"):
+        return "escapes", 0, b""
+    todo = deque(os.fsencode(relpath).split(b"/"))
+    trail: list[tuple[int, bytes]] = []  # (mode, sha) of each entry walked into below the root
+    missing, hops = False, 0
+    while todo:
+        name = todo.popleft()
+        if name in (b"", b"."):
+            continue
+        if name == b"..":
+            if not trail:
+                return "escapes", 0, b""
+            trail.pop()
+            continue
+        entry = None
+        if not missing:
+            tree = _tree(objects, trail[-1][1] if trail else root)
+            entry = tree[name] if name in tree else None
+        if entry is None:
+            missing = True
+            trail.append((0, b""))
+            continue
+        mode, sha = entry
+        if stat.S_ISLNK(mode):
+            hops += 1
+            if hops > _MAX_SYMLINK_HOPS:
+                return "missing", 0, b""
+            target = _blob(objects, sha)
+            if target.startswith(b"/"):
+                return "escapes", 0, b""
+            todo.extendleft(reversed(target.split(b"/")))
+            continue
+        trail.append((mode, sha))
+        if not stat.S_ISDIR(mode) and any(part not in (b"", b".") for part in todo):
+            missing = True  # a path below a file
+    if missing:
+        return "missing", 0, b""
+    return ("found", *trail[-1]) if trail else ("found", _TREE, root)
+
+
+def _walk(objects: _Objects, sha: bytes, base: str) -> Iterator[tuple[str, int, bytes]]:
+    """Every non-folder entry below the tree: (path under base, mode, sha); symlinks are not followed."""
+    stack = [(sha, base)]
+    while stack:
+        sha, folder = stack.pop()
+        for entry in _tree(objects, sha).iteritems():
+            path = f"{folder}/{os.fsdecode(entry.path)}" if folder else os.fsdecode(entry.path)
+            if stat.S_ISDIR(entry.mode):
+                stack.append((entry.sha, path))
+            else:
+                yield path, entry.mode, entry.sha
+
+
+def _write_tree(objects: _Objects, root: Tree, folder: bytes) -> None:
+    """Write the tree's files below folder (which exists and is empty); submodules are skipped."""
+    stack = [(root, folder)]
+    while stack:
+        tree, folder = stack.pop()
+        for entry in tree.iteritems():
+            name, mode = entry.path, entry.mode
+            if name in (b"", b".", b"..") or b"/" in name or b"\0" in name or name.lower() == b".git":
+                raise GitError(f"tree {tree.id.decode()[:12]} has an entry named {name!r}, which cannot be "
+                               "written safely")
+            path = folder + b"/" + name
+            if stat.S_ISDIR(mode):
+                os.mkdir(path)
+                stack.append((_tree(objects, entry.sha), path))
+            elif stat.S_ISLNK(mode):
+                os.symlink(_blob(objects, entry.sha), path)
+            elif stat.S_ISREG(mode):
+                data = memoryview(_blob(objects, entry.sha))
+                # O_EXCL: a malformed tree cannot make us write through a symlink it made first.
+                fd = os.open(path, _CREATE, 0o755 if mode & stat.S_IXUSR else 0o644)
+                try:
+                    while data:
+                        data = data[os.write(fd, data):]
+                finally:
+                    os.close(fd)
+            # else a submodule (gitlink): its content lives in another repository
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _add_loose_object(folder: str, obj: ShaFile) -> None:
+    """Write obj into the object store folder as git does (zlib, objects/xx/yyyy), renamed into place.
+
+    Written here rather than by dulwich's add_object, which fsyncs each
+    object in some versions and takes a lock file another writer may hold.
+    """
+    hexsha = obj.id.decode()
+    path = os.path.join(folder, hexsha[:2], hexsha[2:])
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(folder, hexsha[:2], f"tmp_obj_{os.getpid()}_{threading.get_ident()}")
+    with open(tmp, "wb") as f:
+        f.write(obj.as_legacy_object())
+    os.replace(tmp, path)  # a racing writer wrote the same bytes

@@ -1,0 +1,294 @@
+"""Drives one pipeline job to its end: the scheduler decides, the executor runs, the store records.
+
+One asyncio loop; the same code serves `run`, `jobs rerun` and (later) the
+daemon. The runner keeps an in-memory mirror of the task instances it owns
+and writes every change through to the store, so any other process (`jobs
+show`, `jobs logs --follow`) sees the job as it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+from fasttrack_gitops.core import scheduler
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
+from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, Outcome, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.engine.state.store import JobView, Store
+from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
+
+CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
+
+
+def outputs_folder(data_dir: Path, task: str) -> Path:
+    """Where a task instance's /pipeline/outputs lives in its job's data folder."""
+    return data_dir / "tasks" / task / "outputs"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the runner tells whoever shows progress."""
+
+    task: str
+    instance: TaskInstance
+    message: str = ""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        job: PipelineJob,
+        store: Store,
+        executor: Executor,
+        *,
+        workdir: Callable[[str], Path],
+        secrets: Mapping[str, str] | None = None,
+        max_parallel: int | None = None,
+        initial: Mapping[str, TaskInstance] | None = None,
+        new: bool = False,
+        resume: bool = False,
+        on_change: Callable[[Change], None] = lambda change: None,
+        rng: random.Random | None = None,
+    ):
+        self.job = job
+        self.store = store
+        self.executor = executor
+        self.workdir = workdir
+        self.secrets = dict(secrets or {})
+        self.max_parallel = max_parallel
+        self.on_change = on_change
+        self.rng = rng or random.Random()
+        self.pipeline = job.pipeline_model()
+        self.tasks: dict[str, TaskInstance] = {t.name: TaskInstance(t.name) for t in self.pipeline.tasks}
+        self.initial = dict(initial or {})
+        self.new = new  # store the job once claimed (else it is stored already)
+        self.resume = resume  # take over a stored job a runner that died left unfinished
+        self._interrupted = ""  # why interrupt() stopped the job: its attempts end INTERRUPTED, its tasks stay open
+        self._running: dict[str, asyncio.Task] = {}
+        self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
+        self._cancel = asyncio.Event()
+        self.data_dir = store.data_dir(job.id)
+        self._made: set[str] = set()  # output folders (by task) already created
+
+    def cancel(self) -> None:
+        """Stop the job: running attempts are killed, the rest cancelled (from a signal handler too)."""
+        self._cancel.set()
+
+    def interrupt(self, reason: str) -> None:
+        """Stop driving the job without ending it (the daemon shuts down): running attempts are stopped and
+        recorded as INTERRUPTED, every task keeps its state, and a later runner with resume=True goes on."""
+        self._interrupted = reason
+        self._cancel.set()
+
+    async def run(self) -> JobView:
+        with self.store.claim(self.job.id, new=self.new):
+            if self.new:
+                self.store.create_job(self.job)
+            for name, instance in self.initial.items():  # e.g. tasks reused by `jobs rerun --failed-only`
+                self._set(name, instance.state, reason=instance.reason)
+            if self.resume:
+                self._take_over()
+            await self._drive()
+        return self.store.view(self.job.id)
+
+    def _take_over(self) -> None:
+        """Continue from the stored task instances: follow attempts still open, settle ended ones.
+
+        An open attempt (started, never ended) is handed to the executor's
+        reattach(); one that ended without the task following (the last
+        runner was interrupted, or died in between) is settled now: retried
+        when the task's retry policy allows, else the task fails with its
+        reason, and a success stays a success; a task handed to the executor
+        but never started starts again.
+        """
+        self.tasks = dict(self.store.view(self.job.id).tasks)
+        for name, instance in self.tasks.items():
+            if instance.ended or instance.state not in ACTIVE:
+                continue
+            last = instance.attempts[-1] if instance.attempts else None
+            if last is None:
+                self._set(name, TaskState.WAITING, reason="starting again: the last runner stopped before it ran")
+            elif last.ended_at is None:
+                handle = self.store.attempt_handle(self.job.id, name, last.number)
+                self._running[name] = asyncio.create_task(self._reattach(name, last, handle))
+            elif last.outcome == Outcome.SUCCEEDED:  # the last runner died between the attempt and the task
+                self._set(name, TaskState.SUCCEEDED, attempt=last)
+            elif last.outcome == Outcome.CANCELLED:
+                self._set(name, TaskState.CANCELLED, attempt=last, reason="the job was cancelled")
+            else:
+                self._settle(name, last, last.message or (f"exit code {last.exit_code}"
+                                                          if last.exit_code is not None else str(last.outcome)))
+
+    async def _drive(self) -> None:
+        priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
+        order = scheduler.order(self.pipeline)
+        capacity = self.executor.capacity()
+        running = self._running
+        cancelled = asyncio.ensure_future(self._cancel.wait())
+        next_poll = 0.0
+        try:
+            while True:
+                now = time.time()
+                if now >= next_poll:
+                    next_poll = now + CANCEL_POLL
+                    if self.store.cancel_requested(self.job.id):
+                        self.cancel()
+                if self._cancel.is_set():
+                    break
+                decision = scheduler.decide(self.pipeline, self.tasks, now=now, priority=priority, order=order,
+                                            max_parallel=self.max_parallel, capacity=capacity)
+                for name, reason in decision.skip.items():
+                    self._set(name, TaskState.SKIPPED, reason=reason)
+                for name, reason in decision.fail.items():
+                    self._set(name, TaskState.FAILED, reason=reason)
+                for name in decision.wait:
+                    if self.tasks[name].state != TaskState.WAITING:
+                        self._set(name, TaskState.WAITING, next_attempt_at=self.tasks[name].next_attempt_at)
+                for name in decision.start:
+                    self._set(name, TaskState.SUBMITTED)
+                    running[name] = asyncio.create_task(self._attempt(name))
+                if all(i.state in ENDED for i in self.tasks.values()):
+                    return
+                if decision.skip or decision.fail:
+                    continue  # a skip may free dependents at once
+                # Sleep until an attempt ends, a cancel, a retry falls due, or the next cancel poll.
+                timeout = CANCEL_POLL
+                if decision.wake_at is not None:
+                    timeout = min(timeout, max(0.0, decision.wake_at - time.time()))
+                await asyncio.wait([*running.values(), cancelled], timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for name in [n for n, t in running.items() if t.done()]:
+                    running.pop(name).result()  # re-raise a bug in _attempt rather than hide it
+        finally:
+            cancelled.cancel()
+            if running:
+                self._cancel.set()
+                await asyncio.gather(*running.values(), return_exceptions=True)
+            for name, instance in self.tasks.items():
+                if instance.state not in ENDED and not self._interrupted:
+                    self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
+
+    async def _attempt(self, name: str) -> None:
+        number = len(self.tasks[name].attempts) + 1
+        outputs = self._outputs(name)
+        if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder
+            shutil.rmtree(outputs)
+        outputs.mkdir(parents=True, exist_ok=True)
+        started_at = time.time()
+        try:
+            spec = self._spec(name, number, warn=True)
+        except (FastTrackError, OSError) as e:  # e.g. the commit's objects are gone: this task cannot start
+            reason = f"cannot prepare the working directory: {getattr(e, 'strerror', None) or e}"
+            self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
+            return
+
+        def started(handle: Mapping | None = None) -> None:
+            self.store.start_attempt(self.job.id, name, number, started_at=started_at, handle=handle)
+            self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
+
+        result = await self.executor.run(spec, cancel=self._cancel, started=started)
+        self._finish(name, number, result)
+
+    async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
+        """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""
+        try:
+            spec = self._spec(name, attempt.number)
+        except (FastTrackError, OSError):
+            spec = None
+        result = None
+        if spec is not None:
+            result = await self.executor.reattach(spec, handle, cancel=self._cancel,
+                                                  started=lambda handle=None: None)
+        if result is None:
+            result = AttemptResult(Outcome.INTERRUPTED, None, attempt.started_at, time.time(),
+                                   "interrupted: the runner that started it stopped while it ran")
+        self._finish(name, attempt.number, result)
+
+    def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
+        """What the executor needs for one attempt (the working directory is prepared here)."""
+        task = self.pipeline.task(name)
+        environment = task_environment(self.pipeline, task, self.secrets)
+        if warn:
+            for warning in environment.warnings:
+                self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
+        workdir = self.workdir(name)
+        return AttemptSpec(
+            job_id=self.job.id,
+            task=replace(task, command=environment.command),
+            number=number,
+            workdir=workdir,
+            outputs=self._outputs(name),
+            inputs=tuple(self._outputs(dep, create=True) for dep in task.dependencies),
+            vfroot=self._vfroot(),
+            env=environment.env,
+            log_path=self.store.log_path(self.job.id, name, number),
+            timeout=task.timeout,
+            masks=self.masks,
+            pipeline=self.job.pipeline,
+            repository=self.job.repository,
+            code_tree=self.job.code_trees.get(name, self.job.tree),
+        )
+
+    def _finish(self, name: str, number: int, result: AttemptResult) -> None:
+        started = any(a.number == number for a in self.tasks[name].attempts)
+        if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
+            if not started:  # handed to the executor, stopped before it ran: no attempt; the next runner starts it
+                self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
+                return
+            result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
+        attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome,
+                          result.message)
+        if not started:
+            self.store.start_attempt(self.job.id, name, number, started_at=result.started_at)  # never started
+        self.store.end_attempt(self.job.id, name, number, ended_at=result.ended_at, exit_code=result.exit_code,
+                               outcome=result.outcome, message=result.message)
+        if result.outcome == Outcome.SUCCEEDED:
+            self._set(name, TaskState.SUCCEEDED, attempt=attempt)
+        elif result.outcome == Outcome.CANCELLED:
+            self._set(name, TaskState.CANCELLED, attempt=attempt, reason="the job was cancelled")
+        elif self._interrupted:  # the task stays open; the next runner settles it (_take_over)
+            self.tasks[name] = replace(self.tasks[name], attempts=self._with(self.tasks[name].attempts, attempt))
+        else:
+            self._settle(name, attempt, result.message or f"exit code {result.exit_code}")
+
+    def _settle(self, name: str, attempt: Attempt, why: str) -> None:
+        """After an attempt that did not succeed: retry when the task's policy allows, else fail it."""
+        attempts = self._with(self.tasks[name].attempts, attempt)
+        retry_at = scheduler.retry_at(self.pipeline.task(name), attempts, time.time(), self.rng)
+        if retry_at is not None:
+            self._set(name, TaskState.WAITING, attempt=attempt, next_attempt_at=retry_at,
+                      reason=f"attempt {attempt.number} {attempt.outcome}: {why}; retrying")
+        else:
+            self._set(name, TaskState.FAILED, attempt=attempt, reason=why)
+
+    def _set(self, name: str, state: TaskState, *, reason: str = "", attempt: Attempt | None = None,
+             next_attempt_at: float | None = None) -> None:
+        current = self.tasks[name]
+        attempts = self._with(current.attempts, attempt) if attempt is not None else current.attempts
+        self.tasks[name] = TaskInstance(name, state, attempts, reason, next_attempt_at)
+        self.store.set_task_state(self.job.id, name, state, reason=reason, next_attempt_at=next_attempt_at)
+        self.on_change(Change(name, self.tasks[name], reason))
+
+    @staticmethod
+    def _with(attempts: tuple[Attempt, ...], attempt: Attempt) -> tuple[Attempt, ...]:
+        return tuple(a for a in attempts if a.number != attempt.number) + (attempt,)
+
+    def _outputs(self, name: str, *, create: bool = False) -> Path:
+        path = outputs_folder(self.data_dir, name)
+        if create and name not in self._made:
+            path.mkdir(parents=True, exist_ok=True)  # a skipped dependency: an empty input folder
+            self._made.add(name)
+        return path
+
+    def _vfroot(self) -> Path:
+        path = self.data_dir / "vfroot"
+        if "/vfroot" not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add("/vfroot")
+        return path

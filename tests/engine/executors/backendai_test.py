@@ -1,0 +1,419 @@
+"""The `backendai` executor: the pure layout (names, script, session spec), then real attempts against the emulator.
+
+The emulator runs each batch session's startup command as a real /bin/sh
+process with the pipeline vfolder linked the way the realstack agent without
+a sandbox does it, so exit codes, logs and the files tasks exchange are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import alive
+from engine.executors import backendai_fixtures as fixtures
+from engine.executors.backendai_fixtures import JOB, TREE, attempt, run
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
+from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
+from fasttrack_gitops.engine.executors import backendai_layout as layout
+from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor, session_spec
+from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
+from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.core.pipeline.model import Mount, Resources
+from fasttrack_gitops.engine.runner import JobRunner
+from fasttrack_gitops.engine.state.store import Store
+
+cluster, make_spec = fixtures.cluster, fixtures.make_spec  # the fixtures these tests use
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the emulator runs POSIX shells")
+
+FOLDER = layout.folder_name("/repos/demo", "demo")
+CALLS = {("GET", "/events/session"): 1, ("POST", "/session"): 1, ("POST", "/admin/gql"): 1,
+         ("GET", "/session/{name}/logs"): 1}
+HOSTILE = ["x'; touch pwned; '", "$(touch pwned)", "`touch pwned`", "a\nb; touch pwned", "-rf", "*", '"; exit 9; "']
+
+
+def folder(emu) -> Path:
+    return emu.vfolders.directory(FOLDER)
+
+
+# -- the pipeline folder's name ----------------------------------------------------------------------
+
+
+def test_folder_names_are_deterministic_readable_and_distinct():
+    name = layout.folder_name("/home/me/examples-repo.git", "train model")
+    assert name == layout.folder_name("/home/me/examples-repo.git", "train model")
+    assert re.fullmatch(r"ftg-examples-repo-train-model-[0-9a-f]{10}", name)
+    assert len({name, layout.folder_name("/other/examples-repo.git", "train model"),
+                layout.folder_name("/home/me/examples-repo.git", "train-model")}) == 3
+
+
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_any_repository_and_pipeline_make_a_valid_folder_name(repository, pipeline):
+    name = layout.folder_name(repository, pipeline)
+    assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) and not name.startswith(".")
+
+
+def test_a_name_that_is_not_one_folder_is_refused():
+    for bad in ("", ".", "..", "a/b", "a\0b"):
+        with pytest.raises(ValueError):
+            layout.startup_script(job_id=JOB, task=bad, dependencies=(), attempt=1, tree=TREE)
+
+
+# -- the startup script, run by a real sh against a folder laid out like the pipeline folder -----------------------
+
+
+def run_script(tmp_path: Path, script: str, command: str, *, tree: str = TREE, env=None) -> subprocess.CompletedProcess:
+    root, cwd = tmp_path / "folder", tmp_path / "kernel"
+    code = root / "code" / tree
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "tool.sh").write_text("#!/bin/sh\necho tool ran\n")  # 0644, as the upload leaves it
+    (code / layout.CODE_MARKER).write_bytes(layout.code_marker(["tool.sh"]))
+    cwd.mkdir(exist_ok=True)
+    environ = {"PATH": os.environ["PATH"], layout.FOLDER_VARIABLE: str(root), layout.COMMAND_VARIABLE: command,
+               **(env or {})}
+    return subprocess.run(["/bin/sh", "-c", script], cwd=cwd, env=environ, capture_output=True, text=True, timeout=10,
+                          check=False)
+
+
+def test_the_script_lays_out_the_job_and_runs_the_command_in_a_copy_of_the_code(tmp_path):
+    script = layout.startup_script(job_id=JOB, task="train", dependencies=("b", "a"), attempt=1, tree=TREE)
+    job = tmp_path / "folder" / "jobs" / JOB
+    (job / "tasks" / "a" / "outputs").mkdir(parents=True)
+    (job / "tasks" / "a" / "outputs" / "data.txt").write_text("from a\n")
+    done = run_script(tmp_path, script, 'cat "$PIPELINE_INPUT2/data.txt"; ./tool.sh; echo out > "$PIPELINE_OUTPUT_ROOT/o"; '
+                                        'echo "$PIPELINE_INPUT_ROOT|$PIPELINE_VFROOT|$PWD"; echo "[$FTG_TASK_COMMAND]"; '
+                                        'cat code.txt 2>/dev/null; ls -a')
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["from a", "tool ran"]
+    assert lines[2] == f"{job}/tasks/b/outputs|{job}/vfroot|{tmp_path}/kernel/{layout.CODE_COPY}"
+    assert lines[3] == "[]"  # the command's variable is not passed on
+    assert layout.CODE_MARKER not in lines and "tool.sh" in lines
+    assert (job / "tasks" / "train" / "outputs" / "o").read_text() == "out\n"
+    assert (job / "tasks" / "b" / "outputs").is_dir() and (job / "vfroot").is_dir()  # an input always exists
+    assert not (tmp_path / "folder" / "code" / TREE / "o").exists()  # the shared tree is never written
+
+
+def test_a_retry_starts_from_empty_outputs_and_the_exit_code_is_the_commands(tmp_path):
+    outputs = tmp_path / "folder" / "jobs" / JOB / "tasks" / "train" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "stale").write_text("from attempt 1")
+    script = layout.startup_script(job_id=JOB, task="train", dependencies=(), attempt=2, tree=TREE)
+    done = run_script(tmp_path, script, "ls $PIPELINE_OUTPUT_ROOT; exit 7")
+    assert (done.returncode, done.stdout) == (7, "")
+
+
+def test_a_missing_folder_or_code_fails_the_setup_with_a_reason(tmp_path):
+    script = layout.startup_script(job_id=JOB, task="train", dependencies=(), attempt=1, tree="b" * 40)
+    done = run_script(tmp_path, script, "echo never")
+    assert done.returncode == layout.SETUP_FAILED and "never" not in done.stdout
+    assert "fasttrack-gitops: the task's code is not in the pipeline data folder" in done.stderr
+    done = run_script(tmp_path, script, "echo never", env={layout.FOLDER_VARIABLE: ""})
+    assert done.returncode == layout.SETUP_FAILED and "mounted neither at /pipeline/ftg-folder" in done.stderr
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_and_commands_stay_quoted(tmp_path, name):
+    tree = name.replace("/", "_")
+    script = layout.startup_script(job_id=name, task=name, dependencies=(name, "ok"), attempt=2, tree=tree)
+    command = f"printf '%s\\n' {_sh(name)}; echo \"$PIPELINE_INPUT1\""
+    done = run_script(tmp_path, script, command, tree=tree)
+    assert done.returncode == 0, done.stderr
+    job = tmp_path / "folder" / "jobs" / name
+    assert done.stdout == f"{name}\n{job}/tasks/{name}/outputs\n"
+    assert (job / "tasks" / name / "outputs").is_dir()
+    assert not list(tmp_path.rglob("pwned"))  # nothing ran that the names or the command did not say
+
+
+def _sh(text: str) -> str:
+    import shlex
+    return shlex.quote(text)
+
+
+# -- the session spec (pure) ---------------------------------------------------------------------------
+
+
+def test_the_session_carries_the_task_the_folders_and_the_layout(make_spec):
+    spec = make_spec("python train.py", task="train", dependencies=("prep",), project="research",
+                     scaling_group="gpu", cluster_mode="multi-node", cluster_size=2,
+                     resources=Resources(cpu=2, mem=8 << 30, shmem=1 << 30, accelerators=(("cuda.shares", 0.5),)),
+                     mounts=(Mount("datasets", "data"), Mount("models")), env={"A": "1", "PIPELINE_VFROOT": "mine"},
+                     inputs=(Path("/x/prep"),), number=3)
+    made = session_spec(spec, FOLDER, TREE)
+    assert isinstance(made, SessionSpec) and made.name == session_name(JOB, "train", 3)
+    assert (made.image, made.group, made.scaling_group, made.cluster_mode, made.cluster_size) == (
+        "python", "research", "gpu", "multi-node", 2)
+    assert made.resources == {"cpu": 2, "mem": "8g", "cuda.shares": 0.5} and made.resource_opts == {"shmem": "1g"}
+    assert made.mounts == ("datasets", "models", FOLDER)
+    assert made.mount_map == {"datasets": "data", FOLDER: "/pipeline/ftg-folder"}
+    assert made.environ == {"A": "1", "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs", "PIPELINE_VFROOT": "/pipeline/vfroot",
+                            "PIPELINE_INPUT1": "/pipeline/input1", "PIPELINE_INPUT_ROOT": "/pipeline/input1",
+                            "FTG_TASK_COMMAND": "python train.py"}
+    assert "python train.py" not in made.startup_command and "rm -rf" in made.startup_command  # attempt 3
+
+
+def test_the_registry_names_it_and_credentials_come_from_the_environment(monkeypatch):
+    assert EXECUTORS["backendai"] == "fasttrack_gitops.engine.executors.backendai:BackendAIExecutor"
+    for name in ("BACKEND_ENDPOINT", "BACKEND_ACCESS_KEY", "BACKEND_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(Exception, match="BACKEND_ENDPOINT"):
+        get_executor("backendai")
+    monkeypatch.setenv("BACKEND_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("BACKEND_ACCESS_KEY", "AKIATEST")
+    monkeypatch.setenv("BACKEND_SECRET_KEY", "s3cr3t")
+    executor = get_executor("backendai")
+    assert isinstance(executor, BackendAIExecutor) and executor.capacity() is None
+    assert executor.client.credentials.access_key == "AKIATEST"
+    asyncio.run(executor.close())
+
+
+# -- real attempts --------------------------------------------------------------------------------------
+
+
+def test_a_failing_task_reports_its_exit_code_and_log(cluster, make_spec):
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi; cat code.txt; exit 3")))
+    assert (ran.result.outcome, ran.result.exit_code, ran.result.message) == (Outcome.FAILED, 3, "")
+    assert ran.log == "hi\nthe task's code\n" and ran.started == 1
+    assert (folder(cluster) / "jobs" / JOB / "tasks" / "train" / "outputs").is_dir()
+
+
+def test_on_the_real_23_09_stack_running_and_the_exit_code_come_from_the_events(cluster, make_spec):
+    cluster.sessions.like_realstack = True  # kernel_started only; GraphQL's exit code is the container's -1
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi; exit 3")))
+    assert (ran.result.outcome, ran.result.exit_code, ran.started, ran.log) == (Outcome.FAILED, 3, 1, "hi\n")
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi", number=2)))
+    assert (ran.result.outcome, ran.result.exit_code, ran.started) == (Outcome.SUCCEEDED, 0, 1)
+
+
+def test_the_success_path_costs_four_calls_per_task_instance(cluster, make_spec):
+    async def scenario(ex):
+        first = await attempt(ex, make_spec("echo warm-up", task="prep"))
+        return first, await attempt(ex, make_spec("echo done > $PIPELINE_OUTPUT_ROOT/done", task="train"))
+
+    first, second = run(cluster, scenario)
+    assert first.result.outcome == Outcome.SUCCEEDED and (first.result.exit_code, first.log) == (0, "warm-up\n")
+    assert ("POST", "/folders") in first.calls  # the one-time work: negotiation, folder, code
+    assert (second.result.outcome, second.result.exit_code, second.started) == (Outcome.SUCCEEDED, 0, 1)
+    assert second.calls == CALLS  # 4 per task instance: stream, create, GraphQL result, logs
+    assert (folder(cluster) / "jobs" / JOB / "tasks" / "train" / "outputs" / "done").read_text() == "done\n"
+    assert second.result.started_at <= second.result.ended_at
+
+
+def test_code_is_uploaded_once_per_tree_id(cluster, make_spec, tmp_path):
+    uploads = lambda: len(cluster.requests_to(f"/folders/{FOLDER}/request-upload"))
+
+    async def scenario(ex):
+        await attempt(ex, make_spec("true", job_id="job-1"))
+        after_first = uploads()
+        await attempt(ex, make_spec("true", job_id="job-1", number=2))
+        await attempt(ex, make_spec("true", job_id="job-2"))
+        return after_first, uploads()
+
+    after_first, after_three = run(cluster, scenario)
+    assert after_first == 2 and after_three == 2  # code.txt and the marker, once
+    again = run(cluster, lambda ex: attempt(ex, make_spec("cat code.txt", job_id="job-3")))  # a new runner process
+    assert uploads() == 2 and again.log == "the task's code\n"
+    assert again.calls[("GET", "/folders/{name}/files")] == 1  # it only looked for the marker
+    other = run(cluster, lambda ex: attempt(ex, make_spec("true", job_id="job-4", code_tree="c" * 40)))
+    assert other.result.outcome == Outcome.SUCCEEDED and uploads() == 4
+
+
+def test_executable_bits_survive_the_upload(cluster, make_spec, tmp_path):
+    tool = tmp_path / "code" / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("./bin/tool", code_tree="")))  # no tree id: content id
+    assert (ran.result.outcome, ran.log) == (Outcome.SUCCEEDED, "tool ran\n")
+    assert next((folder(cluster) / "code").iterdir()).name.startswith("content-")
+
+
+def test_a_chain_run_by_the_job_runner_passes_data_through_the_folder(cluster, tmp_path):
+    text = textwrap.dedent("""\
+        version: "26.4.4"
+        name: demo
+        tasks:
+          - name: make
+            command: echo from-make > $PIPELINE_OUTPUT_ROOT/data.txt; echo made
+            environment: {image: python}
+          - name: use
+            dependencies: [make]
+            command: cat $PIPELINE_INPUT1/data.txt; test ! -e /pipeline/outputs
+            environment: {image: python}
+        """)
+    checked = check_pipeline(text.encode(), "pipelines/demo.yaml")
+    assert checked.pipeline is not None, checked.diagnostics
+    code = tmp_path / "repo"
+    code.mkdir()
+    store = Store(tmp_path / "state")
+    job = freeze(checked.pipeline, pipeline_path="pipelines/demo.yaml", repository="/repos/demo", source="commit",
+                 commit="c0ffee" * 6 + "beef", ref="refs/heads/main", tree=TREE, code_trees={})
+    store.create_job(job)
+
+    async def scenario(ex):
+        return await JobRunner(job, store, ex, workdir=lambda task: code).run()
+
+    view = run(cluster, scenario)
+    assert view.status == JobStatus.SUCCEEDED, {n: (i.state, i.reason) for n, i in view.tasks.items()}
+    assert store.log_path(job.id, "use", 1).read_text() == "from-make\n"
+    assert store.log_path(job.id, "make", 1).read_text() == "made\n"
+    assert (folder(cluster) / "jobs" / job.id / "tasks" / "make" / "outputs" / "data.txt").read_text() == "from-make\n"
+    assert [a.exit_code for a in view.tasks["use"].attempts] == [0]
+
+
+def test_a_timeout_destroys_the_session(cluster, make_spec):
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo started; sleep 30", timeout=0.6)))
+    assert ran.result.outcome == Outcome.TIMED_OUT and ran.result.message == "timed out after 0.6s"
+    session = cluster.sessions.get(session_name(JOB, "train", 1))
+    assert (session.status, session.status_info) == ("TERMINATED", "user-requested")
+    assert not alive(session.process.pid) and ran.started == 1 and ran.log == "started\n"
+
+
+def test_a_session_stuck_in_pending_is_noted_and_times_out(cluster, make_spec):
+    cluster.sessions.stuck_next()
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo never", timeout=0.5)), pending_notice=0.2)
+    assert ran.result.outcome == Outcome.TIMED_OUT and ran.started == 0
+    assert ran.result.message == "timed out after 0.5s while the session was still PENDING (it never started)"
+    assert "is still PENDING after 0.2s; waiting for the cluster's scheduler" in ran.log
+    assert cluster.sessions.get(session_name(JOB, "train", 1)).status == "CANCELLED"
+
+
+def test_a_status_we_do_not_know_is_waited_through_and_a_refused_destroy_is_forced(cluster, make_spec):
+    cluster.sessions.unknown_status_next("WARMING_UP", hold=3)  # 23.09 refuses a plain destroy there
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo never", timeout=0.4)))
+    assert ran.result.outcome == Outcome.TIMED_OUT and ran.started == 0
+    assert ran.result.message == "timed out after 0.4s while the session was still WARMING_UP (it never started)"
+    deletes = [r for r in cluster.requests if r.method == "DELETE"]
+    assert [(r.status, "forced=true" in r.target) for r in deletes] == [(403, False), (200, True)]
+    session = cluster.sessions.get(session_name(JOB, "train", 1))
+    assert (session.status, session.status_info) == ("TERMINATED", "force-terminated")
+
+
+def test_cancel_destroys_the_session(cluster, make_spec):
+    async def scenario(ex):
+        cancel = asyncio.Event()
+        spec = make_spec("sleep 30")
+        running = asyncio.ensure_future(attempt(ex, spec, cancel=cancel))
+        while cluster.sessions.sessions == [] or cluster.sessions.get(session_name(JOB, "train", 1)).status != "RUNNING":
+            await asyncio.sleep(0.02)
+        cancel.set()
+        return await running
+
+    ran = run(cluster, scenario)
+    assert (ran.result.outcome, ran.result.message, ran.result.exit_code) == (Outcome.CANCELLED, "cancelled", None)
+    session = cluster.sessions.get(session_name(JOB, "train", 1))
+    assert session.status == "TERMINATED" and not alive(session.process.pid)
+
+
+def test_closing_the_executor_stops_what_runs(cluster, make_spec):
+    async def scenario(ex):
+        running = asyncio.ensure_future(attempt(ex, make_spec("sleep 30")))
+        while not cluster.sessions.sessions or cluster.sessions.sessions[0].status != "RUNNING":
+            await asyncio.sleep(0.02)
+        await ex.close()
+        return await running
+
+    ran = run(cluster, scenario)
+    assert (ran.result.outcome, ran.result.message) == (Outcome.CANCELLED, "executor closed")
+    assert cluster.sessions.sessions[0].status == "TERMINATED"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"image": "nope"}, "Backend.AI does not know the image 'nope'"),
+    ({"image": None}, "task 'train' has no image: a Backend.AI session needs environment.image"),
+    ({"resources": Resources(accelerators=(("cuda.device", 1),))}, "the Backend.AI cluster has no resource slot cuda.device"),
+])
+def test_what_the_cluster_refuses_is_an_error_with_its_reason(cluster, make_spec, change, expected):
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi", **change)))
+    assert ran.result.outcome == Outcome.ERROR and ran.result.exit_code is None
+    assert ran.result.message.startswith(expected) and "Traceback" not in ran.log
+    assert ran.log == f"fasttrack-gitops: {ran.result.message}\n" and ran.started == 0
+
+
+def test_quota_exceeded_is_an_error(cluster, make_spec):
+    cluster.sessions.quota_next()
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi")))
+    assert ran.result.outcome == Outcome.ERROR and "quota exceeded" in ran.result.message
+    assert "You have reached your resource limit" in ran.result.message
+
+
+def test_a_session_that_ends_in_error_fails_with_the_servers_reason(cluster, make_spec):
+    cluster.sessions.error_next("failed-to-start", "KernelCreationFailed: no agent")
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi")))
+    assert (ran.result.outcome, ran.result.exit_code, ran.started) == (Outcome.FAILED, None, 0)
+    assert ran.result.message == (f"the Backend.AI session {session_name(JOB, 'train', 1)} ended in ERROR: "
+                                  "failed-to-start; KernelCreationFailed: no agent")
+
+
+@pytest.mark.parametrize("after", [0, 2])
+def test_a_dropped_stream_falls_back_to_polling(cluster, make_spec, after):
+    cluster.sessions.drop_stream(after=after)
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("sleep 0.3; echo late; exit 4")))
+    assert (ran.result.outcome, ran.result.exit_code, ran.log) == (Outcome.FAILED, 4, "late\n")
+    assert ran.started == 1 and ran.calls[("GET", "/events/session")] == 1
+    assert ran.calls[("POST", "/admin/gql")] >= 2  # polled
+
+
+def test_secrets_reach_the_session_environ_and_nowhere_else(cluster, make_spec, caplog):
+    secret = "hunter2-very-secret"
+    spec = make_spec(f"echo token=$TOKEN; echo inline={secret}; exit 1", env={"TOKEN": secret}, masks=(secret,))
+    with caplog.at_level(logging.DEBUG):
+        ran = run(cluster, lambda ex: attempt(ex, spec))
+    assert ran.log == "token=***\ninline=***\n" and ran.result.exit_code == 1
+    assert secret not in ran.result.message and secret not in caplog.text
+    for request in cluster.requests:
+        if request.method == "POST" and request.target == "/session":
+            body = json.loads(request.body)
+            environ = body["config"].pop("environ")
+            assert environ["TOKEN"] == secret and secret in environ[layout.COMMAND_VARIABLE]
+            assert secret not in json.dumps(body)
+        else:
+            assert secret not in request.target + request.body.decode(errors="replace") + json.dumps(request.headers)
+    assert all(secret not in r.path for r in cluster.vfolders.requests)
+
+
+# -- a runner that died: reattach()
+
+
+def test_reattach_reads_a_session_that_ended_meanwhile_without_running_it_again(cluster, make_spec):
+    handles = []
+
+    async def scenario(ex):
+        spec = make_spec("echo first run; exit 3")
+        first = await ex.run(spec, cancel=asyncio.Event(), started=lambda handle=None: handles.append(handle))
+        spec.log_path.unlink()
+        before = ex.client.calls.copy()
+        again = await ex.reattach(spec, handles[0], cancel=asyncio.Event(), started=lambda handle=None: None)
+        return first, again, {k: n for k, n in (ex.client.calls - before).items() if n}, spec.log_path.read_text()
+
+    first, again, calls, log = run(cluster, scenario)
+    assert handles[0]["session"] == session_name(JOB, "train", 1) and handles[0]["session_id"]
+    assert (again.outcome, again.exit_code) == (first.outcome, first.exit_code) == (Outcome.FAILED, 3)
+    assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
+    assert "ended while no runner followed it" in log and "first run" in log
+
+
+def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_spec):
+    from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+
+    async def scenario(ex):
+        spec = make_spec("sleep 0.5; echo done; exit 4")
+        created = await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
+        started = []
+        result = await ex.reattach(spec, {"session": session_name(JOB, "train", 1), "session_id": created.id},
+                                   cancel=asyncio.Event(), started=lambda handle=None: started.append(handle))
+        return result, started
+
+    result, started = run(cluster, scenario)
+    assert (result.outcome, result.exit_code) == (Outcome.FAILED, 4)
+    assert len(cluster.sessions.sessions) == 1 and started and started[0]["session_id"]
