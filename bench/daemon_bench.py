@@ -47,13 +47,20 @@ tasks:
     dependencies: [first]
     command: "true"
 """
-GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "bench@example.com", "PATH": os.environ["PATH"], "HOME": "/tmp"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+    "PATH": os.environ["PATH"],
+    "HOME": "/tmp",
+}
 
 
 def git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, input=stdin, check=True,
-                          capture_output=True).stdout.decode()
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=GIT_ENV, input=stdin, check=True, capture_output=True
+    ).stdout.decode()
 
 
 def make_repo(path: Path, commits: int = 1) -> list[str]:
@@ -63,8 +70,10 @@ def make_repo(path: Path, commits: int = 1) -> list[str]:
     stream = []
     for i in range(commits):
         text = (PIPELINE + f"# {i}\n").encode()
-        stream.append(f"commit refs/heads/main\nmark :{i + 1}\ncommitter Bench <b@example.com> {1_700_000_000 + i} +0000\n"
-                      f"data 3\nc{i % 10}\n".encode())
+        stream.append(
+            f"commit refs/heads/main\nmark :{i + 1}\ncommitter Bench <b@example.com> {1_700_000_000 + i} +0000\n"
+            f"data 3\nc{i % 10}\n".encode()
+        )
         if i:
             stream.append(f"from :{i}\n".encode())
         stream.append(f"M 100644 inline pipelines/bench.yaml\ndata {len(text)}\n".encode() + text + b"\n")
@@ -80,15 +89,25 @@ def free_port() -> int:
 
 
 def start_daemon(workdir: Path, repositories: list[tuple[str, Path, bool]], port: int) -> subprocess.Popen:
-    lines = [f"state_dir: {workdir / 'state'}", f"listen: 127.0.0.1:{port}", "max_running_jobs: 1",
-             "github:", "  webhook_secret_env: BENCH_SECRET", "repositories:"]
+    lines = [
+        f"state_dir: {workdir / 'state'}",
+        f"listen: 127.0.0.1:{port}",
+        "max_running_jobs: 1",
+        "github:",
+        "  webhook_secret_env: BENCH_SECRET",
+        "repositories:",
+    ]
     for name, path, watch in repositories:
         lines += [f"  - name: {name}", f"    url: {path}", f"    watch: {str(watch).lower()}"]
     config = workdir / "ftg.yaml"
     config.write_text("\n".join(lines) + "\n")
     exe = Path(sys.executable).parent / "fasttrack-gitops"
-    proc = subprocess.Popen([str(exe), "serve", "--config", str(config)], env={**os.environ, "BENCH_SECRET": SECRET},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--config", str(config)],
+        env={**os.environ, "BENCH_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -114,15 +133,26 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def push_body(before: str, after: str, name: str) -> bytes:
-    return json.dumps({"ref": "refs/heads/main", "before": before, "after": after, "forced": False,
-                       "repository": {"full_name": name, "default_branch": "main"},
-                       "sender": {"login": "bench"}}).encode()
+    return json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": before,
+            "after": after,
+            "forced": False,
+            "repository": {"full_name": name, "default_branch": "main"},
+            "sender": {"login": "bench"},
+        }
+    ).encode()
 
 
 def headers(body: bytes, delivery: str) -> dict:
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature,
-            "Content-Type": "application/json"}
+    return {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": signature,
+        "Content-Type": "application/json",
+    }
 
 
 async def deliveries(url: str, commits: list[str], *, burst: int) -> list[float]:
@@ -130,12 +160,14 @@ async def deliveries(url: str, commits: list[str], *, burst: int) -> list[float]
     took: list[float] = []
     limits = httpx.Limits(max_connections=burst)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+
         async def one(i: int) -> None:
             body = push_body(commits[i - 1] if i else "0" * 40, commits[i], "bench/repo")
             start = time.perf_counter()
             answer = await client.post("/webhooks/github", content=body, headers=headers(body, f"d-{burst}-{i}"))
             took.append((time.perf_counter() - start) * 1000)
             assert answer.status_code == 202 and answer.json()["created"], answer.text
+
         for first in range(0, len(commits), burst):
             await asyncio.gather(*(one(i) for i in range(first, min(first + burst, len(commits)))))
     return took
@@ -163,12 +195,18 @@ def bench_webhooks(workdir: Path, n: int) -> None:
     finally:
         stop(proc)
     print(f"1. webhook -> job recorded, {n} deliveries of distinct commits (target p50 <= 50 ms, p99 <= 200 ms)")
-    print(f"   one at a time : p50 {statistics.median(one_by_one):6.1f} ms  p99 {percentile(one_by_one, 99):6.1f} ms"
-          f"  max {max(one_by_one):6.1f} ms")
-    print(f"   bursts of 50  : p50 {statistics.median(burst):6.1f} ms  p99 {percentile(burst, 99):6.1f} ms"
-          f"  max {max(burst):6.1f} ms")
-    print(f"   reference GET /healthz round trip: p50 {statistics.median(reference):.1f} ms; "
-          f"ratio p50 {statistics.median(one_by_one) / statistics.median(reference):.1f}x")
+    print(
+        f"   one at a time : p50 {statistics.median(one_by_one):6.1f} ms  p99 {percentile(one_by_one, 99):6.1f} ms"
+        f"  max {max(one_by_one):6.1f} ms"
+    )
+    print(
+        f"   bursts of 50  : p50 {statistics.median(burst):6.1f} ms  p99 {percentile(burst, 99):6.1f} ms"
+        f"  max {max(burst):6.1f} ms"
+    )
+    print(
+        f"   reference GET /healthz round trip: p50 {statistics.median(reference):.1f} ms; "
+        f"ratio p50 {statistics.median(one_by_one) / statistics.median(reference):.1f}x"
+    )
 
 
 def bench_watch(workdir: Path, commits: int) -> None:

@@ -65,7 +65,9 @@ def timed(cmd: list[str], cwd: Path) -> float:
     done = subprocess.run(cmd, cwd=cwd, capture_output=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout.decode()[-2000:]}{done.stderr.decode()[-2000:]}")
+        sys.exit(
+            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout.decode()[-2000:]}{done.stderr.decode()[-2000:]}"
+        )
     return elapsed
 
 
@@ -87,7 +89,8 @@ def main() -> None:
             state = Path(tmp) / f"state-{name}"
             mine = statistics.median(
                 timed([ours, "run", "pipeline.yaml", "--max-parallel", "2", "--state-dir", str(state)], folder)
-                for _ in range(args.runs))
+                for _ in range(args.runs)
+            )
             theirs = statistics.median(timed([make, "-j2", "-s"], folder) for _ in range(args.runs))
             print(f"{name:<10} {mine:>7.2f}s {theirs:>8.2f}s {mine / theirs:>5.1f}x {mine / args.tasks * 1000:>7.1f}")
     print(f"(median of {args.runs} runs; whole processes; goal <= 2x)")

@@ -82,18 +82,28 @@ def main() -> None:
         size_kib = big.stat().st_size / 1024
 
         rows = [
-            ("validate examples-repo/", wall([ours, "validate", "examples-repo"], args.runs),
-             wall([reference, "--schemafile", schema, *example_files], args.runs), 0.3),
-            (f"validate {args.tasks}-task pipeline ({size_kib:.0f} KiB)", wall([ours, "validate", str(big)], args.runs),
-             wall([reference, "--schemafile", schema, str(big)], args.runs), 0.5),
+            (
+                "validate examples-repo/",
+                wall([ours, "validate", "examples-repo"], args.runs),
+                wall([reference, "--schemafile", schema, *example_files], args.runs),
+                0.3,
+            ),
+            (
+                f"validate {args.tasks}-task pipeline ({size_kib:.0f} KiB)",
+                wall([ours, "validate", str(big)], args.runs),
+                wall([reference, "--schemafile", schema, str(big)], args.runs),
+                0.5,
+            ),
         ]
         inproc = in_process(big.read_bytes(), args.runs)
 
     print(f"{'case':<44} {'ours':>8} {'check-jsonschema':>17} {'ratio':>7} {'target':>8}")
     for name, mine, theirs, target in rows:
         verdict = "ok" if mine <= target else "OVER"
-        print(f"{name:<44} {mine * 1000:>6.0f}ms {theirs * 1000:>15.0f}ms {mine / theirs:>6.2f}x "
-              f"{target * 1000:>5.0f}ms {verdict}")
+        print(
+            f"{name:<44} {mine * 1000:>6.0f}ms {theirs * 1000:>15.0f}ms {mine / theirs:>6.2f}x "
+            f"{target * 1000:>5.0f}ms {verdict}"
+        )
     print(f"{'in-process check_pipeline, ' + str(args.tasks) + ' tasks':<44} {inproc * 1000:>6.0f}ms")
     print(f"(median of {args.runs} runs each; whole processes include interpreter start-up)")
 

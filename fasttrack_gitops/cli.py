@@ -24,8 +24,8 @@ COMMANDS = {
     "jobs": "fasttrack_gitops.commands.jobs:group",
     "doctor": "fasttrack_gitops.commands.doctor:command",
     "trigger": "fasttrack_gitops.commands.trigger:command",
-    "serve": "fasttrack_gitops.commands.serve:command",
-    "ci": "fasttrack_gitops.commands.ci:command",
+    "serve": "fasttrack_gitops.daemon.command:command",
+    "ci": "fasttrack_gitops.ci.command:command",
 }
 
 
@@ -44,8 +44,7 @@ class LazyGroup(click.Group):
         if name and not name.startswith("-") and name not in COMMANDS:
             from fasttrack_gitops.core.pipeline.diagnostics import did_you_mean
 
-            ctx.fail(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; "
-                     f"commands: {', '.join(sorted(COMMANDS))}")
+            ctx.fail(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; commands: {', '.join(sorted(COMMANDS))}")
         return super().resolve_command(ctx, args)
 
 
@@ -88,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: say so in one line unless asked for the traceback
         if os.environ.get("FTG_DEBUG"):
             raise
-        click.echo(f"internal error: {type(e).__name__}: {e} (set FTG_DEBUG=1 for the traceback, and please "
-                   "report it)", err=True)
+        click.echo(
+            f"internal error: {type(e).__name__}: {e} (set FTG_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
         return 1
     return result if isinstance(result, int) else 0

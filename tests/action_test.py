@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import EXAMPLES_REPO, PROJECT
 
 ACTION_FILE = PROJECT / "action.yml"
@@ -22,13 +21,30 @@ STEPS = ACTION["runs"]["steps"]
 
 # The inputs that `fasttrack-gitops ci` takes as --NAME / FTG_CI_NAME (the rest configure the action itself).
 COMMAND_INPUTS = {
-    "mode", "executor", "pipelines", "wait", "backend-endpoint", "backend-access-key", "backend-secret-key",
-    "github-token", "slack-bot-token", "slack-webhook-url", "slack-channel", "daemon-url", "state-dir",
+    "mode",
+    "executor",
+    "pipelines",
+    "wait",
+    "backend-endpoint",
+    "backend-access-key",
+    "backend-secret-key",
+    "github-token",
+    "slack-bot-token",
+    "slack-webhook-url",
+    "slack-channel",
+    "daemon-url",
+    "state-dir",
 }
 # The daemon's API token: the command reads it, as `trigger` does, from FTG_API_TOKEN.
 OTHER_VARIABLES = {"daemon-token": "FTG_API_TOKEN"}
-SECRET_INPUTS = {"backend-access-key", "backend-secret-key", "github-token", "slack-bot-token", "slack-webhook-url",
-                 "daemon-token"}
+SECRET_INPUTS = {
+    "backend-access-key",
+    "backend-secret-key",
+    "github-token",
+    "slack-bot-token",
+    "slack-webhook-url",
+    "daemon-token",
+}
 OUTPUTS = {"job-ids", "conclusion", "summary"}
 BRANDING_COLORS = {"white", "black", "yellow", "blue", "green", "orange", "red", "purple", "gray-dark"}
 
@@ -56,7 +72,11 @@ def test_zizmor_finds_nothing(path):
     # --no-ignores --no-config: a finding cannot be hidden by an inline comment or a configuration file.
     result = subprocess.run(
         [tool("zizmor"), "--offline", "--no-config", "--no-ignores", "--no-progress", "--color", "never", path],
-        capture_output=True, text=True, cwd=PROJECT, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout, result.stdout + result.stderr
@@ -65,7 +85,11 @@ def test_zizmor_finds_nothing(path):
 def test_actionlint_finds_nothing_in_the_example_workflow():
     result = subprocess.run(
         [tool("actionlint"), "-no-color", WORKFLOW_FILE.relative_to(EXAMPLES_REPO)],
-        capture_output=True, text=True, cwd=EXAMPLES_REPO, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLES_REPO,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
@@ -115,11 +139,11 @@ def test_every_run_script_is_valid_bash():
 
 
 def test_every_command_input_reaches_the_ci_step_as_its_variable():
-    assert COMMAND_INPUTS <= set(ACTION["inputs"])
+    assert set(ACTION["inputs"]) >= COMMAND_INPUTS
     expected = {envvar(name): f"${{{{ inputs.{name} }}}}" for name in COMMAND_INPUTS}
     expected |= {variable: f"${{{{ inputs.{name} }}}}" for name, variable in OTHER_VARIABLES.items()}
     assert CI_STEP["env"] == expected
-    assert "fasttrack-gitops\" ci" in CI_STEP["run"]
+    assert 'fasttrack-gitops" ci' in CI_STEP["run"]
 
 
 def test_every_input_is_used_and_secrets_only_where_the_command_runs():
@@ -150,13 +174,14 @@ def test_the_package_goes_into_its_own_virtual_environment():
 
 def test_the_ci_command_reads_each_input_from_its_variable():
     """The command side of the contract: every --NAME the action sets is an option reading FTG_CI_NAME."""
-    from fasttrack_gitops.commands.ci import command
+    from fasttrack_gitops.ci.command import command
 
     options = {param.opts[0].removeprefix("--"): param for param in command.params if param.opts[0].startswith("--")}
     assert set(options) == COMMAND_INPUTS, "the action's inputs and the command's options differ"
     for name in COMMAND_INPUTS:
-        assert envvar(name) in ([options[name].envvar] if isinstance(options[name].envvar, str)
-                                else list(options[name].envvar or ())), name
+        assert envvar(name) in (
+            [options[name].envvar] if isinstance(options[name].envvar, str) else list(options[name].envvar or ())
+        ), name
 
 
 # -- the example workflow ---------------------------------------------------------------------------------------

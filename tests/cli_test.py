@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import console_script
 
 from fasttrack_gitops import __version__
@@ -72,7 +71,8 @@ def test_an_unknown_command_lists_the_commands(capsys):
 def test_python_dash_m_and_the_console_script_give_the_same_exit_codes(tmp_path, examples_repo):
     (tmp_path / "broken.yaml").write_text("version: 1\nname: x\ntasks: []\n")
     for runner in ([sys.executable, "-m", "fasttrack_gitops"], [console_script()]):
-        def run(*argv):
+
+        def run(*argv, runner=runner):
             return subprocess.run([*runner, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
         assert run("--version").stdout.strip().endswith(__version__)
@@ -98,7 +98,7 @@ def imported_modules(*argv: str, cwd: Path) -> set[str]:
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("MODULES="))
-    return set(json.loads(line[len("MODULES="):]))
+    return set(json.loads(line[len("MODULES=") :]))
 
 
 def _top_level(modules: set[str]) -> set[str]:
@@ -126,8 +126,14 @@ def _run_into_closed_pipe(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `| head` that has already exited
     try:
-        return subprocess.run([sys.executable, "-m", "fasttrack_gitops", *argv], cwd=cwd, stdout=write_end,
-                              stderr=subprocess.PIPE, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "fasttrack_gitops", *argv],
+            cwd=cwd,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     finally:
         os.close(write_end)
 

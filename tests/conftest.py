@@ -90,9 +90,12 @@ def alive(pid: int) -> bool:
 def git(repo: Path, *args: str) -> str:
     """Run git in repo with a fixed identity, so tests make real commits anywhere."""
     env = {
-        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-        "HOME": str(repo), "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "HOME": str(repo),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
     }
     return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
 

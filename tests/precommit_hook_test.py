@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL, console_script, git
 
 MANIFEST = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
@@ -32,15 +31,18 @@ def test_the_manifest_is_valid_and_runs_validate(hook):
     assert hook["types"] == ["yaml"]
 
 
-@pytest.mark.parametrize("path, selected", [
-    ("pipelines/train.yaml", True),
-    ("pipelines/team/nightly.yaml", True),
-    ("examples-repo/pipelines/x.yml", True),
-    ("src/app.py", False),
-    ("pipelines/notes.md", False),
-    ("my-pipelines/x.yaml", False),
-    ("docs/pipelines.yaml", False),
-])
+@pytest.mark.parametrize(
+    "path, selected",
+    [
+        ("pipelines/train.yaml", True),
+        ("pipelines/team/nightly.yaml", True),
+        ("examples-repo/pipelines/x.yml", True),
+        ("src/app.py", False),
+        ("pipelines/notes.md", False),
+        ("my-pipelines/x.yaml", False),
+        ("docs/pipelines.yaml", False),
+    ],
+)
 def test_the_files_pattern_selects_pipeline_files(hook, path, selected):
     # pre-commit applies `files` with re.search to repository-relative paths.
     assert bool(re.search(hook["files"], path)) is selected
@@ -56,13 +58,18 @@ def test_pipeline_files_have_the_yaml_type(hook):
 def _run_hook_as_pre_commit_does(hook: dict, repo: Path) -> subprocess.CompletedProcess:
     """The committed files the hook selects, passed to its entry from the repository root."""
     identify = pytest.importorskip("identify.identify")
-    files = [f for f in git(repo, "ls-files").splitlines()
-             if re.search(hook["files"], f) and not re.search(hook["exclude"], f)
-             and set(hook["types"]) <= identify.tags_from_path(str(repo / f))]
+    files = [
+        f
+        for f in git(repo, "ls-files").splitlines()
+        if re.search(hook["files"], f)
+        and not re.search(hook["exclude"], f)
+        and set(hook["types"]) <= identify.tags_from_path(str(repo / f))
+    ]
     command, *args = shlex.split(hook["entry"])
     assert command == "fasttrack-gitops"
-    return subprocess.run([console_script(), *args, *hook["args"], *files], cwd=repo,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [console_script(), *args, *hook["args"], *files], cwd=repo, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_hook_fails_a_commit_with_a_broken_pipeline_and_passes_the_fix(hook, tmp_path):
@@ -79,7 +86,8 @@ def test_the_hook_fails_a_commit_with_a_broken_pipeline_and_passes_the_fix(hook,
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
         "pipelines/train.yaml:7:20: error FT103: task 'train' depends on unknown task 'prepar' "
-        "(did you mean 'prepare'?)")
+        "(did you mean 'prepare'?)"
+    )
     assert "Traceback" not in proc.stderr
 
     (repo / "pipelines" / "train.yaml").write_text(MINIMAL)

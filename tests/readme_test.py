@@ -29,10 +29,21 @@ def test_the_daemon_configuration_shown_in_the_readme_is_valid(tmp_path):
     from fasttrack_gitops.daemon.config import load_config
 
     text = (PROJECT / "README.md").read_text()
-    block = text[text.index("## The daemon"):].split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = text[text.index("## The daemon") :].split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "ftg.yaml").write_text(block)
-    environ = {name: "set" for name in ("GITHUB_WEBHOOK_SECRET", "GITHUB_TOKEN", "GITLAB_WEBHOOK_TOKEN", "GITLAB_TOKEN",
-                                        "SLACK_BOT_TOKEN", "BACKEND_ACCESS_KEY", "BACKEND_SECRET_KEY", "FTG_API_TOKEN")}
+    environ = dict.fromkeys(
+        (
+            "GITHUB_WEBHOOK_SECRET",
+            "GITHUB_TOKEN",
+            "GITLAB_WEBHOOK_TOKEN",
+            "GITLAB_TOKEN",
+            "SLACK_BOT_TOKEN",
+            "BACKEND_ACCESS_KEY",
+            "BACKEND_SECRET_KEY",
+            "FTG_API_TOKEN",
+        ),
+        "set",
+    )
     config, diagnostics = load_config(tmp_path / "ftg.yaml", environ)
     assert config is not None and diagnostics == [], diagnostics
     assert config.repositories[0].name == "acme/ml-pipelines"

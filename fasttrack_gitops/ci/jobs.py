@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.ci.reporters import Reporters
 from fasttrack_gitops.ci.workflow import Log
+from fasttrack_gitops.core.job import ENDED, JobView, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.engine.executors.base import masked
-from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.state.store import JobView, Store
+from fasttrack_gitops.engine.state.store import Store
 
 MAX_JOBS = 4  # jobs of one step running at once
 LOG_BYTES = 4 * 1024 * 1024  # at most this much of a task's log is printed (its end)
 LOG_LINES = 100_000
 
 
-async def run_jobs(jobs: Sequence[PipelineJob], *, store: Store, executor, source, secrets: dict[str, str],
-                   masks: Sequence[str], reporters: Reporters, log: Log) -> list[JobView]:
+async def run_jobs(
+    jobs: Sequence[PipelineJob],
+    *,
+    store: Store,
+    executor,
+    source,
+    secrets: dict[str, str],
+    masks: Sequence[str],
+    reporters: Reporters,
+    log: Log,
+) -> list[JobView]:
     """Run every job to its end; their views, in the order given."""
     from fasttrack_gitops.engine.launch import Workdirs
     from fasttrack_gitops.engine.runner import JobRunner
@@ -57,8 +66,9 @@ async def run_jobs(jobs: Sequence[PipelineJob], *, store: Store, executor, sourc
                 elif instance.state in ENDED:
                     task_ended(store, job, instance, masks, log)
 
-            runner = JobRunner(job, store, executor, workdir=Workdirs(store, job, source), secrets=secrets,
-                               on_change=on_change)
+            runner = JobRunner(
+                job, store, executor, workdir=Workdirs(store, job, source), secrets=secrets, on_change=on_change
+            )
             runners.append(runner)
             if stopping:
                 runner.cancel()

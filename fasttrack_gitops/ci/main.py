@@ -9,9 +9,9 @@ registered with `::add-mask::` before anything else is printed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from fasttrack_gitops.ci import runner_env, summary
 from fasttrack_gitops.ci.workflow import Log, append_summary, write_outputs
@@ -20,9 +20,17 @@ from fasttrack_gitops.engine.executors.base import masked
 
 TITLE = "fasttrack-gitops ci"
 # The step's own credentials, which local tasks (child processes) must not inherit.
-CREDENTIAL_VARIABLES = ("GITHUB_TOKEN", "FTG_API_TOKEN", "BACKEND_ACCESS_KEY", "BACKEND_SECRET_KEY",
-                        "FTG_CI_GITHUB_TOKEN", "FTG_CI_BACKEND_ACCESS_KEY", "FTG_CI_BACKEND_SECRET_KEY",
-                        "FTG_CI_SLACK_BOT_TOKEN", "FTG_CI_SLACK_WEBHOOK_URL")
+CREDENTIAL_VARIABLES = (
+    "GITHUB_TOKEN",
+    "FTG_API_TOKEN",
+    "BACKEND_ACCESS_KEY",
+    "BACKEND_SECRET_KEY",
+    "FTG_CI_GITHUB_TOKEN",
+    "FTG_CI_BACKEND_ACCESS_KEY",
+    "FTG_CI_BACKEND_SECRET_KEY",
+    "FTG_CI_SLACK_BOT_TOKEN",
+    "FTG_CI_SLACK_WEBHOOK_URL",
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,11 @@ def run(inputs: Inputs, environ: Mapping[str, str] | None = None) -> int:
     except FastTrackError as e:  # a configuration error (2), or git or the store failing (their code)
         message = masked(str(e), hidden)
         log.error(message, title=TITLE)
-        append_summary(ctx.step_summary, f"## FastTrack pipelines: ❌ {'configuration ' if e.exit_code == 2 else ''}"
-                                         f"error\n\n{summary.inline(message)}\n")
+        append_summary(
+            ctx.step_summary,
+            f"## FastTrack pipelines: ❌ {'configuration ' if e.exit_code == 2 else ''}"
+            f"error\n\n{summary.inline(message)}\n",
+        )
         return e.exit_code
 
 
@@ -71,8 +82,15 @@ def secret_values(inputs: Inputs, env: Mapping[str, str]) -> tuple[str, ...]:
     """Every value the log must never show: tokens, keys, the webhook URL, FTG_SECRET_* values."""
     from fasttrack_gitops.core.taskenv import secrets_from_environ
 
-    values = [inputs.github_token, inputs.backend_access_key, inputs.backend_secret_key, inputs.slack_bot_token,
-              inputs.slack_webhook_url, env.get("FTG_API_TOKEN"), *secrets_from_environ(env).values()]
+    values = [
+        inputs.github_token,
+        inputs.backend_access_key,
+        inputs.backend_secret_key,
+        inputs.slack_bot_token,
+        inputs.slack_webhook_url,
+        env.get("FTG_API_TOKEN"),
+        *secrets_from_environ(env).values(),
+    ]
     return tuple(sorted({v for v in values if v and v.strip()}, key=lambda v: (-len(v), v)))
 
 
@@ -85,11 +103,12 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
         raise UsageError(NEEDS_DAEMON)
     report = session.validate(ctx.workspace, inputs.pipelines)
     for d in report.diagnostics:
-        log.command(d.severity, masked(d.message, tuple(hidden)), file=d.file, line=d.line, col=d.column,
-                    title=d.code)
+        log.command(d.severity, masked(d.message, tuple(hidden)), file=d.file, line=d.line, col=d.column, title=d.code)
     errors = sum(d.is_error for d in report.diagnostics)
-    log.line(f"{len(report.files)} pipeline file{'s' if len(report.files) != 1 else ''} checked: {errors} error(s), "
-             f"{len(report.diagnostics) - errors} warning(s)")
+    log.line(
+        f"{len(report.files)} pipeline file{'s' if len(report.files) != 1 else ''} checked: {errors} error(s), "
+        f"{len(report.diagnostics) - errors} warning(s)"
+    )
     prepared = session.prepare(ctx, inputs.pipelines)
     choice = prepared.choice
     with log.group(f"FastTrack: what the {choice.what} selects"):
@@ -108,21 +127,41 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
         else:
             from fasttrack_gitops.ci.submit import submit
 
-            submitted = submit(choice.selections, ctx=ctx, commit=prepared.report_commit,
-                               daemon_url=inputs.daemon_url, api_token=env.get("FTG_API_TOKEN"))
+            submitted = submit(
+                choice.selections,
+                ctx=ctx,
+                commit=prepared.report_commit,
+                daemon_url=inputs.daemon_url,
+                api_token=env.get("FTG_API_TOKEN"),
+            )
             for sub in submitted:
                 log.line(f"{sub.path}: {sub.error or 'jobs ' + ' '.join(sub.job_ids)}")
 
     facts = summary.Facts(
-        mode=inputs.mode, what=choice.what, commit=prepared.commit, run_url=ctx.run_url, files=report.files,
-        diagnostics=report.diagnostics, decisions=choice.decisions, invalid=dict(prepared.found.invalid),
-        jobs=jobs, submitted=submitted, notes=prepared.notes)
+        mode=inputs.mode,
+        what=choice.what,
+        commit=prepared.commit,
+        run_url=ctx.run_url,
+        files=report.files,
+        diagnostics=report.diagnostics,
+        decisions=choice.decisions,
+        invalid=dict(prepared.found.invalid),
+        jobs=jobs,
+        submitted=submitted,
+        notes=prepared.notes,
+    )
     markdown = masked(summary.markdown(facts), tuple(hidden))
     conclusion = summary.conclusion(facts)
     append_summary(ctx.step_summary, markdown)
     job_ids = [r.report.job_id for r in jobs] + [j for s in submitted for j in s.job_ids]
-    write_outputs(ctx.output, [("job-ids", " ".join(job_ids)), ("conclusion", conclusion),
-                               ("summary", summary.clip(markdown, summary.OUTPUT_BYTES))])
+    write_outputs(
+        ctx.output,
+        [
+            ("job-ids", " ".join(job_ids)),
+            ("conclusion", conclusion),
+            ("summary", summary.clip(markdown, summary.OUTPUT_BYTES)),
+        ],
+    )
     if job_ids and submitted:
         log.line(f"job ids: {' '.join(job_ids)}")
     return 0 if conclusion in ("success", "skipped", "submitted") else 1
@@ -134,26 +173,41 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
 
     from fasttrack_gitops.ci.jobs import run_jobs
     from fasttrack_gitops.ci.reporters import Reporters
+    from fasttrack_gitops.core.taskenv import check_secrets, secrets_from_environ
     from fasttrack_gitops.engine.plan import plan
     from fasttrack_gitops.engine.state.store import Store
-    from fasttrack_gitops.core.taskenv import check_secrets, secrets_from_environ
 
     secrets = secrets_from_environ(env)
-    planned = plan(prepared.source, prepared.found, prepared.choice.selections, commit=prepared.commit,
-                   ref=prepared.ref)
+    planned = plan(
+        prepared.source, prepared.found, prepared.choice.selections, commit=prepared.commit, ref=prepared.ref
+    )
     for p in planned:
         check_secrets(p.job.pipeline_model(), secrets)
     executor = _executor(inputs)
     store = Store(inputs.state_dir or ctx.default_state_dir())
-    reporters = Reporters(ctx, report_commit=prepared.report_commit, masks=hidden, log=log,
-                          github_token=inputs.github_token, slack_bot_token=inputs.slack_bot_token,
-                          slack_webhook_url=inputs.slack_webhook_url, slack_channel=inputs.slack_channel)
+    reporters = Reporters(
+        ctx,
+        report_commit=prepared.report_commit,
+        masks=hidden,
+        log=log,
+        github_token=inputs.github_token,
+        slack_bot_token=inputs.slack_bot_token,
+        slack_webhook_url=inputs.slack_webhook_url,
+        slack_channel=inputs.slack_channel,
+    )
 
     async def main():
         try:
-            return await run_jobs([p.job for p in planned], store=store, executor=executor,
-                                  source=prepared.found.snapshot, secrets=secrets, masks=hidden, reporters=reporters,
-                                  log=log)
+            return await run_jobs(
+                [p.job for p in planned],
+                store=store,
+                executor=executor,
+                source=prepared.found.snapshot,
+                secrets=secrets,
+                masks=hidden,
+                reporters=reporters,
+                log=log,
+            )
         finally:
             await executor.close()
             await reporters.aclose()
@@ -174,11 +228,15 @@ def _executor(inputs: Inputs):
         return get_executor(inputs.executor)
     from fasttrack_gitops.engine.backendai.credentials import Credentials
 
-    given = {"BACKEND_ENDPOINT": inputs.backend_endpoint or "", "BACKEND_ACCESS_KEY": inputs.backend_access_key or "",
-             "BACKEND_SECRET_KEY": inputs.backend_secret_key or ""}
+    given = {
+        "BACKEND_ENDPOINT": inputs.backend_endpoint or "",
+        "BACKEND_ACCESS_KEY": inputs.backend_access_key or "",
+        "BACKEND_SECRET_KEY": inputs.backend_secret_key or "",
+    }
     try:
         credentials = Credentials.from_env(given)
     except UsageError as e:
-        raise UsageError(f"executor backendai: {e} (the inputs backend-endpoint, backend-access-key and "
-                         "backend-secret-key)") from None
+        raise UsageError(
+            f"executor backendai: {e} (the inputs backend-endpoint, backend-access-key and backend-secret-key)"
+        ) from None
     return get_executor("backendai", credentials=credentials)

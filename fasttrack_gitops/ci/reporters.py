@@ -15,22 +15,31 @@ link leads to the workflow run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.workflow import Log
-from fasttrack_gitops.engine.executors.base import masked
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
+from fasttrack_gitops.engine.executors.base import masked
 
 FINAL_TRIES = 3  # a job's last report is worth waiting a little for
 MAX_WAIT = 10.0  # seconds between two tries, whatever the service asks
 
 
 class Reporters:
-    def __init__(self, ctx: RunnerContext, *, report_commit: str, masks: Sequence[str], log: Log,
-                 github_token: str | None = None, slack_bot_token: str | None = None,
-                 slack_webhook_url: str | None = None, slack_channel: str | None = None):
+    def __init__(
+        self,
+        ctx: RunnerContext,
+        *,
+        report_commit: str,
+        masks: Sequence[str],
+        log: Log,
+        github_token: str | None = None,
+        slack_bot_token: str | None = None,
+        slack_webhook_url: str | None = None,
+        slack_channel: str | None = None,
+    ):
         self.ctx = ctx
         self.report_commit = report_commit
         self.masks = tuple(m for m in masks if m)
@@ -40,15 +49,19 @@ class Reporters:
             from fasttrack_gitops.daemon.config import GitHubConfig
             from fasttrack_gitops.engine.reporters.github import GitHubReporter
 
-            config = GitHubConfig(webhook_secret=None, token=github_token, app_id=None, private_key=None,
-                                  api_url=ctx.api_url)
+            config = GitHubConfig(
+                webhook_secret=None, token=github_token, app_id=None, private_key=None, api_url=ctx.api_url
+            )
             self.reporters.append(GitHubReporter(config, repositories=[ctx.repository]))
         if slack_bot_token or slack_webhook_url:
             from fasttrack_gitops.daemon.config import SlackConfig
             from fasttrack_gitops.engine.reporters.slack import SlackReporter
 
-            self.reporters.append(SlackReporter(SlackConfig(bot_token=slack_bot_token, webhook_url=slack_webhook_url,
-                                                            default_channel=slack_channel)))
+            self.reporters.append(
+                SlackReporter(
+                    SlackConfig(bot_token=slack_bot_token, webhook_url=slack_webhook_url, default_channel=slack_channel)
+                )
+            )
         self.slack = bool(slack_bot_token or slack_webhook_url)
         self.state: dict[tuple[str, str], dict] = {}  # (job id, reporter) -> what the reporter keeps
         self._given_up: set[str] = set()
@@ -56,8 +69,8 @@ class Reporters:
 
     def report(self, store, job_id: str) -> JobReport:
         """The job's report now, as GitHub should show it for this workflow run."""
-        from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
         from fasttrack_gitops.core.reports.build import job_report
+        from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
 
         view = store.view(job_id)
         report = job_report(view, log_tails=failed_log_tails(store, view, masks=self.masks), masks=self.masks)
@@ -119,5 +132,7 @@ class Reporters:
 
     def _warn(self, reporter, report: JobReport, error: Exception) -> None:
         what = f"{type(error).__name__}: {error}" if not isinstance(error, (RetryLater, GiveUp)) else str(error)
-        self.log.warning(masked(f"{reporter.name}: could not report {report.check_name}: {what}", self.masks),
-                         title="fasttrack-gitops ci")
+        self.log.warning(
+            masked(f"{reporter.name}: could not report {report.check_name}: {what}", self.masks),
+            title="fasttrack-gitops ci",
+        )

@@ -4,21 +4,29 @@ The runner sets GITHUB_* variables for every step
 (docs.github.com, "Store information in variables"); the event that
 started the workflow is the JSON file at GITHUB_EVENT_PATH, the same
 payload a webhook delivers, so the daemon's parser reads it
-(`daemon.webhooks.parse_github`) and the daemon's trigger rules decide.
+(`core.webhooks.parse_github`) and the daemon's trigger rules decide.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote
 
 from fasttrack_gitops.core.errors import UsageError
 
-REQUIRED = ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_SHA", "GITHUB_REPOSITORY", "GITHUB_WORKSPACE",
-            "GITHUB_RUN_ID", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")
+REQUIRED = (
+    "GITHUB_EVENT_NAME",
+    "GITHUB_EVENT_PATH",
+    "GITHUB_SHA",
+    "GITHUB_REPOSITORY",
+    "GITHUB_WORKSPACE",
+    "GITHUB_RUN_ID",
+    "GITHUB_OUTPUT",
+    "GITHUB_STEP_SUMMARY",
+)
 # Events whose payload is a pull request's: pull_request_target carries the same one.
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
@@ -70,15 +78,22 @@ def from_environ(environ: Mapping[str, str] | None = None) -> RunnerContext:
     env = os.environ if environ is None else environ
     missing = [name for name in REQUIRED if not env.get(name, "").strip()]
     if missing:
-        raise NotInRunner(f"not in a GitHub Actions step: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
-                          " not set (the runner sets them for every step)")
+        raise NotInRunner(
+            f"not in a GitHub Actions step: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+            " not set (the runner sets them for every step)"
+        )
     return RunnerContext(
-        event_name=env["GITHUB_EVENT_NAME"].strip(), event_path=Path(env["GITHUB_EVENT_PATH"]),
-        sha=env["GITHUB_SHA"].strip().lower(), ref=env.get("GITHUB_REF", "").strip(),
-        repository=env["GITHUB_REPOSITORY"].strip(), workspace=Path(env["GITHUB_WORKSPACE"]),
+        event_name=env["GITHUB_EVENT_NAME"].strip(),
+        event_path=Path(env["GITHUB_EVENT_PATH"]),
+        sha=env["GITHUB_SHA"].strip().lower(),
+        ref=env.get("GITHUB_REF", "").strip(),
+        repository=env["GITHUB_REPOSITORY"].strip(),
+        workspace=Path(env["GITHUB_WORKSPACE"]),
         api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         server_url=(env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
-        run_id=env["GITHUB_RUN_ID"].strip(), run_attempt=env.get("GITHUB_RUN_ATTEMPT", "").strip(), output=Path(env["GITHUB_OUTPUT"]),
+        run_id=env["GITHUB_RUN_ID"].strip(),
+        run_attempt=env.get("GITHUB_RUN_ATTEMPT", "").strip(),
+        output=Path(env["GITHUB_OUTPUT"]),
         step_summary=Path(env["GITHUB_STEP_SUMMARY"]),
         runner_temp=Path(env["RUNNER_TEMP"]) if env.get("RUNNER_TEMP") else None,
         actor=env.get("GITHUB_ACTOR", ""),
@@ -91,13 +106,14 @@ def read_event(ctx: RunnerContext):
     None (ignored) for events the daemon does not parse (workflow_dispatch,
     schedule, ...): the caller decides those on the event's name alone.
     """
-    from fasttrack_gitops.daemon.webhooks import WebhookError, parse_github
+    from fasttrack_gitops.core.webhooks import WebhookError, parse_github
 
     try:
         body = ctx.event_path.read_bytes()
     except OSError as e:
-        raise UsageError(f"cannot read the event payload GITHUB_EVENT_PATH={ctx.event_path}: "
-                         f"{e.strerror or e}") from None
+        raise UsageError(
+            f"cannot read the event payload GITHUB_EVENT_PATH={ctx.event_path}: {e.strerror or e}"
+        ) from None
     name = "pull_request" if ctx.event_name in PULL_REQUEST_EVENTS else ctx.event_name
     try:
         return parse_github({"X-GitHub-Event": name, "X-GitHub-Delivery": ctx.run_id}, body)

@@ -9,8 +9,8 @@ pipeline without `on` and every pipeline whose `on` lists the event
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.events import PullRequest, Push
@@ -31,20 +31,31 @@ class Choice:
     changes_unknown: bool = False  # path filters could not be applied: the history is not there
 
 
-def for_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
-             follow_branches: Sequence[str]) -> Choice:
+def for_push(
+    candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None, follow_branches: Sequence[str]
+) -> Choice:
     kind, name = triggers.ref_kind(push.ref)
     decisions = triggers.explain_push(candidates, push, changed=changed, follow_branches=follow_branches)
     selections = triggers.select_push(candidates, push, changed=changed, follow_branches=follow_branches)
-    return Choice(f"push to {name}" if kind == "branch" else f"push of {kind} {name}", tuple(decisions),
-                  tuple(selections), _frozen(changed), changed is None and _uses_paths(candidates, "push"))
+    return Choice(
+        f"push to {name}" if kind == "branch" else f"push of {kind} {name}",
+        tuple(decisions),
+        tuple(selections),
+        _frozen(changed),
+        changed is None and _uses_paths(candidates, "push"),
+    )
 
 
 def for_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *, changed: Collection[str] | None) -> Choice:
     decisions = triggers.explain_pull_request(candidates, pr, changed=changed)
     selections = triggers.select_pull_request(candidates, pr, changed=changed)
-    return Choice(f"pull request #{pr.number} into {pr.base_ref} ({pr.action})", tuple(decisions),
-                  tuple(selections), _frozen(changed), changed is None and _uses_paths(candidates, "pull_request"))
+    return Choice(
+        f"pull request #{pr.number} into {pr.base_ref} ({pr.action})",
+        tuple(decisions),
+        tuple(selections),
+        _frozen(changed),
+        changed is None and _uses_paths(candidates, "pull_request"),
+    )
 
 
 def for_event(candidates: Sequence[Candidate], event: str, *, run_id: str, sender: str = "") -> Choice:
@@ -60,8 +71,11 @@ def for_event(candidates: Sequence[Candidate], event: str, *, run_id: str, sende
         else:
             decisions.append(Decision(c, False, f"{event}: `on` has no {key}"))
     key = f"{event}:{run_id}"  # not triggers.trigger_key: a `schedule` run here has no cron of its own
-    selections = tuple(Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason,
-                                 d.candidate.concurrency) for d in decisions if d.selected)
+    selections = tuple(
+        Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)
+        for d in decisions
+        if d.selected
+    )
     return Choice(event, tuple(decisions), selections)
 
 
@@ -73,10 +87,11 @@ def follow_branches(default_branch: str | None) -> tuple[str, ...]:
 
 def _uses_paths(candidates: Sequence[Candidate], event: str) -> bool:
     """Whether some pipeline's decision needed the change set (it has path filters for the event)."""
-    return any(c.triggers and isinstance(c.triggers.get(event), dict)
-               and ({"paths", "paths-ignore"} & set(c.triggers[event])) for c in candidates)
+    return any(
+        c.triggers and isinstance(c.triggers.get(event), dict) and ({"paths", "paths-ignore"} & set(c.triggers[event]))
+        for c in candidates
+    )
 
 
 def _frozen(changed: Collection[str] | None) -> frozenset[str] | None:
     return None if changed is None else frozenset(changed)
-

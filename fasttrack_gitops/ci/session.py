@@ -10,21 +10,23 @@ unknown, path filters pass, and the summary says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.ci import selection
 from fasttrack_gitops.ci.runner_env import RunnerContext, read_event
-from fasttrack_gitops.engine.plan import Pipelines, RepoSource, pipelines_at
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.events import PullRequest, Push
-from fasttrack_gitops.engine.gitrepo import GitError
 from fasttrack_gitops.core.pipeline.yamlsource import Limits
+from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.gitrepo import GitError
+from fasttrack_gitops.engine.plan import Pipelines, RepoSource, pipelines_at
 
-HISTORY_ADVICE = ("the history needed to tell which files changed is not in the checkout, so path filters were not "
-                  "applied; give actions/checkout `fetch-depth: 0`")
+HISTORY_ADVICE = (
+    "the history needed to tell which files changed is not in the checkout, so path filters were not "
+    "applied; give actions/checkout `fetch-depth: 0`"
+)
 
 
 @dataclass
@@ -75,8 +77,9 @@ def prepare(ctx: RunnerContext, globs: Sequence[str] = ()) -> Prepared:
     report_commit = commit
     if isinstance(event, Push):
         changed = push_changes(workspace, event)
-        choice = selection.for_push(found.candidates, event, changed=changed,
-                                    follow_branches=selection.follow_branches(event.default_branch))
+        choice = selection.for_push(
+            found.candidates, event, changed=changed, follow_branches=selection.follow_branches(event.default_branch)
+        )
     elif isinstance(event, PullRequest):
         changed = pr_changes(workspace, event, commit)
         choice = selection.for_pull_request(found.candidates, event, changed=changed)

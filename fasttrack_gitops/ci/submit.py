@@ -9,15 +9,17 @@ step makes no second job (a re-run of the workflow, a new attempt, does).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.summary import Submitted
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.triggers import Selection
 
-NEEDS_DAEMON = ("`wait: false` needs `daemon-url`: a job must be driven to its end and reported after this step "
-                "exits, which only a running `fasttrack-gitops serve` does; give its address, or leave `wait` true")
+NEEDS_DAEMON = (
+    "`wait: false` needs `daemon-url`: a job must be driven to its end and reported after this step "
+    "exits, which only a running `fasttrack-gitops serve` does; give its address, or leave `wait` true"
+)
 
 
 def request_id(ctx: RunnerContext, pipeline: str) -> str:
@@ -26,8 +28,9 @@ def request_id(ctx: RunnerContext, pipeline: str) -> str:
     return f"{ctx.run_id}{attempt}-{pipeline}"
 
 
-def submit(selections: Sequence[Selection], *, ctx: RunnerContext, commit: str, daemon_url: str,
-           api_token: str | None) -> list[Submitted]:
+def submit(
+    selections: Sequence[Selection], *, ctx: RunnerContext, commit: str, daemon_url: str, api_token: str | None
+) -> list[Submitted]:
     """POST each selection to the daemon; what it made of each (a refusal to make a job is the Submitted's
     `error`). UsageError when the daemon cannot be used at all (unreachable, not a daemon, refused)."""
     import httpx
@@ -36,20 +39,29 @@ def submit(selections: Sequence[Selection], *, ctx: RunnerContext, commit: str, 
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     made = []
     for s in selections:
-        body = {"repository": ctx.repository, "pipeline": s.path, "ref": commit,
-                "request_id": request_id(ctx, s.name), "sender": ctx.actor or "github-actions"}
+        body = {
+            "repository": ctx.repository,
+            "pipeline": s.path,
+            "ref": commit,
+            "request_id": request_id(ctx, s.name),
+            "sender": ctx.actor or "github-actions",
+        }
         try:
             answer = httpx.post(url, json=body, headers=headers, timeout=120)
         except httpx.HTTPError as e:
-            raise UsageError(f"cannot reach the daemon at {daemon_url}: {type(e).__name__}; is "
-                             "`fasttrack-gitops serve` running there?") from None
+            raise UsageError(
+                f"cannot reach the daemon at {daemon_url}: {type(e).__name__}; is "
+                "`fasttrack-gitops serve` running there?"
+            ) from None
         try:
             data = answer.json()
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise UsageError(f"{daemon_url} answered {answer.status_code} without the JSON a fasttrack-gitops "
-                             "daemon answers; is daemon-url the daemon's address?")
+            raise UsageError(
+                f"{daemon_url} answered {answer.status_code} without the JSON a fasttrack-gitops "
+                "daemon answers; is daemon-url the daemon's address?"
+            )
         message = " ".join(str(data.get("error") or data.get("note") or f"HTTP {answer.status_code}").split())
         if answer.status_code == 201:
             made.append(Submitted(s.name, s.path, tuple(str(j) for j in data.get("jobs") or ())))

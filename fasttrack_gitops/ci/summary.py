@@ -10,15 +10,23 @@ note (a Mermaid block is dropped whole: half a graph does not draw).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from fasttrack_gitops.core.reports.model import JobReport
 
 MAX_BYTES = 1_000_000  # GitHub's limit is 1 MiB per step; keep a margin for what others append
 OUTPUT_BYTES = 65_000  # the `summary` output fits a pull request comment (65,536 characters)
-ICONS = {"success": "✅", "neutral": "✅", "failure": "❌", "timed_out": "⏱️", "cancelled": "🚫", "invalid": "❌",
-         "skipped": "⏭️", "submitted": "📤"}
+ICONS = {
+    "success": "✅",
+    "neutral": "✅",
+    "failure": "❌",
+    "timed_out": "⏱️",
+    "cancelled": "🚫",
+    "invalid": "❌",
+    "skipped": "⏭️",
+    "submitted": "📤",
+}
 PASSED = frozenset({"success", "neutral"})  # neutral: only continue_on_failure tasks failed
 
 
@@ -85,12 +93,17 @@ def markdown(facts: Facts, *, limit: int = MAX_BYTES) -> str:
 
 def _head(facts: Facts) -> str:
     verdict = conclusion(facts)
-    lines = [f"## FastTrack pipelines: {ICONS[verdict]} {_verdict_words(facts, verdict)}", "",
-             f"{inline(facts.what)} at {code(facts.commit[:12])} · [workflow run]({facts.run_url})", ""]
+    lines = [
+        f"## FastTrack pipelines: {ICONS[verdict]} {_verdict_words(facts, verdict)}",
+        "",
+        f"{inline(facts.what)} at {code(facts.commit[:12])} · [workflow run]({facts.run_url})",
+        "",
+    ]
     for result in facts.jobs:
         r = result.report
-        lines.append(f"- {ICONS.get(r.conclusion or '', '🔄')} [{code(r.check_name)}]({result.link}): "
-                     f"{inline(r.title)}")
+        lines.append(
+            f"- {ICONS.get(r.conclusion or '', '🔄')} [{code(r.check_name)}]({result.link}): {inline(r.title)}"
+        )
     for sub in facts.submitted:
         if sub.error:
             lines.append(f"- ❌ {code('fasttrack/' + sub.pipeline)}: {inline(sub.error)}")
@@ -130,10 +143,14 @@ def _validation(facts: Facts) -> str:
     count = f"{len(facts.files)} pipeline file{'s' if len(facts.files) != 1 else ''}"
     if not facts.diagnostics:
         return f"### Validation\n\n{count} checked: no problem found.\n\n"
-    lines = ["### Validation", "",
-             f"{count} checked: {errors} error{'s' if errors != 1 else ''}, "
-             f"{warnings} warning{'s' if warnings != 1 else ''}. Every one of them (GitHub annotates only the "
-             "first 10 of each kind):", ""]
+    lines = [
+        "### Validation",
+        "",
+        f"{count} checked: {errors} error{'s' if errors != 1 else ''}, "
+        f"{warnings} warning{'s' if warnings != 1 else ''}. Every one of them (GitHub annotates only the "
+        "first 10 of each kind):",
+        "",
+    ]
     for d in facts.diagnostics:
         lines.append(f"- {code(f'{d.file}:{d.line}:{d.column}')} **{d.severity}** {d.code}: {inline(d.message)}")
     return "\n".join(lines) + "\n\n"
@@ -144,11 +161,21 @@ def _selection(facts: Facts) -> str:
     rows = []
     for d in facts.decisions:
         c = d.candidate
-        rows.append((c.path, f"| {code(c.name, cell=True)} | {code(c.path, cell=True)} | "
-                             f"{'✅ yes' if d.selected else '➖ no'} | {_cell(d.reason)} |"))
+        rows.append(
+            (
+                c.path,
+                f"| {code(c.name, cell=True)} | {code(c.path, cell=True)} | "
+                f"{'✅ yes' if d.selected else '➖ no'} | {_cell(d.reason)} |",
+            )
+        )
     for path, (name, _) in facts.invalid.items():
-        rows.append((path, f"| {code(name, cell=True)} | {code(path, cell=True)} | ❌ no | the file is not valid at "
-                           "this commit (see Validation) |"))
+        rows.append(
+            (
+                path,
+                f"| {code(name, cell=True)} | {code(path, cell=True)} | ❌ no | the file is not valid at "
+                "this commit (see Validation) |",
+            )
+        )
     lines = ["### Selection", "", f"| pipeline | file | {runs} | why |", "| --- | --- | --- | --- |"]
     lines += [row for _, row in sorted(rows)] or ["| | | | no pipeline file at this commit |"]
     return "\n".join(lines) + "\n\n"
@@ -156,8 +183,10 @@ def _selection(facts: Facts) -> str:
 
 def _details(result: JobResult) -> str:
     r = result.report
-    head = (f"### {ICONS.get(r.conclusion or '', '🔄')} {code(r.check_name)}: {r.conclusion or r.status}\n\n"
-            f"[Check run]({result.link}) · {inline(r.title)}\n\n")
+    head = (
+        f"### {ICONS.get(r.conclusion or '', '🔄')} {code(r.check_name)}: {r.conclusion or r.status}\n\n"
+        f"[Check run]({result.link}) · {inline(r.title)}\n\n"
+    )
     return head + r.summary.rstrip("\n") + "\n\n" + (r.text.rstrip("\n") + "\n\n" if r.text.strip() else "")
 
 
@@ -181,8 +210,13 @@ def clip(text: str, limit: int) -> str:
         match = _FENCE.match(line.rstrip("\n"))
         if fence is None and match:
             fence, opened = (match[1], match[2].strip()), len(kept)
-        elif fence is not None and match and match[1][0] == fence[0][0] and len(match[1]) >= len(fence[0]) \
-                and not match[2].strip():
+        elif (
+            fence is not None
+            and match
+            and match[1][0] == fence[0][0]
+            and len(match[1]) >= len(fence[0])
+            and not match[2].strip()
+        ):
             fence = None
         kept.append(line)
     if fence is not None and fence[1] == "mermaid":

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import TextIO
 
 from fasttrack_gitops.core.render.diagnostics import escape_data, escape_property
 
 
 def command(name: str, data: str = "", **properties: object) -> str:
     """One workflow command line; properties whose value is None are left out."""
-    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items()
-                     if value is not None)
+    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None)
     return f"::{name}{' ' + props if props else ''}::{escape_data(data)}"
 
 

@@ -25,7 +25,6 @@ def command(paths: tuple[str, ...], fmt: str) -> int:
     from fasttrack_gitops.commands.validate import validate_paths
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.jobs import table
-
     from fasttrack_gitops.engine.workspace import find_root
 
     pipelines = []  # (the repository's folder, as a job records it; the pipeline)
@@ -39,8 +38,9 @@ def command(paths: tuple[str, ...], fmt: str) -> int:
 
         click.echo(json.dumps([c.__dict__ for c in checks], indent=2))
     else:
-        rows = [(("ok" if c.ok else "FAIL") if c.ok is not None else "skip", c.name, c.detail, c.advice)
-                for c in checks]
+        rows = [
+            (("ok" if c.ok else "FAIL") if c.ok is not None else "skip", c.name, c.detail, c.advice) for c in checks
+        ]
         click.echo(table(rows, ("", "check", "found", "what to do")), nl=False)
     return 0 if all(c.ok is not False for c in checks) else 1
 
@@ -52,10 +52,10 @@ class Check:
 
 async def run_checks(pipelines, environ=None) -> list[Check]:
     """Each check in order; a failed one skips those that need it. pipelines: (repository, Pipeline) pairs."""
+    from fasttrack_gitops.core.errors import FastTrackError
     from fasttrack_gitops.engine.backendai.client import Client
     from fasttrack_gitops.engine.backendai.credentials import Credentials
     from fasttrack_gitops.engine.backendai.errors import AuthError, BackendAIError, ClockSkewError
-    from fasttrack_gitops.core.errors import FastTrackError
 
     checks: list[Check] = []
     try:
@@ -67,8 +67,11 @@ async def run_checks(pipelines, environ=None) -> list[Check]:
         try:
             server = await client.negotiate()
         except BackendAIError as e:
-            return checks + [Check("endpoint", False, str(e),
-                                   "point BACKEND_ENDPOINT at the manager's API (e.g. http://manager:8081)")]
+            return checks + [
+                Check(
+                    "endpoint", False, str(e), "point BACKEND_ENDPOINT at the manager's API (e.g. http://manager:8081)"
+                )
+            ]
         checks.append(Check("endpoint", True, f"Backend.AI manager {server.manager}"))
         checks.append(Check("API version", True, f"server {server.version}, sending {server.api_version}"))
         try:
@@ -102,8 +105,12 @@ async def folders_check(client, pipelines) -> Check:
         try:
             await create_vfolder(client, name)
         except BackendAIError as e:
-            return Check("pipeline folders", False, str(e),
-                         "ask the cluster admin for vfolder quota/permission, or set a storage host")
+            return Check(
+                "pipeline folders",
+                False,
+                str(e),
+                "ask the cluster admin for vfolder quota/permission, or set a storage host",
+            )
     return Check("pipeline folders", True, ", ".join(names))
 
 
@@ -118,8 +125,14 @@ def slots_check(offered: dict, pipelines) -> Check:
                     missing.setdefault(slot, []).append(f"{pipeline.name}/{task.name}")
     found = ", ".join(sorted(offered)) or "none"
     if missing:
-        lacking = "; ".join(f"{slot} (asked by {', '.join(who[:3])}{', ...' if len(who) > 3 else ''})"
-                            for slot, who in sorted(missing.items()))
-        return Check("resource slots", False, f"offers {found}; missing {lacking}",
-                     "run those tasks on a cluster with the slot, or change their resources")
+        lacking = "; ".join(
+            f"{slot} (asked by {', '.join(who[:3])}{', ...' if len(who) > 3 else ''})"
+            for slot, who in sorted(missing.items())
+        )
+        return Check(
+            "resource slots",
+            False,
+            f"offers {found}; missing {lacking}",
+            "run those tasks on a cluster with the slot, or change their resources",
+        )
     return Check("resource slots", True, f"offers {found}; every pipeline's requests fit")

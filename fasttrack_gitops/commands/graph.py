@@ -9,8 +9,14 @@ from fasttrack_gitops.commands.options import max_file_size
 
 @click.command("graph")
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "json"]), default="text",
-              show_default=True, help="text: a table by step; mermaid/dot: a diagram; json: nodes and edges.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table by step; mermaid/dot: a diagram; json: nodes and edges.",
+)
 @max_file_size
 def command(pipeline: str, fmt: str, max_file_size: int) -> int:
     """Show the task DAG of PIPELINE, each task with its resources.

@@ -17,8 +17,12 @@ def group() -> None:
 
 @group.command("list")
 @click.option("--pipeline", default=None, help="Only jobs of this pipeline.")
-@click.option("--status", type=click.Choice(["pending", "running", "succeeded", "failed", "cancelled",
-                                             "interrupted"]), default=None, help="Only jobs with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "running", "succeeded", "failed", "cancelled", "interrupted"]),
+    default=None,
+    help="Only jobs with this status.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @state_dir_option
 @format_option
@@ -27,8 +31,7 @@ def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, f
     from fasttrack_gitops.core.job import JobStatus
     from fasttrack_gitops.core.render.jobs import job_record, jobs_table
 
-    views = _store(state_dir).list_jobs(pipeline=pipeline, status=JobStatus(status) if status else None,
-                                        limit=limit)
+    views = _store(state_dir).list_jobs(pipeline=pipeline, status=JobStatus(status) if status else None, limit=limit)
     if fmt == "json":
         _json([job_record(v) for v in views])
     elif views:
@@ -62,8 +65,8 @@ def show(job: str, state_dir, fmt: str) -> int:
 @state_dir_option
 def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_dir) -> int:
     """The output of a task's attempt (every task's last attempt without TASK)."""
-    from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.commands.logs import follow_logs, print_logs
+    from fasttrack_gitops.core.errors import UsageError
 
     store = _store(state_dir)
     view = store.view(job)
@@ -98,8 +101,15 @@ def cancel(job: str, state_dir) -> int:
                     continue
                 for a in instance.attempts:
                     if a.ended_at is None:
-                        store.end_attempt(view.job.id, name, a.number, ended_at=time.time(), exit_code=None,
-                                          outcome=Outcome.INTERRUPTED, message="its runner stopped while it ran")
+                        store.end_attempt(
+                            view.job.id,
+                            name,
+                            a.number,
+                            ended_at=time.time(),
+                            exit_code=None,
+                            outcome=Outcome.INTERRUPTED,
+                            message="its runner stopped while it ran",
+                        )
                 store.set_task_state(view.job.id, name, TaskState.CANCELLED, reason="the job was cancelled")
     click.echo(f"job {view.job.id}: cancel requested")
     return 0
@@ -113,33 +123,38 @@ def cancel(job: str, state_dir) -> int:
 @click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE")
 @state_dir_option
 @format_option
-def rerun(job: str, failed_only: bool, executor: str, max_parallel: int | None, secrets_file: str | None,
-          state_dir, fmt: str) -> int:
+def rerun(
+    job: str, failed_only: bool, executor: str, max_parallel: int | None, secrets_file: str | None, state_dir, fmt: str
+) -> int:
     """A new job with the same frozen spec and snapshot, run like `run` runs one."""
-    from fasttrack_gitops.commands.run import gather_secrets
-    from fasttrack_gitops.engine.launch import execute, reused_tasks, source_of
-    from fasttrack_gitops.core.job import rerun as rerun_job
-    from fasttrack_gitops.core.taskenv import check_secrets
-
     from pathlib import Path
 
+    from fasttrack_gitops.commands.run import gather_secrets
     from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.core.job import rerun as rerun_job
+    from fasttrack_gitops.core.taskenv import check_secrets
+    from fasttrack_gitops.engine.launch import execute, reused_tasks, source_of
 
     store = _store(state_dir)
     old = store.view(job)
     if old.job.invalid:
-        raise UsageError(f"job {old.job.id} ran nothing: {old.job.pipeline_path} was not valid at commit "
-                         f"{(old.job.commit or '')[:12]}; fix the file and commit it")
+        raise UsageError(
+            f"job {old.job.id} ran nothing: {old.job.pipeline_path} was not valid at commit "
+            f"{(old.job.commit or '')[:12]}; fix the file and commit it"
+        )
     if not Path(old.job.repository).is_dir():
-        raise UsageError(f"job {old.job.id} was made by the daemon from {old.job.repository}; re-run it there "
-                         "(the check's Re-run button, /fasttrack retest, or fasttrack-gitops trigger)")
+        raise UsageError(
+            f"job {old.job.id} was made by the daemon from {old.job.repository}; re-run it there "
+            "(the check's Re-run button, /fasttrack retest, or fasttrack-gitops trigger)"
+        )
     new = rerun_job(old.job)
     secrets = gather_secrets(secrets_file)
     check_secrets(new.pipeline_model(), secrets)
     source = source_of(old.job, store)
     initial = reused_tasks(store, old, new) if failed_only else {}
-    return execute(new, store, source, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt,
-                   initial=initial)
+    return execute(
+        new, store, source, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt, initial=initial
+    )
 
 
 def _store(state_dir):

@@ -60,8 +60,7 @@ def follow_logs(store, job_id: str, task: str | None, attempt: int | None) -> in
                     offsets[key] = 0
                     if not task:
                         click.echo(click.style(f"==> {name} (attempt {a.number}) <==", bold=True))
-                offsets[key] = _copy_from(path, offsets[key], prefix="" if task else f"{name}: ",
-                                          final=not running)
+                offsets[key] = _copy_from(path, offsets[key], prefix="" if task else f"{name}: ", final=not running)
         if not running:
             return 0
         time.sleep(FOLLOW_POLL)

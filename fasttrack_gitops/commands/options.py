@@ -15,7 +15,11 @@ def size_option(value: str) -> int:
 
 
 max_file_size = click.option(
-    "--max-file-size", default="1m", show_default=True, metavar="SIZE", callback=lambda _c, _p, v: size_option(v),
+    "--max-file-size",
+    default="1m",
+    show_default=True,
+    metavar="SIZE",
+    callback=lambda _c, _p, v: size_option(v),
     help="Refuse pipeline files larger than this (e.g. 512k, 2m).",
 )
 
@@ -29,13 +33,21 @@ def _state_dir(_ctx, _param, value: str | None):
 
 
 state_dir_option = click.option(
-    "--state-dir", type=click.Path(file_okay=False), default=None, callback=_state_dir, metavar="DIR",
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    callback=_state_dir,
+    metavar="DIR",
     help="Where jobs, logs and outputs are kept (default: $FTG_STATE_DIR, else $XDG_STATE_HOME/fasttrack-gitops, "
-         "else ~/.local/state/fasttrack-gitops).",
+    "else ~/.local/state/fasttrack-gitops).",
 )
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="json: machine-readable records.",
 )
 
@@ -47,6 +59,9 @@ def _executor_names() -> list[str]:
 
 
 executor_option = click.option(
-    "--executor", type=click.Choice(_executor_names()), default="local", show_default=True,
+    "--executor",
+    type=click.Choice(_executor_names()),
+    default="local",
+    show_default=True,
     help="Where tasks run: local (processes on this machine) or backendai (BACKEND_* variables).",
 )

@@ -10,12 +10,24 @@ from fasttrack_gitops.core.job import TaskInstance, TaskState
 from fasttrack_gitops.core.render.jobs import elapsed
 
 _STYLE = {
-    TaskState.PENDING: "dim", TaskState.WAITING: "dim", TaskState.SUBMITTED: "cyan", TaskState.RUNNING: "bold cyan",
-    TaskState.SUCCEEDED: "green", TaskState.FAILED: "bold red", TaskState.SKIPPED: "dim", TaskState.CANCELLED: "yellow",
+    TaskState.PENDING: "dim",
+    TaskState.WAITING: "dim",
+    TaskState.SUBMITTED: "cyan",
+    TaskState.RUNNING: "bold cyan",
+    TaskState.SUCCEEDED: "green",
+    TaskState.FAILED: "bold red",
+    TaskState.SKIPPED: "dim",
+    TaskState.CANCELLED: "yellow",
 }
 _ICON = {
-    TaskState.PENDING: "·", TaskState.WAITING: "…", TaskState.SUBMITTED: "↑", TaskState.RUNNING: "▶",
-    TaskState.SUCCEEDED: "✓", TaskState.FAILED: "✗", TaskState.SKIPPED: "-", TaskState.CANCELLED: "⊘",
+    TaskState.PENDING: "·",
+    TaskState.WAITING: "…",
+    TaskState.SUBMITTED: "↑",
+    TaskState.RUNNING: "▶",
+    TaskState.SUCCEEDED: "✓",
+    TaskState.FAILED: "✗",
+    TaskState.SKIPPED: "-",
+    TaskState.CANCELLED: "⊘",
 }
 
 
@@ -52,8 +64,12 @@ class LiveProgress:
         self.tasks: dict[str, TaskInstance] = {name: TaskInstance(name) for name in job.code_trees}
         self.started = time.time()
         # transient: when the job ends the live table gives way to the summary printed after it
-        self.live = Live(get_renderable=self._render, console=Console(file=stream or sys.stderr), refresh_per_second=4,
-                         transient=True)
+        self.live = Live(
+            get_renderable=self._render,
+            console=Console(file=stream or sys.stderr),
+            refresh_per_second=4,
+            transient=True,
+        )
 
     def change(self, change) -> None:
         self.tasks[change.task] = change.instance
@@ -64,15 +80,24 @@ class LiveProgress:
         from rich.text import Text
 
         done = sum(1 for i in self.tasks.values() if i.ended)
-        title = Text(f"{self.job.pipeline}  job {self.job.id}  {done}/{len(self.tasks)} done  "
-                     f"{int(time.time() - self.started)}s", style="bold")
+        title = Text(
+            f"{self.job.pipeline}  job {self.job.id}  {done}/{len(self.tasks)} done  "
+            f"{int(time.time() - self.started)}s",
+            style="bold",
+        )
         table = Table(box=None)
         for column in ("", "task", "state", "time", "attempts", "note"):
             table.add_column(column)
         for name, instance in self.tasks.items():
             style = _STYLE[instance.state]
-            table.add_row(_ICON[instance.state], name, f"[{style}]{instance.state}[/]", elapsed(instance),
-                          str(len(instance.attempts) or ""), instance.reason[:60])
+            table.add_row(
+                _ICON[instance.state],
+                name,
+                f"[{style}]{instance.state}[/]",
+                elapsed(instance),
+                str(len(instance.attempts) or ""),
+                instance.reason[:60],
+            )
         return Group(title, table)
 
     def __enter__(self):

@@ -9,23 +9,47 @@ from fasttrack_gitops.commands.options import executor_option, format_option, ma
 
 @click.command("run")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--repo", "repo", type=click.Path(file_okay=False), metavar="DIR",
-              help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git). "
-                   "May be a subfolder of a git repository; code: paths are relative to it.")
-@click.option("--rev", default=None, metavar="REV", help="Run the pipeline as of this commit, branch or tag "
-              "(default HEAD).")
+@click.option(
+    "--repo",
+    "repo",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git). "
+    "May be a subfolder of a git repository; code: paths are relative to it.",
+)
+@click.option(
+    "--rev", default=None, metavar="REV", help="Run the pipeline as of this commit, branch or tag (default HEAD)."
+)
 @click.option("--worktree", is_flag=True, help="Run the uncommitted working tree (the job is marked dirty).")
 @executor_option
-@click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Run at most N tasks at once (default: as many as are ready).")
-@click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).")
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Run at most N tasks at once (default: as many as are ready).",
+)
+@click.option(
+    "--secrets-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).",
+)
 @state_dir_option
 @format_option
 @max_file_size
-def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, executor: str,
-            max_parallel: int | None, secrets_file: str | None, state_dir, fmt: str,
-            max_file_size: int) -> int:
+def command(
+    pipeline: str,
+    repo: str | None,
+    rev: str | None,
+    worktree: bool,
+    executor: str,
+    max_parallel: int | None,
+    secrets_file: str | None,
+    state_dir,
+    fmt: str,
+    max_file_size: int,
+) -> int:
     """Run PIPELINE as an immutable job and show its progress.
 
     The pipeline and its tasks' code: folders are read from the commit
@@ -33,15 +57,15 @@ def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, ex
     given; a pipeline outside any git repository runs from its folder as it
     is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
     """
-    from fasttrack_gitops.engine import gitrepo
     from fasttrack_gitops.core.errors import UsageError
-    from fasttrack_gitops.engine.launch import execute, snapshot_store
     from fasttrack_gitops.core.job import freeze
     from fasttrack_gitops.core.pipeline import check_pipeline
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
-    from fasttrack_gitops.engine.state.store import Store
     from fasttrack_gitops.core.taskenv import check_secrets
+    from fasttrack_gitops.engine import gitrepo
+    from fasttrack_gitops.engine.launch import execute, snapshot_store
+    from fasttrack_gitops.engine.state.store import Store
 
     if rev is not None and worktree:
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
@@ -51,10 +75,13 @@ def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, ex
     raw = gitrepo.read_file(snap, relpath, max_bytes=max_file_size + 1)
     if raw is None:
         at = f"commit {snap.commit[:12]}" if snap.kind == "commit" else "the snapshot"
-        raise UsageError(f"{relpath} is not a file in {repo_dir} at {at}"
-                         + ("; commit it, or run the working tree with --worktree" if snap.kind == "commit" else ""))
-    checked = check_pipeline(raw, pipeline, limits=Limits(max_bytes=max_file_size),
-                             code_lookup=gitrepo.code_lookup(snap))
+        raise UsageError(
+            f"{relpath} is not a file in {repo_dir} at {at}"
+            + ("; commit it, or run the working tree with --worktree" if snap.kind == "commit" else "")
+        )
+    checked = check_pipeline(
+        raw, pipeline, limits=Limits(max_bytes=max_file_size), code_lookup=gitrepo.code_lookup(snap)
+    )
     for d in checked.diagnostics:
         click.echo(text_line(d), err=True)
     if checked.pipeline is None:
@@ -64,9 +91,18 @@ def command(pipeline: str, repo: str | None, rev: str | None, worktree: bool, ex
     check_secrets(checked.pipeline, secrets)
 
     code_trees = {t.name: gitrepo.tree_id(snap, t.code) for t in checked.pipeline.tasks if t.code}
-    job = freeze(checked.pipeline, pipeline_path=relpath, repository=str(repo_dir.resolve()), source=snap.kind,
-                 commit=snap.commit, ref=snap.ref, tree=snap.tree, code_trees=code_trees,
-                 trigger={"event": "cli"}, dirty=snap.dirty)
+    job = freeze(
+        checked.pipeline,
+        pipeline_path=relpath,
+        repository=str(repo_dir.resolve()),
+        source=snap.kind,
+        commit=snap.commit,
+        ref=snap.ref,
+        tree=snap.tree,
+        code_trees=code_trees,
+        trigger={"event": "cli"},
+        dirty=snap.dirty,
+    )
     return execute(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
 
 

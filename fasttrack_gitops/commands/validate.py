@@ -11,8 +11,14 @@ from fasttrack_gitops.commands.options import max_file_size
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[PATH]...")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-              help="text: file:line:col lines; json: an object with 'diagnostics'; github: workflow commands.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: file:line:col lines; json: an object with 'diagnostics'; github: workflow commands.",
+)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @max_file_size
 def command(paths: tuple[str, ...], fmt: str, strict: bool, max_file_size: int) -> int:
@@ -58,14 +64,16 @@ class Report:
         if pipeline is not None:
             self.pipelines.append(pipeline)
         data = result.document.data if result.document is not None else None
-        self.files.append({
-            "file": result.file,
-            "pipeline": pipeline.name if pipeline else (data.get("name") if isinstance(data, dict) else None),
-            "tasks": len(pipeline.tasks) if pipeline else None,
-            "valid": result.ok,
-            "errors": sum(d.is_error for d in result.diagnostics),
-            "warnings": sum(not d.is_error for d in result.diagnostics),
-        })
+        self.files.append(
+            {
+                "file": result.file,
+                "pipeline": pipeline.name if pipeline else (data.get("name") if isinstance(data, dict) else None),
+                "tasks": len(pipeline.tasks) if pipeline else None,
+                "valid": result.ok,
+                "errors": sum(d.is_error for d in result.diagnostics),
+                "warnings": sum(not d.is_error for d in result.diagnostics),
+            }
+        )
 
 
 def validate_paths(paths: list[str], limits) -> Report:

@@ -13,7 +13,6 @@ the `name` of the repository in the daemon's configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 ZERO_COMMIT = "0" * 40  # `before` of a new branch, `after` of a deleted one, in push webhooks
 
@@ -108,4 +107,4 @@ class Manual:
     sender: str = ""
 
 
-Event = Union[Push, PullRequest, Comment, Rerequest, Tick, Manual]
+Event = Push | PullRequest | Comment | Rerequest | Tick | Manual

@@ -14,9 +14,9 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Mapping
 
 from fasttrack_gitops.core.pipeline.model import Pipeline, normalise, to_fasttrack
 
@@ -173,10 +173,20 @@ def freeze(
     now = time.time() if now is None else now
     spec = spec_of(pipeline)
     return PipelineJob(
-        id=new_job_id(now), pipeline=pipeline.name, pipeline_path=pipeline_path, repository=repository,
-        source=source, commit=commit, ref=ref, tree=tree,
+        id=new_job_id(now),
+        pipeline=pipeline.name,
+        pipeline_path=pipeline_path,
+        repository=repository,
+        source=source,
+        commit=commit,
+        ref=ref,
+        tree=tree,
         code_trees={t.name: code_trees.get(t.name, tree) for t in pipeline.tasks},
-        spec=spec, spec_id=spec_id(spec), trigger=dict(trigger or {"event": "cli"}), created_at=now, dirty=dirty,
+        spec=spec,
+        spec_id=spec_id(spec),
+        trigger=dict(trigger or {"event": "cli"}),
+        created_at=now,
+        dirty=dirty,
     )
 
 
@@ -199,9 +209,20 @@ def freeze_invalid(
     """
     now = time.time() if now is None else now
     return PipelineJob(
-        id=new_job_id(now), pipeline=name, pipeline_path=pipeline_path, repository=repository, source="commit",
-        commit=commit, ref=ref, tree=tree, code_trees={}, spec={}, spec_id="", trigger=dict(trigger),
-        created_at=now, diagnostics=tuple(dict(d) for d in diagnostics),
+        id=new_job_id(now),
+        pipeline=name,
+        pipeline_path=pipeline_path,
+        repository=repository,
+        source="commit",
+        commit=commit,
+        ref=ref,
+        tree=tree,
+        code_trees={},
+        spec={},
+        spec_id="",
+        trigger=dict(trigger),
+        created_at=now,
+        diagnostics=tuple(dict(d) for d in diagnostics),
     )
 
 
@@ -209,10 +230,21 @@ def rerun(job: PipelineJob, *, trigger: Mapping | None = None, now: float | None
     """A new job with the same frozen spec and snapshot, naming the one it repeats."""
     now = time.time() if now is None else now
     return PipelineJob(
-        id=new_job_id(now), pipeline=job.pipeline, pipeline_path=job.pipeline_path, repository=job.repository,
-        source=job.source, commit=job.commit, ref=job.ref, tree=job.tree, code_trees=dict(job.code_trees),
-        spec=job.spec, spec_id=job.spec_id, trigger=dict(trigger or {"event": "rerun", "of": job.id}),
-        created_at=now, rerun_of=job.id, dirty=job.dirty,
+        id=new_job_id(now),
+        pipeline=job.pipeline,
+        pipeline_path=job.pipeline_path,
+        repository=job.repository,
+        source=job.source,
+        commit=job.commit,
+        ref=job.ref,
+        tree=job.tree,
+        code_trees=dict(job.code_trees),
+        spec=job.spec,
+        spec_id=job.spec_id,
+        trigger=dict(trigger or {"event": "rerun", "of": job.id}),
+        created_at=now,
+        rerun_of=job.id,
+        dirty=job.dirty,
     )
 
 
@@ -227,8 +259,9 @@ def satisfies_dependents(instance: TaskInstance, continue_on_failure: bool) -> b
     return False
 
 
-def job_status(pipeline: Pipeline, tasks: Mapping[str, TaskInstance], *, runner_alive: bool,
-               queued: bool = False) -> JobStatus:
+def job_status(
+    pipeline: Pipeline, tasks: Mapping[str, TaskInstance], *, runner_alive: bool, queued: bool = False
+) -> JobStatus:
     """A job's status, derived from its task instances (and whether a runner drives it or the daemon queues it)."""
     instances = [tasks.get(t.name, TaskInstance(t.name)) for t in pipeline.tasks]
     if all(i.ended for i in instances):
@@ -252,9 +285,23 @@ def conclusion_status(pipeline: Pipeline, tasks: Mapping[str, TaskInstance]) -> 
 
 def tolerated_failures(pipeline: Pipeline, tasks: Mapping[str, TaskInstance]) -> list[str]:
     """Tasks that failed without failing the job (continue_on_failure): a 'neutral' conclusion."""
-    return [t.name for t in pipeline.tasks
-            if t.continue_on_failure and t.name in tasks and tasks[t.name].state == TaskState.FAILED]
+    return [
+        t.name
+        for t in pipeline.tasks
+        if t.continue_on_failure and t.name in tasks and tasks[t.name].state == TaskState.FAILED
+    ]
 
 
 def ended(instances: Iterable[TaskInstance]) -> bool:
     return all(i.ended for i in instances)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as readers see it: the frozen job, its task instances now, and the status they give."""
+
+    job: PipelineJob
+    tasks: dict[str, TaskInstance]  # in the pipeline's task order, attempts ordered by number
+    status: JobStatus  # job_status(job.pipeline_model(), tasks, runner_alive=runner_alive)
+    runner_alive: bool  # a process holds the job's claim
+    cancel_requested: bool

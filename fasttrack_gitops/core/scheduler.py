@@ -18,10 +18,19 @@ Rules, FastTrack's and GitHub Actions' way:
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-from fasttrack_gitops.core.job import ACTIVE, ENDED, SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState, satisfies_dependents
+from fasttrack_gitops.core.job import (
+    ACTIVE,
+    ENDED,
+    SKIP_REQUESTED,
+    Attempt,
+    Outcome,
+    TaskInstance,
+    TaskState,
+    satisfies_dependents,
+)
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.model import Pipeline, Resources, Task
 
@@ -82,8 +91,14 @@ def decide(
         task = by_name[name]
         dependencies = [state[d] for d in task.dependencies]
         # A dependency that ended without letting it run skips it at once, even while others still run.
-        blocked = next((d for d in dependencies if d.state in ENDED
-                        and not satisfies_dependents(d, by_name[d.name].continue_on_failure)), None)
+        blocked = next(
+            (
+                d
+                for d in dependencies
+                if d.state in ENDED and not satisfies_dependents(d, by_name[d.name].continue_on_failure)
+            ),
+            None,
+        )
         if blocked is not None:
             skip[name] = f"dependency '{blocked.name}' {_ended_how(blocked)}"
             state[name] = TaskInstance(name, TaskState.SKIPPED, reason=skip[name])
@@ -136,8 +151,7 @@ def retry_at(task: Task, attempts: tuple[Attempt, ...], now: float, rng: random.
 
 
 def _ended_how(instance: TaskInstance) -> str:
-    return {TaskState.FAILED: "failed", TaskState.CANCELLED: "was cancelled"}.get(
-        instance.state, "was skipped")
+    return {TaskState.FAILED: "failed", TaskState.CANCELLED: "was cancelled"}.get(instance.state, "was skipped")
 
 
 def _zero() -> Resources:
@@ -161,5 +175,8 @@ def _total(resources) -> Resources:
 def _fits(request: Resources, used: Resources, capacity: Resources) -> bool:
     after = _add(used, request)
     have = dict(capacity.accelerators)
-    return (after.cpu <= capacity.cpu and after.mem <= capacity.mem
-            and all(amount <= have.get(slot, 0.0) for slot, amount in after.accelerators))
+    return (
+        after.cpu <= capacity.cpu
+        and after.mem <= capacity.mem
+        and all(amount <= have.get(slot, 0.0) for slot, amount in after.accelerators)
+    )

@@ -9,8 +9,8 @@ prints may show it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.pipeline.model import Pipeline, Task
@@ -54,7 +54,8 @@ def check_secrets(pipeline: Pipeline, secrets: Mapping[str, str]) -> None:
         raise SecretsError(
             f"pipeline '{pipeline.name}' uses secret{'s' if len(missing) > 1 else ''} {listed}, not provided; "
             f"set {SECRET_ENV_PREFIX}{example}=... in the environment or put {example}=... in a file given "
-            "with --secrets-file")
+            "with --secrets-file"
+        )
 
 
 def task_environment(pipeline: Pipeline, task: Task, secrets: Mapping[str, str]) -> TaskEnvironment:
@@ -63,7 +64,8 @@ def task_environment(pipeline: Pipeline, task: Task, secrets: Mapping[str, str])
     env.update({k: _resolve(v, secrets) for k, v in task.envs})
     warnings = tuple(
         f"task '{task.name}': {name} is set to the pipeline data folder path, not to the value in the pipeline file"
-        for name in env if _RESERVED.match(name)
+        for name in env
+        if _RESERVED.match(name)
     )
     command = _resolve(task.command, secrets) if task.command is not None else None
     return TaskEnvironment(env, command, warnings)
@@ -74,7 +76,7 @@ def _resolve(text: str, secrets: Mapping[str, str]) -> str:
 
 
 def secrets_from_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k[len(SECRET_ENV_PREFIX):]: v for k, v in environ.items() if k.startswith(SECRET_ENV_PREFIX)}
+    return {k[len(SECRET_ENV_PREFIX) :]: v for k, v in environ.items() if k.startswith(SECRET_ENV_PREFIX)}
 
 
 def parse_dotenv(text: str, file: str) -> dict[str, str]:

@@ -15,20 +15,38 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Collection, Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from fasttrack_gitops.core import globs
 from fasttrack_gitops.core.events import TRUSTED_ASSOCIATIONS, Manual, PullRequest, Push, Tick
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 
 __all__ = [
-    "COMMAND_VERBS", "CONCURRENCY_PLACEHOLDERS", "DEFAULT_PULL_REQUEST_TYPES", "PLACEHOLDERS", "Candidate", "Command",
-    "Decision", "Selection", "command_allowed", "concurrency_group", "explain_manual", "explain_pull_request",
-    "explain_push", "explain_tick", "group_context", "parse_command", "ref_kind", "select_manual",
+    "COMMAND_VERBS",
+    "CONCURRENCY_PLACEHOLDERS",
+    "DEFAULT_PULL_REQUEST_TYPES",
+    "PLACEHOLDERS",
+    "Candidate",
+    "Command",
+    "Decision",
+    "Selection",
+    "command_allowed",
+    "concurrency_group",
+    "explain_manual",
+    "explain_pull_request",
+    "explain_push",
+    "explain_tick",
+    "group_context",
+    "parse_command",
+    "ref_kind",
+    "select_manual",
     "select_pull_request",
-    "select_push", "select_tick", "trigger_key",
+    "select_push",
+    "select_tick",
+    "trigger_key",
 ]
 
 # GitHub's default activity types for `on: pull_request`.
@@ -80,8 +98,9 @@ class Decision(NamedTuple):
 # --- push ------------------------------------------------------------------------------------
 
 
-def explain_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
-                 follow_branches: Sequence[str]) -> list[Decision]:
+def explain_push(
+    candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None, follow_branches: Sequence[str]
+) -> list[Decision]:
     """Decide every candidate for a push; `changed` None means the change set is unknown.
 
     A pipeline without `on` runs on pushes to the followed branches (the
@@ -90,14 +109,16 @@ def explain_push(candidates: Sequence[Candidate], push: Push, *, changed: Collec
     return [Decision(c, *_decide_push(c, push, changed, follow_branches)) for c in candidates]
 
 
-def select_push(candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None,
-                follow_branches: Sequence[str]) -> list[Selection]:
+def select_push(
+    candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None, follow_branches: Sequence[str]
+) -> list[Selection]:
     trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
     return _selected(explain_push(candidates, push, changed=changed, follow_branches=follow_branches), trigger)
 
 
-def _decide_push(c: Candidate, push: Push, changed: Collection[str] | None,
-                 follow_branches: Sequence[str]) -> tuple[bool, str]:
+def _decide_push(
+    c: Candidate, push: Push, changed: Collection[str] | None, follow_branches: Sequence[str]
+) -> tuple[bool, str]:
     kind, name = ref_kind(push.ref)
     what = f"push to {name}" if kind == "branch" else f"push of {kind} {name}"
     if push.deleted:
@@ -148,8 +169,9 @@ def _tag_refusal(spec: dict, tag: str) -> str:
 # --- pull requests ---------------------------------------------------------------------------
 
 
-def explain_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *,
-                         changed: Collection[str] | None) -> list[Decision]:
+def explain_pull_request(
+    candidates: Sequence[Candidate], pr: PullRequest, *, changed: Collection[str] | None
+) -> list[Decision]:
     """Decide every candidate for pull-request activity; only pipelines with `on.pull_request` run.
 
     A fork's pull request is decided like any other: whether it may run is
@@ -158,10 +180,19 @@ def explain_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *,
     return [Decision(c, *_decide_pull_request(c, pr, changed)) for c in candidates]
 
 
-def select_pull_request(candidates: Sequence[Candidate], pr: PullRequest, *,
-                        changed: Collection[str] | None) -> list[Selection]:
-    trigger = {"event": "pull_request", "number": pr.number, "action": pr.action, "head_sha": pr.head_sha,
-               "base_ref": pr.base_ref, "head_ref": pr.head_ref, "fork": pr.from_fork, "sender": pr.sender}
+def select_pull_request(
+    candidates: Sequence[Candidate], pr: PullRequest, *, changed: Collection[str] | None
+) -> list[Selection]:
+    trigger = {
+        "event": "pull_request",
+        "number": pr.number,
+        "action": pr.action,
+        "head_sha": pr.head_sha,
+        "base_ref": pr.base_ref,
+        "head_ref": pr.head_ref,
+        "fork": pr.from_fork,
+        "sender": pr.sender,
+    }
     return _selected(explain_pull_request(candidates, pr, changed=changed), trigger)
 
 
@@ -179,8 +210,9 @@ def _decide_pull_request(c: Candidate, pr: PullRequest, changed: Collection[str]
     if "branches" in spec and not globs.matches(pr.base_ref, spec["branches"]):
         return False, f"{what}: {pr.base_ref} does not match on.pull_request.branches ({_list(spec['branches'])})"
     if "branches-ignore" in spec and globs.matches(pr.base_ref, spec["branches-ignore"]):
-        return False, (f"{what}: {pr.base_ref} matches on.pull_request.branches-ignore "
-                       f"({_list(spec['branches-ignore'])})")
+        return False, (
+            f"{what}: {pr.base_ref} matches on.pull_request.branches-ignore ({_list(spec['branches-ignore'])})"
+        )
     return _decide_paths(spec, changed, "on.pull_request", what)
 
 
@@ -292,8 +324,11 @@ def trigger_key(trigger: Mapping) -> str:
 
 def _selected(decisions: Iterable[Decision], trigger: dict) -> list[Selection]:
     key = trigger_key(trigger)
-    return [Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)
-            for d in decisions if d.selected]
+    return [
+        Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)
+        for d in decisions
+        if d.selected
+    ]
 
 
 # --- concurrency groups ----------------------------------------------------------------------
@@ -317,10 +352,17 @@ def group_context(selection: Selection, *, repository: str, commit: str) -> dict
         ref, branch, pr = f"refs/pull/{t['number']}/head", t.get("head_ref", ""), str(t["number"])
     else:
         ref = _full_ref(t.get("ref") or "")
-        branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ""
+        branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ""
         pr = str(t["number"]) if t.get("number") is not None else ""
-    return {"ref": ref, "branch": branch, "pr": pr, "sha": commit, "pipeline": selection.name,
-            "repository": repository, "event": t["event"]}
+    return {
+        "ref": ref,
+        "branch": branch,
+        "pr": pr,
+        "sha": commit,
+        "pipeline": selection.name,
+        "repository": repository,
+        "event": t["event"],
+    }
 
 
 def _full_ref(ref: str) -> str:
@@ -378,7 +420,7 @@ def ref_kind(ref: str) -> tuple[str, str]:
     """refs/heads/x -> ("branch", "x"), refs/tags/y -> ("tag", "y"), anything else -> ("ref", ref)."""
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if ref.startswith(prefix):
-            return kind, ref[len(prefix):]
+            return kind, ref[len(prefix) :]
     return "ref", ref
 
 
@@ -389,3 +431,15 @@ def _list(patterns: Iterable[str]) -> str:
 def _files(paths: Sequence[str], shown: int = 3) -> str:
     more = len(paths) - shown
     return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A pull request from a fork, waiting for /fasttrack ok-to-test (or approved)."""
+
+    repository: str
+    number: int
+    head_sha: str
+    event: dict  # the PullRequest record, as JSON
+    held_at: float
+    approved_by: str | None

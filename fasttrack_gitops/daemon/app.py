@@ -16,8 +16,8 @@ import signal
 import socket
 import sys
 
-from fasttrack_gitops.daemon.config import DaemonConfig
 from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.daemon.config import DaemonConfig
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -31,8 +31,15 @@ def serve(config: DaemonConfig) -> int:
     return asyncio.run(run_daemon(config, sock))
 
 
-async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio.Event | None = None,
-                     executor=None, ready=None, reporters=None) -> int:
+async def run_daemon(
+    config: DaemonConfig,
+    sock: socket.socket,
+    *,
+    stop: asyncio.Event | None = None,
+    executor=None,
+    ready=None,
+    reporters=None,
+) -> int:
     """The daemon on an already bound socket, until `stop` is set (or a signal sets it)."""
     import uvicorn
 
@@ -60,8 +67,10 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
     following = asyncio.Event()  # set to stop the followers
     deliverer = _deliverer(daemon, make_reporters(config) if reporters is None else reporters)
     delivering = asyncio.Event()  # set to stop the reporters, after the drain's last reports
-    background = [asyncio.create_task(daemon.dispatch_forever()),
-                  asyncio.create_task(follow.schedules(daemon, following))]
+    background = [
+        asyncio.create_task(daemon.dispatch_forever()),
+        asyncio.create_task(follow.schedules(daemon, following)),
+    ]
     reporting = asyncio.create_task(deliverer.run(delivering))
     for repo in config.repositories:
         if repo.watch:
@@ -71,8 +80,14 @@ async def run_daemon(config: DaemonConfig, sock: socket.socket, *, stop: asyncio
     server = _Server(uvicorn.Config(App(daemon), log_level="warning", access_log=False, lifespan="off"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     host, port = sock.getsockname()[:2]
-    log.info("serving on http://%s:%d with %d repositories, executor %s, state in %s", host, port,
-             len(config.repositories), config.executor, config.state_dir)
+    log.info(
+        "serving on http://%s:%d with %d repositories, executor %s, state in %s",
+        host,
+        port,
+        len(config.repositories),
+        config.executor,
+        config.state_dir,
+    )
     if ready is not None:
         ready(daemon)
     try:
@@ -115,9 +130,13 @@ def make_executor(config: DaemonConfig):
     if config.executor == "backendai" and config.backendai is not None:
         from fasttrack_gitops.engine.backendai.credentials import Credentials
 
-        credentials = Credentials.from_env({"BACKEND_ENDPOINT": config.backendai.endpoint,
-                                            "BACKEND_ACCESS_KEY": config.backendai.access_key,
-                                            "BACKEND_SECRET_KEY": config.backendai.secret_key})
+        credentials = Credentials.from_env(
+            {
+                "BACKEND_ENDPOINT": config.backendai.endpoint,
+                "BACKEND_ACCESS_KEY": config.backendai.access_key,
+                "BACKEND_SECRET_KEY": config.backendai.secret_key,
+            }
+        )
         return get_executor("backendai", credentials=credentials)
     return get_executor(config.executor)
 
@@ -133,8 +152,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host or "0.0.0.0", port))
     except OSError as e:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}; change 'listen' in the "
-                         "configuration or stop what uses the port") from e
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}; change 'listen' in the "
+            "configuration or stop what uses the port"
+        ) from e
     sock.listen(1024)
     sock.setblocking(False)
     return sock

@@ -23,14 +23,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from fasttrack_gitops.daemon.config_values import (  # noqa: F401 - part of this module's API
-    MAX_SECRET_FILE, expand, looks_like_secret, parse_listen, read_secret_file, url_kind,
-)
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.pipeline import schema
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, has_errors, json_path, sort_key
 from fasttrack_gitops.core.pipeline.units import parse_duration, parse_size
 from fasttrack_gitops.core.pipeline.yamlsource import Document, Limits, load
+from fasttrack_gitops.daemon.config_values import (  # noqa: F401 - part of this module's API
+    MAX_SECRET_FILE,
+    expand,
+    looks_like_secret,
+    parse_listen,
+    read_secret_file,
+    url_kind,
+)
 
 SCHEMA_FILE = "config.schema.json"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -52,7 +57,6 @@ SECRETS: dict[tuple[str, ...], tuple[str, ...]] = {
 BACKEND_ENDPOINT = "BACKEND_ENDPOINT"
 BACKEND_ACCESS_KEY = "BACKEND_ACCESS_KEY"
 BACKEND_SECRET_KEY = "BACKEND_SECRET_KEY"
-
 
 
 @dataclass(frozen=True)
@@ -189,11 +193,15 @@ def _dotted(path: tuple) -> str:
 def _reworded(d: Diagnostic) -> Diagnostic:
     """The YAML loader speaks of pipelines; say what a configuration needs instead."""
     if d.code == "FT007":
-        return replace(d, message=d.message.split(";")[0].replace("'name' and 'tasks'", "'repositories'")
-                       + ("; a configuration needs at least 'repositories'" if "empty" in d.message else ""))
+        return replace(
+            d,
+            message=d.message.split(";")[0].replace("'name' and 'tasks'", "'repositories'")
+            + ("; a configuration needs at least 'repositories'" if "empty" in d.message else ""),
+        )
     if d.code == "FT002":
-        return replace(d, message=d.message.split(";")[0] + "; a configuration is a few kilobytes: "
-                       "is it the right file?")
+        return replace(
+            d, message=d.message.split(";")[0] + "; a configuration is a few kilobytes: is it the right file?"
+        )
     return d
 
 
@@ -211,9 +219,17 @@ def _without_literal_secrets(doc: Document) -> tuple[Any, list[Diagnostic]]:
         for name in written:
             path = section + (name,)
             m = doc.source.key(path)
-            found.append(diagnostic(
-                "FT401", f"{_dotted(path)}: secrets are never written in the configuration; name an environment "
-                f"variable with {name}_env (or a file with {name}_file)", doc.file, m.line, m.column, json_path(path)))
+            found.append(
+                diagnostic(
+                    "FT401",
+                    f"{_dotted(path)}: secrets are never written in the configuration; name an environment "
+                    f"variable with {name}_env (or a file with {name}_file)",
+                    doc.file,
+                    m.line,
+                    m.column,
+                    json_path(path),
+                )
+            )
         if written:
             kept = {k: v for k, v in holder.items() if k not in written}
             data = {**data, section[0]: kept} if section else kept
@@ -223,8 +239,11 @@ def _without_literal_secrets(doc: Document) -> tuple[Any, list[Diagnostic]]:
 def _redacted(d: Diagnostic) -> Diagnostic:
     """A schema message about an *_env value quotes it, and the value may be the secret itself: say it without."""
     if d.code == "FT100" and d.path.endswith("_env"):
-        return replace(d, message=f"{d.path[2:]} must be the name of an environment variable (letters, digits and "
-                       "'_', e.g. GITHUB_TOKEN), never the secret itself")
+        return replace(
+            d,
+            message=f"{d.path[2:]} must be the name of an environment variable (letters, digits and "
+            "'_', e.g. GITHUB_TOKEN), never the secret itself",
+        )
     return d
 
 
@@ -252,8 +271,10 @@ class _Resolver:
     def expanded(self, value: Any, path: tuple) -> Any:
         """${VAR} expanded in every string but *_env names and x- extensions."""
         if isinstance(value, dict):
-            return {k: v if k.startswith("x-") or k.endswith("_env") else self.expanded(v, path + (k,))
-                    for k, v in value.items()}
+            return {
+                k: v if k.startswith("x-") or k.endswith("_env") else self.expanded(v, path + (k,))
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.expanded(v, path + (i,)) for i, v in enumerate(value)]
         if not isinstance(value, str) or "$" not in value:
@@ -271,7 +292,9 @@ class _Resolver:
         return DaemonConfig(
             file=self.file,
             state_dir=self.state_dir(data.get("state_dir")),
-            host=host, port=port, executor=executor,
+            host=host,
+            port=port,
+            executor=executor,
             public_url=self.http_url(("public_url",), data.get("public_url")),
             max_running_jobs=data.get("max_running_jobs", DEFAULT_MAX_RUNNING_JOBS),
             shutdown_grace=self.duration(("shutdown_grace",), data.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE)),
@@ -300,8 +323,12 @@ class _Resolver:
         try:
             return parse_listen(text)
         except ValueError as e:
-            self.error("FT406", f"listen is {text!r}: {e}; write host:port, e.g. 127.0.0.1:8080, [::1]:8080, "
-                       "or :8080 for every interface", ("listen",))
+            self.error(
+                "FT406",
+                f"listen is {text!r}: {e}; write host:port, e.g. 127.0.0.1:8080, [::1]:8080, "
+                "or :8080 for every interface",
+                ("listen",),
+            )
             return "127.0.0.1", 0
 
     def http_url(self, path: tuple, text: str | None) -> str | None:
@@ -312,11 +339,15 @@ class _Resolver:
         except ValueError:  # an unclosed [
             parts = urlsplit("")
         if parts.password is not None:
-            self.error("FT401", f"{_dotted(path)} holds a password; secrets are never written in the configuration",
-                       path)
+            self.error(
+                "FT401", f"{_dotted(path)} holds a password; secrets are never written in the configuration", path
+            )
         elif parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            self.error("FT411", f"{_dotted(path)} is {text!r}; write an http:// or https:// URL, "
-                       "e.g. https://ftg.example.com", path)
+            self.error(
+                "FT411",
+                f"{_dotted(path)} is {text!r}; write an http:// or https:// URL, e.g. https://ftg.example.com",
+                path,
+            )
         return text.rstrip("/")
 
     def duration(self, path: tuple, value: float | str, minimum: float = 0.0) -> float:
@@ -336,8 +367,11 @@ class _Resolver:
         except ValueError:
             size = 0
         if size <= 0:
-            self.error("FT409", f"{_dotted(path)} is {value!r}; write a size such as 5m or 512k, or a number of "
-                       "bytes above 0", path)
+            self.error(
+                "FT409",
+                f"{_dotted(path)} is {value!r}; write a size such as 5m or 512k, or a number of bytes above 0",
+                path,
+            )
         return size
 
     # --- secrets ---
@@ -346,8 +380,12 @@ class _Resolver:
         """The secret <name> that holder names by <name>_env or <name>_file, else the fallback variable's, else None."""
         env_key, file_key = f"{name}_env", f"{name}_file"
         if env_key in holder and file_key in holder:
-            self.error("FT410", f"{_dotted(section + (file_key,))} and {env_key} both name the {name}; keep one",
-                       section + (file_key,), at_key=True)
+            self.error(
+                "FT410",
+                f"{_dotted(section + (file_key,))} and {env_key} both name the {name}; keep one",
+                section + (file_key,),
+                at_key=True,
+            )
             return None
         if env_key in holder:
             return self.env_secret(section + (env_key,), holder[env_key])
@@ -362,11 +400,19 @@ class _Resolver:
         if value:
             return value
         if looks_like_secret(variable):
-            self.error("FT402", f"{_dotted(path)} must name an environment variable, and what it holds looks like a "
-                       "token itself; put the token in a variable and write the variable's name here", path)
+            self.error(
+                "FT402",
+                f"{_dotted(path)} must name an environment variable, and what it holds looks like a "
+                "token itself; put the token in a variable and write the variable's name here",
+                path,
+            )
         else:
-            self.error("FT402", f"{_dotted(path)} names {variable}, which is not set (or empty) in the environment "
-                       "of the daemon; set it, or remove the key", path)
+            self.error(
+                "FT402",
+                f"{_dotted(path)} names {variable}, which is not set (or empty) in the environment "
+                "of the daemon; set it, or remove the key",
+                path,
+            )
         return None
 
     def file_secret(self, path: tuple, text: str) -> str | None:
@@ -385,8 +431,12 @@ class _Resolver:
             earlier = first.setdefault(item["name"].casefold(), i)
             if earlier != i:
                 line = self.doc.source.value(("repositories", earlier, "name")).line
-                self.error("FT405", f"repository '{item['name']}' is listed twice (first on line {line}; names "
-                           "are compared without case); remove one of them", path)
+                self.error(
+                    "FT405",
+                    f"repository '{item['name']}' is listed twice (first on line {line}; names "
+                    "are compared without case); remove one of them",
+                    path,
+                )
         return tuple(self.repository(("repositories", i), item) for i, item in enumerate(items))
 
     def repository(self, path: tuple, item: dict) -> RepositoryConfig:
@@ -395,25 +445,43 @@ class _Resolver:
         url = item["url"]
         kind = url_kind(url)
         if kind is None:
-            self.error("FT407", f"{_dotted(path + ('url',))} is {url!r}; write a local path, a file://, http(s):// or "
-                       "ssh:// URL, or git@host:owner/repo.git", path + ("url",))
+            self.error(
+                "FT407",
+                f"{_dotted(path + ('url',))} is {url!r}; write a local path, a file://, http(s):// or "
+                "ssh:// URL, or git@host:owner/repo.git",
+                path + ("url",),
+            )
         elif kind == "remote" and "://" in url and urlsplit(url).password is not None:
-            self.error("FT401", f"{_dotted(path + ('url',))} holds a password; secrets are never written in the "
-                       "configuration: use an ssh key or a git credential helper", path + ("url",))
+            self.error(
+                "FT401",
+                f"{_dotted(path + ('url',))} holds a password; secrets are never written in the "
+                "configuration: use an ssh key or a git credential helper",
+                path + ("url",),
+            )
         elif kind == "local" and "://" not in url:
             url = str(self.local(url))
         watch = item.get("watch", kind == "local")
         if watch and kind == "remote":
-            self.error("FT408", f"{_dotted(path + ('watch',))} is true, but {item['url']} is not a local repository; "
-                       "remove watch (a remote repository is polled, see poll_interval) or use a local path",
-                       path + ("watch",))
+            self.error(
+                "FT408",
+                f"{_dotted(path + ('watch',))} is true, but {item['url']} is not a local repository; "
+                "remove watch (a remote repository is polled, see poll_interval) or use a local path",
+                path + ("watch",),
+            )
         poll = item.get("poll_interval")
         return RepositoryConfig(
-            name=item["name"], url=url, provider=provider,
+            name=item["name"],
+            url=url,
+            provider=provider,
             branches=tuple(item.get("branches", DEFAULT_BRANCHES)),
             watch=bool(watch and kind == "local"),
-            poll_interval=(self.duration(path + ("poll_interval",), poll, minimum=1.0) if poll is not None
-                           else DEFAULT_POLL_INTERVAL if kind == "remote" else None),
+            poll_interval=(
+                self.duration(path + ("poll_interval",), poll, minimum=1.0)
+                if poll is not None
+                else DEFAULT_POLL_INTERVAL
+                if kind == "remote"
+                else None
+            ),
             path=item.get("path", "").removeprefix("./").strip("/"),
             pipelines=tuple(g.removeprefix("./") for g in item["pipelines"]) if "pipelines" in item else None,
         )
@@ -421,38 +489,59 @@ class _Resolver:
     def check_name(self, path: tuple, name: str, provider: str) -> None:
         parts = name.split("/")
         if provider == "github" and len(parts) != 2:
-            self.error("FT412", f"{_dotted(path)} is {name!r}; a GitHub repository is named owner/repo, as in its URL",
-                       path)
+            self.error(
+                "FT412", f"{_dotted(path)} is {name!r}; a GitHub repository is named owner/repo, as in its URL", path
+            )
         elif provider == "gitlab" and len(parts) < 2:
-            self.error("FT412", f"{_dotted(path)} is {name!r}; a GitLab project is named group/project "
-                       "(or group/subgroup/project), as in its URL", path)
+            self.error(
+                "FT412",
+                f"{_dotted(path)} is {name!r}; a GitLab project is named group/project "
+                "(or group/subgroup/project), as in its URL",
+                path,
+            )
 
     def github(self, section: dict) -> GitHubConfig:
         at = ("github",)
         key = self.secret(at, section, "private_key")
         app_id = section.get("app_id")
         if app_id is not None and not any(k in section for k in ("private_key_env", "private_key_file")):
-            self.error("FT410", "github.app_id needs the App's private key: add private_key_file (or private_key_env)",
-                       at + ("app_id",), at_key=True)
+            self.error(
+                "FT410",
+                "github.app_id needs the App's private key: add private_key_file (or private_key_env)",
+                at + ("app_id",),
+                at_key=True,
+            )
         if app_id is None and (written := [k for k in ("private_key_env", "private_key_file") if k in section]):
-            self.error("FT410", f"github.{written[0]} is the key of a GitHub App: add app_id, the App's id",
-                       at + (written[0],), at_key=True)
-        return GitHubConfig(webhook_secret=self.secret(at, section, "webhook_secret"),
-                            token=self.secret(at, section, "token"), app_id=app_id, private_key=key,
-                            api_url=self.http_url(at + ("api_url",), section.get("api_url")) or GitHubConfig.api_url)
+            self.error(
+                "FT410",
+                f"github.{written[0]} is the key of a GitHub App: add app_id, the App's id",
+                at + (written[0],),
+                at_key=True,
+            )
+        return GitHubConfig(
+            webhook_secret=self.secret(at, section, "webhook_secret"),
+            token=self.secret(at, section, "token"),
+            app_id=app_id,
+            private_key=key,
+            api_url=self.http_url(at + ("api_url",), section.get("api_url")) or GitHubConfig.api_url,
+        )
 
     def gitlab(self, section: dict) -> GitLabConfig:
         at = ("gitlab",)
-        return GitLabConfig(webhook_token=self.secret(at, section, "webhook_token"),
-                            token=self.secret(at, section, "token"),
-                            url=self.http_url(at + ("url",), section.get("url")) or GitLabConfig.url)
+        return GitLabConfig(
+            webhook_token=self.secret(at, section, "webhook_token"),
+            token=self.secret(at, section, "token"),
+            url=self.http_url(at + ("url",), section.get("url")) or GitLabConfig.url,
+        )
 
     def slack(self, section: dict) -> SlackConfig:
         at = ("slack",)
-        return SlackConfig(bot_token=self.secret(at, section, "bot_token"),
-                           webhook_url=self.secret(at, section, "webhook_url"),
-                           default_channel=section.get("default_channel"),
-                           api_url=self.http_url(at + ("api_url",), section.get("api_url")) or SlackConfig.api_url)
+        return SlackConfig(
+            bot_token=self.secret(at, section, "bot_token"),
+            webhook_url=self.secret(at, section, "webhook_url"),
+            default_channel=section.get("default_channel"),
+            api_url=self.http_url(at + ("api_url",), section.get("api_url")) or SlackConfig.api_url,
+        )
 
     def backendai(self, section: dict | None, executor: str) -> BackendAIConfig | None:
         """The manager and keypair: from the section, each falling back to the official client's variable.
@@ -469,17 +558,32 @@ class _Resolver:
             endpoint = self.http_url(at + ("endpoint",) if "endpoint" in holder else gap, endpoint)
         access = self.secret(at, holder, "access_key", BACKEND_ACCESS_KEY)
         secret = self.secret(at, holder, "secret_key", BACKEND_SECRET_KEY)
-        missing = [what for what, value, keys in (
-            (f"an endpoint (backendai.endpoint, or {BACKEND_ENDPOINT})", endpoint, ("endpoint",)),
-            (f"an access key (backendai.access_key_env, or {BACKEND_ACCESS_KEY})", access,
-             ("access_key_env", "access_key_file")),
-            (f"a secret key (backendai.secret_key_env, or {BACKEND_SECRET_KEY})", secret,
-             ("secret_key_env", "secret_key_file")),
-        ) if value is None and not any(k in holder for k in keys)]  # a key written and unresolved: said already
+        missing = [
+            what
+            for what, value, keys in (
+                (f"an endpoint (backendai.endpoint, or {BACKEND_ENDPOINT})", endpoint, ("endpoint",)),
+                (
+                    f"an access key (backendai.access_key_env, or {BACKEND_ACCESS_KEY})",
+                    access,
+                    ("access_key_env", "access_key_file"),
+                ),
+                (
+                    f"a secret key (backendai.secret_key_env, or {BACKEND_SECRET_KEY})",
+                    secret,
+                    ("secret_key_env", "secret_key_file"),
+                ),
+            )
+            if value is None and not any(k in holder for k in keys)
+        ]  # a key written and unresolved: said already
         if missing:
             subject = "executor is backendai" if gap != at else "the backendai section is incomplete"
-            self.error("FT410", f"{subject}, but there is no {' and no '.join(m.split(' ', 1)[1] for m in missing)}; "
-                       "write them in the backendai section or set the variables", gap, at_key=gap == at)
+            self.error(
+                "FT410",
+                f"{subject}, but there is no {' and no '.join(m.split(' ', 1)[1] for m in missing)}; "
+                "write them in the backendai section or set the variables",
+                gap,
+                at_key=gap == at,
+            )
         if endpoint is None or access is None or secret is None:
             return None
         return BackendAIConfig(endpoint=endpoint, access_key=access, secret_key=secret)

@@ -77,8 +77,9 @@ def expand(text: str, environ: Mapping[str, str]) -> str:
         if name is None:
             raise ValueError("'${' is not closed; write ${NAME}, or $$ for a literal $")
         if not _ENV_NAME.fullmatch(name):
-            raise ValueError(f"'${{{name}}}' does not name a variable (letters, digits and '_'); "
-                             "write $$ for a literal $")
+            raise ValueError(
+                f"'${{{name}}}' does not name a variable (letters, digits and '_'); write $$ for a literal $"
+            )
         if name not in environ:
             raise ValueError(f"${{{name}}} is not set in the environment; set it or write the value")
         return environ[name]
@@ -89,7 +90,8 @@ def expand(text: str, environ: Mapping[str, str]) -> str:
 def looks_like_secret(name: str) -> bool:
     """Whether an *_env value looks like a token pasted in place of a variable's name (never echo it)."""
     return name.lower().startswith(_TOKEN_PREFIXES) or (
-        len(name) >= 24 and any(c.islower() for c in name) and any(c.isdigit() for c in name))
+        len(name) >= 24 and any(c.islower() for c in name) and any(c.isdigit() for c in name)
+    )
 
 
 def read_secret_file(file: Path) -> str:

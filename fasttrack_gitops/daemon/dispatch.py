@@ -8,7 +8,7 @@ group says cancel_in_progress supersedes every older open job of its group
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.engine.state.ledger import Queued
 
@@ -35,5 +35,10 @@ def superseded(entries: Sequence[Queued], newer: Queued) -> list[Queued]:
     """The open jobs a newly queued one replaces (none unless its group cancels in progress)."""
     if not newer.group or not newer.cancel_in_progress:
         return []
-    return [e for e in entries if e.group == newer.group and e.job_id != newer.job_id
-            and (e.queued_at, e.job_id) < (newer.queued_at, newer.job_id)]
+    return [
+        e
+        for e in entries
+        if e.group == newer.group
+        and e.job_id != newer.job_id
+        and (e.queued_at, e.job_id) < (newer.queued_at, newer.job_id)
+    ]

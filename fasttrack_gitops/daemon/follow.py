@@ -13,15 +13,15 @@ import asyncio
 import logging
 import time
 
-from fasttrack_gitops.engine import gitrepo
-from fasttrack_gitops.daemon.config import RepositoryConfig
-from fasttrack_gitops.engine.plan import default_head, pipelines_at
-from fasttrack_gitops.daemon.service import Daemon
-from fasttrack_gitops.daemon.sources import Backoff
-from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Tick
 from fasttrack_gitops.core.pipeline.cron import latest_tick, next_tick, parse_cron
+from fasttrack_gitops.daemon.config import RepositoryConfig
+from fasttrack_gitops.daemon.service import Daemon
+from fasttrack_gitops.daemon.sources import Backoff
+from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
+from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.plan import default_head, pipelines_at
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -44,8 +44,15 @@ async def scan(daemon: Daemon, repo: RepositoryConfig, *, sender: str) -> int:
         return 0
     seen = {ref: sha for ref, sha in seen.items() if ref != BASELINE and gitrepo.ref_matches(ref, followed_refs(repo))}
     default = await asyncio.to_thread(gitrepo.default_branch, source.top)
-    moves = await asyncio.to_thread(branch_moves, seen, now, repo.name, sender=sender, default_branch=default,
-                                    is_ancestor=lambda a, b: gitrepo.is_ancestor(source.top, a, b))
+    moves = await asyncio.to_thread(
+        branch_moves,
+        seen,
+        now,
+        repo.name,
+        sender=sender,
+        default_branch=default,
+        is_ancestor=lambda a, b: gitrepo.is_ancestor(source.top, a, b),
+    )
     for push in moves:
         await daemon.handle(push)
     return len(moves)

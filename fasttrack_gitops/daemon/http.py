@@ -23,16 +23,21 @@ import hmac
 import json
 import logging
 import secrets
-from typing import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import parse_qs
 
-from fasttrack_gitops.daemon.service import Daemon
-from fasttrack_gitops.daemon.webhooks import (
-    WebhookError, check_size, parse_github, parse_gitlab, verify_github, verify_gitlab,
-)
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Manual
 from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.webhooks import (
+    WebhookError,
+    check_size,
+    parse_github,
+    parse_gitlab,
+    verify_github,
+    verify_gitlab,
+)
+from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.engine.state.store import StoreError
 
 log = logging.getLogger("fasttrack_gitops.daemon.http")
@@ -66,10 +71,12 @@ class App:
                 status, body = self._health()
             elif path == "/metrics":
                 _allow(method, "GET", "HEAD")
-                text = self.daemon.metrics.render(jobs=self.daemon.jobs_by_status(),
-                                                  queue_depth=self.daemon.ledger.queue_depth(),
-                                                  executors=(self.daemon.config.executor,),
-                                                  outbox=self.daemon.outbox.pending())
+                text = self.daemon.metrics.render(
+                    jobs=self.daemon.jobs_by_status(),
+                    queue_depth=self.daemon.ledger.queue_depth(),
+                    executors=(self.daemon.config.executor,),
+                    outbox=self.daemon.outbox.pending(),
+                )
                 await _answer(send, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
                 return
             elif path == "/api/jobs":
@@ -110,8 +117,9 @@ class App:
             check_size(int(length) if length and length.isdigit() else None, config.webhook_max_body)
             raw = await _read(receive, config.webhook_max_body)
             if provider == "github":
-                verify_github(raw, headers.get("x-hub-signature-256"),
-                              config.github.webhook_secret if config.github else None)
+                verify_github(
+                    raw, headers.get("x-hub-signature-256"), config.github.webhook_secret if config.github else None
+                )
                 delivery = parse_github(headers, raw)
             else:
                 verify_gitlab(headers.get("x-gitlab-token"), config.gitlab.webhook_token if config.gitlab else None)
@@ -125,9 +133,11 @@ class App:
         repo = config.repository(delivery.repository)
         if repo is not None and repo.provider != provider:
             metrics.delivery(provider, "ignored")
-            return 202, {"delivery": delivery.id,
-                         "ignored": f"repository {repo.name} is configured with provider {repo.provider}, so its "
-                                    f"{provider} webhooks run nothing"}
+            return 202, {
+                "delivery": delivery.id,
+                "ignored": f"repository {repo.name} is configured with provider {repo.provider}, so its "
+                f"{provider} webhooks run nothing",
+            }
         if self.daemon.draining:
             metrics.delivery(provider, "draining")
             return 503, {"error": "the daemon is shutting down; deliver again later"}
@@ -139,10 +149,12 @@ class App:
             return 503, {"error": "the daemon's state cannot be written now; deliver again later"}
         if not fresh:
             metrics.delivery(provider, "duplicate")
-            return 200, {"delivery": delivery.id, "duplicate": True,
-                         "note": "this delivery was handled already; nothing was done again"}
-        handled = await self.daemon.handle(delivery.record, delivery=delivery.id,
-                                           installation=delivery.installation_id)
+            return 200, {
+                "delivery": delivery.id,
+                "duplicate": True,
+                "note": "this delivery was handled already; nothing was done again",
+            }
+        handled = await self.daemon.handle(delivery.record, delivery=delivery.id, installation=delivery.installation_id)
         if handled.failed:  # forgotten, so that the host's redelivery is handled again
             with contextlib.suppress(StoreError):
                 ledger.forget_delivery(provider, delivery.id)
@@ -168,15 +180,17 @@ class App:
         limit = query.get("limit", "20")
         digits = limit.lstrip("0") if limit.isascii() and limit.isdigit() else ""
         if not digits:  # the store would read 0 or less as "no limit"
-            return 400, {"error": f"limit is {limit[:40]!r}; give a whole number from 1 (at most {JOBS_LIMIT} "
-                                  "are listed)"}
+            return 400, {
+                "error": f"limit is {limit[:40]!r}; give a whole number from 1 (at most {JOBS_LIMIT} are listed)"
+            }
         try:
             status = JobStatus(query["status"]) if "status" in query else None
         except ValueError:
             known = ", ".join(s.value for s in JobStatus)
             return 400, {"error": f"status is {query['status']!r}; give one of: {known}"}
-        views = self.daemon.store.list_jobs(pipeline=query.get("pipeline"), status=status,
-                                            limit=min(int(digits[:7]), JOBS_LIMIT))  # no int() of 5000 digits
+        views = self.daemon.store.list_jobs(
+            pipeline=query.get("pipeline"), status=status, limit=min(int(digits[:7]), JOBS_LIMIT)
+        )  # no int() of 5000 digits
         return 200, [job_record(v) for v in views]
 
     def _page(self, job_id: str) -> tuple[int, str]:
@@ -212,13 +226,19 @@ class App:
             request = json.loads(await _read(receive, API_BODY_LIMIT))
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return 400, {"error": "the body is not JSON"}
-        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) and request.get(k)
-                                                    for k in ("repository", "pipeline")):
+        if not isinstance(request, dict) or not all(
+            isinstance(request.get(k), str) and request.get(k) for k in ("repository", "pipeline")
+        ):
             return 400, {"error": "give a JSON object with repository and pipeline (and ref, request_id)"}
         if self.daemon.repository(request["repository"]) is None:
             return 404, {"error": f"repository {request['repository']} is not configured in this daemon"}
-        manual = Manual(request["repository"], request["pipeline"], str(request.get("ref") or "HEAD"),
-                        str(request.get("request_id") or secrets.token_hex(8)), str(request.get("sender") or "api"))
+        manual = Manual(
+            request["repository"],
+            request["pipeline"],
+            str(request.get("ref") or "HEAD"),
+            str(request.get("request_id") or secrets.token_hex(8)),
+            str(request.get("sender") or "api"),
+        )
         handled = await self.daemon.handle(manual, delivery=manual.request_id)
         return (201 if handled.jobs else 422), {**handled.as_dict(), "note": self._public(handled.note)}
 
@@ -252,9 +272,14 @@ async def _read(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes, content_type: str,
-                  extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+async def _answer(
+    send: Send, status: int, body: bytes, content_type: str, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

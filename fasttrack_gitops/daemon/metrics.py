@@ -9,8 +9,8 @@ cannot break the page.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 # Task durations span seconds to days; the buckets follow Prometheus' habit of roughly x2.5 steps.
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -40,8 +40,14 @@ class Metrics:
         counts[-2] += seconds
         counts[-1] += 1
 
-    def render(self, *, jobs: Mapping[str, int], queue_depth: int, executors: Iterable[str] = (),
-               outbox: Mapping[str, int] | None = None) -> str:
+    def render(
+        self,
+        *,
+        jobs: Mapping[str, int],
+        queue_depth: int,
+        executors: Iterable[str] = (),
+        outbox: Mapping[str, int] | None = None,
+    ) -> str:
         """The /metrics page; `jobs` is the number of jobs per status the daemon holds now.
 
         The error counter of each of `executors` is shown from 0 on: a series
@@ -49,24 +55,69 @@ class Metrics:
         """
         out: list[str] = []
         executor_errors = {**dict.fromkeys(executors, 0), **self.executor_errors}
-        _family(out, "ftg_jobs", "gauge", "Jobs the daemon holds now, by status (queued, running).",
-                ((({"status": s},), n) for s, n in sorted(jobs.items())))
-        _family(out, "ftg_queue_depth", "gauge", "Jobs waiting for a slot or their concurrency group.",
-                [(((),), queue_depth)])
-        _family(out, "ftg_jobs_created_total", "counter", "Jobs created, by the event that triggered them.",
-                ((({"trigger": t},), n) for t, n in sorted(self.jobs_created.items())))
-        _family(out, "ftg_jobs_finished_total", "counter", "Jobs that ended, by status.",
-                ((({"status": s},), n) for s, n in sorted(self.jobs_finished.items())))
-        _family(out, "ftg_webhook_deliveries_total", "counter", "Webhook deliveries, by provider and result.",
-                ((({"provider": p, "result": r},), n) for (p, r), n in sorted(self.deliveries.items())))
-        _family(out, "ftg_executor_errors_total", "counter", "Task attempts the executor could not start or follow.",
-                ((({"executor": e},), n) for e, n in sorted(executor_errors.items())))
-        _family(out, "ftg_repository_fetch_errors_total", "counter", "Failed fetches of remote repositories.",
-                ((({"repository": r},), n) for r, n in sorted(self.fetch_errors.items())))
-        _family(out, "ftg_reports_total", "counter", "Reports sent to GitHub, GitLab and Slack, by result.",
-                ((({"reporter": r, "result": x},), n) for (r, x), n in sorted(self.reports.items())))
-        _family(out, "ftg_outbox_pending", "gauge", "Jobs whose latest report a reporter has not sent yet.",
-                ((({"reporter": r},), n) for r, n in sorted((outbox or {}).items())))
+        _family(
+            out,
+            "ftg_jobs",
+            "gauge",
+            "Jobs the daemon holds now, by status (queued, running).",
+            ((({"status": s},), n) for s, n in sorted(jobs.items())),
+        )
+        _family(
+            out,
+            "ftg_queue_depth",
+            "gauge",
+            "Jobs waiting for a slot or their concurrency group.",
+            [(((),), queue_depth)],
+        )
+        _family(
+            out,
+            "ftg_jobs_created_total",
+            "counter",
+            "Jobs created, by the event that triggered them.",
+            ((({"trigger": t},), n) for t, n in sorted(self.jobs_created.items())),
+        )
+        _family(
+            out,
+            "ftg_jobs_finished_total",
+            "counter",
+            "Jobs that ended, by status.",
+            ((({"status": s},), n) for s, n in sorted(self.jobs_finished.items())),
+        )
+        _family(
+            out,
+            "ftg_webhook_deliveries_total",
+            "counter",
+            "Webhook deliveries, by provider and result.",
+            ((({"provider": p, "result": r},), n) for (p, r), n in sorted(self.deliveries.items())),
+        )
+        _family(
+            out,
+            "ftg_executor_errors_total",
+            "counter",
+            "Task attempts the executor could not start or follow.",
+            ((({"executor": e},), n) for e, n in sorted(executor_errors.items())),
+        )
+        _family(
+            out,
+            "ftg_repository_fetch_errors_total",
+            "counter",
+            "Failed fetches of remote repositories.",
+            ((({"repository": r},), n) for r, n in sorted(self.fetch_errors.items())),
+        )
+        _family(
+            out,
+            "ftg_reports_total",
+            "counter",
+            "Reports sent to GitHub, GitLab and Slack, by result.",
+            ((({"reporter": r, "result": x},), n) for (r, x), n in sorted(self.reports.items())),
+        )
+        _family(
+            out,
+            "ftg_outbox_pending",
+            "gauge",
+            "Jobs whose latest report a reporter has not sent yet.",
+            ((({"reporter": r},), n) for r, n in sorted((outbox or {}).items())),
+        )
         out.append("# HELP ftg_task_duration_seconds Task instance run time, first attempt start to last end.")
         out.append("# TYPE ftg_task_duration_seconds histogram")
         for executor, counts in sorted(self.task_durations.items()):

@@ -21,15 +21,25 @@ def job_page(view) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(i.name)}</td><td class='{e(str(i.state))}'>{e(str(i.state))}</td><td>{e(elapsed(i))}</td>"
-        f"<td>{len(i.attempts) or '-'}</td><td>{e(i.reason)}</td></tr>" for i in view.tasks.values())
+        f"<td>{len(i.attempts) or '-'}</td><td>{e(i.reason)}</td></tr>"
+        for i in view.tasks.values()
+    )
     if job.invalid:
-        body = "<h2>Why it did not run</h2><ul>" + "".join(
-            f"<li><code>{e(str(d.get('file')))}:{d.get('line')}:{d.get('column')}</code> {e(str(d.get('code')))}: "
-            f"{e(str(d.get('message')))}</li>" for d in job.diagnostics) + "</ul>"
+        body = (
+            "<h2>Why it did not run</h2><ul>"
+            + "".join(
+                f"<li><code>{e(str(d.get('file')))}:{d.get('line')}:{d.get('column')}</code> {e(str(d.get('code')))}: "
+                f"{e(str(d.get('message')))}</li>"
+                for d in job.diagnostics
+            )
+            + "</ul>"
+        )
     else:
         states = {name: str(i.state) for name, i in view.tasks.items()}
-        body = (f"<table><tr><th>task</th><th>state</th><th>duration</th><th>attempts</th><th>note</th></tr>{rows}"
-                f"</table><h2>DAG</h2><pre class='mermaid'>{e(mermaid(job.pipeline_model(), states))}</pre>")
+        body = (
+            f"<table><tr><th>task</th><th>state</th><th>duration</th><th>attempts</th><th>note</th></tr>{rows}"
+            f"</table><h2>DAG</h2><pre class='mermaid'>{e(mermaid(job.pipeline_model(), states))}</pre>"
+        )
     trigger = job.trigger
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(job.pipeline)} {e(str(view.status))} · fasttrack-gitops</title>
@@ -37,8 +47,8 @@ def job_page(view) -> str:
 td,th{{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}}.succeeded{{color:#1a7f37}}
 .failed{{color:#cf222e}}.running{{color:#9a6700}}code{{background:#f6f8fa}}</style></head>
 <body><h1>{e(job.pipeline)} <small>{e(str(view.status))}</small></h1>
-<p>Job <code>{e(job.id)}</code> · {e(job.repository)} · <code>{e((job.commit or '')[:12])}</code> {e(job.ref or '')}
-· {e(str(trigger.get('event', '')))} {e(str(trigger.get('sender') or trigger.get('by') or ''))}
+<p>Job <code>{e(job.id)}</code> · {e(job.repository)} · <code>{e((job.commit or "")[:12])}</code> {e(job.ref or "")}
+· {e(str(trigger.get("event", "")))} {e(str(trigger.get("sender") or trigger.get("by") or ""))}
 · spec <code>{e(job.spec_id)}</code></p>
 {body}
 <script src="{MERMAID_JS}"></script><script>window.mermaid && mermaid.initialize({{startOnLoad: true}})</script>

@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.job import ENDED, JobStatus, Outcome, TaskState
+from fasttrack_gitops.core.taskenv import referenced_secrets
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig
 from fasttrack_gitops.daemon.metrics import Metrics
-from fasttrack_gitops.engine.plan import snapshot_at
-from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.engine.launch import Workdirs, reused_tasks
-from fasttrack_gitops.core.job import ENDED, JobStatus, Outcome, TaskState
+from fasttrack_gitops.engine.plan import snapshot_at
+from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.ledger import Ledger
 from fasttrack_gitops.engine.state.outbox import Outbox
-from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
-from fasttrack_gitops.core.taskenv import referenced_secrets
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 
 class JobPool:
-    def __init__(self, config: DaemonConfig, store: Store, ledger: Ledger, metrics: Metrics, executor,
-                 secrets: dict[str, str]):
+    def __init__(
+        self, config: DaemonConfig, store: Store, ledger: Ledger, metrics: Metrics, executor, secrets: dict[str, str]
+    ):
         self.config = config
         self.store = store
         self.ledger = ledger
@@ -73,8 +74,11 @@ class JobPool:
         if not resume:  # a job that cannot start ends before it is marked started: it never holds a slot
             job = self.store.job(job_id)
             missing = [n for n in referenced_secrets(job.pipeline_model()) if n not in self.secrets]
-            problem = (f"secret {missing[0]} is not given to the daemon: set FTG_SECRET_{missing[0]} in its "
-                       "environment" if missing else "")
+            problem = (
+                f"secret {missing[0]} is not given to the daemon: set FTG_SECRET_{missing[0]} in its environment"
+                if missing
+                else ""
+            )
             if not problem and self.repository(job.repository) is None:
                 problem = f"repository {job.repository} is no longer configured"
             if problem:
@@ -124,8 +128,16 @@ class JobPool:
         initial = {}
         if job.trigger.get("failed_only") and job.rerun_of:
             initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
-        runner = JobRunner(job, self.store, self.executor, workdir=workdir, secrets=self.secrets, initial=initial,
-                           resume=resume, on_change=lambda change: self._observe(job_id, change))
+        runner = JobRunner(
+            job,
+            self.store,
+            self.executor,
+            workdir=workdir,
+            secrets=self.secrets,
+            initial=initial,
+            resume=resume,
+            on_change=lambda change: self._observe(job_id, change),
+        )
         self.runners[job_id] = runner
         await runner.run()
 
@@ -179,4 +191,3 @@ class JobPool:
         for entry in self.ledger.open_queue():
             counts["running" if entry.started_at is not None else "queued"] += 1
         return counts
-

@@ -13,30 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
 import os
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
-from typing import Mapping
-
-from fasttrack_gitops.engine import gitrepo
 
 from fasttrack_gitops.core import triggers
+from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
+from fasttrack_gitops.core.job import JobStatus, rerun
+from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
 from fasttrack_gitops.daemon.reports import gate_id
-from fasttrack_gitops.engine.plan import (
-    Pipelines, Planned, RepoSource, default_head, pipelines_at, plan, plan_invalid,
-)
 from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
-from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
-from fasttrack_gitops.core.job import JobStatus, rerun
+from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.plan import (
+    Pipelines,
+    Planned,
+    RepoSource,
+    default_head,
+    pipelines_at,
+    plan,
+    plan_invalid,
+)
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger, Queued
 from fasttrack_gitops.engine.state.store import Store, StoreError
-from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -64,8 +69,14 @@ class Daemon(JobPool):
 
     def __init__(self, config: DaemonConfig, *, executor=None, environ: Mapping[str, str] | None = None):
         store = Store(config.state_dir)
-        super().__init__(config, store, Ledger(store), Metrics(), executor,
-                         secrets_from_environ(os.environ if environ is None else environ))
+        super().__init__(
+            config,
+            store,
+            Ledger(store),
+            Metrics(),
+            executor,
+            secrets_from_environ(os.environ if environ is None else environ),
+        )
         self.sources = {r.name.lower(): self._source(r) for r in config.repositories}
         self._locks: dict[str, asyncio.Lock] = {}
         self._fetch_locks: dict[str, asyncio.Lock] = {}
@@ -136,8 +147,9 @@ class Daemon(JobPool):
             handled = Handled(note=f"{repo.name}: {e}")
         except Exception as e:  # a bug must cost one event, never the daemon
             log.exception("%s: cannot handle %s", repo.name, type(event).__name__)
-            handled = Handled(note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}",
-                              failed=True)
+            handled = Handled(
+                note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}", failed=True
+            )
         if handled.created:
             self._wake.set()
         log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")
@@ -163,23 +175,32 @@ class Daemon(JobPool):
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
         if not await self._has(repo, source, push.after):
-            return Handled(note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
-                                "away, or not fetched); nothing to run")
+            return Handled(
+                note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
+                "away, or not fetched); nothing to run"
+            )
         pipes = await asyncio.to_thread(pipelines_at, source, push.after)
         default = push.default_branch or await asyncio.to_thread(gitrepo.default_branch, source.top)
-        changed = await asyncio.to_thread(gitrepo.push_changes, source.top, push, prefix=source.prefix,
-                                          default_ref=f"refs/heads/{default}" if default else None)
+        changed = await asyncio.to_thread(
+            gitrepo.push_changes,
+            source.top,
+            push,
+            prefix=source.prefix,
+            default_ref=f"refs/heads/{default}" if default else None,
+        )
         selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
-        trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after,
-                   "sender": push.sender}
-        handled = self._store(plan(source, pipes, selections, commit=push.after, ref=push.ref)
-                              + self._invalid(source, pipes, push.after, push.ref, trigger))
+        trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
+        handled = self._store(
+            plan(source, pipes, selections, commit=push.after, ref=push.ref)
+            + self._invalid(source, pipes, push.after, push.ref, trigger)
+        )
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
         handled.note = _note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
         return handled
 
-    async def _pull_request(self, repo: RepositoryConfig, source: RepoSource, pr: PullRequest,
-                            approved_by: str | None = None) -> Handled:
+    async def _pull_request(
+        self, repo: RepositoryConfig, source: RepoSource, pr: PullRequest, approved_by: str | None = None
+    ) -> Handled:
         if pr.from_fork and approved_by is None:
             if pr.action == "closed":
                 return Handled(note=f"pull request #{pr.number} from a fork was closed; nothing to run")
@@ -187,8 +208,10 @@ class Daemon(JobPool):
             if gate is None or gate.approved_by is None:
                 if self.ledger.hold(repo.name, pr.number, pr.head_sha, asdict(pr)):
                     self.report(gate_id(repo.name, pr.number, pr.head_sha))
-                return Handled(note=f"pull request #{pr.number} comes from the fork {pr.head_repository}: it runs "
-                                    "(with secrets) once a member comments /fasttrack ok-to-test")
+                return Handled(
+                    note=f"pull request #{pr.number} comes from the fork {pr.head_repository}: it runs "
+                    "(with secrets) once a member comments /fasttrack ok-to-test"
+                )
         if not await self._has(repo, source, pr.head_sha):
             return Handled(note=f"pull request #{pr.number}: head {pr.head_sha[:12]} cannot be fetched; nothing to run")
         pipes = await asyncio.to_thread(pipelines_at, source, pr.head_sha)
@@ -197,12 +220,19 @@ class Daemon(JobPool):
         changed = await asyncio.to_thread(gitrepo.pr_changes, source.top, base, pr.head_sha, prefix=source.prefix)
         selections = triggers.select_pull_request(pipes.candidates, pr, changed=changed)
         ref = f"refs/pull/{pr.number}/head"
-        trigger = {"event": "pull_request", "number": pr.number, "action": pr.action, "head_sha": pr.head_sha,
-                   "fork": pr.from_fork}
+        trigger = {
+            "event": "pull_request",
+            "number": pr.number,
+            "action": pr.action,
+            "head_sha": pr.head_sha,
+            "fork": pr.from_fork,
+        }
         if approved_by:
             selections = [_with_trigger(s, approved_by=approved_by) for s in selections]
-        handled = self._store(plan(source, pipes, selections, commit=pr.head_sha, ref=ref)
-                              + self._invalid(source, pipes, pr.head_sha, ref, trigger))
+        handled = self._store(
+            plan(source, pipes, selections, commit=pr.head_sha, ref=ref)
+            + self._invalid(source, pipes, pr.head_sha, ref, trigger)
+        )
         handled.note = _note(f"pull request #{pr.number} ({pr.action}) at {pr.head_sha[:12]}", selections, pipes)
         return handled
 
@@ -211,8 +241,10 @@ class Daemon(JobPool):
         if command is None:
             return Handled(note=f"comment on #{comment.number} has no /fasttrack command")
         if not triggers.command_allowed(comment.author_association):
-            return Handled(note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
-                                f"collaborators may run commands (they are {comment.author_association or 'unknown'})")
+            return Handled(
+                note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
+                f"collaborators may run commands (they are {comment.author_association or 'unknown'})"
+            )
         if command.verb == "ok-to-test":
             gate = self.ledger.approve(repo.name, comment.number, comment.author)
             if gate is None:
@@ -220,8 +252,10 @@ class Daemon(JobPool):
             self.report(gate_id(repo.name, gate.number, gate.head_sha), final=True)
             return await self._pull_request(repo, source, PullRequest(**gate.event), approved_by=comment.author)
         if command.verb == "cancel":
-            return self._cancel_jobs(self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}",
-                                                         open_only=True), f"cancelled by {comment.author} (/fasttrack cancel)")
+            return self._cancel_jobs(
+                self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}", open_only=True),
+                f"cancelled by {comment.author} (/fasttrack cancel)",
+            )
         if command.verb == "retest":
             head = await self._pr_head(repo, source, comment.number)
             if head is None:
@@ -238,16 +272,25 @@ class Daemon(JobPool):
             if not chosen:
                 names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
                 return Handled(note=f"/fasttrack run: no valid pipeline {wanted} at {head[:12]}; valid: {names}")
-            trigger = {"event": "comment", "id": delivery or str(time.time()), "command": "run",
-                       "number": comment.number, "by": comment.author}
+            trigger = {
+                "event": "comment",
+                "id": delivery or str(time.time()),
+                "command": "run",
+                "number": comment.number,
+                "by": comment.author,
+            }
             reason = f"/fasttrack run by {comment.author} on #{comment.number}"
-            selections = [triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason,
-                                             c.concurrency) for c in chosen]
+            selections = [
+                triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason, c.concurrency)
+                for c in chosen
+            ]
             handled = self._store(plan(source, pipes, selections, commit=head, ref=f"refs/pull/{comment.number}/head"))
             handled.note = reason
             return handled
-        return Handled(note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
-                            "cancel, ok-to-test")
+        return Handled(
+            note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
+            "cancel, ok-to-test"
+        )
 
     async def _pr_head(self, repo: RepositoryConfig, source: RepoSource, number: int) -> str | None:
         """The pull request's head commit, from refs/pull/N/head (fetched for a remote repository)."""
@@ -268,8 +311,11 @@ class Daemon(JobPool):
             except FastTrackError:
                 return Handled(note=f"check {event.check_name}: job {event.external_id} is not known here")
         else:
-            jobs = [v.job for v in self._latest_views(repo.name, event.head_sha)
-                    if event.check_name is None or CHECK_PREFIX + v.job.pipeline == event.check_name]
+            jobs = [
+                v.job
+                for v in self._latest_views(repo.name, event.head_sha)
+                if event.check_name is None or CHECK_PREFIX + v.job.pipeline == event.check_name
+            ]
         extra = {"by": event.sender, "failed_only": event.failed_only}
         return self._rerun(jobs, f"rerequest:{delivery or time.time()}", extra)
 
@@ -294,8 +340,10 @@ class Daemon(JobPool):
         selections = triggers.select_manual(pipes.candidates, manual)
         if not selections:
             names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
-            return Handled(note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
-                                f"valid pipelines there: {names}")
+            return Handled(
+                note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
+                f"valid pipelines there: {names}"
+            )
         handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
         handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
         return handled
@@ -359,8 +407,9 @@ class Daemon(JobPool):
         for old in jobs:
             trigger = {"event": "rerun", "id": f"{request}:{old.id}", "of": old.id, **extra}
             new = rerun(old, trigger=trigger)
-            planned.append(Planned(JobKey(old.repository, old.commit or "", old.pipeline_path,
-                                          triggers.trigger_key(trigger)), new))
+            planned.append(
+                Planned(JobKey(old.repository, old.commit or "", old.pipeline_path, triggers.trigger_key(trigger)), new)
+            )
         handled = self._store(planned)
         handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
         return handled

@@ -80,6 +80,7 @@ def credential_free(url: str) -> str:
     Over http(s) any user part is masked (a token is often the user name);
     elsewhere only one with a password, so ssh://git@host stays readable.
     """
+
     def mask(m: re.Match[str]) -> str:
         secret = ":" in m["userinfo"] or m["scheme"].lower().startswith("http")
         return f"{m['scheme']}***@" if secret else m[0]
@@ -115,13 +116,14 @@ def fetch(url: str, mirror: Path, *, refspecs: Sequence[str] = DEFAULT_REFSPECS,
     repo = _open_mirror(Path(mirror), shown)
     try:
         client, path = get_transport_and_path(url, config=_transport_config(timeout))
-        result = client.fetch(path, repo, determine_wants=_wanted(repo, refspecs),
-                              ref_prefix=_ref_prefixes(refspecs))
+        result = client.fetch(path, repo, determine_wants=_wanted(repo, refspecs), ref_prefix=_ref_prefixes(refspecs))
         remote = _selected(result.refs, refspecs)
         missing = [ref for ref, sha in remote.items() if sha.encode() not in repo.object_store]
         if missing:
-            raise FetchError(f"cannot fetch {shown}: the remote did not send the commits of {', '.join(missing[:3])}; "
-                             "try again, or check the remote repository")
+            raise FetchError(
+                f"cannot fetch {shown}: the remote did not send the commits of {', '.join(missing[:3])}; "
+                "try again, or check the remote repository"
+            )
         _update_refs(repo, remote)
         head = result.symrefs.get(b"HEAD")
         if head is not None:
@@ -151,11 +153,14 @@ def _open_mirror(mirror: Path, shown: str) -> Repo:
                     raise
         return Repo(str(mirror))
     except NotGitRepository:
-        raise FetchError(f"cannot fetch {shown}: the mirror {mirror} is not a git repository; "
-                         "remove it and it is fetched again") from None
+        raise FetchError(
+            f"cannot fetch {shown}: the mirror {mirror} is not a git repository; remove it and it is fetched again"
+        ) from None
     except OSError as e:
-        raise FetchError(f"cannot fetch {shown}: cannot write the mirror {mirror}: {e.strerror or e}; "
-                         "check the state folder's permissions and free space") from None
+        raise FetchError(
+            f"cannot fetch {shown}: cannot write the mirror {mirror}: {e.strerror or e}; "
+            "check the state folder's permissions and free space"
+        ) from None
 
 
 def _transport_config(timeout: float) -> StackedConfig:
@@ -182,6 +187,7 @@ def _config_value(configs: Sequence[ConfigDict], section: bytes, name: bytes) ->
 
 def _wanted(repo: Repo, patterns: Sequence[str]) -> Callable[..., list[bytes]]:
     """dulwich's determine_wants: the selected refs' objects that the mirror does not hold yet."""
+
     def determine_wants(refs: Mapping[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
         shas = set(_selected(refs, patterns).values())
         return sorted(sha.encode() for sha in shas if sha.encode() not in repo.object_store)
@@ -221,25 +227,47 @@ def _reason(error: BaseException, url: str, timeout: float) -> str:
     """What went wrong and what to check, in words, from whatever the transport raised."""
     shown = credential_free(url)
     chain = list(_causes(error))
-    text = " ".join(str(e) for e in chain) + " " + " ".join(
-        line.decode(errors="replace") for e in chain if isinstance(e, HangupException) for line in e.stderr_lines or ()
+    text = (
+        " ".join(str(e) for e in chain)
+        + " "
+        + " ".join(
+            line.decode(errors="replace")
+            for e in chain
+            if isinstance(e, HangupException)
+            for line in e.stderr_lines or ()
+        )
     )
     lower = text.lower()
     if isinstance(error, PermissionError):
         return f"fetch {shown}: permission denied on {error.filename or 'a file'}; check the file permissions"
-    if any(type(e).__name__ in ("HTTPUnauthorized", "HTTPProxyUnauthorized") for e in chain) \
-            or "permission denied" in lower or " 403 " in f" {lower} ":
+    if (
+        any(type(e).__name__ in ("HTTPUnauthorized", "HTTPProxyUnauthorized") for e in chain)
+        or "permission denied" in lower
+        or " 403 " in f" {lower} "
+    ):
         return f"fetch {shown}: access denied; check the credentials (token or ssh key) for this repository"
     if "host key verification failed" in lower:
         return f"fetch {shown}: the ssh host key is unknown; add the host to known_hosts"
-    if any(isinstance(e, NotGitRepository) for e in chain) or "not found" in lower or "does not exist" in lower \
-            or "not a git repository" in lower or "does not appear to be a git repository" in lower:
+    if (
+        any(isinstance(e, NotGitRepository) for e in chain)
+        or "not found" in lower
+        or "does not exist" in lower
+        or "not a git repository" in lower
+        or "does not appear to be a git repository" in lower
+    ):
         return f"fetch {shown}: no git repository there; check the url"
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in lower:
         return f"reach {shown}: connection refused; check the url and the network"
     if any(isinstance(e, socket.gaierror) for e in chain) or any(
-            s in lower for s in ("name or service not known", "name resolution", "nodename nor servname",
-                                 "could not resolve hostname", "getaddrinfo")):
+        s in lower
+        for s in (
+            "name or service not known",
+            "name resolution",
+            "nodename nor servname",
+            "could not resolve hostname",
+            "getaddrinfo",
+        )
+    ):
         return f"reach {shown}: the host name does not resolve; check the url and DNS"
     if any(isinstance(e, TimeoutError) for e in chain) or "timed out" in lower or "timeout" in lower:
         return f"reach {shown}: no answer within {timeout:g} s; check the url and the network"
@@ -247,8 +275,9 @@ def _reason(error: BaseException, url: str, timeout: float) -> str:
         return f"reach {shown}: the server's TLS certificate is not trusted; check the url, or git's http.sslCAInfo"
     if isinstance(error, OSError) and not isinstance(error, ConnectionError):
         return f"fetch {shown}: {error.strerror or error}; check the url and the state folder"
-    detail = str(error).strip() or "; ".join(line.decode(errors="replace").strip()
-                                            for line in getattr(error, "stderr_lines", None) or ())
+    detail = str(error).strip() or "; ".join(
+        line.decode(errors="replace").strip() for line in getattr(error, "stderr_lines", None) or ()
+    )
     return f"fetch {shown}: {type(error).__name__}: {detail or 'no detail'}; check the url and the network"
 
 

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-
 from fasttrack_gitops.core.events import ZERO_COMMIT, Push
 
 log = logging.getLogger(__name__)
@@ -26,8 +25,15 @@ log = logging.getLogger(__name__)
 # -- what moved --------------------------------------------------------------------------------------------------
 
 
-def branch_moves(old: Mapping[str, str], new: Mapping[str, str], repository: str, *, sender: str,
-                 is_ancestor: Callable[[str, str], bool], default_branch: str | None = None) -> list[Push]:
+def branch_moves(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    repository: str,
+    *,
+    sender: str,
+    is_ancestor: Callable[[str, str], bool],
+    default_branch: str | None = None,
+) -> list[Push]:
     """The Push records that turn the ref snapshot old into new, sorted by ref.
 
     A new ref comes from ZERO_COMMIT, a deleted one goes to it, and a move
@@ -41,8 +47,17 @@ def branch_moves(old: Mapping[str, str], new: Mapping[str, str], repository: str
         if before == after:
             continue
         forced = before != ZERO_COMMIT and after != ZERO_COMMIT and not is_ancestor(before, after)
-        pushes.append(Push(repository=repository, ref=ref, before=before, after=after, forced=forced,
-                           default_branch=default_branch, sender=sender))
+        pushes.append(
+            Push(
+                repository=repository,
+                ref=ref,
+                before=before,
+                after=after,
+                forced=forced,
+                default_branch=default_branch,
+                sender=sender,
+            )
+        )
     return pushes
 
 
@@ -52,8 +67,9 @@ _POLL_SECONDS = 1.0  # how often a missing repository is looked for again, and t
 _NOT_REFS = frozenset({"objects", "logs", "hooks", "info", "lfs", "modules"})  # churn, or other repositories
 
 
-async def watch_repository(path: Path, on_change: Callable[[], Awaitable[None] | None], *, stop: asyncio.Event,
-                           debounce_ms: int = 50) -> None:
+async def watch_repository(
+    path: Path, on_change: Callable[[], Awaitable[None] | None], *, stop: asyncio.Event, debounce_ms: int = 50
+) -> None:
     """Call on_change() after each batch of ref changes (a commit, a branch made or moved) in the repository at path.
 
     Watches the git folder's refs/, packed-refs and HEAD (following a
@@ -89,17 +105,28 @@ async def watch_repository(path: Path, on_change: Callable[[], Awaitable[None] |
         resumed = True
 
 
-async def _watch_folders(path: Path, roots: list[Path], on_change: Callable[[], Awaitable[None] | None],
-                         stop: asyncio.Event, debounce_ms: int) -> None:
+async def _watch_folders(
+    path: Path,
+    roots: list[Path],
+    on_change: Callable[[], Awaitable[None] | None],
+    stop: asyncio.Event,
+    debounce_ms: int,
+) -> None:
     """Call on_change() per batch of ref changes in roots, until stop is set or path's git folders are not roots."""
     from watchfiles import awatch  # imported here: only `serve` with a local repository needs it
 
     halt = threading.Event()  # awatch sets its stop event when cancelled: never hand it the caller's
     relay = asyncio.ensure_future(_relay(stop, halt))
     try:
-        async for changes in awatch(*roots, watch_filter=_ref_filter(roots), debounce=max(1, debounce_ms),
-                                    step=max(1, min(50, debounce_ms)), stop_event=halt,
-                                    rust_timeout=int(_POLL_SECONDS * 1000), yield_on_timeout=True):
+        async for changes in awatch(
+            *roots,
+            watch_filter=_ref_filter(roots),
+            debounce=max(1, debounce_ms),
+            step=max(1, min(50, debounce_ms)),
+            stop_event=halt,
+            rust_timeout=int(_POLL_SECONDS * 1000),
+            yield_on_timeout=True,
+        ):
             if _torn_down(changes, roots) or _git_folders(path) != roots:
                 return  # deleted, replaced (rm -rf; git clone), or now another git folder: look again
             if changes:
@@ -124,7 +151,7 @@ def _git_folders(path: Path) -> list[Path] | None:
             line = dotgit.read_text(encoding="utf-8").strip()
             if not line.startswith("gitdir:"):
                 return None
-            gitdir = (path / line[len("gitdir:"):].strip()).resolve()
+            gitdir = (path / line[len("gitdir:") :].strip()).resolve()
             if not gitdir.is_dir():
                 return None
             common_file = gitdir / "commondir"
@@ -153,6 +180,7 @@ def _torn_down(changes: set[tuple[object, str]], roots: Sequence[Path]) -> bool:
 
 def _ref_filter(roots: Sequence[Path]) -> Callable[[object, str], bool]:
     """watchfiles' filter: a change to HEAD, packed-refs or under refs/; not objects, logs, or *.lock files."""
+
     def is_ref_change(_change: object, changed: str) -> bool:
         where = Path(changed)
         if where.name.endswith(".lock"):

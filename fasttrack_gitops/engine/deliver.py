@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, Reporter, RetryLater
 from fasttrack_gitops.engine.state.outbox import Outbox, Pending
@@ -29,9 +29,16 @@ IDLE_WAKE = 30.0  # a loop with nothing due looks again at least this often
 
 
 class Deliverer:
-    def __init__(self, outbox: Outbox, reporters: Sequence[Reporter], build: Callable[[str], JobReport | None], *,
-                 on_result: Callable[[str, str], None] = lambda reporter, result: None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None):
+    def __init__(
+        self,
+        outbox: Outbox,
+        reporters: Sequence[Reporter],
+        build: Callable[[str], JobReport | None],
+        *,
+        on_result: Callable[[str, str], None] = lambda reporter, result: None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ):
         self.outbox = outbox
         self.reporters = {r.name: r for r in reporters}
         self.build = build  # job id -> its report now (None: the job is gone)

@@ -10,13 +10,13 @@ import asyncio
 import os
 import shutil
 import signal
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import click
 
-from fasttrack_gitops.core.job import JobStatus, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.state.store import JobView, Store
+from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.engine.state.store import Store
 
 
 class Workdirs:
@@ -58,8 +58,9 @@ def source_of(job: PipelineJob, store: Store):
         return gitrepo.open_snapshot(Path(job.repository), job.commit)
     found = gitrepo.repository_of(Path(job.repository)) if job.source == "worktree" else None
     top, prefix = found if found else (Path(job.repository), "")
-    return gitrepo.Snapshot(job.source, top, prefix, job.commit, job.ref, job.tree, job.dirty,
-                            store=snapshot_store(store))
+    return gitrepo.Snapshot(
+        job.source, top, prefix, job.commit, job.ref, job.tree, job.dirty, store=snapshot_store(store)
+    )
 
 
 def reused_tasks(store: Store, old: JobView, new: PipelineJob) -> dict[str, TaskInstance]:
@@ -72,8 +73,9 @@ def reused_tasks(store: Store, old: JobView, new: PipelineJob) -> dict[str, Task
             reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
             outputs = outputs_folder(store.data_dir(old.job.id), name)
             if outputs.is_dir():
-                shutil.copytree(outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True,
-                                dirs_exist_ok=True)
+                shutil.copytree(
+                    outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True, dirs_exist_ok=True
+                )
     return reused
 
 
@@ -82,14 +84,23 @@ def snapshot_store(store: Store) -> Path:
     return store.state_dir / "objects"
 
 
-def execute(job: PipelineJob, store: Store, source, *, executor: str, secrets: Mapping[str, str],
-            max_parallel: int | None, fmt: str, initial: Mapping[str, TaskInstance] | None = None) -> int:
+def execute(
+    job: PipelineJob,
+    store: Store,
+    source,
+    *,
+    executor: str,
+    secrets: Mapping[str, str],
+    max_parallel: int | None,
+    fmt: str,
+    initial: Mapping[str, TaskInstance] | None = None,
+) -> int:
     """Store a new job and run it to its end, showing progress; print its record; the exit code."""
-    from fasttrack_gitops.engine.executors import get_executor
-    from fasttrack_gitops.core.render.jobs import job_record, job_summary
     from fasttrack_gitops.commands.progress import progress_for
-    from fasttrack_gitops.engine.runner import JobRunner
+    from fasttrack_gitops.core.render.jobs import job_record, job_summary
     from fasttrack_gitops.core.taskenv import task_environment
+    from fasttrack_gitops.engine.executors import get_executor
+    from fasttrack_gitops.engine.runner import JobRunner
 
     pipeline = job.pipeline_model()
     for task in pipeline.tasks:
@@ -99,8 +110,17 @@ def execute(job: PipelineJob, store: Store, source, *, executor: str, secrets: M
     async def main() -> JobView:
         runner_executor = get_executor(executor)
         with progress_for(job) as progress:
-            runner = JobRunner(job, store, runner_executor, workdir=Workdirs(store, job, source), secrets=secrets,
-                               max_parallel=max_parallel, initial=initial, new=True, on_change=progress.change)
+            runner = JobRunner(
+                job,
+                store,
+                runner_executor,
+                workdir=Workdirs(store, job, source),
+                secrets=secrets,
+                max_parallel=max_parallel,
+                initial=initial,
+                new=True,
+                on_change=progress.change,
+            )
             loop = asyncio.get_running_loop()
 
             def interrupt() -> None:

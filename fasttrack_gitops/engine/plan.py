@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Sequence
-
-from fasttrack_gitops.engine import gitrepo
 
 from fasttrack_gitops.core import triggers
-from fasttrack_gitops.engine.gitrepo import GitError, Snapshot
 from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid
-from fasttrack_gitops.engine.state.ledger import JobKey
 from fasttrack_gitops.core.pipeline import check_pipeline, schema
 from fasttrack_gitops.core.pipeline.diagnostics import has_errors
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
+from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.gitrepo import GitError, Snapshot
+from fasttrack_gitops.engine.state.ledger import JobKey
 from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, SETTINGS_FILE
 
 CACHE_SIZE = 256  # commits whose checked pipelines are kept: a burst of deliveries of one push reads it once
@@ -125,17 +124,26 @@ def _settings_globs(snap: Snapshot, limits: Limits) -> tuple[str, ...] | None:
     return tuple(g.removeprefix("./") for g in globs) if globs else None
 
 
-def plan(source: RepoSource, found: Pipelines, selections: Sequence[triggers.Selection], *, commit: str,
-         ref: str | None) -> list[Planned]:
+def plan(
+    source: RepoSource, found: Pipelines, selections: Sequence[triggers.Selection], *, commit: str, ref: str | None
+) -> list[Planned]:
     """A job per selection: the pipeline frozen at the commit, with its concurrency group worked out."""
     snap = replace(found.snapshot, ref=ref)
     planned = []
     for selection in selections:
         pipeline = found.valid[selection.path]
         code_trees = {t.name: gitrepo.tree_id(snap, t.code) or snap.tree for t in pipeline.tasks if t.code}
-        job = freeze(pipeline, pipeline_path=selection.path, repository=source.name, source="commit",
-                     commit=commit, ref=ref, tree=snap.tree, code_trees=code_trees,
-                     trigger={**selection.trigger, "reason": selection.reason})
+        job = freeze(
+            pipeline,
+            pipeline_path=selection.path,
+            repository=source.name,
+            source="commit",
+            commit=commit,
+            ref=ref,
+            tree=snap.tree,
+            code_trees=code_trees,
+            trigger={**selection.trigger, "reason": selection.reason},
+        )
         group, cancel = None, False
         if pipeline.concurrency:
             context = triggers.group_context(selection, repository=source.name, commit=commit)
@@ -146,12 +154,21 @@ def plan(source: RepoSource, found: Pipelines, selections: Sequence[triggers.Sel
     return planned
 
 
-def plan_invalid(source: RepoSource, found: Pipelines, *, commit: str, ref: str | None, trigger: Mapping,
-                 key: str) -> list[Planned]:
+def plan_invalid(
+    source: RepoSource, found: Pipelines, *, commit: str, ref: str | None, trigger: Mapping, key: str
+) -> list[Planned]:
     """A job per invalid pipeline file, carrying its diagnostics (one per file and trigger, like the others)."""
     planned = []
     for path, (name, diagnostics) in found.invalid.items():
-        job = freeze_invalid(name, diagnostics, pipeline_path=path, repository=source.name, commit=commit, ref=ref,
-                             tree=found.snapshot.tree, trigger=trigger)
+        job = freeze_invalid(
+            name,
+            diagnostics,
+            pipeline_path=path,
+            repository=source.name,
+            commit=commit,
+            ref=ref,
+            tree=found.snapshot.tree,
+            trigger=trigger,
+        )
         planned.append(Planned(JobKey(source.name, commit, path, key), job, reason=f"{path} is not valid"))
     return planned

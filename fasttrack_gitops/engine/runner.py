@@ -12,16 +12,16 @@ import asyncio
 import random
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
 
 from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
-from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, Outcome, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.state.store import JobView, Store
+from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
+from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
+from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
 
@@ -122,8 +122,12 @@ class JobRunner:
             elif last.outcome == Outcome.CANCELLED:
                 self._set(name, TaskState.CANCELLED, attempt=last, reason="the job was cancelled")
             else:
-                self._settle(name, last, last.message or (f"exit code {last.exit_code}"
-                                                          if last.exit_code is not None else str(last.outcome)))
+                self._settle(
+                    name,
+                    last,
+                    last.message
+                    or (f"exit code {last.exit_code}" if last.exit_code is not None else str(last.outcome)),
+                )
 
     async def _drive(self) -> None:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
@@ -141,8 +145,15 @@ class JobRunner:
                         self.cancel()
                 if self._cancel.is_set():
                     break
-                decision = scheduler.decide(self.pipeline, self.tasks, now=now, priority=priority, order=order,
-                                            max_parallel=self.max_parallel, capacity=capacity)
+                decision = scheduler.decide(
+                    self.pipeline,
+                    self.tasks,
+                    now=now,
+                    priority=priority,
+                    order=order,
+                    max_parallel=self.max_parallel,
+                    capacity=capacity,
+                )
                 for name, reason in decision.skip.items():
                     self._set(name, TaskState.SKIPPED, reason=reason)
                 for name, reason in decision.fail.items():
@@ -161,8 +172,7 @@ class JobRunner:
                 timeout = CANCEL_POLL
                 if decision.wake_at is not None:
                     timeout = min(timeout, max(0.0, decision.wake_at - time.time()))
-                await asyncio.wait([*running.values(), cancelled], timeout=timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([*running.values(), cancelled], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for name in [n for n, t in running.items() if t.done()]:
                     running.pop(name).result()  # re-raise a bug in _attempt rather than hide it
         finally:
@@ -203,11 +213,15 @@ class JobRunner:
             spec = None
         result = None
         if spec is not None:
-            result = await self.executor.reattach(spec, handle, cancel=self._cancel,
-                                                  started=lambda handle=None: None)
+            result = await self.executor.reattach(spec, handle, cancel=self._cancel, started=lambda handle=None: None)
         if result is None:
-            result = AttemptResult(Outcome.INTERRUPTED, None, attempt.started_at, time.time(),
-                                   "interrupted: the runner that started it stopped while it ran")
+            result = AttemptResult(
+                Outcome.INTERRUPTED,
+                None,
+                attempt.started_at,
+                time.time(),
+                "interrupted: the runner that started it stopped while it ran",
+            )
         self._finish(name, attempt.number, result)
 
     def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
@@ -242,12 +256,18 @@ class JobRunner:
                 self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
                 return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
-        attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome,
-                          result.message)
+        attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome, result.message)
         if not started:
             self.store.start_attempt(self.job.id, name, number, started_at=result.started_at)  # never started
-        self.store.end_attempt(self.job.id, name, number, ended_at=result.ended_at, exit_code=result.exit_code,
-                               outcome=result.outcome, message=result.message)
+        self.store.end_attempt(
+            self.job.id,
+            name,
+            number,
+            ended_at=result.ended_at,
+            exit_code=result.exit_code,
+            outcome=result.outcome,
+            message=result.message,
+        )
         if result.outcome == Outcome.SUCCEEDED:
             self._set(name, TaskState.SUCCEEDED, attempt=attempt)
         elif result.outcome == Outcome.CANCELLED:
@@ -262,13 +282,25 @@ class JobRunner:
         attempts = self._with(self.tasks[name].attempts, attempt)
         retry_at = scheduler.retry_at(self.pipeline.task(name), attempts, time.time(), self.rng)
         if retry_at is not None:
-            self._set(name, TaskState.WAITING, attempt=attempt, next_attempt_at=retry_at,
-                      reason=f"attempt {attempt.number} {attempt.outcome}: {why}; retrying")
+            self._set(
+                name,
+                TaskState.WAITING,
+                attempt=attempt,
+                next_attempt_at=retry_at,
+                reason=f"attempt {attempt.number} {attempt.outcome}: {why}; retrying",
+            )
         else:
             self._set(name, TaskState.FAILED, attempt=attempt, reason=why)
 
-    def _set(self, name: str, state: TaskState, *, reason: str = "", attempt: Attempt | None = None,
-             next_attempt_at: float | None = None) -> None:
+    def _set(
+        self,
+        name: str,
+        state: TaskState,
+        *,
+        reason: str = "",
+        attempt: Attempt | None = None,
+        next_attempt_at: float | None = None,
+    ) -> None:
         current = self.tasks[name]
         attempts = self._with(current.attempts, attempt) if attempt is not None else current.attempts
         self.tasks[name] = TaskInstance(name, state, attempts, reason, next_attempt_at)

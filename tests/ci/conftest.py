@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import git
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 
@@ -161,15 +160,30 @@ class Runner:
 
     def push(self, before: str, after: str, ref: str = "refs/heads/main") -> dict:
         event = self.payload("push.payload.json")
-        event.update(ref=ref, before=before, after=after, created=False, deleted=False, forced=False,
-                     base_ref=None, compare=f"https://github.com/{REPO}/compare/{before[:12]}...{after[:12]}")
+        event.update(
+            ref=ref,
+            before=before,
+            after=after,
+            created=False,
+            deleted=False,
+            forced=False,
+            base_ref=None,
+            compare=f"https://github.com/{REPO}/compare/{before[:12]}...{after[:12]}",
+        )
         event["head_commit"] = {**(event.get("head_commit") or {}), "id": after}  # the example deletes a tag
-        event["repository"].update(full_name=REPO, name=REPO.split("/")[1], default_branch="main",
-                                   master_branch="main")
+        event["repository"].update(full_name=REPO, name=REPO.split("/")[1], default_branch="main", master_branch="main")
         return event
 
-    def pull_request(self, *, number: int, base_sha: str, head_sha: str, head_ref: str, action: str = "synchronize",
-                     base_ref: str = "main") -> dict:
+    def pull_request(
+        self,
+        *,
+        number: int,
+        base_sha: str,
+        head_sha: str,
+        head_ref: str,
+        action: str = "synchronize",
+        base_ref: str = "main",
+    ) -> dict:
         event = self.payload("pull_request.synchronize.payload.json")
         event.update(action=action, number=number)
         pr = event["pull_request"]
@@ -183,7 +197,15 @@ class Runner:
 
     # -- the step
 
-    def env(self, event_name: str, payload: dict, *, sha: str, ref: str = "refs/heads/main", api_url: str = "https://api.github.com"):
+    def env(
+        self,
+        event_name: str,
+        payload: dict,
+        *,
+        sha: str,
+        ref: str = "refs/heads/main",
+        api_url: str = "https://api.github.com",
+    ):
         """The variables the runner sets for a step (and nothing of the developer's own environment)."""
         self.runs += 1
         event_path = self.temp / f"event-{self.runs}.json"
@@ -193,16 +215,34 @@ class Runner:
         for path in (self.output, self.summary):
             path.write_text("")
         return {
-            "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event_name,
-            "GITHUB_EVENT_PATH": str(event_path), "GITHUB_SHA": sha, "GITHUB_REF": ref, "GITHUB_REPOSITORY": REPO,
-            "GITHUB_WORKSPACE": str(self.workspace), "GITHUB_API_URL": api_url,
-            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": RUN_ID, "GITHUB_RUN_ATTEMPT": "1",
-            "GITHUB_ACTOR": "octocat", "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": str(event_path),
+            "GITHUB_SHA": sha,
+            "GITHUB_REF": ref,
+            "GITHUB_REPOSITORY": REPO,
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_API_URL": api_url,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": RUN_ID,
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_ACTOR": "octocat",
+            "GITHUB_OUTPUT": str(self.output),
+            "GITHUB_STEP_SUMMARY": str(self.summary),
             "RUNNER_TEMP": str(self.temp),
         }
 
-    def step(self, event_name: str, payload: dict, *args: str, sha: str, ref: str = "refs/heads/main",
-             api_url: str = "https://api.github.com", env: dict | None = None) -> Step:
+    def step(
+        self,
+        event_name: str,
+        payload: dict,
+        *args: str,
+        sha: str,
+        ref: str = "refs/heads/main",
+        api_url: str = "https://api.github.com",
+        env: dict | None = None,
+    ) -> Step:
         """Run `fasttrack-gitops ci ARGS` in-process as the runner would."""
         import os
 

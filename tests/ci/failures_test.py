@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-
 from ci.conftest import TOKEN
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
@@ -48,8 +47,17 @@ def test_an_invalid_pipeline_fails_the_step_with_an_annotation_per_diagnostic(ru
     runner.write("tasks/train/msg.txt", "still fitting\n")
     after = runner.commit("a broken pipeline")
 
-    step = runner.step("push", runner.push(first, after), "--mode", "run", "--executor", "local", sha=after,
-                       api_url=github.url, env={"GITHUB_TOKEN": TOKEN})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        "--mode",
+        "run",
+        "--executor",
+        "local",
+        sha=after,
+        api_url=github.url,
+        env={"GITHUB_TOKEN": TOKEN},
+    )
 
     assert step.code == 1
     assert step.commands("error") == [
@@ -65,11 +73,14 @@ def test_an_invalid_pipeline_fails_the_step_with_an_annotation_per_diagnostic(ru
     assert [(c["name"], c["conclusion"]) for c in github.check_runs.values()] == [("fasttrack/train", "success")]
     summary = step.summary
     assert summary.startswith("## FastTrack pipelines: ❌ 3 errors in pipeline files\n")
-    assert ("- `pipelines/broken.yaml:5:5` **error** FT101: unknown key 'comand' in task 'a' (did you mean "
-            "'command'?)") in summary
+    assert (
+        "- `pipelines/broken.yaml:5:5` **error** FT101: unknown key 'comand' in task 'a' (did you mean 'command'?)"
+    ) in summary
     assert "- `pipelines/broken.yaml:7:20` **error** FT103: task 'b' depends on unknown task 'missing'" in summary
-    assert ("| `broken` | `pipelines/broken.yaml` | ❌ no | the file is not valid at this commit (see Validation) |"
-            in summary)
+    assert (
+        "| `broken` | `pipelines/broken.yaml` | ❌ no | the file is not valid at this commit (see Validation) |"
+        in summary
+    )
 
 
 def test_a_failing_task_fails_the_step_and_its_log_tail_is_shown_masked(runner, github):
@@ -77,8 +88,17 @@ def test_a_failing_task_fails_the_step_and_its_log_tail_is_shown_masked(runner, 
     runner.write("pipelines/deploy.yaml", DEPLOY)
     after = runner.commit("deploy")
 
-    step = runner.step("push", runner.push(first, after), "--mode", "run", "--executor", "local", sha=after,
-                       api_url=github.url, env={"GITHUB_TOKEN": TOKEN, "FTG_SECRET_UPLOAD_TOKEN": CANARY})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        "--mode",
+        "run",
+        "--executor",
+        "local",
+        sha=after,
+        api_url=github.url,
+        env={"GITHUB_TOKEN": TOKEN, "FTG_SECRET_UPLOAD_TOKEN": CANARY},
+    )
 
     assert step.code == 1
     assert step.outputs["conclusion"] == "failure"
@@ -91,8 +111,8 @@ def test_a_failing_task_fails_the_step_and_its_log_tail_is_shown_masked(runner, 
     assert "uploading with ***" in rest
     assert "runner token: none" in rest  # a local task does not inherit the step's credentials
     # A task's own `::error::` line is printed, never obeyed: it sits between stop-commands markers.
-    upload = rest[rest.index("::group::deploy / upload (failed)"):]
-    upload = upload[:upload.index("::endgroup::")]
+    upload = rest[rest.index("::group::deploy / upload (failed)") :]
+    upload = upload[: upload.index("::endgroup::")]
     stop = upload.splitlines()[1]
     assert stop.startswith("::stop-commands::")
     token = stop.removeprefix("::stop-commands::")
@@ -123,8 +143,10 @@ def test_a_secret_the_runner_was_not_given_is_a_configuration_error(runner):
 
     assert step.code == 2
     [error] = step.commands("error")
-    assert error.startswith("::error title=fasttrack-gitops ci::pipeline 'deploy' uses secret UPLOAD_TOKEN, not "
-                            "provided; set FTG_SECRET_UPLOAD_TOKEN=...")
+    assert error.startswith(
+        "::error title=fasttrack-gitops ci::pipeline 'deploy' uses secret UPLOAD_TOKEN, not "
+        "provided; set FTG_SECRET_UPLOAD_TOKEN=..."
+    )
 
 
 def test_slack_inputs_post_the_failure_even_when_the_pipeline_says_nothing_of_slack(runner, contracts):
@@ -135,8 +157,16 @@ def test_slack_inputs_post_the_failure_even_when_the_pipeline_says_nothing_of_sl
     after = runner.commit("deploy")
     slack = FakeSlack(contracts)
     with slack.server.serving():
-        step = runner.step("push", runner.push(first, after), "--mode", "run", "--executor", "local", sha=after,
-                           env={"FTG_CI_SLACK_WEBHOOK_URL": slack.webhook_url, "FTG_SECRET_UPLOAD_TOKEN": CANARY})
+        step = runner.step(
+            "push",
+            runner.push(first, after),
+            "--mode",
+            "run",
+            "--executor",
+            "local",
+            sha=after,
+            env={"FTG_CI_SLACK_WEBHOOK_URL": slack.webhook_url, "FTG_SECRET_UPLOAD_TOKEN": CANARY},
+        )
 
     assert step.code == 1
     assert step.commands("warning") == []
@@ -153,18 +183,30 @@ def test_a_cancelled_workflow_run_cancels_the_jobs_and_their_checks(runner, gith
     from conftest import console_script
 
     first = runner.commit("init")
-    runner.write("pipelines/slow.yaml", """\
+    runner.write(
+        "pipelines/slow.yaml",
+        """\
         version: "26.4.4"
         name: slow
         tasks:
           - name: wait
             command: echo waiting; sleep 60
-        """)
+        """,
+    )
     after = runner.commit("slow")
-    env = {"PATH": os.environ["PATH"], "HOME": str(runner.root), "GITHUB_TOKEN": TOKEN,
-           **runner.env("push", runner.push(first, after), sha=after, api_url=github.url)}
-    proc = subprocess.Popen([console_script(), "ci", "--mode", "run", "--executor", "local"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(runner.root),
+        "GITHUB_TOKEN": TOKEN,
+        **runner.env("push", runner.push(first, after), sha=after, api_url=github.url),
+    }
+    proc = subprocess.Popen(
+        [console_script(), "ci", "--mode", "run", "--executor", "local"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         seen = []
         for line in proc.stdout:  # the runner cancels a run with SIGINT, then SIGTERM

@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from ci.conftest import REPO, RUN_ID, TOKEN
 from conftest import console_script, git
 from engine.reporters.contract_server import Answer, ContractServer
@@ -21,8 +20,9 @@ def test_a_push_that_changes_a_pipeline_runs_it_and_reports_its_check_run(runner
     runner.write("tasks/train/msg.txt", "fitted a better model\n")
     after = runner.commit("better model")
 
-    step = runner.step("push", runner.push(first, after), *RUN, sha=after, api_url=github.url,
-                       env={"GITHUB_TOKEN": TOKEN})
+    step = runner.step(
+        "push", runner.push(first, after), *RUN, sha=after, api_url=github.url, env={"GITHUB_TOKEN": TOKEN}
+    )
 
     assert step.code == 0, step.out + step.err
     assert step.lines[0] == f"::add-mask::{TOKEN}"  # before anything else is printed
@@ -30,8 +30,8 @@ def test_a_push_that_changes_a_pipeline_runs_it_and_reports_its_check_run(runner
     out = step.out
     assert "::group::train / prepare (succeeded)\n" in out
     assert "::group::train / fit (succeeded)\n" in out
-    fit = out[out.index("::group::train / fit (succeeded)"):]
-    assert "fitted a better model\n" in fit[:fit.index("::endgroup::")]
+    fit = out[out.index("::group::train / fit (succeeded)") :]
+    assert "fitted a better model\n" in fit[: fit.index("::endgroup::")]
     assert step.commands("error") == []
     # Only train: the push changed nothing of report's paths.
     [job_id] = step.outputs["job-ids"].split()
@@ -39,7 +39,11 @@ def test_a_push_that_changes_a_pipeline_runs_it_and_reports_its_check_run(runner
     assert step.outputs["summary"] == step.summary
     [check] = github.check_runs.values()
     assert (check["name"], check["head_sha"], check["status"], check["conclusion"]) == (
-        "fasttrack/train", after, "completed", "success")
+        "fasttrack/train",
+        after,
+        "completed",
+        "success",
+    )
     assert check["external_id"] == job_id
     assert check["details_url"] == f"https://github.com/{REPO}/actions/runs/{RUN_ID}"
     # Created queued, then in progress when its first task started, then completed.
@@ -56,8 +60,10 @@ def test_a_push_that_changes_a_pipeline_runs_it_and_reports_its_check_run(runner
     assert "| `prepare` | ✅ succeeded |" in summary
     assert "| `fit` | ✅ succeeded |" in summary
     assert "| `train` | `pipelines/train.yaml` | ✅ yes | push to main changed tasks/train/msg.txt |" in summary
-    assert ("| `report` | `pipelines/report.yaml` | ➖ no | push to main: no changed file matches on.push.paths "
-            "(tasks/report/**) |") in summary
+    assert (
+        "| `report` | `pipelines/report.yaml` | ➖ no | push to main: no changed file matches on.push.paths "
+        "(tasks/report/**) |"
+    ) in summary
 
 
 def test_validate_mode_runs_nothing_and_says_what_would_run(runner, github):
@@ -65,8 +71,15 @@ def test_validate_mode_runs_nothing_and_says_what_would_run(runner, github):
     runner.write("tasks/report/README", "a better report\n")
     after = runner.commit("report")
 
-    step = runner.step("push", runner.push(first, after), "--executor", "local", sha=after, api_url=github.url,
-                       env={"GITHUB_TOKEN": TOKEN})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        "--executor",
+        "local",
+        sha=after,
+        api_url=github.url,
+        env={"GITHUB_TOKEN": TOKEN},
+    )
 
     assert step.code == 0, step.out + step.err
     assert step.outputs == {"job-ids": "", "conclusion": "success", "summary": step.summary}
@@ -102,23 +115,34 @@ def test_a_token_that_cannot_report_is_a_warning_not_a_failure(runner, github):
     runner.write("pipelines/train.yaml", (runner.workspace / "pipelines/train.yaml").read_text() + "# touched\n")
     after = runner.commit("touch")
 
-    step = runner.step("push", runner.push(first, after), *RUN, sha=after, api_url=github.url,
-                       env={"GITHUB_TOKEN": "ghp_revokedTokenOfSomeoneWhoLeft000000"})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        *RUN,
+        sha=after,
+        api_url=github.url,
+        env={"GITHUB_TOKEN": "ghp_revokedTokenOfSomeoneWhoLeft000000"},
+    )
 
     assert step.code == 0, step.out + step.err
     assert step.outputs["conclusion"] == "success"
     [warning] = step.commands("warning")  # once: a refused token is not asked again
-    assert warning.startswith("::warning title=fasttrack-gitops ci::github: could not report fasttrack/train: "
-                              "the GitHub token was refused (401)")
+    assert warning.startswith(
+        "::warning title=fasttrack-gitops ci::github: could not report fasttrack/train: "
+        "the GitHub token was refused (401)"
+    )
     assert "ghp_revokedTokenOfSomeoneWhoLeft000000" not in step.out.replace(
-        "::add-mask::ghp_revokedTokenOfSomeoneWhoLeft000000", "")
+        "::add-mask::ghp_revokedTokenOfSomeoneWhoLeft000000", ""
+    )
     assert github.check_runs == {}
     assert f"[`fasttrack/train`](https://github.com/{REPO}/commit/{after}/checks)" in step.summary
 
 
 def test_workflow_dispatch_runs_pipelines_without_on_and_those_with_manual(runner):
     runner.standard()
-    runner.write("pipelines/nightly.yaml", """\
+    runner.write(
+        "pipelines/nightly.yaml",
+        """\
         version: "26.4.4"
         name: nightly
         on:
@@ -126,22 +150,31 @@ def test_workflow_dispatch_runs_pipelines_without_on_and_those_with_manual(runne
         tasks:
           - name: a
             command: echo nightly
-        """)
-    runner.write("pipelines/plain.yaml", """\
+        """,
+    )
+    runner.write(
+        "pipelines/plain.yaml",
+        """\
         version: "26.4.4"
         name: plain
         tasks:
           - name: a
             command: echo plain
-        """)
+        """,
+    )
     sha = runner.commit("more pipelines")
 
-    step = runner.step("workflow_dispatch", {"inputs": {}, "ref": "refs/heads/main", "repository": {
-        "full_name": REPO}, "sender": {"login": "octocat"}}, sha=sha)
+    step = runner.step(
+        "workflow_dispatch",
+        {"inputs": {}, "ref": "refs/heads/main", "repository": {"full_name": REPO}, "sender": {"login": "octocat"}},
+        sha=sha,
+    )
 
     assert step.code == 0, step.out + step.err
     assert "| `nightly` | `pipelines/nightly.yaml` | ✅ yes | workflow_dispatch (`on` lists manual) |" in step.summary
-    assert "| `plain` | `pipelines/plain.yaml` | ✅ yes | workflow_dispatch (the pipeline has no `on`) |" in step.summary
+    assert (
+        "| `plain` | `pipelines/plain.yaml` | ✅ yes | workflow_dispatch (the pipeline has no `on`) |" in step.summary
+    )
     assert "| `train` | `pipelines/train.yaml` | ➖ no | workflow_dispatch: `on` has no manual |" in step.summary
 
 
@@ -155,8 +188,10 @@ def test_wait_false_without_a_daemon_is_a_configuration_error(runner):
 
     assert step.code == 2
     [error] = step.commands("error")
-    assert error.startswith("::error title=fasttrack-gitops ci::`wait: false` needs `daemon-url`: a job must be "
-                            "driven to its end and reported after this step exits")
+    assert error.startswith(
+        "::error title=fasttrack-gitops ci::`wait: false` needs `daemon-url`: a job must be "
+        "driven to its end and reported after this step exits"
+    )
     assert "configuration error" in step.summary
     assert step.outputs == {}
 
@@ -166,17 +201,30 @@ def test_wait_false_hands_the_selected_pipelines_to_the_daemon(runner):
     runner.write("tasks/train/msg.txt", "again\n")
     after = runner.commit("again")
     daemon = ContractServer()
-    daemon.route("POST", "/api/trigger", lambda request: Answer(201, {"jobs": ["20240921-062640-abc123"],
-                                                                      "note": "manual run of train"}))
+    daemon.route(
+        "POST",
+        "/api/trigger",
+        lambda request: Answer(201, {"jobs": ["20240921-062640-abc123"], "note": "manual run of train"}),
+    )
     with daemon.serving():
-        step = runner.step("push", runner.push(first, after), "--mode", "run", env={
-            "FTG_CI_WAIT": "false", "FTG_CI_DAEMON_URL": daemon.url, "FTG_API_TOKEN": "daemon-api-token-0042"},
-            sha=after)
+        step = runner.step(
+            "push",
+            runner.push(first, after),
+            "--mode",
+            "run",
+            env={"FTG_CI_WAIT": "false", "FTG_CI_DAEMON_URL": daemon.url, "FTG_API_TOKEN": "daemon-api-token-0042"},
+            sha=after,
+        )
 
     assert step.code == 0, step.out + step.err
     [request] = daemon.requests
-    assert request.json() == {"repository": REPO, "pipeline": "pipelines/train.yaml", "ref": after,
-                              "request_id": f"{RUN_ID}-train", "sender": "octocat"}
+    assert request.json() == {
+        "repository": REPO,
+        "pipeline": "pipelines/train.yaml",
+        "ref": after,
+        "request_id": f"{RUN_ID}-train",
+        "sender": "octocat",
+    }
     assert request.headers["authorization"] == "Bearer daemon-api-token-0042"
     assert "::add-mask::daemon-api-token-0042" in step.lines
     assert "job ids: 20240921-062640-abc123" in step.lines
@@ -188,16 +236,23 @@ def test_wait_false_hands_the_selected_pipelines_to_the_daemon(runner):
 
 
 def test_outside_a_runner_it_says_which_variables_are_missing_and_prints_no_secret(tmp_path):
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_TOKEN": "ghp_notForThisTerminal0000000",
-           "GITHUB_SHA": "0" * 40}
-    proc = subprocess.run([console_script(), "ci", "--mode", "run"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GITHUB_TOKEN": "ghp_notForThisTerminal0000000",
+        "GITHUB_SHA": "0" * 40,
+    }
+    proc = subprocess.run(
+        [console_script(), "ci", "--mode", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
 
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr == ("error: not in a GitHub Actions step: GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, "
-                           "GITHUB_REPOSITORY, GITHUB_WORKSPACE, GITHUB_RUN_ID, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY "
-                           "are not set (the runner sets them for every step)\n")
+    assert proc.stderr == (
+        "error: not in a GitHub Actions step: GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, "
+        "GITHUB_REPOSITORY, GITHUB_WORKSPACE, GITHUB_RUN_ID, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY "
+        "are not set (the runner sets them for every step)\n"
+    )
 
 
 def test_running_on_backendai_without_credentials_is_a_configuration_error(runner):
@@ -205,14 +260,21 @@ def test_running_on_backendai_without_credentials_is_a_configuration_error(runne
     runner.write("tasks/train/msg.txt", "again\n")
     after = runner.commit("again")
 
-    step = runner.step("push", runner.push(first, after), "--mode", "run", sha=after,
-                       env={"FTG_CI_BACKEND_SECRET_KEY": "bai-secret-key-0000000000000000"})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        "--mode",
+        "run",
+        sha=after,
+        env={"FTG_CI_BACKEND_SECRET_KEY": "bai-secret-key-0000000000000000"},
+    )
 
     assert step.code == 2
     assert step.lines[0] == "::add-mask::bai-secret-key-0000000000000000"
     [error] = step.commands("error")
-    assert error.startswith("::error title=fasttrack-gitops ci::executor backendai: BACKEND_ENDPOINT and "
-                            "BACKEND_ACCESS_KEY are not set")
+    assert error.startswith(
+        "::error title=fasttrack-gitops ci::executor backendai: BACKEND_ENDPOINT and BACKEND_ACCESS_KEY are not set"
+    )
     assert "backend-endpoint" in error
 
 
@@ -223,8 +285,12 @@ def test_the_pipelines_input_limits_what_is_validated_and_selected(runner):
     runner.write("tasks/report/README", "again\n")
     after = runner.commit("again")
 
-    step = runner.step("push", runner.push(first, after), sha=after,
-                       env={"FTG_CI_PIPELINES": "./pipelines/train.yaml,\n  pipelines/nothing-*.yaml\n"})
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        sha=after,
+        env={"FTG_CI_PIPELINES": "./pipelines/train.yaml,\n  pipelines/nothing-*.yaml\n"},
+    )
 
     assert step.code == 0, step.out + step.err
     assert "1 pipeline file checked: 0 error(s), 0 warning(s)" in step.lines

@@ -12,16 +12,34 @@ TRAIN = Candidate("pipelines/train.yaml", "train", {"push": {}})
 
 
 def facts(**kwargs) -> Facts:
-    base = dict(mode="run", what="push to main", commit="a" * 40, run_url="https://github.com/o/r/actions/runs/1",
-                files=[{"file": "pipelines/train.yaml"}], diagnostics=[],
-                decisions=[Decision(TRAIN, False, "push to main: no changed file matches on.push.paths (x/**)")])
+    base = dict(
+        mode="run",
+        what="push to main",
+        commit="a" * 40,
+        run_url="https://github.com/o/r/actions/runs/1",
+        files=[{"file": "pipelines/train.yaml"}],
+        diagnostics=[],
+        decisions=[Decision(TRAIN, False, "push to main: no changed file matches on.push.paths (x/**)")],
+    )
     return Facts(**{**base, **kwargs})
 
 
 def job(conclusion: str | None) -> JobResult:
-    report = JobReport(job_id="j1", repository="o/r", pipeline="train", pipeline_path="pipelines/train.yaml",
-                       commit="a" * 40, ref="refs/heads/main", trigger={"event": "push"}, status="x",
-                       conclusion=conclusion, started=True, title="t", summary="| task |\n", text="")
+    report = JobReport(
+        job_id="j1",
+        repository="o/r",
+        pipeline="train",
+        pipeline_path="pipelines/train.yaml",
+        commit="a" * 40,
+        ref="refs/heads/main",
+        trigger={"event": "push"},
+        status="x",
+        conclusion=conclusion,
+        started=True,
+        title="t",
+        summary="| task |\n",
+        text="",
+    )
     return JobResult(report, "https://github.com/o/r/runs/9")
 
 
@@ -72,6 +90,9 @@ def test_other_events_select_pipelines_without_on_or_listing_the_event():
     nightly = Candidate("pipelines/nightly.yaml", "nightly", {"schedule": [{"cron": "0 3 * * *"}]})
     choice = selection.for_event([plain, nightly, TRAIN], "schedule", run_id="42")
     assert [(d.candidate.name, d.selected) for d in choice.decisions] == [
-        ("plain", True), ("nightly", True), ("train", False)]
+        ("plain", True),
+        ("nightly", True),
+        ("train", False),
+    ]
     assert [s.trigger for s in choice.selections] == [{"event": "schedule", "id": "42", "sender": ""}] * 2
     assert choice.selections[0].key == "schedule:42"

@@ -38,9 +38,14 @@ def test_a_group_is_closed_even_when_its_body_fails():
 
 def test_a_multiline_secret_is_masked_whole_and_line_by_line():
     lines = log_of(lambda log: log.add_mask("-----BEGIN KEY-----\nabc123\n-----END KEY-----"))
-    assert sorted(lines) == sorted(["::add-mask::-----BEGIN KEY-----%0Aabc123%0A-----END KEY-----",
-                                    "::add-mask::-----BEGIN KEY-----", "::add-mask::abc123",
-                                    "::add-mask::-----END KEY-----"])
+    assert sorted(lines) == sorted(
+        [
+            "::add-mask::-----BEGIN KEY-----%0Aabc123%0A-----END KEY-----",
+            "::add-mask::-----BEGIN KEY-----",
+            "::add-mask::abc123",
+            "::add-mask::-----END KEY-----",
+        ]
+    )
 
 
 def test_verbatim_text_cannot_issue_commands():
@@ -55,8 +60,12 @@ def test_outputs_round_trip_through_the_runners_syntax(tmp_path):
     summary = "## Title\n\nline with ghadelimiter_ in it\nname<<EOF\nEOF\n"
     path = tmp_path / "output"
     write_outputs(path, [("job-ids", "a b"), ("conclusion", "success"), ("summary", summary), ("empty", "")])
-    assert parse_outputs(path.read_text()) == {"job-ids": "a b", "conclusion": "success", "summary": summary,
-                                               "empty": ""}
+    assert parse_outputs(path.read_text()) == {
+        "job-ids": "a b",
+        "conclusion": "success",
+        "summary": summary,
+        "empty": "",
+    }
 
 
 def test_the_delimiter_is_not_in_the_value():

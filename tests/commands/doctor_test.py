@@ -6,14 +6,15 @@ import json
 from datetime import timedelta
 
 import pytest
+from conftest import MINIMAL
 from engine.backendai import emulator_vfolders
 from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
 
-from conftest import MINIMAL
-
 from fasttrack_gitops.cli import main
 
-GPU_PIPELINE = MINIMAL.replace("    command: echo train\n", "    command: echo train\n    resources: {cuda.shares: 1}\n")
+GPU_PIPELINE = MINIMAL.replace(
+    "    command: echo train\n", "    command: echo train\n    resources: {cuda.shares: 1}\n"
+)
 
 
 @pytest.fixture
@@ -42,8 +43,14 @@ def test_a_working_setup_passes_every_check(capsys, emulator, write, tmp_path):
     write("pipelines/p.yaml", MINIMAL)
     code, checks = doctor(capsys, tmp_path)
     assert code == 0
-    assert [c["name"] for c in checks] == ["credentials", "endpoint", "API version", "keypair", "resource slots",
-                                           "pipeline folders"]
+    assert [c["name"] for c in checks] == [
+        "credentials",
+        "endpoint",
+        "API version",
+        "keypair",
+        "resource slots",
+        "pipeline folders",
+    ]
     assert all(c["ok"] for c in checks)
     assert by_name(checks)["pipeline folders"]["detail"].startswith("ftg-")
     assert "v7.20230615" in by_name(checks)["API version"]["detail"]

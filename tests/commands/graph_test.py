@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MINIMAL
 
 from fasttrack_gitops.cli import main
@@ -101,15 +100,17 @@ def test_every_real_exported_pipeline_can_be_drawn(capsys, fasttrack_examples, f
 
 
 @pytest.mark.parametrize("fmt", ["text", "mermaid", "dot", "json"])
-def test_an_invalid_pipeline_prints_diagnostics_on_stderr_and_nothing_on_stdout(capsys, write, tmp_path,
-                                                                               monkeypatch, fmt):
+def test_an_invalid_pipeline_prints_diagnostics_on_stderr_and_nothing_on_stdout(
+    capsys, write, tmp_path, monkeypatch, fmt
+):
     write("broken.yaml", BROKEN)
     monkeypatch.chdir(tmp_path)
     code, out, err = graph(capsys, "--format", fmt, "broken.yaml")
     assert code == 1
     assert out == ""
     assert err.splitlines() == [
-        "broken.yaml:7:20: error FT103: task 'train' depends on unknown task 'prepar' (did you mean 'prepare'?)"]
+        "broken.yaml:7:20: error FT103: task 'train' depends on unknown task 'prepar' (did you mean 'prepare'?)"
+    ]
 
 
 def test_a_directory_is_a_usage_error(capsys, examples_repo):
@@ -128,16 +129,20 @@ def test_dot_escapes_backslashes_in_names(capsys, write):
     assert quoted == "C:\\\\"  # the backslash itself escaped, so the closing quote is a real one
 
 
-@pytest.mark.parametrize("argv, expected_code, expected_err", [
-    (["graph", "broken.yaml"], 1, "error FT103"),
-    (["graph", "."], 2, "is a directory"),
-    (["graph", "missing.yaml"], 2, "does not exist"),
-    (["graph", "--format", "svg", "broken.yaml"], 2, "Invalid value for '--format'"),
-])
+@pytest.mark.parametrize(
+    "argv, expected_code, expected_err",
+    [
+        (["graph", "broken.yaml"], 1, "error FT103"),
+        (["graph", "."], 2, "is a directory"),
+        (["graph", "missing.yaml"], 2, "does not exist"),
+        (["graph", "--format", "svg", "broken.yaml"], 2, "Invalid value for '--format'"),
+    ],
+)
 def test_bad_input_in_a_real_process_exits_cleanly_without_a_traceback(tmp_path, argv, expected_code, expected_err):
     (tmp_path / "broken.yaml").write_text(BROKEN)
-    proc = subprocess.run([sys.executable, "-m", "fasttrack_gitops", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fasttrack_gitops", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == expected_code
     assert proc.stdout == ""
     assert expected_err in proc.stderr

@@ -119,8 +119,12 @@ def started_job(state: Path, proc: subprocess.Popen, task_name: str) -> str:
 
 
 def spawn_run(repo: Path, pipeline: str, state: Path) -> subprocess.Popen:
-    return subprocess.Popen([console_script(), "run", str(repo / pipeline), "--state-dir", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [console_script(), "run", str(repo / pipeline), "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -220,8 +224,12 @@ def test_list_text_table_has_a_header_and_one_row_per_job(capsys, state, three_j
     assert lines[0].split()[:3] == ["job", "pipeline", "status"]
     assert len(lines) == 4
     for line, record in zip(lines[1:], reversed(three_jobs)):
-        assert line.split()[:4] == [record["id"], record["pipeline"], record["status"],
-                                    f"{len(record['tasks'])}/{len(record['tasks'])}"]
+        assert line.split()[:4] == [
+            record["id"],
+            record["pipeline"],
+            record["status"],
+            f"{len(record['tasks'])}/{len(record['tasks'])}",
+        ]
         assert record["commit"][:12] in line
 
 
@@ -244,7 +252,7 @@ def test_show_json_is_the_record_run_printed(capsys, state, three_jobs):
 
 def test_show_by_a_unique_prefix(capsys, state, three_jobs):
     a = three_jobs[0]["id"]
-    prefix = a[:max(len(common_prefix(a, r["id"])) for r in three_jobs[1:]) + 1]
+    prefix = a[: max(len(common_prefix(a, r["id"])) for r in three_jobs[1:]) + 1]
     assert not any(r["id"].startswith(prefix) for r in three_jobs[1:])
     assert show(capsys, state, prefix) == three_jobs[0]
 
@@ -272,13 +280,16 @@ def test_show_an_ambiguous_prefix_exits_2(capsys, state, three_jobs):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv", [
-    ["jobs", "show", "nope"],
-    ["jobs", "show", "19990101-000000-abcdef"],
-    ["jobs", "logs", "nope"],
-    ["jobs", "cancel", "nope"],
-    ["jobs", "rerun", "nope"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["jobs", "show", "nope"],
+        ["jobs", "show", "19990101-000000-abcdef"],
+        ["jobs", "logs", "nope"],
+        ["jobs", "cancel", "nope"],
+        ["jobs", "rerun", "nope"],
+    ],
+)
 def test_an_unknown_job_exits_2_with_one_clear_line(capsys, state, three_jobs, argv):
     code, out, err = cli(capsys, *argv, "--state-dir", str(state))
     assert (code, out) == (2, "")
@@ -287,8 +298,13 @@ def test_an_unknown_job_exits_2_with_one_clear_line(capsys, state, three_jobs, a
 
 
 def test_an_unknown_job_through_the_console_script_has_no_traceback(state, three_jobs):
-    proc = subprocess.run([console_script(), "jobs", "show", "zzz", "--state-dir", str(state)],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [console_script(), "jobs", "show", "zzz", "--state-dir", str(state)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "no job 'zzz'" in proc.stderr and "Traceback" not in proc.stderr
@@ -354,8 +370,10 @@ def test_logs_of_an_unknown_task_exit_2_with_did_you_mean(capsys, state, retried
 def test_logs_without_a_task_print_every_last_attempt_under_a_header(capsys, state, retried):
     code, out, err = logs(capsys, state, retried["id"])
     assert (code, err) == (0, "")
-    assert out == ("==> flaky (attempt 2, succeeded) <==\nsecond try\n"
-                   "==> quiet (attempt 1, succeeded) <==\nquiet output\non stderr\n")
+    assert out == (
+        "==> flaky (attempt 2, succeeded) <==\nsecond try\n"
+        "==> quiet (attempt 1, succeeded) <==\nquiet output\non stderr\n"
+    )
 
 
 @pytest.fixture
@@ -437,8 +455,16 @@ def test_follow_streams_lines_while_the_job_runs_and_exits_when_it_ends(tmp_path
     follower = None
     try:
         job = started_job(state, runner, "talk")
-        argv = [console_script(), "jobs", "logs", job, *(["talk"] if with_task else []), "--follow",
-                "--state-dir", str(state)]
+        argv = [
+            console_script(),
+            "jobs",
+            "logs",
+            job,
+            *(["talk"] if with_task else []),
+            "--follow",
+            "--state-dir",
+            str(state),
+        ]
         follower = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lines = Lines(follower)
         prefix = "" if with_task else "talk: "
@@ -468,13 +494,18 @@ def test_follow_of_an_ended_job_prints_the_log_and_exits(capsys, state, retried)
 
 
 def test_follow_prints_a_last_line_without_a_newline(tmp_path, state, capsys):
-    repo = make_repo(tmp_path, {"nonl.yaml": """\
+    repo = make_repo(
+        tmp_path,
+        {
+            "nonl.yaml": """\
 version: "26.4.4"
 name: nonl
 tasks:
   - name: t
     command: printf 'whole line\\nno newline at the end'
-"""})
+"""
+        },
+    )
     code, record = run_job(capsys, repo, "nonl.yaml", state)
     assert code == 0
     assert logs(capsys, state, record["id"], "t")[1] == "whole line\nno newline at the end"
@@ -552,8 +583,7 @@ def test_cancel_an_interrupted_job(capsys, state, interrupted):
     record = show(capsys, state, job)
     assert record["status"] == "interrupted"
     assert task(record, "nap")["status"] == "running"
-    code, out, _ = cli(capsys, "jobs", "list", "--state-dir", str(state), "--status", "interrupted",
-                       "--format", "json")
+    code, out, _ = cli(capsys, "jobs", "list", "--state-dir", str(state), "--status", "interrupted", "--format", "json")
     assert [r["id"] for r in json.loads(out)] == [job]
 
     code, out, err = cli(capsys, "jobs", "cancel", job, "--state-dir", str(state))
@@ -693,8 +723,9 @@ def test_rerun_of_a_commit_reads_the_commit_not_the_working_tree(tmp_path, state
     code, old = run_job(capsys, repo, "scripted.yaml", state)
     assert code == 0 and old["source"] == "commit" and not old["dirty"]
     # The repository moves on: a new commit, and uncommitted changes on top.
-    commit(repo, {"version.sh": "echo version two\n",
-                  "scripted.yaml": SCRIPTED.replace("sh version.sh", "exit 9")}, "v2")
+    commit(
+        repo, {"version.sh": "echo version two\n", "scripted.yaml": SCRIPTED.replace("sh version.sh", "exit 9")}, "v2"
+    )
     (repo / "version.sh").write_text("echo version three\n")
     (repo / "scripted.yaml").write_text("not: [a pipeline")
     if drop_tree_cache:

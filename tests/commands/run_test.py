@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, alive, console_script, git
 
 from fasttrack_gitops.cli import main
@@ -104,8 +103,9 @@ def make_repo(root: Path, files: dict[str, str]) -> str:
 def repo(tmp_path: Path) -> Path:
     """A pipeline repository with pipelines/p.yaml (task a: `cat msg.txt` in tasks/a), committed."""
     root = tmp_path / "repo"
-    make_repo(root, {"pipelines/p.yaml": PIPELINE, "tasks/a/msg.txt": "committed\n",
-                     "README.txt": "the repository root\n"})
+    make_repo(
+        root, {"pipelines/p.yaml": PIPELINE, "tasks/a/msg.txt": "committed\n", "README.txt": "the repository root\n"}
+    )
     return root
 
 
@@ -135,8 +135,9 @@ def wait_for(condition, *, timeout: float = 15.0, what: str = "condition"):
 
 def project_head() -> str:
     """This project's HEAD commit (read-only)."""
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_the_examples_repository_runs(capsys, state: Path):
@@ -237,12 +238,15 @@ def test_rev_runs_a_pipeline_deleted_since(capsys, repo: Path, state: Path):
 
 def test_repo_may_be_a_subfolder_of_a_git_repository(capsys, tmp_path: Path, state: Path):
     top = tmp_path / "mono"
-    head = make_repo(top, {
-        "tasks/a/msg.txt": "the top's tasks/a\n",
-        "ml/pipelines/p.yaml": PIPELINE + "  - name: root\n    command: cat marker.txt\n",
-        "ml/tasks/a/msg.txt": "ml's tasks/a\n",
-        "ml/marker.txt": "ml's root\n",
-    })
+    head = make_repo(
+        top,
+        {
+            "tasks/a/msg.txt": "the top's tasks/a\n",
+            "ml/pipelines/p.yaml": PIPELINE + "  - name: root\n    command: cat marker.txt\n",
+            "ml/tasks/a/msg.txt": "ml's tasks/a\n",
+            "ml/marker.txt": "ml's root\n",
+        },
+    )
 
     code, record, _ = run_json(capsys, top / "ml/pipelines/p.yaml", "--repo", top / "ml", "--state-dir", state)
 
@@ -269,7 +273,10 @@ def test_a_pipeline_outside_any_git_repository_runs_unversioned(capsys, tmp_path
 
 
 def test_a_pipeline_variable_the_data_folder_replaces_is_a_warning(capsys, repo: Path, state: Path):
-    put(repo, "pipelines/env.yaml", """\
+    put(
+        repo,
+        "pipelines/env.yaml",
+        """\
         version: "26.4.4"
         name: env
         environment:
@@ -277,7 +284,8 @@ def test_a_pipeline_variable_the_data_folder_replaces_is_a_warning(capsys, repo:
         tasks:
           - name: where
             command: test "$PIPELINE_OUTPUT_ROOT" != /elsewhere
-        """)
+        """,
+    )
     commit(repo)
 
     code, record, err = run_json(capsys, repo / "pipelines/env.yaml", "--state-dir", state)
@@ -301,13 +309,17 @@ def test_the_record_and_jobs_show_say_where_a_task_would_run_on_a_cluster(capsys
 
 
 def test_a_task_without_code_runs_in_the_root_of_the_snapshot(capsys, repo: Path, state: Path):
-    put(repo, "pipelines/root.yaml", """\
+    put(
+        repo,
+        "pipelines/root.yaml",
+        """\
         version: "26.4.4"
         name: root
         tasks:
           - name: look
             command: cat README.txt; ls tasks
-        """)
+        """,
+    )
     commit(repo)
     (repo / "README.txt").write_text("changed, not committed\n")
 
@@ -318,7 +330,10 @@ def test_a_task_without_code_runs_in_the_root_of_the_snapshot(capsys, repo: Path
 
 
 def test_secrets_come_from_ftg_secret_variables_and_stay_masked(capsys, repo: Path, state: Path, monkeypatch):
-    put(repo, "pipelines/s.yaml", """\
+    put(
+        repo,
+        "pipelines/s.yaml",
+        """\
         version: "26.4.4"
         name: s
         environment:
@@ -326,7 +341,8 @@ def test_secrets_come_from_ftg_secret_variables_and_stay_masked(capsys, repo: Pa
         tasks:
           - name: use
             command: echo "token=$TOKEN"; test "$TOKEN" = hunter2-value && echo same
-        """)
+        """,
+    )
     commit(repo)
     monkeypatch.setenv("FTG_SECRET_API_TOKEN", "hunter2-value")
 
@@ -434,13 +450,17 @@ def test_a_database_from_a_newer_version(capsys, repo: Path, state: Path):
 
 
 def test_a_task_that_prints_a_gigabyte_leaves_a_capped_log(capsys, tmp_path: Path, state: Path):
-    put(tmp_path / "big", "p.yaml", r"""
+    put(
+        tmp_path / "big",
+        "p.yaml",
+        r"""
         version: "26.4.4"
         name: big
         tasks:
           - name: loud
             command: head -c 1000000000 /dev/zero | tr '\0' x; echo; echo the end
-        """)
+        """,
+    )
     started = time.monotonic()
 
     code, record, _ = run_json(capsys, tmp_path / "big/p.yaml", "--state-dir", state)
@@ -462,14 +482,18 @@ def test_a_task_that_prints_a_gigabyte_leaves_a_capped_log(capsys, tmp_path: Pat
 
 
 def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
-    put(tmp_path / "slow", "p.yaml", """\
+    put(
+        tmp_path / "slow",
+        "p.yaml",
+        """\
         version: "26.4.4"
         name: slow
         tasks:
           - name: forever
             command: sleep 300
             timeout: 1
-        """)
+        """,
+    )
     started = time.monotonic()
 
     code, record, _ = run_json(capsys, tmp_path / "slow/p.yaml", "--state-dir", state)
@@ -484,13 +508,17 @@ def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
 
 
 def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path):
-    put(tmp_path / "fork", "p.yaml", """\
+    put(
+        tmp_path / "fork",
+        "p.yaml",
+        """\
         version: "26.4.4"
         name: fork
         tasks:
           - name: parent
             command: sleep 300 & echo $!
-        """)
+        """,
+    )
     pid = None
     try:
         started = time.monotonic()
@@ -510,7 +538,10 @@ def test_a_secret_named_but_not_provided(capsys, repo: Path, state: Path, monkey
     for name in [k for k in os.environ if k.startswith("FTG_SECRET_")]:
         monkeypatch.delenv(name)
     marker = tmp_path / "ran"
-    put(repo, "pipelines/p.yaml", f"""\
+    put(
+        repo,
+        "pipelines/p.yaml",
+        f"""\
         version: "26.4.4"
         name: p
         environment:
@@ -518,7 +549,8 @@ def test_a_secret_named_but_not_provided(capsys, repo: Path, state: Path, monkey
         tasks:
           - name: a
             command: touch {marker}
-        """)
+        """,
+    )
     commit(repo)
 
     code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--state-dir", state)
@@ -532,8 +564,7 @@ def test_a_secret_named_but_not_provided(capsys, repo: Path, state: Path, monkey
 
 
 def test_rev_and_worktree_exclude_each_other(capsys, repo: Path, state: Path):
-    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--rev", "HEAD", "--worktree",
-                         "--state-dir", state)
+    code, out, err = cli(capsys, "run", repo / "pipelines/p.yaml", "--rev", "HEAD", "--worktree", "--state-dir", state)
 
     assert code == 2
     assert "--rev" in err and "--worktree" in err
@@ -557,8 +588,13 @@ def start_run(pipeline: Path, state: Path, folder: Path) -> tuple[subprocess.Pop
     """`run` as a subprocess, not on a terminal; (the process, its stderr file)."""
     err = folder / "run.err"
     with open(folder / "run.out", "wb") as out, open(err, "wb") as errf:
-        proc = subprocess.Popen([console_script(), "run", str(pipeline), "--state-dir", str(state)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=errf, env=environment())
+        proc = subprocess.Popen(
+            [console_script(), "run", str(pipeline), "--state-dir", str(state)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=errf,
+            env=environment(),
+        )
     return proc, err
 
 
@@ -576,13 +612,17 @@ def running_job(capsys, state: Path, task: str) -> dict | None:
 
 def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path: Path, state: Path):
     pidfile = tmp_path / "task.pid"
-    put(tmp_path / "kill", "p.yaml", f"""\
+    put(
+        tmp_path / "kill",
+        "p.yaml",
+        f"""\
         version: "26.4.4"
         name: killed
         tasks:
           - name: long
             command: echo $$ > {pidfile}; sleep 30
-        """)
+        """,
+    )
     proc, err = start_run(tmp_path / "kill/p.yaml", state, tmp_path)
     group = None
     try:
@@ -612,7 +652,10 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path
 
 
 def test_ctrl_c_cancels_the_job(capsys, tmp_path: Path, state: Path):
-    put(tmp_path / "int", "p.yaml", """\
+    put(
+        tmp_path / "int",
+        "p.yaml",
+        """\
         version: "26.4.4"
         name: interrupted
         tasks:
@@ -621,7 +664,8 @@ def test_ctrl_c_cancels_the_job(capsys, tmp_path: Path, state: Path):
           - name: next
             dependencies: [long]
             command: echo never
-        """)
+        """,
+    )
     proc, err = start_run(tmp_path / "int/p.yaml", state, tmp_path)
     try:
         record = wait_for(lambda: running_job(capsys, state, "long"), what="the task running")

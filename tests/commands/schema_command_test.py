@@ -95,8 +95,9 @@ def _undocumented(node, root: dict, where: str = "$") -> list[str]:
                 if ref:
                     candidates.append(_resolve(ref, root, anchors))
                 for key in ("title", "description"):
-                    if not any(isinstance(c, dict) and isinstance(c.get(key), str) and c[key].strip()
-                               for c in candidates):
+                    if not any(
+                        isinstance(c, dict) and isinstance(c.get(key), str) and c[key].strip() for c in candidates
+                    ):
                         missing.append(f"{where}.properties.{name}: no {key}")
         for key, value in node.items():
             if key in CONDITIONS:

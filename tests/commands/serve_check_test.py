@@ -69,8 +69,9 @@ def invalid(tmp_path) -> Path:
 def test_check_of_a_valid_configuration_prints_a_summary_and_exits_0(capsys, valid, tmp_path):
     code, out, err = cli(capsys, "serve", "--config", str(valid), "--check")
     assert (code, err) == (0, "")
-    assert out == (f"config OK: 2 repositories, executor local, listening on 127.0.0.1:9000, "
-                   f"state in {tmp_path / 'state'}\n")
+    assert out == (
+        f"config OK: 2 repositories, executor local, listening on 127.0.0.1:9000, state in {tmp_path / 'state'}\n"
+    )
 
 
 def test_the_configuration_may_come_from_ftg_config(capsys, valid, monkeypatch):
@@ -85,7 +86,10 @@ def test_check_in_json_describes_the_configuration_without_secrets(capsys, valid
     result = json.loads(out)
     assert result["valid"] is True and result["diagnostics"] == []
     assert (result["listen"], result["executor"], result["state_dir"]) == (
-        "127.0.0.1:9000", "local", str(tmp_path / "state"))
+        "127.0.0.1:9000",
+        "local",
+        str(tmp_path / "state"),
+    )
     assert [r["name"] for r in result["repositories"]] == ["acme/ml", "acme/remote"]
     assert result["repositories"][1]["poll_interval"] == 60.0
     assert result["integrations"] == {"github": True, "gitlab": False, "slack": False, "backendai": False}
@@ -98,8 +102,10 @@ def test_an_invalid_configuration_is_reported_by_line_and_nothing_starts(capsys,
     code, out, err = cli(capsys, "serve", "--config", str(invalid), "--check")
     assert (code, out) == (2, "")
     lines = err.splitlines()
-    assert lines[0] == f"{invalid}:6:3: error FT401: github.token: secrets are never written in the configuration; " \
-                       "name an environment variable with token_env (or a file with token_file)"
+    assert (
+        lines[0] == f"{invalid}:6:3: error FT401: github.token: secrets are never written in the configuration; "
+        "name an environment variable with token_env (or a file with token_file)"
+    )
     assert lines[-1] == "error: the configuration is not valid; nothing was started"
     assert "Traceback" not in err and "hunter2" not in err
 

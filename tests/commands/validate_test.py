@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL, git
 
 from fasttrack_gitops.cli import main
@@ -273,7 +272,11 @@ def test_json_format_is_an_object_with_diagnostics_files_and_counts(capsys, writ
     [d] = report["diagnostics"]
     assert set(d) == {"file", "line", "column", "severity", "code", "message", "path"}
     assert d == {
-        "file": "broken.yaml", "line": 7, "column": 20, "severity": "error", "code": "FT103",
+        "file": "broken.yaml",
+        "line": 7,
+        "column": 20,
+        "severity": "error",
+        "code": "FT103",
         "message": "task 'b' depends on unknown task 'trian' (did you mean 'train'?)",
         "path": "$.tasks[1].dependencies[0]",
     }
@@ -295,8 +298,10 @@ def test_github_format_prints_workflow_commands(capsys, write, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "--format", "github", "broken.yaml")
     assert code == 1
-    assert out.splitlines()[0] == ("::error file=broken.yaml,line=7,col=20,title=FT103::"
-                                   "task 'b' depends on unknown task 'trian' (did you mean 'train'?)")
+    assert out.splitlines()[0] == (
+        "::error file=broken.yaml,line=7,col=20,title=FT103::"
+        "task 'b' depends on unknown task 'trian' (did you mean 'train'?)"
+    )
 
 
 def test_github_format_escapes_percent_newlines_and_property_separators(capsys, write, tmp_path, monkeypatch):
@@ -305,8 +310,9 @@ def test_github_format_escapes_percent_newlines_and_property_separators(capsys, 
     code, out, _ = run(capsys, "--format", "github", "we,ird:name.yaml")
     assert code == 1
     first = out.splitlines()[0]
-    assert first == ("::error file=we%2Cird%3Aname.yaml,line=7,col=20,title=FT103::"
-                     "task 'b' depends on unknown task '50%25%0Ax'")
+    assert first == (
+        "::error file=we%2Cird%3Aname.yaml,line=7,col=20,title=FT103::task 'b' depends on unknown task '50%25%0Ax'"
+    )
 
 
 def test_github_format_marks_warnings_as_warnings(capsys, write):
@@ -436,14 +442,13 @@ def test_a_code_symlink_loop_is_a_diagnostic_not_an_internal_error(capsys, write
     assert "FT113" in out or "FT112" in out
 
 
-
 def test_a_parent_folder_glob_in_settings_is_FT100_on_the_settings_file(capsys, write, tmp_path, monkeypatch):
     write("repo/.fasttrack.yaml", 'pipelines: ["../elsewhere/*.yaml"]\n')
     monkeypatch.chdir(tmp_path / "repo")
     code, out, _ = run(capsys)
     assert code == 1
     assert out.startswith(".fasttrack.yaml:1:13: error FT100: pipelines[0] is '../elsewhere/*.yaml'; expected a glob ")
-    assert 'FT301' not in out  # the broken settings are the news, not the missing pipelines
+    assert "FT301" not in out  # the broken settings are the news, not the missing pipelines
 
 
 def test_a_leading_dot_slash_in_settings_globs_is_harmless(capsys, write, tmp_path, monkeypatch):
@@ -486,7 +491,9 @@ def test_lone_files_are_checked_together_for_duplicate_names(capsys, write, tmp_
     assert code == 1
     assert "pipelines/b.yaml:2:7: error FT302: pipeline name 'demo' is already used by pipelines/a.yaml" in out
     assert out.count("FT101") == 1  # the settings file is reported once, not once per file
-    assert ".fasttrack.yaml:1:1: error FT101: unknown key 'pipelnes' in .fasttrack.yaml (did you mean 'pipelines'?)" in out
+    assert (
+        ".fasttrack.yaml:1:1: error FT101: unknown key 'pipelnes' in .fasttrack.yaml (did you mean 'pipelines'?)" in out
+    )
 
 
 def test_settings_above_the_git_root_are_not_used(capsys, write, tmp_path, monkeypatch):
@@ -504,6 +511,7 @@ def test_a_newline_inside_a_value_does_not_break_the_one_line_format(capsys, wri
     assert code == 1
     lines = out.splitlines()
     assert len(lines) == 2 and "unknown task 'pre\\npare'" in lines[0]
+
 
 # --- every bad input, as a real process: an exit code and a message, never a traceback ----------
 
@@ -574,12 +582,24 @@ def _bad_inputs() -> dict:
     def unknown_format(tmp):
         return ["--format", "xml", "."], 2, "Invalid value for '--format'"
 
-    cases = dict(broken=broken, no_pipelines=no_pipelines, settings_unknown_key=settings_unknown_key,
-                 same_name=same_name, code_missing=code_missing, code_is_a_file=code_is_a_file,
-                 code_symlink_out=code_symlink_out, too_big=too_big, size_nonsense=size_nonsense,
-                 missing_path=missing_path, cannot_open=cannot_open, bad_utf8=bad_utf8, tab=tab,
-                 unknown_format=unknown_format)
+    cases = dict(
+        broken=broken,
+        no_pipelines=no_pipelines,
+        settings_unknown_key=settings_unknown_key,
+        same_name=same_name,
+        code_missing=code_missing,
+        code_is_a_file=code_is_a_file,
+        code_symlink_out=code_symlink_out,
+        too_big=too_big,
+        size_nonsense=size_nonsense,
+        missing_path=missing_path,
+        cannot_open=cannot_open,
+        bad_utf8=bad_utf8,
+        tab=tab,
+        unknown_format=unknown_format,
+    )
     if os.name == "posix" and os.geteuid() != 0:
+
         def unreadable(tmp):
             (tmp / "locked.yaml").write_text(MINIMAL)
             (tmp / "locked.yaml").chmod(0)
@@ -595,8 +615,13 @@ BAD_INPUTS = _bad_inputs()
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_in_a_real_process_exits_cleanly_without_a_traceback(case, tmp_path):
     argv, expected_code, expected_text = BAD_INPUTS[case](tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "fasttrack_gitops", "validate", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fasttrack_gitops", "validate", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == expected_code, proc.stdout + proc.stderr
     assert expected_text in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr

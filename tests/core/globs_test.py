@@ -16,8 +16,9 @@ def test_double_star_matches_at_any_depth_including_none(path):
     assert matches(path, PIPELINES)
 
 
-@pytest.mark.parametrize("path", ["other/a.yaml", "pipelines/a.yml", "pipelines/a.yaml.bak", "a.yaml",
-                                  "xpipelines/a.yaml", "pipelines"])
+@pytest.mark.parametrize(
+    "path", ["other/a.yaml", "pipelines/a.yml", "pipelines/a.yaml.bak", "a.yaml", "xpipelines/a.yaml", "pipelines"]
+)
 def test_double_star_does_not_match_outside_its_folder_or_suffix(path):
     assert not matches(path, PIPELINES)
 
@@ -81,17 +82,20 @@ def test_compiled_glob_is_anchored_at_both_ends():
     assert regex.match("a.yaml") and not regex.match("a.yaml.bak")
 
 
-@pytest.mark.parametrize("pattern, prefix", [
-    ("pipelines/**/*.yaml", "pipelines"),
-    ("!pipelines/x/*.yaml", "pipelines/x"),
-    ("pipelines/a.yaml", "pipelines"),
-    ("ml/pipelines/*.yml", "ml/pipelines"),
-    ("a/b*/c/*.y", "a"),
-    ("*.yaml", ""),
-    ("**/*.yaml", ""),
-    ("p/[ab]/*.yaml", "p"),
-    ("p/?/x.yaml", "p"),
-])
+@pytest.mark.parametrize(
+    "pattern, prefix",
+    [
+        ("pipelines/**/*.yaml", "pipelines"),
+        ("!pipelines/x/*.yaml", "pipelines/x"),
+        ("pipelines/a.yaml", "pipelines"),
+        ("ml/pipelines/*.yml", "ml/pipelines"),
+        ("a/b*/c/*.y", "a"),
+        ("*.yaml", ""),
+        ("**/*.yaml", ""),
+        ("p/[ab]/*.yaml", "p"),
+        ("p/?/x.yaml", "p"),
+    ],
+)
 def test_static_prefix_is_the_folders_before_the_first_wildcard(pattern, prefix):
     assert static_prefix(pattern) == prefix
 

@@ -6,11 +6,26 @@ import json
 import textwrap
 
 import pytest
-
 from conftest import MINIMAL
+
 from fasttrack_gitops.core.job import (
-    SKIP_REQUESTED, Attempt, JobStatus, Outcome, PipelineJob, TaskInstance, TaskState, conclusion_status, ended,
-    freeze, job_status, new_job_id, rerun, satisfies_dependents, spec_id, spec_of, tolerated_failures,
+    SKIP_REQUESTED,
+    Attempt,
+    JobStatus,
+    Outcome,
+    PipelineJob,
+    TaskInstance,
+    TaskState,
+    conclusion_status,
+    ended,
+    freeze,
+    job_status,
+    new_job_id,
+    rerun,
+    satisfies_dependents,
+    spec_id,
+    spec_of,
+    tolerated_failures,
 )
 from fasttrack_gitops.core.pipeline import check_pipeline
 
@@ -28,8 +43,15 @@ def instances(**states: TaskState) -> dict[str, TaskInstance]:
 
 
 def freeze_at(p, *, now: float = 1_700_000_000.0, **overrides) -> PipelineJob:
-    kwargs = {"pipeline_path": "pipelines/p.yaml", "repository": "/repo", "source": "commit",
-              "commit": "c0ffee", "ref": "refs/heads/main", "tree": "root-tree", "code_trees": {}}
+    kwargs = {
+        "pipeline_path": "pipelines/p.yaml",
+        "repository": "/repo",
+        "source": "commit",
+        "commit": "c0ffee",
+        "ref": "refs/heads/main",
+        "tree": "root-tree",
+        "code_trees": {},
+    }
     kwargs.update(overrides)
     return freeze(p, now=now, **kwargs)
 
@@ -105,21 +127,28 @@ tasks:
 
 # --- job_status ---------------------------------------------------------------------------------------------
 
+
 def test_a_job_whose_tasks_are_all_pending_is_pending():
     p = pipeline(THREE)
     assert job_status(p, {}, runner_alive=True) == JobStatus.PENDING
-    assert job_status(p, instances(prepare=S.PENDING, train=S.PENDING, report=S.PENDING),
-                      runner_alive=True) == JobStatus.PENDING
+    assert (
+        job_status(p, instances(prepare=S.PENDING, train=S.PENDING, report=S.PENDING), runner_alive=True)
+        == JobStatus.PENDING
+    )
 
 
-@pytest.mark.parametrize("tasks", [
-    instances(prepare=S.SUBMITTED),
-    instances(prepare=S.RUNNING),
-    instances(prepare=S.WAITING),
-    instances(prepare=S.SUCCEEDED),
-    instances(prepare=S.SUCCEEDED, train=S.RUNNING),
-    instances(prepare=S.SUCCEEDED, train=S.FAILED),  # report has not ended yet
-], ids=["submitted", "running", "waiting", "one-succeeded", "second-running", "not-all-ended"])
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        instances(prepare=S.SUBMITTED),
+        instances(prepare=S.RUNNING),
+        instances(prepare=S.WAITING),
+        instances(prepare=S.SUCCEEDED),
+        instances(prepare=S.SUCCEEDED, train=S.RUNNING),
+        instances(prepare=S.SUCCEEDED, train=S.FAILED),  # report has not ended yet
+    ],
+    ids=["submitted", "running", "waiting", "one-succeeded", "second-running", "not-all-ended"],
+)
 def test_a_job_with_some_task_started_and_not_all_ended_is_running(tasks):
     assert job_status(pipeline(THREE), tasks, runner_alive=True) == JobStatus.RUNNING
 
@@ -130,12 +159,16 @@ def test_a_pending_task_that_already_had_an_attempt_counts_as_started():
     assert job_status(pipeline(THREE), tasks, runner_alive=True) == JobStatus.RUNNING
 
 
-@pytest.mark.parametrize("tasks", [
-    {},
-    instances(prepare=S.RUNNING),
-    instances(prepare=S.SUCCEEDED, train=S.SUBMITTED),
-    instances(prepare=S.SUCCEEDED, train=S.SUCCEEDED),
-], ids=["nothing-started", "running", "submitted", "one-left"])
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        {},
+        instances(prepare=S.RUNNING),
+        instances(prepare=S.SUCCEEDED, train=S.SUBMITTED),
+        instances(prepare=S.SUCCEEDED, train=S.SUCCEEDED),
+    ],
+    ids=["nothing-started", "running", "submitted", "one-left"],
+)
 def test_a_job_that_has_not_ended_without_a_live_runner_is_interrupted(tasks):
     assert job_status(pipeline(THREE), tasks, runner_alive=False) == JobStatus.INTERRUPTED
 
@@ -172,12 +205,16 @@ def test_tolerated_failures_lists_every_continue_on_failure_task_that_failed_in_
     assert tolerated_failures(p, tasks) == ["z", "a"]
 
 
-@pytest.mark.parametrize("tasks", [
-    instances(prepare=S.CANCELLED, train=S.SKIPPED, report=S.SKIPPED),
-    instances(prepare=S.SUCCEEDED, train=S.CANCELLED, report=S.SUCCEEDED),
-    instances(prepare=S.FAILED, train=S.CANCELLED, report=S.SKIPPED),  # cancelled wins over failed
-    instances(prepare=S.SUCCEEDED, train=S.SUCCEEDED, report=S.CANCELLED),  # even a continue_on_failure task
-], ids=["first", "middle", "with-a-failure", "continue-on-failure-task"])
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        instances(prepare=S.CANCELLED, train=S.SKIPPED, report=S.SKIPPED),
+        instances(prepare=S.SUCCEEDED, train=S.CANCELLED, report=S.SUCCEEDED),
+        instances(prepare=S.FAILED, train=S.CANCELLED, report=S.SKIPPED),  # cancelled wins over failed
+        instances(prepare=S.SUCCEEDED, train=S.SUCCEEDED, report=S.CANCELLED),  # even a continue_on_failure task
+    ],
+    ids=["first", "middle", "with-a-failure", "continue-on-failure-task"],
+)
 def test_a_job_with_any_cancelled_task_is_cancelled(tasks):
     assert job_status(pipeline(THREE), tasks, runner_alive=True) == JobStatus.CANCELLED
 
@@ -187,12 +224,15 @@ def test_a_job_whose_tasks_were_all_skipped_succeeded():
     assert job_status(pipeline(THREE), tasks, runner_alive=True) == JobStatus.SUCCEEDED
 
 
-@pytest.mark.parametrize("states, expected", [
-    ((S.SUCCEEDED, S.SUCCEEDED, S.SUCCEEDED), JobStatus.SUCCEEDED),
-    ((S.SUCCEEDED, S.FAILED, S.SKIPPED), JobStatus.FAILED),
-    ((S.SUCCEEDED, S.SUCCEEDED, S.FAILED), JobStatus.SUCCEEDED),
-    ((S.CANCELLED, S.SKIPPED, S.SKIPPED), JobStatus.CANCELLED),
-])
+@pytest.mark.parametrize(
+    "states, expected",
+    [
+        ((S.SUCCEEDED, S.SUCCEEDED, S.SUCCEEDED), JobStatus.SUCCEEDED),
+        ((S.SUCCEEDED, S.FAILED, S.SKIPPED), JobStatus.FAILED),
+        ((S.SUCCEEDED, S.SUCCEEDED, S.FAILED), JobStatus.SUCCEEDED),
+        ((S.CANCELLED, S.SKIPPED, S.SKIPPED), JobStatus.CANCELLED),
+    ],
+)
 def test_a_job_whose_tasks_all_ended_has_its_conclusion_even_without_a_live_runner(states, expected):
     tasks = instances(**dict(zip(("prepare", "train", "report"), states)))
     assert job_status(pipeline(THREE), tasks, runner_alive=False) == expected
@@ -212,10 +252,20 @@ def test_states_and_statuses_print_as_their_values():
 
 # --- task instances and attempts ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("state, is_ended", [
-    (S.PENDING, False), (S.WAITING, False), (S.SUBMITTED, False), (S.RUNNING, False),
-    (S.SUCCEEDED, True), (S.FAILED, True), (S.SKIPPED, True), (S.CANCELLED, True),
-])
+
+@pytest.mark.parametrize(
+    "state, is_ended",
+    [
+        (S.PENDING, False),
+        (S.WAITING, False),
+        (S.SUBMITTED, False),
+        (S.RUNNING, False),
+        (S.SUCCEEDED, True),
+        (S.FAILED, True),
+        (S.SKIPPED, True),
+        (S.CANCELLED, True),
+    ],
+)
 def test_which_states_are_ended(state, is_ended):
     assert TaskInstance("t", state).ended is is_ended
     assert ended([TaskInstance("a", S.SUCCEEDED), TaskInstance("t", state)]) is is_ended
@@ -238,32 +288,50 @@ def test_a_task_instance_duration_spans_all_attempts_and_its_exit_code_is_the_la
 
 # --- satisfies_dependents -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("instance, continue_on_failure, lets_run", [
-    (TaskInstance("d", S.SUCCEEDED), False, True),
-    (TaskInstance("d", S.SKIPPED, reason=SKIP_REQUESTED), False, True),
-    (TaskInstance("d", S.SKIPPED, reason="dependency 'a' failed"), False, False),
-    (TaskInstance("d", S.SKIPPED, reason="dependency 'a' failed"), True, False),
-    (TaskInstance("d", S.SKIPPED, reason="dependency 'a' was cancelled"), False, False),
-    (TaskInstance("d", S.FAILED), False, False),
-    (TaskInstance("d", S.FAILED), True, True),
-    (TaskInstance("d", S.CANCELLED), False, False),
-    (TaskInstance("d", S.CANCELLED), True, False),
-    (TaskInstance("d", S.PENDING), False, False),
-    (TaskInstance("d", S.WAITING), True, False),
-    (TaskInstance("d", S.SUBMITTED), False, False),
-    (TaskInstance("d", S.RUNNING), True, False),
-], ids=["succeeded", "skip-true", "skipped-upstream", "skipped-upstream-cof", "skipped-after-cancel",
-        "failed", "failed-cof", "cancelled", "cancelled-cof", "pending", "waiting", "submitted", "running"])
+
+@pytest.mark.parametrize(
+    "instance, continue_on_failure, lets_run",
+    [
+        (TaskInstance("d", S.SUCCEEDED), False, True),
+        (TaskInstance("d", S.SKIPPED, reason=SKIP_REQUESTED), False, True),
+        (TaskInstance("d", S.SKIPPED, reason="dependency 'a' failed"), False, False),
+        (TaskInstance("d", S.SKIPPED, reason="dependency 'a' failed"), True, False),
+        (TaskInstance("d", S.SKIPPED, reason="dependency 'a' was cancelled"), False, False),
+        (TaskInstance("d", S.FAILED), False, False),
+        (TaskInstance("d", S.FAILED), True, True),
+        (TaskInstance("d", S.CANCELLED), False, False),
+        (TaskInstance("d", S.CANCELLED), True, False),
+        (TaskInstance("d", S.PENDING), False, False),
+        (TaskInstance("d", S.WAITING), True, False),
+        (TaskInstance("d", S.SUBMITTED), False, False),
+        (TaskInstance("d", S.RUNNING), True, False),
+    ],
+    ids=[
+        "succeeded",
+        "skip-true",
+        "skipped-upstream",
+        "skipped-upstream-cof",
+        "skipped-after-cancel",
+        "failed",
+        "failed-cof",
+        "cancelled",
+        "cancelled-cof",
+        "pending",
+        "waiting",
+        "submitted",
+        "running",
+    ],
+)
 def test_satisfies_dependents(instance, continue_on_failure, lets_run):
     assert satisfies_dependents(instance, continue_on_failure) is lets_run
 
 
 # --- freeze ---------------------------------------------------------------------------------------------------
 
+
 def test_freeze_records_the_snapshot_and_where_it_came_from():
     p = pipeline(MINIMAL)
-    job = freeze_at(p, now=1_764_324_930.0, trigger={"event": "push", "sha": "c0ffee"}, dirty=True,
-                    source="worktree")
+    job = freeze_at(p, now=1_764_324_930.0, trigger={"event": "push", "sha": "c0ffee"}, dirty=True, source="worktree")
     assert (job.pipeline, job.pipeline_path, job.repository) == ("demo", "pipelines/p.yaml", "/repo")
     assert (job.source, job.commit, job.ref, job.tree) == ("worktree", "c0ffee", "refs/heads/main", "root-tree")
     assert job.trigger == {"event": "push", "sha": "c0ffee"}
@@ -332,21 +400,37 @@ def test_the_spec_id_does_not_depend_on_key_order():
     assert spec_id(reordered) == spec_id(spec)
 
 
-@pytest.mark.parametrize("old, new", [
-    ("name: demo", "name: demo2"),
-    ("command: echo train", "command: echo  train"),
-    ("    dependencies: [prepare]\n", ""),
-    ("    command: echo prepare\n", "    command: echo prepare\n    skip: true\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    continue_on_failure: true\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    timeout: 5m\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    code: tasks/prepare\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    resources: {cpu: 2}\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    environment: {envs: {A: '1'}}\n"),
-    ("    command: echo prepare\n", "    command: echo prepare\n    retry: {max_attempts: 2}\n"),
-    ('version: "26.4.4"', 'version: "26.4.5"'),
-    ("tasks:", "concurrency: demo\ntasks:"),
-], ids=["name", "command", "dependency", "skip", "continue_on_failure", "timeout", "code", "resources", "envs",
-        "retry", "version", "concurrency"])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("name: demo", "name: demo2"),
+        ("command: echo train", "command: echo  train"),
+        ("    dependencies: [prepare]\n", ""),
+        ("    command: echo prepare\n", "    command: echo prepare\n    skip: true\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    continue_on_failure: true\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    timeout: 5m\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    code: tasks/prepare\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    resources: {cpu: 2}\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    environment: {envs: {A: '1'}}\n"),
+        ("    command: echo prepare\n", "    command: echo prepare\n    retry: {max_attempts: 2}\n"),
+        ('version: "26.4.4"', 'version: "26.4.5"'),
+        ("tasks:", "concurrency: demo\ntasks:"),
+    ],
+    ids=[
+        "name",
+        "command",
+        "dependency",
+        "skip",
+        "continue_on_failure",
+        "timeout",
+        "code",
+        "resources",
+        "envs",
+        "retry",
+        "version",
+        "concurrency",
+    ],
+)
 def test_the_spec_id_changes_when_anything_in_the_spec_changes(old, new):
     assert old in MINIMAL
     changed = MINIMAL.replace(old, new, 1)
@@ -373,6 +457,7 @@ def test_the_spec_id_changes_when_tasks_are_reordered():
 
 # --- job ids --------------------------------------------------------------------------------------------------
 
+
 def test_a_job_id_is_the_utc_time_and_a_random_suffix():
     job_id = new_job_id(1_764_324_930.0)  # 2025-11-28 10:15:30 UTC
     stamp, suffix = job_id.rsplit("-", 1)
@@ -381,8 +466,16 @@ def test_a_job_id_is_the_utc_time_and_a_random_suffix():
 
 
 def test_job_ids_sort_by_time():
-    times = [1_000_000_000.0, 1_000_000_001.0, 1_000_000_059.0, 1_000_000_060.0, 1_000_003_600.0,
-             1_600_000_000.0, 1_764_324_930.0, 4_102_444_800.0]  # seconds, minutes, hours, years, 2100
+    times = [
+        1_000_000_000.0,
+        1_000_000_001.0,
+        1_000_000_059.0,
+        1_000_000_060.0,
+        1_000_003_600.0,
+        1_600_000_000.0,
+        1_764_324_930.0,
+        4_102_444_800.0,
+    ]  # seconds, minutes, hours, years, 2100
     ids = [new_job_id(t) for t in times]
     assert sorted(ids) == ids
     assert sorted(ids[::-1]) == ids
@@ -397,9 +490,16 @@ def test_job_ids_made_in_the_same_second_are_unique():
 
 # --- rerun ----------------------------------------------------------------------------------------------------
 
+
 def test_a_rerun_keeps_the_frozen_spec_and_snapshot_and_names_the_original():
-    original = freeze_at(pipeline(RICH), now=1_764_324_930.0, tree="root", code_trees={"prepare": "code"},
-                         trigger={"event": "push"}, dirty=True)
+    original = freeze_at(
+        pipeline(RICH),
+        now=1_764_324_930.0,
+        tree="root",
+        code_trees={"prepare": "code"},
+        trigger={"event": "push"},
+        dirty=True,
+    )
     again = rerun(original, now=1_764_328_530.0)
     assert again.id != original.id
     assert again.id > original.id  # later, so it sorts after
@@ -410,8 +510,13 @@ def test_a_rerun_keeps_the_frozen_spec_and_snapshot_and_names_the_original():
     assert again.spec_id == original.spec_id
     assert (again.commit, again.ref, again.tree) == (original.commit, original.ref, original.tree)
     assert dict(again.code_trees) == dict(original.code_trees) == {"prepare": "code", "train": "root"}
-    assert (again.pipeline, again.pipeline_path, again.repository, again.source, again.dirty) == \
-        (original.pipeline, original.pipeline_path, original.repository, original.source, original.dirty)
+    assert (again.pipeline, again.pipeline_path, again.repository, again.source, again.dirty) == (
+        original.pipeline,
+        original.pipeline_path,
+        original.repository,
+        original.source,
+        original.dirty,
+    )
     assert again.pipeline_model() == original.pipeline_model()
 
 

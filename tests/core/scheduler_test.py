@@ -6,8 +6,8 @@ import random
 import textwrap
 
 import pytest
-
 from conftest import MINIMAL
+
 from fasttrack_gitops.core.job import SKIP_REQUESTED, Attempt, Outcome, TaskInstance, TaskState
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.model import Resources
@@ -60,6 +60,7 @@ DIAMOND = tasks_yaml(
 
 
 # --- what starts ------------------------------------------------------------------------------------------------
+
 
 def test_a_new_chain_starts_only_its_first_task():
     assert step(pipeline(CHAIN)) == Decision(start=("a",))
@@ -120,14 +121,16 @@ def test_active_tasks_are_never_started_again(active):
 
 def test_a_task_waiting_for_a_slot_starts_when_it_gets_one():
     p = pipeline(FAN_OUT)
-    assert step(p, instances(root=S.SUCCEEDED, x=S.RUNNING, y=S.WAITING, z=S.WAITING), max_parallel=2) == \
-        Decision(start=("y",), wait=("z",))
+    assert step(p, instances(root=S.SUCCEEDED, x=S.RUNNING, y=S.WAITING, z=S.WAITING), max_parallel=2) == Decision(
+        start=("y",), wait=("z",)
+    )
 
 
 def test_task_instances_missing_from_the_mapping_are_pending():
     p = pipeline(FAN_OUT)
-    assert step(p, {"root": TaskInstance("root", S.SUCCEEDED)}) == \
-        step(p, instances(root=S.SUCCEEDED, x=S.PENDING, y=S.PENDING, z=S.PENDING))
+    assert step(p, {"root": TaskInstance("root", S.SUCCEEDED)}) == step(
+        p, instances(root=S.SUCCEEDED, x=S.PENDING, y=S.PENDING, z=S.PENDING)
+    )
 
 
 def test_task_instances_of_tasks_not_in_the_pipeline_are_ignored():
@@ -140,64 +143,79 @@ def test_a_stray_instance_does_not_hide_a_missing_one_even_when_the_counts_match
     assert step(p, instances(a=S.SUCCEEDED, b=S.SUCCEEDED, old=S.RUNNING)) == Decision(start=("c",))
 
 
-@pytest.mark.parametrize("text, tasks", [
-    (CHAIN, {}),
-    (CHAIN, instances(a=S.FAILED)),
-    (FAN_OUT, instances(root=S.SUCCEEDED, x=S.RUNNING)),
-    (DIAMOND, instances(a=S.SUCCEEDED, b=S.FAILED)),
-], ids=["chain", "chain-failed", "fan-out", "diamond"])
+@pytest.mark.parametrize(
+    "text, tasks",
+    [
+        (CHAIN, {}),
+        (CHAIN, instances(a=S.FAILED)),
+        (FAN_OUT, instances(root=S.SUCCEEDED, x=S.RUNNING)),
+        (DIAMOND, instances(a=S.SUCCEEDED, b=S.FAILED)),
+    ],
+    ids=["chain", "chain-failed", "fan-out", "diamond"],
+)
 def test_a_precomputed_order_gives_the_same_decision(text, tasks):
     p = pipeline(text)
     assert order(p) == tuple(t.name for t in p.tasks)  # these are written in a topological order
     pr = priorities(p)
-    assert decide(p, tasks, now=0.0, priority=pr, order=order(p), max_parallel=2) == \
-        decide(p, tasks, now=0.0, priority=pr, max_parallel=2)
+    assert decide(p, tasks, now=0.0, priority=pr, order=order(p), max_parallel=2) == decide(
+        p, tasks, now=0.0, priority=pr, max_parallel=2
+    )
 
 
 # --- skip: true ---------------------------------------------------------------------------------------------
 
+
 def test_a_skip_true_task_is_skipped_and_its_dependents_start_in_the_same_decision():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a, skip: true}",
-        "{name: b, command: b, dependencies: [a]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a, skip: true}",
+            "{name: b, command: b, dependencies: [a]}",
+        )
+    )
     assert step(p) == Decision(start=("b",), skip={"a": SKIP_REQUESTED})
     assert SKIP_REQUESTED == "skip: true"
 
 
 def test_skip_true_cascades_down_a_chain_of_skipped_tasks():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a, skip: true}",
-        "{name: b, command: b, skip: true, dependencies: [a]}",
-        "{name: c, command: c, dependencies: [b]}",
-        "{name: d, command: d, dependencies: [c]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a, skip: true}",
+            "{name: b, command: b, skip: true, dependencies: [a]}",
+            "{name: c, command: c, dependencies: [b]}",
+            "{name: d, command: d, dependencies: [c]}",
+        )
+    )
     assert step(p) == Decision(start=("c",), skip={"a": "skip: true", "b": "skip: true"})
 
 
 def test_a_skip_true_task_waits_for_its_dependencies_before_it_is_skipped():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a}",
-        "{name: b, command: b, skip: true, dependencies: [a]}",
-        "{name: c, command: c, dependencies: [b]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a}",
+            "{name: b, command: b, skip: true, dependencies: [a]}",
+            "{name: c, command: c, dependencies: [b]}",
+        )
+    )
     assert step(p) == Decision(start=("a",))
     assert step(p, instances(a=S.RUNNING)) == Decision()
     assert step(p, instances(a=S.SUCCEEDED)) == Decision(start=("c",), skip={"b": "skip: true"})
 
 
 def test_a_skip_true_task_whose_dependency_failed_is_skipped_as_upstream_and_its_dependents_do_not_run():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a}",
-        "{name: b, command: b, skip: true, dependencies: [a]}",
-        "{name: c, command: c, dependencies: [b]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a}",
+            "{name: b, command: b, skip: true, dependencies: [a]}",
+            "{name: c, command: c, dependencies: [b]}",
+        )
+    )
     d = step(p, instances(a=S.FAILED))
     assert d.start == ()
     assert d.skip == {"b": "dependency 'a' failed", "c": "dependency 'b' was skipped"}
 
 
 # --- failures, cancellations ------------------------------------------------------------------------------------
+
 
 def test_a_failed_dependency_skips_the_whole_chain_below_it_in_one_decision():
     p = pipeline(CHAIN)
@@ -213,10 +231,12 @@ def test_a_failure_skips_only_the_tasks_that_depend_on_it():
 
 
 def test_a_failed_continue_on_failure_dependency_lets_its_dependents_start():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a, continue_on_failure: true}",
-        "{name: b, command: b, dependencies: [a]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a, continue_on_failure: true}",
+            "{name: b, command: b, dependencies: [a]}",
+        )
+    )
     assert step(p, instances(a=S.FAILED)) == Decision(start=("b",))
 
 
@@ -228,17 +248,18 @@ def test_a_cancelled_dependency_skips_its_dependents():
 
 
 def test_a_cancelled_continue_on_failure_dependency_still_skips_its_dependents():
-    p = pipeline(tasks_yaml(
-        "{name: a, command: a, continue_on_failure: true}",
-        "{name: b, command: b, dependencies: [a]}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: a, command: a, continue_on_failure: true}",
+            "{name: b, command: b, dependencies: [a]}",
+        )
+    )
     assert step(p, instances(a=S.CANCELLED)).skip == {"b": "dependency 'a' was cancelled"}
 
 
 def test_a_task_skipped_because_of_a_failure_passes_the_failure_on():
     p = pipeline(CHAIN)
-    tasks = {"a": TaskInstance("a", S.FAILED),
-             "b": TaskInstance("b", S.SKIPPED, reason="dependency 'a' failed")}
+    tasks = {"a": TaskInstance("a", S.FAILED), "b": TaskInstance("b", S.SKIPPED, reason="dependency 'a' failed")}
     assert step(p, tasks).skip == {"c": "dependency 'b' was skipped"}
 
 
@@ -248,6 +269,7 @@ def test_a_failed_dependency_skips_a_dependent_even_while_another_dependency_run
 
 
 # --- retry delays -----------------------------------------------------------------------------------------------
+
 
 def retrying(name: str, next_attempt_at: float) -> TaskInstance:
     return TaskInstance(name, S.WAITING, attempts=(failed_attempt(),), next_attempt_at=next_attempt_at)
@@ -287,6 +309,7 @@ def test_a_retry_that_is_not_due_takes_no_slot_from_other_tasks():
 
 # --- priorities ---------------------------------------------------------------------------------------------------
 
+
 def test_priorities_of_a_chain_are_the_remaining_path_lengths():
     p = pipeline(CHAIN)
     assert priorities(p) == {"a": 3 * DEFAULT_DURATION, "b": 2 * DEFAULT_DURATION, "c": DEFAULT_DURATION}
@@ -302,8 +325,11 @@ def test_priorities_of_a_diamond_follow_the_longest_path():
 
 def test_a_task_never_seen_before_counts_the_default_duration():
     p = pipeline(CHAIN)
-    assert priorities(p, {"b": 4.0}) == {"a": 4.0 + 2 * DEFAULT_DURATION, "b": 4.0 + DEFAULT_DURATION,
-                                         "c": DEFAULT_DURATION}
+    assert priorities(p, {"b": 4.0}) == {
+        "a": 4.0 + 2 * DEFAULT_DURATION,
+        "b": 4.0 + DEFAULT_DURATION,
+        "c": DEFAULT_DURATION,
+    }
 
 
 # `short` comes first in the file, but `long1 -> long2 -> long3` is the critical path.
@@ -327,8 +353,7 @@ def test_the_ready_tasks_start_in_priority_order():
 
 
 def test_past_durations_change_the_order():
-    d = step(pipeline(CRITICAL), durations={"short": 60.0, "long1": 1.0, "long2": 1.0, "long3": 1.0},
-             max_parallel=1)
+    d = step(pipeline(CRITICAL), durations={"short": 60.0, "long1": 1.0, "long2": 1.0, "long3": 1.0}, max_parallel=1)
     assert d.start == ("short",)
     assert d.wait == ("long1",)
 
@@ -340,11 +365,13 @@ def test_ties_keep_file_order_among_tasks_ready_from_the_start():
 
 def test_ties_keep_file_order_even_when_the_topological_order_differs():
     # File order: x, y, z. Topological order: x, z, y (z is ready from the start, y only after x).
-    p = pipeline(tasks_yaml(
-        "{name: x, command: x}",
-        "{name: y, command: y, dependencies: [x]}",
-        "{name: z, command: z}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: x, command: x}",
+            "{name: y, command: y, dependencies: [x]}",
+            "{name: z, command: z}",
+        )
+    )
     pr = priorities(p)
     assert pr["y"] == pr["z"]
     assert step(p, instances(x=S.SUCCEEDED), max_parallel=1) == Decision(start=("y",), wait=("z",))
@@ -361,12 +388,16 @@ def test_a_task_missing_from_the_priorities_goes_last():
 CAPACITY = Resources(cpu=4.0, mem=8 * GIB, accelerators=(("cuda.shares", 2.0),))
 
 
-@pytest.mark.parametrize("resources, needs", [
-    ("{cpu: 8}", "cpu 8 · mem 1g"),
-    ("{cpu: 1, mem: 16g}", "cpu 1 · mem 16g"),
-    ("{cpu: 1, mem: 1g, cuda.shares: 3}", "cpu 1 · mem 1g · cuda.shares 3"),
-    ("{cpu: 1, mem: 1g, cuda.device: 1}", "cpu 1 · mem 1g · cuda.device 1"),
-], ids=["cpu", "mem", "more-cuda", "other-accelerator"])
+@pytest.mark.parametrize(
+    "resources, needs",
+    [
+        ("{cpu: 8}", "cpu 8 · mem 1g"),
+        ("{cpu: 1, mem: 16g}", "cpu 1 · mem 16g"),
+        ("{cpu: 1, mem: 1g, cuda.shares: 3}", "cpu 1 · mem 1g · cuda.shares 3"),
+        ("{cpu: 1, mem: 1g, cuda.device: 1}", "cpu 1 · mem 1g · cuda.device 1"),
+    ],
+    ids=["cpu", "mem", "more-cuda", "other-accelerator"],
+)
 def test_a_task_that_needs_more_than_the_capacity_can_never_run(resources, needs):
     p = pipeline(tasks_yaml(f"{{name: big, command: b, resources: {resources}}}", "{name: small, command: s}"))
     d = step(p, capacity=CAPACITY)
@@ -409,12 +440,14 @@ def test_a_waiting_task_starts_when_capacity_frees():
 
 
 def test_capacity_counts_memory_and_accelerators_of_running_tasks():
-    p = pipeline(tasks_yaml(
-        "{name: gpu1, command: a, resources: {cpu: 1, mem: 1g, cuda.shares: 1.5}}",
-        "{name: gpu2, command: b, resources: {cpu: 1, mem: 1g, cuda.shares: 1}}",
-        "{name: mem1, command: c, resources: {cpu: 1, mem: 6g}}",
-        "{name: mem2, command: d, resources: {cpu: 1, mem: 6g}}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: gpu1, command: a, resources: {cpu: 1, mem: 1g, cuda.shares: 1.5}}",
+            "{name: gpu2, command: b, resources: {cpu: 1, mem: 1g, cuda.shares: 1}}",
+            "{name: mem1, command: c, resources: {cpu: 1, mem: 6g}}",
+            "{name: mem2, command: d, resources: {cpu: 1, mem: 6g}}",
+        )
+    )
     d = step(p, capacity=CAPACITY)
     assert d.start == ("gpu1", "mem1")
     assert d.wait == ("gpu2", "mem2")
@@ -428,11 +461,13 @@ def test_capacity_and_max_parallel_together():
 
 
 def test_ties_keep_file_order_within_capacity():
-    p = pipeline(tasks_yaml(
-        "{name: c, command: c, resources: {cpu: 3, mem: 1g}}",
-        "{name: a, command: a, resources: {cpu: 3, mem: 1g}}",
-        "{name: b, command: b, resources: {cpu: 3, mem: 1g}}",
-    ))
+    p = pipeline(
+        tasks_yaml(
+            "{name: c, command: c, resources: {cpu: 3, mem: 1g}}",
+            "{name: a, command: a, resources: {cpu: 3, mem: 1g}}",
+            "{name: b, command: b, resources: {cpu: 3, mem: 1g}}",
+        )
+    )
     assert step(p, capacity=CAPACITY) == Decision(start=("c",), wait=("a", "b"))
 
 
@@ -442,6 +477,7 @@ def test_no_capacity_means_no_limit():
 
 
 # --- retry_at -------------------------------------------------------------------------------------------------
+
 
 def task_with(retry: str | None):
     line = "{name: t, command: t" + (f", retry: {retry}" if retry else "") + "}"

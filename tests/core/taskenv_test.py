@@ -5,12 +5,18 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from conftest import MINIMAL
+
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.taskenv import (
-    SecretsError, TaskEnvironment, check_secrets, masks, parse_dotenv, referenced_secrets, secrets_from_environ,
+    SecretsError,
+    TaskEnvironment,
+    check_secrets,
+    masks,
+    parse_dotenv,
+    referenced_secrets,
+    secrets_from_environ,
     task_environment,
 )
 
@@ -64,16 +70,22 @@ tasks:
     command: python3 train.py --key ${{ secrets.S3_KEY }} --wandb ${{ secrets.WANDB }}
 """
 
-ALL_SECRETS = {"API_TOKEN": "tok-123", "USER": "kim", "PASSWORD": "p@ss w0rd", "S3_KEY": "AKIA9999",
-               "WANDB": "wb-xyz"}
+ALL_SECRETS = {"API_TOKEN": "tok-123", "USER": "kim", "PASSWORD": "p@ss w0rd", "S3_KEY": "AKIA9999", "WANDB": "wb-xyz"}
 
 
 # --- envs -----------------------------------------------------------------------------------------------------
 
+
 def test_pipeline_envs_come_first_and_task_envs_win():
     env = environment(ENVS, "train")
-    assert env.env == {"SEED": "42", "MODE": "pipeline", "SHARED": "from-task", "EPOCHS": "3",
-                       "VERBOSE": "true", "EMPTY": ""}
+    assert env.env == {
+        "SEED": "42",
+        "MODE": "pipeline",
+        "SHARED": "from-task",
+        "EPOCHS": "3",
+        "VERBOSE": "true",
+        "EMPTY": "",
+    }
     assert list(env.env) == ["SEED", "MODE", "SHARED", "EPOCHS", "VERBOSE", "EMPTY"]
     assert env.command == "python3 train.py"
     assert env.warnings == ()
@@ -89,18 +101,22 @@ def test_a_pipeline_without_envs_gives_an_empty_environment():
 
 
 def test_a_service_task_without_a_command_has_none():
-    env = environment("""\
+    env = environment(
+        """\
         version: "1"
         name: svc
         tasks:
           - name: serve
             type: serving
             service: {replicas: 1}
-        """, "serve")
+        """,
+        "serve",
+    )
     assert env.command is None
 
 
 # --- secret references ----------------------------------------------------------------------------------------
+
 
 def test_secrets_are_resolved_in_envs_and_the_command():
     env = environment(SECRETS, "fetch", ALL_SECRETS)
@@ -115,9 +131,16 @@ def test_each_task_gets_only_its_own_references_resolved():
     assert env.command == "python3 train.py --key AKIA9999 --wandb wb-xyz"
 
 
-@pytest.mark.parametrize("reference", [
-    "${{secrets.X}}", "${{ secrets.X }}", "${{  secrets.X}}", "${{secrets.X   }}", "${{\tsecrets.X\t}}",
-])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "${{secrets.X}}",
+        "${{ secrets.X }}",
+        "${{  secrets.X}}",
+        "${{secrets.X   }}",
+        "${{\tsecrets.X\t}}",
+    ],
+)
 def test_spaces_inside_the_braces_do_not_matter(reference):
     text = f"""\
         version: "1"
@@ -159,6 +182,7 @@ def test_a_pipeline_without_secrets_references_none():
 
 # --- check_secrets ----------------------------------------------------------------------------------------------
 
+
 def test_all_secrets_provided_passes():
     check_secrets(pipeline(SECRETS), ALL_SECRETS)
     check_secrets(pipeline(SECRETS), {**ALL_SECRETS, "UNUSED": "x"})
@@ -184,9 +208,12 @@ def test_missing_secrets_are_a_usage_error_naming_every_one_and_how_to_provide_t
 
 
 def test_one_missing_secret_is_named_in_the_singular():
-    with pytest.raises(SecretsError, match=r"uses secret WANDB, not provided; set FTG_SECRET_WANDB=\.\.\. "
-                                           r"in the environment or put WANDB=\.\.\. in a file given with "
-                                           r"--secrets-file"):
+    with pytest.raises(
+        SecretsError,
+        match=r"uses secret WANDB, not provided; set FTG_SECRET_WANDB=\.\.\. "
+        r"in the environment or put WANDB=\.\.\. in a file given with "
+        r"--secrets-file",
+    ):
         check_secrets(pipeline(SECRETS), {k: v for k, v in ALL_SECRETS.items() if k != "WANDB"})
 
 
@@ -198,10 +225,13 @@ def test_the_message_never_shows_a_provided_value():
 
 # --- reserved variables -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["PIPELINE_OUTPUT_ROOT", "PIPELINE_INPUT1", "PIPELINE_INPUT12",
-                                  "PIPELINE_INPUT_ROOT", "PIPELINE_VFROOT"])
+
+@pytest.mark.parametrize(
+    "name", ["PIPELINE_OUTPUT_ROOT", "PIPELINE_INPUT1", "PIPELINE_INPUT12", "PIPELINE_INPUT_ROOT", "PIPELINE_VFROOT"]
+)
 def test_a_pipeline_data_variable_set_in_envs_is_a_warning(name):
-    env = environment(f"""\
+    env = environment(
+        f"""\
         version: "1"
         name: p
         tasks:
@@ -210,9 +240,12 @@ def test_a_pipeline_data_variable_set_in_envs_is_a_warning(name):
             environment:
               envs:
                 {name}: /somewhere
-        """, "t")
+        """,
+        "t",
+    )
     assert env.warnings == (
-        f"task 't': {name} is set to the pipeline data folder path, not to the value in the pipeline file",)
+        f"task 't': {name} is set to the pipeline data folder path, not to the value in the pipeline file",
+    )
     assert env.env == {name: "/somewhere"}
 
 
@@ -234,16 +267,20 @@ def test_pipeline_level_reserved_variables_warn_for_every_task():
         """)
     assert task_environment(p, p.task("a"), {}).warnings == (
         "task 'a': PIPELINE_VFROOT is set to the pipeline data folder path, not to the value in the pipeline file",
-        ("task 'a': PIPELINE_OUTPUT_ROOT is set to the pipeline data folder path, not to the value in the "
-         "pipeline file"),
+        (
+            "task 'a': PIPELINE_OUTPUT_ROOT is set to the pipeline data folder path, not to the value in the "
+            "pipeline file"
+        ),
     )
     assert len(task_environment(p, p.task("b"), {}).warnings) == 1
 
 
-@pytest.mark.parametrize("name", ["PIPELINE_NAME", "PIPELINE_INPUT", "PIPELINE_OUTPUT", "MY_PIPELINE_VFROOT",
-                                  "PIPELINE_INPUTX"])
+@pytest.mark.parametrize(
+    "name", ["PIPELINE_NAME", "PIPELINE_INPUT", "PIPELINE_OUTPUT", "MY_PIPELINE_VFROOT", "PIPELINE_INPUTX"]
+)
 def test_other_pipeline_variables_are_not_warned_about(name):
-    env = environment(f"""\
+    env = environment(
+        f"""\
         version: "1"
         name: p
         tasks:
@@ -252,19 +289,28 @@ def test_other_pipeline_variables_are_not_warned_about(name):
             environment:
               envs:
                 {name}: x
-        """, "t")
+        """,
+        "t",
+    )
     assert env.warnings == ()
 
 
 # --- secrets from the environment -------------------------------------------------------------------------------
 
+
 def test_secrets_from_environ_take_the_ftg_secret_variables():
-    environ = {"FTG_SECRET_API_TOKEN": "tok", "FTG_SECRET_EMPTY": "", "PATH": "/bin", "FTG_OTHER": "x",
-               "ftg_secret_lower": "no"}
+    environ = {
+        "FTG_SECRET_API_TOKEN": "tok",
+        "FTG_SECRET_EMPTY": "",
+        "PATH": "/bin",
+        "FTG_OTHER": "x",
+        "ftg_secret_lower": "no",
+    }
     assert secrets_from_environ(environ) == {"API_TOKEN": "tok", "EMPTY": ""}
 
 
 # --- parse_dotenv -----------------------------------------------------------------------------------------------
+
 
 def test_parse_dotenv_reads_names_and_values():
     text = textwrap.dedent("""\
@@ -316,9 +362,19 @@ def test_an_empty_file_has_no_secrets():
     assert parse_dotenv("\n# only a comment\n\n", "f") == {}
 
 
-@pytest.mark.parametrize("line", [
-    "JUST_A_NAME", "1ABC=x", "MY-NAME=x", "=value", "two words=x", "export", "export =x", "NAME:x",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "JUST_A_NAME",
+        "1ABC=x",
+        "MY-NAME=x",
+        "=value",
+        "two words=x",
+        "export",
+        "export =x",
+        "NAME:x",
+    ],
+)
 def test_a_malformed_line_is_an_error_naming_the_file_and_line(line):
     text = f"# header\nGOOD=1\n\n{line}\nLATER=2\n"
     with pytest.raises(SecretsError) as caught:
@@ -328,6 +384,7 @@ def test_a_malformed_line_is_an_error_naming_the_file_and_line(line):
 
 
 # --- masks ------------------------------------------------------------------------------------------------------
+
 
 def test_masks_are_the_used_secret_values_longest_first():
     secrets = {"A": "xy", "B": "a-much-longer-value", "C": "medium-1", "UNUSED": "not-used-anywhere-at-all"}

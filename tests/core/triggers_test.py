@@ -18,9 +18,22 @@ from fasttrack_gitops.core.events import ZERO_COMMIT, Manual, PullRequest, Push,
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.core.triggers import (
-    Candidate, Command, Selection, command_allowed, concurrency_group, explain_manual, explain_pull_request,
-    explain_push, explain_tick, group_context, parse_command, select_manual, select_pull_request, select_push,
-    select_tick, trigger_key,
+    Candidate,
+    Command,
+    Selection,
+    command_allowed,
+    concurrency_group,
+    explain_manual,
+    explain_pull_request,
+    explain_push,
+    explain_tick,
+    group_context,
+    parse_command,
+    select_manual,
+    select_pull_request,
+    select_push,
+    select_tick,
+    trigger_key,
 )
 
 REPO = "acme/models"
@@ -28,8 +41,9 @@ BEFORE, AFTER = "1" * 40, "2" * 40
 FOLLOW = ["main", "release/*"]
 
 
-def candidate(on: str | None = None, *, path: str = "pipelines/p.yaml", name: str = "p",
-              concurrency: object = None) -> Candidate:
+def candidate(
+    on: str | None = None, *, path: str = "pipelines/p.yaml", name: str = "p", concurrency: object = None
+) -> Candidate:
     """A Candidate from a pipeline file whose `on` is the given YAML (flow style), or no `on`."""
     text = f'version: "1"\nname: {name}\n'
     if on is not None:
@@ -47,10 +61,19 @@ def push(ref: str, *, after: str = AFTER, sender: str = "alice") -> Push:
     return Push(repository=REPO, ref=ref, before=BEFORE, after=after, sender=sender)
 
 
-def pull_request(action: str = "opened", *, base: str = "main", head_repository: str = REPO,
-                 number: int = 12) -> PullRequest:
-    return PullRequest(repository=REPO, action=action, number=number, head_sha=AFTER, head_ref="feature/x",
-                       head_repository=head_repository, base_ref=base, sender="bob")
+def pull_request(
+    action: str = "opened", *, base: str = "main", head_repository: str = REPO, number: int = 12
+) -> PullRequest:
+    return PullRequest(
+        repository=REPO,
+        action=action,
+        number=number,
+        head_sha=AFTER,
+        head_ref="feature/x",
+        head_repository=head_repository,
+        base_ref=base,
+        sender="bob",
+    )
 
 
 def decide_push(on, ref, changed=None):
@@ -64,8 +87,12 @@ PUSH_REFS = [
     # on, ref, runs, part of the reason
     (None, "refs/heads/main", True, "push to main (no `on`; main is a followed branch)"),
     (None, "refs/heads/release/2.0", True, "release/2.0 is a followed branch"),
-    (None, "refs/heads/dev", False, ("push to dev: the pipeline has no `on` and dev is not a followed branch "
-                                     "(main, release/*)")),
+    (
+        None,
+        "refs/heads/dev",
+        False,
+        ("push to dev: the pipeline has no `on` and dev is not a followed branch (main, release/*)"),
+    ),
     (None, "refs/tags/v1", False, "push of tag v1: the pipeline has no `on`, so only pushes to followed branches"),
     ("push", "refs/heads/dev", True, "push to dev"),
     ("push", "refs/tags/v1", True, "push of tag v1"),
@@ -78,10 +105,18 @@ PUSH_REFS = [
     ("{push: {branches: ['feature/*']}}", "refs/heads/feature/a/b", False, "does not match"),  # * stops at /
     ("{push: {branches: ['feature/**']}}", "refs/heads/feature/a/b", True, "push to feature/a/b"),
     ("{push: {branches: ['release/*', '!release/old']}}", "refs/heads/release/new", True, "push to release/new"),
-    ("{push: {branches: ['release/*', '!release/old']}}", "refs/heads/release/old", False,
-     "release/old does not match on.push.branches (release/*, !release/old)"),
-    ("{push: {branches-ignore: ['wip/**']}}", "refs/heads/wip/a/b", False,
-     "wip/a/b matches on.push.branches-ignore (wip/**)"),
+    (
+        "{push: {branches: ['release/*', '!release/old']}}",
+        "refs/heads/release/old",
+        False,
+        "release/old does not match on.push.branches (release/*, !release/old)",
+    ),
+    (
+        "{push: {branches-ignore: ['wip/**']}}",
+        "refs/heads/wip/a/b",
+        False,
+        "wip/a/b matches on.push.branches-ignore (wip/**)",
+    ),
     ("{push: {branches-ignore: ['wip/**']}}", "refs/heads/main", True, "push to main"),
     ("{push: {branches-ignore: ['wip/**']}}", "refs/tags/v1", False, "only a branches filter"),
     ("{push: {tags: ['v*']}}", "refs/tags/v1.2", True, "push of tag v1.2"),
@@ -113,8 +148,12 @@ PATHS = [
     ("{paths: ['tasks/**']}", [], False, "push to main: no file changed, and on.push has path filters"),
     ("{paths: ['tasks/**', '!tasks/**/*.md']}", ["tasks/a/README.md"], False, "no changed file matches"),
     ("{paths: ['tasks/**', '!tasks/**/*.md']}", ["tasks/a/README.md", "tasks/a/x.py"], True, "changed tasks/a/x.py"),
-    ("{paths-ignore: ['docs/**', '*.md']}", ["docs/a.md", "README.md"], False,
-     "every changed file matches on.push.paths-ignore (docs/**, *.md)"),
+    (
+        "{paths-ignore: ['docs/**', '*.md']}",
+        ["docs/a.md", "README.md"],
+        False,
+        "every changed file matches on.push.paths-ignore (docs/**, *.md)",
+    ),
     ("{paths-ignore: ['docs/**']}", ["docs/a.md", "src/x.py"], True, "push to main changed src/x.py"),
     ("{paths-ignore: ['docs/**']}", None, True, "changed files unknown"),
     ("{paths-ignore: ['docs/**']}", [], False, "no file changed"),
@@ -154,8 +193,12 @@ def test_a_deleted_branch_or_tag_selects_nothing(ref, kind):
 
 def test_select_push_returns_the_selected_ones_with_their_trigger_and_key():
     candidates = [
-        candidate("{push: {branches: [main]}}", path="pipelines/train.yaml", name="train",
-                  concurrency={"group": "train-${{ branch }}", "cancel_in_progress": True}),
+        candidate(
+            "{push: {branches: [main]}}",
+            path="pipelines/train.yaml",
+            name="train",
+            concurrency={"group": "train-${{ branch }}", "cancel_in_progress": True},
+        ),
         candidate("{push: {branches: [dev]}}", path="pipelines/dev.yaml", name="dev"),
         candidate(None, path="pipelines/eval.yaml", name="eval"),
     ]
@@ -163,10 +206,13 @@ def test_select_push_returns_the_selected_ones_with_their_trigger_and_key():
     assert [s.name for s in selections] == ["train", "eval"]
     train = selections[0]
     assert train == Selection(
-        path="pipelines/train.yaml", name="train",
+        path="pipelines/train.yaml",
+        name="train",
         trigger={"event": "push", "ref": "refs/heads/main", "before": BEFORE, "after": AFTER, "sender": "alice"},
-        key="push:refs/heads/main", reason="push to main",
-        concurrency={"group": "train-${{ branch }}", "cancel_in_progress": True})
+        key="push:refs/heads/main",
+        reason="push to main",
+        concurrency={"group": "train-${{ branch }}", "cancel_in_progress": True},
+    )
     assert json.loads(json.dumps(train.trigger)) == train.trigger
     assert train.trigger is not selections[1].trigger  # each job record gets its own copy
     explained = explain_push(candidates, push("refs/heads/main"), changed=["x"], follow_branches=["main"])
@@ -189,23 +235,53 @@ PULL_REQUESTS = [
     ("pull_request", "opened", "main", None, True, "pull request #12 into main (opened)"),
     ("pull_request", "synchronize", "main", None, True, "(synchronize)"),
     ("pull_request", "reopened", "dev", None, True, "into dev (reopened)"),
-    ("pull_request", "closed", "main", None, False,
-     "closed is not in the default types (opened, synchronize, reopened)"),
+    (
+        "pull_request",
+        "closed",
+        "main",
+        None,
+        False,
+        "closed is not in the default types (opened, synchronize, reopened)",
+    ),
     ("pull_request", "labeled", "main", None, False, "labeled is not in the default types"),
     ("{pull_request: {types: [closed, labeled]}}", "closed", "main", None, True, "(closed)"),
-    ("{pull_request: {types: [closed, labeled]}}", "opened", "main", None, False,
-     "opened is not in on.pull_request.types (closed, labeled)"),
+    (
+        "{pull_request: {types: [closed, labeled]}}",
+        "opened",
+        "main",
+        None,
+        False,
+        "opened is not in on.pull_request.types (closed, labeled)",
+    ),
     ("{pull_request: {branches: [main]}}", "opened", "main", None, True, "into main"),
-    ("{pull_request: {branches: [main]}}", "opened", "dev", None, False,
-     "dev does not match on.pull_request.branches (main)"),
+    (
+        "{pull_request: {branches: [main]}}",
+        "opened",
+        "dev",
+        None,
+        False,
+        "dev does not match on.pull_request.branches (main)",
+    ),
     ("{pull_request: {branches: ['release/**']}}", "opened", "release/2/hotfix", None, True, "release/2/hotfix"),
     ("{pull_request: {paths: ['tasks/**']}}", "synchronize", "main", ["tasks/a.py"], True, "changed tasks/a.py"),
-    ("{pull_request: {paths: ['tasks/**']}}", "synchronize", "main", ["README.md"], False,
-     "no changed file matches on.pull_request.paths (tasks/**)"),
+    (
+        "{pull_request: {paths: ['tasks/**']}}",
+        "synchronize",
+        "main",
+        ["README.md"],
+        False,
+        "no changed file matches on.pull_request.paths (tasks/**)",
+    ),
     ("{pull_request: {paths: ['tasks/**']}}", "synchronize", "main", None, True, "changed files unknown"),
     ("{pull_request: {paths: ['tasks/**']}}", "synchronize", "main", [], False, "no file changed"),
-    ("{pull_request: {paths-ignore: ['docs/**']}}", "opened", "main", ["docs/x.md"], False,
-     "every changed file matches on.pull_request.paths-ignore (docs/**)"),
+    (
+        "{pull_request: {paths-ignore: ['docs/**']}}",
+        "opened",
+        "main",
+        ["docs/x.md"],
+        False,
+        "every changed file matches on.pull_request.paths-ignore (docs/**)",
+    ),
 ]
 
 
@@ -218,10 +294,19 @@ def test_pull_request_rules(on, action, base, changed, runs, reason):
 
 @pytest.mark.parametrize("head_repository, fork", [(REPO, False), ("ACME/Models", False), ("mallory/models", True)])
 def test_a_pull_request_from_a_fork_is_selected_and_marked(head_repository, fork):
-    [selection] = select_pull_request([candidate("pull_request")], pull_request(head_repository=head_repository),
-                                      changed=None)
-    assert selection.trigger == {"event": "pull_request", "number": 12, "action": "opened", "head_sha": AFTER,
-                                 "base_ref": "main", "head_ref": "feature/x", "fork": fork, "sender": "bob"}
+    [selection] = select_pull_request(
+        [candidate("pull_request")], pull_request(head_repository=head_repository), changed=None
+    )
+    assert selection.trigger == {
+        "event": "pull_request",
+        "number": 12,
+        "action": "opened",
+        "head_sha": AFTER,
+        "base_ref": "main",
+        "head_ref": "feature/x",
+        "fork": fork,
+        "sender": "bob",
+    }
     assert selection.key == "pull_request:12"
 
 
@@ -240,18 +325,21 @@ def manual(pipeline: str) -> Manual:
     return Manual(repository=REPO, pipeline=pipeline, ref="main", request_id="req-7", sender="carol")
 
 
-@pytest.mark.parametrize("asked, runs", [
-    ("train", "pipelines/train.yaml"),  # by name, although its `on` has no manual: an operator asked
-    ("eval", "pipelines/eval.yaml"),  # no `on` at all
-    ("nightly", "pipelines/nightly.yaml"),  # even `manual: false`
-    ("by-hand", "pipelines/by-hand.yaml"),
-    ("pipelines/eval.yaml", "pipelines/eval.yaml"),  # by path
-    ("./pipelines/eval.yaml", "pipelines/eval.yaml"),
-    ("pipelines/train.yaml", "pipelines/train.yaml"),  # a path wins over an equal name
-    ("pipelines/odd.yaml", "pipelines/odd.yaml"),
-    ("nope", None),
-    ("Train", None),
-])
+@pytest.mark.parametrize(
+    "asked, runs",
+    [
+        ("train", "pipelines/train.yaml"),  # by name, although its `on` has no manual: an operator asked
+        ("eval", "pipelines/eval.yaml"),  # no `on` at all
+        ("nightly", "pipelines/nightly.yaml"),  # even `manual: false`
+        ("by-hand", "pipelines/by-hand.yaml"),
+        ("pipelines/eval.yaml", "pipelines/eval.yaml"),  # by path
+        ("./pipelines/eval.yaml", "pipelines/eval.yaml"),
+        ("pipelines/train.yaml", "pipelines/train.yaml"),  # a path wins over an equal name
+        ("pipelines/odd.yaml", "pipelines/odd.yaml"),
+        ("nope", None),
+        ("Train", None),
+    ],
+)
 def test_manual_runs_by_name_or_path(asked, runs):
     candidates = [candidate(on, path=path, name=name) for path, name, on in MANUAL_CANDIDATES]
     selections = select_manual(candidates, manual(asked))
@@ -265,7 +353,9 @@ def test_manual_runs_by_name_or_path(asked, runs):
 def test_explain_manual_says_what_was_asked_for():
     decisions = explain_manual([candidate(None, name="a"), candidate(None, path="b.yaml", name="b")], manual("b"))
     assert [(d.selected, d.reason) for d in decisions] == [
-        (False, "manual run asked for b"), (True, "manual run of b at main by carol")]
+        (False, "manual run asked for b"),
+        (True, "manual run of b at main by carol"),
+    ]
 
 
 # --- schedules ---------------------------------------------------------------------------------------------
@@ -277,16 +367,27 @@ def tick(cron: str = "0 4 * * *", path: str = "pipelines/nightly.yaml") -> Tick:
     return Tick(repository=REPO, pipeline_path=path, cron=cron, at=AT)
 
 
-@pytest.mark.parametrize("on, event, runs, reason", [
-    ("{schedule: [{cron: '0 3 * * *'}, {cron: '0 4 * * *'}]}", tick(), True,
-     "schedule '0 4 * * *' fell due at 2025-11-28 04:00 UTC"),
-    ("{schedule: [{cron: '0  4 * * *'}]}", tick(), True, "fell due"),  # spacing is not a change
-    ("{schedule: [{cron: '0 5 * * *'}]}", tick(), False, "schedule '0 4 * * *' is no longer in on.schedule"),
-    ("push", tick(), False, "is no longer in on.schedule"),
-    (None, tick(), False, "is no longer in on.schedule"),
-    ("{schedule: [{cron: '0 4 * * *'}]}", tick(path="pipelines/other.yaml"), False,
-     "belongs to pipelines/other.yaml"),
-])
+@pytest.mark.parametrize(
+    "on, event, runs, reason",
+    [
+        (
+            "{schedule: [{cron: '0 3 * * *'}, {cron: '0 4 * * *'}]}",
+            tick(),
+            True,
+            "schedule '0 4 * * *' fell due at 2025-11-28 04:00 UTC",
+        ),
+        ("{schedule: [{cron: '0  4 * * *'}]}", tick(), True, "fell due"),  # spacing is not a change
+        ("{schedule: [{cron: '0 5 * * *'}]}", tick(), False, "schedule '0 4 * * *' is no longer in on.schedule"),
+        ("push", tick(), False, "is no longer in on.schedule"),
+        (None, tick(), False, "is no longer in on.schedule"),
+        (
+            "{schedule: [{cron: '0 4 * * *'}]}",
+            tick(path="pipelines/other.yaml"),
+            False,
+            "belongs to pipelines/other.yaml",
+        ),
+    ],
+)
 def test_tick_selects_its_pipeline_while_the_schedule_is_still_there(on, event, runs, reason):
     [decision] = explain_tick([candidate(on, path="pipelines/nightly.yaml")], event)
     assert decision.selected is runs
@@ -305,15 +406,18 @@ def test_tick_selection_trigger_and_key():
 # --- trigger keys --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("trigger, key", [
-    ({"event": "push", "ref": "refs/heads/main", "before": BEFORE, "after": AFTER}, "push:refs/heads/main"),
-    ({"event": "push", "ref": "refs/tags/v1"}, "push:refs/tags/v1"),
-    ({"event": "pull_request", "number": 12, "action": "synchronize"}, "pull_request:12"),
-    ({"event": "schedule", "cron": "0 3 * * *", "at": 1764300000.0}, "schedule:0 3 * * *@1764300000"),
-    ({"event": "schedule", "cron": "0 3 * * *", "at": 1764300000.9}, "schedule:0 3 * * *@1764300000"),
-    ({"event": "manual", "ref": "main", "request_id": "r1"}, "manual:r1"),
-    ({"event": "rerun", "id": "01HZX", "job": "01HZA"}, "rerun:01HZX"),
-])
+@pytest.mark.parametrize(
+    "trigger, key",
+    [
+        ({"event": "push", "ref": "refs/heads/main", "before": BEFORE, "after": AFTER}, "push:refs/heads/main"),
+        ({"event": "push", "ref": "refs/tags/v1"}, "push:refs/tags/v1"),
+        ({"event": "pull_request", "number": 12, "action": "synchronize"}, "pull_request:12"),
+        ({"event": "schedule", "cron": "0 3 * * *", "at": 1764300000.0}, "schedule:0 3 * * *@1764300000"),
+        ({"event": "schedule", "cron": "0 3 * * *", "at": 1764300000.9}, "schedule:0 3 * * *@1764300000"),
+        ({"event": "manual", "ref": "main", "request_id": "r1"}, "manual:r1"),
+        ({"event": "rerun", "id": "01HZX", "job": "01HZA"}, "rerun:01HZX"),
+    ],
+)
 def test_trigger_key_for_each_event(trigger, key):
     assert trigger_key(trigger) == key
 
@@ -332,18 +436,28 @@ def test_placeholders_are_the_ones_the_pipeline_check_allows():
     assert all(doc and "\n" not in doc for doc in triggers.PLACEHOLDERS.values())
 
 
-CONTEXT = {"ref": "refs/heads/main", "branch": "main", "pr": "", "sha": AFTER, "pipeline": "train",
-           "repository": REPO, "event": "push"}
+CONTEXT = {
+    "ref": "refs/heads/main",
+    "branch": "main",
+    "pr": "",
+    "sha": AFTER,
+    "pipeline": "train",
+    "repository": REPO,
+    "event": "push",
+}
 
 
-@pytest.mark.parametrize("template, expanded", [
-    ("deploy-${{ branch }}", "deploy-main"),
-    ("deploy-${{branch}}", "deploy-main"),
-    ("${{  pipeline  }}/${{ ref }}", "train/refs/heads/main"),
-    ("${{ repository }}@${{ sha }} (${{ event }})", f"{REPO}@{AFTER} (push)"),
-    ("pr-${{ pr }}", "pr-"),  # no value: empty
-    ("fixed-name", "fixed-name"),
-])
+@pytest.mark.parametrize(
+    "template, expanded",
+    [
+        ("deploy-${{ branch }}", "deploy-main"),
+        ("deploy-${{branch}}", "deploy-main"),
+        ("${{  pipeline  }}/${{ ref }}", "train/refs/heads/main"),
+        ("${{ repository }}@${{ sha }} (${{ event }})", f"{REPO}@{AFTER} (push)"),
+        ("pr-${{ pr }}", "pr-"),  # no value: empty
+        ("fixed-name", "fixed-name"),
+    ],
+)
 def test_concurrency_group_expands_placeholders(template, expanded):
     assert concurrency_group(template, CONTEXT) == expanded
 
@@ -356,27 +470,44 @@ def sel(trigger: dict, name: str = "train") -> Selection:
     return Selection("pipelines/train.yaml", name, trigger, trigger_key(trigger), "why")
 
 
-@pytest.mark.parametrize("trigger, ref, branch, pr", [
-    ({"event": "push", "ref": "refs/heads/feature/x"}, "refs/heads/feature/x", "feature/x", ""),
-    ({"event": "push", "ref": "refs/tags/v1"}, "refs/tags/v1", "", ""),
-    ({"event": "pull_request", "number": 12, "head_ref": "feature/x", "base_ref": "main"},
-     "refs/pull/12/head", "feature/x", "12"),
-    ({"event": "schedule", "cron": "0 3 * * *", "at": AT}, "", "", ""),
-    ({"event": "manual", "ref": "main", "request_id": "r"}, "refs/heads/main", "main", ""),
-    ({"event": "manual", "ref": "refs/tags/v2", "request_id": "r"}, "refs/tags/v2", "", ""),
-    ({"event": "manual", "ref": AFTER, "request_id": "r"}, "", "", ""),
-    ({"event": "rerun", "id": "x", "ref": "refs/heads/dev"}, "refs/heads/dev", "dev", ""),
-])
+@pytest.mark.parametrize(
+    "trigger, ref, branch, pr",
+    [
+        ({"event": "push", "ref": "refs/heads/feature/x"}, "refs/heads/feature/x", "feature/x", ""),
+        ({"event": "push", "ref": "refs/tags/v1"}, "refs/tags/v1", "", ""),
+        (
+            {"event": "pull_request", "number": 12, "head_ref": "feature/x", "base_ref": "main"},
+            "refs/pull/12/head",
+            "feature/x",
+            "12",
+        ),
+        ({"event": "schedule", "cron": "0 3 * * *", "at": AT}, "", "", ""),
+        ({"event": "manual", "ref": "main", "request_id": "r"}, "refs/heads/main", "main", ""),
+        ({"event": "manual", "ref": "refs/tags/v2", "request_id": "r"}, "refs/tags/v2", "", ""),
+        ({"event": "manual", "ref": AFTER, "request_id": "r"}, "", "", ""),
+        ({"event": "rerun", "id": "x", "ref": "refs/heads/dev"}, "refs/heads/dev", "dev", ""),
+    ],
+)
 def test_group_context_for_each_event(trigger, ref, branch, pr):
     context = group_context(sel(trigger), repository=REPO, commit=AFTER)
-    assert context == {"ref": ref, "branch": branch, "pr": pr, "sha": AFTER, "pipeline": "train",
-                       "repository": REPO, "event": trigger["event"]}
+    assert context == {
+        "ref": ref,
+        "branch": branch,
+        "pr": pr,
+        "sha": AFTER,
+        "pipeline": "train",
+        "repository": REPO,
+        "event": trigger["event"],
+    }
     assert set(context) == set(CONCURRENCY_PLACEHOLDERS)
 
 
 def test_a_checked_pipelines_group_expands_for_a_pull_request():
-    c = candidate("pull_request", name="deploy", concurrency={"group": "${{ pipeline }}-pr${{ pr }}-${{ branch }}",
-                                                              "cancel_in_progress": True})
+    c = candidate(
+        "pull_request",
+        name="deploy",
+        concurrency={"group": "${{ pipeline }}-pr${{ pr }}-${{ branch }}", "cancel_in_progress": True},
+    )
     [selection] = select_pull_request([c], pull_request(), changed=None)
     context = group_context(selection, repository=REPO, commit=AFTER)
     assert concurrency_group(selection.concurrency["group"], context) == "deploy-pr12-feature/x"
@@ -385,39 +516,52 @@ def test_a_checked_pipelines_group_expands_for_a_pull_request():
 # --- /fasttrack commands -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, command", [
-    ("/fasttrack run", Command("run", None)),
-    ("/fasttrack run train", Command("run", "train")),
-    ("/fasttrack run pipelines/train.yaml", Command("run", "pipelines/train.yaml")),
-    ("   /FastTrack   RUN    train   ", Command("run", "train")),
-    ("/fasttrack\trun\ttrain", Command("run", "train")),
-    ("/fasttrack retest", Command("retest", None)),
-    ("/fasttrack cancel", Command("cancel", None)),
-    ("/fasttrack ok-to-test", Command("ok-to-test", None)),
-    ("/fasttrack OK-TO-TEST", Command("ok-to-test", None)),
-    ("Looks good to me.\n\n/fasttrack retest\nThanks!", Command("retest", None)),
-    ("Looks good\r\n/fasttrack cancel\r\n", Command("cancel", None)),
-    ("/fasttrack cancel\n/fasttrack run", Command("cancel", None)),  # the first command line wins
-    ("/fasttrack deploy now", Command("unknown", "deploy")),
-    ("/fasttrack Deploy", Command("unknown", "Deploy")),  # as written, for the reply
-    ("/fasttrack", Command("unknown", None)),
-    ("please /fasttrack run", None),  # not at the start of a line
-    ("> /fasttrack run", None),  # a quote of someone's command
-    ("```\n/fasttrack run\n```", None),  # an example in a code block
-    ("```\n/fasttrack run\n```\n/fasttrack retest", Command("retest", None)),
-    ("/fasttracker run", None),
-    ("`/fasttrack run`", None),
-    ("", None),
-    ("LGTM", None),
-])
+@pytest.mark.parametrize(
+    "body, command",
+    [
+        ("/fasttrack run", Command("run", None)),
+        ("/fasttrack run train", Command("run", "train")),
+        ("/fasttrack run pipelines/train.yaml", Command("run", "pipelines/train.yaml")),
+        ("   /FastTrack   RUN    train   ", Command("run", "train")),
+        ("/fasttrack\trun\ttrain", Command("run", "train")),
+        ("/fasttrack retest", Command("retest", None)),
+        ("/fasttrack cancel", Command("cancel", None)),
+        ("/fasttrack ok-to-test", Command("ok-to-test", None)),
+        ("/fasttrack OK-TO-TEST", Command("ok-to-test", None)),
+        ("Looks good to me.\n\n/fasttrack retest\nThanks!", Command("retest", None)),
+        ("Looks good\r\n/fasttrack cancel\r\n", Command("cancel", None)),
+        ("/fasttrack cancel\n/fasttrack run", Command("cancel", None)),  # the first command line wins
+        ("/fasttrack deploy now", Command("unknown", "deploy")),
+        ("/fasttrack Deploy", Command("unknown", "Deploy")),  # as written, for the reply
+        ("/fasttrack", Command("unknown", None)),
+        ("please /fasttrack run", None),  # not at the start of a line
+        ("> /fasttrack run", None),  # a quote of someone's command
+        ("```\n/fasttrack run\n```", None),  # an example in a code block
+        ("```\n/fasttrack run\n```\n/fasttrack retest", Command("retest", None)),
+        ("/fasttracker run", None),
+        ("`/fasttrack run`", None),
+        ("", None),
+        ("LGTM", None),
+    ],
+)
 def test_parse_command(body, command):
     assert parse_command(body) == command
 
 
-@pytest.mark.parametrize("association, allowed", [
-    ("OWNER", True), ("MEMBER", True), ("COLLABORATOR", True), ("member", True),
-    ("CONTRIBUTOR", False), ("FIRST_TIME_CONTRIBUTOR", False), ("FIRST_TIMER", False), ("NONE", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "association, allowed",
+    [
+        ("OWNER", True),
+        ("MEMBER", True),
+        ("COLLABORATOR", True),
+        ("member", True),
+        ("CONTRIBUTOR", False),
+        ("FIRST_TIME_CONTRIBUTOR", False),
+        ("FIRST_TIMER", False),
+        ("NONE", False),
+        ("", False),
+    ],
+)
 def test_only_owners_members_and_collaborators_may_command(association, allowed):
     assert command_allowed(association) is allowed
 
@@ -429,6 +573,16 @@ def test_triggers_does_no_io():
     tree = ast.parse(Path(triggers.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    forbidden = {"httpx", "sqlite3", "subprocess", "dulwich", "fasttrack_gitops.engine.state.store", "fasttrack_gitops.cli",
-                 "fasttrack_gitops.engine.gitrepo", "fasttrack_gitops.daemon", "os", "asyncio"}
+    forbidden = {
+        "httpx",
+        "sqlite3",
+        "subprocess",
+        "dulwich",
+        "fasttrack_gitops.engine.state.store",
+        "fasttrack_gitops.cli",
+        "fasttrack_gitops.engine.gitrepo",
+        "fasttrack_gitops.daemon",
+        "os",
+        "asyncio",
+    }
     assert not {name for name in imported if name.split(".")[0] in forbidden or name in forbidden}, imported

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.render.diagnostics import text_line
 from fasttrack_gitops.daemon.config import (
     BackendAIConfig,
     DaemonConfig,
@@ -21,8 +23,6 @@ from fasttrack_gitops.daemon.config import (
     read_config,
     url_kind,
 )
-from fasttrack_gitops.core.errors import UsageError
-from fasttrack_gitops.core.render.diagnostics import text_line
 
 FULL = """\
 state_dir: state
@@ -130,12 +130,26 @@ def test_a_full_configuration_becomes_the_dataclasses(full, tmp_path):
 def test_repositories_get_their_defaults_by_kind_of_url(full, tmp_path):
     local, remote, by_file = full.repositories
     assert local == RepositoryConfig(
-        name="acme/ml-pipelines", url=str(tmp_path / "git" / "ml"), provider="github", branches=("main", "release/*"),
-        watch=True, poll_interval=None, path="ml", pipelines=("pipelines/**/*.yaml",))
+        name="acme/ml-pipelines",
+        url=str(tmp_path / "git" / "ml"),
+        provider="github",
+        branches=("main", "release/*"),
+        watch=True,
+        poll_interval=None,
+        path="ml",
+        pipelines=("pipelines/**/*.yaml",),
+    )
     assert local.local_path == tmp_path / "git" / "ml"
     assert remote == RepositoryConfig(
-        name="group/sub/project", url="https://gitlab.example.com/group/sub/project.git", provider="gitlab",
-        branches=("main", "master"), watch=False, poll_interval=300.0, path="", pipelines=None)
+        name="group/sub/project",
+        url="https://gitlab.example.com/group/sub/project.git",
+        provider="gitlab",
+        branches=("main", "master"),
+        watch=False,
+        poll_interval=300.0,
+        path="",
+        pipelines=None,
+    )
     assert remote.local_path is None
     assert by_file.url == "file:///srv/git/data"  # ${GIT_ROOT} expanded
     assert by_file.branches == ("prod",)
@@ -144,15 +158,23 @@ def test_repositories_get_their_defaults_by_kind_of_url(full, tmp_path):
 
 
 def test_secrets_come_from_the_environment_and_from_files(full):
-    assert full.github == GitHubConfig(webhook_secret="gh-hook-s3cret", token=SECRETS["GITHUB_TOKEN"], app_id=123,
-                                       private_key=PEM, api_url="https://ghe.example.com/api/v3")
-    assert full.gitlab == GitLabConfig(webhook_token="gitlab-hook-token", token="glpat-tokenvalue",
-                                       url="https://gitlab.com")
-    assert full.slack == SlackConfig(bot_token="xoxb-slack-token-value", webhook_url=None, default_channel="#ml$",
-                                     api_url="https://slack.com/api")
+    assert full.github == GitHubConfig(
+        webhook_secret="gh-hook-s3cret",
+        token=SECRETS["GITHUB_TOKEN"],
+        app_id=123,
+        private_key=PEM,
+        api_url="https://ghe.example.com/api/v3",
+    )
+    assert full.gitlab == GitLabConfig(
+        webhook_token="gitlab-hook-token", token="glpat-tokenvalue", url="https://gitlab.com"
+    )
+    assert full.slack == SlackConfig(
+        bot_token="xoxb-slack-token-value", webhook_url=None, default_channel="#ml$", api_url="https://slack.com/api"
+    )
     # The section's endpoint and access key, the official client's variable for the secret key.
-    assert full.backendai == BackendAIConfig(endpoint="https://api.backend.ai", access_key="AKIAACCESSKEYVALUE",
-                                             secret_key="backend-secret-key-value")
+    assert full.backendai == BackendAIConfig(
+        endpoint="https://api.backend.ai", access_key="AKIAACCESSKEYVALUE", secret_key="backend-secret-key-value"
+    )
 
 
 def test_secret_values_lists_every_resolved_secret_for_masking(full):
@@ -181,7 +203,13 @@ def test_a_minimal_configuration_gets_every_default(tmp_path, monkeypatch):
     assert (config.api_token, config.github, config.gitlab, config.slack, config.backendai) == (None,) * 5
     (repo,) = config.repositories
     assert (repo.provider, repo.branches, repo.watch, repo.poll_interval, repo.path, repo.pipelines) == (
-        "none", ("main", "master"), True, None, "", None)
+        "none",
+        ("main", "master"),
+        True,
+        None,
+        "",
+        None,
+    )
 
 
 def test_x_keys_are_ignored_and_not_expanded(tmp_path):
@@ -247,13 +275,16 @@ def test_an_unknown_key_in_a_repository_suggests_the_right_one(tmp_path):
     assert ":4:5: error FT101: unknown key 'branch'" in line and "did you mean 'branches'" in line
 
 
-@pytest.mark.parametrize("text, where, expected", [
-    ("max_running_jobs: four\n", "1:19", "expected an integer"),
-    ("max_running_jobs: 0\n", "1:19", "at least 1"),
-    ("executor: kubernetes\n", "1:11", "expected one of: local, backendai"),
-    ("repositories: acme/ml\n", "1:15", "expected a list"),
-    ("github: [token]\n", "1:9", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, where, expected",
+    [
+        ("max_running_jobs: four\n", "1:19", "expected an integer"),
+        ("max_running_jobs: 0\n", "1:19", "at least 1"),
+        ("executor: kubernetes\n", "1:11", "expected one of: local, backendai"),
+        ("repositories: acme/ml\n", "1:15", "expected a list"),
+        ("github: [token]\n", "1:9", "expected a mapping"),
+    ],
+)
 def test_wrong_types_name_the_value(tmp_path, text, where, expected):
     body = text if text.startswith("repositories") else text + REPO
     line = one_error(tmp_path, body)
@@ -268,10 +299,15 @@ def test_a_watch_that_is_not_a_boolean_is_a_type_error(tmp_path):
 # --- secrets --------------------------------------------------------------------------------
 
 LITERALS = [
-    ("github", "webhook_secret"), ("github", "token"), ("github", "private_key"),
-    ("gitlab", "webhook_token"), ("gitlab", "token"),
-    ("slack", "bot_token"), ("slack", "webhook_url"),
-    ("backendai", "access_key"), ("backendai", "secret_key"),
+    ("github", "webhook_secret"),
+    ("github", "token"),
+    ("github", "private_key"),
+    ("gitlab", "webhook_token"),
+    ("gitlab", "token"),
+    ("slack", "bot_token"),
+    ("slack", "webhook_url"),
+    ("backendai", "access_key"),
+    ("backendai", "secret_key"),
 ]
 
 
@@ -296,8 +332,10 @@ def test_literal_secrets_and_typos_are_all_reported_at_once(tmp_path):
 
 def test_an_unset_variable_is_named_with_its_line(tmp_path):
     line = one_error(tmp_path, REPO + "github:\n  webhook_secret_env: GITHUB_WEBHOOK_SECRET\n")
-    assert line == (f"{tmp_path}/ftg.yaml:5:23: error FT402: github.webhook_secret_env names GITHUB_WEBHOOK_SECRET, "
-                    "which is not set (or empty) in the environment of the daemon; set it, or remove the key")
+    assert line == (
+        f"{tmp_path}/ftg.yaml:5:23: error FT402: github.webhook_secret_env names GITHUB_WEBHOOK_SECRET, "
+        "which is not set (or empty) in the environment of the daemon; set it, or remove the key"
+    )
 
 
 def test_an_empty_variable_counts_as_unset(tmp_path):
@@ -321,8 +359,10 @@ def test_a_token_that_is_not_a_variable_name_is_never_echoed(tmp_path):
 
 def test_an_unreadable_secret_file_names_the_file_and_the_reason(tmp_path):
     line = one_error(tmp_path, REPO + "gitlab:\n  token_file: missing/token\n")
-    assert f":5:15: error FT403: gitlab.token_file: cannot read {tmp_path}/missing/token: No such file or directory" \
+    assert (
+        f":5:15: error FT403: gitlab.token_file: cannot read {tmp_path}/missing/token: No such file or directory"
         in line
+    )
 
 
 def test_a_secret_file_that_is_a_folder_or_empty_is_refused(tmp_path):
@@ -374,9 +414,13 @@ def test_a_password_in_a_repository_url_is_refused_without_showing_it(tmp_path):
 def test_no_secret_value_appears_in_any_diagnostic(tmp_path):
     (tmp_path / "hook").write_text("file-s3cret\n")
     environ = {"GITHUB_TOKEN": "ghp_set_but_config_is_broken", "SLACK": "xoxb-slack-value"}
-    lines = errors_of(tmp_path, "listen: bad\n" + REPO + "github:\n  token_env: GITHUB_TOKEN\n"
-                      "  webhook_secret_file: hook\n  app_id: 1\nslack:\n  bot_token_env: SLACK\n"
-                      "  webhook_url_env: UNSET\nbackendai:\n  access_key_env: SLACK\n", environ)
+    lines = errors_of(
+        tmp_path,
+        "listen: bad\n" + REPO + "github:\n  token_env: GITHUB_TOKEN\n"
+        "  webhook_secret_file: hook\n  app_id: 1\nslack:\n  bot_token_env: SLACK\n"
+        "  webhook_url_env: UNSET\nbackendai:\n  access_key_env: SLACK\n",
+        environ,
+    )
     text = "\n".join(lines)
     assert [line.split(": error ")[1][:5] for line in lines] == ["FT406", "FT410", "FT402", "FT410"]
     for secret in (*environ.values(), "file-s3cret"):
@@ -388,8 +432,10 @@ def test_no_secret_value_appears_in_any_diagnostic(tmp_path):
 
 def test_an_unset_reference_is_named_at_its_value(tmp_path):
     line = one_error(tmp_path, "state_dir: ${DATA_ROOT}/ftg\n" + REPO)
-    assert line == (f"{tmp_path}/ftg.yaml:1:12: error FT404: state_dir: ${{DATA_ROOT}} is not set in the environment; "
-                    "set it or write the value")
+    assert line == (
+        f"{tmp_path}/ftg.yaml:1:12: error FT404: state_dir: ${{DATA_ROOT}} is not set in the environment; "
+        "set it or write the value"
+    )
 
 
 def test_an_unset_reference_is_not_reported_again_as_a_bad_value(tmp_path):
@@ -398,24 +444,39 @@ def test_an_unset_reference_is_not_reported_again_as_a_bad_value(tmp_path):
 
 
 def test_a_set_reference_is_expanded_relative_paths_included(tmp_path):
-    config, found = load_config(config_file(tmp_path, "state_dir: ${ROOT}/ftg\nlisten: ${HOST}:80\n" + REPO),
-                                {"ROOT": "data", "HOST": "0.0.0.0"})
+    config, found = load_config(
+        config_file(tmp_path, "state_dir: ${ROOT}/ftg\nlisten: ${HOST}:80\n" + REPO),
+        {"ROOT": "data", "HOST": "0.0.0.0"},
+    )
     assert found == []
     assert (config.state_dir, config.host) == (tmp_path / "data" / "ftg", "0.0.0.0")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("plain", "plain"), ("${A}", "1"), ("x${A}y${B}", "x1y2"), ("$$", "$"), ("$${A}", "${A}"), ("$A", "$A"),
-    ("cost: 5$", "cost: 5$"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("plain", "plain"),
+        ("${A}", "1"),
+        ("x${A}y${B}", "x1y2"),
+        ("$$", "$"),
+        ("$${A}", "${A}"),
+        ("$A", "$A"),
+        ("cost: 5$", "cost: 5$"),
+    ],
+)
 def test_expand(text, expected):
     assert expand(text, {"A": "1", "B": "2"}) == expected
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("${UNSET}", "${UNSET} is not set"), ("${1X}", "does not name a variable"), ("${", "is not closed"),
-    ("${}", "does not name a variable"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("${UNSET}", "${UNSET} is not set"),
+        ("${1X}", "does not name a variable"),
+        ("${", "is not closed"),
+        ("${}", "does not name a variable"),
+    ],
+)
 def test_expand_refuses(text, problem):
     with pytest.raises(ValueError, match=problem.replace("$", r"\$").replace("{", r"\{")):
         expand(text, {})
@@ -429,34 +490,53 @@ def test_a_duplicate_repository_points_at_the_second_and_names_the_first(tmp_pat
     assert ":4:11: error FT405: repository 'ACME/ML' is listed twice (first on line 2;" in line
 
 
-@pytest.mark.parametrize("listen, problem", [
-    ("localhost", "it has no port"),
-    ("::1:8080", "written in brackets"),
-    ("[::1]8080", "[address]:port"),
-    ("[nothost]:80", "not an IPv6 address"),
-    ("host:99999", "not a number from 0 to 65535"),
-    ("host:http", "not a number from 0 to 65535"),
-    ("bad host:80", "not a host name or address"),
-])
+@pytest.mark.parametrize(
+    "listen, problem",
+    [
+        ("localhost", "it has no port"),
+        ("::1:8080", "written in brackets"),
+        ("[::1]8080", "[address]:port"),
+        ("[nothost]:80", "not an IPv6 address"),
+        ("host:99999", "not a number from 0 to 65535"),
+        ("host:http", "not a number from 0 to 65535"),
+        ("bad host:80", "not a host name or address"),
+    ],
+)
 def test_a_bad_listen_address_says_why(tmp_path, listen, problem):
     line = one_error(tmp_path, f'listen: "{listen}"\n' + REPO)
     assert ":1:9: error FT406: listen is" in line and problem in line and "write host:port" in line
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:80", ("::1", 80)), (":8080", ("0.0.0.0", 8080)),
-    ("ftg.internal:0", ("ftg.internal", 0)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("[::1]:80", ("::1", 80)),
+        (":8080", ("0.0.0.0", 8080)),
+        ("ftg.internal:0", ("ftg.internal", 0)),
+    ],
+)
 def test_parse_listen(text, expected):
     assert parse_listen(text) == expected
 
 
-@pytest.mark.parametrize("url, kind", [
-    ("/srv/git/ml", "local"), ("git/ml", "local"), ("./a:b", "local"), ("file:///srv/git/ml", "local"),
-    ("https://github.com/acme/ml.git", "remote"), ("ssh://git@host:2222/acme/ml", "remote"),
-    ("git@github.com:acme/ml.git", "remote"), ("http://git.internal/ml", "remote"),
-    ("ftp://host/ml", None), ("https://", None), ("https://host:port/x", None), ("file://otherhost/x", None),
-])
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("/srv/git/ml", "local"),
+        ("git/ml", "local"),
+        ("./a:b", "local"),
+        ("file:///srv/git/ml", "local"),
+        ("https://github.com/acme/ml.git", "remote"),
+        ("ssh://git@host:2222/acme/ml", "remote"),
+        ("git@github.com:acme/ml.git", "remote"),
+        ("http://git.internal/ml", "remote"),
+        ("ftp://host/ml", None),
+        ("https://", None),
+        ("https://host:port/x", None),
+        ("file://otherhost/x", None),
+    ],
+)
 def test_url_kind(url, kind):
     assert url_kind(url) == kind
 
@@ -471,12 +551,15 @@ def test_watch_on_a_remote_repository_is_refused(tmp_path):
     assert ":4:12: error FT408: repositories[0].watch is true, but git@github.com:a/b.git is not a local" in line
 
 
-@pytest.mark.parametrize("text, where, problem", [
-    ("shutdown_grace: 30 s\n", "1:17", "shutdown_grace is '30 s'; write seconds, or a duration"),
-    ("shutdown_grace: 400d\n", "1:17", "more than a year"),
-    ("webhook_max_body: 5 MB\n", "1:19", "webhook_max_body is '5 MB'; write a size"),
-    ("webhook_max_body: 0\n", "1:19", "webhook_max_body is 0; write a size"),
-])
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ("shutdown_grace: 30 s\n", "1:17", "shutdown_grace is '30 s'; write seconds, or a duration"),
+        ("shutdown_grace: 400d\n", "1:17", "more than a year"),
+        ("webhook_max_body: 5 MB\n", "1:19", "webhook_max_body is '5 MB'; write a size"),
+        ("webhook_max_body: 0\n", "1:19", "webhook_max_body is 0; write a size"),
+    ],
+)
 def test_bad_durations_and_sizes(tmp_path, text, where, problem):
     line = one_error(tmp_path, text + REPO)
     assert f":{where}: error FT409: " in line and problem in line
@@ -509,18 +592,32 @@ def test_the_backendai_executor_without_keys_points_at_executor(tmp_path):
 
 
 def test_an_unset_backendai_key_variable_is_reported_once_at_its_key(tmp_path):
-    line = one_error(tmp_path, "executor: backendai\n" + REPO + "backendai:\n  endpoint: https://m\n"
-                     "  access_key_env: MY_ACCESS\n", {"BACKEND_SECRET_KEY": "SK"})
+    line = one_error(
+        tmp_path,
+        "executor: backendai\n" + REPO + "backendai:\n  endpoint: https://m\n  access_key_env: MY_ACCESS\n",
+        {"BACKEND_SECRET_KEY": "SK"},
+    )
     assert ":7:19: error FT402: backendai.access_key_env names MY_ACCESS" in line
 
 
 def test_every_problem_of_a_schema_valid_file_is_reported_at_once(tmp_path):
-    lines = errors_of(tmp_path, "listen: x\nshutdown_grace: soon\npublic_url: ftp://x\n" + REPO + "    watch: false\n"
-                      "  - name: acme/ml\n    url: https://h/x\n    watch: true\n")
+    lines = errors_of(
+        tmp_path,
+        "listen: x\nshutdown_grace: soon\npublic_url: ftp://x\n" + REPO + "    watch: false\n"
+        "  - name: acme/ml\n    url: https://h/x\n    watch: true\n",
+    )
     assert [line.split(": error ")[1][:5] for line in lines] == ["FT406", "FT409", "FT411", "FT405", "FT408"]
 
 
-@pytest.mark.parametrize("name, secret", [("GITHUB_TOKEN", False), ("ghp_x", True), ("github_pat_11AB", True),
-                                          ("xoxb", True), ("aB3dEfGh1jKlMnOp2rStUvWx9z", True)])
+@pytest.mark.parametrize(
+    "name, secret",
+    [
+        ("GITHUB_TOKEN", False),
+        ("ghp_x", True),
+        ("github_pat_11AB", True),
+        ("xoxb", True),
+        ("aB3dEfGh1jKlMnOp2rStUvWx9z", True),
+    ],
+)
 def test_looks_like_secret(name, secret):
     assert looks_like_secret(name) is secret

@@ -19,7 +19,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import git
 
 SECRET = "test-webhook-secret-value"
@@ -60,12 +59,22 @@ def source_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str = "", name: str = REPO_NAME,
-                 url: str | None = None, more_repositories: str = "",
-                 listen: str = "127.0.0.1:0", shutdown_grace: str = "2s") -> Path:
+def write_config(
+    tmp_path: Path,
+    repo: Path,
+    *,
+    extra: str = "",
+    repo_extra: str = "",
+    name: str = REPO_NAME,
+    url: str | None = None,
+    more_repositories: str = "",
+    listen: str = "127.0.0.1:0",
+    shutdown_grace: str = "2s",
+) -> Path:
     config = tmp_path / "ftg.yaml"
-    config.write_text(textwrap.dedent(f"""\
-        state_dir: {tmp_path / 'state'}
+    config.write_text(
+        textwrap.dedent(f"""\
+        state_dir: {tmp_path / "state"}
         listen: {listen}
         shutdown_grace: {shutdown_grace}
         github:
@@ -77,7 +86,11 @@ def write_config(tmp_path: Path, repo: Path, *, extra: str = "", repo_extra: str
             url: {url or repo}
             provider: github
             branches: [main]
-        """) + _indent(repo_extra) + _indent(more_repositories, "  ") + textwrap.dedent(extra))
+        """)
+        + _indent(repo_extra)
+        + _indent(more_repositories, "  ")
+        + textwrap.dedent(extra)
+    )
     return config
 
 
@@ -124,16 +137,21 @@ def payload(contracts: Path, name: str) -> dict:
 
 def push_payload(contracts: Path, *, ref: str, before: str, after: str, name: str = REPO_NAME) -> dict:
     data = copy.deepcopy(payload(contracts, "push.payload.json"))
-    data.update(ref=ref, before=before, after=after, forced=False, deleted=after == "0" * 40,
-                created=before == "0" * 40)
+    data.update(
+        ref=ref, before=before, after=after, forced=False, deleted=after == "0" * 40, created=before == "0" * 40
+    )
     data["repository"]["full_name"] = name
     data["repository"]["default_branch"] = "main"
     return data
 
 
 def github_headers(body: bytes, event: str, delivery: str) -> dict:
-    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signed(body),
-            "Content-Type": "application/json"}
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": signed(body),
+        "Content-Type": "application/json",
+    }
 
 
 async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
@@ -149,9 +167,18 @@ async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
         await asyncio.sleep(interval)
 
 
-def pr_payload(contracts: Path, *, number: int, head_sha: str, base_sha: str, action: str = "opened",
-               head_repo: str = REPO_NAME, base_ref: str = "main", head_ref: str = "feature",
-               name: str = REPO_NAME) -> dict:
+def pr_payload(
+    contracts: Path,
+    *,
+    number: int,
+    head_sha: str,
+    base_sha: str,
+    action: str = "opened",
+    head_repo: str = REPO_NAME,
+    base_ref: str = "main",
+    head_ref: str = "feature",
+    name: str = REPO_NAME,
+) -> dict:
     """The real pull_request.opened payload, pointed at the test repository."""
     data = copy.deepcopy(payload(contracts, "pull_request.opened.payload.json"))
     data["action"], data["number"] = action, number
@@ -165,8 +192,15 @@ def pr_payload(contracts: Path, *, number: int, head_sha: str, base_sha: str, ac
     return data
 
 
-def comment_payload(contracts: Path, *, number: int, body: str, association: str = "MEMBER",
-                    author: str = "octocat", name: str = REPO_NAME) -> dict:
+def comment_payload(
+    contracts: Path,
+    *,
+    number: int,
+    body: str,
+    association: str = "MEMBER",
+    author: str = "octocat",
+    name: str = REPO_NAME,
+) -> dict:
     """The real issue_comment.created payload, as a comment on pull request `number`."""
     data = copy.deepcopy(payload(contracts, "issue_comment.created.payload.json"))
     data["issue"]["number"] = number

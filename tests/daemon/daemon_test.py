@@ -6,12 +6,22 @@ import asyncio
 import json
 
 import httpx
-
 from conftest import git
 from daemon.conftest import (
-    REPO_NAME, comment_payload, commit_file, deliver, github_headers, load, pipeline_text, pr_payload, push_payload,
-    running, wait_for, write_config,
+    REPO_NAME,
+    comment_payload,
+    commit_file,
+    deliver,
+    github_headers,
+    load,
+    pipeline_text,
+    pr_payload,
+    push_payload,
+    running,
+    wait_for,
+    write_config,
 )
+
 from fasttrack_gitops.core.job import JobStatus
 
 ZERO = "0" * 40
@@ -26,16 +36,18 @@ def test_a_signed_push_webhook_makes_one_job_that_runs_to_success(tmp_path, sour
         async with running(config) as (daemon, url):
             body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=before, after=after)).encode()
             async with httpx.AsyncClient(base_url=url) as client:
-                answer = await client.post("/webhooks/github", content=body,
-                                           headers=github_headers(body, "push", "delivery-1"))
+                answer = await client.post(
+                    "/webhooks/github", content=body, headers=github_headers(body, "push", "delivery-1")
+                )
                 assert answer.status_code == 202, answer.text
                 jobs = answer.json()["jobs"]
                 assert len(jobs) == 1
                 view = await wait_for(lambda: (v := daemon.store.view(jobs[0])).status == JobStatus.SUCCEEDED and v)
                 assert view.job.commit == after and view.job.repository == REPO_NAME
                 assert view.job.trigger["event"] == "push"
-                again = await client.post("/webhooks/github", content=body,
-                                          headers=github_headers(body, "push", "delivery-1"))
+                again = await client.post(
+                    "/webhooks/github", content=body, headers=github_headers(body, "push", "delivery-1")
+                )
                 assert again.status_code == 200 and again.json()["duplicate"] is True
                 listed = (await client.get("/api/jobs")).json()
                 assert [j["id"] for j in listed] == jobs
@@ -48,14 +60,22 @@ def _jobs(daemon, **kwargs):
     return daemon.store.list_jobs(limit=0, **kwargs)
 
 
-def test_a_pull_request_runs_the_pipelines_whose_paths_it_changed_against_the_merge_base(tmp_path, source_repo,
-                                                                                         contracts):
+def test_a_pull_request_runs_the_pipelines_whose_paths_it_changed_against_the_merge_base(
+    tmp_path, source_repo, contracts
+):
     for name in ("a", "b"):
-        commit_file(source_repo, f"pipelines/{name}.yaml", pipeline_text(name, f"""\
+        commit_file(
+            source_repo,
+            f"pipelines/{name}.yaml",
+            pipeline_text(
+                name,
+                f"""\
             on:
               pull_request:
                 paths: ["src/{name}/**"]
-            """))
+            """,
+            ),
+        )
     base = commit_file(source_repo, "src/b/base.txt", "on main\n")
     git(source_repo, "checkout", "-q", "-b", "feature")
     head = commit_file(source_repo, "src/a/change.txt", "feature work\n")
@@ -66,8 +86,9 @@ def test_a_pull_request_runs_the_pipelines_whose_paths_it_changed_against_the_me
     async def scenario():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                answer = await deliver(client, "pull_request",
-                                       pr_payload(contracts, number=3, head_sha=head, base_sha=base), "pr-1")
+                answer = await deliver(
+                    client, "pull_request", pr_payload(contracts, number=3, head_sha=head, base_sha=base), "pr-1"
+                )
                 assert answer.status_code == 202, answer.text
             (view,) = [v for v in _jobs(daemon) if v.job.pipeline != "demo"]
             assert view.job.pipeline == "a" and view.job.commit == head
@@ -94,13 +115,26 @@ def test_a_pull_request_from_a_fork_waits_for_a_members_ok_to_test(tmp_path, sou
                 held = (await deliver(client, "pull_request", fork, "fork-1")).json()
                 assert held["jobs"] == [] and "ok-to-test" in held["note"]
                 assert [g.number for g in daemon.ledger.gates()] == [9]
-                outsider = (await deliver(client, "issue_comment", comment_payload(
-                    contracts, number=9, body="/fasttrack ok-to-test", association="NONE", author="mallory"),
-                    "c-1")).json()
+                outsider = (
+                    await deliver(
+                        client,
+                        "issue_comment",
+                        comment_payload(
+                            contracts, number=9, body="/fasttrack ok-to-test", association="NONE", author="mallory"
+                        ),
+                        "c-1",
+                    )
+                ).json()
                 assert outsider["jobs"] == [] and "refused" in outsider["note"]
                 assert _jobs(daemon) == []
-                member = (await deliver(client, "issue_comment", comment_payload(
-                    contracts, number=9, body="Looks safe.\n/fasttrack ok-to-test", author="alice"), "c-2")).json()
+                member = (
+                    await deliver(
+                        client,
+                        "issue_comment",
+                        comment_payload(contracts, number=9, body="Looks safe.\n/fasttrack ok-to-test", author="alice"),
+                        "c-2",
+                    )
+                ).json()
                 assert len(member["jobs"]) == 1, member
             (view,) = _jobs(daemon)
             assert view.job.commit == head and view.job.trigger["approved_by"] == "alice"
@@ -113,7 +147,8 @@ def test_a_pull_request_from_a_fork_waits_for_a_members_ok_to_test(tmp_path, sou
 def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts):
     base = git(source_repo, "rev-parse", "HEAD").strip()
     flaky = pipeline_text("flaky", "on: [pull_request]\n").replace(
-        'cat "$PIPELINE_INPUT1/out.txt"', f'test -f {tmp_path}/fixed')
+        'cat "$PIPELINE_INPUT1/out.txt"', f"test -f {tmp_path}/fixed"
+    )
     commit_file(source_repo, "pipelines/flaky.yaml", flaky)
     git(source_repo, "checkout", "-q", "-b", "feature")
     head = commit_file(source_repo, "notes.txt", "work\n")
@@ -122,36 +157,53 @@ def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
 
     async def scenario():
-        async with running(config) as (daemon, url):
-            async with httpx.AsyncClient(base_url=url) as client:
-                first = (await deliver(client, "pull_request", pr_payload(contracts, number=4, head_sha=head,
-                                                                         base_sha=base), "p-1")).json()
-                (job,) = first["jobs"]
-                await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
-                (tmp_path / "fixed").write_text("")
-                retest = (await deliver(client, "issue_comment", comment_payload(
-                    contracts, number=4, body="/fasttrack retest"), "c-retest")).json()
-                (again,) = retest["jobs"]
-                view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
-                assert view.job.rerun_of == job and view.job.trigger["by"] == "octocat"
-                run = (await deliver(client, "issue_comment", comment_payload(
-                    contracts, number=4, body="/fasttrack run demo"), "c-run")).json()
-                (manual,) = run["jobs"]
-                assert daemon.store.view(manual).job.pipeline == "demo"
-                unknown = (await deliver(client, "issue_comment", comment_payload(
-                    contracts, number=4, body="/fasttrack run nosuch"), "c-run-2")).json()
-                assert unknown["jobs"] == [] and "demo" in unknown["note"]
-                await wait_for(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            first = (
+                await deliver(
+                    client, "pull_request", pr_payload(contracts, number=4, head_sha=head, base_sha=base), "p-1"
+                )
+            ).json()
+            (job,) = first["jobs"]
+            await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+            (tmp_path / "fixed").write_text("")
+            retest = (
+                await deliver(
+                    client, "issue_comment", comment_payload(contracts, number=4, body="/fasttrack retest"), "c-retest"
+                )
+            ).json()
+            (again,) = retest["jobs"]
+            view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+            assert view.job.rerun_of == job and view.job.trigger["by"] == "octocat"
+            run = (
+                await deliver(
+                    client, "issue_comment", comment_payload(contracts, number=4, body="/fasttrack run demo"), "c-run"
+                )
+            ).json()
+            (manual,) = run["jobs"]
+            assert daemon.store.view(manual).job.pipeline == "demo"
+            unknown = (
+                await deliver(
+                    client,
+                    "issue_comment",
+                    comment_payload(contracts, number=4, body="/fasttrack run nosuch"),
+                    "c-run-2",
+                )
+            ).json()
+            assert unknown["jobs"] == [] and "demo" in unknown["note"]
+            await wait_for(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())
 
 
 def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_path, source_repo, contracts):
-    slow = pipeline_text("deploy", """\
+    slow = pipeline_text(
+        "deploy",
+        """\
         concurrency:
           group: deploy-${{ branch }}
           cancel_in_progress: true
-        """).replace("echo prepare >", "sleep 30; echo prepare >")
+        """,
+    ).replace("echo prepare >", "sleep 30; echo prepare >")
     first = commit_file(source_repo, "pipelines/demo.yaml", slow)
     second = commit_file(source_repo, "pipelines/demo.yaml", slow + "# v2\n")
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
@@ -159,11 +211,20 @@ def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_
     async def scenario():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                (old,) = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=ZERO, after=first), "d-1")).json()["jobs"]
+                (old,) = (
+                    await deliver(
+                        client, "push", push_payload(contracts, ref="refs/heads/main", before=ZERO, after=first), "d-1"
+                    )
+                ).json()["jobs"]
                 await wait_for(lambda: daemon.store.view(old).status == JobStatus.RUNNING)
-                (new,) = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=first, after=second), "d-2")).json()["jobs"]
+                (new,) = (
+                    await deliver(
+                        client,
+                        "push",
+                        push_payload(contracts, ref="refs/heads/main", before=first, after=second),
+                        "d-2",
+                    )
+                ).json()["jobs"]
             view = await wait_for(lambda: (v := daemon.store.view(old)).status == JobStatus.CANCELLED and v)
             assert view.job.id in {v.job.id for v in _jobs(daemon)}  # cancelled, not deleted
             await wait_for(lambda: daemon.store.view(new).status == JobStatus.RUNNING)
@@ -174,16 +235,22 @@ def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_
 
 def test_jobs_beyond_the_global_limit_queue_and_start_in_order(tmp_path, source_repo, contracts):
     for name in ("one", "two", "three"):
-        commit_file(source_repo, f"pipelines/{name}.yaml", pipeline_text(name).replace(
-            "echo prepare >", "sleep 0.5; echo prepare >"))
+        commit_file(
+            source_repo,
+            f"pipelines/{name}.yaml",
+            pipeline_text(name).replace("echo prepare >", "sleep 0.5; echo prepare >"),
+        )
     after = git(source_repo, "rev-parse", "HEAD").strip()
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", extra="max_running_jobs: 1\n"))
 
     async def scenario():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                jobs = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=ZERO, after=after), "q-1")).json()["jobs"]
+                jobs = (
+                    await deliver(
+                        client, "push", push_payload(contracts, ref="refs/heads/main", before=ZERO, after=after), "q-1"
+                    )
+                ).json()["jobs"]
             assert len(jobs) == 4
             statuses = {daemon.store.view(j).status for j in jobs}
             assert JobStatus.QUEUED in statuses
@@ -217,14 +284,22 @@ def test_a_commit_to_a_watched_repository_starts_its_job_without_any_webhook(tmp
 
 
 def test_a_remote_repository_is_polled_into_a_mirror_and_an_unreachable_one_never_stops_the_daemon(
-        tmp_path, source_repo):
-    config = load(write_config(tmp_path, source_repo, url=f"file://{source_repo}",
-                               repo_extra="watch: false\npoll_interval: 1s\n", more_repositories="""\
+    tmp_path, source_repo
+):
+    config = load(
+        write_config(
+            tmp_path,
+            source_repo,
+            url=f"file://{source_repo}",
+            repo_extra="watch: false\npoll_interval: 1s\n",
+            more_repositories="""\
           - name: acme/gone
             url: https://127.0.0.1:9/gone.git
             provider: github
             poll_interval: 1s
-        """))
+        """,
+        )
+    )
     assert config.repositories[0].local_path is not None  # file:// reads the repository in place
 
     async def scenario():
@@ -236,14 +311,16 @@ def test_a_remote_repository_is_polled_into_a_mirror_and_an_unreachable_one_neve
             await wait_for(lambda: daemon.metrics.fetch_errors["acme/gone"] >= 1, 30)
             async with httpx.AsyncClient(base_url=url) as client:
                 assert (await client.get("/healthz")).status_code == 200
-                assert 'ftg_repository_fetch_errors_total{repository="acme/gone"}' in (
-                    await client.get("/metrics")).text
+                assert (
+                    'ftg_repository_fetch_errors_total{repository="acme/gone"}' in (await client.get("/metrics")).text
+                )
 
     asyncio.run(scenario())
 
 
 def test_a_pipeline_that_is_invalid_at_the_commit_becomes_an_invalid_job_with_its_diagnostics(
-        tmp_path, source_repo, contracts):
+    tmp_path, source_repo, contracts
+):
     before = git(source_repo, "rev-parse", "HEAD").strip()
     after = commit_file(source_repo, "pipelines/broken.yaml", "version: 1\nname: broken\ntasks:\n  - nme: x\n")
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
@@ -251,8 +328,14 @@ def test_a_pipeline_that_is_invalid_at_the_commit_becomes_an_invalid_job_with_it
     async def scenario():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                answer = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=before, after=after), "inv-1")).json()
+                answer = (
+                    await deliver(
+                        client,
+                        "push",
+                        push_payload(contracts, ref="refs/heads/main", before=before, after=after),
+                        "inv-1",
+                    )
+                ).json()
                 assert len(answer["jobs"]) == 2 and "1 invalid pipeline file" in answer["note"]
                 records = {r["pipeline"]: r for r in (await client.get("/api/jobs")).json()}
             broken = records["broken"]
@@ -269,11 +352,17 @@ def test_a_schedule_runs_once_per_tick_and_once_after_downtime(tmp_path, source_
     from fasttrack_gitops.daemon.service import Daemon
     from fasttrack_gitops.engine.executors import get_executor
 
-    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="""\
+    commit_file(
+        source_repo,
+        "pipelines/demo.yaml",
+        pipeline_text(
+            extra="""\
         on:
           schedule:
             - cron: "0 * * * *"
-        """))
+        """
+        ),
+    )
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
     repo = config.repositories[0]
     hour = 3600.0
@@ -310,8 +399,14 @@ def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_pa
                 await wait_for(lambda: daemon.ledger.positions(REPO_NAME), 30)  # the first poll fetched
                 after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# remote\n")
                 async with httpx.AsyncClient(base_url=url) as client:  # the webhook comes before the next poll
-                    answer = (await deliver(client, "push", push_payload(
-                        contracts, ref="refs/heads/main", before=before, after=after), "r-1")).json()
+                    answer = (
+                        await deliver(
+                            client,
+                            "push",
+                            push_payload(contracts, ref="refs/heads/main", before=before, after=after),
+                            "r-1",
+                        )
+                    ).json()
                 (job,) = answer["jobs"]
                 view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
                 assert view.job.commit == after
@@ -327,7 +422,7 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
     from daemon.conftest import payload
 
     before = git(source_repo, "rev-parse", "HEAD").strip()
-    flaky = pipeline_text().replace('cat "$PIPELINE_INPUT1/out.txt"', f'test -f {tmp_path}/fixed')
+    flaky = pipeline_text().replace('cat "$PIPELINE_INPUT1/out.txt"', f"test -f {tmp_path}/fixed")
     after = commit_file(source_repo, "pipelines/demo.yaml", flaky)
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
 
@@ -340,26 +435,35 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
         return data
 
     async def scenario():
-        async with running(config) as (daemon, url):
-            async with httpx.AsyncClient(base_url=url) as client:
-                (job,) = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=before, after=after), "k-1")).json()["jobs"]
-                await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
-                (tmp_path / "fixed").write_text("")
-                failed_only = (await deliver(client, "check_run", check_event(
-                    "check_run.requested_action.payload.json", job, identifier="rerun-failed"), "k-2")).json()
-                (again,) = failed_only["jobs"]
-                view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
-                assert view.job.rerun_of == job and view.job.spec_id == daemon.store.job(job).spec_id
-                assert view.tasks["prepare"].reason == f"reused from job {job}"  # not run again
-                assert not view.tasks["prepare"].attempts and view.tasks["train"].attempts
-                whole = (await deliver(client, "check_run", check_event(
-                    "check_run.rerequested.payload.json", job), "k-3")).json()
-                (third,) = whole["jobs"]
-                view = await wait_for(lambda: (v := daemon.store.view(third)).status == JobStatus.SUCCEEDED and v)
-                assert view.tasks["prepare"].attempts  # a whole re-run runs every task
-                other_app = check_event("check_run.rerequested.payload.json", job)
-                other_app["check_run"]["name"] = "ci/build"
-                assert (await deliver(client, "check_run", other_app, "k-4")).json()["jobs"] == []
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            (job,) = (
+                await deliver(
+                    client, "push", push_payload(contracts, ref="refs/heads/main", before=before, after=after), "k-1"
+                )
+            ).json()["jobs"]
+            await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+            (tmp_path / "fixed").write_text("")
+            failed_only = (
+                await deliver(
+                    client,
+                    "check_run",
+                    check_event("check_run.requested_action.payload.json", job, identifier="rerun-failed"),
+                    "k-2",
+                )
+            ).json()
+            (again,) = failed_only["jobs"]
+            view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+            assert view.job.rerun_of == job and view.job.spec_id == daemon.store.job(job).spec_id
+            assert view.tasks["prepare"].reason == f"reused from job {job}"  # not run again
+            assert not view.tasks["prepare"].attempts and view.tasks["train"].attempts
+            whole = (
+                await deliver(client, "check_run", check_event("check_run.rerequested.payload.json", job), "k-3")
+            ).json()
+            (third,) = whole["jobs"]
+            view = await wait_for(lambda: (v := daemon.store.view(third)).status == JobStatus.SUCCEEDED and v)
+            assert view.tasks["prepare"].attempts  # a whole re-run runs every task
+            other_app = check_event("check_run.rerequested.payload.json", job)
+            other_app["check_run"]["name"] = "ci/build"
+            assert (await deliver(client, "check_run", other_app, "k-4")).json()["jobs"] == []
 
     asyncio.run(scenario())

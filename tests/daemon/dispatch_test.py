@@ -18,8 +18,13 @@ def test_the_oldest_queued_jobs_fill_the_free_slots():
 
 
 def test_a_group_runs_one_job_at_a_time_and_others_pass_it():
-    entries = [q("running", 0, "g", started=True), q("next-in-g", 1, "g"), q("free", 2), q("h1", 3, "h"),
-               q("h2", 4, "h")]
+    entries = [
+        q("running", 0, "g", started=True),
+        q("next-in-g", 1, "g"),
+        q("free", 2),
+        q("h1", 3, "h"),
+        q("h2", 4, "h"),
+    ]
     assert startable(entries, limit=10) == ["free", "h1"]
     entries[0] = q("running", 0, "other", started=True)
     assert startable(entries, limit=10) == ["next-in-g", "free", "h1"]

@@ -23,12 +23,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import git
 from daemon.conftest import (
-    REPO_NAME, SECRET, commit_file, deliver, github_headers, load, pipeline_text, pr_payload, push_payload, running,
-    signed, wait_for, write_config,
+    REPO_NAME,
+    SECRET,
+    commit_file,
+    deliver,
+    github_headers,
+    load,
+    pipeline_text,
+    pr_payload,
+    push_payload,
+    running,
+    signed,
+    wait_for,
+    write_config,
 )
+
 from fasttrack_gitops import cli
 from fasttrack_gitops.core.job import JobStatus
 
@@ -47,13 +58,17 @@ def pushed(source_repo: Path) -> tuple[str, str]:
     return before, after
 
 
-def quiet_config(tmp_path: Path, repo: Path, *, extra: str = "", gitlab_repo: bool = False,
-                 environ: dict | None = None):
+def quiet_config(
+    tmp_path: Path, repo: Path, *, extra: str = "", gitlab_repo: bool = False, environ: dict | None = None
+):
     """The test repository, not watched (only what the test sends makes jobs); optionally also as a GitLab project."""
     path = write_config(tmp_path, repo, repo_extra="watch: false\n", extra=extra)
     if gitlab_repo:
-        text = path.read_text().replace("repositories:\n", f"repositories:\n  - name: {GITLAB_NAME}\n"
-                                        f"    url: {repo}\n    provider: gitlab\n    watch: false\n", 1)
+        text = path.read_text().replace(
+            "repositories:\n",
+            f"repositories:\n  - name: {GITLAB_NAME}\n    url: {repo}\n    provider: gitlab\n    watch: false\n",
+            1,
+        )
         path.write_text(text)
     if environ is None:
         return load(path)
@@ -78,8 +93,10 @@ async def burst(client, requests, *, at_once: int = 50) -> list[httpx.Response]:
 @contextlib.asynccontextmanager
 async def serving(config, **client_options):
     """The daemon, and an httpx client pointed at it."""
-    async with running(config) as (daemon, url), \
-            httpx.AsyncClient(base_url=url, timeout=60, **client_options) as client:
+    async with (
+        running(config) as (daemon, url),
+        httpx.AsyncClient(base_url=url, timeout=60, **client_options) as client,
+    ):
         yield daemon, client
 
 
@@ -143,7 +160,7 @@ def parse_metrics(text: str) -> tuple[dict[str, str], dict[tuple[str, frozenset]
             label = _LABEL.match(rest)
             assert label, f"bad labels in {line!r}"
             labels[label["key"]] = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], label["value"])
-            rest = rest[label.end():]
+            rest = rest[label.end() :]
         key = (name, frozenset(labels.items()))
         assert key not in samples, f"{line!r} repeats a sample"
         samples[key] = float(match["value"])
@@ -164,8 +181,11 @@ async def scrape(client) -> tuple[dict, dict]:
 async def deliveries(client, provider: str = "github") -> dict[str, float]:
     """ftg_webhook_deliveries_total by result."""
     _, samples = await scrape(client)
-    return {dict(labels)["result"]: value for (name, labels), value in samples.items()
-            if name == "ftg_webhook_deliveries_total" and dict(labels)["provider"] == provider}
+    return {
+        dict(labels)["result"]: value
+        for (name, labels), value in samples.items()
+        if name == "ftg_webhook_deliveries_total" and dict(labels)["provider"] == provider
+    }
 
 
 # ---------------------------------------------------------------- GitHub: bad bodies
@@ -176,8 +196,7 @@ def test_a_body_that_is_not_a_json_object_is_refused_and_changes_nothing(tmp_pat
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            for i, body in enumerate([b'{"ref": "refs/heads/main", ', b"[1, 2, 3]", b"", b'"push"',
-                                      b"\xff\xfe{}"]):
+            for i, body in enumerate([b'{"ref": "refs/heads/main", ', b"[1, 2, 3]", b"", b'"push"', b"\xff\xfe{}"]):
                 answer = await post_github(client, body, delivery=f"bad-{i}")
                 assert answer.status_code == 400, (body, answer.text)
                 assert answer.headers["content-type"] == "application/json"
@@ -197,8 +216,14 @@ def test_a_body_that_is_not_a_json_object_is_refused_and_changes_nothing(tmp_pat
 
 def test_an_event_the_daemon_does_not_handle_is_acknowledged_as_ignored(tmp_path, source_repo, contracts):
     config = quiet_config(tmp_path, source_repo)
-    star = json.dumps({"action": "created", "starred_at": "2026-01-01T00:00:00Z",
-                       "repository": {"full_name": REPO_NAME}, "sender": {"login": "octocat"}}).encode()
+    star = json.dumps(
+        {
+            "action": "created",
+            "starred_at": "2026-01-01T00:00:00Z",
+            "repository": {"full_name": REPO_NAME},
+            "sender": {"login": "octocat"},
+        }
+    ).encode()
 
     async def scenario():
         async with serving(config) as (daemon, client):
@@ -213,30 +238,34 @@ def test_an_event_the_daemon_does_not_handle_is_acknowledged_as_ignored(tmp_path
     asyncio.run(scenario())
 
 
-def test_a_pull_request_action_no_pipeline_listens_for_is_accepted_and_runs_nothing(tmp_path, source_repo,
-                                                                                        contracts):
+def test_a_pull_request_action_no_pipeline_listens_for_is_accepted_and_runs_nothing(tmp_path, source_repo, contracts):
     base = git(source_repo, "rev-parse", "HEAD").strip()
     head = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
     config = quiet_config(tmp_path, source_repo)
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            answer = await deliver(client, "pull_request",
-                                   pr_payload(contracts, number=5, head_sha=head, base_sha=base, action="labeled"),
-                                   "labeled-1")
+            answer = await deliver(
+                client,
+                "pull_request",
+                pr_payload(contracts, number=5, head_sha=head, base_sha=base, action="labeled"),
+                "labeled-1",
+            )
             assert answer.status_code == 202, answer.text
             assert answer.json()["jobs"] == [] and "pull request #5 (labeled)" in answer.json()["note"]
             assert all_jobs(daemon) == []
             assert daemon.ledger.seen_delivery("github", "labeled-1")
-            opened = await deliver(client, "pull_request",
-                                   pr_payload(contracts, number=5, head_sha=head, base_sha=base), "opened-1")
+            opened = await deliver(
+                client, "pull_request", pr_payload(contracts, number=5, head_sha=head, base_sha=base), "opened-1"
+            )
             assert len(opened.json()["jobs"]) == 1, opened.text  # the same pull request does run when opened
 
     asyncio.run(scenario())
 
 
-def test_a_body_over_the_limit_is_refused_with_413_with_or_without_a_content_length(tmp_path, source_repo,
-                                                                                       contracts, pushed):
+def test_a_body_over_the_limit_is_refused_with_413_with_or_without_a_content_length(
+    tmp_path, source_repo, contracts, pushed
+):
     config = quiet_config(tmp_path, source_repo, extra="webhook_max_body: 1k\n")
     assert config.webhook_max_body == 1024
     big = push_body(contracts, *pushed)
@@ -244,15 +273,16 @@ def test_a_body_over_the_limit_is_refused_with_413_with_or_without_a_content_len
 
     async def chunked():
         for start in range(0, len(big), 256):
-            yield big[start:start + 256]
+            yield big[start : start + 256]
 
     async def scenario():
         async with serving(config) as (daemon, client):
             with_length = await post_github(client, big, delivery="big-1")
             assert with_length.status_code == 413, with_length.text
             assert "limit is 1024" in with_length.json()["error"]
-            without = await client.post("/webhooks/github", content=chunked(),
-                                        headers=github_headers(big, "push", "big-2"))
+            without = await client.post(
+                "/webhooks/github", content=chunked(), headers=github_headers(big, "push", "big-2")
+            )
             assert "content-length" not in without.request.headers
             assert without.request.headers["transfer-encoding"] == "chunked"
             assert without.status_code == 413, without.text
@@ -275,12 +305,14 @@ def test_a_form_encoded_delivery_is_read_like_a_json_one(tmp_path, source_repo, 
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            answer = await post_github(client, form, delivery="form-1",
-                                       **{"Content-Type": "application/x-www-form-urlencoded"})
+            answer = await post_github(
+                client, form, delivery="form-1", **{"Content-Type": "application/x-www-form-urlencoded"}
+            )
             assert answer.status_code == 202 and len(answer.json()["jobs"]) == 1, answer.text
             empty = urlencode({"other": "x"}).encode()
-            refused = await post_github(client, empty, delivery="form-2",
-                                        **{"Content-Type": "application/x-www-form-urlencoded"})
+            refused = await post_github(
+                client, empty, delivery="form-2", **{"Content-Type": "application/x-www-form-urlencoded"}
+            )
             assert refused.status_code == 400 and "no 'payload' field" in refused.json()["error"]
             assert len(all_jobs(daemon)) == 1
 
@@ -290,8 +322,9 @@ def test_a_form_encoded_delivery_is_read_like_a_json_one(tmp_path, source_repo, 
 # ---------------------------------------------------------------- GitHub: signatures
 
 
-def test_an_unsigned_or_wrongly_signed_delivery_is_refused_with_401_and_leaves_no_trace(tmp_path, source_repo,
-                                                                                          contracts, pushed):
+def test_an_unsigned_or_wrongly_signed_delivery_is_refused_with_401_and_leaves_no_trace(
+    tmp_path, source_repo, contracts, pushed
+):
     config = quiet_config(tmp_path, source_repo)
     body = push_body(contracts, *pushed)
     other = push_body(contracts, pushed[1], pushed[0])
@@ -372,8 +405,9 @@ def test_a_push_that_deletes_the_branch_runs_nothing(tmp_path, source_repo, cont
     asyncio.run(scenario())
 
 
-def test_a_push_of_a_commit_the_repository_does_not_have_is_noted_and_runs_nothing(tmp_path, source_repo,
-                                                                                     contracts, pushed):
+def test_a_push_of_a_commit_the_repository_does_not_have_is_noted_and_runs_nothing(
+    tmp_path, source_repo, contracts, pushed
+):
     config = quiet_config(tmp_path, source_repo)
     gone = hashlib.sha1(b"force-pushed away").hexdigest()
 
@@ -393,8 +427,7 @@ def test_a_push_of_a_commit_the_repository_does_not_have_is_noted_and_runs_nothi
     asyncio.run(scenario())
 
 
-def test_a_delivery_the_daemon_failed_to_handle_runs_when_it_is_redelivered(tmp_path, source_repo, contracts,
-                                                                             pushed):
+def test_a_delivery_the_daemon_failed_to_handle_runs_when_it_is_redelivered(tmp_path, source_repo, contracts, pushed):
     """The state database held by another process past its busy timeout: an error, and the redelivery runs."""
     import sqlite3
     import threading
@@ -467,8 +500,9 @@ def test_a_thousand_copies_of_one_delivery_make_one_job_and_999_duplicates(tmp_p
 # ---------------------------------------------------------------- GitLab
 
 
-def test_a_gitlab_push_with_the_right_token_makes_a_job_and_without_it_nothing(tmp_path, source_repo, contracts,
-                                                                               pushed):
+def test_a_gitlab_push_with_the_right_token_makes_a_job_and_without_it_nothing(
+    tmp_path, source_repo, contracts, pushed
+):
     config = quiet_config(tmp_path, source_repo, gitlab_repo=True)
     data = gitlab_push(contracts, before=pushed[0], after=pushed[1])
 
@@ -500,8 +534,9 @@ def test_a_webhook_runs_only_the_repositories_of_its_own_provider(tmp_path, sour
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            from_gitlab = await post_gitlab(client, gitlab_push(contracts, before=pushed[0], after=pushed[1],
-                                                                name=REPO_NAME))
+            from_gitlab = await post_gitlab(
+                client, gitlab_push(contracts, before=pushed[0], after=pushed[1], name=REPO_NAME)
+            )
             assert from_gitlab.status_code == 202, from_gitlab.text
             assert from_gitlab.json().get("jobs", []) == []
             assert "github" in (from_gitlab.json().get("ignored") or from_gitlab.json().get("note"))
@@ -548,8 +583,11 @@ def test_healthz_and_metrics_say_what_the_daemon_did(tmp_path, source_repo, cont
             assert sample(samples, "ftg_jobs_created_total", trigger="push") == 1
             assert sample(samples, "ftg_jobs_finished_total", status="succeeded") == 1
             assert sample(samples, "ftg_executor_errors_total", executor="local") == 0
-            buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in samples.items()
-                             if name == "ftg_task_duration_seconds_bucket")
+            buckets = sorted(
+                (float(dict(labels)["le"]), value)
+                for (name, labels), value in samples.items()
+                if name == "ftg_task_duration_seconds_bucket"
+            )
             assert buckets[-1] == (float("inf"), 2)  # prepare and train
             assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
             assert sample(samples, "ftg_task_duration_seconds_count", executor="local") == 2
@@ -569,8 +607,9 @@ def test_the_metrics_page_escapes_label_values():
 
 def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, source_repo, contracts, pushed, capsys):
     config = quiet_config(tmp_path, source_repo)
-    broken = commit_file(source_repo, "pipelines/other.yaml",
-                         pipeline_text("other").replace("echo prepare >", "exit 3; echo >"))
+    broken = commit_file(
+        source_repo, "pipelines/other.yaml", pipeline_text("other").replace("echo prepare >", "exit 3; echo >")
+    )
 
     async def scenario():
         async with serving(config) as (daemon, client):
@@ -585,10 +624,12 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             listed = await client.get("/api/jobs")
             assert listed.status_code == 200
             assert sorted(j["id"] for j in listed.json()) == sorted(everything)
-            assert [j["created_at"] for j in listed.json()] == sorted((j["created_at"] for j in listed.json()),
-                                                                       reverse=True)
-            code = await asyncio.to_thread(cli.main, ["jobs", "list", "--format", "json",
-                                                      "--state-dir", str(config.state_dir)])
+            assert [j["created_at"] for j in listed.json()] == sorted(
+                (j["created_at"] for j in listed.json()), reverse=True
+            )
+            code = await asyncio.to_thread(
+                cli.main, ["jobs", "list", "--format", "json", "--state-dir", str(config.state_dir)]
+            )
             assert code == 0
             assert listed.json() == json.loads(capsys.readouterr().out)
 
@@ -601,8 +642,14 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             newest = (await client.get("/api/jobs", params={"limit": "1"})).json()
             assert newest == listed.json()[:1]
             assert len((await client.get("/api/jobs", params={"limit": "9" * 5000})).json()) == 3
-            for bad in ({"status": "nope"}, {"limit": "x"}, {"limit": "0"}, {"limit": "-1"}, {"limit": "\u00b2"},
-                        {"limit": "1.5"}):
+            for bad in (
+                {"status": "nope"},
+                {"limit": "x"},
+                {"limit": "0"},
+                {"limit": "-1"},
+                {"limit": "\u00b2"},
+                {"limit": "1.5"},
+            ):
                 answer = await client.get("/api/jobs", params=bad)
                 assert answer.status_code == 400, (bad, answer.text)
                 assert "error" in answer.json()
@@ -610,11 +657,11 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             job = first[0]
             shown = await client.get(f"/api/jobs/{job}")
             assert shown.status_code == 200
-            code = await asyncio.to_thread(cli.main, ["jobs", "show", job, "--format", "json",
-                                                      "--state-dir", str(config.state_dir)])
+            code = await asyncio.to_thread(
+                cli.main, ["jobs", "show", job, "--format", "json", "--state-dir", str(config.state_dir)]
+            )
             assert code == 0 and shown.json() == json.loads(capsys.readouterr().out)
-            prefix = next(job[:n] for n in range(1, len(job))
-                          if sum(j.startswith(job[:n]) for j in everything) == 1)
+            prefix = next(job[:n] for n in range(1, len(job)) if sum(j.startswith(job[:n]) for j in everything) == 1)
             assert (await client.get(f"/api/jobs/{prefix}")).json() == shown.json()
             for unknown in ("no-such-job", "", "zzzz"):
                 answer = await client.get(f"/api/jobs/{unknown}")
@@ -630,10 +677,15 @@ def test_a_wrong_method_is_405_and_an_unknown_path_404(tmp_path, source_repo):
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            for method, path, allowed in (("GET", "/webhooks/github", "POST"), ("PUT", "/webhooks/gitlab", "POST"),
-                                          ("POST", "/healthz", "GET, HEAD"), ("DELETE", "/metrics", "GET, HEAD"),
-                                          ("POST", "/api/jobs", "GET"), ("DELETE", "/api/jobs/abc", "GET"),
-                                          ("GET", "/api/trigger", "POST")):
+            for method, path, allowed in (
+                ("GET", "/webhooks/github", "POST"),
+                ("PUT", "/webhooks/gitlab", "POST"),
+                ("POST", "/healthz", "GET, HEAD"),
+                ("DELETE", "/metrics", "GET, HEAD"),
+                ("POST", "/api/jobs", "GET"),
+                ("DELETE", "/api/jobs/abc", "GET"),
+                ("GET", "/api/trigger", "POST"),
+            ):
                 answer = await client.request(method, path)
                 assert answer.status_code == 405, (method, path, answer.text)
                 assert answer.headers["allow"] == allowed
@@ -655,23 +707,29 @@ def test_post_api_trigger_makes_a_job_that_runs(tmp_path, source_repo):
 
     async def scenario():
         async with serving(config) as (daemon, client):
-            answer = await client.post("/api/trigger", json={"repository": REPO_NAME, "pipeline": "demo",
-                                                             "ref": "main", "request_id": "r-1"})
+            answer = await client.post(
+                "/api/trigger", json={"repository": REPO_NAME, "pipeline": "demo", "ref": "main", "request_id": "r-1"}
+            )
             assert answer.status_code == 201, answer.text
             (job,) = answer.json()["jobs"]
             view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
             assert view.job.trigger["event"] == "manual"
             assert view.job.commit == git(source_repo, "rev-parse", "main").strip()
-            again = await client.post("/api/trigger", json={"repository": REPO_NAME, "pipeline": "demo",
-                                                            "ref": "main", "request_id": "r-1"})
+            again = await client.post(
+                "/api/trigger", json={"repository": REPO_NAME, "pipeline": "demo", "ref": "main", "request_id": "r-1"}
+            )
             assert again.status_code == 201 and again.json()["jobs"] == [job] and again.json()["created"] == []
 
-            for body, status in ((b"not json", 400), (b"[]", 400), (b'{"repository": "acme/pipes"}', 400),
-                                 (json.dumps({"repository": "no/such", "pipeline": "demo"}).encode(), 404),
-                                 (json.dumps({"repository": REPO_NAME, "pipeline": "nope"}).encode(), 422),
-                                 (json.dumps({"repository": REPO_NAME, "pipeline": "demo",
-                                              "ref": "no-such-branch"}).encode(), 422),
-                                 (b"[" * 60_000, 400), (b"{" + b" " * (64 * 1024) + b"}", 413)):
+            for body, status in (
+                (b"not json", 400),
+                (b"[]", 400),
+                (b'{"repository": "acme/pipes"}', 400),
+                (json.dumps({"repository": "no/such", "pipeline": "demo"}).encode(), 404),
+                (json.dumps({"repository": REPO_NAME, "pipeline": "nope"}).encode(), 422),
+                (json.dumps({"repository": REPO_NAME, "pipeline": "demo", "ref": "no-such-branch"}).encode(), 422),
+                (b"[" * 60_000, 400),
+                (b"{" + b" " * (64 * 1024) + b"}", 413),
+            ):
                 answer = await client.post("/api/trigger", content=body)
                 assert answer.status_code == status, (body[:40], answer.text)
                 assert answer.json().get("error") or answer.json().get("note")
@@ -729,8 +787,9 @@ def test_the_trigger_command_says_so_when_no_daemon_listens(capsys, monkeypatch)
 
 def test_the_trigger_command_needs_the_api_token_when_one_is_configured(tmp_path, source_repo, capsys, monkeypatch):
     token = "api-token-for-the-test-0123456789"
-    config = quiet_config(tmp_path, source_repo, extra="api_token_env: FTG_TEST_API_TOKEN\n",
-                          environ={"FTG_TEST_API_TOKEN": token})
+    config = quiet_config(
+        tmp_path, source_repo, extra="api_token_env: FTG_TEST_API_TOKEN\n", environ={"FTG_TEST_API_TOKEN": token}
+    )
     assert config.api_token == token
 
     async def scenario():
@@ -768,12 +827,16 @@ def test_the_webhook_secret_never_appears_in_an_answer_or_the_log(tmp_path, sour
         async with serving(config) as (daemon, client):
             answers.append(await post_github(client, body, delivery="s-1"))
             answers.append(await post_github(client, body, delivery="s-1"))
-            answers.append(await post_github(client, body, delivery="s-2",
-                                             **{"X-Hub-Signature-256": signed(body, SECRET + "x")}))
+            answers.append(
+                await post_github(client, body, delivery="s-2", **{"X-Hub-Signature-256": signed(body, SECRET + "x")})
+            )
             answers.append(await post_github(client, body, delivery="s-3", **{"X-Hub-Signature-256": SECRET}))
             answers.append(await post_gitlab(client, gitlab_push(contracts, before=pushed[0], after=pushed[1])))
-            answers.append(await post_gitlab(client, gitlab_push(contracts, before=pushed[0], after=pushed[1]),
-                                             token=SECRET + "x", key="idem-2"))
+            answers.append(
+                await post_gitlab(
+                    client, gitlab_push(contracts, before=pushed[0], after=pushed[1]), token=SECRET + "x", key="idem-2"
+                )
+            )
             answers.append(await post_gitlab(client, {"object_kind": "push"}, key="idem-3"))
             made = {j for a in answers if a.status_code == 202 for j in a.json().get("jobs", [])}
             assert len(made) == 2  # the GitHub repository's and the GitLab project's
@@ -799,8 +862,11 @@ async def impostor(status_line: str, content_type: str, body: bytes):
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(f"HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                     "Connection: close\r\n\r\n".encode() + body)
+        writer.write(
+            f"HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
         await writer.drain()
         writer.close()
 
@@ -809,14 +875,22 @@ async def impostor(status_line: str, content_type: str, body: bytes):
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
-@pytest.mark.parametrize("status_line, content_type, body", [
-    ("404 Not Found", "text/html", b"<html>\n<head><title>404 Not Found</title></head>\n<body>nginx</body>\n</html>\n"),
-    ("502 Bad Gateway", "text/plain", b""),
-    ("200 OK", "application/json", b'["not", "the", "daemon"]'),
-    ("201 Created", "application/json", b'"created"'),
-])
-def test_the_trigger_command_explains_an_answer_that_is_not_the_daemons_in_one_line(status_line, content_type, body,
-                                                                                   capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "status_line, content_type, body",
+    [
+        (
+            "404 Not Found",
+            "text/html",
+            b"<html>\n<head><title>404 Not Found</title></head>\n<body>nginx</body>\n</html>\n",
+        ),
+        ("502 Bad Gateway", "text/plain", b""),
+        ("200 OK", "application/json", b'["not", "the", "daemon"]'),
+        ("201 Created", "application/json", b'"created"'),
+    ],
+)
+def test_the_trigger_command_explains_an_answer_that_is_not_the_daemons_in_one_line(
+    status_line, content_type, body, capsys, monkeypatch
+):
     monkeypatch.delenv("FTG_API_TOKEN", raising=False)
 
     async def scenario():

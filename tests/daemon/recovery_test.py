@@ -22,14 +22,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import alive, console_script, git
 from daemon.conftest import (
-    REPO_NAME, SECRET, commit_file, free_port, github_headers, load, push_payload, running, write_config,
+    REPO_NAME,
+    SECRET,
+    commit_file,
+    free_port,
+    github_headers,
+    load,
+    push_payload,
+    running,
+    write_config,
 )
-from fasttrack_gitops.core.job import JobStatus, Outcome, TaskState
+
+from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, TaskState
 from fasttrack_gitops.engine.state.ledger import Ledger
-from fasttrack_gitops.engine.state.store import JobView, Store
+from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="daemon processes, signals and process groups")
 
@@ -75,8 +83,13 @@ class Served:
         self.starts += 1
         with open(self.output, "ab") as out:
             out.write(f"--- start {self.starts}\n".encode())
-            self.proc = subprocess.Popen([console_script(), "serve", "--config", str(self.config)], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [console_script(), "serve", "--config", str(self.config)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         eventually(self._healthy, lambda: f"the daemon to answer /healthz; its output:\n{self.log()}")
         return self
 
@@ -111,8 +124,12 @@ class Served:
 
     def push(self, contracts: Path, *, before: str, after: str, delivery: str) -> httpx.Response:
         body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=before, after=after)).encode()
-        return httpx.post(self.url + "/webhooks/github", content=body, timeout=PATIENCE,
-                          headers=github_headers(body, "push", delivery))
+        return httpx.post(
+            self.url + "/webhooks/github",
+            content=body,
+            timeout=PATIENCE,
+            headers=github_headers(body, "push", delivery),
+        )
 
     def jobs(self) -> list[dict]:
         answer = httpx.get(self.url + "/api/jobs", params={"limit": 100}, timeout=PATIENCE)
@@ -129,8 +146,10 @@ class Served:
             return Ledger(store).positions(REPO_NAME)
 
     def ended(self, job_id: str) -> JobView:
-        return eventually(lambda: (v := self.view(job_id)).status in ENDED and v,
-                          lambda: f"job {job_id} to end: {self.view(job_id)}; the daemon's output:\n{self.log()}")
+        return eventually(
+            lambda: (v := self.view(job_id)).status in ENDED and v,
+            lambda: f"job {job_id} to end: {self.view(job_id)}; the daemon's output:\n{self.log()}",
+        )
 
 
 class Marks:
@@ -175,24 +194,29 @@ def counted(marks: Marks, name: str) -> str:
 
 def stuck_once(marks: Marks, name: str) -> str:
     """A command that the first time writes its pids and hangs (a shell and its sleep in one group), then succeeds."""
-    return (f"echo run >> {marks / f'{name}.runs'}; "
-            f"if [ -e {marks / f'{name}.again'} ]; then exit 0; fi; touch {marks / f'{name}.again'}; "
-            f"sleep 300 & echo $! > {marks / f'{name}-child.pid'}; echo $$ > {marks / f'{name}.pid'}; wait")
+    return (
+        f"echo run >> {marks / f'{name}.runs'}; "
+        f"if [ -e {marks / f'{name}.again'} ]; then exit 0; fi; touch {marks / f'{name}.again'}; "
+        f"sleep 300 & echo $! > {marks / f'{name}-child.pid'}; echo $$ > {marks / f'{name}.pid'}; wait"
+    )
 
 
 def chain(marks: Marks, *, retry: bool) -> str:
     """first -> slow -> last; slow hangs on its first run (and may retry once)."""
-    return pipeline("demo", f"""\
+    return pipeline(
+        "demo",
+        f"""\
         - name: first
-          command: {counted(marks, 'first')}
+          command: {counted(marks, "first")}
         - name: slow
           dependencies: [first]
           retry: {{max_attempts: {2 if retry else 1}}}
           command: '{stuck_once(marks, "slow")}'
         - name: last
           dependencies: [slow]
-          command: {counted(marks, 'last')}
-        """)
+          command: {counted(marks, "last")}
+        """,
+    )
 
 
 @pytest.fixture
@@ -211,8 +235,9 @@ def daemon(tmp_path: Path, source_repo: Path):
 
     def make(*, repo_extra: str = "watch: false\n", extra: str = "", grace: str = "2s", bwrap: bool = False) -> Served:
         port = free_port()
-        config = write_config(tmp_path, source_repo, repo_extra=repo_extra, extra=extra,
-                              listen=f"127.0.0.1:{port}", shutdown_grace=grace)
+        config = write_config(
+            tmp_path, source_repo, repo_extra=repo_extra, extra=extra, listen=f"127.0.0.1:{port}", shutdown_grace=grace
+        )
         # Without bubblewrap (--die-with-parent) a whole task outlives its daemon, the case re-attaching is for;
         # under it only what the task started in the background does.
         env = {**os.environ, "FTG_TEST_WEBHOOK_SECRET": SECRET, "FTG_BWRAP": "1" if bwrap else "0"}
@@ -251,10 +276,14 @@ def bwrap_usable() -> bool:
     return asyncio.run(LocalExecutor().sandboxed())
 
 
-@pytest.mark.parametrize("retry, bwrap", [(True, False), (False, False), (True, True)],
-                         ids=["with-retry", "without-retry", "with-retry-under-bwrap"])
+@pytest.mark.parametrize(
+    "retry, bwrap",
+    [(True, False), (False, False), (True, True)],
+    ids=["with-retry", "without-retry", "with-retry-under-bwrap"],
+)
 def test_after_kill_9_a_restart_stops_the_orphan_and_retries_or_fails_the_interrupted_task(
-        retry, bwrap, daemon, marks, source_repo, contracts):
+    retry, bwrap, daemon, marks, source_repo, contracts
+):
     if bwrap and not bwrap_usable():
         pytest.skip("bubblewrap does not work here")
     before = head(source_repo)
@@ -262,8 +291,7 @@ def test_after_kill_9_a_restart_stops_the_orphan_and_retries_or_fails_the_interr
     served = daemon(bwrap=bwrap).start()
     job = one_job(served.push(contracts, before=before, after=after, delivery="d-1"))
     shell, child = marks.pid("slow"), marks.pid("slow-child")
-    running = eventually(lambda: (v := served.view(job)).tasks["slow"].state == TaskState.RUNNING and v,
-                         "slow to run")
+    running = eventually(lambda: (v := served.view(job)).tasks["slow"].state == TaskState.RUNNING and v, "slow to run")
     assert served.view(job).runner_alive
     with Store(served.state) as store:
         handle = store.attempt_handle(job, "slow", 1)
@@ -308,14 +336,16 @@ def test_after_kill_9_a_restart_stops_the_orphan_and_retries_or_fails_the_interr
     assert [j["id"] for j in served.jobs()] == [job]
 
 
-def test_after_kill_9_queued_jobs_start_after_the_restart_and_nothing_runs_twice(
-        daemon, marks, source_repo, contracts):
+def test_after_kill_9_queued_jobs_start_after_the_restart_and_nothing_runs_twice(daemon, marks, source_repo, contracts):
     def waiting(name: str) -> str:
-        return pipeline(name, f"""\
+        return pipeline(
+            name,
+            f"""\
             - name: work
               retry: {{max_attempts: 2}}
               command: 'echo run >> {marks / f"{name}.runs"}; echo $$ > {marks / f"{name}.pid"}; [ -e {marks / "go"} ] || sleep 300'
-            """)
+            """,
+        )
 
     before = head(source_repo)
     commit_file(source_repo, "pipelines/other.yaml", waiting("other"))
@@ -360,7 +390,8 @@ def test_after_kill_9_queued_jobs_start_after_the_restart_and_nothing_runs_twice
 
 @pytest.mark.parametrize("retry", [True, False], ids=["with-retry", "without-retry"])
 def test_sigterm_interrupts_what_outlives_the_grace_and_a_restart_takes_it_over(
-        retry, daemon, marks, source_repo, contracts):
+    retry, daemon, marks, source_repo, contracts
+):
     before = head(source_repo)
     after = commit_file(source_repo, "pipelines/demo.yaml", chain(marks, retry=retry))
     served = daemon(grace="1s").start()
@@ -397,13 +428,20 @@ def test_sigterm_interrupts_what_outlives_the_grace_and_a_restart_takes_it_over(
 
 def test_sigterm_lets_a_job_that_ends_within_the_grace_finish(daemon, marks, source_repo, contracts):
     before = head(source_repo)
-    after = commit_file(source_repo, "pipelines/demo.yaml", pipeline("demo", f"""\
+    after = commit_file(
+        source_repo,
+        "pipelines/demo.yaml",
+        pipeline(
+            "demo",
+            f"""\
         - name: short
           command: '{counted(marks, "short")}; echo $$ > {marks / "short.pid"}; sleep 2'
         - name: last
           dependencies: [short]
-          command: {counted(marks, 'last')}
-        """))
+          command: {counted(marks, "last")}
+        """,
+        ),
+    )
     served = daemon(grace="60s").start()
     job = one_job(served.push(contracts, before=before, after=after, delivery="d-1"))
     marks.pid("short")
@@ -424,15 +462,23 @@ def test_sigterm_lets_a_job_that_ends_within_the_grace_finish(daemon, marks, sou
 
 
 def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_finishes(
-        tmp_path, marks, source_repo, contracts):
+    tmp_path, marks, source_repo, contracts
+):
     """In-process, so the drain window stays open until the test lets the task end."""
     from fasttrack_gitops.daemon.app import listening_socket, run_daemon
 
     before = head(source_repo)
-    after = commit_file(source_repo, "pipelines/demo.yaml", pipeline("demo", f"""\
+    after = commit_file(
+        source_repo,
+        "pipelines/demo.yaml",
+        pipeline(
+            "demo",
+            f"""\
         - name: held
           command: '{counted(marks, "held")}; while [ ! -e {marks / "release"} ]; do sleep 0.05; done'
-        """))
+        """,
+        ),
+    )
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", shutdown_grace="120s"))
 
     async def scenario() -> None:
@@ -445,8 +491,9 @@ def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_fini
             daemon = await ready
             async with httpx.AsyncClient(base_url=url, timeout=PATIENCE) as client:
                 body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=before, after=after)).encode()
-                answer = await client.post("/webhooks/github", content=body,
-                                           headers=github_headers(body, "push", "d-1"))
+                answer = await client.post(
+                    "/webhooks/github", content=body, headers=github_headers(body, "push", "d-1")
+                )
                 job = one_job(answer)
                 await wait_until(lambda: marks.runs("held") == 1)
                 stop.set()  # what SIGTERM does
@@ -454,11 +501,13 @@ def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_fini
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and health.json()["status"] == "draining"
                 assert health.json()["running"] == 1
-                later = commit_file(source_repo, "pipelines/demo.yaml", (source_repo / "pipelines/demo.yaml")
-                                    .read_text() + "# v3\n")
+                later = commit_file(
+                    source_repo, "pipelines/demo.yaml", (source_repo / "pipelines/demo.yaml").read_text() + "# v3\n"
+                )
                 body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=after, after=later)).encode()
-                refused = await client.post("/webhooks/github", content=body,
-                                            headers=github_headers(body, "push", "d-2"))
+                refused = await client.post(
+                    "/webhooks/github", content=body, headers=github_headers(body, "push", "d-2")
+                )
                 assert refused.status_code == 503, refused.text
                 assert not served.done()
                 (marks / "release").touch()
@@ -479,14 +528,21 @@ def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_fini
 def test_a_drain_while_a_job_is_being_set_up_leaves_it_to_the_next_start(tmp_path, marks, source_repo):
     """SIGTERM with shutdown_grace 0 as a restarted daemon re-attaches: the job has no runner yet (its commit is
     still being read); the drain must neither wait for it to run to its end nor lose it."""
-    from fasttrack_gitops.daemon.service import Daemon
     from fasttrack_gitops.core.events import Manual
+    from fasttrack_gitops.daemon.service import Daemon
     from fasttrack_gitops.engine.executors.local import LocalExecutor
 
-    commit_file(source_repo, "pipelines/demo.yaml", pipeline("demo", f"""\
+    commit_file(
+        source_repo,
+        "pipelines/demo.yaml",
+        pipeline(
+            "demo",
+            f"""\
         - name: held
           command: '{counted(marks, "held")}; while [ ! -e {marks / "release"} ]; do sleep 0.05; done'
-        """))
+        """,
+        ),
+    )
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", shutdown_grace="0s"))
 
     async def stopped_at_once() -> str:
@@ -523,24 +579,41 @@ def test_a_drain_while_a_job_is_being_set_up_leaves_it_to_the_next_start(tmp_pat
 
 
 def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_later(
-        tmp_path, marks, source_repo, contracts, monkeypatch):
+    tmp_path, marks, source_repo, contracts, monkeypatch
+):
     monkeypatch.delenv("FTG_SECRET_API_TOKEN", raising=False)
     before = head(source_repo)
-    commit_file(source_repo, "pipelines/secretive.yaml", pipeline("secretive", f"""\
+    commit_file(
+        source_repo,
+        "pipelines/secretive.yaml",
+        pipeline(
+            "secretive",
+            f"""\
         - name: use
-          command: {counted(marks, 'use')}
-        """).replace("tasks:", 'environment:\n  envs: {TOKEN: "${{ secrets.API_TOKEN }}"}\ntasks:'))
-    after = commit_file(source_repo, "pipelines/demo.yaml", pipeline("demo", f"""\
+          command: {counted(marks, "use")}
+        """,
+        ).replace("tasks:", 'environment:\n  envs: {TOKEN: "${{ secrets.API_TOKEN }}"}\ntasks:'),
+    )
+    after = commit_file(
+        source_repo,
+        "pipelines/demo.yaml",
+        pipeline(
+            "demo",
+            f"""\
         - name: plain
-          command: {counted(marks, 'plain')}
-        """))
+          command: {counted(marks, "plain")}
+        """,
+        ),
+    )
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", extra="max_running_jobs: 1\n"))
 
     async def first_start() -> dict[str, str]:
         async with running(config) as (daemon, url):
             body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=before, after=after)).encode()
             async with httpx.AsyncClient(base_url=url, timeout=PATIENCE) as client:
-                answer = await client.post("/webhooks/github", content=body, headers=github_headers(body, "push", "d-1"))
+                answer = await client.post(
+                    "/webhooks/github", content=body, headers=github_headers(body, "push", "d-1")
+                )
             jobs = {daemon.store.view(j).job.pipeline: j for j in answer.json()["jobs"]}
             assert sorted(jobs) == ["demo", "secretive"], answer.text
             for job in jobs.values():
@@ -578,10 +651,13 @@ async def wait_until(predicate: Callable, timeout: float = PATIENCE):
 
 
 def test_a_commit_seen_by_the_watcher_a_webhook_and_a_restart_makes_one_job(daemon, marks, source_repo, contracts):
-    text = pipeline("demo", f"""\
+    text = pipeline(
+        "demo",
+        f"""\
         - name: only
-          command: {counted(marks, 'only')}
-        """)
+          command: {counted(marks, "only")}
+        """,
+    )
     served = daemon(repo_extra="watch: true\n").start()
     eventually(lambda: "" in served.positions(), "the watcher's first scan")
     before = head(source_repo)

@@ -12,15 +12,15 @@ import json
 
 import httpx
 import pytest
-
 from conftest import git
 from daemon.conftest import SECRET, commit_file, deliver, push_payload, running, wait_for, write_config
-from fasttrack_gitops.daemon.config import load_config
-from fasttrack_gitops.core.job import JobStatus
 from engine.reporters.contract_server import Answer
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
 from engine.reporters.slack_test import FakeSlack
+
+from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.daemon.config import load_config
 
 CANARY = "canary-secret-7f3a9e"
 PIPELINE = """\
@@ -48,19 +48,27 @@ def services(contracts):
 
 
 def config_for(tmp_path, repo, github, slack):
-    path = write_config(tmp_path, repo, repo_extra="watch: false\n", extra=f"""\
+    path = write_config(
+        tmp_path,
+        repo,
+        repo_extra="watch: false\n",
+        extra=f"""\
         public_url: https://ftg.example.com
         slack:
           bot_token_env: FTG_TEST_SLACK_TOKEN
           default_channel: "#general"
           api_url: {slack.api_url}
-        """)
-    text = path.read_text().replace("github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n",
-                                    "github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n"
-                                    f"  token_env: FTG_TEST_GH_TOKEN\n  api_url: {github.url}\n")
+        """,
+    )
+    text = path.read_text().replace(
+        "github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n",
+        "github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n"
+        f"  token_env: FTG_TEST_GH_TOKEN\n  api_url: {github.url}\n",
+    )
     path.write_text(text)
-    config, diagnostics = load_config(path, {"FTG_TEST_WEBHOOK_SECRET": SECRET, "FTG_TEST_GH_TOKEN": PLAIN_TOKEN,
-                                             "FTG_TEST_SLACK_TOKEN": SLACK_TOKEN})
+    config, diagnostics = load_config(
+        path, {"FTG_TEST_WEBHOOK_SECRET": SECRET, "FTG_TEST_GH_TOKEN": PLAIN_TOKEN, "FTG_TEST_SLACK_TOKEN": SLACK_TOKEN}
+    )
     assert config is not None, diagnostics
     return config
 
@@ -69,8 +77,9 @@ def everything_sent(*servers) -> str:
     return "\n".join(r.body.decode("utf-8", "replace") for s in servers for r in s.server.requests)
 
 
-def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(tmp_path, source_repo, contracts,
-                                                                               services, monkeypatch):
+def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(
+    tmp_path, source_repo, contracts, services, monkeypatch
+):
     github, slack = services
     monkeypatch.setenv("FTG_SECRET_CANARY", CANARY)
     before = git(source_repo, "rev-parse", "HEAD").strip()
@@ -80,8 +89,14 @@ def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(t
     async def scenario():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                (job,) = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=before, after=after), "rep-1")).json()["jobs"]
+                (job,) = (
+                    await deliver(
+                        client,
+                        "push",
+                        push_payload(contracts, ref="refs/heads/main", before=before, after=after),
+                        "rep-1",
+                    )
+                ).json()["jobs"]
             await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
             await wait_for(lambda: any(r.get("status") == "completed" for r in github.check_runs.values()), 30)
             await wait_for(lambda: any(m["thread_ts"] for m in slack.messages.values()), 30)  # the log reply
@@ -109,8 +124,9 @@ def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(t
     assert CANARY not in everything_sent(github, slack)
 
 
-def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(tmp_path, source_repo, contracts, services,
-                                                                   monkeypatch):
+def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(
+    tmp_path, source_repo, contracts, services, monkeypatch
+):
     github, slack = services
     monkeypatch.setenv("FTG_SECRET_CANARY", CANARY)
     before = git(source_repo, "rev-parse", "HEAD").strip()
@@ -121,8 +137,14 @@ def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(tmp_path, sour
     async def first_life():
         async with running(config) as (daemon, url):
             async with httpx.AsyncClient(base_url=url) as client:
-                (job,) = (await deliver(client, "push", push_payload(
-                    contracts, ref="refs/heads/main", before=before, after=after), "rep-2")).json()["jobs"]
+                (job,) = (
+                    await deliver(
+                        client,
+                        "push",
+                        push_payload(contracts, ref="refs/heads/main", before=before, after=after),
+                        "rep-2",
+                    )
+                ).json()["jobs"]
             await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
             await wait_for(lambda: github.server.calls("POST", r"/repos/.*/check-runs"))
             assert daemon.outbox.pending().get("github") == 1  # owed, not lost

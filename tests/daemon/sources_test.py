@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import git
 
+from fasttrack_gitops.core.events import ZERO_COMMIT, Push
 from fasttrack_gitops.daemon.sources import Backoff, FetchError, credential_free, fetch, mirror_path
 from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
-from fasttrack_gitops.core.events import ZERO_COMMIT, Push
 from fasttrack_gitops.engine.gitrepo import default_branch, has_commit, heads, is_ancestor
 
 
@@ -38,7 +38,7 @@ def test_backoff_doubles_from_base_up_to_maximum_with_seeded_jitter():
     backoff, rng, twin = Backoff(base=2, maximum=60), random.Random(7), random.Random(7)
     for failures in range(8):
         assert backoff.failures == failures
-        raw = min(60, 2 * 2 ** failures)  # 2, 4, 8, 16, 32, 60, 60, 60
+        raw = min(60, 2 * 2**failures)  # 2, 4, 8, 16, 32, 60, 60, 60
         assert backoff.delay(rng) == pytest.approx(min(60, raw * twin.uniform(0.8, 1.2)))
         backoff.failed()
 
@@ -81,17 +81,20 @@ def test_mirror_paths_of_odd_names_do_not_collide(tmp_path: Path):
     assert mirror_path(tmp_path, "a b/c") != mirror_path(tmp_path, "a?b/c")
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("https://user:token@github.com/o/r.git", "https://***@github.com/o/r.git"),
-    ("https://ghp_abc123@github.com/o/r.git", "https://***@github.com/o/r.git"),  # a token as the user name
-    ("https://us@r:p@ss@host/x", "https://***@host/x"),  # an unescaped @ in the password
-    ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),  # a user name, no secret
-    ("ssh://me:pw@host/r.git", "ssh://***@host/r.git"),
-    ("git@github.com:o/r.git", "git@github.com:o/r.git"),
-    ("https://github.com/o/r.git", "https://github.com/o/r.git"),
-    ("/srv/git/r.git", "/srv/git/r.git"),
-    ("see https://a:b@h/x and http://c@h/y", "see https://***@h/x and http://***@h/y"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:token@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        ("https://ghp_abc123@github.com/o/r.git", "https://***@github.com/o/r.git"),  # a token as the user name
+        ("https://us@r:p@ss@host/x", "https://***@host/x"),  # an unescaped @ in the password
+        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),  # a user name, no secret
+        ("ssh://me:pw@host/r.git", "ssh://***@host/r.git"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+        ("/srv/git/r.git", "/srv/git/r.git"),
+        ("see https://a:b@h/x and http://c@h/y", "see https://***@h/x and http://***@h/y"),
+    ],
+)
 def test_credential_free_masks_what_may_be_a_secret(url: str, shown: str):
     assert credential_free(url) == shown
 
@@ -253,15 +256,25 @@ def ancestry(*pairs: tuple[str, str]):
     return is_ancestor
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ({}, {"refs/heads/x": A}, [("refs/heads/x", ZERO_COMMIT, A, False)]),
-    ({"refs/heads/x": A}, {}, [("refs/heads/x", A, ZERO_COMMIT, False)]),
-    ({"refs/heads/x": A}, {"refs/heads/x": B}, [("refs/heads/x", A, B, False)]),  # B descends from A
-    ({"refs/heads/x": B}, {"refs/heads/x": C}, [("refs/heads/x", B, C, True)]),  # C does not: rewritten
-    ({"refs/heads/x": A}, {"refs/heads/x": A}, []),
-    ({"refs/heads/z": A, "refs/heads/a": A}, {"refs/heads/z": B, "refs/tags/v1": C},
-     [("refs/heads/a", A, ZERO_COMMIT, False), ("refs/heads/z", A, B, False), ("refs/tags/v1", ZERO_COMMIT, C, False)]),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ({}, {"refs/heads/x": A}, [("refs/heads/x", ZERO_COMMIT, A, False)]),
+        ({"refs/heads/x": A}, {}, [("refs/heads/x", A, ZERO_COMMIT, False)]),
+        ({"refs/heads/x": A}, {"refs/heads/x": B}, [("refs/heads/x", A, B, False)]),  # B descends from A
+        ({"refs/heads/x": B}, {"refs/heads/x": C}, [("refs/heads/x", B, C, True)]),  # C does not: rewritten
+        ({"refs/heads/x": A}, {"refs/heads/x": A}, []),
+        (
+            {"refs/heads/z": A, "refs/heads/a": A},
+            {"refs/heads/z": B, "refs/tags/v1": C},
+            [
+                ("refs/heads/a", A, ZERO_COMMIT, False),
+                ("refs/heads/z", A, B, False),
+                ("refs/tags/v1", ZERO_COMMIT, C, False),
+            ],
+        ),
+    ],
+)
 def test_branch_moves(old, new, expected):
     moves = branch_moves(old, new, "o/r", sender="poll", is_ancestor=ancestry((A, B)))
     assert [(p.ref, p.before, p.after, p.forced) for p in moves] == expected
@@ -270,14 +283,19 @@ def test_branch_moves(old, new, expected):
 
 def test_branch_moves_asks_about_ancestry_only_for_moves():
     is_ancestor = ancestry((A, B))
-    branch_moves({"refs/heads/x": A, "refs/heads/gone": C}, {"refs/heads/x": B, "refs/heads/new": C},
-                 "o/r", sender="watch", is_ancestor=is_ancestor, default_branch="main")
+    branch_moves(
+        {"refs/heads/x": A, "refs/heads/gone": C},
+        {"refs/heads/x": B, "refs/heads/new": C},
+        "o/r",
+        sender="watch",
+        is_ancestor=is_ancestor,
+        default_branch="main",
+    )
     assert is_ancestor.asked == [(A, B)]
 
 
 def test_branch_moves_carries_the_default_branch():
-    [push] = branch_moves({}, {"refs/heads/x": A}, "o/r", sender="poll", is_ancestor=ancestry(),
-                          default_branch="main")
+    [push] = branch_moves({}, {"refs/heads/x": A}, "o/r", sender="poll", is_ancestor=ancestry(), default_branch="main")
     assert push == Push("o/r", "refs/heads/x", ZERO_COMMIT, A, default_branch="main", sender="poll")
 
 

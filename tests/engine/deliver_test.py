@@ -49,9 +49,22 @@ class Service:
 
 
 def report(job_id: str, version: float = 0.0, pipeline: str = "p") -> JobReport:
-    return JobReport(job_id=job_id, repository="acme/r", pipeline=pipeline, pipeline_path="p.yaml", commit="c" * 40,
-                     ref="refs/heads/main", trigger={}, status="running", conclusion=None, started=True, title="t",
-                     summary="s", text="", created_at=version)
+    return JobReport(
+        job_id=job_id,
+        repository="acme/r",
+        pipeline=pipeline,
+        pipeline_path="p.yaml",
+        commit="c" * 40,
+        ref="refs/heads/main",
+        trigger={},
+        status="running",
+        conclusion=None,
+        started=True,
+        title="t",
+        summary="s",
+        text="",
+        created_at=version,
+    )
 
 
 @pytest.fixture
@@ -61,8 +74,13 @@ def world(tmp_path):
     service = Service()
     versions = {}
     outbox = Outbox(store)
-    deliverer = Deliverer(outbox, [service], lambda job: None if job == "gone" else report(
-        job, versions.get(job, 0), "unwanted" if job == "other" else "p"), clock=clock, rng=random.Random(1))
+    deliverer = Deliverer(
+        outbox,
+        [service],
+        lambda job: None if job == "gone" else report(job, versions.get(job, 0), "unwanted" if job == "other" else "p"),
+        clock=clock,
+        rng=random.Random(1),
+    )
     yield outbox, deliverer, service, clock, versions
     store.close()
 

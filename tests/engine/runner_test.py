@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL, alive
+
+from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
+from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.executors.processes import process_handle
-from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
-from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.engine.runner import JobRunner, outputs_folder
-from fasttrack_gitops.engine.state.store import JobView, Store, StoreError
+from fasttrack_gitops.engine.state.store import Store, StoreError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
@@ -32,8 +32,16 @@ def make_job(store: Store, tmp_path: Path, text: str) -> PipelineJob:
     """A stored job for the pipeline text (dedented)."""
     checked = check_pipeline(textwrap.dedent(text).encode(), "pipelines/p.yaml")
     assert checked.pipeline is not None, checked.diagnostics
-    job = freeze(checked.pipeline, pipeline_path="pipelines/p.yaml", repository=str(tmp_path), source="commit",
-                 commit="c0ffee" * 6 + "beef", ref="refs/heads/main", tree="7" * 40, code_trees={})
+    job = freeze(
+        checked.pipeline,
+        pipeline_path="pipelines/p.yaml",
+        repository=str(tmp_path),
+        source="commit",
+        commit="c0ffee" * 6 + "beef",
+        ref="refs/heads/main",
+        tree="7" * 40,
+        code_trees={},
+    )
     store.create_job(job)
     return job
 
@@ -95,7 +103,9 @@ def states_of(runner: JobRunner) -> dict[str, str]:
 def test_a_chain_runs_in_dependency_order(tmp_path: Path):
     order = tmp_path / "order"
     # File order is the reverse of the dependency order: the DAG decides, not the file.
-    view, _, _ = run_job(tmp_path, f"""\
+    view, _, _ = run_job(
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: chain
         tasks:
@@ -107,7 +117,8 @@ def test_a_chain_runs_in_dependency_order(tmp_path: Path):
             command: sleep 0.2; echo b >> {order}
           - name: a
             command: sleep 0.2; echo a >> {order}
-        """)
+        """,
+    )
 
     assert view.status == JobStatus.SUCCEEDED
     assert states(view) == {"c": "succeeded", "b": "succeeded", "a": "succeeded"}
@@ -121,7 +132,9 @@ def test_a_chain_runs_in_dependency_order(tmp_path: Path):
 
 
 def test_outputs_reach_dependents_as_inputs(tmp_path: Path):
-    view, store, job = run_job(tmp_path, """\
+    view, store, job = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: flow
         tasks:
@@ -130,7 +143,8 @@ def test_outputs_reach_dependents_as_inputs(tmp_path: Path):
           - name: b
             dependencies: [a]
             command: cat "$PIPELINE_INPUT1/x" > "$PIPELINE_OUTPUT_ROOT/got"; cat "$PIPELINE_INPUT1/x"
-        """)
+        """,
+    )
 
     assert view.status == JobStatus.SUCCEEDED, view.tasks
     assert output(store, job, "a", "x") == "hello from a\n"
@@ -139,7 +153,9 @@ def test_outputs_reach_dependents_as_inputs(tmp_path: Path):
 
 
 def test_the_order_of_dependencies_decides_input1_and_input2(tmp_path: Path):
-    view, store, job = run_job(tmp_path, """\
+    view, store, job = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: two-inputs
         tasks:
@@ -153,7 +169,8 @@ def test_the_order_of_dependencies_decides_input1_and_input2(tmp_path: Path):
           - name: join-again
             dependencies: [first, second]
             command: cat "$PIPELINE_INPUT1/x" "$PIPELINE_INPUT2/x" > "$PIPELINE_OUTPUT_ROOT/joined"
-        """)
+        """,
+    )
 
     assert view.status == JobStatus.SUCCEEDED, view.tasks
     assert output(store, job, "join", "joined") == "second\nfirst\n"
@@ -165,7 +182,9 @@ def test_the_order_of_dependencies_decides_input1_and_input2(tmp_path: Path):
 
 def test_skip_true_never_runs_and_its_dependents_see_an_empty_input(tmp_path: Path):
     marker = tmp_path / "ran"
-    view, store, job = run_job(tmp_path, f"""\
+    view, store, job = run_job(
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: skipping
         tasks:
@@ -175,7 +194,8 @@ def test_skip_true_never_runs_and_its_dependents_see_an_empty_input(tmp_path: Pa
           - name: b
             dependencies: [a]
             command: test -d "$PIPELINE_INPUT1" && ls -A "$PIPELINE_INPUT1" | wc -l > "$PIPELINE_OUTPUT_ROOT/count"
-        """)
+        """,
+    )
 
     a, b = view.tasks["a"], view.tasks["b"]
     assert a.state == TaskState.SKIPPED
@@ -190,7 +210,9 @@ def test_skip_true_never_runs_and_its_dependents_see_an_empty_input(tmp_path: Pa
 
 def test_a_failed_task_skips_its_dependents_and_fails_the_job(tmp_path: Path):
     ran = tmp_path / "ran"
-    view, store, job = run_job(tmp_path, f"""\
+    view, store, job = run_job(
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: failing
         tasks:
@@ -204,7 +226,8 @@ def test_a_failed_task_skips_its_dependents_and_fails_the_job(tmp_path: Path):
             command: touch {ran}
           - name: other
             command: echo independent
-        """)
+        """,
+    )
 
     assert view.status == JobStatus.FAILED
     x = view.tasks["x"]
@@ -224,7 +247,9 @@ def test_a_failed_task_skips_its_dependents_and_fails_the_job(tmp_path: Path):
 
 
 def test_continue_on_failure_lets_dependents_run_and_the_job_succeed(tmp_path: Path):
-    view, store, job = run_job(tmp_path, """\
+    view, store, job = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: tolerant
         tasks:
@@ -234,7 +259,8 @@ def test_continue_on_failure_lets_dependents_run_and_the_job_succeed(tmp_path: P
           - name: y
             dependencies: [x]
             command: echo y ran > "$PIPELINE_OUTPUT_ROOT/y"
-        """)
+        """,
+    )
 
     assert view.tasks["x"].state == TaskState.FAILED
     assert exit_codes(view, "x") == [3]
@@ -249,14 +275,17 @@ def test_continue_on_failure_lets_dependents_run_and_the_job_succeed(tmp_path: P
 
 def test_retry_until_it_succeeds(tmp_path: Path):
     counter = tmp_path / "counter"
-    view, store, job = run_job(tmp_path, f"""\
+    view, store, job = run_job(
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: retrying
         tasks:
           - name: flaky
             command: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo try $n; [ $n -ge 3 ]
             retry: {{max_attempts: 3, delay: 0.1}}
-        """)
+        """,
+    )
 
     flaky = view.tasks["flaky"]
     assert flaky.state == TaskState.SUCCEEDED
@@ -270,18 +299,24 @@ def test_retry_until_it_succeeds(tmp_path: Path):
     assert view.status == JobStatus.SUCCEEDED
     kinds = [e.kind for e in store.events(job.id) if e.task == "flaky" and e.kind.startswith("task.")]
     assert kinds == ["task.submitted", "task.running", "task.waiting"] * 2 + [
-        "task.submitted", "task.running", "task.succeeded"]
+        "task.submitted",
+        "task.running",
+        "task.succeeded",
+    ]
 
 
 def test_retry_gives_up_after_max_attempts(tmp_path: Path):
-    view, _, _ = run_job(tmp_path, """\
+    view, _, _ = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: hopeless
         tasks:
           - name: broken
             command: exit 4
             retry: {max_attempts: 2, delay: 0.1}
-        """)
+        """,
+    )
 
     broken = view.tasks["broken"]
     assert broken.state == TaskState.FAILED
@@ -293,14 +328,17 @@ def test_retry_gives_up_after_max_attempts(tmp_path: Path):
 
 def test_a_timeout_kills_the_task(tmp_path: Path):
     started = time.monotonic()
-    view, _, _ = run_job(tmp_path, """\
+    view, _, _ = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: slow
         tasks:
           - name: sleeper
             command: sleep 30
             timeout: 1
-        """)
+        """,
+    )
     took = time.monotonic() - started
 
     sleeper = view.tasks["sleeper"]
@@ -337,8 +375,9 @@ def test_cancel_stops_running_waiting_and_pending_tasks(tmp_path: Path):
     async def main() -> float:
         task = asyncio.ensure_future(drive(runner))
         # the long task runs, the flaky one waits for its retry, `after` is pending
-        await when(runner, lambda r: r.tasks["long"].state == TaskState.RUNNING
-                   and r.tasks["flaky"].state == TaskState.WAITING)
+        await when(
+            runner, lambda r: r.tasks["long"].state == TaskState.RUNNING and r.tasks["flaky"].state == TaskState.WAITING
+        )
         await asyncio.sleep(0.3)
         asyncio.get_running_loop().call_soon(runner.cancel)
         cancelled_at = time.monotonic()
@@ -397,7 +436,9 @@ def test_a_cancel_requested_through_another_store_is_noticed(tmp_path: Path):
 
 def test_secrets_reach_the_task_and_are_masked_in_its_log(tmp_path: Path):
     secret = "s3cr3t-VALUE-42"
-    view, store, job = run_job(tmp_path, """\
+    view, store, job = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: secretive
         environment:
@@ -405,7 +446,9 @@ def test_secrets_reach_the_task_and_are_masked_in_its_log(tmp_path: Path):
         tasks:
           - name: use
             command: printf %s "$TOKEN" > "$PIPELINE_OUTPUT_ROOT/token"; echo "token=$TOKEN"; echo "cmd=${{ secrets.API_TOKEN }}"
-        """, secrets={"API_TOKEN": secret, "UNUSED": "not-referenced"})
+        """,
+        secrets={"API_TOKEN": secret, "UNUSED": "not-referenced"},
+    )
 
     assert view.status == JobStatus.SUCCEEDED, view.tasks
     assert output(store, job, "use", "token") == secret
@@ -417,21 +460,29 @@ def test_secrets_reach_the_task_and_are_masked_in_its_log(tmp_path: Path):
 
 
 def test_events_of_one_task_are_recorded_in_order(tmp_path: Path):
-    view, store, job = run_job(tmp_path, """\
+    view, store, job = run_job(
+        tmp_path,
+        """\
         version: "26.4.4"
         name: eventful
         tasks:
           - name: only
             command: echo hi
-        """)
+        """,
+    )
 
     assert view.status == JobStatus.SUCCEEDED
     events = store.events(job.id)
     assert events[0].kind == "job.created"
     assert events[0].task is None
     mine = [e for e in events if e.task == "only"]
-    assert [e.kind for e in mine] == ["task.submitted", "attempt.started", "task.running", "attempt.ended",
-                                      "task.succeeded"]
+    assert [e.kind for e in mine] == [
+        "task.submitted",
+        "attempt.started",
+        "task.running",
+        "attempt.ended",
+        "task.succeeded",
+    ]
     assert [e.seq for e in events] == sorted(e.seq for e in events)
     ended = next(e for e in mine if e.kind == "attempt.ended")
     assert ended.data["number"] == 1
@@ -487,20 +538,24 @@ def test_resume_stops_the_orphan_of_an_open_attempt_then_retries_or_fails_it(tmp
     runs = tmp_path / "runs"
     runs.mkdir()
     store = Store(tmp_path / "state")
-    job = make_job(store, tmp_path, f"""\
+    job = make_job(
+        store,
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: resumed
         tasks:
           - name: first
-            command: {counting(runs, 'first')}
+            command: {counting(runs, "first")}
           - name: slow
             dependencies: [first]
             retry: {{max_attempts: {max_attempts}}}
-            command: {counting(runs, 'slow')}
+            command: {counting(runs, "slow")}
           - name: last
             dependencies: [slow]
-            command: {counting(runs, 'last')}
-        """)
+            command: {counting(runs, "last")}
+        """,
+    )
     left = orphan()
     try:
         succeeded_before(store, job, "first")
@@ -517,8 +572,9 @@ def test_resume_stops_the_orphan_of_an_open_attempt_then_retries_or_fails_it(tmp
     slow = view.tasks["slow"]
     interrupted = slow.attempts[0]
     assert interrupted.outcome == Outcome.INTERRUPTED and interrupted.ended_at is not None
-    assert interrupted.message == (f"interrupted: the runner stopped while it ran; its process group {left.pid}, "
-                                   "still running, was stopped")
+    assert interrupted.message == (
+        f"interrupted: the runner stopped while it ran; its process group {left.pid}, still running, was stopped"
+    )
     assert interrupted.message in log(store, job, "slow", 1)
     assert view.tasks["first"].attempts == store.view(job.id).tasks["first"].attempts
     assert ran(runs, "first") == 0  # succeeded before the take-over: never again
@@ -540,23 +596,30 @@ def test_resume_settles_what_a_runner_that_died_between_two_writes_left(tmp_path
     runs = tmp_path / "runs"
     runs.mkdir()
     store = Store(tmp_path / "state")
-    job = make_job(store, tmp_path, f"""\
+    job = make_job(
+        store,
+        tmp_path,
+        f"""\
         version: "26.4.4"
         name: settled
         tasks:
           - name: done
-            command: {counting(runs, 'done')}
+            command: {counting(runs, "done")}
           - name: broke
-            command: {counting(runs, 'broke')}
+            command: {counting(runs, "broke")}
           - name: flaky
             retry: {{max_attempts: 2}}
-            command: {counting(runs, 'flaky')}
+            command: {counting(runs, "flaky")}
           - name: fresh
-            command: {counting(runs, 'fresh')}
-        """)
+            command: {counting(runs, "fresh")}
+        """,
+    )
     now = time.time()
-    for name, outcome, code in (("done", Outcome.SUCCEEDED, 0), ("broke", Outcome.FAILED, 3),
-                                ("flaky", Outcome.FAILED, 3)):
+    for name, outcome, code in (
+        ("done", Outcome.SUCCEEDED, 0),
+        ("broke", Outcome.FAILED, 3),
+        ("flaky", Outcome.FAILED, 3),
+    ):
         store.set_task_state(job.id, name, TaskState.RUNNING)
         store.start_attempt(job.id, name, 1, started_at=now)
         store.end_attempt(job.id, name, 1, ended_at=now, exit_code=code, outcome=outcome)
@@ -632,7 +695,7 @@ def test_an_interrupt_as_a_task_is_handed_over_spends_no_attempt(tmp_path: Path)
         name: handed
         tasks:
           - name: only
-            command: {counting(runs, 'only')}
+            command: {counting(runs, "only")}
         """
     store = Store(tmp_path / "state")
     job = make_job(store, tmp_path, text)
@@ -641,8 +704,9 @@ def test_an_interrupt_as_a_task_is_handed_over_spends_no_attempt(tmp_path: Path)
         if change.instance.state == TaskState.SUBMITTED:
             runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
 
-    runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path,
-                       on_change=interrupt_on_submit)
+    runner = JobRunner(
+        job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path, on_change=interrupt_on_submit
+    )
     asyncio.run(drive(runner))
 
     view = store.view(job.id)
@@ -661,9 +725,7 @@ def test_resume_refuses_a_job_another_runner_drives(tmp_path: Path):
     store = Store(tmp_path / "state")
     job = make_job(store, tmp_path, MINIMAL)
     with store.claim(job.id):
-        runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path,
-                           resume=True)
+        runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path, resume=True)
         with pytest.raises(StoreError, match="already being run by another process"):
             asyncio.run(runner.run())
     assert states(store.view(job.id)) == {"prepare": "pending", "train": "pending"}
-

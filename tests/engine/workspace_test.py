@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL, git
 
 from fasttrack_gitops.core.pipeline.yamlsource import Limits
@@ -187,18 +186,21 @@ def lookup(root):
     return Repository(root=repo_root, label=".").code_lookup()
 
 
-@pytest.mark.parametrize("relpath, state", [
-    ("real/job", "dir"),
-    ("real", "dir"),
-    (".", "dir"),
-    ("alias", "dir"),
-    ("real/nope", "missing"),
-    ("README/sub", "missing"),
-    ("README", "not-a-dir"),
-    ("tasks", "escapes"),
-    ("tasks/train", "escapes"),
-    ("tasks/train.py", "escapes"),
-])
+@pytest.mark.parametrize(
+    "relpath, state",
+    [
+        ("real/job", "dir"),
+        ("real", "dir"),
+        (".", "dir"),
+        ("alias", "dir"),
+        ("real/nope", "missing"),
+        ("README/sub", "missing"),
+        ("README", "not-a-dir"),
+        ("tasks", "escapes"),
+        ("tasks/train", "escapes"),
+        ("tasks/train.py", "escapes"),
+    ],
+)
 def test_code_lookup_states(lookup, relpath, state):
     assert lookup(relpath) == state
 

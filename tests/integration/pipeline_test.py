@@ -45,21 +45,35 @@ def test_a_pipeline_runs_end_to_end_on_backend_ai(tmp_path, capsys, monkeypatch)
     (repo / "tasks" / "make" / "make.sh").write_text('echo 42 > "$PIPELINE_OUTPUT_ROOT/answer.txt"; echo made\n')
     (repo / "tasks" / "use" / "use.py").write_text(
         'import os\nprint("answer:", open(os.path.join(os.environ["PIPELINE_INPUT1"], "answer.txt")).read().strip())\n'
-        'print("token:", os.environ["TOKEN"])\n')
+        'print("token:", os.environ["TOKEN"])\n'
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "pipeline")
     monkeypatch.setenv("FTG_SECRET_TOKEN", "s3cr3t-value")
     state = tmp_path / "state"
 
-    code = main(["run", str(repo / "pipelines" / "p.yaml"), "--executor", "backendai", "--state-dir", str(state),
-                 "--format", "json"])
+    code = main(
+        [
+            "run",
+            str(repo / "pipelines" / "p.yaml"),
+            "--executor",
+            "backendai",
+            "--state-dir",
+            str(state),
+            "--format",
+            "json",
+        ]
+    )
     record = json.loads(capsys.readouterr().out)
 
     assert code == 0, record
     tasks = {t["name"]: t for t in record["tasks"]}
     assert (tasks["make"]["status"], tasks["flaky"]["status"], tasks["use"]["status"]) == (
-        "succeeded", "failed", "succeeded")
+        "succeeded",
+        "failed",
+        "succeeded",
+    )
     assert tasks["flaky"]["exit_code"] == 4
     assert main(["jobs", "logs", record["id"], "use", "--state-dir", str(state)]) == 0
     log = capsys.readouterr().out

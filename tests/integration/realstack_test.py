@@ -72,11 +72,14 @@ def test_negotiate_picks_v7_and_reports_the_23_09_manager(make_client, credentia
 
 
 @pytest.mark.parametrize("path", ["/auth", "/auth/test"])
-@pytest.mark.parametrize("echo", [
-    "hello",
-    "a b/ü&x=1?#%",  # the query is part of the signed request target, percent-encoded as sent
-    "~!*'()",
-])
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "hello",
+        "a b/ü&x=1?#%",  # the query is part of the signed request target, percent-encoded as sent
+        "~!*'()",
+    ],
+)
 def test_a_signed_get_is_authorized(make_client, credentials, path, echo):
     async def call(client: Client):
         response = await client.send("GET", path, params={"echo": echo})
@@ -123,8 +126,11 @@ def test_the_auth_handler_really_refuses_an_unsigned_request(credentials):
 
     # Everything our signer sends but the Authorization header (without a Date, 23.09 answers
     # 400 "Date/time sync error" before it looks for a signature).
-    headers = {"X-BackendAI-Version": "v7.20230615", "Content-Type": "text/plain",
-               "Date": datetime.now(timezone.utc).isoformat()}
+    headers = {
+        "X-BackendAI-Version": "v7.20230615",
+        "Content-Type": "text/plain",
+        "Date": datetime.now(timezone.utc).isoformat(),
+    }
 
     async def call():
         async with httpx.AsyncClient(base_url=credentials.endpoint, trust_env=False) as http:
@@ -153,8 +159,9 @@ def test_a_wrong_secret_is_an_auth_error_naming_the_access_key_not_the_secret(ma
     assert error.problem.msg == "Signature mismatch"  # 23.09's words for a wrong secret
     assert credentials.access_key in message
     assert "BACKEND_SECRET_KEY" in message  # says which setting to fix
-    assert_no_secret([message, repr(error), repr(error.args), repr(client), caplog.text],
-                     bad, credentials.secret_key.reveal())
+    assert_no_secret(
+        [message, repr(error), repr(error.args), repr(client), caplog.text], bad, credentials.secret_key.reveal()
+    )
     assert client.calls[("GET", "/auth/test")] == 1  # a refusal is not retried
 
 
@@ -205,8 +212,9 @@ def test_doctor_passes_on_a_pipeline_that_fits_the_real_cluster(capsys, tmp_path
 
     pipeline = tmp_path / "pipelines" / "p.yaml"
     pipeline.parent.mkdir()
-    pipeline.write_text('version: "23.09"\nname: fits\ntasks:\n  - name: a\n    command: "true"\n'
-                        "    resources: {cpu: 1, mem: 512m}\n")
+    pipeline.write_text(
+        'version: "23.09"\nname: fits\ntasks:\n  - name: a\n    command: "true"\n    resources: {cpu: 1, mem: 512m}\n'
+    )
     assert main(["doctor", str(tmp_path), "--format", "json"]) == 0
     checks = json.loads(capsys.readouterr().out)
     assert [c["ok"] for c in checks] == [True] * 6

@@ -16,12 +16,11 @@ import sys
 import time
 
 import pytest
-
 from conftest import git
 
-from fasttrack_gitops.engine.launch import Workdirs, source_of
-from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.core.job import JobStatus, TaskState
+from fasttrack_gitops.engine.executors import get_executor
+from fasttrack_gitops.engine.launch import Workdirs, source_of
 from fasttrack_gitops.engine.runner import JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -47,8 +46,11 @@ def start_and_kill(tmp_path, seconds: int):
     git(repo, "commit", "-q", "-m", "pipeline")
     state = tmp_path / "state"
     exe = os.path.join(os.path.dirname(sys.executable), "fasttrack-gitops")
-    proc = subprocess.Popen([exe, "run", str(repo / "pipelines" / "p.yaml"), "--executor", "backendai",
-                             "--state-dir", str(state)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "run", str(repo / "pipelines" / "p.yaml"), "--executor", "backendai", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -73,8 +75,9 @@ def resume(state, job_id):
             job = store.job(job_id)
             executor = get_executor("backendai", poll_interval=1.0)
             try:
-                runner = JobRunner(job, store, executor, workdir=Workdirs(store, job, source_of(job, store)),
-                                   resume=True)
+                runner = JobRunner(
+                    job, store, executor, workdir=Workdirs(store, job, source_of(job, store)), resume=True
+                )
                 return await asyncio.wait_for(runner.run(), 180)
             finally:
                 await executor.close()

@@ -1,8 +1,8 @@
 """The pipeline model: load a pipeline file, check it, normalise it. Pure: no I/O.
 
-    result = check_pipeline(raw_bytes, "pipelines/train.yaml")
-    result.diagnostics   # every problem, with file, line, column and code
-    result.pipeline      # a Pipeline when there is no error, else None
+result = check_pipeline(raw_bytes, "pipelines/train.yaml")
+result.diagnostics   # every problem, with file, line, column and code
+result.pipeline      # a Pipeline when there is no error, else None
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ class CheckResult:
         return self.pipeline is not None
 
 
-def check_pipeline(raw: bytes, file: str, *, limits: Limits = Limits(),
-                   code_lookup: CodeLookup | None = None) -> CheckResult:
+def check_pipeline(
+    raw: bytes, file: str, *, limits: Limits = Limits(), code_lookup: CodeLookup | None = None
+) -> CheckResult:
     """Load, schema-check and meaning-check one pipeline file's bytes."""
     with paused_gc():
         doc, found = load(raw, file, limits)

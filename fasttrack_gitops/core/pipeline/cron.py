@@ -13,8 +13,17 @@ _FIELDS = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
-    ("month", 1, 12, {m: i for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}),
+    (
+        "month",
+        1,
+        12,
+        {
+            m: i
+            for i, m in enumerate(
+                ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
+            )
+        },
+    ),
     ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
 )
 
@@ -34,14 +43,22 @@ def parse_cron(expr: str) -> Cron:
     """Parse '0 3 * * 1-5'; raise ValueError naming the field that is wrong."""
     fields = expr.split()
     if len(fields) != 5:
-        raise ValueError(f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
-                         f"this one has {len(fields)}")
+        raise ValueError(
+            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), this one has {len(fields)}"
+        )
     sets = []
     for text, (name, low, high, names) in zip(fields, _FIELDS):
         sets.append(_parse_field(text, name, low, high, names))
     weekdays = frozenset(0 if d == 7 else d for d in sets[4])
-    return Cron(sets[0], sets[1], sets[2], sets[3], weekdays,
-                days_restricted=fields[2] != "*", weekdays_restricted=fields[4] != "*")
+    return Cron(
+        sets[0],
+        sets[1],
+        sets[2],
+        sets[3],
+        weekdays,
+        days_restricted=fields[2] != "*",
+        weekdays_restricted=fields[4] != "*",
+    )
 
 
 def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
@@ -71,8 +88,7 @@ def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
     if text.lower() in names:
         return names[text.lower()]
     if not _is_number(text):
-        raise ValueError(f"{name}: '{text}' is not a number" + (
-            f" or a name ({', '.join(names)})" if names else ""))
+        raise ValueError(f"{name}: '{text}' is not a number" + (f" or a name ({', '.join(names)})" if names else ""))
     value = int(text)
     if not low <= value <= high:
         raise ValueError(f"{name}: {value} is outside {low}-{high}")
@@ -99,8 +115,12 @@ _FIVE_YEARS = timedelta(days=5 * 366)
 def matches(cron: Cron, when: datetime) -> bool:
     """Whether the schedule fires in the minute of `when` (naive means UTC; seconds are ignored)."""
     when = _utc(when)
-    return (when.minute in cron.minutes and when.hour in cron.hours and when.month in cron.months
-            and _day_matches(cron, when))
+    return (
+        when.minute in cron.minutes
+        and when.hour in cron.hours
+        and when.month in cron.months
+        and _day_matches(cron, when)
+    )
 
 
 def latest_tick(cron: Cron, after: float, until: float) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 Graph = Mapping[str, Sequence[str]]  # task name -> the names it depends on
 
@@ -16,7 +16,7 @@ def find_cycle(graph: Graph) -> list[str] | None:
     reported on their own.
     """
     WHITE, GREY, BLACK = 0, 1, 2
-    colour = {name: WHITE for name in graph}
+    colour = dict.fromkeys(graph, WHITE)
     for start in graph:
         if colour[start] != WHITE:
             continue
@@ -31,7 +31,7 @@ def find_cycle(graph: Graph) -> list[str] | None:
                 nxt = deps[i]
                 if colour[nxt] == GREY:
                     # Report in the direction people read pipelines: a -> (depends on) ...
-                    return path[path.index(nxt):] + [nxt]
+                    return path[path.index(nxt) :] + [nxt]
                 if colour[nxt] == WHITE:
                     colour[nxt] = GREY
                     stack.append((nxt, 0))

@@ -168,7 +168,8 @@ def _resources(res: dict, opts: dict) -> Resources:
         mem=parse_size(res.get("mem", DEFAULT_MEM)),
         shmem=parse_size(opts["shmem"]) if opts.get("shmem") is not None else None,
         accelerators=tuple(
-            (slot, parse_amount(amount)) for slot, amount in res.items()
+            (slot, parse_amount(amount))
+            for slot, amount in res.items()
             if slot not in ("cpu", "mem") and not slot.startswith("x-")
         ),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic
 
@@ -11,9 +11,16 @@ def check_repository(label: str, globs: Sequence[str], results: Sequence) -> lis
     """Diagnostics for the repository as a whole, given the CheckResult of each pipeline file."""
     if not results:
         where = label if label not in ("", ".") else "."
-        return [diagnostic("FT301", f"no pipeline files in {where}: nothing matches {', '.join(globs)}; put "
-                           "pipelines there, or list where they are under 'pipelines' in .fasttrack.yaml",
-                           where, 1, 1)]
+        return [
+            diagnostic(
+                "FT301",
+                f"no pipeline files in {where}: nothing matches {', '.join(globs)}; put "
+                "pipelines there, or list where they are under 'pipelines' in .fasttrack.yaml",
+                where,
+                1,
+                1,
+            )
+        ]
     found: list[Diagnostic] = []
     first: dict[str, str] = {}
     for result in results:
@@ -23,9 +30,17 @@ def check_repository(label: str, globs: Sequence[str], results: Sequence) -> lis
             continue
         if name in first:
             m = result.document.source.value(("name",))
-            found.append(diagnostic("FT302", f"pipeline name '{name}' is already used by {first[name]}; each "
-                                    "pipeline needs its own name (it names its checks and its data folder)",
-                                    result.file, m.line, m.column, "$.name"))
+            found.append(
+                diagnostic(
+                    "FT302",
+                    f"pipeline name '{name}' is already used by {first[name]}; each "
+                    "pipeline needs its own name (it names its checks and its data folder)",
+                    result.file,
+                    m.line,
+                    m.column,
+                    "$.name",
+                )
+            )
         else:
             first[name] = result.file
     return found

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.yamlsource import Document
@@ -53,14 +54,14 @@ def schema_text(name: str = SCHEMA_FILE) -> str:
     return schema_path(name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fast_validator(name: str):
     import jsonschema_rs
 
     return jsonschema_rs.validator_for(json.loads(schema_text(name)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _explaining_validator(name: str):
     from jsonschema import Draft202012Validator, ValidationError, validators
 
@@ -117,23 +118,41 @@ def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
                 continue
             m = doc.source.key(path + (key,))
             hint = did_you_mean(key, known) or f"; known keys here: {', '.join(known)}"
-            yield diagnostic("FT101", f"unknown key '{key}' in {_describe(path, doc, subject)}{hint}",
-                             doc.file, m.line, m.column, json_path(path + (key,)))
+            yield diagnostic(
+                "FT101",
+                f"unknown key '{key}' in {_describe(path, doc, subject)}{hint}",
+                doc.file,
+                m.line,
+                m.column,
+                json_path(path + (key,)),
+            )
         return
 
     if error.validator == "required":
         match = re.match(r"^'(.*)' is a required property", error.message)
         missing = match.group(1) if match else error.message
         m = doc.source.key(path) if path else doc.source.value(path)
-        yield diagnostic("FT102", f"{_describe(path, doc, subject)} has no '{missing}'{_required_advice(missing)}",
-                         doc.file, m.line, m.column, where)
+        yield diagnostic(
+            "FT102",
+            f"{_describe(path, doc, subject)} has no '{missing}'{_required_advice(missing)}",
+            doc.file,
+            m.line,
+            m.column,
+            where,
+        )
         return
 
     if "propertyNames" in error.relative_schema_path:
         m = doc.source.key(path + (error.instance,))
-        yield diagnostic("FT100", f"'{error.instance}' is not a valid environment variable name; use letters, "
-                         "digits and '_', not starting with a digit", doc.file, m.line, m.column,
-                         json_path(path + (error.instance,)))
+        yield diagnostic(
+            "FT100",
+            f"'{error.instance}' is not a valid environment variable name; use letters, "
+            "digits and '_', not starting with a digit",
+            doc.file,
+            m.line,
+            m.column,
+            json_path(path + (error.instance,)),
+        )
         return
 
     m = doc.source.value(path)
@@ -154,7 +173,8 @@ def _meant_branch(error) -> list:
     for inner in error.context:
         branches.setdefault(inner.relative_schema_path[0], []).append(inner)
     meant = [
-        errs for errs in branches.values()
+        errs
+        for errs in branches.values()
         if not any(e.validator in ("type", "enum", "const") and len(e.absolute_path) == depth for e in errs)
     ]
     if len(meant) != 1:
@@ -219,7 +239,7 @@ def _required_advice(key: str) -> str:
         "command": " (a custom task runs a shell command; write command: ...)",
         "service": " (a deployment or serving task describes the service it starts)",
         "tasks": " (a list of the pipeline's tasks)",
-        "version": " (the FastTrack format version, e.g. version: \"26.4.4\")",
+        "version": ' (the FastTrack format version, e.g. version: "26.4.4")',
     }.get(key, "")
 
 

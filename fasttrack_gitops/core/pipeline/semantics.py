@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Any, Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.cron import parse_cron
@@ -27,15 +28,22 @@ _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _SECRET_REF = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 # Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not.
 _SECRET_NAME_HINT = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE)
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE
+)
 _GPU_IMAGE_HINT = re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
 # Where a ${{ ... }} is a concurrency placeholder rather than a secret: `concurrency: NAME`, `concurrency.group`.
 _CONCURRENCY_GROUP_PATHS = (("concurrency",), ("concurrency", "group"))
 # What an author used to GitHub Actions writes in a concurrency group, and our placeholder for it.
 _GITHUB_CONTEXT = {
-    "github.ref": "ref", "github.ref_name": "branch", "github.head_ref": "branch", "github.sha": "sha",
-    "github.event.number": "pr", "github.event.pull_request.number": "pr", "github.workflow": "pipeline",
-    "github.repository": "repository", "github.event_name": "event",
+    "github.ref": "ref",
+    "github.ref_name": "branch",
+    "github.head_ref": "branch",
+    "github.sha": "sha",
+    "github.event.number": "pr",
+    "github.event.pull_request.number": "pr",
+    "github.workflow": "pipeline",
+    "github.repository": "repository",
+    "github.event_name": "event",
 }
 
 
@@ -75,8 +83,12 @@ def _check_tasks(doc: Document, tasks: list, code_lookup: CodeLookup | None) -> 
             continue
         if name in first_index:
             first_line = doc.source.value(("tasks", first_index[name], "name")).line
-            yield _at(doc, "FT106", f"task name '{name}' is already used on line {first_line}; task names must be "
-                      "unique", ("tasks", i, "name"))
+            yield _at(
+                doc,
+                "FT106",
+                f"task name '{name}' is already used on line {first_line}; task names must be unique",
+                ("tasks", i, "name"),
+            )
         else:
             first_index[name] = i
 
@@ -96,11 +108,14 @@ def _check_tasks(doc: Document, tasks: list, code_lookup: CodeLookup | None) -> 
             if dep == name:
                 yield _at(doc, "FT105", f"{who} depends on itself; remove '{dep}' from its dependencies", path)
             elif dep not in first_index:
-                yield _at(doc, "FT103", f"{who} depends on unknown task '{dep}'"
-                          f"{did_you_mean(dep, first_index)}", path)
+                yield _at(doc, "FT103", f"{who} depends on unknown task '{dep}'{did_you_mean(dep, first_index)}", path)
             elif dep in edges:
-                yield _at(doc, "FT114", f"{who} lists dependency '{dep}' twice; inputs are numbered by position, "
-                          "so list each once", path)
+                yield _at(
+                    doc,
+                    "FT114",
+                    f"{who} lists dependency '{dep}' twice; inputs are numbered by position, so list each once",
+                    path,
+                )
             else:
                 edges.append(dep)
         if own is not None:
@@ -111,8 +126,12 @@ def _check_tasks(doc: Document, tasks: list, code_lookup: CodeLookup | None) -> 
     if cycle:
         i = first_index[cycle[0]]
         j = tasks[i]["dependencies"].index(cycle[1])
-        yield _at(doc, "FT104", f"dependency cycle: {' -> '.join(cycle)} (each task depends on the next); "
-                  "remove one of these dependencies", ("tasks", i, "dependencies", j))
+        yield _at(
+            doc,
+            "FT104",
+            f"dependency cycle: {' -> '.join(cycle)} (each task depends on the next); remove one of these dependencies",
+            ("tasks", i, "dependencies", j),
+        )
 
 
 def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLookup | None) -> Iterator[Diagnostic]:
@@ -130,8 +149,12 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
         except (ValueError, TypeError):
             continue  # a spelling the schema does not allow: the schema reports it
         if path == ("timeout",) and value == 0:
-            yield _at(doc, "FT115", f"{who} has a timeout of 0; write a positive duration like 30m, or remove "
-                      "the key for no timeout", base + path)
+            yield _at(
+                doc,
+                "FT115",
+                f"{who} has a timeout of 0; write a positive duration like 30m, or remove the key for no timeout",
+                base + path,
+            )
 
     code = task.get("code")
     if isinstance(code, str) and code:
@@ -143,18 +166,27 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
     resources = task.get("resources") if isinstance(task.get("resources"), dict) else {}
     wants_accelerator = any("." in key and not key.startswith("x-") for key in resources)
     if isinstance(image, str) and _GPU_IMAGE_HINT.search(image) and not wants_accelerator:
-        yield _at(doc, "FT201", f"{who} uses the GPU image '{image}' but requests no GPU; add resources "
-                  "cuda.shares or cuda.device, or use a CPU image", base + ("environment", "image"))
+        yield _at(
+            doc,
+            "FT201",
+            f"{who} uses the GPU image '{image}' but requests no GPU; add resources "
+            "cuda.shares or cuda.device, or use a CPU image",
+            base + ("environment", "image"),
+        )
     mem = resources.get("mem")
     if isinstance(mem, int) and not isinstance(mem, bool) and 0 < mem < (1 << 20):
-        yield _at(doc, "FT204", f"{who} asks for mem {mem}, which is {mem} bytes; write a unit, e.g. '{mem}g'",
-                  base + ("resources", "mem"))
+        yield _at(
+            doc,
+            "FT204",
+            f"{who} asks for mem {mem}, which is {mem} bytes; write a unit, e.g. '{mem}g'",
+            base + ("resources", "mem"),
+        )
 
 
 def _quantities(task: dict) -> Iterator[tuple[tuple, Callable[[], float]]]:
     """(path in the task, parser) for every number-like value: parsed here only to find values out of range."""
     resources = task.get("resources")
-    for key, value in (resources.items() if isinstance(resources, dict) else ()):
+    for key, value in resources.items() if isinstance(resources, dict) else ():
         if key == "mem":
             yield ("resources", key), lambda v=value: parse_size(v)
         elif not key.startswith("x-"):
@@ -168,26 +200,45 @@ def _quantities(task: dict) -> Iterator[tuple[tuple, Callable[[], float]]]:
         yield ("retry", "delay"), lambda: parse_duration(task["retry"]["delay"])
 
 
-def _check_code(doc: Document, who: str, code: str, path: tuple,
-                code_lookup: CodeLookup | None) -> Iterator[Diagnostic]:
+def _check_code(
+    doc: Document, who: str, code: str, path: tuple, code_lookup: CodeLookup | None
+) -> Iterator[Diagnostic]:
     normal = posixpath.normpath(code)
     if code.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", code) or "\\" in code:
-        yield _at(doc, "FT112", f"{who} has code '{code}', which is not a path relative to the repository root; "
-                  "write it like tasks/train (forward slashes, no leading /)", path)
+        yield _at(
+            doc,
+            "FT112",
+            f"{who} has code '{code}', which is not a path relative to the repository root; "
+            "write it like tasks/train (forward slashes, no leading /)",
+            path,
+        )
         return
     if normal == ".." or normal.startswith("../"):
-        yield _at(doc, "FT112", f"{who} has code '{code}', which leads out of the repository; code must be a "
-                  "directory inside it", path)
+        yield _at(
+            doc,
+            "FT112",
+            f"{who} has code '{code}', which leads out of the repository; code must be a directory inside it",
+            path,
+        )
         return
     if code_lookup is None:
         return
     state = code_lookup(normal)
     if state == "escapes":
-        yield _at(doc, "FT112", f"{who} has code '{code}', which is a symlink leading out of the repository; "
-                  "code must be a directory inside it", path)
+        yield _at(
+            doc,
+            "FT112",
+            f"{who} has code '{code}', which is a symlink leading out of the repository; "
+            "code must be a directory inside it",
+            path,
+        )
     elif state == "missing":
-        yield _at(doc, "FT113", f"{who} has code '{code}', which does not exist in the repository; create it or "
-                  "fix the path", path)
+        yield _at(
+            doc,
+            "FT113",
+            f"{who} has code '{code}', which does not exist in the repository; create it or fix the path",
+            path,
+        )
     elif state == "not-a-dir":
         yield _at(doc, "FT113", f"{who} has code '{code}', which is a file, not a directory", path)
 
@@ -196,10 +247,20 @@ def _check_envs(doc: Document, path: tuple, envs: Any) -> Iterator[Diagnostic]:
     if not isinstance(envs, dict):
         return
     for key, value in envs.items():
-        if (isinstance(value, str) and value and "${{" not in value and _SECRET_NAME_HINT.search(key)
-                and not key.startswith("x-")):
-            yield _at(doc, "FT202", f"environment variable {key} looks like a secret but has a literal value, "
-                      f"which ends up in git and in job records; write \"${{{{ secrets.{key} }}}}\"", path + (key,))
+        if (
+            isinstance(value, str)
+            and value
+            and "${{" not in value
+            and _SECRET_NAME_HINT.search(key)
+            and not key.startswith("x-")
+        ):
+            yield _at(
+                doc,
+                "FT202",
+                f"environment variable {key} looks like a secret but has a literal value, "
+                f'which ends up in git and in job records; write "${{{{ secrets.{key} }}}}"',
+                path + (key,),
+            )
 
 
 def _check_expressions(doc: Document, node: Any, path: tuple) -> Iterator[Diagnostic]:
@@ -233,8 +294,10 @@ def _expression_problems(text: str) -> Iterator[str]:
             suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name.split(".", 1)[-1]) or "NAME"
             if suggestion[0].isdigit():
                 suggestion = "_" + suggestion
-            yield (f"'{match.group(0)}' is not a secret reference; write ${{{{ secrets.NAME }}}} with NAME made of "
-                   f"letters, digits and '_' (e.g. ${{{{ secrets.{suggestion} }}}})")
+            yield (
+                f"'{match.group(0)}' is not a secret reference; write ${{{{ secrets.NAME }}}} with NAME made of "
+                f"letters, digits and '_' (e.g. ${{{{ secrets.{suggestion} }}}})"
+            )
     if text.count("${{") > len(_EXPRESSION.findall(text)):
         yield "'${{' is not closed with '}}'; write ${{ secrets.NAME }}"
 
@@ -246,8 +309,10 @@ def _placeholder_problems(text: str) -> Iterator[str]:
         if name in CONCURRENCY_PLACEHOLDERS:
             continue
         if _SECRET_REF.match(name):
-            yield (f"'{match.group(0)}' is a secret, which a concurrency group cannot use (group names are shown "
-                   f"in job records); use a placeholder: {valid}")
+            yield (
+                f"'{match.group(0)}' is a secret, which a concurrency group cannot use (group names are shown "
+                f"in job records); use a placeholder: {valid}"
+            )
         else:
             github = _GITHUB_CONTEXT.get(name)
             hint = f" (did you mean '{github}'?)" if github else did_you_mean(name, CONCURRENCY_PLACEHOLDERS)
@@ -264,6 +329,9 @@ def _check_schedules(doc: Document, data: dict) -> Iterator[Diagnostic]:
             try:
                 parse_cron(cron)
             except ValueError as e:
-                yield _at(doc, "FT116", f"schedule '{cron}' is not a valid cron expression: {e}",
-                          ("on", "schedule", i, "cron"))
-
+                yield _at(
+                    doc,
+                    "FT116",
+                    f"schedule '{cron}' is not a valid cron expression: {e}",
+                    ("on", "schedule", i, "cron"),
+                )

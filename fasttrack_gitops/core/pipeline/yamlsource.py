@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -30,7 +31,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses and co
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _NULL, _BOOL, _INT, _FLOAT, _TIMESTAMP, _SEQ, _MAP, _MERGE = (
-    _TAG + t for t in ("str", "null", "bool", "int", "float", "timestamp", "seq", "map", "merge"))
+    _TAG + t for t in ("str", "null", "bool", "int", "float", "timestamp", "seq", "map", "merge")
+)
 # Plain scalars YAML 1.1 reads as booleans although a person may have meant a word.
 _SURPRISING_BOOLEANS = {"yes", "no", "on", "off"}
 
@@ -117,12 +119,18 @@ def _load(raw: bytes, file: str, limits: Limits) -> tuple[Document | None, list[
         text = _decode(raw, file)
         root = _compose(text, file)
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
-            raise _Stop(diagnostic("FT007", "file is empty; a pipeline needs at least 'name' and 'tasks'",
-                                   file, 1, 1))
+            raise _Stop(diagnostic("FT007", "file is empty; a pipeline needs at least 'name' and 'tasks'", file, 1, 1))
         if not isinstance(root, MappingNode):
             m = _mark(root)
-            raise _Stop(diagnostic("FT007", f"the top level is a {_kind(root)}, not a mapping of keys such as "
-                                   "'name' and 'tasks'", file, m.line, m.column))
+            raise _Stop(
+                diagnostic(
+                    "FT007",
+                    f"the top level is a {_kind(root)}, not a mapping of keys such as 'name' and 'tasks'",
+                    file,
+                    m.line,
+                    m.column,
+                )
+            )
         if "&" in text:  # only anchors make aliases; without them the document is as big as the file
             _check_expansion(root, file, limits)
         builder = _Builder(file, limits.max_depth)
@@ -133,8 +141,14 @@ def _load(raw: bytes, file: str, limits: Limits) -> tuple[Document | None, list[
 
 
 def too_large(size: int, limits: Limits, file: str) -> Diagnostic:
-    return diagnostic("FT002", f"file is {_human_size(size)}, over the {_human_size(limits.max_bytes)} limit; "
-                      "split the pipeline or raise the limit with --max-file-size", file, 1, 1)
+    return diagnostic(
+        "FT002",
+        f"file is {_human_size(size)}, over the {_human_size(limits.max_bytes)} limit; "
+        "split the pipeline or raise the limit with --max-file-size",
+        file,
+        1,
+        1,
+    )
 
 
 def _human_size(n: int) -> str:
@@ -151,7 +165,7 @@ def _decode(raw: bytes, file: str) -> str:
     except UnicodeDecodeError as e:
         before = raw[: e.start]
         line = before.count(b"\n") + 1
-        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", errors="replace")) + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
         raise _Stop(
             diagnostic("FT003", f"invalid UTF-8 byte 0x{raw[e.start]:02x}; save the file as UTF-8", file, line, column)
         ) from None
@@ -166,8 +180,9 @@ def _compose(text: str, file: str) -> Node | None:
         tab = _tab_in_indentation(text, line)
         if tab:
             raise _Stop(
-                diagnostic("FT005", "tab character used for indentation; YAML indents with spaces only",
-                           file, line, tab)
+                diagnostic(
+                    "FT005", "tab character used for indentation; YAML indents with spaces only", file, line, tab
+                )
             ) from None
         problem = " ".join(p for p in (e.context, e.problem) if p)
         raise _Stop(diagnostic("FT004", f"YAML syntax error: {problem}", file, line, column)) from None
@@ -176,8 +191,16 @@ def _compose(text: str, file: str) -> Node | None:
         line = before.count("\n") + 1
         column = e.position - (before.rfind("\n") + 1) + 1
         char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
-        raise _Stop(diagnostic("FT004", f"character U+{char:04X} is not allowed in YAML; remove it or write it "
-                               "as an escape in a double-quoted string", file, line, column)) from None
+        raise _Stop(
+            diagnostic(
+                "FT004",
+                f"character U+{char:04X} is not allowed in YAML; remove it or write it "
+                "as an escape in a double-quoted string",
+                file,
+                line,
+                column,
+            )
+        ) from None
     except yaml.YAMLError as e:  # an error without a position
         raise _Stop(diagnostic("FT004", f"YAML syntax error: {e}", file, 1, 1)) from None
     except RecursionError:
@@ -235,8 +258,11 @@ def _check_expansion(root: Node, file: str, limits: Limits) -> None:
             return sizes[key]
         if depth > limits.max_depth:
             m = _mark(node)
-            raise _Stop(diagnostic("FT009", f"the document nests more than {limits.max_depth} levels deep",
-                                   file, m.line, m.column))
+            raise _Stop(
+                diagnostic(
+                    "FT009", f"the document nests more than {limits.max_depth} levels deep", file, m.line, m.column
+                )
+            )
         if key in in_progress:
             m = _mark(node)
             raise _Stop(diagnostic("FT008", "a YAML alias refers to the node that contains it", file, m.line, m.column))
@@ -248,8 +274,14 @@ def _check_expansion(root: Node, file: str, limits: Limits) -> None:
                 m = _mark(node)
                 what = "YAML aliases expand" if aliased else "the document expands"
                 raise _Stop(
-                    diagnostic("FT008", f"{what} to more than {limits.max_nodes:,} nodes; "
-                               "this looks like an alias bomb, not a pipeline", file, m.line, m.column)
+                    diagnostic(
+                        "FT008",
+                        f"{what} to more than {limits.max_nodes:,} nodes; "
+                        "this looks like an alias bomb, not a pipeline",
+                        file,
+                        m.line,
+                        m.column,
+                    )
                 )
         in_progress.discard(key)
         sizes[key] = total
@@ -296,9 +328,16 @@ class _Builder:
             child = path + (key,)
             if key in result:
                 m = _mark(key_node)
-                self.diagnostics.append(diagnostic(
-                    "FT006", f"duplicate key '{key}' (first defined on line {_mark(keys[child]).line}); "
-                    "remove one of them", self.file, m.line, m.column, json_path(child)))
+                self.diagnostics.append(
+                    diagnostic(
+                        "FT006",
+                        f"duplicate key '{key}' (first defined on line {_mark(keys[child]).line}); remove one of them",
+                        self.file,
+                        m.line,
+                        m.column,
+                        json_path(child),
+                    )
+                )
                 continue
             keys[child] = key_node
             result[key] = self.build(value_node, child)
@@ -315,7 +354,7 @@ class _Builder:
         """The (key, value) pairs that `<<` brings in, a merged mapping's own `<<` resolved the same way."""
         pairs: list[tuple[Node, Node]] = []
         for source in sources:
-            for merged in (source.value if isinstance(source, SequenceNode) else [source]):
+            for merged in source.value if isinstance(source, SequenceNode) else [source]:
                 if not isinstance(merged, MappingNode):
                     self._stop("FT010", "'<<' merges mappings only", merged, path)
                 for key, _ in merged.value:
@@ -339,10 +378,17 @@ class _Builder:
         if tag == _BOOL:
             if not node.style and node.value.lower() in _SURPRISING_BOOLEANS:  # libyaml: '' for plain
                 m = _mark(node)
-                self.diagnostics.append(diagnostic(
-                    "FT203", f"'{node.value}' is read as the boolean {self._scalars.construct_object(node)}; "
-                    f"write true/false, or quote it (\"{node.value}\") if you meant the word",
-                    self.file, m.line, m.column, json_path(path)))
+                self.diagnostics.append(
+                    diagnostic(
+                        "FT203",
+                        f"'{node.value}' is read as the boolean {self._scalars.construct_object(node)}; "
+                        f'write true/false, or quote it ("{node.value}") if you meant the word',
+                        self.file,
+                        m.line,
+                        m.column,
+                        json_path(path),
+                    )
+                )
             return self._scalars.construct_object(node)
         if tag == _INT:
             return self._scalars.construct_object(node)
@@ -355,6 +401,9 @@ class _Builder:
         self._unsupported(node, path)
 
     def _unsupported(self, node: Node, path: tuple) -> None:
-        self._stop("FT010", f"unsupported YAML tag '{node.tag}'; pipelines use plain mappings, lists, strings, "
-                   "numbers and booleans", node, path)
-
+        self._stop(
+            "FT010",
+            f"unsupported YAML tag '{node.tag}'; pipelines use plain mappings, lists, strings, numbers and booleans",
+            node,
+            path,
+        )

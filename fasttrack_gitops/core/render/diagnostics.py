@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
 
@@ -11,10 +11,8 @@ from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
 def text_line(d: Diagnostic, color: bool = False) -> str:
     """'file:line:col: error FT103: message' (the shape editors and CI problem matchers parse)."""
     severity = d.severity
-    if color:
-        import click
-
-        severity = click.style(severity, fg="red" if d.is_error else "yellow", bold=True)
+    if color:  # ANSI bold red or yellow, as click.style writes them; the core imports no terminal library
+        severity = f"\x1b[{31 if d.is_error else 33}m\x1b[1m{severity}\x1b[0m"
     # One diagnostic, one line: a newline inside a quoted value must not start a fake one.
     message = d.message.replace("\r", "\\r").replace("\n", "\\n")
     return f"{d.file}:{d.line}:{d.column}: {severity} {d.code}: {message}"

@@ -6,7 +6,7 @@ by state, the way checks and job summaries show a running job.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.model import Pipeline, Task
@@ -58,8 +58,11 @@ def mermaid(pipeline: Pipeline, states: Mapping[str, str] | None = None) -> str:
 
 
 def dot(pipeline: Pipeline) -> str:
-    lines = [f'digraph "{_dot_escape(pipeline.name)}" {{', "  rankdir=LR;",
-             '  node [shape=box, style="rounded", fontname="Helvetica"];']
+    lines = [
+        f'digraph "{_dot_escape(pipeline.name)}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded", fontname="Helvetica"];',
+    ]
     for task in pipeline.tasks:
         label = "\\n".join(_dot_escape(part) for part in [task.name, task.resources.describe(), *_flags(task)])
         style = ', style="rounded,dashed"' if task.skip else ""
@@ -118,8 +121,10 @@ def text(pipeline: Pipeline) -> str:
     header = ("step", "task", "resources", "needs")
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
     plural = "s" if len(pipeline.tasks) != 1 else ""
-    out = [f"{pipeline.name}: {len(pipeline.tasks)} task{plural} in {len(steps)} step{'s' if len(steps) != 1 else ''}",
-           ""]
+    out = [
+        f"{pipeline.name}: {len(pipeline.tasks)} task{plural} in {len(steps)} step{'s' if len(steps) != 1 else ''}",
+        "",
+    ]
     for row in [header, *rows]:
         out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return "\n".join(out) + "\n"

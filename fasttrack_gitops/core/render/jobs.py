@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from fasttrack_gitops.core.job import TaskInstance
 from fasttrack_gitops.core.pipeline.model import Task
@@ -29,8 +29,12 @@ def job_record(view) -> dict:
         "created_at": _iso(job.created_at),
         "rerun_of": job.rerun_of,
         "cancel_requested": view.cancel_requested,
-        "tasks": [task_record(instance, pipeline.task(name), job.code_trees.get(name))
-                  for name, instance in view.tasks.items()] if pipeline is not None else [],
+        "tasks": [
+            task_record(instance, pipeline.task(name), job.code_trees.get(name))
+            for name, instance in view.tasks.items()
+        ]
+        if pipeline is not None
+        else [],
     }
     if job.invalid:  # the pipeline file was not valid at the commit: why, instead of tasks
         record["diagnostics"] = [dict(d) for d in job.diagnostics]
@@ -88,9 +92,16 @@ def task_table(view, now: float | None = None) -> str:
     rows = []
     for instance in view.tasks.values():
         attempts = len(instance.attempts)
-        rows.append((instance.name, str(instance.state), elapsed(instance, now),
-                     str(attempts) if attempts else "-",
-                     "" if instance.exit_code is None else str(instance.exit_code), instance.reason))
+        rows.append(
+            (
+                instance.name,
+                str(instance.state),
+                elapsed(instance, now),
+                str(attempts) if attempts else "-",
+                "" if instance.exit_code is None else str(instance.exit_code),
+                instance.reason,
+            )
+        )
     return table(rows, ("task", "status", "duration", "attempts", "exit", "note"))
 
 
@@ -110,9 +121,17 @@ def job_summary(view, *, details: bool = False) -> str:
     text = head + "\n\n" + task_table(view)
     if details:
         pipeline = job.pipeline_model()
-        rows = [(t.name, t.image or "-", t.resources.describe(), t.scaling_group or "-",
-                 f"{t.cluster_mode} x{t.cluster_size}", job.code_trees.get(t.name, "")[:12])
-                for t in pipeline.tasks]
+        rows = [
+            (
+                t.name,
+                t.image or "-",
+                t.resources.describe(),
+                t.scaling_group or "-",
+                f"{t.cluster_mode} x{t.cluster_size}",
+                job.code_trees.get(t.name, "")[:12],
+            )
+            for t in pipeline.tasks
+        ]
         text += "\n" + table(rows, ("task", "image", "resources", "scaling group", "cluster", "code tree"))
     return text
 
@@ -122,6 +141,14 @@ def jobs_table(views) -> str:
     for view in views:
         job = view.job
         done = sum(1 for i in view.tasks.values() if i.ended)
-        rows.append((job.id, job.pipeline, str(view.status), f"{done}/{len(view.tasks)}",
-                     (job.commit or job.source)[:12], _iso(job.created_at).replace("T", " ").rstrip("Z")))
+        rows.append(
+            (
+                job.id,
+                job.pipeline,
+                str(view.status),
+                f"{done}/{len(view.tasks)}",
+                (job.commit or job.source)[:12],
+                _iso(job.created_at).replace("T", " ").rstrip("Z"),
+            )
+        )
     return table(rows, ("job", "pipeline", "status", "tasks", "commit", "created (UTC)"))

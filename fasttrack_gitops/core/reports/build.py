@@ -15,37 +15,55 @@ and says how much is left out and where to read it all.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from fasttrack_gitops.engine.executors.base import masked
-from fasttrack_gitops.core.job import (JobStatus, Outcome, PipelineJob, TaskInstance, TaskState, conclusion_status,
-                                  tolerated_failures)
+from fasttrack_gitops.core.job import (
+    JobStatus,
+    JobView,
+    Outcome,
+    PipelineJob,
+    TaskInstance,
+    TaskState,
+    conclusion_status,
+    tolerated_failures,
+)
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.units import format_duration
 from fasttrack_gitops.core.render.graph import mermaid
-from fasttrack_gitops.core.reports.model import JobReport, TaskRow
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, cell, code, fence_for, fit, inline, shorten
-
-if TYPE_CHECKING:  # only their shapes: no database behind a pure module
-    from fasttrack_gitops.engine.state.ledger import Gate
-    from fasttrack_gitops.engine.state.store import JobView
+from fasttrack_gitops.core.reports.model import JobReport, TaskRow
+from fasttrack_gitops.core.triggers import Gate
+from fasttrack_gitops.engine.executors.base import masked
 
 MERMAID_MAX = 50_000  # Mermaid's default maxTextSize: a bigger graph shows as an error instead
 MERMAID_EDGES = 500  # Mermaid's default maxEdges, the same
 TITLE_TASKS = 3  # failed tasks a title names before "and N more"
 NOTE_MAX = 300  # characters of a reason in the task table or a title
 GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
-ICONS = {"pending": "⚪", "waiting": "⏳", "submitted": "📤", "running": "🔄", "succeeded": "✅", "failed": "❌",
-         "skipped": "⏭️", "cancelled": "🚫"}
-OUTCOME_WORDS = {Outcome.TIMED_OUT: "timed out", Outcome.ERROR: "could not start",
-                 Outcome.INTERRUPTED: "interrupted", Outcome.CANCELLED: "cancelled"}
+ICONS = {
+    "pending": "⚪",
+    "waiting": "⏳",
+    "submitted": "📤",
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+    "cancelled": "🚫",
+}
+OUTCOME_WORDS = {
+    Outcome.TIMED_OUT: "timed out",
+    Outcome.ERROR: "could not start",
+    Outcome.INTERRUPTED: "interrupted",
+    Outcome.CANCELLED: "cancelled",
+}
 
 
 # -- the report of a job --------------------------------------------------------------------------
 
 
-def job_report(view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[str],
-               public_url: str | None = None) -> JobReport:
+def job_report(
+    view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[str], public_url: str | None = None
+) -> JobReport:
     """The job as a person should see it now; `log_tails` are the failed tasks' (failed_log_tails)."""
     job = view.job
     masks = tuple(m for m in masks if m)
@@ -56,17 +74,29 @@ def job_report(view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[s
     body = _diagnostics_list(job) if pipeline is None else _task_table(view, pipeline) + _graph(view, pipeline)
     footer = masked(_origin(job, url), masks)
     return JobReport(
-        job_id=job.id, repository=job.repository, pipeline=job.pipeline, pipeline_path=job.pipeline_path,
-        commit=job.commit or "", ref=job.ref, trigger=dict(job.trigger), status=str(view.status),
-        conclusion=ended, started=any(i.attempts for i in view.tasks.values()),
+        job_id=job.id,
+        repository=job.repository,
+        pipeline=job.pipeline,
+        pipeline_path=job.pipeline_path,
+        commit=job.commit or "",
+        ref=job.ref,
+        trigger=dict(job.trigger),
+        status=str(view.status),
+        conclusion=ended,
+        started=any(i.attempts for i in view.tasks.values()),
         title=masked(_title(view, pipeline, ended), masks),
         summary=fit(masked(body, masks), job.id, limit=MAX_BYTES - byte_size(footer)) + footer,
         text=fit(masked(_failures_text(view, pipeline, tails), masks), job.id),
-        tasks=tuple(TaskRow(i.name, str(i.state), i.duration, len(i.attempts), masked(i.reason, masks))
-                    for i in view.tasks.values()),
+        tasks=tuple(
+            TaskRow(i.name, str(i.state), i.duration, len(i.attempts), masked(i.reason, masks))
+            for i in view.tasks.values()
+        ),
         annotations=tuple(_annotation(d, masks) for d in job.diagnostics),
-        failed_logs=tails, details_url=url, notify=dict(pipeline.notify) if pipeline else {},
-        created_at=job.created_at, **_times(view, ended),
+        failed_logs=tails,
+        details_url=url,
+        notify=dict(pipeline.notify) if pipeline else {},
+        created_at=job.created_at,
+        **_times(view, ended),
     )
 
 
@@ -74,8 +104,10 @@ def _times(view: JobView, ended: str | None) -> dict:
     """When the first task started and (once the job ended) when the last one ended: what checks show."""
     attempts = [a for i in view.tasks.values() for a in i.attempts]
     ends = [a.ended_at for a in attempts if a.ended_at is not None]
-    return {"started_at": min((a.started_at for a in attempts), default=None),
-            "completed_at": (max(ends) if ends else view.job.created_at) if ended else None}
+    return {
+        "started_at": min((a.started_at for a in attempts), default=None),
+        "completed_at": (max(ends) if ends else view.job.created_at) if ended else None,
+    }
 
 
 def conclusion(view: JobView) -> str | None:
@@ -100,8 +132,11 @@ def _conclusion(view: JobView, pipeline: Pipeline | None) -> str | None:
 
 def _job_failures(view: JobView, pipeline: Pipeline) -> list[str]:
     """Failed tasks that fail the job (not continue_on_failure), in pipeline order."""
-    return [t.name for t in pipeline.tasks if not t.continue_on_failure
-            and t.name in view.tasks and view.tasks[t.name].state == TaskState.FAILED]
+    return [
+        t.name
+        for t in pipeline.tasks
+        if not t.continue_on_failure and t.name in view.tasks and view.tasks[t.name].state == TaskState.FAILED
+    ]
 
 
 def _timed_out(instance: TaskInstance) -> bool:
@@ -124,11 +159,14 @@ def _title(view: JobView, pipeline: Pipeline | None, ended: str | None) -> str:
         skipped = _count(instances, TaskState.SKIPPED)
         ran = f"{total - skipped} of {total} tasks" if skipped else _plural(total, "task")
         took = _job_duration(instances)
-        return (f"Succeeded: {ran}{f' in {format_duration(took)}' if took is not None else ''}"
-                f"{f' ({skipped} skipped)' if skipped else ''}")
+        return (
+            f"Succeeded: {ran}{f' in {format_duration(took)}' if took is not None else ''}"
+            f"{f' ({skipped} skipped)' if skipped else ''}"
+        )
     if ended == "timed_out":
-        return "Timed out: " + _names(f"{n} after {_timeout(view.tasks[n], pipeline)}"
-                                      for n in _job_failures(view, pipeline))
+        return "Timed out: " + _names(
+            f"{n} after {_timeout(view.tasks[n], pipeline)}" for n in _job_failures(view, pipeline)
+        )
     if ended == "cancelled":
         return f"Cancelled: {succeeded}"
     if ended == "neutral":
@@ -207,10 +245,13 @@ def _task_table(view: JobView, pipeline: Pipeline) -> str:
     for i in view.tasks.values():
         state = str(i.state)
         took = format_duration(i.duration) if i.duration is not None else ("…" if i.state == TaskState.RUNNING else "")
-        note = i.reason + (" (continue_on_failure: the job goes on)"
-                           if i.state == TaskState.FAILED and i.name in tolerated else "")
-        rows.append(f"| {code(i.name, cell=True)} | {ICONS.get(state, '')} {state} | {took} | {len(i.attempts) or ''} "
-                    f"| {cell(shorten(note, NOTE_MAX))} |")
+        note = i.reason + (
+            " (continue_on_failure: the job goes on)" if i.state == TaskState.FAILED and i.name in tolerated else ""
+        )
+        rows.append(
+            f"| {code(i.name, cell=True)} | {ICONS.get(state, '')} {state} | {took} | {len(i.attempts) or ''} "
+            f"| {cell(shorten(note, NOTE_MAX))} |"
+        )
     return "\n".join(rows) + "\n\n"
 
 
@@ -226,8 +267,9 @@ def _diagnostics_list(job: PipelineJob) -> str:
     lines = [f"The pipeline file {code(job.pipeline_path)} is not valid at this commit, so nothing ran:", ""]
     for d in job.diagnostics:
         where = f"{d.get('file', job.pipeline_path)}:{d.get('line', 1)}:{d.get('column', 1)}"
-        lines.append(f"- {code(where)} **{d.get('severity', 'error')}** {d.get('code', '')}: "
-                     f"{inline(str(d.get('message', '')))}")
+        lines.append(
+            f"- {code(where)} **{d.get('severity', 'error')}** {d.get('code', '')}: {inline(str(d.get('message', '')))}"
+        )
     return "\n".join(lines) + "\n\n"
 
 
@@ -240,9 +282,12 @@ def _origin(job: PipelineJob, url: str | None) -> str:
         commit += f" on {code(job.ref)}"
     trigger = _trigger_words(job.trigger) + (f" (re-run of {code(job.rerun_of)})" if job.rerun_of else "")
     spec = f", spec {code(job.spec_id)}" if job.spec_id else ""
-    lines = [f"- **Commit:** {commit}", f"- **Trigger:** {trigger}",
-             f"- **Pipeline:** {code(job.pipeline)} from {code(job.pipeline_path)}{spec}",
-             f"- **Job:** {f'[{job.id}]({url})' if url else code(job.id)}"]
+    lines = [
+        f"- **Commit:** {commit}",
+        f"- **Trigger:** {trigger}",
+        f"- **Pipeline:** {code(job.pipeline)} from {code(job.pipeline_path)}{spec}",
+        f"- **Job:** {f'[{job.id}]({url})' if url else code(job.id)}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -269,8 +314,13 @@ def _failures_text(view: JobView, pipeline: Pipeline | None, tails: Mapping[str,
         return ""
     heads = {i.name: _failure_heading(i, pipeline) for i in failed}
     # What each section takes besides its log lines: heading, fences, notes (at their longest).
-    framing = sum(byte_size(heads[i.name]) + byte_size(_tail_block(view.job.id, i, tails.get(i.name, ""), "\n"))
-                  + 2 * byte_size(fence_for(tails.get(i.name, ""))) + 8 for i in failed)
+    framing = sum(
+        byte_size(heads[i.name])
+        + byte_size(_tail_block(view.job.id, i, tails.get(i.name, ""), "\n"))
+        + 2 * byte_size(fence_for(tails.get(i.name, "")))
+        + 8
+        for i in failed
+    )
     shares = _shares([byte_size(tails.get(i.name, "")) for i in failed], max(0, MAX_BYTES - framing))
     sections = []
     for instance, share in zip(failed, shares):
@@ -282,11 +332,16 @@ def _failures_text(view: JobView, pipeline: Pipeline | None, tails: Mapping[str,
 def _failure_heading(instance: TaskInstance, pipeline: Pipeline) -> str:
     tolerated = pipeline.task(instance.name).continue_on_failure
     why = shorten(instance.reason, NOTE_MAX) or _why(instance)
-    attempt = (f"Attempt {instance.attempts[-1].number} of {len(instance.attempts)}"
-               f"{f', {format_duration(instance.duration)}' if instance.duration is not None else ''}. "
-               if instance.attempts else "It never started. ")
-    return (f"### {ICONS['failed']} {code(instance.name)}: {inline(why)}\n\n{attempt}"
-            f"{'It may fail (continue_on_failure): the job went on. ' if tolerated else ''}")
+    attempt = (
+        f"Attempt {instance.attempts[-1].number} of {len(instance.attempts)}"
+        f"{f', {format_duration(instance.duration)}' if instance.duration is not None else ''}. "
+        if instance.attempts
+        else "It never started. "
+    )
+    return (
+        f"### {ICONS['failed']} {code(instance.name)}: {inline(why)}\n\n{attempt}"
+        f"{'It may fail (continue_on_failure): the job went on. ' if tolerated else ''}"
+    )
 
 
 def _tail_block(job_id: str, instance: TaskInstance, tail: str, kept: str) -> str:
@@ -302,8 +357,10 @@ def _tail_block(job_id: str, instance: TaskInstance, tail: str, kept: str) -> st
     note = f"\n_(the first {cut} characters of this tail are left out to fit; see {see})_\n" if cut else ""
     lines = kept.count("\n") + (not kept.endswith("\n"))
     fence = fence_for(kept)
-    return (f"The last {_plural(lines, 'line')} of its log:\n\n{fence}text\n{kept}"
-            f"{'' if kept.endswith(chr(10)) else chr(10)}{fence}\n{note}")
+    return (
+        f"The last {_plural(lines, 'line')} of its log:\n\n{fence}text\n{kept}"
+        f"{'' if kept.endswith(chr(10)) else chr(10)}{fence}\n{note}"
+    )
 
 
 def _shares(sizes: Sequence[int], room: int) -> list[int]:
@@ -326,9 +383,9 @@ def _keep_end(text: str, max_bytes: int) -> str:
         return text
     if max_bytes < 8:
         return ""
-    end = text.encode()[-(max_bytes - 3):].decode("utf-8", "ignore")
+    end = text.encode()[-(max_bytes - 3) :].decode("utf-8", "ignore")
     newline = end.find("\n")
-    return end[newline + 1:] if 0 <= newline < len(end) - 1 else "…" + end
+    return end[newline + 1 :] if 0 <= newline < len(end) - 1 else "…" + end
 
 
 # -- annotations -----------------------------------------------------------------------------------
@@ -336,10 +393,14 @@ def _keep_end(text: str, max_bytes: int) -> str:
 
 def _annotation(d: Mapping, masks: tuple[str, ...]) -> dict:
     """A diagnostic as a check annotation (lines and columns from 1: GitHub refuses 0)."""
-    return {"path": masked(str(d.get("file", "")), masks), "line": max(1, int(d.get("line") or 1)),
-            "column": max(1, int(d.get("column") or 1)),
-            "level": {"error": "failure", "warning": "warning"}.get(d.get("severity"), "notice"),
-            "message": masked(str(d.get("message", "")), masks), "title": masked(str(d.get("code", "")), masks)}
+    return {
+        "path": masked(str(d.get("file", "")), masks),
+        "line": max(1, int(d.get("line") or 1)),
+        "column": max(1, int(d.get("column") or 1)),
+        "level": {"error": "failure", "warning": "warning"}.get(d.get("severity"), "notice"),
+        "message": masked(str(d.get("message", "")), masks),
+        "title": masked(str(d.get("code", "")), masks),
+    }
 
 
 # -- a fork's pull request held for approval -------------------------------------------------------
@@ -352,24 +413,46 @@ def gate_report(gate: Gate, *, public_url: str | None = None) -> JobReport:
     """
     pr = gate.event
     who = pr.get("author") or pr.get("sender") or "its author"
-    held = (f"Pull request #{gate.number} comes from the fork {code(str(pr.get('head_repository') or '?'))}"
-            f" (branch {code(str(pr.get('head_ref') or '?'))}), opened by {inline(who)}.\n\n")
+    held = (
+        f"Pull request #{gate.number} comes from the fork {code(str(pr.get('head_repository') or '?'))}"
+        f" (branch {code(str(pr.get('head_ref') or '?'))}), opened by {inline(who)}.\n\n"
+    )
     if gate.approved_by:
         title = f"Approved by {gate.approved_by}: pull request #{gate.number} runs"
-        summary = held + (f"{inline(gate.approved_by)} commented `/fasttrack ok-to-test`, so its pipelines run "
-                          f"at {code(gate.head_sha[:12])}; each reports in its own check.\n")
+        summary = held + (
+            f"{inline(gate.approved_by)} commented `/fasttrack ok-to-test`, so its pipelines run "
+            f"at {code(gate.head_sha[:12])}; each reports in its own check.\n"
+        )
         status, ended = "succeeded", "success"
     else:
         title = "Waiting for a member's /fasttrack ok-to-test"
         summary = held + (
             "Pull requests from forks run their pipelines, with the repository's secrets, only after a member "
             "(OWNER, MEMBER or COLLABORATOR) comments `/fasttrack ok-to-test` on the pull request. "
-            f"Nothing runs for {code(gate.head_sha[:12])} until then.\n")
+            f"Nothing runs for {code(gate.head_sha[:12])} until then.\n"
+        )
         status = ended = "action_required"
-    trigger = {"event": "pull_request", "number": gate.number, "action": pr.get("action"),
-               "head_sha": gate.head_sha, "fork": True, "sender": pr.get("sender") or pr.get("author")}
+    trigger = {
+        "event": "pull_request",
+        "number": gate.number,
+        "action": pr.get("action"),
+        "head_sha": gate.head_sha,
+        "fork": True,
+        "sender": pr.get("sender") or pr.get("author"),
+    }
     return JobReport(
-        job_id=f"gate:{gate.repository}#{gate.number}@{gate.head_sha}", repository=gate.repository,
-        pipeline=GATE_PIPELINE, pipeline_path="", commit=gate.head_sha, ref=f"refs/pull/{gate.number}/head",
-        trigger=trigger, status=status, conclusion=ended, started=False, title=title, summary=summary, text="",
-        created_at=gate.held_at)
+        job_id=f"gate:{gate.repository}#{gate.number}@{gate.head_sha}",
+        repository=gate.repository,
+        pipeline=GATE_PIPELINE,
+        pipeline_path="",
+        commit=gate.head_sha,
+        ref=f"refs/pull/{gate.number}/head",
+        trigger=trigger,
+        status=status,
+        conclusion=ended,
+        started=False,
+        title=title,
+        summary=summary,
+        text="",
+        created_at=gate.held_at,
+    )

@@ -41,8 +41,9 @@ def fit(markdown: str, job_id: str, *, limit: int = MAX_BYTES) -> str:
 
 
 def _truncation_note(left_out: int, job_id: str) -> str:
-    return (f"\n_(truncated: {left_out} more characters; see the job's log with "
-            f"`fasttrack-gitops jobs logs {job_id}`)_\n")
+    return (
+        f"\n_(truncated: {left_out} more characters; see the job's log with `fasttrack-gitops jobs logs {job_id}`)_\n"
+    )
 
 
 def _fence_after(fence: tuple[str, str] | None, line: str) -> tuple[str, str] | None:

@@ -12,8 +12,9 @@ second check or message: that is what `state` is for.
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Protocol
 
 
 class RetryLater(Exception):
@@ -78,7 +79,9 @@ class JobReport:
     summary: str  # Markdown: the task table, the DAG as Mermaid coloured by state, the commit and the spec id
     text: str  # Markdown: the tail of each failed task's log (masked), or ""
     tasks: tuple[TaskRow, ...] = ()
-    annotations: tuple[Mapping, ...] = ()  # an invalid job's diagnostics: {"path", "line", "column", "level", "message", "title"}
+    annotations: tuple[
+        Mapping, ...
+    ] = ()  # an invalid job's diagnostics: {"path", "line", "column", "level", "message", "title"}
     failed_logs: Mapping[str, str] = field(default_factory=dict)  # task -> the tail of its last attempt's log (masked)
     details_url: str | None = None  # the daemon's job page when public_url is set
     notify: Mapping = field(default_factory=dict)  # the pipeline's `notify` (slack: channel, on)
@@ -107,5 +110,4 @@ class Reporter(Protocol):
         """Show the report; the new state. Raises RetryLater or GiveUp; never anything else on purpose."""
         ...
 
-    async def aclose(self) -> None:
-        ...
+    async def aclose(self) -> None: ...

@@ -32,8 +32,16 @@ ELLIPSIS = "…"
 
 # Sections in the order a person reads them: what went wrong first, then what is moving, then what is done.
 STATE_ORDER = ("failed", "cancelled", "running", "submitted", "waiting", "pending", "succeeded", "skipped")
-STATE_LABELS = {"failed": "Failed", "cancelled": "Cancelled", "running": "Running", "submitted": "Starting",
-                "waiting": "Waiting", "pending": "Pending", "succeeded": "Succeeded", "skipped": "Skipped"}
+STATE_LABELS = {
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "running": "Running",
+    "submitted": "Starting",
+    "waiting": "Waiting",
+    "pending": "Pending",
+    "succeeded": "Succeeded",
+    "skipped": "Skipped",
+}
 _WITH_REASON = frozenset({"failed", "cancelled"})  # where "why" is worth its room in the list
 
 # A job that ended: its conclusion (GitHub's words, as JobReport speaks them) -> (emoji, what happened).
@@ -120,7 +128,7 @@ def _ref_words(ref: str | None) -> str | None:
         return None
     for prefix, word in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if ref.startswith(prefix):
-            return f"{word} `{escape(ref[len(prefix):])}`"
+            return f"{word} `{escape(ref[len(prefix) :])}`"
     return f"`{escape(ref)}`"
 
 
@@ -157,9 +165,13 @@ def header_block(report: JobReport) -> dict:
 
 def context_block(report: JobReport) -> dict:
     """Where and why: repository, pipeline file, branch, short commit, trigger; at most 10 elements."""
-    words = [f"*{escape(report.repository)}*", f"`{escape(report.pipeline_path)}`" if report.pipeline_path else None,
-             _ref_words(report.ref), f"commit `{escape(report.commit[:7])}`" if report.commit else None,
-             _trigger_words(report.trigger)]
+    words = [
+        f"*{escape(report.repository)}*",
+        f"`{escape(report.pipeline_path)}`" if report.pipeline_path else None,
+        _ref_words(report.ref),
+        f"commit `{escape(report.commit[:7])}`" if report.commit else None,
+        _trigger_words(report.trigger),
+    ]
     elements = [_text(fit(w, MAX_SECTION)) for w in words if w]
     return {"type": "context", "elements": elements[:MAX_CONTEXT]}
 
@@ -210,15 +222,24 @@ def actions_block(link: str | None) -> dict | None:
     """A link button to the job's page; none for a link Slack would refuse (a cut URL is a broken one)."""
     if not link or len(link) > MAX_URL or not link.startswith(("https://", "http://")):
         return None
-    button = {"type": "button", "text": {"type": "plain_text", "text": "View details"}, "url": link,
-              "action_id": "fasttrack-view-details"}
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "View details"},
+        "url": link,
+        "action_id": "fasttrack-view-details",
+    }
     return {"type": "actions", "elements": [button]}
 
 
 def blocks(report: JobReport, *, link: str | None) -> list[dict]:
     """The message for a job: header, context line, a section per task state, the link button."""
-    found = [header_block(report), context_block(report), notes_section(report), *task_sections(report),
-             actions_block(link)]
+    found = [
+        header_block(report),
+        context_block(report),
+        notes_section(report),
+        *task_sections(report),
+        actions_block(link),
+    ]
     found = [b for b in found if b is not None]
     if len(found) > MAX_BLOCKS:  # cannot happen with eight states; kept so a new state never breaks a message
         found = found[: MAX_BLOCKS - 1] + found[-1:]
@@ -234,9 +255,9 @@ def log_tail(log: str, limit: int) -> str:
     text = escape(log.rstrip()).replace("```", "`\u200b``")
     if len(text) <= limit:
         return text
-    cut = text[len(text) - (limit - len(ELLIPSIS) - 1):]
+    cut = text[len(text) - (limit - len(ELLIPSIS) - 1) :]
     newline = cut.find("\n")
-    cut = cut[newline + 1:] if newline >= 0 else re.sub(r"\A[#a-z0-9]{0,5};", "", cut)
+    cut = cut[newline + 1 :] if newline >= 0 else re.sub(r"\A[#a-z0-9]{0,5};", "", cut)
     return f"{ELLIPSIS}\n{cut}"
 
 

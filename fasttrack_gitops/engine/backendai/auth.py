@@ -61,15 +61,17 @@ def signing_key(secret_key: str | Secret, date: str, host: str) -> bytes:
 
 def string_to_sign(*, method: str, path: str, date: str, host: str, content_type: str | None, version: str) -> str:
     """The seven lines, no trailing newline; `path` is the request target (path plus ?query)."""
-    return "\n".join([
-        method.upper(),
-        path,
-        date,
-        f"host:{host}",
-        f"content-type:{bare_mime(content_type)}",
-        f"x-backendai-version:{version}",
-        EMPTY_BODY_SHA256,
-    ])
+    return "\n".join(
+        [
+            method.upper(),
+            path,
+            date,
+            f"host:{host}",
+            f"content-type:{bare_mime(content_type)}",
+            f"x-backendai-version:{version}",
+            EMPTY_BODY_SHA256,
+        ]
+    )
 
 
 def signature(

@@ -49,10 +49,16 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 class Client:
     def __init__(
-        self, credentials: Credentials, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = DEFAULT_RETRY, clock: Clock = utcnow,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, random: Callable[[], float] = _random.random,
-        transport: httpx.AsyncBaseTransport | None = None, trust_env: bool = True,
+        self,
+        credentials: Credentials,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Clock = utcnow,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+        transport: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.credentials = credentials
         self.retry = retry
@@ -63,8 +69,12 @@ class Client:
         self._auth: KeypairAuth | None = None
         self._negotiating = asyncio.Lock()
         self._http = httpx.AsyncClient(
-            base_url=credentials.endpoint, timeout=timeout, transport=transport, trust_env=trust_env,
-            follow_redirects=False, headers={"User-Agent": f"fasttrack-gitops/{__version__}"},
+            base_url=credentials.endpoint,
+            timeout=timeout,
+            transport=transport,
+            trust_env=trust_env,
+            follow_redirects=False,
+            headers={"User-Agent": f"fasttrack-gitops/{__version__}"},
         )
 
     def __repr__(self) -> str:
@@ -90,19 +100,28 @@ class Client:
             raise errors.NotAManagerError(
                 f"{endpoint} does not answer like a Backend.AI manager: GET / gave {_what(response)}; "
                 "set BACKEND_ENDPOINT to the manager's API endpoint (not the web UI)",
-                status=response.status_code, method="GET", path="/",
+                status=response.status_code,
+                method="GET",
+                path="/",
             )
         version = choose_version(hello["version"], endpoint=endpoint, manager=hello["manager"])
         self.server = ServerInfo(endpoint, hello["version"], hello["manager"], version)
-        self._auth = KeypairAuth(
-            self.credentials.access_key, self.credentials.secret_key, version, clock=self._clock
+        self._auth = KeypairAuth(self.credentials.access_key, self.credentials.secret_key, version, clock=self._clock)
+        log.debug(
+            "Backend.AI manager %s at %s: API %s, sending %s", hello["manager"], endpoint, hello["version"], version
         )
-        log.debug("Backend.AI manager %s at %s: API %s, sending %s", hello["manager"], endpoint, hello["version"], version)
         return self.server
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-        path_params: Mapping[str, Any] | None = None, timeout: Any = _DEFAULT, idempotent: bool | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        path_params: Mapping[str, Any] | None = None,
+        timeout: Any = _DEFAULT,
+        idempotent: bool | None = None,
     ) -> Any:
         """The parsed JSON answer (bytes when it is not JSON, None when empty); errors raise BackendAIError."""
         response = await self.send(
@@ -115,8 +134,15 @@ class Client:
         return response.content
 
     async def send(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-        path_params: Mapping[str, Any] | None = None, timeout: Any = _DEFAULT, idempotent: bool | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        path_params: Mapping[str, Any] | None = None,
+        timeout: Any = _DEFAULT,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """The successful httpx.Response (body read) of a signed request; negotiates first when needed."""
         if self._auth is None:
@@ -124,7 +150,9 @@ class Client:
                 if self._auth is None:
                     await self.negotiate()
         method = method.upper()
-        real_path = path.format_map({k: quote(str(v), safe="") for k, v in path_params.items()}) if path_params else path
+        real_path = (
+            path.format_map({k: quote(str(v), safe="") for k, v in path_params.items()}) if path_params else path
+        )
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         response, attempts = await self._send(
             method, path, real_path, json=json, params=params, timeout=timeout, auth=self._auth, idempotent=idempotent
@@ -134,7 +162,11 @@ class Client:
         return response
 
     async def open_stream(
-        self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """A signed GET whose body is read as it arrives (the event stream); close the response when done.
@@ -145,8 +177,9 @@ class Client:
             async with self._negotiating:
                 if self._auth is None:
                     await self.negotiate()
-        request = self._http.build_request("GET", path, params=params, headers=headers,
-                                           timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+        request = self._http.build_request(
+            "GET", path, params=params, headers=headers, timeout=timeout or httpx.USE_CLIENT_DEFAULT
+        )
         self.calls[("GET", path)] += 1
         response = await self._http.send(request, auth=self._auth, stream=True)
         if response.status_code >= 300:
@@ -171,8 +204,16 @@ class Client:
         return self._random
 
     async def _send(
-        self, method: str, template: str, path: str, *, auth: httpx.Auth | None, idempotent: bool,
-        json: Any = None, params: Mapping[str, Any] | None = None, timeout: Any = _DEFAULT,
+        self,
+        method: str,
+        template: str,
+        path: str,
+        *,
+        auth: httpx.Auth | None,
+        idempotent: bool,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: Any = _DEFAULT,
     ) -> tuple[httpx.Response, int]:
         """One logical request: attempts with backoff; (the last response, attempts), or the transport error mapped.
 
@@ -198,8 +239,15 @@ class Client:
                 if not retry or attempt == self.retry.max_attempts:
                     raise self._transport_error(exc, method, path, attempt, timeout) from exc
                 delay = self.retry.backoff(attempt, self._random)
-                log.info("%s %s: %s; retrying in %.2fs (attempt %d of %d)", method, path,
-                         _reason(exc), delay, attempt + 1, self.retry.max_attempts)
+                log.info(
+                    "%s %s: %s; retrying in %.2fs (attempt %d of %d)",
+                    method,
+                    path,
+                    _reason(exc),
+                    delay,
+                    attempt + 1,
+                    self.retry.max_attempts,
+                )
                 await self._sleep(delay)
                 continue
             status = response.status_code
@@ -209,20 +257,33 @@ class Client:
             if not retryable or attempt == self.retry.max_attempts:
                 return response, attempt
             if status == 429:
-                delay = rate_limit_wait(self.retry, attempt, self._random, self.rate_limit,
-                                        response.headers.get("Retry-After"))
+                delay = rate_limit_wait(
+                    self.retry, attempt, self._random, self.rate_limit, response.headers.get("Retry-After")
+                )
             else:
                 delay = self.retry.backoff(attempt, self._random)
-            log.info("%s %s -> %d; retrying in %.2fs (attempt %d of %d)", method, path, status, delay,
-                     attempt + 1, self.retry.max_attempts)
+            log.info(
+                "%s %s -> %d; retrying in %.2fs (attempt %d of %d)",
+                method,
+                path,
+                status,
+                delay,
+                attempt + 1,
+                self.retry.max_attempts,
+            )
             await self._sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
 
     def _error(self, response: httpx.Response, path: str, *, attempts: int) -> errors.BackendAIError:
         return errors.error_from_response(
-            response.status_code, response.headers, response.content,
-            method=response.request.method, path=path, endpoint=self.credentials.endpoint,
-            access_key=self.credentials.access_key, sent_date=response.request.headers.get("Date"),
+            response.status_code,
+            response.headers,
+            response.content,
+            method=response.request.method,
+            path=path,
+            endpoint=self.credentials.endpoint,
+            access_key=self.credentials.access_key,
+            sent_date=response.request.headers.get("Date"),
             attempts=attempts,
         )
 
@@ -231,13 +292,18 @@ class Client:
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
         fields = {"method": method, "path": path}
         if isinstance(exc, httpx.TimeoutException):
-            phase = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
-                     httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "")
+            phase = {
+                httpx.ConnectTimeout: "connect",
+                httpx.ReadTimeout: "read",
+                httpx.WriteTimeout: "write",
+                httpx.PoolTimeout: "pool",
+            }.get(type(exc), "")
             limit = _timeout_value(self._http.timeout if timeout is _DEFAULT else httpx.Timeout(timeout), phase)
             within = f" within {limit:g} s" if limit is not None else " in time"
             return errors.RequestTimeoutError(
                 f"the Backend.AI manager at {endpoint} did not answer {method} {path}{within} "
-                f"({phase or 'request'} timeout){tries}", **fields
+                f"({phase or 'request'} timeout){tries}",
+                **fields,
             )
         if not isinstance(exc, httpx.TransportError):  # e.g. a body that does not decode
             return errors.BackendAIError(
@@ -245,7 +311,8 @@ class Client:
             )
         return errors.ConnectionFailedError(
             f"cannot reach the Backend.AI manager at {endpoint} ({method} {path}): {_reason(exc)}{tries}; "
-            "check BACKEND_ENDPOINT and that the manager is running", **fields
+            "check BACKEND_ENDPOINT and that the manager is running",
+            **fields,
         )
 
 
@@ -289,5 +356,5 @@ def _what(response: httpx.Response) -> str:
     if where:
         text += f", redirecting to {where}"
     elif response.status_code == 200:
-        text += ", not the {\"version\", \"manager\"} JSON a manager sends"
+        text += ', not the {"version", "manager"} JSON a manager sends'
     return text

@@ -96,7 +96,9 @@ def normalize_endpoint(text: str) -> str:
     except ValueError as exc:
         raise UsageError(f"{ENDPOINT}={text!r} is not a valid URL: {exc}") from None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise UsageError(f"{ENDPOINT}={text!r} must be an http:// or https:// URL with a host, e.g. https://api.example.com")
+        raise UsageError(
+            f"{ENDPOINT}={text!r} must be an http:// or https:// URL with a host, e.g. https://api.example.com"
+        )
     if parts.username is not None or parts.password is not None:
         raise UsageError(f"{ENDPOINT} must not contain a user name or password; use {ACCESS_KEY} and {SECRET_KEY}")
     if parts.query or parts.fragment:

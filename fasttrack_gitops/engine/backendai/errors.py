@@ -48,8 +48,13 @@ class BackendAIError(FastTrackError):
     """A request the manager refused or could not answer; `status` and `problem` when it answered."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, problem: Problem | None = None,
-        method: str | None = None, path: str | None = None,
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        problem: Problem | None = None,
+        method: str | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -123,8 +128,16 @@ def parse_problem(body: bytes) -> Problem | None:
 
 
 def error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, method: str, path: str, endpoint: str,
-    access_key: str | None = None, sent_date: str | None = None, attempts: int = 1,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    path: str,
+    endpoint: str,
+    access_key: str | None = None,
+    sent_date: str | None = None,
+    attempts: int = 1,
 ) -> BackendAIError:
     """The exception for an error answer; `sent_date` is the Date header we sent (for clock skew)."""
     problem = parse_problem(body)
@@ -140,7 +153,9 @@ def error_from_response(
         if problem and problem.msg and "not found" in problem.msg.lower():
             hint = f"the manager does not know {key}, or it is inactive: check BACKEND_ACCESS_KEY"
         elif problem and problem.msg and "mismatch" in problem.msg.lower():
-            hint = f"the signature made with {key} does not match: check BACKEND_SECRET_KEY (it must be this key's secret)"
+            hint = (
+                f"the signature made with {key} does not match: check BACKEND_SECRET_KEY (it must be this key's secret)"
+            )
         else:
             hint = f"check BACKEND_ACCESS_KEY and BACKEND_SECRET_KEY ({key})"
         return AuthError(f"Backend.AI refused {key} on {what}: {said} [{code}]; {hint}", **fields)
@@ -154,7 +169,8 @@ def error_from_response(
         limit = _rate_limit_text(headers)
         return RateLimitedError(
             f"Backend.AI rate limit reached for {key}{limit}: {what} was refused{tries} [{code}]; "
-            "wait and run again, or ask an admin to raise the keypair's rate_limit", **fields
+            "wait and run again, or ask an admin to raise the keypair's rate_limit",
+            **fields,
         )
     if slug == "quota-exceeded" or status == 412:
         return QuotaError(f"Backend.AI quota exceeded on {what}: {said} [{code}]", **fields)
@@ -175,7 +191,8 @@ def _clock_skew(headers, sent_date, what, said, code, fields) -> ClockSkewError:
     return ClockSkewError(
         f"Backend.AI refused {what}: the clocks of this machine and the manager are {apart}, and the manager "
         f"allows at most {_span(CLOCK_WINDOW)}: {said} [{code}]; synchronise the clocks (NTP)",
-        skew=skew, **fields,
+        skew=skew,
+        **fields,
     )
 
 
@@ -222,7 +239,9 @@ def _phrase(status: int) -> str:
 
 def _brief(data: Any) -> str:
     if isinstance(data, dict):
-        text = "; ".join(f"{key}: {_brief(value) if isinstance(value, (dict, list)) else value}" for key, value in data.items())
+        text = "; ".join(
+            f"{key}: {_brief(value) if isinstance(value, (dict, list)) else value}" for key, value in data.items()
+        )
     elif isinstance(data, list):
         text = ", ".join(str(item) for item in data)
     else:

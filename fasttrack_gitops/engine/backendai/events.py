@@ -154,13 +154,23 @@ class SessionEvent:
             return None
         if not isinstance(data, dict) or not message.event.startswith(("session_", "kernel_")):
             return None
-        text = {key: str(data[key]) if data.get(key) is not None else None
-                for key in ("sessionId", "sessionName", "reason", "ownerAccessKey", "kernelId", "clusterRole")}
+        text = {
+            key: str(data[key]) if data.get(key) is not None else None
+            for key in ("sessionId", "sessionName", "reason", "ownerAccessKey", "kernelId", "clusterRole")
+        }
         code, idx = data.get("exitCode"), data.get("clusterIdx")
-        return cls(message.event, text["sessionId"], text["sessionName"], text["reason"],
-                   code if isinstance(code, int) and not isinstance(code, bool) else None,
-                   text["ownerAccessKey"], text["kernelId"], text["clusterRole"],
-                   idx if isinstance(idx, int) else None, data)
+        return cls(
+            message.event,
+            text["sessionId"],
+            text["sessionName"],
+            text["reason"],
+            code if isinstance(code, int) and not isinstance(code, bool) else None,
+            text["ownerAccessKey"],
+            text["kernelId"],
+            text["clusterRole"],
+            idx if isinstance(idx, int) else None,
+            data,
+        )
 
     @property
     def status(self) -> SessionStatus | None:
@@ -179,8 +189,15 @@ class SessionEvent:
 class SessionEventStream:
     """`async with` subscribes (and closes); `async for` yields SessionEvents, then raises StreamDropped."""
 
-    def __init__(self, client, *, session_name: str | None = None, session_id: str | None = None,
-                 scope: str = "*", idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        client,
+        *,
+        session_name: str | None = None,
+        session_id: str | None = None,
+        scope: str = "*",
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
         self.session_name, self.session_id = session_name, session_id
         self.scope, self.idle_timeout = scope, idle_timeout
         self.messages = 0  # SSE messages received, for every session
@@ -212,8 +229,12 @@ class SessionEventStream:
         if self.session_id:
             params["sessionId"] = self.session_id
         try:
-            response = await client.open_stream(PATH, params=params, headers={"Accept": "text/event-stream"},
-                                                timeout=httpx.Timeout(self.idle_timeout, connect=10.0))
+            response = await client.open_stream(
+                PATH,
+                params=params,
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(self.idle_timeout, connect=10.0),
+            )
         except httpx.RequestError as exc:
             await self._drop(f"could not open it: {_why(exc, self.idle_timeout)}")
         except errors.BackendAIError:
@@ -223,8 +244,12 @@ class SessionEventStream:
         if kind != "text/event-stream":
             await response.aclose()
             self._done = True
-            raise errors.BackendAIError(f"Backend.AI GET {PATH} answered {kind or 'no content type'}, "
-                                        "not an event stream", status=response.status_code, method="GET", path=PATH)
+            raise errors.BackendAIError(
+                f"Backend.AI GET {PATH} answered {kind or 'no content type'}, not an event stream",
+                status=response.status_code,
+                method="GET",
+                path=PATH,
+            )
         self._response, self._chunks = response, response.aiter_bytes()
 
     async def __anext__(self) -> SessionEvent:
@@ -258,8 +283,12 @@ class SessionEventStream:
     async def _drop(self, why: str) -> NoReturn:
         await self.aclose()
         endpoint = self._client.credentials.endpoint
-        raise StreamDropped(f"the Backend.AI event stream (GET {PATH} at {endpoint}) dropped after "
-                            f"{self.messages} events: {why}", events=self.messages, method="GET", path=PATH)
+        raise StreamDropped(
+            f"the Backend.AI event stream (GET {PATH} at {endpoint}) dropped after {self.messages} events: {why}",
+            events=self.messages,
+            method="GET",
+            path=PATH,
+        )
 
     async def aclose(self) -> None:
         self._done = True
@@ -271,11 +300,18 @@ class SessionEventStream:
             await response.aclose()
 
 
-def session_events(client, *, session_name: str | None = None, session_id: str | None = None,
-                   scope: str = "*", idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> SessionEventStream:
+def session_events(
+    client,
+    *,
+    session_name: str | None = None,
+    session_id: str | None = None,
+    scope: str = "*",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+) -> SessionEventStream:
     """The session event stream, filtered to one session when a name or id is given (see the module doc)."""
-    return SessionEventStream(client, session_name=session_name, session_id=session_id,
-                              scope=scope, idle_timeout=idle_timeout)
+    return SessionEventStream(
+        client, session_name=session_name, session_id=session_id, scope=scope, idle_timeout=idle_timeout
+    )
 
 
 def _why(exc: httpx.RequestError, idle_timeout: float) -> str:

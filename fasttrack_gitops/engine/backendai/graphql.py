@@ -24,15 +24,23 @@ class GraphQLError(errors.BackendAIError):
 
 async def gql(client, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The `data` of a read-only query; GraphQLError when the answer carries errors."""
-    doc = await client.request("POST", "/admin/gql", json={"query": query, "variables": dict(variables or {})},
-                               idempotent=True)
+    doc = await client.request(
+        "POST", "/admin/gql", json={"query": query, "variables": dict(variables or {})}, idempotent=True
+    )
     if not isinstance(doc, dict):
-        raise errors.BackendAIError(f"Backend.AI POST /admin/gql: an answer that is not a JSON object ({doc!r:.80})",
-                                    method="POST", path="/admin/gql")
+        raise errors.BackendAIError(
+            f"Backend.AI POST /admin/gql: an answer that is not a JSON object ({doc!r:.80})",
+            method="POST",
+            path="/admin/gql",
+        )
     problems = doc.get("errors")
     if problems:
         messages = [str(p.get("message", p)) if isinstance(p, dict) else str(p) for p in problems]
-        raise GraphQLError(f"Backend.AI GraphQL query failed: {'; '.join(messages)}", messages=messages,
-                           method="POST", path="/admin/gql")
+        raise GraphQLError(
+            f"Backend.AI GraphQL query failed: {'; '.join(messages)}",
+            messages=messages,
+            method="POST",
+            path="/admin/gql",
+        )
     data = doc.get("data", doc)  # the legacy /admin/graphql answered the data bare
     return data if isinstance(data, dict) else {}

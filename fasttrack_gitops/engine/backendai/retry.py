@@ -59,8 +59,11 @@ class RateLimit:
 
 
 def rate_limit_wait(
-    policy: RetryPolicy, attempt: int, random: Callable[[], float],
-    rate_limit: RateLimit | None, retry_after: str | None = None,
+    policy: RetryPolicy,
+    attempt: int,
+    random: Callable[[], float],
+    rate_limit: RateLimit | None,
+    retry_after: str | None = None,
 ) -> float:
     """How long to wait after a 429 (attempt from 1); `rate_limit` is the latest the manager told us."""
     wait = policy.backoff(attempt, random)

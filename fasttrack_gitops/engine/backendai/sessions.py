@@ -76,8 +76,16 @@ class SessionStatus(str, Enum):
         return self in _WAITING
 
 
-_WAITING = frozenset({SessionStatus.PENDING, SessionStatus.SCHEDULED, SessionStatus.DEPRIORITIZING,
-                      SessionStatus.RESERVED, SessionStatus.PREEMPTED, SessionStatus.RESCHEDULING})
+_WAITING = frozenset(
+    {
+        SessionStatus.PENDING,
+        SessionStatus.SCHEDULED,
+        SessionStatus.DEPRIORITIZING,
+        SessionStatus.RESERVED,
+        SessionStatus.PREEMPTED,
+        SessionStatus.RESCHEDULING,
+    }
+)
 
 
 class SessionResult(str, Enum):
@@ -133,15 +141,19 @@ class SessionSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mounts", tuple(self.mounts))
         if not NAME_PATTERN.match(self.name):
-            raise ValueError(f"session name {self.name!r} is not 4-64 ASCII letters, digits, _ . - "
-                             "(starting and ending with a letter, digit or _); use session_name()")
+            raise ValueError(
+                f"session name {self.name!r} is not 4-64 ASCII letters, digits, _ . - "
+                "(starting and ending with a letter, digit or _); use session_name()"
+            )
         if not self.image or not self.startup_command.strip():
             raise ValueError("a batch session needs an image and a non-empty startup command")
         if "shmem" in self.resources:
             raise ValueError("shmem goes in resource_opts, not in resources")
         if self.cluster_mode not in ("single-node", "multi-node") or self.cluster_size < 1:
-            raise ValueError(f"cluster_mode must be single-node or multi-node and cluster_size >= 1, "
-                             f"not {self.cluster_mode!r} x {self.cluster_size}")
+            raise ValueError(
+                f"cluster_mode must be single-node or multi-node and cluster_size >= 1, "
+                f"not {self.cluster_mode!r} x {self.cluster_size}"
+            )
         bad_env = sorted(k for k, v in self.environ.items() if not isinstance(k, str) or not isinstance(v, str))
         if bad_env:
             raise ValueError(f"environ values must be strings: {', '.join(map(str, bad_env))}")
@@ -222,23 +234,39 @@ def _slug(text: str) -> str:
 def batch_session_body(spec: SessionSpec, server: ServerInfo) -> tuple[dict[str, Any], list[str]]:
     """The POST /session body for this server, and the names of the spec's fields it cannot take."""
     body: dict[str, Any] = {
-        "name": spec.name, "image": spec.image, "type": "batch", "enqueueOnly": True,
-        "startupCommand": spec.startup_command, "cluster_mode": spec.cluster_mode, "cluster_size": spec.cluster_size,
+        "name": spec.name,
+        "image": spec.image,
+        "type": "batch",
+        "enqueueOnly": True,
+        "startupCommand": spec.startup_command,
+        "cluster_mode": spec.cluster_mode,
+        "cluster_size": spec.cluster_size,
     }
-    optional = {"architecture": spec.architecture, "group": spec.group, "domain": spec.domain,
-                "tag": spec.tag, "bootstrap_script": spec.bootstrap_script}
+    optional = {
+        "architecture": spec.architecture,
+        "group": spec.group,
+        "domain": spec.domain,
+        "tag": spec.tag,
+        "bootstrap_script": spec.bootstrap_script,
+    }
     body.update({key: value for key, value in optional.items() if value is not None})
     config: dict[str, Any] = {}
-    for key, value in (("resources", spec.resources), ("resource_opts", spec.resource_opts),
-                       ("scaling_group", spec.scaling_group), ("environ", spec.environ),
-                       ("mounts", list(spec.mounts)), ("mount_map", spec.mount_map)):
+    for key, value in (
+        ("resources", spec.resources),
+        ("resource_opts", spec.resource_opts),
+        ("scaling_group", spec.scaling_group),
+        ("environ", spec.environ),
+        ("mounts", list(spec.mounts)),
+        ("mount_map", spec.mount_map),
+    ):
         if value:
             config[key] = dict(value) if isinstance(value, Mapping) else value
     dropped = []
     if spec.mount_permissions:
         if parse_version(server.api_version) >= parse_version(MOUNT_OPTIONS_API):
-            config["mount_options"] = {name: {"type": "bind", "permission": permission}
-                                       for name, permission in spec.mount_permissions.items()}
+            config["mount_options"] = {
+                name: {"type": "bind", "permission": permission} for name, permission in spec.mount_permissions.items()
+            }
         else:
             dropped.append("mount_permissions")
     if spec.batch_timeout is not None:
@@ -261,8 +289,13 @@ async def create_batch_session(client, spec: SessionSpec) -> CreatedSession:
     server = client.server or await client.negotiate()
     body, dropped = batch_session_body(spec, server)
     for name in dropped:
-        log.warning("session %s: %s is not supported by Backend.AI %s (API %s); not sent",
-                    spec.name, name, server.manager, server.api_version)
+        log.warning(
+            "session %s: %s is not supported by Backend.AI %s (API %s); not sent",
+            spec.name,
+            name,
+            server.manager,
+            server.api_version,
+        )
     try:
         doc = await client.request("POST", "/session", json=body)
     except errors.BackendAIError as exc:
@@ -271,8 +304,14 @@ async def create_batch_session(client, spec: SessionSpec) -> CreatedSession:
             raise
         raise refined from exc
     status = str(doc.get("status", ""))
-    return CreatedSession(str(doc["sessionId"]), str(doc.get("sessionName") or spec.name),
-                          SessionStatus.parse(status), status, bool(doc.get("created", True)), doc)
+    return CreatedSession(
+        str(doc["sessionId"]),
+        str(doc.get("sessionName") or spec.name),
+        SessionStatus.parse(status),
+        status,
+        bool(doc.get("created", True)),
+        doc,
+    )
 
 
 def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.BackendAIError:
@@ -284,17 +323,23 @@ def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.Bac
     if exc.status == 404 and exc.slug == "object-not-found" and "image" in text:
         return UnknownImageError(
             f"Backend.AI does not know the image {spec.image!r} ({where}): {said}; check the task's "
-            "environment.image against the images (or aliases) the cluster has", **fields)
+            "environment.image against the images (or aliases) the cluster has",
+            **fields,
+        )
     if exc.slug == "invalid-api-params" and ("resource allocation" in text or "slot type" in text):
         asked = [slot for slot in spec.resources if slot.lower() in text] or sorted(spec.resources)
         return ResourceSlotError(
             f"the Backend.AI cluster has no resource slot {', '.join(asked)} ({where}): {said}; "
-            "see the slots it offers with `fasttrack-gitops doctor` (GET /config/resource-slots)", **fields)
+            "see the slots it offers with `fasttrack-gitops doctor` (GET /config/resource-slots)",
+            **fields,
+        )
     if exc.slug == "session-already-exists":
         existing = problem.data.get("existingSessionId") if isinstance(problem.data, dict) else None
         return SessionExistsError(
             f"a live Backend.AI session is already named {spec.name} ({said}); destroy it or use another attempt",
-            existing_id=existing, **fields)
+            existing_id=existing,
+            **fields,
+        )
     return exc
 
 
@@ -345,17 +390,27 @@ async def session_result(client, session_id: str) -> SessionOutcome | SessionGon
     if not isinstance(doc, dict):
         return SessionGone(str(session_id), f"GraphQL compute_session knows no session {session_id}")
     status_data = _json_object(doc.get("status_data"))
-    containers = sorted((c for c in doc.get("containers") or () if isinstance(c, dict)),
-                        key=lambda c: (c.get("cluster_role") != "main", c.get("cluster_idx") or 0))
-    exit_code = next((code for c in containers if (code := _exit_code(_json_object(c.get("status_data")))) is not None),
-                     _exit_code(status_data))
+    containers = sorted(
+        (c for c in doc.get("containers") or () if isinstance(c, dict)),
+        key=lambda c: (c.get("cluster_role") != "main", c.get("cluster_idx") or 0),
+    )
+    exit_code = next(
+        (code for c in containers if (code := _exit_code(_json_object(c.get("status_data")))) is not None),
+        _exit_code(status_data),
+    )
     error = status_data.get("error")
     if isinstance(error, dict):
         error = error.get("repr") or error.get("name")
     status = str(doc.get("status", ""))
     return SessionOutcome(
-        str(doc.get("id") or session_id), doc.get("name"), SessionStatus.parse(status), status,
-        doc.get("status_info"), SessionResult.parse(doc.get("result")), exit_code, status_data,
+        str(doc.get("id") or session_id),
+        doc.get("name"),
+        SessionStatus.parse(status),
+        status,
+        doc.get("status_info"),
+        SessionResult.parse(doc.get("result")),
+        exit_code,
+        status_data,
         str(error) if error else None,
     )
 

@@ -55,7 +55,7 @@ class Source:
 
     async def read(self, offset: int, length: int) -> bytes:
         if self._memory is not None:
-            return bytes(self._memory[offset:offset + length])
+            return bytes(self._memory[offset : offset + length])
         return await asyncio.to_thread(self._read_file, offset, length)
 
     def _read_file(self, offset: int, length: int) -> bytes:
@@ -71,8 +71,13 @@ class StorageProxy:
     """Unsigned requests to storage-proxy URLs, retried like the client's; counted in `calls`."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, retry: RetryPolicy, sleep: Callable[[float], Awaitable[Any]],
-        random: Callable[[], float], calls: Counter[tuple[str, str]],
+        self,
+        http: httpx.AsyncClient,
+        *,
+        retry: RetryPolicy,
+        sleep: Callable[[float], Awaitable[Any]],
+        random: Callable[[], float],
+        calls: Counter[tuple[str, str]],
     ) -> None:
         self.http, self.retry, self.calls = http, retry, calls
         self._sleep, self._random = sleep, random
@@ -84,8 +89,11 @@ class StorageProxy:
         offset, failures = 0, 0  # a fresh session is at 0: no HEAD needed first
         while True:
             chunk = await source.read(offset, min(chunk_size, source.size - offset))
-            headers = {"Tus-Resumable": TUS_VERSION, "Upload-Offset": str(offset),
-                       "Content-Type": "application/offset+octet-stream"}
+            headers = {
+                "Tus-Resumable": TUS_VERSION,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+            }
             try:
                 response = await self._send("PATCH", url, token, headers=headers, content=chunk)
             except httpx.TransportError as exc:
@@ -188,9 +196,12 @@ class StorageProxy:
         base, path = _where(url)
         reason = str(exc).strip() or type(exc).__name__
         kind = errors.RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else errors.ConnectionFailedError
-        return kind(f"the storage proxy at {base} failed {method} {path} for {what} after {self.retry.max_attempts} "
-                    f"attempts: {reason}; the manager advertises this address: check that it is reachable from here",
-                    method=method, path=path)
+        return kind(
+            f"the storage proxy at {base} failed {method} {path} for {what} after {self.retry.max_attempts} "
+            f"attempts: {reason}; the manager advertises this address: check that it is reachable from here",
+            method=method,
+            path=path,
+        )
 
 
 def _where(url: str) -> tuple[str, str]:

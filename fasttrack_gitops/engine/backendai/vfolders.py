@@ -60,8 +60,17 @@ class VFolder:
     def from_api(cls, doc: Mapping[str, Any]) -> VFolder:
         kind = doc.get("ownership_type") or doc.get("type")
         group = doc.get("group") if doc.get("group") != "None" else None  # 23.09's info says "None"
-        return cls(str(doc.get("id", "")), str(doc["name"]), doc.get("host"), doc.get("usage_mode"),
-                   doc.get("permission"), kind, group, doc.get("status"), dict(doc))
+        return cls(
+            str(doc.get("id", "")),
+            str(doc["name"]),
+            doc.get("host"),
+            doc.get("usage_mode"),
+            doc.get("permission"),
+            kind,
+            group,
+            doc.get("status"),
+            dict(doc),
+        )
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,13 @@ def vfolder_path(path: str | PurePosixPath, *, root_ok: bool = True) -> str:
 
 
 async def create_vfolder(
-    client: Client, name: str, *, host: str | None = None, group: str | None = None,
-    usage_mode: str = "general", permission: str = "rw",
+    client: Client,
+    name: str,
+    *,
+    host: str | None = None,
+    group: str | None = None,
+    usage_mode: str = "general",
+    permission: str = "rw",
 ) -> VFolder:
     """Create the folder, or return the existing one of that name (creation is idempotent for us)."""
     body = {"name": _name(name), "usage_mode": usage_mode, "permission": permission}
@@ -131,8 +145,16 @@ async def list_files(client: Client, name: str, path: str = ".") -> list[FileEnt
     rel = vfolder_path(path)
     with _about(client, name, "list", rel):
         answer = await client.request("GET", FOLDER + "/files", path_params={"name": _name(name)}, params={"path": rel})
-    return [FileEntry(str(item["name"]), str(item.get("type", "")), int(item.get("size") or 0),
-                      str(item.get("mode", "")), item.get("modified")) for item in answer.get("items", [])]
+    return [
+        FileEntry(
+            str(item["name"]),
+            str(item.get("type", "")),
+            int(item.get("size") or 0),
+            str(item.get("mode", "")),
+            item.get("modified"),
+        )
+        for item in answer.get("items", [])
+    ]
 
 
 async def exists(client: Client, name: str, path: str) -> bool:
@@ -148,13 +170,23 @@ async def exists(client: Client, name: str, path: str) -> bool:
 async def mkdir(client: Client, name: str, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
     rel = vfolder_path(path, root_ok=False)
     with _about(client, name, "create a directory in", rel):
-        await client.request("POST", FOLDER + "/mkdir", path_params={"name": _name(name)},
-                             json={"path": rel, "parents": parents, "exist_ok": exist_ok}, idempotent=exist_ok)
+        await client.request(
+            "POST",
+            FOLDER + "/mkdir",
+            path_params={"name": _name(name)},
+            json={"path": rel, "parents": parents, "exist_ok": exist_ok},
+            idempotent=exist_ok,
+        )
 
 
 async def upload(
-    client: Client, name: str, path: str, data: bytes | bytearray | memoryview | IO[bytes], *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE, make_parents: bool = False,
+    client: Client,
+    name: str,
+    path: str,
+    data: bytes | bytearray | memoryview | IO[bytes],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    make_parents: bool = False,
 ) -> int:
     """Write `data` to `path` (replacing a file there); the byte count. The storage proxy makes
     missing directories (checked on 23.09.10); `make_parents` sends a mkdir first for one that does not."""
@@ -166,8 +198,13 @@ async def upload(
     proxy, what = _proxy(client), f"vfolder {name!r} path {rel!r}"
     for attempt in (1, 2):  # a second session only when the proxy lost the first
         with _about(client, name, "upload to", rel):
-            session = await client.request("POST", FOLDER + "/request-upload", path_params={"name": _name(name)},
-                                           json={"path": rel, "size": source.size}, idempotent=True)
+            session = await client.request(
+                "POST",
+                FOLDER + "/request-upload",
+                path_params={"name": _name(name)},
+                json={"path": rel, "size": source.size},
+                idempotent=True,
+            )
         try:
             await proxy.upload(session["url"], session["token"], source, chunk_size=chunk_size, what=what)
             return source.size
@@ -179,8 +216,13 @@ async def upload(
 
 
 async def upload_tree(
-    client: Client, name: str, dest_path: str, local_folder: str | os.PathLike[str], *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE, concurrency: int = 4,
+    client: Client,
+    name: str,
+    dest_path: str,
+    local_folder: str | os.PathLike[str],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    concurrency: int = 4,
 ) -> TreeUpload:
     """Upload every regular file under `local_folder` to `dest_path`, and its empty directories.
 
@@ -204,8 +246,9 @@ async def upload_tree(
 
     sizes = await _all((send(rel) for rel in files), gate)
     if skipped:
-        log.warning("upload to vfolder %s skipped %d symlink(s) or special file(s): %s",
-                    name, len(skipped), ", ".join(skipped))
+        log.warning(
+            "upload to vfolder %s skipped %d symlink(s) or special file(s): %s", name, len(skipped), ", ".join(skipped)
+        )
     return TreeUpload(tuple(files), tuple(empty), sum(sizes), tuple(skipped))
 
 
@@ -219,8 +262,13 @@ async def download_to(client: Client, name: str, path: str, dest: str | os.PathL
     """Write a file of the folder to a local path or a binary file; the byte count."""
     rel = vfolder_path(path, root_ok=False)
     with _about(client, name, "download from", rel):
-        session = await client.request("POST", FOLDER + "/request-download", path_params={"name": _name(name)},
-                                       json={"path": rel, "archive": False}, idempotent=True)
+        session = await client.request(
+            "POST",
+            FOLDER + "/request-download",
+            path_params={"name": _name(name)},
+            json={"path": rel, "archive": False},
+            idempotent=True,
+        )
     proxy, what = _proxy(client), f"vfolder {name!r} path {rel!r}"
     if isinstance(dest, (str, os.PathLike)):
         with await asyncio.to_thread(open, dest, "wb") as handle:
@@ -234,15 +282,23 @@ async def rename(client: Client, name: str, path: str, new_name: str) -> None:
     if "/" in new_name or new_name in ("", ".", ".."):
         raise InvalidPathError(f"{new_name!r} is not a file name to rename to")
     with _about(client, name, "rename in", rel):
-        await client.request("POST", FOLDER + "/rename-file", path_params={"name": _name(name)},
-                             json={"target_path": rel, "new_name": new_name})
+        await client.request(
+            "POST",
+            FOLDER + "/rename-file",
+            path_params={"name": _name(name)},
+            json={"target_path": rel, "new_name": new_name},
+        )
 
 
 async def delete_files(client: Client, name: str, paths: list[str], *, recursive: bool = False) -> None:
     rels = [vfolder_path(p, root_ok=False) for p in paths]
     with _about(client, name, "delete from", ", ".join(rels)):
-        await client.request("DELETE", FOLDER + "/delete-files", path_params={"name": _name(name)},
-                             json={"files": rels, "recursive": recursive})  # POST is 405 on 23.09.10
+        await client.request(
+            "DELETE",
+            FOLDER + "/delete-files",
+            path_params={"name": _name(name)},
+            json={"files": rels, "recursive": recursive},
+        )  # POST is 405 on 23.09.10
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -250,7 +306,9 @@ async def delete_files(client: Client, name: str, paths: list[str], *, recursive
 
 def _proxy(client: Client) -> StorageProxy:
     """The storage-proxy side, sharing the client's connection pool, retry policy, clock and call counter."""
-    return StorageProxy(client.unsigned, retry=client.retry, sleep=client.sleep, random=client.random, calls=client.calls)
+    return StorageProxy(
+        client.unsigned, retry=client.retry, sleep=client.sleep, random=client.random, calls=client.calls
+    )
 
 
 def _name(name: str) -> str:
@@ -265,6 +323,7 @@ def _join(dest: str, rel: str) -> str:
 
 async def _all(calls: Iterable[Awaitable[Any]], gate: asyncio.Semaphore) -> list[Any]:
     """Await every call, at most gate's number at once; the first failure cancels the rest."""
+
     async def gated(call):
         async with gate:
             return await call
@@ -310,21 +369,29 @@ def _about(client: Client, name: str, doing: str, path: str | None = None) -> It
 
 
 def _explain(exc: errors.BackendAIError, key: str, name: str, doing: str, path: str | None):
-    problem, fields = exc.problem, {"status": exc.status, "problem": exc.problem, "method": exc.method, "path": exc.path}
+    problem, fields = (
+        exc.problem,
+        {"status": exc.status, "problem": exc.problem, "method": exc.method, "path": exc.path},
+    )
     said = f"{problem.describe()} [{exc.status} {problem.slug}]" if problem else str(exc)
     where = f"{path!r} in vfolder {name!r}" if path else f"vfolder {name!r}"
     code = (problem.data or {}).get("errno") if problem and isinstance(problem.data, dict) else None
     if exc.slug == "object-not-found":
         return NoSuchVFolderError(
             f"Backend.AI has no vfolder {name!r} that access key {key} may {doing}: {said}; check the name, and that "
-            "the folder is this key's own or shared with it (read-write to write into it)", **fields)
+            "the folder is this key's own or shared with it (read-write to write into it)",
+            **fields,
+        )
     if code in (2, 20):  # ENOENT, ENOTDIR on the storage proxy's host
         return NoSuchPathError(f"Backend.AI: no such path {where} (while trying to {doing} it): {said}", **fields)
     if exc.status == 403:
         return errors.BackendAIError(
-            f"Backend.AI does not let access key {key} {doing} {where}: {said}; ask for the permission", **fields)
+            f"Backend.AI does not let access key {key} {doing} {where}: {said}; ask for the permission", **fields
+        )
     if isinstance(exc, errors.QuotaError):
         return errors.QuotaError(
             f"Backend.AI quota exceeded trying to {doing} {where}: {said}; free space in the folder, "
-            "or ask an admin to raise the quota", **fields)
+            "or ask an admin to raise the quota",
+            **fields,
+        )
     return exc

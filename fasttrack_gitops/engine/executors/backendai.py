@@ -65,6 +65,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.pipeline.model import Task
+from fasttrack_gitops.core.pipeline.units import format_size
 from fasttrack_gitops.engine.backendai import errors, vfolders
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
@@ -94,15 +97,12 @@ from fasttrack_gitops.engine.executors.base import (
     Started,
     error_result,
     masked,
-    stop_live_attempts,
     no_capacity,
     pipeline_paths_env,
+    stop_live_attempts,
     timed_out,
 )
 from fasttrack_gitops.engine.executors.logcap import LogCapture
-from fasttrack_gitops.core.job import Outcome
-from fasttrack_gitops.core.pipeline.model import Task
-from fasttrack_gitops.core.pipeline.units import format_size
 
 log = logging.getLogger("fasttrack_gitops.engine.backendai")
 
@@ -136,10 +136,17 @@ class BackendAIExecutor:
     capacity = no_capacity  # the cluster's scheduler queues what does not fit
 
     def __init__(
-        self, *, credentials: Credentials | None = None, client: Client | None = None,
-        poll_interval: float = 5.0, check_interval: float = 30.0, pending_notice: float = 60.0,
-        destroy_wait: float = 15.0, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        folder_host: str | None = None, folder_group: str | None = None,
+        self,
+        *,
+        credentials: Credentials | None = None,
+        client: Client | None = None,
+        poll_interval: float = 5.0,
+        check_interval: float = 30.0,
+        pending_notice: float = 60.0,
+        destroy_wait: float = 15.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        folder_host: str | None = None,
+        folder_group: str | None = None,
     ):
         """`client` (e.g. a test's) is used as given and left open; otherwise one is made and close() closes it."""
         self._owns_client = client is None
@@ -157,8 +164,9 @@ class BackendAIExecutor:
         if self._owns_client:
             await self.client.aclose()
 
-    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
-                       started: Started) -> AttemptResult | None:
+    async def reattach(
+        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+    ) -> AttemptResult | None:
         """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
         still knows a finished session; creating it again would run the task twice); a live one is asked
         for by its name and image again, which gets it back (step 3), and is followed like a new one."""
@@ -198,8 +206,9 @@ class BackendAIExecutor:
 
     # -- one attempt ------------------------------------------------------------------------------
 
-    async def _attempt(self, spec: AttemptSpec, started: Started, started_at: float,
-                       stops: tuple[asyncio.Future, ...]) -> AttemptResult:
+    async def _attempt(
+        self, spec: AttemptSpec, started: Started, started_at: float, stops: tuple[asyncio.Future, ...]
+    ) -> AttemptResult:
         try:
             prepare = asyncio.ensure_future(self._prepare(spec))
             done, _ = await asyncio.wait({prepare, *stops}, return_when=asyncio.FIRST_COMPLETED)
@@ -229,8 +238,13 @@ class BackendAIExecutor:
             s.ran = created.status in _RAN  # a session found again may be running already
             if events is not None:
                 events.session_id = created.id
-            log.debug("session %s (%s) %s: %s", s.name, s.id, "created" if created.created else "found again",
-                      created.status_raw)
+            log.debug(
+                "session %s (%s) %s: %s",
+                s.name,
+                s.id,
+                "created" if created.created else "found again",
+                created.status_raw,
+            )
             try:
                 return await self._supervise(spec, s, events, started, started_at, stops)
             except asyncio.CancelledError:  # our caller gave up on us: leave no session behind
@@ -242,8 +256,15 @@ class BackendAIExecutor:
             if events is not None:
                 await events.aclose()
 
-    async def _supervise(self, spec: AttemptSpec, s: _Session, events, started: Started,
-                         started_at: float, stops: tuple[asyncio.Future, ...]) -> AttemptResult:
+    async def _supervise(
+        self,
+        spec: AttemptSpec,
+        s: _Session,
+        events,
+        started: Started,
+        started_at: float,
+        stops: tuple[asyncio.Future, ...],
+    ) -> AttemptResult:
         def on_status() -> None:
             if s.ran and not s.reported:
                 s.reported = True
@@ -274,8 +295,15 @@ class BackendAIExecutor:
         await self._write_log(spec, s)
         return AttemptResult(outcome, exit_code, started_at, time.time(), masked(message, spec.masks))
 
-    async def _follow(self, spec: AttemptSpec, s: _Session, events, deadline: float | None,
-                      stops: tuple[asyncio.Future, ...], on_status: Callable[[], None]):
+    async def _follow(
+        self,
+        spec: AttemptSpec,
+        s: _Session,
+        events,
+        deadline: float | None,
+        stops: tuple[asyncio.Future, ...],
+        on_status: Callable[[], None],
+    ):
         """Wait for the session to end: ("ended" | "timeout" | "stopped", the stream or None once it dropped)."""
         loop = asyncio.get_running_loop()
         next_check = loop.time() + (self.check_interval if events is not None else self.poll_interval)
@@ -283,12 +311,14 @@ class BackendAIExecutor:
             if events is not None and s.next_event is None:
                 s.next_event = asyncio.ensure_future(events.__anext__())
             now = loop.time()
-            wake = min(next_check, deadline if deadline is not None else math.inf,
-                       s.created_at + self.pending_notice if not s.noticed else math.inf)
+            wake = min(
+                next_check,
+                deadline if deadline is not None else math.inf,
+                s.created_at + self.pending_notice if not s.noticed else math.inf,
+            )
             waiting = {f for f in (s.next_event, *stops) if f is not None}
             if waiting:
-                done, _ = await asyncio.wait(waiting, timeout=max(0.0, wake - now),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(waiting, timeout=max(0.0, wake - now), return_when=asyncio.FIRST_COMPLETED)
             else:
                 done = set()
                 await asyncio.sleep(max(0.0, wake - now))
@@ -299,8 +329,9 @@ class BackendAIExecutor:
                 try:
                     self._saw(s, future.result(), on_status)
                 except (StreamDropped, StopAsyncIteration) as exc:
-                    log.info("session %s: %s; polling every %gs", s.name, str(exc) or "the stream ended",
-                             self.poll_interval)
+                    log.info(
+                        "session %s: %s; polling every %gs", s.name, str(exc) or "the stream ended", self.poll_interval
+                    )
                     events, next_check = None, loop.time()
                 else:
                     if s.status.is_final:
@@ -317,8 +348,12 @@ class BackendAIExecutor:
                 if s.status.is_waiting:
                     if await self._look(s, on_status):
                         return "ended", events
-                    self._note(spec, s, f"session {s.name} is still {s.status_raw} after "
-                                        f"{self.pending_notice:g}s{_why(s)}; waiting for the cluster's scheduler")
+                    self._note(
+                        spec,
+                        s,
+                        f"session {s.name} is still {s.status_raw} after "
+                        f"{self.pending_notice:g}s{_why(s)}; waiting for the cluster's scheduler",
+                    )
             if deadline is not None and loop.time() >= deadline:
                 return "timeout", events
 
@@ -405,8 +440,11 @@ class BackendAIExecutor:
 
     async def _prepare(self, spec: AttemptSpec) -> SessionSpec:
         folder = layout.folder_name(spec.repository, spec.pipeline)
-        await _once(self._folders, folder, lambda: vfolders.create_vfolder(
-            self.client, folder, host=self.folder_host, group=self.folder_group))
+        await _once(
+            self._folders,
+            folder,
+            lambda: vfolders.create_vfolder(self.client, folder, host=self.folder_host, group=self.folder_group),
+        )
         tree = spec.code_tree or await asyncio.to_thread(tree_digest, spec.workdir)
         await _once(self._trees, (folder, tree), lambda: self._ship_code(folder, tree, spec.workdir))
         return session_spec(spec, folder, tree)
@@ -421,8 +459,9 @@ class BackendAIExecutor:
         executables = await asyncio.to_thread(executable_files, workdir)
         sent = await vfolders.upload_tree(self.client, folder, where, workdir)
         await vfolders.upload(self.client, folder, marker, layout.code_marker(executables))
-        log.info("code tree %s: %d files (%d bytes) uploaded to vfolder %s", tree, len(sent.files),
-                 sent.total_bytes, folder)
+        log.info(
+            "code tree %s: %d files (%d bytes) uploaded to vfolder %s", tree, len(sent.files), sent.total_bytes, folder
+        )
 
 
 def session_spec(spec: AttemptSpec, folder: str, tree: str) -> SessionSpec:
@@ -431,14 +470,22 @@ def session_spec(spec: AttemptSpec, folder: str, tree: str) -> SessionSpec:
     mounts = [m.vfolder for m in task.mounts if m.vfolder != folder]
     mount_map = {m.vfolder: m.alias for m in task.mounts if m.alias and m.vfolder != folder}
     environ = {**spec.env, **pipeline_paths_env(spec, root=PIPELINE_ROOT), layout.COMMAND_VARIABLE: task.command or ""}
-    script = layout.startup_script(job_id=spec.job_id, task=task.name, dependencies=task.dependencies,
-                                   attempt=spec.number, tree=tree)
+    script = layout.startup_script(
+        job_id=spec.job_id, task=task.name, dependencies=task.dependencies, attempt=spec.number, tree=tree
+    )
     return SessionSpec(
-        name=session_name(spec.job_id, task.name, spec.number), image=task.image or "", startup_command=script,
-        group=task.project, scaling_group=task.scaling_group, resources=resources(task),
+        name=session_name(spec.job_id, task.name, spec.number),
+        image=task.image or "",
+        startup_command=script,
+        group=task.project,
+        scaling_group=task.scaling_group,
+        resources=resources(task),
         resource_opts={"shmem": format_size(task.resources.shmem)} if task.resources.shmem else {},
-        cluster_mode=task.cluster_mode, cluster_size=task.cluster_size, environ=environ,
-        mounts=(*mounts, folder), mount_map={**mount_map, folder: layout.FOLDER_MOUNT},
+        cluster_mode=task.cluster_mode,
+        cluster_size=task.cluster_size,
+        environ=environ,
+        mounts=(*mounts, folder),
+        mount_map={**mount_map, folder: layout.FOLDER_MOUNT},
     )
 
 
@@ -482,12 +529,18 @@ def _check(spec: AttemptSpec) -> str:
     if not task.command:
         return f"task '{task.name}' has no command"
     if not task.image:
-        return (f"task '{task.name}' has no image: a Backend.AI session needs environment.image "
-                "(e.g. cr.backend.ai/stable/python:3.9-ubuntu20.04, or an alias the cluster knows)")
+        return (
+            f"task '{task.name}' has no image: a Backend.AI session needs environment.image "
+            "(e.g. cr.backend.ai/stable/python:3.9-ubuntu20.04, or an alias the cluster knows)"
+        )
     if not spec.workdir.is_dir():
         return f"working directory missing: {spec.workdir}"
     try:
-        for value, what in ((spec.job_id, "job id"), (task.name, "task"), *((d, "dependency") for d in task.dependencies)):
+        for value, what in (
+            (spec.job_id, "job id"),
+            (task.name, "task"),
+            *((d, "dependency") for d in task.dependencies),
+        ):
             layout.component(value, what)
         spec.outputs.mkdir(parents=True, exist_ok=True)  # the outputs themselves stay in the pipeline folder
     except ValueError as exc:
@@ -550,4 +603,3 @@ def _stop_reason(stops: tuple[asyncio.Future, ...]) -> str:
 
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
-

@@ -94,13 +94,15 @@ def startup_script(*, job_id: str, task: str, dependencies: Sequence[str], attem
         f"ftg_root={q(FOLDER_MOUNT)}",
         "ftg_links=1",
         'if [ ! -d "$ftg_root" ]; then',
-        f'  ftg_root=${{{FOLDER_VARIABLE}:-}}',
+        f"  ftg_root=${{{FOLDER_VARIABLE}:-}}",
         "  ftg_links=0",
         f'  [ -n "$ftg_root" ] && [ -d "$ftg_root" ] || ftg_fail {q(f"the pipeline data folder is mounted neither at {FOLDER_MOUNT} nor at ${FOLDER_VARIABLE}")}',
         "fi",
         # Link $2 to $1 when we own /pipeline and $2 is free; ftg_path is the path to use either way.
-        ('ftg_link() { ftg_path=$1; if [ "$ftg_links" = 1 ] && [ ! -e "$2" ] && [ ! -L "$2" ] '
-         '&& ln -s -- "$1" "$2" 2>/dev/null; then ftg_path=$2; fi; }'),
+        (
+            'ftg_link() { ftg_path=$1; if [ "$ftg_links" = 1 ] && [ ! -e "$2" ] && [ ! -L "$2" ] '
+            '&& ln -s -- "$1" "$2" 2>/dev/null; then ftg_path=$2; fi; }'
+        ),
         f"ftg_job={job}",
         "ftg_out=$ftg_job/" + q(f"tasks/{component(task, 'task')}/outputs"),
     ]
@@ -127,9 +129,11 @@ def startup_script(*, job_id: str, task: str, dependencies: Sequence[str], attem
         "export " + " ".join(exported),
         "ftg_code=$ftg_root/" + q(code_path(tree)),
         f'[ -f "$ftg_code/{CODE_MARKER}" ] || ftg_fail "the task\'s code is not in the pipeline data folder: $ftg_code"',
-        f'ftg_work=$PWD/{CODE_COPY}',
-        ('rm -rf -- "$ftg_work" && mkdir -p -- "$ftg_work" && cp -R -- "$ftg_code/." "$ftg_work/" '
-         '|| ftg_fail "cannot copy the task\'s code to $ftg_work"'),
+        f"ftg_work=$PWD/{CODE_COPY}",
+        (
+            'rm -rf -- "$ftg_work" && mkdir -p -- "$ftg_work" && cp -R -- "$ftg_code/." "$ftg_work/" '
+            '|| ftg_fail "cannot copy the task\'s code to $ftg_work"'
+        ),
         'cd "$ftg_work" || ftg_fail "cannot enter $ftg_work"',
         f'while IFS= read -r ftg_x; do [ -z "$ftg_x" ] || chmod +x -- "./$ftg_x" 2>/dev/null; done < {CODE_MARKER}',
         f"rm -f -- {CODE_MARKER}",

@@ -10,8 +10,8 @@ Adding an executor is one new module and one line in `EXECUTORS`.
 from __future__ import annotations
 
 import asyncio
-import time
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +73,9 @@ class Executor(Protocol):
         """
         ...
 
-    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
-                       started: Started) -> AttemptResult | None:
+    async def reattach(
+        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+    ) -> AttemptResult | None:
         """Follow an attempt a runner that died had started (with `handle`) to its end, as run() would.
 
         None when it cannot be followed; the runner then records it as
@@ -90,8 +91,9 @@ class Executor(Protocol):
 # Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
 
 
-async def cannot_reattach(self: object, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
-                          started: Started) -> AttemptResult | None:
+async def cannot_reattach(
+    self: object, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+) -> AttemptResult | None:
     return None
 
 

@@ -33,6 +33,9 @@ import tempfile
 import time
 from collections.abc import Mapping
 
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.pipeline.model import Resources
+from fasttrack_gitops.core.taskenv import SECRET_ENV_PREFIX
 from fasttrack_gitops.engine.executors.base import (
     PIPELINE_ROOT,
     PIPELINE_VARIABLE,
@@ -41,16 +44,13 @@ from fasttrack_gitops.engine.executors.base import (
     Started,
     error_result,
     masked,
-    stop_live_attempts,
     pipeline_mounts,
     pipeline_paths_env,
+    stop_live_attempts,
     timed_out,
 )
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import process_handle, stop_orphan
-from fasttrack_gitops.core.job import Outcome
-from fasttrack_gitops.core.pipeline.model import Resources
-from fasttrack_gitops.core.taskenv import SECRET_ENV_PREFIX
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 DRAIN_TIMEOUT = 0.5  # seconds to wait for the pipe to close once the group is killed (a setsid escapee holds it)
@@ -102,8 +102,9 @@ class LocalExecutor:
         """Whether attempts run under bubblewrap (probed once)."""
         return await self._sandbox_prefix() is not None
 
-    async def reattach(self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event,
-                       started: Started) -> AttemptResult | None:
+    async def reattach(
+        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+    ) -> AttemptResult | None:
         """A process outlives its runner but not its pipe: it cannot be followed, so it is stopped, and the
         attempt is interrupted (the runner retries it when the task's retry policy allows)."""
         what = stop_orphan(handle)
@@ -125,13 +126,19 @@ class LocalExecutor:
             return self._error(spec, started_at, problem)
         prefix = await self._sandbox_prefix() if self.bwrap is not False else None
         if prefix is None and self.bwrap:
-            return self._error(spec, started_at, f"bubblewrap is required but does not work here: "
-                                                 f"{self._sandbox_reason}")
+            return self._error(
+                spec, started_at, f"bubblewrap is required but does not work here: {self._sandbox_reason}"
+            )
         try:
             log = LogCapture(spec.log_path, head=self.head, tail=self.tail, masks=spec.masks)
         except OSError as e:
-            return AttemptResult(Outcome.ERROR, None, started_at, time.time(),
-                                 masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks))
+            return AttemptResult(
+                Outcome.ERROR,
+                None,
+                started_at,
+                time.time(),
+                masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks),
+            )
         try:
             proc, read_fd = self._spawn(spec, prefix)
         except OSError as e:
@@ -156,12 +163,14 @@ class LocalExecutor:
 
     # -- one attempt --------------------------------------------------------
 
-    async def _supervise(self, attempt: _Attempt, spec: AttemptSpec, started_at: float,
-                         cancel: asyncio.Event, stop: asyncio.Future) -> AttemptResult:
+    async def _supervise(
+        self, attempt: _Attempt, spec: AttemptSpec, started_at: float, cancel: asyncio.Event, stop: asyncio.Future
+    ) -> AttemptResult:
         cancelled = asyncio.ensure_future(cancel.wait())
         try:
-            done, _ = await asyncio.wait({attempt.exited, cancelled, stop}, timeout=spec.timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {attempt.exited, cancelled, stop}, timeout=spec.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             cancelled.cancel()
         if attempt.exited in done:
@@ -222,8 +231,15 @@ class LocalExecutor:
                 except OSError:
                     pass  # over the per-user pipe budget: the default size works, only slower
             os.set_blocking(read_fd, False)
-            proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=write_fd,
-                                    stderr=write_fd, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+            )
         except BaseException:
             os.close(read_fd)
             raise
@@ -257,11 +273,22 @@ class LocalExecutor:
             return None, f"this machine has its own {PIPELINE_ROOT}"
         prefix = [bwrap, "--die-with-parent", *_host_root_binds()]
         with tempfile.TemporaryDirectory(prefix="ftg-bwrap-probe-") as tmp:
-            argv = [*prefix, "--bind", tmp, f"{PIPELINE_ROOT}/outputs", "--chdir", tmp, "--",
-                    self.shell, "-c", f"test -d {PIPELINE_ROOT}/outputs"]
+            argv = [
+                *prefix,
+                "--bind",
+                tmp,
+                f"{PIPELINE_ROOT}/outputs",
+                "--chdir",
+                tmp,
+                "--",
+                self.shell,
+                "-c",
+                f"test -d {PIPELINE_ROOT}/outputs",
+            ]
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
             except OSError as e:
                 return None, _oserror(e)
             try:
@@ -297,8 +324,9 @@ def _host_root_binds() -> list[str]:
 class _Attempt:
     """One running process group: its exit, its output, its kill."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen, read_fd: int, log: LogCapture,
-                 buffer: bytearray):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen, read_fd: int, log: LogCapture, buffer: bytearray
+    ):
         self.loop = loop
         self._buffer = buffer
         self._view = memoryview(buffer)
@@ -410,8 +438,9 @@ class _Attempt:
 
 def _withheld(name: str) -> bool:
     """A variable of ours the task must not inherit: a secret, or our own pipeline data folder paths."""
-    return name.startswith(SECRET_ENV_PREFIX) or (name.startswith("PIPELINE_")
-                                                  and PIPELINE_VARIABLE.fullmatch(name) is not None)
+    return name.startswith(SECRET_ENV_PREFIX) or (
+        name.startswith("PIPELINE_") and PIPELINE_VARIABLE.fullmatch(name) is not None
+    )
 
 
 def _oserror(e: OSError) -> str:

@@ -49,7 +49,7 @@ class Masker:
         for match in self._pattern.finditer(data):
             if match.start() >= safe:
                 break
-            out += (data[pos:match.start()], MASK)
+            out += (data[pos : match.start()], MASK)
             pos = match.end()
         cut = max(pos, safe)
         out.append(data[pos:cut])
@@ -65,8 +65,15 @@ class Masker:
 class LogCapture:
     """Writes output to a log file: masked, capped to head + tail bytes. Close it to finish the file."""
 
-    def __init__(self, path: Path, *, head: int = DEFAULT_HEAD, tail: int = DEFAULT_TAIL,
-                 masks: Iterable[str] = (), buffering: int = 64 * 1024):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        head: int = DEFAULT_HEAD,
+        tail: int = DEFAULT_TAIL,
+        masks: Iterable[str] = (),
+        buffering: int = 64 * 1024,
+    ):
         if head < 0 or tail < 0:
             raise ValueError("head and tail must not be negative")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,14 +128,14 @@ class LogCapture:
             take = min(len(view), self._head - self._written)
             self._file.write(view[:take])
             self._written += take
-            self._last_head_byte = bytes(view[take - 1:take])
+            self._last_head_byte = bytes(view[take - 1 : take])
             view = view[take:]
             if not view:
                 return
         size = self._tail_size
         if len(view) >= size:
             self.omitted += len(self._tail) + len(view) - size
-            self._tail = bytearray(view[len(view) - size:])
+            self._tail = bytearray(view[len(view) - size :])
         else:
             self._tail += view
             if len(self._tail) > size:

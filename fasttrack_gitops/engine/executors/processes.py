@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 

@@ -14,8 +14,8 @@ import os
 import shutil
 import stat
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -23,20 +23,58 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from fasttrack_gitops.core.globs import matches, static_prefix
 from fasttrack_gitops.engine.gitrepo.folders import _FolderSnapshot, _worktree_snapshot
 from fasttrack_gitops.engine.gitrepo.history import (
-    default_branch, has_commit, heads, is_ancestor, merge_base, pr_changes, push_changes, ref_matches,
+    default_branch,
+    has_commit,
+    heads,
+    is_ancestor,
+    merge_base,
+    pr_changes,
+    push_changes,
+    ref_matches,
 )
 from fasttrack_gitops.engine.gitrepo.model import ZERO_COMMIT, GitError, Snapshot, repository_label
 from fasttrack_gitops.engine.gitrepo.objects import (
-    _GITLINK, _blob, _git_errors, _lookup, _object_id, _objects_of, _open_repo, _prefix_tree, _reading, _tree,
-    _walk, _write_tree, _writing_to, object_store,
+    _GITLINK,
+    _blob,
+    _git_errors,
+    _lookup,
+    _object_id,
+    _objects_of,
+    _open_repo,
+    _prefix_tree,
+    _reading,
+    _tree,
+    _walk,
+    _write_tree,
+    _writing_to,
+    object_store,
 )
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
 
 __all__ = [
-    "ZERO_COMMIT", "GitError", "Snapshot", "changed_paths", "code_lookup", "code_state", "default_branch",
-    "has_commit", "heads", "is_ancestor", "list_files", "materialise", "merge_base", "object_store",
-    "open_snapshot", "pr_changes", "push_changes", "read_file", "ref_matches", "repository_label", "repository_of",
-    "resolve_revision", "tree_id",
+    "ZERO_COMMIT",
+    "GitError",
+    "Snapshot",
+    "changed_paths",
+    "code_lookup",
+    "code_state",
+    "default_branch",
+    "has_commit",
+    "heads",
+    "is_ancestor",
+    "list_files",
+    "materialise",
+    "merge_base",
+    "object_store",
+    "open_snapshot",
+    "pr_changes",
+    "push_changes",
+    "read_file",
+    "ref_matches",
+    "repository_label",
+    "repository_of",
+    "resolve_revision",
+    "tree_id",
 ]
 
 
@@ -58,8 +96,9 @@ def repository_of(path: Path) -> tuple[Path, str] | None:
     return None
 
 
-def open_snapshot(path: Path, rev: str | None = "HEAD", *, worktree: bool = False,
-                  store: DiskObjectStore | Path | None = None) -> Snapshot:
+def open_snapshot(
+    path: Path, rev: str | None = "HEAD", *, worktree: bool = False, store: DiskObjectStore | Path | None = None
+) -> Snapshot:
     """The pipeline repository at path as of rev (or its work tree), as a Snapshot.
 
     path is a git work tree, a bare repository, a subfolder of a work tree
@@ -74,8 +113,10 @@ def open_snapshot(path: Path, rev: str | None = "HEAD", *, worktree: bool = Fals
     found = repository_of(folder)
     if found is None:
         if rev not in (None, "HEAD"):
-            raise GitError(f"{folder} is not in a git repository, so revision '{rev}' cannot be read; "
-                           "give a folder in a git clone, or leave the revision out")
+            raise GitError(
+                f"{folder} is not in a git repository, so revision '{rev}' cannot be read; "
+                "give a folder in a git clone, or leave the revision out"
+            )
         root = folder.resolve()
         with _writing_to(store) as (disk, where):
             tree = _FolderSnapshot(root, IgnoreFilterManager(str(root), [], False), [], disk).tree("")
@@ -88,8 +129,10 @@ def open_snapshot(path: Path, rev: str | None = "HEAD", *, worktree: bool = Fals
         commit, ref = _resolve(repo, rev, top)
         tree = _prefix_tree(repo.object_store, repo[commit].tree, prefix)
         if tree is None:
-            raise GitError(f"folder '{prefix}' is not in revision '{rev}' ({commit.decode()[:12]}) of "
-                           f"{top}; commit it first, or snapshot the work tree")
+            raise GitError(
+                f"folder '{prefix}' is not in revision '{rev}' ({commit.decode()[:12]}) of "
+                f"{top}; commit it first, or snapshot the work tree"
+            )
         return Snapshot("commit", top, prefix, commit.decode(), ref, tree.decode(), False)
 
 
@@ -120,7 +163,7 @@ def read_file(snap: Snapshot, relpath: str, *, max_bytes: int | None = None) -> 
         if state != "found" or not stat.S_ISREG(mode):
             return None
         data = _blob(objects, sha)
-    return data if max_bytes is None else data[:max_bytes + 1]
+    return data if max_bytes is None else data[: max_bytes + 1]
 
 
 def list_files(snap: Snapshot, patterns: Sequence[str]) -> list[str]:
@@ -238,5 +281,3 @@ def changed_paths(source: Snapshot | Path, old_commit: str | None, new_commit: s
                 if entry is not None and entry.path is not None:
                     paths.add(os.fsdecode(entry.path))
     return paths
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Union
 
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -14,16 +13,28 @@ from dulwich.repo import Repo
 
 from fasttrack_gitops.engine.gitrepo.model import GitError, Snapshot
 from fasttrack_gitops.engine.gitrepo.objects import (
-    _EMPTY_TREE, _EXECUTABLE, _FILE, _GITLINK, _SYMLINK, _TREE, _add_loose_object, _Objects, _prefix_tree,
+    _EMPTY_TREE,
+    _EXECUTABLE,
+    _FILE,
+    _GITLINK,
+    _SYMLINK,
+    _TREE,
+    _add_loose_object,
+    _Objects,
+    _prefix_tree,
     _writing_to,
 )
 
-def _worktree_snapshot(repo: Repo, top: Path, prefix: str, rev: str | None,
-                       store: DiskObjectStore | Path | None) -> Snapshot:
+
+def _worktree_snapshot(
+    repo: Repo, top: Path, prefix: str, rev: str | None, store: DiskObjectStore | Path | None
+) -> Snapshot:
     """The work tree under prefix as it stands, on top of HEAD; new objects go to store."""
     if repo.bare:
-        raise GitError(f"{top} is a bare repository: it has no work tree to snapshot; leave out the "
-                       "worktree option, or give a clone with a work tree")
+        raise GitError(
+            f"{top} is a bare repository: it has no work tree to snapshot; leave out the "
+            "worktree option, or give a clone with a work tree"
+        )
     if rev not in (None, "HEAD"):
         raise GitError(f"the work tree is snapshotted on top of HEAD; it cannot be combined with revision '{rev}'")
     chain, head = repo.refs.follow(b"HEAD")
@@ -31,11 +42,20 @@ def _worktree_snapshot(repo: Repo, top: Path, prefix: str, rev: str | None,
     head_tree = _prefix_tree(repo.object_store, repo[head].tree, prefix) if head else None
     index, index_mtime_ns = _read_index(repo)
     with _writing_to(store) as (disk, where):
-        walker = _FolderSnapshot(top, IgnoreFilterManager.from_repo(repo), [repo.object_store], disk,
-                                 index, index_mtime_ns)
+        walker = _FolderSnapshot(
+            top, IgnoreFilterManager.from_repo(repo), [repo.object_store], disk, index, index_mtime_ns
+        )
         tree = walker.tree(prefix, keep_empty=True)
-    return Snapshot("worktree", top, prefix, head.decode() if head else None, ref, tree.decode(),
-                    tree != (head_tree or _EMPTY_TREE), where)
+    return Snapshot(
+        "worktree",
+        top,
+        prefix,
+        head.decode() if head else None,
+        ref,
+        tree.decode(),
+        tree != (head_tree or _EMPTY_TREE),
+        where,
+    )
 
 
 def _read_index(repo: Repo) -> tuple[dict, int]:
@@ -50,7 +70,7 @@ def _read_index(repo: Repo) -> tuple[dict, int]:
     return {path: entry if hasattr(entry, "sha") else None for path, entry in index.items()}, mtime_ns
 
 
-def _mtime_ns(value: Union[int, float, tuple[int, int]]) -> int:
+def _mtime_ns(value: int | float | tuple[int, int]) -> int:
     """An index entry's time in nanoseconds (dulwich gives (sec, nsec), or a number)."""
     if isinstance(value, tuple):
         return value[0] * 1_000_000_000 + value[1]
@@ -65,8 +85,15 @@ class _FolderSnapshot:
     older than the index) keeps its index blob id unread, as git does.
     """
 
-    def __init__(self, top: Path, ignores: IgnoreFilterManager, known: list[BaseObjectStore],
-                 store: DiskObjectStore, index: dict | None = None, index_mtime_ns: int = 0) -> None:
+    def __init__(
+        self,
+        top: Path,
+        ignores: IgnoreFilterManager,
+        known: list[BaseObjectStore],
+        store: DiskObjectStore,
+        index: dict | None = None,
+        index_mtime_ns: int = 0,
+    ) -> None:
         self.top = top
         self.ignores = ignores
         self.known = _Objects(known)  # stores that hold objects already: not written again
@@ -122,8 +149,12 @@ class _FolderSnapshot:
             info = entry.stat(follow_symlinks=False)
             mode = _EXECUTABLE if info.st_mode & stat.S_IXUSR else _FILE
             known = self.index.get(key)
-            if (known is not None and known.mode == mode and known.size == info.st_size & 0xFFFFFFFF
-                    and _mtime_ns(known.mtime) == info.st_mtime_ns < self.index_mtime_ns):
+            if (
+                known is not None
+                and known.mode == mode
+                and known.size == info.st_size & 0xFFFFFFFF
+                and _mtime_ns(known.mtime) == info.st_mtime_ns < self.index_mtime_ns
+            ):
                 tree.add(name, mode, known.sha)
                 return
             with open(entry.path, "rb") as f:
@@ -140,5 +171,3 @@ class _FolderSnapshot:
         if sha not in self.known:
             _add_loose_object(self.store.path, obj)
         return sha
-
-

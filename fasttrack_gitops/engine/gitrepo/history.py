@@ -24,10 +24,10 @@ from dulwich.objects import Commit, Tag
 from dulwich.repo import Repo
 
 from fasttrack_gitops.core.events import Push
+from fasttrack_gitops.core.globs import matches
 from fasttrack_gitops.engine.gitrepo.model import ZERO_COMMIT, GitError
 from fasttrack_gitops.engine.gitrepo.objects import _HEX, _git_errors, _open_repo, _prefix_tree
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
-from fasttrack_gitops.core.globs import matches
 
 _MAX_TAG_DEPTH = 10  # a tag of a tag of ...: git itself gives up long before anyone writes this
 
@@ -94,7 +94,7 @@ def default_branch(repo_path: Path) -> str | None:
         target = repo.refs.get_symrefs().get(b"HEAD")
         if target is None or not target.startswith(b"refs/heads/") or _commit_of(repo, target.decode()) is None:
             return None
-        return target[len(b"refs/heads/"):].decode()
+        return target[len(b"refs/heads/") :].decode()
 
 
 def push_changes(repo_path: Path, push: Push, *, prefix: str = "", default_ref: str | None = None) -> set[str] | None:

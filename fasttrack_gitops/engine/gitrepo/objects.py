@@ -11,9 +11,9 @@ import stat
 import threading
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -50,8 +50,7 @@ def _git_errors(what: str) -> Iterator[None]:
     except KeyError as e:
         name = e.args[0] if e.args else "?"
         name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        raise GitError(f"{what}: object {name} is missing (a shallow or partial clone? "
-                       "fetch the full history)") from e
+        raise GitError(f"{what}: object {name} is missing (a shallow or partial clone? fetch the full history)") from e
     except (OSError, ValueError, AssertionError, EOFError, zlib.error) as e:
         raise GitError(f"{what}: {getattr(e, 'strerror', None) or e}") from e
     except Exception as e:
@@ -145,7 +144,6 @@ def _writing_to(store: DiskObjectStore | Path | None) -> Iterator[tuple[DiskObje
         disk.close()
 
 
-
 # --- reading trees -------------------------------------------------------------------------------
 
 
@@ -210,7 +208,7 @@ def _lookup(objects: _Objects, root: bytes, relpath: str) -> tuple[str, int, byt
         entry = None
         if not missing:
             tree = _tree(objects, trail[-1][1] if trail else root)
-            entry = tree[name] if name in tree else None
+            entry = tree[name] if name in tree else None  # noqa: SIM401 (a dulwich Tree has no get)
         if entry is None:
             missing = True
             trail.append((0, b""))
@@ -254,8 +252,9 @@ def _write_tree(objects: _Objects, root: Tree, folder: bytes) -> None:
         for entry in tree.iteritems():
             name, mode = entry.path, entry.mode
             if name in (b"", b".", b"..") or b"/" in name or b"\0" in name or name.lower() == b".git":
-                raise GitError(f"tree {tree.id.decode()[:12]} has an entry named {name!r}, which cannot be "
-                               "written safely")
+                raise GitError(
+                    f"tree {tree.id.decode()[:12]} has an entry named {name!r}, which cannot be written safely"
+                )
             path = folder + b"/" + name
             if stat.S_ISDIR(mode):
                 os.mkdir(path)
@@ -268,7 +267,7 @@ def _write_tree(objects: _Objects, root: Tree, folder: bytes) -> None:
                 fd = os.open(path, _CREATE, 0o755 if mode & stat.S_IXUSR else 0o644)
                 try:
                     while data:
-                        data = data[os.write(fd, data):]
+                        data = data[os.write(fd, data) :]
                 finally:
                     os.close(fd)
             # else a submodule (gitlink): its content lives in another repository

@@ -63,8 +63,14 @@ def _resolve_name(repo: Repo, name: str, where: Path) -> tuple[bytes | None, str
     encoded = name.encode()
     if len(name) == 40 and _HEX.match(name) and encoded.lower() in repo.object_store:
         return encoded.lower(), None
-    for ref in (name, f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}",
-                f"refs/remotes/{name}/HEAD"):
+    for ref in (
+        name,
+        f"refs/{name}",
+        f"refs/tags/{name}",
+        f"refs/heads/{name}",
+        f"refs/remotes/{name}",
+        f"refs/remotes/{name}/HEAD",
+    ):
         if ref != "HEAD" and "/" not in ref and not ref.isupper():
             continue  # only refs/... and the ALL_CAPS files in the git folder (FETCH_HEAD, ORIG_HEAD)
         chain, sha = repo.refs.follow(ref.encode())
@@ -73,8 +79,9 @@ def _resolve_name(repo: Repo, name: str, where: Path) -> tuple[bytes | None, str
     if 4 <= len(name) < 40 and _HEX.match(name):
         found = {sha for sha in repo.object_store.iter_prefix(encoded.lower()) if _is_committish(repo, sha)}
         if len(found) > 1:
-            raise GitError(f"revision '{name}' is ambiguous in {where}: it starts {len(found)} commit ids; "
-                           "give more digits")
+            raise GitError(
+                f"revision '{name}' is ambiguous in {where}: it starts {len(found)} commit ids; give more digits"
+            )
         if found:
             return found.pop(), None
     return None, None
@@ -86,4 +93,3 @@ def _is_committish(repo: Repo, sha: bytes) -> bool:
     while isinstance(obj, Tag):
         obj = repo[obj.object[1]]
     return isinstance(obj, Commit)
-

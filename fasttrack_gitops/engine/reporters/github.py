@@ -41,7 +41,13 @@ import httpx
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
 from fasttrack_gitops.engine.reporters.github_auth import (
-    AppAuth, Clock, TokenAuth, api_headers, installation_of, rate_limited, refusal,
+    AppAuth,
+    Clock,
+    TokenAuth,
+    api_headers,
+    installation_of,
+    rate_limited,
+    refusal,
 )
 
 if TYPE_CHECKING:  # the daemon builds reporters; reporters do not import the daemon
@@ -56,8 +62,11 @@ MAX_ANNOTATION_MESSAGE = 64 * 1024  # bytes
 MAX_ANNOTATION_TITLE = 255
 MAX_STATUS_DESCRIPTION = 140  # a commit status shows one short line
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-RERUN_FAILED = {"label": "Re-run failed tasks", "identifier": "rerun-failed",
-                "description": "Run the failed tasks again"}  # ≤ 20, 20 and 40 characters
+RERUN_FAILED = {
+    "label": "Re-run failed tasks",
+    "identifier": "rerun-failed",
+    "description": "Run the failed tasks again",
+}  # ≤ 20, 20 and 40 characters
 RERUN_CONCLUSIONS = frozenset({"failure", "timed_out"})  # a timed-out task is a failed task worth re-running
 LEVELS = {"error": "failure", "failure": "failure", "warning": "warning"}  # anything else is a notice
 # A commit status has four states. What GitHub users expect from other CIs: a red X when the pipeline
@@ -65,16 +74,30 @@ LEVELS = {"error": "failure", "failure": "failure", "warning": "warning"}  # any
 # green when nothing blocking failed (neutral: only continue_on_failure tasks did), and a yellow dot
 # while a fork's pull request waits for a member's approval: that is no verdict yet, and it keeps a
 # required status blocking until the approved job reports under the same name.
-STATUS_STATES = {"success": "success", "neutral": "success", "skipped": "success", "failure": "failure",
-                 "timed_out": "failure", "cancelled": "error", "stale": "error", "action_required": "pending"}
+STATUS_STATES = {
+    "success": "success",
+    "neutral": "success",
+    "skipped": "success",
+    "failure": "failure",
+    "timed_out": "failure",
+    "cancelled": "error",
+    "stale": "error",
+    "action_required": "pending",
+}
 
 
 class GitHubReporter:
     name = "github"
     min_interval = 3.0
 
-    def __init__(self, config: GitHubConfig, *, repositories: Collection[str],
-                 client: httpx.AsyncClient | None = None, clock: Clock = time.time):
+    def __init__(
+        self,
+        config: GitHubConfig,
+        *,
+        repositories: Collection[str],
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = time.time,
+    ):
         """`repositories`: the configured owner/repo names whose provider is github. A config with neither
         a token nor an App cannot report: `wants` is then False for every job (webhooks alone need neither)."""
         self._own_client = client is None
@@ -93,7 +116,8 @@ class GitHubReporter:
         progress = dict(state)
         try:
             if progress.get("mode") == "statuses" or (
-                    "check_run_id" not in progress and report.repository.casefold() in self._no_checks):
+                "check_run_id" not in progress and report.repository.casefold() in self._no_checks
+            ):
                 await self._send_status(report, progress)
             else:
                 await self._send_check(report, progress)
@@ -124,8 +148,10 @@ class GitHubReporter:
                     return await self._fall_back(report, progress)
             elif not await self._update(report, progress, body, annotations):
                 if recreated:
-                    raise GiveUp(f"GitHub lost the check run {report.check_name} of {report.repository} "
-                                 "twice while it was being written")
+                    raise GiveUp(
+                        f"GitHub lost the check run {report.check_name} of {report.repository} "
+                        "twice while it was being written"
+                    )
                 recreated = True  # deleted on GitHub (404): create it again, once
                 continue
             if progress["annotations_sent"] >= len(annotations):
@@ -134,14 +160,16 @@ class GitHubReporter:
 
     async def _create(self, report: JobReport, progress: dict, body: dict, annotations: list[dict]) -> bool:
         """POST a new check run with the first annotations; False when checks cannot be written here."""
-        response = await self._call(report, "POST", f"/repos/{_repo(report)}/check-runs",
-                                    with_annotations(body, annotations[:MAX_ANNOTATIONS]))
+        response = await self._call(
+            report, "POST", f"/repos/{_repo(report)}/check-runs", with_annotations(body, annotations[:MAX_ANNOTATIONS])
+        )
         if response.status_code in (403, 404) and not rate_limited(response):
             return False
         run_id = _id(response)
         if not response.is_success or run_id is None:
-            raise refusal(response, f"creating the check run {report.check_name} on {report.repository}",
-                          now=self.clock())
+            raise refusal(
+                response, f"creating the check run {report.check_name} on {report.repository}", now=self.clock()
+            )
         progress["check_run_id"] = run_id
         progress["annotations_sent"] = min(len(annotations), MAX_ANNOTATIONS)
         return True
@@ -149,25 +177,31 @@ class GitHubReporter:
     async def _update(self, report: JobReport, progress: dict, body: dict, annotations: list[dict]) -> bool:
         """PATCH the check run with the next annotations; False when it no longer exists (404)."""
         sent = progress.get("annotations_sent", 0)
-        batch = annotations[sent:sent + MAX_ANNOTATIONS]
+        batch = annotations[sent : sent + MAX_ANNOTATIONS]
         update = {k: v for k, v in with_annotations(body, batch).items() if k != "head_sha"}
-        response = await self._call(report, "PATCH", f"/repos/{_repo(report)}/check-runs/{progress['check_run_id']}",
-                                    update)
+        response = await self._call(
+            report, "PATCH", f"/repos/{_repo(report)}/check-runs/{progress['check_run_id']}", update
+        )
         if response.status_code == 404:
             log.info("%s: the check run %s is gone; creating it again", report.repository, report.check_name)
             progress.pop("check_run_id")
             progress["annotations_sent"] = 0
             return False
         if not response.is_success:
-            raise refusal(response, f"updating the check run {report.check_name} on {report.repository}",
-                          now=self.clock())
+            raise refusal(
+                response, f"updating the check run {report.check_name} on {report.repository}", now=self.clock()
+            )
         progress["annotations_sent"] = sent + len(batch)
         return True
 
     async def _fall_back(self, report: JobReport, progress: dict) -> None:
         """Checks refused: this job, and the repository's next ones, are reported as commit statuses."""
-        log.warning("%s: the GitHub token may not write check runs (an App or GITHUB_TOKEN can); reporting %s "
-                    "as a commit status instead", report.repository, report.check_name)
+        log.warning(
+            "%s: the GitHub token may not write check runs (an App or GITHUB_TOKEN can); reporting %s "
+            "as a commit status instead",
+            report.repository,
+            report.check_name,
+        )
         self._no_checks.add(report.repository.casefold())
         progress.pop("check_run_id", None)
         progress["annotations_sent"] = 0
@@ -202,8 +236,9 @@ class GitHubReporter:
             return
         response = await self._call(report, "POST", f"/repos/{_repo(report)}/statuses/{quote(report.commit)}", body)
         if not response.is_success:
-            raise refusal(response, f"setting the commit status {report.check_name} on {report.repository}",
-                          now=self.clock())
+            raise refusal(
+                response, f"setting the commit status {report.check_name} on {report.repository}", now=self.clock()
+            )
         progress.update(mode="statuses", last=digest)
 
     # ------------------------------------------------------------ one request
@@ -211,18 +246,20 @@ class GitHubReporter:
     async def _call(self, report: JobReport, method: str, path: str, body: dict) -> httpx.Response:
         """One request as the report's repository; a refused token (401) is renewed once, then given up on."""
         for _ in range(2 if self.auth.renewable else 1):
-            token = await self.auth.token(installation_id=installation_of(report.trigger),
-                                          repository=report.repository)
+            token = await self.auth.token(installation_id=installation_of(report.trigger), repository=report.repository)
             try:
-                response = await self.client.request(method, self.api + path, json=body, headers=api_headers(token),
-                                                     follow_redirects=True)  # a renamed repository answers 307
+                response = await self.client.request(
+                    method, self.api + path, json=body, headers=api_headers(token), follow_redirects=True
+                )  # a renamed repository answers 307
             except httpx.RequestError as e:
                 raise RetryLater(f"GitHub did not answer {method} {path}: {type(e).__name__}") from e
             if response.status_code != 401:
                 return response
             self.auth.invalidate(token)
-        raise GiveUp(f"the GitHub token was refused (401) for {report.repository}: check github.token_env/"
-                     "token_file, or the App's installation and permissions")
+        raise GiveUp(
+            f"the GitHub token was refused (401) for {report.repository}: check github.token_env/"
+            "token_file, or the App's installation and permissions"
+        )
 
 
 # ---------------------------------------------------------------- what GitHub shows (pure)
@@ -230,8 +267,12 @@ class GitHubReporter:
 
 def check_run(report: JobReport, *, details_url: str | None = None) -> dict:
     """The check run body for the report, without annotations and times (those depend on what was sent)."""
-    body = {"name": report.check_name, "head_sha": report.commit, "external_id": report.job_id,
-            "status": "completed" if report.ended else "in_progress" if report.started else "queued"}
+    body = {
+        "name": report.check_name,
+        "head_sha": report.commit,
+        "external_id": report.job_id,
+        "status": "completed" if report.ended else "in_progress" if report.started else "queued",
+    }
     if details_url:
         body["details_url"] = details_url
     if report.ended:
@@ -257,10 +298,13 @@ def annotation(item: Mapping, default_path: str) -> dict:
     """A diagnostic ({path, line, column, level, message, title}) in GitHub's shape: columns only within one line."""
     start = _positive(item.get("line", item.get("start_line")), 1)
     end = max(start, _positive(item.get("end_line"), start))
-    out = {"path": str(item.get("path") or default_path), "start_line": start, "end_line": end,
-           "annotation_level": LEVELS.get(str(item.get("level", "")).lower(), "notice"),
-           "message": clip_bytes(str(item.get("message") or item.get("title") or "(no message)"),
-                                 MAX_ANNOTATION_MESSAGE)}
+    out = {
+        "path": str(item.get("path") or default_path),
+        "start_line": start,
+        "end_line": end,
+        "annotation_level": LEVELS.get(str(item.get("level", "")).lower(), "notice"),
+        "message": clip_bytes(str(item.get("message") or item.get("title") or "(no message)"), MAX_ANNOTATION_MESSAGE),
+    }
     column = _positive(item.get("column", item.get("start_column")), 0)
     if start == end and column:
         out["start_column"] = column
@@ -273,8 +317,11 @@ def annotation(item: Mapping, default_path: str) -> dict:
 def commit_status(report: JobReport, *, details_url: str | None = None) -> dict:
     """The commit status standing in for the check run: same name, its state, the title as description."""
     state = STATUS_STATES.get(report.conclusion, "error") if report.ended else "pending"
-    body = {"state": state, "context": report.check_name,
-            "description": one_line(report.title, MAX_STATUS_DESCRIPTION) or report.status}
+    body = {
+        "state": state,
+        "context": report.check_name,
+        "description": one_line(report.title, MAX_STATUS_DESCRIPTION) or report.status,
+    }
     if details_url:
         body["target_url"] = details_url
     return body
@@ -289,7 +336,7 @@ def fingerprint(body: dict, annotations: list[dict]) -> str:
 def one_line(text: str, limit: int) -> str:
     """The first non-blank line, cut to `limit` characters with an ellipsis."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def clip_markdown(text: str, limit: int = MAX_MARKDOWN) -> str:
@@ -298,8 +345,8 @@ def clip_markdown(text: str, limit: int = MAX_MARKDOWN) -> str:
         return text
     note = "\n\n*(cut: longer than GitHub shows; the rest is on the job's page)*"
     kept = clip_bytes(text, limit - len(note.encode()) - 8, ellipsis="")
-    if "\n" in kept[len(kept) // 2:]:
-        kept = kept[:kept.rindex("\n")]
+    if "\n" in kept[len(kept) // 2 :]:
+        kept = kept[: kept.rindex("\n")]
     if kept.count("```") % 2:
         kept += "\n```"
     return kept + note
@@ -310,7 +357,7 @@ def clip_bytes(text: str, limit: int, *, ellipsis: str = "…") -> str:
     raw = text.encode()
     if len(raw) <= limit:
         return text
-    return raw[:limit - len(ellipsis.encode())].decode(errors="ignore") + ellipsis
+    return raw[: limit - len(ellipsis.encode())].decode(errors="ignore") + ellipsis
 
 
 def web_url(api_url: str) -> str:

@@ -73,8 +73,9 @@ class AppAuth:
 
     renewable = True
 
-    def __init__(self, app_id: int, private_key: str, client: httpx.AsyncClient, api_url: str, *,
-                 clock: Clock = time.time):
+    def __init__(
+        self, app_id: int, private_key: str, client: httpx.AsyncClient, api_url: str, *, clock: Clock = time.time
+    ):
         self.app_id = app_id
         self._private_key = private_key
         self._client = client
@@ -111,16 +112,19 @@ class AppAuth:
         try:
             return jwt.encode(claims, self._private_key, algorithm="RS256")
         except (jwt.PyJWTError, ValueError, TypeError):  # no PEM RSA key; its error is not shown, lest it quote the key
-            raise GiveUp("github: the App's private key cannot sign a JWT (it must be the PEM file GitHub "
-                         "generated for the App)") from None
+            raise GiveUp(
+                "github: the App's private key cannot sign a JWT (it must be the PEM file GitHub generated for the App)"
+            ) from None
 
     async def _lookup(self, repository: str) -> int:
         """The installation of this App on `repository` (when no webhook told us): GET /repos/{repo}/installation."""
         doing = f"looking up the GitHub App's installation on {repository}"
         response = await self._as_app("GET", f"/repos/{repository}/installation", doing)
         if response.status_code == 404:
-            raise GiveUp(f"the GitHub App {self.app_id} is not installed on {repository} (or cannot see it): "
-                         "install it on the repository")
+            raise GiveUp(
+                f"the GitHub App {self.app_id} is not installed on {repository} (or cannot see it): "
+                "install it on the repository"
+            )
         installation = _json(response).get("id")
         if not response.is_success or not isinstance(installation, int):
             raise refusal(response, doing, now=self._clock())
@@ -132,8 +136,10 @@ class AppAuth:
         response = await self._as_app("POST", f"/app/installations/{installation}/access_tokens", doing, body={})
         if response.status_code == 404:  # uninstalled (and maybe installed again, with a new id)
             self._installations.pop(repository.casefold(), None)
-            raise GiveUp(f"the GitHub App {self.app_id} has no installation {installation} any more: "
-                         f"is it still installed on {repository}?")
+            raise GiveUp(
+                f"the GitHub App {self.app_id} has no installation {installation} any more: "
+                f"is it still installed on {repository}?"
+            )
         answer = _json(response)
         if not response.is_success or not isinstance(answer.get("token"), str):
             raise refusal(response, doing, now=self._clock())
@@ -142,13 +148,16 @@ class AppAuth:
     async def _as_app(self, method: str, path: str, doing: str, *, body: dict | None = None) -> httpx.Response:
         """One request authenticated as the App itself; a refused JWT is a configuration error, not a retry."""
         try:
-            response = await self._client.request(method, self._api + path, json=body,
-                                                  headers=api_headers(self.app_jwt()))
+            response = await self._client.request(
+                method, self._api + path, json=body, headers=api_headers(self.app_jwt())
+            )
         except httpx.RequestError as e:
             raise RetryLater(f"GitHub did not answer while {doing}: {type(e).__name__}") from e
         if response.status_code == 401:
-            raise GiveUp(f"GitHub refused the App's JWT (401) while {doing}: check github.app_id, the private "
-                         "key, and this machine's clock")
+            raise GiveUp(
+                f"GitHub refused the App's JWT (401) while {doing}: check github.app_id, the private "
+                "key, and this machine's clock"
+            )
         return response
 
 
@@ -163,8 +172,10 @@ def refusal(response: httpx.Response, doing: str, *, now: float) -> RetryLater |
     if status >= 500:
         return RetryLater(f"GitHub answered {status} while {doing}")
     if status == 401:
-        return GiveUp(f"the GitHub token was refused (401) while {doing}: check github.token_env/token_file, "
-                      "or the App's installation")
+        return GiveUp(
+            f"the GitHub token was refused (401) while {doing}: check github.token_env/token_file, "
+            "or the App's installation"
+        )
     if status == 422:  # a body GitHub finds invalid: a bug of ours, so its words are what to report
         return GiveUp(f"GitHub refused the request while {doing} (422): {github_message(response)}")
     return GiveUp(f"GitHub answered {status} while {doing}: {github_message(response)}")
@@ -177,8 +188,11 @@ def rate_limited(response: httpx.Response) -> bool:
     if response.status_code != 403:
         return False
     headers = response.headers
-    return (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
-            or "rate limit" in github_message(response).lower())
+    return (
+        headers.get("x-ratelimit-remaining") == "0"
+        or "retry-after" in headers
+        or "rate limit" in github_message(response).lower()
+    )
 
 
 def rate_limit_wait(response: httpx.Response, now: float) -> float | None:
@@ -201,12 +215,16 @@ def github_message(response: httpx.Response, limit: int = 500) -> str:
     parts = [str(answer.get("message") or response.reason_phrase or "no message")]
     for error in answer.get("errors") or []:
         if isinstance(error, Mapping):
-            parts.append(str(error.get("message") or " ".join(
-                str(error[k]) for k in ("resource", "field", "code") if error.get(k))))
+            parts.append(
+                str(
+                    error.get("message")
+                    or " ".join(str(error[k]) for k in ("resource", "field", "code") if error.get(k))
+                )
+            )
         else:
             parts.append(str(error))
     text = "; ".join(p for p in parts if p)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def installation_of(trigger: Mapping) -> int | None:

@@ -52,8 +52,10 @@ _FALLBACK_DESCRIPTIONS = {
     "canceled": "Cancelled",
     "skipped": "Skipped",
 }
-APPROVAL_NEEDED = ("Waiting for approval: this merge request comes from a fork, so a maintainer must approve "
-                   "it by commenting /fasttrack ok-to-test")
+APPROVAL_NEEDED = (
+    "Waiting for approval: this merge request comes from a fork, so a maintainer must approve "
+    "it by commenting /fasttrack ok-to-test"
+)
 
 
 # ---------------------------------------------------------------- what the status says (pure)
@@ -117,7 +119,7 @@ def branch_or_tag(ref: str | None) -> str | None:
     GitLab then picks the pipeline or branch that holds the commit."""
     for prefix in ("refs/heads/", "refs/tags/"):
         if ref and ref.startswith(prefix) and 0 < len(ref) - len(prefix) <= MAX_TEXT:
-            return ref[len(prefix):]
+            return ref[len(prefix) :]
     return None
 
 
@@ -158,8 +160,7 @@ class GitLabReporter:
     name = "gitlab"
     min_interval = 3.0
 
-    def __init__(self, config: GitLabConfig, *, repositories: Collection[str],
-                 client: httpx.AsyncClient | None = None):
+    def __init__(self, config: GitLabConfig, *, repositories: Collection[str], client: httpx.AsyncClient | None = None):
         self._config = config
         self._repositories = frozenset(r.casefold() for r in repositories)  # GitLab paths ignore case
         self._own_client = client is None
@@ -194,12 +195,15 @@ class GitLabReporter:
         """One POST with the token as PRIVATE-TOKEN (what GitLab documents for personal, project and group
         access tokens); a network failure becomes RetryLater, a URL that can never work GiveUp."""
         if not self._config.token:
-            raise GiveUp("no gitlab.token_env or gitlab.token_file is configured: GitLab commit statuses "
-                         "need a token with the api scope")
+            raise GiveUp(
+                "no gitlab.token_env or gitlab.token_file is configured: GitLab commit statuses "
+                "need a token with the api scope"
+            )
         headers = {"PRIVATE-TOKEN": self._config.token, "User-Agent": f"fasttrack-gitops/{__version__}"}
         try:
-            return await self._client.post(self.status_url(report.repository, report.commit), json=body,
-                                           headers=headers)
+            return await self._client.post(
+                self.status_url(report.repository, report.commit), json=body, headers=headers
+            )
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
             raise GiveUp(f"gitlab.url {self._config.url!r} is not a usable URL: {e}") from None
         except httpx.TransportError as e:
@@ -209,11 +213,14 @@ class GitLabReporter:
         """The exception for a refused post: what is wrong and what to do, never the token."""
         code, message, project = response.status_code, self._message(response), report.repository
         if code == 401:
-            return GiveUp(f"GitLab refused the token (401 {message}): is gitlab.token valid, unexpired and "
-                          "not revoked?")
+            return GiveUp(
+                f"GitLab refused the token (401 {message}): is gitlab.token valid, unexpired and not revoked?"
+            )
         if code == 403:
-            return GiveUp(f"GitLab forbids setting commit statuses on {project} (403 {message}): the token needs "
-                          "the api scope and at least the Developer role (Maintainer on a protected branch)")
+            return GiveUp(
+                f"GitLab forbids setting commit statuses on {project} (403 {message}): the token needs "
+                "the api scope and at least the Developer role (Maintainer on a protected branch)"
+            )
         if code == 404:
             return GiveUp(_not_found(project, report.commit, message))
         if code == 429:
@@ -244,10 +251,14 @@ def _not_found(project: str, sha: str, message: str) -> str:
     if "commit" in lowered and "references" not in lowered:
         return f"GitLab does not know commit {sha[:12]} in {project} (404 {message}): was it pushed to GitLab?"
     if "references" in lowered:
-        return (f"no branch of {project} holds commit {sha[:12]} (404 {message}): GitLab needs a branch or "
-                "pipeline for a commit status")
-    return (f"GitLab project {project} was not found (404 {message}): is the repository name its full path "
-            "(group/subgroup/project), and may the token see it?")
+        return (
+            f"no branch of {project} holds commit {sha[:12]} (404 {message}): GitLab needs a branch or "
+            "pipeline for a commit status"
+        )
+    return (
+        f"GitLab project {project} was not found (404 {message}): is the repository name its full path "
+        "(group/subgroup/project), and may the token see it?"
+    )
 
 
 def _json(response: httpx.Response) -> dict:
@@ -263,8 +274,10 @@ def _error_text(data: Mapping) -> str:
     `error`/`error_description`."""
     message = data.get("message")
     if isinstance(message, Mapping):
-        return "; ".join(f"{field} {', '.join(map(str, problems)) if isinstance(problems, list) else problems}"
-                         for field, problems in message.items())
+        return "; ".join(
+            f"{field} {', '.join(map(str, problems)) if isinstance(problems, list) else problems}"
+            for field, problems in message.items()
+        )
     if message:
         return str(message)
     return " ".join(str(data[k]) for k in ("error", "error_description") if data.get(k))

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from fasttrack_gitops.engine.executors.base import masked
 from fasttrack_gitops.core.job import TaskState
+from fasttrack_gitops.engine.executors.base import masked
 
 MAX_BYTES = 64 * 1024
 MAX_LINES = 100
@@ -33,7 +33,8 @@ _ESCAPES = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: window titles, hyperlinks
     r"|\x1b[@-Z\\-_]"  # other two-character escapes
-    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # control characters but tab, newline, carriage return
+    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)  # control characters but tab, newline, carriage return
 
 
 def log_tail(path: Path, *, max_bytes: int = MAX_BYTES, max_lines: int = MAX_LINES, masks: Sequence[str] = ()) -> str:
@@ -87,7 +88,7 @@ def _drop_partial_start(text: str, masks: tuple[str, ...]) -> str:
     reach = max(spanning) + EDGE if spanning else 0
     for match in re.finditer(r"[\r\n]", text):
         if match.end() > reach:
-            return text[match.end():]
+            return text[match.end() :]
     reach = max((len(m) for m in masks), default=0) + EDGE
     return ELLIPSIS + text[reach:] if len(text) > reach else ""
 

@@ -46,25 +46,35 @@ SUCCESS = frozenset({"success", "neutral"})  # neutral: only tasks allowed to fa
 FAILURE = frozenset({"failure", "timed_out"})
 MAX_WEBHOOK_LOGS = 3  # failed tasks' log tails appended to a webhook's end message
 # Errors that name a momentary problem on Slack's side (docs.slack.dev, chat.postMessage "Errors").
-TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
-                       "team_added_to_org"})
-_TOKEN_ADVICE = ("the bot token in the daemon's configuration (slack.bot_token_env or slack.bot_token_file) no "
-                 "longer works: reinstall the Slack app and update the token")
-_SCOPE_ADVICE = ("give the Slack app the chat:write scope (chat:write.public to post in public channels it has "
-                 "not joined) and reinstall it")
+TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
+)
+_TOKEN_ADVICE = (
+    "the bot token in the daemon's configuration (slack.bot_token_env or slack.bot_token_file) no "
+    "longer works: reinstall the Slack app and update the token"
+)
+_SCOPE_ADVICE = (
+    "give the Slack app the chat:write scope (chat:write.public to post in public channels it has "
+    "not joined) and reinstall it"
+)
 # chat.* errors that sending again can never fix -> what a person should do. {channel} and {where} filled in.
 GIVE_UP_ADVICE = {
     "channel_not_found": "no such channel, or the app cannot see it: check notify.slack.channel in {where} (or the "
-                         "daemon's slack.default_channel); for a private channel, invite the app first",
+    "daemon's slack.default_channel); for a private channel, invite the app first",
     "not_in_channel": "the app is not a member: invite it (/invite @app in {channel}) or give it chat:write.public",
     "is_archived": "the channel is archived: unarchive it or set another notify.slack.channel in {where}",
-    "invalid_auth": _TOKEN_ADVICE, "account_inactive": _TOKEN_ADVICE, "token_revoked": _TOKEN_ADVICE,
+    "invalid_auth": _TOKEN_ADVICE,
+    "account_inactive": _TOKEN_ADVICE,
+    "token_revoked": _TOKEN_ADVICE,
     "not_authed": _TOKEN_ADVICE,
-    "no_permission": _SCOPE_ADVICE, "missing_scope": _SCOPE_ADVICE,
+    "no_permission": _SCOPE_ADVICE,
+    "missing_scope": _SCOPE_ADVICE,
 }
 # What an incoming webhook answers (a text body, not JSON) when it can never take a message.
-_WEBHOOK_ADVICE = ("the incoming webhook no longer posts (removed, or its channel archived or deleted): create a "
-                   "new one in the Slack app and update slack.webhook_url_env or slack.webhook_url_file")
+_WEBHOOK_ADVICE = (
+    "the incoming webhook no longer posts (removed, or its channel archived or deleted): create a "
+    "new one in the Slack app and update slack.webhook_url_env or slack.webhook_url_file"
+)
 
 
 # ---------------------------------------------------------------- decisions (pure)
@@ -86,7 +96,7 @@ def wanted(report: JobReport) -> frozenset[str]:
 
 
 def outcome(report: JobReport) -> str | None:
-    """"success" or "failure" for a job that ended one way or the other, else None (still going, cancelled,
+    """ "success" or "failure" for a job that ended one way or the other, else None (still going, cancelled,
     skipped, held for approval: only `always` asks about those)."""
     if not report.ended:
         return None
@@ -134,8 +144,9 @@ class SlackReporter:
     name = "slack"
     min_interval = 1.0  # Slack allows about one message per second per channel
 
-    def __init__(self, config: SlackConfig, *, client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, config: SlackConfig, *, client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time
+    ):
         self._config = config
         self._clock = clock
         self._own_client = client is None
@@ -149,7 +160,7 @@ class SlackReporter:
         return slack.get("channel") or self._config.default_channel
 
     def mode(self, report: JobReport) -> str | None:
-        """"bot" (a token and a channel), "webhook" (a webhook URL: its channel is fixed), or None."""
+        """ "bot" (a token and a channel), "webhook" (a webhook URL: its channel is fixed), or None."""
         if report.notify.get("slack") is None:
             return None
         if self._config.bot_token and self.channel(report):
@@ -198,8 +209,10 @@ class SlackReporter:
     @staticmethod
     def _message(report: JobReport) -> dict:
         """The message's content: the blocks and the notification text Slack wants beside them."""
-        return {"text": slack_blocks.fallback_text(report),
-                "blocks": slack_blocks.blocks(report, link=link_for(report))}
+        return {
+            "text": slack_blocks.fallback_text(report),
+            "blocks": slack_blocks.blocks(report, link=link_for(report)),
+        }
 
     @staticmethod
     def _thread(progress: Mapping) -> dict:
@@ -239,16 +252,21 @@ class SlackReporter:
     async def _post(self, report: JobReport, method: str, body: dict, *, tolerate: frozenset = frozenset()) -> dict:
         """One Web API call; Slack's answer when ok (or its error is in `tolerate`), else RetryLater or GiveUp."""
         url = f"{self._config.api_url.rstrip('/')}/{method}"
-        headers = {"Authorization": f"Bearer {self._config.bot_token}",
-                   "Content-Type": "application/json; charset=utf-8", "User-Agent": f"fasttrack-gitops/{__version__}"}
+        headers = {
+            "Authorization": f"Bearer {self._config.bot_token}",
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": f"fasttrack-gitops/{__version__}",
+        }
         response = await self._request(url, body, headers, what=f"Slack {method}")
         if response.status_code == 429:
             raise RetryLater(f"Slack {method}: rate limited", after=retry_after(response, self._clock()))
         if response.status_code >= 500 or response.status_code == 408:
             raise RetryLater(f"Slack {method} answered HTTP {response.status_code}")
         if response.status_code != 200:
-            raise GiveUp(f"Slack {method} answered HTTP {response.status_code}: is slack.api_url "
-                         f"({self._config.api_url}) Slack's Web API?")
+            raise GiveUp(
+                f"Slack {method} answered HTTP {response.status_code}: is slack.api_url "
+                f"({self._config.api_url}) Slack's Web API?"
+            )
         answer = _json(response)
         if answer.get("ok") is True or answer.get("error") in tolerate:
             return answer
@@ -263,8 +281,10 @@ class SlackReporter:
         if error in TRANSIENT:
             return RetryLater(f"Slack {method} to {channel}: {error}")
         advice = GIVE_UP_ADVICE.get(error, "Slack refused the message; see its documentation of this error")
-        return GiveUp(f"Slack cannot post to {channel} ({method}: {error}): "
-                      + advice.format(channel=channel, where=report.pipeline_path or "the pipeline file"))
+        return GiveUp(
+            f"Slack cannot post to {channel} ({method}: {error}): "
+            + advice.format(channel=channel, where=report.pipeline_path or "the pipeline file")
+        )
 
     async def _request(self, url: str, body: dict, headers: dict, *, what: str) -> httpx.Response:
         """POST a JSON body; a network failure becomes RetryLater, named without the URL (it may be a secret)."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskState
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.core.triggers import Gate
 from fasttrack_gitops.engine.state.migrations import translated, writing
+from fasttrack_gitops.engine.state.store import Store, StoreError
 
 _ENDED = tuple(s.value for s in ENDED)
 
@@ -48,18 +49,6 @@ class Queued:
     started_at: float | None
 
 
-@dataclass(frozen=True)
-class Gate:
-    """A pull request from a fork, waiting for /fasttrack ok-to-test (or approved)."""
-
-    repository: str
-    number: int
-    head_sha: str
-    event: dict  # the PullRequest record, as JSON
-    held_at: float
-    approved_by: str | None
-
-
 class Ledger:
     """The daemon's tables, through the store's connection (same thread rules as the Store)."""
 
@@ -71,33 +60,48 @@ class Ledger:
     # -- jobs: one per trigger, queued
 
     @translated
-    def add_job(self, key: JobKey, job: PipelineJob, *, group: str | None = None, cancel_in_progress: bool = False,
-                queue: bool = True) -> tuple[str, bool]:
+    def add_job(
+        self,
+        key: JobKey,
+        job: PipelineJob,
+        *,
+        group: str | None = None,
+        cancel_in_progress: bool = False,
+        queue: bool = True,
+    ) -> tuple[str, bool]:
         """Store the job under its key unless the key has one: (the key's job id, whether it is new).
 
         The key, the job and its queue entry go in one transaction, so two
         deliveries of the same push racing each other make one job.
         """
         with writing(self._cx) as cx:
-            row = cx.execute("SELECT job_id FROM job_keys WHERE repository = ? AND commit_id = ? AND pipeline_path = ?"
-                             " AND trigger_key = ?", (key.repository, key.commit, key.pipeline_path,
-                                                      key.trigger_key)).fetchone()
+            row = cx.execute(
+                "SELECT job_id FROM job_keys WHERE repository = ? AND commit_id = ? AND pipeline_path = ?"
+                " AND trigger_key = ?",
+                (key.repository, key.commit, key.pipeline_path, key.trigger_key),
+            ).fetchone()
             if row is not None:
                 return row[0], False
             self.store.insert_job(cx, job)
-            cx.execute("INSERT INTO job_keys (repository, commit_id, pipeline_path, trigger_key, job_id)"
-                       " VALUES (?, ?, ?, ?, ?)", (key.repository, key.commit, key.pipeline_path, key.trigger_key,
-                                                   job.id))
+            cx.execute(
+                "INSERT INTO job_keys (repository, commit_id, pipeline_path, trigger_key, job_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key.repository, key.commit, key.pipeline_path, key.trigger_key, job.id),
+            )
             if queue and not job.invalid:
-                cx.execute("INSERT INTO queue (job_id, concurrency_group, cancel_in_progress, queued_at)"
-                           " VALUES (?, ?, ?, ?)", (job.id, group, int(cancel_in_progress), job.created_at))
+                cx.execute(
+                    "INSERT INTO queue (job_id, concurrency_group, cancel_in_progress, queued_at) VALUES (?, ?, ?, ?)",
+                    (job.id, group, int(cancel_in_progress), job.created_at),
+                )
         return job.id, True
 
     @translated
     def open_queue(self) -> list[Queued]:
         """Jobs queued or started and not done, oldest first."""
-        rows = self._cx.execute("SELECT job_id, concurrency_group, cancel_in_progress, queued_at, started_at"
-                                " FROM queue WHERE done_at IS NULL ORDER BY queued_at, job_id")
+        rows = self._cx.execute(
+            "SELECT job_id, concurrency_group, cancel_in_progress, queued_at, started_at"
+            " FROM queue WHERE done_at IS NULL ORDER BY queued_at, job_id"
+        )
         return [Queued(j, g, bool(c), q, s) for j, g, c, q, s in rows]
 
     @translated
@@ -115,27 +119,39 @@ class Ledger:
         """End a queued job that never started: its tasks cancelled, or failed (it stays in history)."""
         now = time.time()
         with writing(self._cx) as cx:
-            done = cx.execute("UPDATE queue SET done_at = ? WHERE job_id = ? AND started_at IS NULL"
-                              " AND done_at IS NULL", (now, job_id)).rowcount
+            done = cx.execute(
+                "UPDATE queue SET done_at = ? WHERE job_id = ? AND started_at IS NULL AND done_at IS NULL",
+                (now, job_id),
+            ).rowcount
             if not done:
                 return False
-            names = [r[0] for r in cx.execute(
-                f"SELECT name FROM task_instances WHERE job_id = ? AND state NOT IN ({','.join('?' * len(_ENDED))})"
-                " ORDER BY position", (job_id, *_ENDED))]
-            cx.execute(f"UPDATE task_instances SET state = ?, reason = ? WHERE job_id = ?"
-                       f" AND state NOT IN ({','.join('?' * len(_ENDED))})",
-                       (state.value, reason, job_id, *_ENDED))
+            names = [
+                r[0]
+                for r in cx.execute(
+                    f"SELECT name FROM task_instances WHERE job_id = ? AND state NOT IN ({','.join('?' * len(_ENDED))})"
+                    " ORDER BY position",
+                    (job_id, *_ENDED),
+                )
+            ]
+            cx.execute(
+                f"UPDATE task_instances SET state = ?, reason = ? WHERE job_id = ?"
+                f" AND state NOT IN ({','.join('?' * len(_ENDED))})",
+                (state.value, reason, job_id, *_ENDED),
+            )
             for name in names:
                 self.store._event(cx, job_id, f"task.{state.value}", name, {"reason": reason}, now)
             self.store._event(cx, job_id, f"job.{state.value}", None, {"reason": reason}, now)
         return True
 
     @translated
-    def jobs_of(self, repository: str, *, commit: str | None = None, trigger_prefix: str | None = None,
-                open_only: bool = False) -> list[str]:
+    def jobs_of(
+        self, repository: str, *, commit: str | None = None, trigger_prefix: str | None = None, open_only: bool = False
+    ) -> list[str]:
         """Ids of the jobs made for a repository (at a commit; whose trigger key starts so), newest first."""
-        query = ("SELECT k.job_id FROM job_keys k JOIN jobs j ON j.id = k.job_id"
-                 " LEFT JOIN queue q ON q.job_id = k.job_id WHERE k.repository = ?")
+        query = (
+            "SELECT k.job_id FROM job_keys k JOIN jobs j ON j.id = k.job_id"
+            " LEFT JOIN queue q ON q.job_id = k.job_id WHERE k.repository = ?"
+        )
         params: list = [repository]
         if commit is not None:
             query += " AND k.commit_id = ?"
@@ -156,21 +172,32 @@ class Ledger:
 
     @translated
     def seen_delivery(self, provider: str, delivery_id: str) -> bool:
-        return self._cx.execute("SELECT 1 FROM deliveries WHERE provider = ? AND id = ?",
-                                (provider, delivery_id)).fetchone() is not None
+        return (
+            self._cx.execute(
+                "SELECT 1 FROM deliveries WHERE provider = ? AND id = ?", (provider, delivery_id)
+            ).fetchone()
+            is not None
+        )
 
     @translated
     def record_delivery(self, provider: str, delivery_id: str, event: str, result: str) -> bool:
         """Remember a handled delivery; False when it was recorded already (a replay)."""
         with writing(self._cx) as cx:
-            return cx.execute("INSERT OR IGNORE INTO deliveries (provider, id, received_at, event, result)"
-                              " VALUES (?, ?, ?, ?, ?)", (provider, delivery_id, time.time(), event,
-                                                          result)).rowcount == 1
+            return (
+                cx.execute(
+                    "INSERT OR IGNORE INTO deliveries (provider, id, received_at, event, result)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (provider, delivery_id, time.time(), event, result),
+                ).rowcount
+                == 1
+            )
 
     @translated
     def update_delivery(self, provider: str, delivery_id: str, result: str) -> None:
         with writing(self._cx) as cx:
-            cx.execute("UPDATE deliveries SET result = ? WHERE provider = ? AND id = ?", (result, provider, delivery_id))
+            cx.execute(
+                "UPDATE deliveries SET result = ? WHERE provider = ? AND id = ?", (result, provider, delivery_id)
+            )
 
     @translated
     def forget_delivery(self, provider: str, delivery_id: str) -> None:
@@ -188,15 +215,20 @@ class Ledger:
 
     @translated
     def last_tick(self, repository: str, pipeline_path: str, cron: str) -> float | None:
-        row = self._cx.execute("SELECT last_at FROM schedule_ticks WHERE repository = ? AND pipeline_path = ?"
-                               " AND cron = ?", (repository, pipeline_path, cron)).fetchone()
+        row = self._cx.execute(
+            "SELECT last_at FROM schedule_ticks WHERE repository = ? AND pipeline_path = ? AND cron = ?",
+            (repository, pipeline_path, cron),
+        ).fetchone()
         return row[0] if row else None
 
     @translated
     def set_tick(self, repository: str, pipeline_path: str, cron: str, at: float) -> None:
         with writing(self._cx) as cx:
-            cx.execute("INSERT INTO schedule_ticks (repository, pipeline_path, cron, last_at) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT DO UPDATE SET last_at = excluded.last_at", (repository, pipeline_path, cron, at))
+            cx.execute(
+                "INSERT INTO schedule_ticks (repository, pipeline_path, cron, last_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET last_at = excluded.last_at",
+                (repository, pipeline_path, cron, at),
+            )
 
     @translated
     def positions(self, repository: str) -> dict[str, str]:
@@ -211,8 +243,11 @@ class Ledger:
                 if commit is None:
                     cx.execute("DELETE FROM positions WHERE repository = ? AND ref = ?", (repository, ref))
                 else:
-                    cx.execute("INSERT INTO positions (repository, ref, commit_id) VALUES (?, ?, ?)"
-                               " ON CONFLICT DO UPDATE SET commit_id = excluded.commit_id", (repository, ref, commit))
+                    cx.execute(
+                        "INSERT INTO positions (repository, ref, commit_id) VALUES (?, ?, ?)"
+                        " ON CONFLICT DO UPDATE SET commit_id = excluded.commit_id",
+                        (repository, ref, commit),
+                    )
 
     # -- pull requests from forks
 
@@ -220,27 +255,39 @@ class Ledger:
     def hold(self, repository: str, number: int, head_sha: str, event: dict) -> bool:
         """Hold a fork's pull request head until approved; False when it was held already."""
         with writing(self._cx) as cx:
-            return cx.execute("INSERT OR IGNORE INTO pr_gates (repository, number, head_sha, event_json, held_at)"
-                              " VALUES (?, ?, ?, ?, ?)", (repository, number, head_sha, json.dumps(event),
-                                                          time.time())).rowcount == 1
+            return (
+                cx.execute(
+                    "INSERT OR IGNORE INTO pr_gates (repository, number, head_sha, event_json, held_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (repository, number, head_sha, json.dumps(event), time.time()),
+                ).rowcount
+                == 1
+            )
 
     @translated
     def approve(self, repository: str, number: int, by: str) -> Gate | None:
         """Approve the pull request's newest held head; the gate, or None when nothing is held."""
         with writing(self._cx) as cx:
-            row = cx.execute("SELECT head_sha FROM pr_gates WHERE repository = ? AND number = ?"
-                             " ORDER BY held_at DESC LIMIT 1", (repository, number)).fetchone()
+            row = cx.execute(
+                "SELECT head_sha FROM pr_gates WHERE repository = ? AND number = ? ORDER BY held_at DESC LIMIT 1",
+                (repository, number),
+            ).fetchone()
             if row is None:
                 return None
-            cx.execute("UPDATE pr_gates SET approved_by = coalesce(approved_by, ?), approved_at = coalesce("
-                       "approved_at, ?) WHERE repository = ? AND number = ? AND head_sha = ?",
-                       (by, time.time(), repository, number, row[0]))
+            cx.execute(
+                "UPDATE pr_gates SET approved_by = coalesce(approved_by, ?), approved_at = coalesce("
+                "approved_at, ?) WHERE repository = ? AND number = ? AND head_sha = ?",
+                (by, time.time(), repository, number, row[0]),
+            )
         return self.gate(repository, number, row[0])
 
     @translated
     def gate(self, repository: str, number: int, head_sha: str) -> Gate | None:
-        row = self._cx.execute("SELECT event_json, held_at, approved_by FROM pr_gates WHERE repository = ?"
-                               " AND number = ? AND head_sha = ?", (repository, number, head_sha)).fetchone()
+        row = self._cx.execute(
+            "SELECT event_json, held_at, approved_by FROM pr_gates WHERE repository = ?"
+            " AND number = ? AND head_sha = ?",
+            (repository, number, head_sha),
+        ).fetchone()
         if row is None:
             return None
         return Gate(repository, number, head_sha, json.loads(row[0]), row[1], row[2])

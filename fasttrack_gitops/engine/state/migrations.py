@@ -239,8 +239,10 @@ def _use_wal(cx: sqlite3.Connection) -> None:
 
 
 def _newer(db: Path, version: int) -> StoreError:
-    return StoreError(f"{db} was written by a newer fasttrack-gitops (schema {version}; this version knows "
-                      f"{SCHEMA_VERSION}): upgrade fasttrack-gitops or use another --state-dir")
+    return StoreError(
+        f"{db} was written by a newer fasttrack-gitops (schema {version}; this version knows "
+        f"{SCHEMA_VERSION}): upgrade fasttrack-gitops or use another --state-dir"
+    )
 
 
 @contextmanager
@@ -293,8 +295,9 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
         return None
     text = str(e)
     if "not a database" in text or "malformed" in text:
-        return StoreError(f"{db} is not a usable fasttrack-gitops state database ({text}): "
-                          "move it aside or use another --state-dir")
+        return StoreError(
+            f"{db} is not a usable fasttrack-gitops state database ({text}): move it aside or use another --state-dir"
+        )
     if "locked" in text or "busy" in text:
         return StoreError(f"{db} stayed locked by another process for {BUSY_TIMEOUT:g} s: try again")
     if "unable to open" in text or "readonly" in text:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from fasttrack_gitops.engine.state.store import Store
 from fasttrack_gitops.engine.state.migrations import translated, writing
+from fasttrack_gitops.engine.state.store import Store
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,11 @@ class Outbox:
         """The job changed: each reporter owes it a send (a final one once the job has ended)."""
         with writing(self._cx) as cx:
             for reporter in reporters:
-                cx.execute("INSERT INTO outbox (job_id, reporter, final) VALUES (?, ?, ?) ON CONFLICT DO UPDATE"
-                           " SET version = version + 1, final = max(final, excluded.final)",
-                           (job_id, reporter, int(final)))
+                cx.execute(
+                    "INSERT INTO outbox (job_id, reporter, final) VALUES (?, ?, ?) ON CONFLICT DO UPDATE"
+                    " SET version = version + 1, final = max(final, excluded.final)",
+                    (job_id, reporter, int(final)),
+                )
 
     @translated
     def due(self, reporter: str, now: float, *, limit: int = 50) -> list[Pending]:
@@ -55,7 +57,8 @@ class Outbox:
             "SELECT job_id, reporter, version, final, state_json, failures, retry_at, not_before FROM outbox"
             " WHERE reporter = ? AND version > sent_version AND gave_up IS NULL AND retry_at <= ?"
             " AND (final = 1 OR not_before <= ?) ORDER BY max(retry_at, not_before), job_id LIMIT ?",
-            (reporter, now, now, limit))
+            (reporter, now, now, limit),
+        )
         return [Pending(j, r, v, bool(f), json.loads(s), n, ra, nb) for j, r, v, f, s, n, ra, nb in rows]
 
     @translated
@@ -63,7 +66,9 @@ class Outbox:
         """When this reporter's earliest pending row falls due (None: nothing pending)."""
         row = self._cx.execute(
             "SELECT min(CASE WHEN final = 1 THEN retry_at ELSE max(retry_at, not_before) END) FROM outbox"
-            " WHERE reporter = ? AND version > sent_version AND gave_up IS NULL", (reporter,)).fetchone()
+            " WHERE reporter = ? AND version > sent_version AND gave_up IS NULL",
+            (reporter,),
+        ).fetchone()
         return row[0]
 
     @translated
@@ -71,39 +76,46 @@ class Outbox:
         """Sent `row.version` successfully; what the reporter remembers now."""
         now = time.time() if now is None else now
         with writing(self._cx) as cx:
-            cx.execute("UPDATE outbox SET sent_version = ?, state_json = ?, failures = 0, retry_at = 0,"
-                       " not_before = ?, sent_at = ?, last_error = '' WHERE job_id = ? AND reporter = ?",
-                       (row.version, json.dumps(state), now + min_interval, now, row.job_id, row.reporter))
+            cx.execute(
+                "UPDATE outbox SET sent_version = ?, state_json = ?, failures = 0, retry_at = 0,"
+                " not_before = ?, sent_at = ?, last_error = '' WHERE job_id = ? AND reporter = ?",
+                (row.version, json.dumps(state), now + min_interval, now, row.job_id, row.reporter),
+            )
 
     @translated
     def failed(self, row: Pending, error: str, *, retry_at: float, state: dict | None = None) -> None:
         with writing(self._cx) as cx:
-            cx.execute("UPDATE outbox SET failures = failures + 1, retry_at = ?, last_error = ?,"
-                       " state_json = coalesce(?, state_json) WHERE job_id = ? AND reporter = ?",
-                       (retry_at, error[:500], None if state is None else json.dumps(state), row.job_id,
-                        row.reporter))
+            cx.execute(
+                "UPDATE outbox SET failures = failures + 1, retry_at = ?, last_error = ?,"
+                " state_json = coalesce(?, state_json) WHERE job_id = ? AND reporter = ?",
+                (retry_at, error[:500], None if state is None else json.dumps(state), row.job_id, row.reporter),
+            )
 
     @translated
     def give_up(self, row: Pending, reason: str, *, state: dict | None = None) -> None:
         """Stop sending this job to this reporter (a later change of the job does not revive it)."""
         with writing(self._cx) as cx:
-            cx.execute("UPDATE outbox SET gave_up = ?, last_error = ?, state_json = coalesce(?, state_json)"
-                       " WHERE job_id = ? AND reporter = ?", (reason[:500], reason[:500],
-                                                             None if state is None else json.dumps(state),
-                                                             row.job_id, row.reporter))
+            cx.execute(
+                "UPDATE outbox SET gave_up = ?, last_error = ?, state_json = coalesce(?, state_json)"
+                " WHERE job_id = ? AND reporter = ?",
+                (reason[:500], reason[:500], None if state is None else json.dumps(state), row.job_id, row.reporter),
+            )
 
     @translated
     def settle(self, row: Pending) -> None:
         """Nothing to send for this version (the reporter does not want the job): not pending any more."""
         with writing(self._cx) as cx:
-            cx.execute("UPDATE outbox SET sent_version = ? WHERE job_id = ? AND reporter = ?",
-                       (row.version, row.job_id, row.reporter))
+            cx.execute(
+                "UPDATE outbox SET sent_version = ? WHERE job_id = ? AND reporter = ?",
+                (row.version, row.job_id, row.reporter),
+            )
 
     @translated
     def pending(self) -> dict[str, int]:
         """Rows waiting per reporter (for /metrics)."""
-        rows = self._cx.execute("SELECT reporter, count(*) FROM outbox WHERE version > sent_version"
-                                " AND gave_up IS NULL GROUP BY reporter")
+        rows = self._cx.execute(
+            "SELECT reporter, count(*) FROM outbox WHERE version > sent_version AND gave_up IS NULL GROUP BY reporter"
+        )
         return dict(rows.fetchall())
 
     @translated

@@ -24,11 +24,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasttrack_gitops.core.job import Attempt, JobStatus, Outcome, PipelineJob, TaskInstance, TaskState, job_status
+from fasttrack_gitops.core.job import (
+    Attempt,
+    JobStatus,
+    JobView,
+    Outcome,
+    PipelineJob,
+    TaskInstance,
+    TaskState,
+    job_status,
+)
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
 
-__all__ = ["Event", "JobView", "Store", "StoreError", "default_state_dir"]
+__all__ = ["Event", "Store", "StoreError", "default_state_dir"]
 
 DB_NAME = "state.db"
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds
@@ -36,8 +45,10 @@ _PAGE = 50  # jobs per query when list_jobs filters by status
 _LOOKBACK = 10  # past_durations looks at most limit_jobs * _LOOKBACK jobs back
 _STATES = {s.value: s for s in TaskState}  # faster than TaskState(value), which shows in view()
 _OUTCOMES = {o.value: o for o in Outcome}
-_JOB_COLUMNS = ("id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
-                " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json")
+_JOB_COLUMNS = (
+    "id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
+    " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json"
+)
 
 
 def default_state_dir() -> Path:
@@ -48,17 +59,6 @@ def default_state_dir() -> Path:
     if xdg and os.path.isabs(xdg):  # the XDG spec says to ignore a relative one
         return Path(xdg) / "fasttrack-gitops"
     return Path.home() / ".local" / "state" / "fasttrack-gitops"
-
-
-@dataclass(frozen=True)
-class JobView:
-    """A job as readers see it: the frozen job, its task instances now, and the status they give."""
-
-    job: PipelineJob
-    tasks: dict[str, TaskInstance]  # in the pipeline's task order, attempts ordered by number
-    status: JobStatus  # job_status(job.pipeline_model(), tasks, runner_alive=runner_alive)
-    runner_alive: bool  # a process holds the job's claim
-    cancel_requested: bool
 
 
 @dataclass(frozen=True)
@@ -116,37 +116,75 @@ class Store:
         tasks = () if job.invalid else self._pipeline(job).tasks
         at = job.created_at or time.time()
         try:
-            cx.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-                job.id, job.pipeline, job.pipeline_path, job.repository, job.source, job.commit, job.ref,
-                job.tree, _json(job.code_trees), _json(job.spec), job.spec_id, _json(job.trigger),
-                job.created_at, job.rerun_of, int(job.dirty), json.dumps(list(job.diagnostics))))
+            cx.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.pipeline,
+                    job.pipeline_path,
+                    job.repository,
+                    job.source,
+                    job.commit,
+                    job.ref,
+                    job.tree,
+                    _json(job.code_trees),
+                    _json(job.spec),
+                    job.spec_id,
+                    _json(job.trigger),
+                    job.created_at,
+                    job.rerun_of,
+                    int(job.dirty),
+                    json.dumps(list(job.diagnostics)),
+                ),
+            )
         except sqlite3.IntegrityError as e:
-            raise StoreError(f"job {job.id} is already stored in {self._dir}: "
-                             "a job is stored once; a re-run is a new job") from e
+            raise StoreError(
+                f"job {job.id} is already stored in {self._dir}: a job is stored once; a re-run is a new job"
+            ) from e
         cx.executemany(
             "INSERT INTO task_instances (job_id, name, position, state) VALUES (?, ?, ?, ?)",
-            [(job.id, t.name, i, TaskState.PENDING.value) for i, t in enumerate(tasks)])
-        self._event(cx, job.id, "job.created", None, {
-            "pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)}, at)
+            [(job.id, t.name, i, TaskState.PENDING.value) for i, t in enumerate(tasks)],
+        )
+        self._event(
+            cx,
+            job.id,
+            "job.created",
+            None,
+            {"pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)},
+            at,
+        )
 
     @translated
-    def set_task_state(self, job_id: str, task: str, state: TaskState, *, reason: str = "",
-                       next_attempt_at: float | None = None, at: float | None = None) -> None:
+    def set_task_state(
+        self,
+        job_id: str,
+        task: str,
+        state: TaskState,
+        *,
+        reason: str = "",
+        next_attempt_at: float | None = None,
+        at: float | None = None,
+    ) -> None:
         """Set a task instance's state (and why, and when its next attempt may start); event "task.<state>"."""
         state = TaskState(state)
         with writing(self._cx) as cx:
             changed = cx.execute(
                 "UPDATE task_instances SET state = ?, reason = ?, next_attempt_at = ? WHERE job_id = ? AND name = ?",
-                (state.value, reason, next_attempt_at, job_id, task)).rowcount
+                (state.value, reason, next_attempt_at, job_id, task),
+            ).rowcount
             if not changed:
                 raise StoreError(f"no task {task!r} in job {job_id!r} in {self._dir}")
-            data = {"reason": reason} if next_attempt_at is None else {
-                "reason": reason, "next_attempt_at": next_attempt_at}
+            data = (
+                {"reason": reason}
+                if next_attempt_at is None
+                else {"reason": reason, "next_attempt_at": next_attempt_at}
+            )
             self._event(cx, job_id, f"task.{state.value}", task, data, at)
 
     @translated
-    def start_attempt(self, job_id: str, task: str, number: int, *, started_at: float,
-                      handle: Mapping | None = None) -> None:
+    def start_attempt(
+        self, job_id: str, task: str, number: int, *, started_at: float, handle: Mapping | None = None
+    ) -> None:
         """Record that attempt `number` (from 1) of a task started; event "attempt.started".
 
         `handle` is how the executor finds the attempt again after a restart
@@ -154,31 +192,49 @@ class Store:
         """
         with writing(self._cx) as cx:
             try:
-                cx.execute("INSERT INTO attempts (job_id, task, number, started_at, handle_json) VALUES (?, ?, ?, ?, ?)",
-                           (job_id, task, number, started_at, None if handle is None else _json(handle)))
+                cx.execute(
+                    "INSERT INTO attempts (job_id, task, number, started_at, handle_json) VALUES (?, ?, ?, ?, ?)",
+                    (job_id, task, number, started_at, None if handle is None else _json(handle)),
+                )
             except sqlite3.IntegrityError as e:  # unknown task (foreign key) or a number used twice
-                raise StoreError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: "
-                                 f"{e}") from e
+                raise StoreError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: {e}") from e
             self._event(cx, job_id, "attempt.started", task, {"number": number}, started_at)
 
     @translated
-    def end_attempt(self, job_id: str, task: str, number: int, *, ended_at: float, exit_code: int | None,
-                    outcome: Outcome, message: str = "") -> None:
+    def end_attempt(
+        self,
+        job_id: str,
+        task: str,
+        number: int,
+        *,
+        ended_at: float,
+        exit_code: int | None,
+        outcome: Outcome,
+        message: str = "",
+    ) -> None:
         """Record how a started attempt ended; event "attempt.ended"."""
         outcome = Outcome(outcome)
         with writing(self._cx) as cx:
             changed = cx.execute(
                 "UPDATE attempts SET ended_at = ?, exit_code = ?, outcome = ?, message = ?"
                 " WHERE job_id = ? AND task = ? AND number = ?",
-                (ended_at, exit_code, outcome.value, message, job_id, task, number)).rowcount
+                (ended_at, exit_code, outcome.value, message, job_id, task, number),
+            ).rowcount
             if not changed:
                 raise StoreError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self._dir}")
-            self._event(cx, job_id, "attempt.ended", task, {
-                "number": number, "exit_code": exit_code, "outcome": outcome.value, "message": message}, ended_at)
+            self._event(
+                cx,
+                job_id,
+                "attempt.ended",
+                task,
+                {"number": number, "exit_code": exit_code, "outcome": outcome.value, "message": message},
+                ended_at,
+            )
 
     @translated
-    def add_event(self, job_id: str, kind: str, *, task: str | None = None, data: dict | None = None,
-                  at: float | None = None) -> int:
+    def add_event(
+        self, job_id: str, kind: str, *, task: str | None = None, data: dict | None = None, at: float | None = None
+    ) -> int:
         """Append an event to a job's log; returns its seq. `data` must be plain JSON."""
         with writing(self._cx) as cx:
             return self._event(cx, job_id, kind, task, data or {}, at)
@@ -188,8 +244,9 @@ class Store:
         """Ask the job's runner to cancel it (any process may ask); event "job.cancel_requested" once."""
         with writing(self._cx) as cx:
             try:
-                added = cx.execute("INSERT OR IGNORE INTO cancel_requests (job_id, at) VALUES (?, ?)",
-                                   (job_id, time.time())).rowcount
+                added = cx.execute(
+                    "INSERT OR IGNORE INTO cancel_requests (job_id, at) VALUES (?, ?)", (job_id, time.time())
+                ).rowcount
             except sqlite3.IntegrityError as e:
                 raise self._unknown(job_id) from e
             if added:
@@ -236,8 +293,9 @@ class Store:
         return self._views([self._row(self._resolve(id_or_prefix))])[0]
 
     @translated
-    def list_jobs(self, *, pipeline: str | None = None, status: JobStatus | None = None,
-                  limit: int = 20) -> list[JobView]:
+    def list_jobs(
+        self, *, pipeline: str | None = None, status: JobStatus | None = None, limit: int = 20
+    ) -> list[JobView]:
         """The newest jobs first (created_at, then id, descending), of one pipeline and/or status.
 
         Status is derived, not stored, so a status filter reads pages of jobs
@@ -260,15 +318,18 @@ class Store:
     @translated
     def events(self, job_id: str, *, after: int = 0) -> list[Event]:
         """A job's events with seq > `after`, oldest first (pass the last seq seen to follow a job)."""
-        rows = self._cx.execute("SELECT seq, job_id, at, kind, task, data_json FROM events"
-                                " WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after))
+        rows = self._cx.execute(
+            "SELECT seq, job_id, at, kind, task, data_json FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+            (job_id, after),
+        )
         return [Event(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
 
     @translated
     def attempt_handle(self, job_id: str, task: str, number: int) -> dict | None:
         """The handle an attempt was started with (see start_attempt), or None."""
-        row = self._cx.execute("SELECT handle_json FROM attempts WHERE job_id = ? AND task = ? AND number = ?",
-                               (job_id, task, number)).fetchone()
+        row = self._cx.execute(
+            "SELECT handle_json FROM attempts WHERE job_id = ? AND task = ? AND number = ?", (job_id, task, number)
+        ).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     @translated
@@ -285,7 +346,8 @@ class Store:
         duration is from its first attempt's start to its last one's end,
         retries included. For critical-path ordering; tasks never seen are absent.
         """
-        rows = self._cx.execute("""
+        rows = self._cx.execute(
+            """
             WITH recent AS (
                 SELECT id, created_at FROM jobs WHERE pipeline = ? ORDER BY created_at DESC, id DESC LIMIT ?),
             spans AS (
@@ -296,7 +358,8 @@ class Store:
                 JOIN attempts a ON a.job_id = t.job_id AND a.task = t.name
                 GROUP BY t.job_id, t.name HAVING count(a.ended_at) = count(*))
             SELECT name, duration FROM spans WHERE nth <= ?""",
-            (pipeline, limit_jobs * _LOOKBACK, limit_jobs)).fetchall()
+            (pipeline, limit_jobs * _LOOKBACK, limit_jobs),
+        ).fetchall()
         durations: dict[str, list[float]] = {}
         for name, duration in rows:
             durations.setdefault(name, []).append(duration)
@@ -316,11 +379,14 @@ class Store:
 
     # -- helpers
 
-    def _event(self, cx: sqlite3.Connection, job_id: str, kind: str, task: str | None, data: Mapping,
-               at: float | None) -> int:
+    def _event(
+        self, cx: sqlite3.Connection, job_id: str, kind: str, task: str | None, data: Mapping, at: float | None
+    ) -> int:
         try:
-            return cx.execute("INSERT INTO events (job_id, at, kind, task, data_json) VALUES (?, ?, ?, ?, ?)",
-                              (job_id, time.time() if at is None else at, kind, task, _json(data))).lastrowid
+            return cx.execute(
+                "INSERT INTO events (job_id, at, kind, task, data_json) VALUES (?, ?, ?, ?, ?)",
+                (job_id, time.time() if at is None else at, kind, task, _json(data)),
+            ).lastrowid
         except sqlite3.IntegrityError as e:  # foreign key: no such job
             raise self._unknown(job_id) from e
 
@@ -334,23 +400,33 @@ class Store:
         instances: dict[str, list[tuple]] = {i: [] for i in ids}
         attempts: dict[tuple[str, str], list[Attempt]] = {}
         with reading(self._cx) as cx:
-            for row in cx.execute(f"SELECT job_id, name, state, reason, next_attempt_at FROM task_instances"
-                                  f" WHERE job_id IN ({marks}) ORDER BY job_id, position", ids):
+            for row in cx.execute(
+                f"SELECT job_id, name, state, reason, next_attempt_at FROM task_instances"
+                f" WHERE job_id IN ({marks}) ORDER BY job_id, position",
+                ids,
+            ):
                 instances[row[0]].append(row[1:])
             for job_id, task, number, started, ended, code, outcome, message in cx.execute(
-                    f"SELECT job_id, task, number, started_at, ended_at, exit_code, outcome, message"
-                    f" FROM attempts WHERE job_id IN ({marks}) ORDER BY job_id, task, number", ids):
-                attempts.setdefault((job_id, task), []).append(Attempt(
-                    number, started, ended, code, _OUTCOMES.get(outcome), message))
-            cancelled = {r[0] for r in cx.execute(
-                f"SELECT job_id FROM cancel_requests WHERE job_id IN ({marks})", ids)}
-            queued = {r[0] for r in cx.execute(  # held by the daemon, not started yet
-                f"SELECT job_id FROM queue WHERE job_id IN ({marks}) AND started_at IS NULL", ids)}
+                f"SELECT job_id, task, number, started_at, ended_at, exit_code, outcome, message"
+                f" FROM attempts WHERE job_id IN ({marks}) ORDER BY job_id, task, number",
+                ids,
+            ):
+                attempts.setdefault((job_id, task), []).append(
+                    Attempt(number, started, ended, code, _OUTCOMES.get(outcome), message)
+                )
+            cancelled = {r[0] for r in cx.execute(f"SELECT job_id FROM cancel_requests WHERE job_id IN ({marks})", ids)}
+            queued = {
+                r[0]
+                for r in cx.execute(  # held by the daemon, not started yet
+                    f"SELECT job_id FROM queue WHERE job_id IN ({marks}) AND started_at IS NULL", ids
+                )
+            }
         views = []
         for job, runner_alive in zip(jobs, alive):
-            tasks = {name: TaskInstance(name, _STATES[state], tuple(attempts.get((job.id, name), ())),
-                                        reason, next_at)
-                     for name, state, reason, next_at in instances[job.id]}
+            tasks = {
+                name: TaskInstance(name, _STATES[state], tuple(attempts.get((job.id, name), ())), reason, next_at)
+                for name, state, reason, next_at in instances[job.id]
+            }
             if job.invalid:
                 views.append(JobView(job, tasks, JobStatus.INVALID, runner_alive, job.id in cancelled))
                 continue
@@ -373,15 +449,21 @@ class Store:
             raise StoreError("give a job id, or the first few characters of one")
         if self._cx.execute("SELECT 1 FROM jobs WHERE id = ?", (id_or_prefix,)).fetchone():
             return id_or_prefix
-        ids = [r[0] for r in self._cx.execute(  # a range scan on the primary key, not LIKE
-            "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 6",
-            (id_or_prefix, id_or_prefix + "\U0010ffff"))]
+        ids = [
+            r[0]
+            for r in self._cx.execute(  # a range scan on the primary key, not LIKE
+                "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 6",
+                (id_or_prefix, id_or_prefix + "\U0010ffff"),
+            )
+        ]
         if not ids:
             raise self._unknown(id_or_prefix)
         if len(ids) > 1:
             more = ", ..." if len(ids) > 5 else ""
-            raise StoreError(f"job id {id_or_prefix!r} is ambiguous in {self._dir}: it starts "
-                             f"{', '.join(ids[:5])}{more}; give more of the id")
+            raise StoreError(
+                f"job id {id_or_prefix!r} is ambiguous in {self._dir}: it starts "
+                f"{', '.join(ids[:5])}{more}; give more of the id"
+            )
         return ids[0]
 
     @translated
@@ -405,8 +487,10 @@ class Store:
                 os.close(fd)
                 if time.monotonic() > deadline:
                     pid = path.read_text().strip() if path.exists() else ""
-                    raise StoreError(f"job {job_id} is already being run by another process"
-                                     f"{f' (pid {pid})' if pid else ''}: wait for it to end, or cancel it")
+                    raise StoreError(
+                        f"job {job_id} is already being run by another process"
+                        f"{f' (pid {pid})' if pid else ''}: wait for it to end, or cancel it"
+                    ) from None
                 time.sleep(0.01)
                 continue
             try:  # a runner that just ended unlinks the file it held: then lock the new one
@@ -449,13 +533,42 @@ def _json(value: Mapping) -> str:
 
 
 def _job(row: tuple) -> PipelineJob:
-    (id_, pipeline, path, repository, source, commit, ref, tree, code_trees, spec, spec_id, trigger,
-     created_at, rerun_of, dirty, diagnostics) = row
+    (
+        id_,
+        pipeline,
+        path,
+        repository,
+        source,
+        commit,
+        ref,
+        tree,
+        code_trees,
+        spec,
+        spec_id,
+        trigger,
+        created_at,
+        rerun_of,
+        dirty,
+        diagnostics,
+    ) = row
     return PipelineJob(
-        id=id_, pipeline=pipeline, pipeline_path=path, repository=repository, source=source, commit=commit,
-        ref=ref, tree=tree, code_trees=json.loads(code_trees), spec=json.loads(spec), spec_id=spec_id,
-        trigger=json.loads(trigger), created_at=created_at, rerun_of=rerun_of, dirty=bool(dirty),
-        diagnostics=tuple(json.loads(diagnostics)))
+        id=id_,
+        pipeline=pipeline,
+        pipeline_path=path,
+        repository=repository,
+        source=source,
+        commit=commit,
+        ref=ref,
+        tree=tree,
+        code_trees=json.loads(code_trees),
+        spec=json.loads(spec),
+        spec_id=spec_id,
+        trigger=json.loads(trigger),
+        created_at=created_at,
+        rerun_of=rerun_of,
+        dirty=bool(dirty),
+        diagnostics=tuple(json.loads(diagnostics)),
+    )
 
 
 def _component(name: str) -> str:
@@ -463,4 +576,3 @@ def _component(name: str) -> str:
     if not name or "/" in name or "\0" in name or name in (".", ".."):
         raise StoreError(f"{name!r} cannot name a folder in the state folder")
     return name
-

@@ -40,8 +40,12 @@ def test_edges_to_unknown_tasks_are_ignored():
 
 def test_topological_order_keeps_file_order_for_ties():
     assert topological_order({"b": [], "a": [], "c": ["a", "b"]}) == ["b", "a", "c"]
-    assert topological_order({"join": ["left", "right"], "left": ["prepare"], "right": ["prepare"],
-                              "prepare": []}) == ["prepare", "left", "right", "join"]
+    assert topological_order({"join": ["left", "right"], "left": ["prepare"], "right": ["prepare"], "prepare": []}) == [
+        "prepare",
+        "left",
+        "right",
+        "join",
+    ]
 
 
 def test_topological_order_refuses_a_cycle():

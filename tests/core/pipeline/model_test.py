@@ -26,8 +26,7 @@ def errors(result) -> list:
 
 def round_trip(pipeline, *, include_gitops: bool = False):
     """Export, dump as YAML, check the dump again: (result of the second check, the dumped text)."""
-    dumped = yaml.safe_dump(to_fasttrack(pipeline, include_gitops=include_gitops), sort_keys=False,
-                            allow_unicode=True)
+    dumped = yaml.safe_dump(to_fasttrack(pipeline, include_gitops=include_gitops), sort_keys=False, allow_unicode=True)
     return check_pipeline(dumped.encode("utf-8"), "exported.yaml"), dumped
 
 
@@ -149,7 +148,7 @@ def test_export_without_gitops_keys_drops_them(examples_repo):
 
 
 def test_defaults_are_filled_in():
-    p = check('version: 26.4\nname: demo\ntasks:\n  - name: a\n    command: x\n').pipeline
+    p = check("version: 26.4\nname: demo\ntasks:\n  - name: a\n    command: x\n").pipeline
     assert p.version == "26.4"
     t = p.task("a")
     assert (t.type, t.description, t.dependencies, t.skip, t.continue_on_failure) == ("custom", "", (), False, False)
@@ -222,14 +221,16 @@ def test_round_trip_of_a_pipeline_using_every_gitops_key():
 
 
 def test_round_trip_keeps_a_memory_size_that_no_unit_divides():
-    original = check("version: '1'\nname: d\ntasks:\n  - name: a\n    command: x\n"
-                     "    resources: {mem: 1000000001}\n").pipeline
+    original = check(
+        "version: '1'\nname: d\ntasks:\n  - name: a\n    command: x\n    resources: {mem: 1000000001}\n"
+    ).pipeline
     again, _ = round_trip(original)
     assert again.pipeline.task("a").resources.mem == 1000000001
 
 
 def test_round_trip_keeps_precise_gpu_shares():
-    original = check("version: '1'\nname: d\ntasks:\n  - name: a\n    command: x\n"
-                     "    resources: {cuda.shares: 0.1234567}\n").pipeline
+    original = check(
+        "version: '1'\nname: d\ntasks:\n  - name: a\n    command: x\n    resources: {cuda.shares: 0.1234567}\n"
+    ).pipeline
     again, _ = round_trip(original)
     assert again.pipeline == original

@@ -93,11 +93,14 @@ def test_two_unknown_keys_are_two_diagnostics():
 # --- required keys (FT102) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("missing, advice", [
-    ("name", ""),
-    ("tasks", "a list of the pipeline's tasks"),
-    ("version", 'version: "26.4.4"'),
-])
+@pytest.mark.parametrize(
+    "missing, advice",
+    [
+        ("name", ""),
+        ("tasks", "a list of the pipeline's tasks"),
+        ("version", 'version: "26.4.4"'),
+    ],
+)
 def test_missing_top_level_key(missing, advice):
     lines = {"version": 'version: "1"\n', "name": "name: demo\n", "tasks": "tasks:\n  - name: a\n    command: x\n"}
     text = "".join(v for k, v in lines.items() if k != missing)
@@ -198,8 +201,18 @@ def test_memory_with_a_space_before_the_unit_is_a_resource_error():
     assert "no space" in d.message
 
 
-@pytest.mark.parametrize("mem, size", [("1.5G", 3 << 29), ("512m", 512 << 20), ("16g", 16 << 30), ("2GiB", 2 << 30),
-                                       ("2gb", 2 << 30), ("1073741824", 1 << 30), ("0g", 0)])
+@pytest.mark.parametrize(
+    "mem, size",
+    [
+        ("1.5G", 3 << 29),
+        ("512m", 512 << 20),
+        ("16g", 16 << 30),
+        ("2GiB", 2 << 30),
+        ("2gb", 2 << 30),
+        ("1073741824", 1 << 30),
+        ("0g", 0),
+    ],
+)
 def test_memory_sizes_in_binary_units(mem, size):
     result = check(one_task(f"resources:\n  mem: {mem}\n"))
     assert_valid(result)
@@ -258,8 +271,10 @@ def test_timeout_in_words_is_a_duration_error():
     assert "such as 90s, 45m, 2h or 1h30m" in d.message
 
 
-@pytest.mark.parametrize("timeout, seconds", [("90s", 90), ("45m", 2700), ("2h", 7200), ("1h30m", 5400),
-                                              ("600", 600), ("1.5", 1.5), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    "timeout, seconds",
+    [("90s", 90), ("45m", 2700), ("2h", 7200), ("1h30m", 5400), ("600", 600), ("1.5", 1.5), ("250ms", 0.25)],
+)
 def test_timeout_spellings(timeout, seconds):
     result = check(one_task(f"timeout: {timeout}\n"))
     assert_valid(result)
@@ -302,9 +317,11 @@ def test_mount_spellings(mount):
 # --- task names (FT107) ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["-bad", "bad-", "x" * 41, "a b", "ä", ".hidden", "a/b"],
-                         ids=["leading-dash", "trailing-dash", "41-chars", "space", "non-ascii", "leading-dot",
-                              "slash"])
+@pytest.mark.parametrize(
+    "name",
+    ["-bad", "bad-", "x" * 41, "a b", "ä", ".hidden", "a/b"],
+    ids=["leading-dash", "trailing-dash", "41-chars", "space", "non-ascii", "leading-dot", "slash"],
+)
 def test_task_name_rules(name):
     d = only(check(one_task(name=json.dumps(name))), "FT107")
     assert at(d) == (4, 11)
@@ -327,8 +344,10 @@ def test_task_name_with_a_trailing_newline_is_a_task_name_error():
 # --- ownership and the four task types ---------------------------------------------
 
 
-@pytest.mark.parametrize("ownership", ["domain: default\n  scope: user", "domain_name: default\n  scope: personal",
-                                       "domain: default\n  scope: project"])
+@pytest.mark.parametrize(
+    "ownership",
+    ["domain: default\n  scope: user", "domain_name: default\n  scope: personal", "domain: default\n  scope: project"],
+)
 def test_ownership_spellings_of_both_export_shapes(ownership):
     result = check(HEAD + f"ownership:\n  {ownership}\ntasks:\n  - name: a\n    command: x\n")
     assert_valid(result)
@@ -350,14 +369,17 @@ def test_command_task_types(task_type):
 
 @pytest.mark.parametrize("task_type", ["deployment", "serving"])
 def test_service_task_types(task_type):
-    result = check(HEAD + f"""tasks:
+    result = check(
+        HEAD
+        + f"""tasks:
   - name: serve
     type: {task_type}
     service:
       name: api
       replicas: 1
       open_to_public: true
-""")
+"""
+    )
     assert_valid(result)
     task = result.pipeline.task("serve")
     assert task.is_service and task.command is None
@@ -380,8 +402,10 @@ def test_environment_variable_name_must_be_a_shell_name():
 
 
 def test_bad_environment_variable_name_is_explained_at_the_key():
-    d = only(check(HEAD + "environment:\n  envs:\n    GOOD: x\n    MY-VAR: x\ntasks:\n  - name: a\n    command: x\n"),
-             "FT100")
+    d = only(
+        check(HEAD + "environment:\n  envs:\n    GOOD: x\n    MY-VAR: x\ntasks:\n  - name: a\n    command: x\n"),
+        "FT100",
+    )
     assert at(d) == (6, 5)
     assert "'MY-VAR' is not a valid environment variable name" in d.message
     assert d.path == "$.environment.envs['MY-VAR']"

@@ -64,8 +64,10 @@ def test_a_repository_on_disk_with_a_copied_pipeline(write, tmp_path):
     write("pipelines/notes.txt", "not a pipeline")
     repo = open_repository(tmp_path, ".")
     files = repo.pipeline_files()
-    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["pipelines/nested/train-copy.yml",
-                                                                    "pipelines/train.yaml"]
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "pipelines/nested/train-copy.yml",
+        "pipelines/train.yaml",
+    ]
     results = [check_pipeline(f.read_bytes(), repo.display(f)) for f in files]
     (d,) = check_repository(repo.label, repo.pipeline_globs, results)
     assert (d.code, d.file, d.line, d.column) == ("FT302", "pipelines/train.yaml", 2, 7)

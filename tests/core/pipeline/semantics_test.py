@@ -78,8 +78,9 @@ def test_unknown_dependency_suggests_the_closest_task_name():
     d = only(result, "FT103")
     assert at(d) == (8, 20)
     assert d.message == "task 'b' depends on unknown task 'trian' (did you mean 'train'?)"
-    assert text_line(d) == (f"{FILE}:8:20: error FT103: "
-                            "task 'b' depends on unknown task 'trian' (did you mean 'train'?)")
+    assert text_line(d) == (
+        f"{FILE}:8:20: error FT103: task 'b' depends on unknown task 'trian' (did you mean 'train'?)"
+    )
     assert d.path == "$.tasks[1].dependencies[0]"
 
 
@@ -123,7 +124,8 @@ def test_dependencies_may_be_null_or_empty():
 
 def test_one_thousand_task_chain_is_accepted_quickly():
     tasks = [{"name": "t0", "command": "x"}] + [
-        {"name": f"t{i}", "command": "x", "dependencies": [f"t{i - 1}"]} for i in range(1, 1000)]
+        {"name": f"t{i}", "command": "x", "dependencies": [f"t{i - 1}"]} for i in range(1, 1000)
+    ]
     raw = yaml.safe_dump({"version": "1", "name": "chain", "tasks": tasks}).encode()
     result = check_pipeline(raw, FILE)
     assert result.diagnostics == []
@@ -206,19 +208,29 @@ def env_task(value: str) -> str:
     return pipeline(task("a", extra=f"environment:\n  envs:\n    KEY: {json.dumps(value)}\n"))
 
 
-@pytest.mark.parametrize("value", ["${{ secrets.HF_TOKEN }}", "${{secrets.A}}",
-                                   "Bearer ${{ secrets.A_1 }} and ${{ secrets._B }}",
-                                   "no expression at all", "${ not an expression }"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "${{ secrets.HF_TOKEN }}",
+        "${{secrets.A}}",
+        "Bearer ${{ secrets.A_1 }} and ${{ secrets._B }}",
+        "no expression at all",
+        "${ not an expression }",
+    ],
+)
 def test_well_formed_secret_references_are_accepted(value):
     assert check(env_task(value)).diagnostics == []
 
 
-@pytest.mark.parametrize("value, suggestion", [
-    ("${{ secret.X }}", "${{ secrets.X }}"),
-    ("${{ secrets.my-key }}", "${{ secrets.my_key }}"),
-    ("${{ secrets.1X }}", "${{ secrets._1X }}"),
-    ("${{ env.X }}", "${{ secrets.X }}"),
-])
+@pytest.mark.parametrize(
+    "value, suggestion",
+    [
+        ("${{ secret.X }}", "${{ secrets.X }}"),
+        ("${{ secrets.my-key }}", "${{ secrets.my_key }}"),
+        ("${{ secrets.1X }}", "${{ secrets._1X }}"),
+        ("${{ env.X }}", "${{ secrets.X }}"),
+    ],
+)
 def test_malformed_secret_reference(value, suggestion):
     d = only(check(env_task(value)), "FT110")
     assert at(d) == (8, 14)
@@ -234,7 +246,7 @@ def test_unclosed_secret_reference():
 
 
 def test_an_expression_written_with_a_yaml_escape_is_still_checked():
-    """"\u0024{{" is "${{" once YAML has read it; the check looks at values, not at the file's text."""
+    """ "\u0024{{" is "${{" once YAML has read it; the check looks at values, not at the file's text."""
     d = only(check(pipeline(task("a", extra='description: "uses \\u0024{{ env.HOME }}"\n'))), "FT110")
     assert d.path == "$.tasks[0].description"
 
@@ -248,24 +260,30 @@ def test_expressions_are_checked_everywhere_not_only_in_envs():
 # --- code directories ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code, why", [
-    ("/abs", "is not a path relative to the repository root"),
-    ("../up", "leads out of the repository"),
-    ("a/../../up", "leads out of the repository"),
-    ("C:\\x", "is not a path relative to the repository root"),
-    ("tasks\\train", "is not a path relative to the repository root"),
-])
+@pytest.mark.parametrize(
+    "code, why",
+    [
+        ("/abs", "is not a path relative to the repository root"),
+        ("../up", "leads out of the repository"),
+        ("a/../../up", "leads out of the repository"),
+        ("C:\\x", "is not a path relative to the repository root"),
+        ("tasks\\train", "is not a path relative to the repository root"),
+    ],
+)
 def test_code_directory_that_leaves_the_repository(code, why):
     d = only(check(pipeline(task("a", extra=f"code: {json.dumps(code)}\n"))), "FT112")
     assert at(d) == (6, 11)
     assert f"task 'a' has code '{code}', which {why}" in d.message
 
 
-@pytest.mark.parametrize("state, code, phrase", [
-    ("missing", "FT113", "does not exist in the repository"),
-    ("not-a-dir", "FT113", "is a file, not a directory"),
-    ("escapes", "FT112", "is a symlink leading out of the repository"),
-])
+@pytest.mark.parametrize(
+    "state, code, phrase",
+    [
+        ("missing", "FT113", "does not exist in the repository"),
+        ("not-a-dir", "FT113", "is a file, not a directory"),
+        ("escapes", "FT112", "is a symlink leading out of the repository"),
+    ],
+)
 def test_code_directory_checked_against_the_repository(state, code, phrase):
     asked: list[str] = []
 
@@ -296,15 +314,18 @@ def scheduled(cron: str) -> str:
     return pipeline(task("a"), top=f"on:\n  schedule:\n    - cron: {json.dumps(cron)}\n")
 
 
-@pytest.mark.parametrize("cron, why", [
-    ("0 25 * * *", "hour: 25 is outside 0-23"),
-    ("* * *", "has 5 fields"),
-    ("*/0 * * * *", "minute: step '0' must be a positive whole number"),
-    ("5-1 * * * *", "minute: range '5-1' runs backwards"),
-    ("0 0 * * 8", "day of week: 8 is outside 0-7"),
-    ("0 0 1 foo *", "month: 'foo' is not a number or a name"),
-    ("@daily", "has 5 fields"),
-])
+@pytest.mark.parametrize(
+    "cron, why",
+    [
+        ("0 25 * * *", "hour: 25 is outside 0-23"),
+        ("* * *", "has 5 fields"),
+        ("*/0 * * * *", "minute: step '0' must be a positive whole number"),
+        ("5-1 * * * *", "minute: range '5-1' runs backwards"),
+        ("0 0 * * 8", "day of week: 8 is outside 0-7"),
+        ("0 0 1 foo *", "month: 'foo' is not a number or a name"),
+        ("@daily", "has 5 fields"),
+    ],
+)
 def test_invalid_cron_schedule(cron, why):
     d = only(check(scheduled(cron)), "FT116")
     assert at(d) == (5, 13)
@@ -313,8 +334,19 @@ def test_invalid_cron_schedule(cron, why):
     assert d.path == "$.on.schedule[0].cron"
 
 
-@pytest.mark.parametrize("cron", ["0 3 * * 1-5", "*/15 * * * MON-FRI", "*/15 * * * mon-fri", "0 0 1 jan *",
-                                  "0 0 1 JAN sun", "1,2,3-5/2 * * * *", "0 0 * * 7", "59 23 31 12 6"])
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 3 * * 1-5",
+        "*/15 * * * MON-FRI",
+        "*/15 * * * mon-fri",
+        "0 0 1 jan *",
+        "0 0 1 JAN sun",
+        "1,2,3-5/2 * * * *",
+        "0 0 * * 7",
+        "59 23 31 12 6",
+    ],
+)
 def test_valid_cron_schedule(cron):
     result = check(scheduled(cron))
     assert result.diagnostics == []
@@ -331,10 +363,16 @@ def grouped(group: str, *, short: bool = False) -> str:
 
 
 @pytest.mark.parametrize("short", [False, True])
-@pytest.mark.parametrize("group", [
-    "deploy-${{ branch }}", "${{ref}}", "${{ pipeline }}-${{ pr }}-${{ sha }}",
-    "${{ repository }}/${{ event }}", "no placeholder",
-])
+@pytest.mark.parametrize(
+    "group",
+    [
+        "deploy-${{ branch }}",
+        "${{ref}}",
+        "${{ pipeline }}-${{ pr }}-${{ sha }}",
+        "${{ repository }}/${{ event }}",
+        "no placeholder",
+    ],
+)
 def test_concurrency_placeholders_are_accepted(group, short):
     result = check(grouped(group, short=short))
     assert result.diagnostics == []
@@ -346,21 +384,26 @@ def test_every_placeholder_is_accepted():
     assert check(grouped(group)).diagnostics == []
 
 
-@pytest.mark.parametrize("group, hint", [
-    ("deploy-${{ brnch }}", " (did you mean 'branch'?)"),
-    ("deploy-${{ Branch }}", " (did you mean 'branch'?)"),
-    ("${{ github.ref }}", " (did you mean 'ref'?)"),
-    ("${{ github.head_ref }}", " (did you mean 'branch'?)"),
-    ("${{ github.event.pull_request.number }}", " (did you mean 'pr'?)"),
-    ("${{ whatever }}", ""),
-])
+@pytest.mark.parametrize(
+    "group, hint",
+    [
+        ("deploy-${{ brnch }}", " (did you mean 'branch'?)"),
+        ("deploy-${{ Branch }}", " (did you mean 'branch'?)"),
+        ("${{ github.ref }}", " (did you mean 'ref'?)"),
+        ("${{ github.head_ref }}", " (did you mean 'branch'?)"),
+        ("${{ github.event.pull_request.number }}", " (did you mean 'pr'?)"),
+        ("${{ whatever }}", ""),
+    ],
+)
 def test_unknown_concurrency_placeholder(group, hint):
     d = only(check(grouped(group)), "FT117")
     assert at(d) == (4, 10)
     assert d.path == "$.concurrency.group"
-    expression = group[group.index("${{"):]
-    assert d.message == (f"'{expression}' is not a concurrency placeholder{hint}; "
-                         "use one of: ref, branch, pr, sha, pipeline, repository, event")
+    expression = group[group.index("${{") :]
+    assert d.message == (
+        f"'{expression}' is not a concurrency placeholder{hint}; "
+        "use one of: ref, branch, pr, sha, pipeline, repository, event"
+    )
 
 
 def test_a_secret_in_the_concurrency_group_is_refused():
@@ -442,12 +485,27 @@ def test_memory_as_a_large_byte_count_does_not_warn():
 
 
 BAD_FILES = [
-    b"", b"- a\n", b"x: [\n", b'version: "1"\nname: d\ntasks:\n\t- name: a\n', b"a: 1\na: 2\n", b"\xff\xfe",
-    b"a: &a [*a]\n", b"x: !foo 1\n", b"? [a]\n: 1\n", "x: " + "[" * 100 + "]" * 100,
-    HEAD + "tasks: []\n", HEAD + "tasks: foo\n", HEAD + "descriptin: x\ntasks:\n  - name: a\n",
-    pipeline(task("a"), task("a")), pipeline(task("b", ["trian"])), pipeline(task("a", ["a"])),
-    pipeline(task("x"), task("a", ["x", "x"])), pipeline(task("a", ["b"]), task("b", ["a"])),
-    env_task("${{ env.X }}"), env_task("${{ secrets.X"), scheduled("61 * * * *"),
+    b"",
+    b"- a\n",
+    b"x: [\n",
+    b'version: "1"\nname: d\ntasks:\n\t- name: a\n',
+    b"a: 1\na: 2\n",
+    b"\xff\xfe",
+    b"a: &a [*a]\n",
+    b"x: !foo 1\n",
+    b"? [a]\n: 1\n",
+    "x: " + "[" * 100 + "]" * 100,
+    HEAD + "tasks: []\n",
+    HEAD + "tasks: foo\n",
+    HEAD + "descriptin: x\ntasks:\n  - name: a\n",
+    pipeline(task("a"), task("a")),
+    pipeline(task("b", ["trian"])),
+    pipeline(task("a", ["a"])),
+    pipeline(task("x"), task("a", ["x", "x"])),
+    pipeline(task("a", ["b"]), task("b", ["a"])),
+    env_task("${{ env.X }}"),
+    env_task("${{ secrets.X"),
+    scheduled("61 * * * *"),
     grouped("deploy-${{ brnch }}"),
     pipeline(task("-bad", extra="resources:\n  cpu: 0\n  mem: 16 GB\n  cuda.shares: abc\n")),
     pipeline(task("a", extra="timeout: soon\nmounts: ['a b']\ncode: /abs\ntype: Custom\n")),
@@ -476,9 +534,37 @@ def test_every_diagnostic_has_every_field():
             assert set(d.as_dict()) == {"file", "line", "column", "severity", "code", "message", "path"}
             seen.add(d.code)
     # the sample is broad: most of the file- and pipeline-level codes show up
-    assert {"FT003", "FT004", "FT005", "FT006", "FT007", "FT008", "FT009", "FT010", "FT100", "FT101", "FT102",
-            "FT103", "FT104", "FT105", "FT106", "FT107", "FT108", "FT109", "FT110", "FT111", "FT112", "FT113",
-            "FT114", "FT115", "FT116", "FT117", "FT201", "FT202", "FT204"} <= seen, sorted(seen)
+    assert {
+        "FT003",
+        "FT004",
+        "FT005",
+        "FT006",
+        "FT007",
+        "FT008",
+        "FT009",
+        "FT010",
+        "FT100",
+        "FT101",
+        "FT102",
+        "FT103",
+        "FT104",
+        "FT105",
+        "FT106",
+        "FT107",
+        "FT108",
+        "FT109",
+        "FT110",
+        "FT111",
+        "FT112",
+        "FT113",
+        "FT114",
+        "FT115",
+        "FT116",
+        "FT117",
+        "FT201",
+        "FT202",
+        "FT204",
+    } <= seen, sorted(seen)
 
 
 def test_diagnostics_come_sorted_by_position():

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from fasttrack_gitops.core.pipeline.schema import schema_path
 from fasttrack_gitops.core.pipeline.units import (
-    OutOfRange, format_duration, format_size, parse_amount, parse_duration, parse_size,
+    OutOfRange,
+    format_duration,
+    format_size,
+    parse_amount,
+    parse_duration,
+    parse_size,
 )
 
 KIB, MIB, GIB, TIB, PIB = (1 << s for s in (10, 20, 30, 40, 50))
@@ -30,11 +35,26 @@ def _string_pattern(name: str) -> str:
 # --- parse_size ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, size", [
-    ("512m", 512 * MIB), ("16g", 16 * GIB), ("1.5G", 3 * GIB // 2), ("2GiB", 2 * GIB), ("2gib", 2 * GIB),
-    ("64M", 64 * MIB), ("256mb", 256 * MIB), ("1k", KIB), ("1t", TIB), ("1p", PIB), ("100b", 100), ("100", 100),
-    ("0g", 0), ("0", 0), ("0.5m", MIB // 2),
-])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("512m", 512 * MIB),
+        ("16g", 16 * GIB),
+        ("1.5G", 3 * GIB // 2),
+        ("2GiB", 2 * GIB),
+        ("2gib", 2 * GIB),
+        ("64M", 64 * MIB),
+        ("256mb", 256 * MIB),
+        ("1k", KIB),
+        ("1t", TIB),
+        ("1p", PIB),
+        ("100b", 100),
+        ("100", 100),
+        ("0g", 0),
+        ("0", 0),
+        ("0.5m", MIB // 2),
+    ],
+)
 def test_parse_size_binary_units(text, size):
     assert parse_size(text) == size
 
@@ -44,8 +64,9 @@ def test_parse_size_integer_is_bytes():
     assert parse_size(0) == 0
 
 
-@pytest.mark.parametrize("bad", ["16 GB", "16gg", "g", "", "-1g", ".5g", "5.g", "1e3", "1,5g", "16x", "1.5.2g",
-                                 "16 g", "two"])
+@pytest.mark.parametrize(
+    "bad", ["16 GB", "16gg", "g", "", "-1g", ".5g", "5.g", "1e3", "1,5g", "16x", "1.5.2g", "16 g", "two"]
+)
 def test_parse_size_refuses_other_spellings(bad):
     with pytest.raises(ValueError, match="not a size"):
         parse_size(bad)
@@ -65,8 +86,19 @@ def test_parse_size_accepts_the_kubernetes_spelling_2Gi():
 # --- format_size -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size, text", [(512 * MIB, "512m"), (16 * GIB, "16g"), (3 * GIB // 2, "1536m"), (KIB, "1k"),
-                                        (PIB, "1p"), (1024 * PIB, "1024p"), (0, "0"), (1023, "1023")])
+@pytest.mark.parametrize(
+    "size, text",
+    [
+        (512 * MIB, "512m"),
+        (16 * GIB, "16g"),
+        (3 * GIB // 2, "1536m"),
+        (KIB, "1k"),
+        (PIB, "1p"),
+        (1024 * PIB, "1024p"),
+        (0, "0"),
+        (1023, "1023"),
+    ],
+)
 def test_format_size_writes_the_largest_exact_unit(size, text):
     assert format_size(size) == text
 
@@ -88,7 +120,7 @@ def test_a_duration_beyond_a_year_is_out_of_range():
     with pytest.raises(OutOfRange, match="more than a year"):
         parse_duration("8785h")
     with pytest.raises(OutOfRange):
-        parse_duration(10 ** 400)
+        parse_duration(10**400)
 
 
 def test_format_size_is_exact_for_any_byte_count():
@@ -120,10 +152,22 @@ def test_parse_amount_positive_refuses_zero():
 # --- durations -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, seconds", [
-    ("90s", 90), ("45m", 2700), ("2h", 7200), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400), ("1.5h", 5400),
-    ("1m30s", 90), (90, 90), (1.5, 1.5), (0, 0),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("90s", 90),
+        ("45m", 2700),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        ("1d", 86400),
+        ("1.5h", 5400),
+        ("1m30s", 90),
+        (90, 90),
+        (1.5, 1.5),
+        (0, 0),
+    ],
+)
 def test_parse_duration(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -134,8 +178,9 @@ def test_parse_duration_refuses(bad):
         parse_duration(bad)
 
 
-@pytest.mark.parametrize("seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0.25, "250ms"), (86401, "1d1s"),
-                                           (3600, "1h")])
+@pytest.mark.parametrize(
+    "seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0.25, "250ms"), (86401, "1d1s"), (3600, "1h")]
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds

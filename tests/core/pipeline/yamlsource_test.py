@@ -11,8 +11,8 @@ import textwrap
 import time
 
 import pytest
-
 from conftest import MINIMAL
+
 from fasttrack_gitops.core.pipeline import Limits, check_pipeline
 from fasttrack_gitops.core.pipeline.yamlsource import load
 
@@ -66,8 +66,9 @@ def test_tab_after_spaces_in_the_indentation_points_at_the_tab_column():
 
 
 def test_tab_inside_a_block_scalar_command_is_not_indentation():
-    result = check('version: "1"\nname: demo\ntasks:\n  - name: a\n    command: |\n'
-                   '      printf "a\\tb"\n      \techo indented\n')
+    result = check(
+        'version: "1"\nname: demo\ntasks:\n  - name: a\n    command: |\n      printf "a\\tb"\n      \techo indented\n'
+    )
     assert result.diagnostics == []
     assert result.pipeline.task("a").command == 'printf "a\\tb"\n\techo indented\n'
 
@@ -87,7 +88,8 @@ def test_duplicate_key_is_an_error_not_silently_last_wins():
 
 
 def test_duplicate_key_inside_a_task_names_the_first_line():
-    d = only(check("""\
+    d = only(
+        check("""\
         version: "1"
         name: demo
         tasks:
@@ -95,7 +97,9 @@ def test_duplicate_key_inside_a_task_names_the_first_line():
             command: echo one
             skip: false
             command: echo two
-        """), "FT006")
+        """),
+        "FT006",
+    )
     assert at(d) == (7, 5)
     assert "duplicate key 'command'" in d.message
     assert "first defined on line 5" in d.message
@@ -111,8 +115,11 @@ def test_quoted_and_plain_spellings_of_a_key_are_the_same_key():
 # --- empty files and top levels that are not a mapping ----------------------
 
 
-@pytest.mark.parametrize("text", ["", "   \n\n", "# just a comment\n# and another\n", "null\n", "~\n", "---\n"],
-                         ids=["empty", "blank-lines", "comments-only", "null", "tilde", "document-marker-only"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\n", "# just a comment\n# and another\n", "null\n", "~\n", "---\n"],
+    ids=["empty", "blank-lines", "comments-only", "null", "tilde", "document-marker-only"],
+)
 def test_a_file_without_content_is_an_empty_pipeline(text):
     d = only(check(text), "FT007")
     assert at(d) == (1, 1)

@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 
 from fasttrack_gitops.core.events import PullRequest
-from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.core.job import Outcome, PipelineJob, TaskState, freeze, freeze_invalid
-from fasttrack_gitops.engine.state.ledger import Gate, JobKey, Ledger
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.core.reports.model import JobReport, TaskRow
-from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
 from fasttrack_gitops.core.reports.build import MAX_BYTES, conclusion, fit, gate_report, job_report
+from fasttrack_gitops.core.reports.model import JobReport, TaskRow
+from fasttrack_gitops.core.triggers import Gate
+from fasttrack_gitops.engine.executors import get_executor
+from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
 from fasttrack_gitops.engine.runner import JobRunner
+from fasttrack_gitops.engine.state.ledger import JobKey, Ledger
 from fasttrack_gitops.engine.state.store import Store
 
 COMMIT = "c0ffee" * 6 + "beef"
@@ -62,16 +63,33 @@ def store(tmp_path: Path):
 def stored(store: Store, text: str = PIPELINE, *, trigger: dict | None = None) -> PipelineJob:
     checked = check_pipeline(textwrap.dedent(text).encode(), "pipelines/p.yaml")
     assert checked.pipeline is not None, checked.diagnostics
-    job = freeze(checked.pipeline, pipeline_path="pipelines/p.yaml", repository="acme/models", source="commit",
-                 commit=COMMIT, ref="refs/heads/main", tree="7" * 40, code_trees={},
-                 trigger=trigger or {"event": "push", "ref": "refs/heads/main", "sender": "alice"},
-                 now=1_700_000_000.0)
+    job = freeze(
+        checked.pipeline,
+        pipeline_path="pipelines/p.yaml",
+        repository="acme/models",
+        source="commit",
+        commit=COMMIT,
+        ref="refs/heads/main",
+        tree="7" * 40,
+        code_trees={},
+        trigger=trigger or {"event": "push", "ref": "refs/heads/main", "sender": "alice"},
+        now=1_700_000_000.0,
+    )
     store.create_job(job)
     return job
 
 
-def ran(store: Store, job: PipelineJob, task: str, *, start: float, seconds: float,
-        outcome: Outcome = Outcome.SUCCEEDED, exit_code: int | None = None, reason: str = "") -> None:
+def ran(
+    store: Store,
+    job: PipelineJob,
+    task: str,
+    *,
+    start: float,
+    seconds: float,
+    outcome: Outcome = Outcome.SUCCEEDED,
+    exit_code: int | None = None,
+    reason: str = "",
+) -> None:
     """The writes a runner makes for a task that ran once and ended so."""
     store.start_attempt(job.id, task, 1, started_at=start)
     store.set_task_state(job.id, task, TaskState.RUNNING)
@@ -88,8 +106,7 @@ def skipped(store: Store, job: PipelineJob, *tasks: str, reason: str = "dependen
 def report_of(store: Store, job: PipelineJob, masks=(), public_url: str | None = PUBLIC) -> JobReport:
     """What the daemon's report builder makes of the job now."""
     view = store.view(job.id)
-    return job_report(view, log_tails=failed_log_tails(store, view, masks=masks), masks=masks,
-                      public_url=public_url)
+    return job_report(view, log_tails=failed_log_tails(store, view, masks=masks), masks=masks, public_url=public_url)
 
 
 def table_rows(summary: str) -> list[list[str]]:
@@ -168,18 +185,30 @@ def test_a_succeeded_job_shows_its_tasks_its_coloured_graph_and_where_it_came_fr
     assert f"spec `{job.spec_id}`" in report.summary
     assert report.details_url == f"{PUBLIC}/jobs/{job.id}"
     assert f"[{job.id}]({PUBLIC}/jobs/{job.id})" in report.summary
-    assert report.tasks == (TaskRow("prepare", "succeeded", 10, 1), TaskRow("train", "succeeded", 90, 1),
-                            TaskRow("lint", "succeeded", 5, 1), TaskRow("eval", "succeeded", 30, 1))
+    assert report.tasks == (
+        TaskRow("prepare", "succeeded", 10, 1),
+        TaskRow("train", "succeeded", 90, 1),
+        TaskRow("lint", "succeeded", 5, 1),
+        TaskRow("eval", "succeeded", 30, 1),
+    )
     assert (report.text, report.failed_logs, report.annotations) == ("", {}, ())
     assert report.notify == {"slack": {"channel": "#ml", "on": ["failure"]}}
     assert (report.repository, report.commit, report.ref, report.pipeline_path) == (
-        "acme/models", COMMIT, "refs/heads/main", "pipelines/p.yaml")
+        "acme/models",
+        COMMIT,
+        "refs/heads/main",
+        "pipelines/p.yaml",
+    )
     assert report.trigger == {"event": "push", "ref": "refs/heads/main", "sender": "alice"}
 
 
 def test_a_failed_task_is_named_in_the_title_and_its_log_tail_cannot_break_out_of_its_block(
-        tmp_path: Path, store: Store):
-    job = run_for_real(tmp_path, store, """\
+    tmp_path: Path, store: Store
+):
+    job = run_for_real(
+        tmp_path,
+        store,
+        """\
         version: "26.4.4"
         name: train-eval
         tasks:
@@ -194,7 +223,8 @@ def test_a_failed_task_is_named_in_the_title_and_its_log_tail_cannot_break_out_o
           - name: eval
             dependencies: [train]
             command: echo never
-        """)
+        """,
+    )
 
     report = report_of(store, job)
 
@@ -202,8 +232,12 @@ def test_a_failed_task_is_named_in_the_title_and_its_log_tail_cannot_break_out_o
     assert report.title == "Failed: train (exit 3); 2 of 4 tasks succeeded"
     assert (report.status, report.conclusion) == ("failed", "failure")
     rows = table_rows(report.summary)
-    assert [row[:2] for row in rows] == [["`prepare`", "✅ succeeded"], ["`train`", "❌ failed"],
-                                         ["`lint`", "✅ succeeded"], ["`eval`", "⏭️ skipped"]]
+    assert [row[:2] for row in rows] == [
+        ["`prepare`", "✅ succeeded"],
+        ["`train`", "❌ failed"],
+        ["`lint`", "✅ succeeded"],
+        ["`eval`", "⏭️ skipped"],
+    ]
     assert rows[1][3:] == ["1", "exit code 3"]
     assert "train" in rows[3][4]  # why eval did not run
     assert mermaid_classes(report.summary) == {"t0": "succeeded", "t1": "failed", "t2": "succeeded", "t3": "skipped"}
@@ -212,19 +246,30 @@ def test_a_failed_task_is_named_in_the_title_and_its_log_tail_cannot_break_out_o
     assert report.failed_logs == {"train": log}
 
 
-@pytest.mark.parametrize(("story", "expected", "title"), [
-    ("all succeed", "success", "Succeeded: 4 tasks in 2m"),
-    ("lint fails", "neutral", "Succeeded with tolerated failures: lint (exit 1); 3 of 4 tasks succeeded"),
-    ("train times out", "timed_out", "Timed out: train after 30m"),
-    ("train times out, lint fails", "timed_out", "Timed out: train after 30m"),
-    ("prepare fails", "failure", "Failed: prepare (exit 2); 1 of 4 tasks succeeded"),
-    ("train is cancelled", "cancelled", "Cancelled: 2 of 4 tasks succeeded"),
-])
+@pytest.mark.parametrize(
+    ("story", "expected", "title"),
+    [
+        ("all succeed", "success", "Succeeded: 4 tasks in 2m"),
+        ("lint fails", "neutral", "Succeeded with tolerated failures: lint (exit 1); 3 of 4 tasks succeeded"),
+        ("train times out", "timed_out", "Timed out: train after 30m"),
+        ("train times out, lint fails", "timed_out", "Timed out: train after 30m"),
+        ("prepare fails", "failure", "Failed: prepare (exit 2); 1 of 4 tasks succeeded"),
+        ("train is cancelled", "cancelled", "Cancelled: 2 of 4 tasks succeeded"),
+    ],
+)
 def test_the_conclusion_and_title_of_each_ending(store: Store, story: str, expected: str, title: str):
     job = stored(store)
     lint = Outcome.FAILED if "lint fails" in story else Outcome.SUCCEEDED
-    ran(store, job, "lint", start=0, seconds=5, outcome=lint, exit_code=1 if lint == Outcome.FAILED else 0,
-        reason="exit code 1" if lint == Outcome.FAILED else "")
+    ran(
+        store,
+        job,
+        "lint",
+        start=0,
+        seconds=5,
+        outcome=lint,
+        exit_code=1 if lint == Outcome.FAILED else 0,
+        reason="exit code 1" if lint == Outcome.FAILED else "",
+    )
     if story == "prepare fails":
         ran(store, job, "prepare", start=0, seconds=5, outcome=Outcome.FAILED, exit_code=2, reason="exit code 2")
         skipped(store, job, "train", "eval", reason="dependency prepare failed")
@@ -248,13 +293,16 @@ def test_the_conclusion_and_title_of_each_ending(store: Store, story: str, expec
 
 
 def test_a_timeout_beside_another_failure_is_a_failure(store: Store):
-    job = stored(store, """\
+    job = stored(
+        store,
+        """\
         version: "26.4.4"
         name: pair
         tasks:
           - {name: a, command: sleep 100, timeout: 5}
           - {name: b, command: exit 1}
-        """)
+        """,
+    )
     ran(store, job, "a", start=0, seconds=5, outcome=Outcome.TIMED_OUT, reason="timed out after 5s")
     ran(store, job, "b", start=0, seconds=1, outcome=Outcome.FAILED, exit_code=1, reason="exit code 1")
 
@@ -268,9 +316,17 @@ def test_a_timeout_beside_another_failure_is_a_failure(store: Store):
 
 
 def test_the_title_follows_a_job_from_the_queue_to_an_interrupted_run(store: Store):
-    job = freeze(check_pipeline(PIPELINE.encode(), "pipelines/p.yaml").pipeline, pipeline_path="pipelines/p.yaml",
-                 repository="acme/models", source="commit", commit=COMMIT, ref="refs/heads/main", tree="7" * 40,
-                 code_trees={}, trigger={"event": "push", "sender": "alice"})
+    job = freeze(
+        check_pipeline(PIPELINE.encode(), "pipelines/p.yaml").pipeline,
+        pipeline_path="pipelines/p.yaml",
+        repository="acme/models",
+        source="commit",
+        commit=COMMIT,
+        ref="refs/heads/main",
+        tree="7" * 40,
+        code_trees={},
+        trigger={"event": "push", "sender": "alice"},
+    )
     ledger = Ledger(store)
     ledger.add_job(JobKey("acme/models", COMMIT, "pipelines/p.yaml", "push:refs/heads/main"), job)
     seen = []
@@ -323,9 +379,16 @@ def test_an_invalid_pipeline_file_is_a_failure_with_an_annotation_per_diagnostic
             resources: {mem: 64}
         """)
     diagnostics = [d.as_dict() for d in check_pipeline(broken.encode(), "pipelines/bad.yaml").diagnostics]
-    job = freeze_invalid("bad", diagnostics, pipeline_path="pipelines/bad.yaml", repository="acme/models",
-                         commit=COMMIT, ref="refs/heads/main", tree="7" * 40,
-                         trigger={"event": "push", "sender": "bob"})
+    job = freeze_invalid(
+        "bad",
+        diagnostics,
+        pipeline_path="pipelines/bad.yaml",
+        repository="acme/models",
+        commit=COMMIT,
+        ref="refs/heads/main",
+        tree="7" * 40,
+        trigger={"event": "push", "sender": "bob"},
+    )
     store.create_job(job)
 
     report = report_of(store, job)
@@ -333,27 +396,63 @@ def test_an_invalid_pipeline_file_is_a_failure_with_an_annotation_per_diagnostic
     assert report.title == "Invalid pipeline file: 2 errors, 2 warnings"
     assert (report.status, report.conclusion, report.started, report.tasks) == ("invalid", "failure", False, ())
     assert report.annotations == (
-        {"path": "pipelines/bad.yaml", "line": 4, "column": 21, "level": "warning", "title": "FT202",
-         "message": diagnostics[0]["message"]},
-        {"path": "pipelines/bad.yaml", "line": 6, "column": 5, "level": "failure", "title": "FT102",
-         "message": diagnostics[1]["message"]},
-        {"path": "pipelines/bad.yaml", "line": 7, "column": 5, "level": "failure", "title": "FT101",
-         "message": "unknown key 'comand' in task 'a' (did you mean 'command'?)"},
-        {"path": "pipelines/bad.yaml", "line": 8, "column": 22, "level": "warning", "title": "FT204",
-         "message": diagnostics[3]["message"]},
+        {
+            "path": "pipelines/bad.yaml",
+            "line": 4,
+            "column": 21,
+            "level": "warning",
+            "title": "FT202",
+            "message": diagnostics[0]["message"],
+        },
+        {
+            "path": "pipelines/bad.yaml",
+            "line": 6,
+            "column": 5,
+            "level": "failure",
+            "title": "FT102",
+            "message": diagnostics[1]["message"],
+        },
+        {
+            "path": "pipelines/bad.yaml",
+            "line": 7,
+            "column": 5,
+            "level": "failure",
+            "title": "FT101",
+            "message": "unknown key 'comand' in task 'a' (did you mean 'command'?)",
+        },
+        {
+            "path": "pipelines/bad.yaml",
+            "line": 8,
+            "column": 22,
+            "level": "warning",
+            "title": "FT204",
+            "message": diagnostics[3]["message"],
+        },
     )
-    assert ("- `pipelines/bad.yaml:7:5` **error** FT101: unknown key 'comand' in task 'a' (did you mean 'command'?)"
-            in report.summary)
+    assert (
+        "- `pipelines/bad.yaml:7:5` **error** FT101: unknown key 'comand' in task 'a' (did you mean 'command'?)"
+        in report.summary
+    )
     assert "```mermaid" not in report.summary and "| task |" not in report.summary
     assert "- **Trigger:** push by bob" in report.summary
     assert (report.text, report.notify) == ("", {})
 
 
 def pull_request(number: int = 12) -> dict:
-    return dataclasses.asdict(PullRequest(
-        repository="acme/models", action="opened", number=number, head_sha="f00d" * 10, head_ref="feature",
-        head_repository="mallory/models", base_ref="main", author="mallory", author_association="NONE",
-        sender="mallory"))
+    return dataclasses.asdict(
+        PullRequest(
+            repository="acme/models",
+            action="opened",
+            number=number,
+            head_sha="f00d" * 10,
+            head_ref="feature",
+            head_repository="mallory/models",
+            base_ref="main",
+            author="mallory",
+            author_association="NONE",
+            sender="mallory",
+        )
+    )
 
 
 def test_a_fork_pull_request_waits_for_ok_to_test_in_its_own_check():
@@ -385,9 +484,16 @@ def test_an_approved_fork_pull_request_turns_its_check_green():
 
 
 def test_a_summary_too_big_for_github_is_cut_at_a_row_and_keeps_where_the_job_came_from(store: Store):
-    chain = "\n".join(['version: "26.4.4"', "name: long", "tasks:"] + [
-        f"  - {{name: step{i:03}, command: 'true'{f', dependencies: [step{i - 1:03}]' if i else ''}}}"
-        for i in range(400)]) + "\n"
+    chain = (
+        "\n".join(
+            ['version: "26.4.4"', "name: long", "tasks:"]
+            + [
+                f"  - {{name: step{i:03}, command: 'true'{f', dependencies: [step{i - 1:03}]' if i else ''}}}"
+                for i in range(400)
+            ]
+        )
+        + "\n"
+    )
     job = stored(store, chain)
     for i in range(400):
         store.set_task_state(job.id, f"step{i:03}", TaskState.SKIPPED, reason=f"skip ✅ {i} " + "why " * 70)
@@ -397,8 +503,11 @@ def test_a_summary_too_big_for_github_is_cut_at_a_row_and_keeps_where_the_job_ca
     assert size(report.summary) <= MAX_BYTES
     fenced_blocks(report.summary)  # none left open: the graph that did not fit is left out whole
     assert "```mermaid" not in report.summary
-    note = re.search(r"\(truncated: (\d+) more characters; see the job's log with "
-                     rf"`fasttrack-gitops jobs logs {job.id}`\)", report.summary)
+    note = re.search(
+        r"\(truncated: (\d+) more characters; see the job's log with "
+        rf"`fasttrack-gitops jobs logs {job.id}`\)",
+        report.summary,
+    )
     assert note is not None and int(note[1]) > 60_000
     rows = table_rows(report.summary)
     assert 100 < len(rows) < 400 and all(len(row) == 5 for row in rows)
@@ -421,7 +530,7 @@ def test_fit_closes_a_code_block_it_cuts_and_says_how_much_it_left_out():
 
 
 def test_fit_leaves_out_a_graph_it_would_cut():
-    graph = "```mermaid\nflowchart LR\n" + "".join(f"  t{i}[\"{'x' * 50}\"]\n" for i in range(2000)) + "```\n"
+    graph = "```mermaid\nflowchart LR\n" + "".join(f'  t{i}["{"x" * 50}"]\n' for i in range(2000)) + "```\n"
     markdown = "| task |\n| --- |\n| a |\n\n" + graph
 
     cut = fit(markdown, "j1")
@@ -438,7 +547,8 @@ def test_the_log_tails_of_several_failed_tasks_share_the_room_and_keep_their_end
     skipped(store, job, "eval")
     for task in ("lint", "train"):
         store.log_path(job.id, task, 1).write_text(
-            "".join(f"{task} line {i:05} {'é' * 400}\n" for i in range(5000)) + f"{task}: the last line\n")
+            "".join(f"{task} line {i:05} {'é' * 400}\n" for i in range(5000)) + f"{task}: the last line\n"
+        )
 
     report = report_of(store, job)
 
@@ -455,7 +565,10 @@ def test_the_log_tails_of_several_failed_tasks_share_the_room_and_keep_their_end
 
 
 def test_a_secret_printed_by_a_task_shows_nowhere_in_the_report(tmp_path: Path, store: Store):
-    job = run_for_real(tmp_path, store, f"""\
+    job = run_for_real(
+        tmp_path,
+        store,
+        f"""\
         version: "26.4.4"
         name: leaky
         tasks:
@@ -464,7 +577,8 @@ def test_a_secret_printed_by_a_task_shows_nowhere_in_the_report(tmp_path: Path, 
           - name: after
             dependencies: [leak]
             command: "true"
-        """)
+        """,
+    )
     store.set_task_state(job.id, "leak", TaskState.FAILED, reason=f"the server said: bad token {CANARY}")
     assert CANARY in store.log_path(job.id, "leak", 1).read_text()  # the report is the last line of defence
 
@@ -478,10 +592,27 @@ def test_a_secret_printed_by_a_task_shows_nowhere_in_the_report(tmp_path: Path, 
 
 
 def test_a_secret_in_an_invalid_file_shows_nowhere_in_its_annotations(store: Store):
-    diagnostics = [{"file": "pipelines/p.yaml", "line": 3, "column": 9, "severity": "error", "code": "FT101",
-                    "message": f"unknown key '{CANARY}'", "path": "$"}]
-    job = freeze_invalid("p", diagnostics, pipeline_path="pipelines/p.yaml", repository="acme/models",
-                         commit=COMMIT, ref=None, tree="7" * 40, trigger={"event": "push"})
+    diagnostics = [
+        {
+            "file": "pipelines/p.yaml",
+            "line": 3,
+            "column": 9,
+            "severity": "error",
+            "code": "FT101",
+            "message": f"unknown key '{CANARY}'",
+            "path": "$",
+        }
+    ]
+    job = freeze_invalid(
+        "p",
+        diagnostics,
+        pipeline_path="pipelines/p.yaml",
+        repository="acme/models",
+        commit=COMMIT,
+        ref=None,
+        tree="7" * 40,
+        trigger={"event": "push"},
+    )
     store.create_job(job)
 
     report = report_of(store, job, masks=[CANARY])
@@ -515,9 +646,11 @@ def test_twenty_failed_tasks_each_keep_a_heading_and_the_end_of_their_log(store:
 
 
 def test_a_graph_mermaid_would_refuse_to_draw_is_left_out_with_a_word(store: Store):
-    fan = ["version: \"26.4.4\"", "name: wide", "tasks:"] + [f"  - {{name: s{i}, command: 'true'}}" for i in range(30)]
-    fan += [f"  - {{name: j{k}, command: 'true', dependencies: [{', '.join(f's{i}' for i in range(30))}]}}"
-            for k in range(20)]  # 600 edges
+    fan = ['version: "26.4.4"', "name: wide", "tasks:"] + [f"  - {{name: s{i}, command: 'true'}}" for i in range(30)]
+    fan += [
+        f"  - {{name: j{k}, command: 'true', dependencies: [{', '.join(f's{i}' for i in range(30))}]}}"
+        for k in range(20)
+    ]  # 600 edges
     job = stored(store, "\n".join(fan) + "\n")
 
     report = report_of(store, job)

@@ -24,25 +24,50 @@ EVENTS = "/events/session?sessionId=2d8e6a2c-1f4b-4c59-9a3e-5d0b7f1c8e21&scope=s
 
 # §1.6: (method, rel_url, content-type, host, version) -> the signature SDK 23.9.10 computes
 WORKED_EXAMPLES = [
-    ("GET", "/", "text/plain", "api.example.com", "v8.20240915",
-     "c1ee02dda03d61d2868b3d8a1ccee5407aef712d4abccfc3f53fec2106a843f3"),
-    ("POST", "/session", "application/json", "api.example.com", "v8.20240915",
-     "bdddabbf5e8e60468fb38c21af5c32f32d24feebe704f50568a9339b77f9f111"),
-    ("GET", EVENTS, "text/plain", "api.example.com:8081", "v7.20230615",
-     "f2bcc2925a0bf72f535366f9db61931ca866facee4b02374916137b51740108a"),
+    (
+        "GET",
+        "/",
+        "text/plain",
+        "api.example.com",
+        "v8.20240915",
+        "c1ee02dda03d61d2868b3d8a1ccee5407aef712d4abccfc3f53fec2106a843f3",
+    ),
+    (
+        "POST",
+        "/session",
+        "application/json",
+        "api.example.com",
+        "v8.20240915",
+        "bdddabbf5e8e60468fb38c21af5c32f32d24feebe704f50568a9339b77f9f111",
+    ),
+    (
+        "GET",
+        EVENTS,
+        "text/plain",
+        "api.example.com:8081",
+        "v7.20230615",
+        "f2bcc2925a0bf72f535366f9db61931ca866facee4b02374916137b51740108a",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "content_type", "host", "version", "expected"), WORKED_EXAMPLES)
 def test_the_worked_examples_give_the_documented_signatures(method, path, content_type, host, version, expected):
-    got = signature(secret_key=SECRET, method=method, path=path, date=DATE, host=host,
-                    content_type=content_type, version=version)
+    got = signature(
+        secret_key=SECRET, method=method, path=path, date=DATE, host=host, content_type=content_type, version=version
+    )
     assert got == expected
 
 
 def test_the_string_to_sign_of_row_2_is_the_documented_seven_lines():
-    text = string_to_sign(method="POST", path="/session", date=DATE, host="api.example.com",
-                          content_type="application/json", version="v8.20240915")
+    text = string_to_sign(
+        method="POST",
+        path="/session",
+        date=DATE,
+        host="api.example.com",
+        content_type="application/json",
+        version="v8.20240915",
+    )
     assert text == (
         "POST\n/session\n2024-09-20T12:34:56.789000+00:00\nhost:api.example.com\n"
         "content-type:application/json\nx-backendai-version:v8.20240915\n"
@@ -56,30 +81,54 @@ def test_the_content_type_is_signed_without_parameters_and_in_lower_case():
     plain = {"method": "POST", "path": "/session", "date": DATE, "host": "api.example.com", "version": "v8.20240915"}
     with_charset = string_to_sign(content_type="Application/JSON; charset=utf-8", **plain)
     assert "\ncontent-type:application/json\n" in with_charset
-    assert signature(secret_key=SECRET, content_type="application/json; charset=utf-8", **plain) == WORKED_EXAMPLES[1][5]
+    assert (
+        signature(secret_key=SECRET, content_type="application/json; charset=utf-8", **plain) == WORKED_EXAMPLES[1][5]
+    )
     # no Content-Type at all: the manager signs aiohttp's default
     assert "\ncontent-type:application/octet-stream\n" in string_to_sign(content_type=None, **plain)
 
 
 def test_the_host_with_its_port_is_part_of_the_signing_key():
     method, path, content_type, _, version, expected = WORKED_EXAMPLES[2]
-    args = {"secret_key": SECRET, "method": method, "path": path, "date": DATE, "content_type": content_type,
-            "version": version}
+    args = {
+        "secret_key": SECRET,
+        "method": method,
+        "path": path,
+        "date": DATE,
+        "content_type": content_type,
+        "version": version,
+    }
     assert signature(host="api.example.com:8081", **args) == expected
     assert signature(host="api.example.com", **args) != expected
 
 
 def test_the_key_date_comes_from_the_date_header():
-    args = {"secret_key": SECRET, "method": "GET", "path": "/", "host": "api.example.com",
-            "content_type": "text/plain", "version": "v8.20240915"}
+    args = {
+        "secret_key": SECRET,
+        "method": "GET",
+        "path": "/",
+        "host": "api.example.com",
+        "content_type": "text/plain",
+        "version": "v8.20240915",
+    }
     next_day = format_date(WHEN + timedelta(days=1))
     assert signature(date=next_day, **args) != WORKED_EXAMPLES[0][5]
 
 
 def test_a_secret_wrapper_signs_like_the_plain_string():
     method, path, content_type, host, version, expected = WORKED_EXAMPLES[1]
-    assert signature(secret_key=Secret(SECRET), method=method, path=path, date=DATE, host=host,
-                     content_type=content_type, version=version) == expected
+    assert (
+        signature(
+            secret_key=Secret(SECRET),
+            method=method,
+            path=path,
+            date=DATE,
+            host=host,
+            content_type=content_type,
+            version=version,
+        )
+        == expected
+    )
 
 
 def test_the_date_header_is_utc_iso_with_microseconds():
@@ -95,8 +144,11 @@ def signed(request: httpx.Request, version: str) -> httpx.Request:
 
 
 def test_keypair_auth_signs_a_real_httpx_request_with_the_port_and_the_query():
-    request = httpx.Request("GET", "http://api.example.com:8081/events/session",
-                            params={"sessionId": "2d8e6a2c-1f4b-4c59-9a3e-5d0b7f1c8e21", "scope": "session"})
+    request = httpx.Request(
+        "GET",
+        "http://api.example.com:8081/events/session",
+        params={"sessionId": "2d8e6a2c-1f4b-4c59-9a3e-5d0b7f1c8e21", "scope": "session"},
+    )
     headers = signed(request, "v7.20230615").headers
     assert headers["Host"] == "api.example.com:8081"
     assert headers["Date"] == DATE
@@ -116,8 +168,12 @@ def test_keypair_auth_signs_a_json_post_as_application_json():
 
 
 def test_keypair_auth_keeps_an_explicit_content_type_and_signs_its_bare_mime():
-    request = httpx.Request("POST", "https://api.example.com/session", content=b"{}",
-                            headers={"Content-Type": "application/json; charset=utf-8"})
+    request = httpx.Request(
+        "POST",
+        "https://api.example.com/session",
+        content=b"{}",
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     headers = signed(request, "v8.20240915").headers
     assert headers["Content-Type"] == "application/json; charset=utf-8"
     assert headers["Authorization"].endswith(f":{WORKED_EXAMPLES[1][5]}")

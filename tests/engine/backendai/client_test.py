@@ -50,9 +50,14 @@ def negotiate(client: Client):
 # -- version negotiation ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("server", "expected"), [
-    ("23.09", "v7.20230615"), ("24.03", "v8.20240315"), ("25.15", "v9.20250722"),
-])
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("23.09", "v7.20230615"),
+        ("24.03", "v8.20240315"),
+        ("25.15", "v9.20250722"),
+    ],
+)
 def test_negotiate_sends_the_newest_version_both_sides_know(make_client, server, expected):
     with Emulator(server) as emu:
         client = make_client(emu)
@@ -136,7 +141,9 @@ def test_query_json_body_and_path_parameters_are_signed_as_sent(make_client, emu
     posted = run(make_client(emulator), lambda c: c.request("POST", "/auth", json={"echo": "ü"}))
     assert posted == {"authorized": "yes", "echo": "ü"}
     client = make_client(emulator)
-    got = run(client, lambda c: c.request("GET", "/session/{name}", path_params={"name": "a b/../c"}, params={"x": "1"}))
+    got = run(
+        client, lambda c: c.request("GET", "/session/{name}", path_params={"name": "a b/../c"}, params={"x": "1"})
+    )
     assert got == {"name": "a%20b%2F..%2Fc", "x": "1"}  # one segment: a name cannot change the path
     assert client.calls[("GET", "/session/{name}")] == 1
 
@@ -157,8 +164,15 @@ def test_a_wrong_secret_is_an_auth_error_naming_the_key_and_never_the_secret(mak
     assert error.status == 401 and error.exit_code == 2
     logged = [record.getMessage() for record in caplog.records] + [repr(record.args) for record in caplog.records]
     assert logged, "the client logs its requests"
-    for text in (str(error), repr(error), repr(error.args), repr(error.problem), repr(client), repr(client.credentials),
-                 *logged):
+    for text in (
+        str(error),
+        repr(error),
+        repr(error.args),
+        repr(error.problem),
+        repr(client),
+        repr(client.credentials),
+        *logged,
+    ):
         assert wrong not in text
     assert emulator.requests[-1].status == 401 and len(emulator.requests_to("/config/resource-slots")) == 1
 
@@ -185,18 +199,36 @@ def test_a_clock_twenty_minutes_off_is_a_clock_skew_error(make_client, emulator,
 
 
 def test_problem_answers_become_typed_errors_with_the_servers_words(make_client, emulator):
-    emulator.route("POST", "/session", lambda req: Reply.problem(
-        412, "quota-exceeded", "You have reached your resource limit.", "Your keypair has reached the concurrency limit."))
-    emulator.route("POST", "/folders", lambda req: Reply.problem(
-        400, "invalid-api-params", "Missing or invalid API parameters.", "Input validation error",
-        data={"image": "is required"}))
+    emulator.route(
+        "POST",
+        "/session",
+        lambda req: Reply.problem(
+            412,
+            "quota-exceeded",
+            "You have reached your resource limit.",
+            "Your keypair has reached the concurrency limit.",
+        ),
+    )
+    emulator.route(
+        "POST",
+        "/folders",
+        lambda req: Reply.problem(
+            400,
+            "invalid-api-params",
+            "Missing or invalid API parameters.",
+            "Input validation error",
+            data={"image": "is required"},
+        ),
+    )
     emulator.route("GET", "/session/{name}", lambda req: Reply.problem(404, "object-not-found", "No such session."))
     with pytest.raises(errors.QuotaError, match="concurrency limit"):
         run(make_client(emulator), lambda c: c.request("POST", "/session", json={}))
     with pytest.raises(errors.BackendAIError) as caught:
         run(make_client(emulator), lambda c: c.request("POST", "/folders", json={}))
-    assert str(caught.value) == ("Backend.AI refused POST /folders: Missing or invalid API parameters: "
-                                 "Input validation error (image: is required) [400 invalid-api-params]")
+    assert str(caught.value) == (
+        "Backend.AI refused POST /folders: Missing or invalid API parameters: "
+        "Input validation error (image: is required) [400 invalid-api-params]"
+    )
     with pytest.raises(errors.NotFoundError, match="No such session") as caught:
         run(make_client(emulator), lambda c: c.request("GET", "/session/{name}", path_params={"name": "s1"}))
     assert caught.value.slug == "object-not-found" and caught.value.path == "/session/s1"
@@ -228,7 +260,9 @@ def test_full_jitter_waits_up_to_the_cap(make_client, emulator, sleeps):
 
 
 def test_a_post_is_retried_after_503_but_not_after_500_or_a_dropped_connection(make_client, emulator):
-    post = lambda c: c.request("POST", "/auth", json={"echo": "1"})
+    def post(c):
+        return c.request("POST", "/auth", json={"echo": "1"})
+
     emulator.fail(503, times=1, path="/auth")
     assert run(make_client(emulator), post)["echo"] == "1"
     emulator.fail(500, times=1, path="/auth")
@@ -306,8 +340,10 @@ def test_a_hanging_server_times_out_quickly(make_client, emulator):
     with pytest.raises(errors.RequestTimeoutError) as caught:
         run(client, negotiate, after(lambda: emulator.slow(5, times=5, path="/config/resource-slots"), slots))
     assert time.monotonic() - started < 2
-    assert str(caught.value) == (f"the Backend.AI manager at {emulator.endpoint} did not answer "
-                                 "GET /config/resource-slots within 0.2 s (read timeout) (2 attempts)")
+    assert str(caught.value) == (
+        f"the Backend.AI manager at {emulator.endpoint} did not answer "
+        "GET /config/resource-slots within 0.2 s (read timeout) (2 attempts)"
+    )
 
 
 def test_a_per_request_timeout_overrides_the_default(make_client, emulator):
@@ -323,10 +359,16 @@ def test_connection_refused_names_the_endpoint(sleeps):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     endpoint = f"http://127.0.0.1:{port}"
-    client = Client(Credentials(endpoint, ACCESS_KEY, "x"), trust_env=False, sleep=sleeps,
-                    retry=RetryPolicy(max_attempts=3, base_delay=0.01))
+    client = Client(
+        Credentials(endpoint, ACCESS_KEY, "x"),
+        trust_env=False,
+        sleep=sleeps,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.01),
+    )
     with pytest.raises(errors.ConnectionFailedError) as caught:
         run(client, slots)
-    assert str(caught.value) == (f"cannot reach the Backend.AI manager at {endpoint} (GET /): connection refused "
-                                 "(3 attempts); check BACKEND_ENDPOINT and that the manager is running")
+    assert str(caught.value) == (
+        f"cannot reach the Backend.AI manager at {endpoint} (GET /): connection refused "
+        "(3 attempts); check BACKEND_ENDPOINT and that the manager is running"
+    )
     assert len(sleeps) == 2

@@ -8,15 +8,18 @@ import pickle
 
 import pytest
 
+from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.engine.backendai.credentials import (
     Credentials,
     Secret,
     normalize_endpoint,
 )
-from fasttrack_gitops.core.errors import UsageError
 
-ENV = {"BACKEND_ENDPOINT": "https://api.example.com", "BACKEND_ACCESS_KEY": "AKIAEXAMPLE",
-       "BACKEND_SECRET_KEY": "s3cr3t/value+that-must-not-leak"}
+ENV = {
+    "BACKEND_ENDPOINT": "https://api.example.com",
+    "BACKEND_ACCESS_KEY": "AKIAEXAMPLE",
+    "BACKEND_SECRET_KEY": "s3cr3t/value+that-must-not-leak",
+}
 
 
 def test_credentials_come_from_the_official_clients_variables():
@@ -64,29 +67,35 @@ def test_a_plain_string_secret_is_wrapped():
     assert isinstance(Credentials("http://h", "AK", "plain").secret_key, Secret)
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("https://api.example.com", "https://api.example.com"),
-    ("https://api.example.com/", "https://api.example.com"),
-    ("https://api.example.com:443/", "https://api.example.com"),
-    ("http://api.example.com:80", "http://api.example.com"),
-    ("http://10.0.0.5:8081/", "http://10.0.0.5:8081"),
-    ("https://api.example.com:80", "https://api.example.com:80"),
-    ("https://Example.COM/prefix/api//", "https://example.com/prefix/api"),
-    ("http://[::1]:8081", "http://[::1]:8081"),
-    ("  http://127.0.0.1:8081\n", "http://127.0.0.1:8081"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://api.example.com", "https://api.example.com"),
+        ("https://api.example.com/", "https://api.example.com"),
+        ("https://api.example.com:443/", "https://api.example.com"),
+        ("http://api.example.com:80", "http://api.example.com"),
+        ("http://10.0.0.5:8081/", "http://10.0.0.5:8081"),
+        ("https://api.example.com:80", "https://api.example.com:80"),
+        ("https://Example.COM/prefix/api//", "https://example.com/prefix/api"),
+        ("http://[::1]:8081", "http://[::1]:8081"),
+        ("  http://127.0.0.1:8081\n", "http://127.0.0.1:8081"),
+    ],
+)
 def test_endpoints_are_normalised(given, expected):
     assert normalize_endpoint(given) == expected
 
 
-@pytest.mark.parametrize(("given", "problem"), [
-    ("api.example.com", "must be an http:// or https:// URL"),
-    ("ftp://api.example.com", "must be an http:// or https:// URL"),
-    ("https://", "must be an http:// or https:// URL"),
-    ("https://api.example.com:http", "is not a valid URL"),
-    ("https://user:pw@api.example.com", "must not contain a user name or password"),
-    ("https://api.example.com/?x=1", "must not have a query"),
-])
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("api.example.com", "must be an http:// or https:// URL"),
+        ("ftp://api.example.com", "must be an http:// or https:// URL"),
+        ("https://", "must be an http:// or https:// URL"),
+        ("https://api.example.com:http", "is not a valid URL"),
+        ("https://user:pw@api.example.com", "must not contain a user name or password"),
+        ("https://api.example.com/?x=1", "must not have a query"),
+    ],
+)
 def test_bad_endpoints_are_usage_errors(given, problem):
     with pytest.raises(UsageError, match=problem):
         normalize_endpoint(given)

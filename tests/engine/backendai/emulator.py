@@ -98,8 +98,14 @@ class _Fault:
 
 
 class Emulator:
-    def __init__(self, server: str = "23.09", *, keypairs: dict[str, str] | None = None,
-                 rate_limit: int = 1000, window: int = 900) -> None:
+    def __init__(
+        self,
+        server: str = "23.09",
+        *,
+        keypairs: dict[str, str] | None = None,
+        rate_limit: int = 1000,
+        window: int = 900,
+    ) -> None:
         self.version, self.manager, self.valid_versions = SERVERS[server]
         self.keypairs = {ACCESS_KEY: SECRET_KEY} if keypairs is None else keypairs
         self.rate_limit, self.window = rate_limit, window
@@ -166,10 +172,17 @@ class Emulator:
     def fail(self, status: int = 503, times: int = 1, *, path: str | None = None) -> None:
         self._faults.append(_Fault("status", times, path, {"status": status}))
 
-    def rate_limited(self, times: int = 1, *, limit: int = 100, remaining: int = 0, window: int = 900,
-                     headers: bool = True, path: str | None = None) -> None:
-        self._faults.append(_Fault("429", times, path, {
-            "limits": limits(limit, remaining, window) if headers else {}}))
+    def rate_limited(
+        self,
+        times: int = 1,
+        *,
+        limit: int = 100,
+        remaining: int = 0,
+        window: int = 900,
+        headers: bool = True,
+        path: str | None = None,
+    ) -> None:
+        self._faults.append(_Fault("429", times, path, {"limits": limits(limit, remaining, window) if headers else {}}))
 
     def slow(self, seconds: float, times: int = 1, *, path: str | None = None) -> None:
         self._faults.append(_Fault("slow", times, path, {"seconds": seconds}))
@@ -215,7 +228,9 @@ class Emulator:
             return reply
         status = fault.args["status"]
         if status == 503:
-            return Reply.problem(503, "server-frozen", "The server is frozen due to maintenance. Please try again later.")
+            return Reply.problem(
+                503, "server-frozen", "The server is frozen due to maintenance. Please try again later."
+            )
         return Reply.problem(status, "internal-server-error", "Internal server error.")
 
     def _serve(self, req: Request) -> Reply | object:
@@ -269,7 +284,6 @@ class Emulator:
                 hits.popleft()
             hits.append(now)
             return len(hits)
-
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -336,8 +350,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # -- a minimal GraphQL reader: one query, fields, arguments, variables, nested selections -------------
-_GQL_TOKEN = re.compile(r'[\s,]+|#[^\n]*|(?P<p>[{}()!:$=\[\]])|(?P<s>"(?:[^"\\]|\\.)*")'
-                        r"|(?P<n>-?\d+(?:\.\d+)?)|(?P<w>[A-Za-z_]\w*)|(?P<bad>.)")
+_GQL_TOKEN = re.compile(
+    r'[\s,]+|#[^\n]*|(?P<p>[{}()!:$=\[\]])|(?P<s>"(?:[^"\\]|\\.)*")'
+    r"|(?P<n>-?\d+(?:\.\d+)?)|(?P<w>[A-Za-z_]\w*)|(?P<bad>.)"
+)
 
 
 class GQLError(Exception):

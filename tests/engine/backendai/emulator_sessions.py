@@ -51,14 +51,37 @@ from engine.backendai.emulator import DROP, Emulator, GQLError, Reply, Stream
 NAME = re.compile(r"^(?=.{4,64}$)\w[\w.-]*\w$", re.ASCII)
 IMAGES = {"cr.backend.ai/stable/python:3.9-ubuntu20.04": ("python",)}  # the realstack's one image
 ALIVE_GONE = ("TERMINATED", "CANCELLED")  # 23.09's GET /session leaves these out
-_TOP = [("name", "session_name", "clientSessionToken"), ("image", "lang"), ("arch", "architecture"),
-        ("type", "sessionType"), ("group", "groupName", "group_name"), ("domain", "domainName", "domain_name"),
-        ("cluster_size", "clusterSize"), ("cluster_mode", "clusterMode"), ("config",), ("tag",), ("enqueueOnly",),
-        ("maxWaitSeconds",), ("starts_at", "startsAt"), ("reuseIfExists",), ("startupCommand",),
-        ("bootstrap_script", "bootstrapScript"), ("dependencies",), ("callback_url", "callbackUrl", "callbackURL"),
-        ("owner_access_key",)]
-_CONFIG = [("mounts",), ("mount_map", "mountMap"), ("environ",), ("scaling_group", "scalingGroup"), ("resources",),
-           ("resource_opts", "resourceOpts"), ("preopen_ports", "preopenPorts"), ("agent_list", "agentList")]
+_TOP = [
+    ("name", "session_name", "clientSessionToken"),
+    ("image", "lang"),
+    ("arch", "architecture"),
+    ("type", "sessionType"),
+    ("group", "groupName", "group_name"),
+    ("domain", "domainName", "domain_name"),
+    ("cluster_size", "clusterSize"),
+    ("cluster_mode", "clusterMode"),
+    ("config",),
+    ("tag",),
+    ("enqueueOnly",),
+    ("maxWaitSeconds",),
+    ("starts_at", "startsAt"),
+    ("reuseIfExists",),
+    ("startupCommand",),
+    ("bootstrap_script", "bootstrapScript"),
+    ("dependencies",),
+    ("callback_url", "callbackUrl", "callbackURL"),
+    ("owner_access_key",),
+]
+_CONFIG = [
+    ("mounts",),
+    ("mount_map", "mountMap"),
+    ("environ",),
+    ("scaling_group", "scalingGroup"),
+    ("resources",),
+    ("resource_opts", "resourceOpts"),
+    ("preopen_ports", "preopenPorts"),
+    ("agent_list", "agentList"),
+]
 _NEWER = {  # what each release accepts beyond 23.09: (top-level keys, config keys)
     (24, 3): ([], [("mount_options", "mountOptions")]),
     (24, 12): ([("batch_timeout", "batchTimeout")], []),
@@ -95,8 +118,15 @@ class EmuSession:
 
 
 class Sessions:
-    def __init__(self, emu: Emulator, *, step: float = 0.05, ping_interval: float = 15.0, grace: float = 1.0,
-                 like_realstack: bool = False):
+    def __init__(
+        self,
+        emu: Emulator,
+        *,
+        step: float = 0.05,
+        ping_interval: float = 15.0,
+        grace: float = 1.0,
+        like_realstack: bool = False,
+    ):
         self.emu, self.step, self.ping_interval, self.grace = emu, step, ping_interval, grace
         self.like_realstack = like_realstack
         self.release = tuple(int(p) for p in emu.manager.split(".")[:2])
@@ -173,32 +203,60 @@ class Sessions:
         kind = params.get("type", "interactive")
         if kind == "batch" and not params.get("startupCommand"):
             return _invalid("Batch type session requires startup command")
-        clash = next((s for s in self.sessions if s.name == params["name"] and s.access_key == req.access_key
-                      and s.status not in ALIVE_GONE), None)
+        clash = next(
+            (
+                s
+                for s in self.sessions
+                if s.name == params["name"] and s.access_key == req.access_key and s.status not in ALIVE_GONE
+            ),
+            None,
+        )
         image = self._image(params["image"])
         if clash:
             if params.get("reuseIfExists", True) and clash.image == image:
-                return Reply.json({"sessionId": clash.id, "sessionName": clash.name, "status": clash.status,
-                                   "service_ports": [], "created": False}, 201)
-            return Reply.problem(400, "session-already-exists", "The session already exists.",
-                                 data={"existingSessionId": clash.id})
+                return Reply.json(
+                    {
+                        "sessionId": clash.id,
+                        "sessionName": clash.name,
+                        "status": clash.status,
+                        "service_ports": [],
+                        "created": False,
+                    },
+                    201,
+                )
+            return Reply.problem(
+                400, "session-already-exists", "The session already exists.", data={"existingSessionId": clash.id}
+            )
         unknown = [slot for slot in (config.get("resources") or {}) if slot not in self.slots]
         if unknown:
             return _invalid(f"Invalid resource allocation: ('Unknown slot type', {unknown[0]!r})")
         if image is None:
-            return Reply.problem(404, "object-not-found", "No such environment image.",
-                                 f"Unknown image references: {params['image']}")
+            return Reply.problem(
+                404, "object-not-found", "No such environment image.", f"Unknown image references: {params['image']}"
+            )
         mounts = self._mounts(config)
         if isinstance(mounts, Reply):
             return mounts
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
         if fault and fault[0] == "quota":
-            return Reply.problem(412 if self.release < (25, 0) else 400, "quota-exceeded",
-                                 "You have reached your resource limit.",
-                                 "Your resource request exceeds the keypair's total resource slots.")
-        s = EmuSession(str(uuid.uuid4()), params["name"], req.access_key, doc, image, kind, config,
-                       self._tmp / uuid.uuid4().hex, fault)
+            return Reply.problem(
+                412 if self.release < (25, 0) else 400,
+                "quota-exceeded",
+                "You have reached your resource limit.",
+                "Your resource request exceeds the keypair's total resource slots.",
+            )
+        s = EmuSession(
+            str(uuid.uuid4()),
+            params["name"],
+            req.access_key,
+            doc,
+            image,
+            kind,
+            config,
+            self._tmp / uuid.uuid4().hex,
+            fault,
+        )
         (s.root / "work").mkdir(parents=True)
         s.log.touch()
         with self._lock:
@@ -208,8 +266,9 @@ class Sessions:
         thread = threading.Thread(target=self._run, args=(s, mounts), daemon=True)
         self._threads.append(thread)
         thread.start()
-        return Reply.json({"sessionId": s.id, "sessionName": s.name, "status": "PENDING",
-                           "servicePorts": [], "created": True}, 201)
+        return Reply.json(
+            {"sessionId": s.id, "sessionName": s.name, "status": "PENDING", "servicePorts": [], "created": True}, 201
+        )
 
     def _image(self, ref: str) -> str | None:
         return next((canonical for canonical, aliases in self.images.items() if ref in (canonical, *aliases)), None)
@@ -221,8 +280,9 @@ class Sessions:
             name, _, sub = entry.partition("/")
             folder = self.resolve_mount(name) if self.resolve_mount else None
             if self.resolve_mount and folder is None:
-                return Reply.problem(404, "object-not-found", "No such virtual folder.",
-                                     f"VFolder {name} is not found or not accessible")
+                return Reply.problem(
+                    404, "object-not-found", "No such virtual folder.", f"VFolder {name} is not found or not accessible"
+                )
             if folder is not None:
                 found[(config.get("mount_map") or {}).get(entry) or f"/home/work/{name}"] = Path(folder) / sub
         return found
@@ -249,7 +309,11 @@ class Sessions:
             if s.cancelled.is_set():
                 return
         s.process = self._spawn(s, s.body["startupCommand"], env) if s.type == "batch" else None
-        started = ["session_started"] if self.modern else ["kernel_started", "session_started"][:1 + (not self.like_realstack)]
+        started = (
+            ["session_started"]
+            if self.modern
+            else ["kernel_started", "session_started"][: 1 + (not self.like_realstack)]
+        )
         if not self._advance(s, "RUNNING", *started, hold=0):
             return
         if s.process is None:  # interactive: runs until destroyed
@@ -272,12 +336,20 @@ class Sessions:
     def _spawn(self, s: EmuSession, command: str, env: dict[str, str]) -> subprocess.Popen:
         """`/bin/sh -c command` in the session's work dir, its own process group, output to the log."""
         with s.log.open("ab") as log:
-            s.process = subprocess.Popen(["/bin/sh", "-c", command], cwd=s.root / "work", env=env,
-                                         stdout=log, stderr=log, start_new_session=True)
+            s.process = subprocess.Popen(
+                ["/bin/sh", "-c", command], cwd=s.root / "work", env=env, stdout=log, stderr=log, start_new_session=True
+            )
         return s.process
 
-    def _advance(self, s: EmuSession, status: str, *events: str, info: str | None = None,
-                 hold: float | None = None, force: bool = False) -> bool:
+    def _advance(
+        self,
+        s: EmuSession,
+        status: str,
+        *events: str,
+        info: str | None = None,
+        hold: float | None = None,
+        force: bool = False,
+    ) -> bool:
         """After `hold` (default `step`) seconds, the next status and its events; False when cancelled."""
         if (s.cancelled.wait(self.step if hold is None else hold) and not force) or self.emu.stopping.is_set():
             return False
@@ -292,8 +364,14 @@ class Sessions:
         return True
 
     def _environ(self, s: EmuSession, mounts: dict[str, Path]) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(s.root / "work"),
-               **(s.config.get("environ") or {}), "BACKENDAI_SESSION_ID": s.id, "BACKENDAI_KERNEL_ID": s.kernel_id}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(s.root / "work"),
+            **(s.config.get("environ") or {}),
+            "BACKENDAI_SESSION_ID": s.id,
+            "BACKENDAI_KERNEL_ID": s.kernel_id,
+        }
         links = {}
         for dest, folder in mounts.items():  # the realstack's sandbox-less layout: work/.mounts/<basename>
             link = s.root / "work" / ".mounts" / Path(dest).name
@@ -318,8 +396,16 @@ class Sessions:
     def _find(self, req, *, alive: bool) -> EmuSession | None:
         key = unquote(req.params["name"])  # as aiohttp's match_info gives it
         with self._lock:
-            return next((s for s in reversed(self.sessions) if key in (s.name, s.id) and s.access_key == req.access_key
-                         and not (alive and s.status in ALIVE_GONE)), None)
+            return next(
+                (
+                    s
+                    for s in reversed(self.sessions)
+                    if key in (s.name, s.id)
+                    and s.access_key == req.access_key
+                    and not (alive and s.status in ALIVE_GONE)
+                ),
+                None,
+            )
 
     def info(self, req) -> Reply:
         s = self._find(req, alive=True)
@@ -327,18 +413,34 @@ class Sessions:
             return Reply.problem(404, "object-not-found", "No such session.")
         resources = s.config.get("resources") or {}
         slots = "{" + ", ".join(f"{k!r}: Decimal({str(v)!r})" for k, v in resources.items()) + "}"
-        return Reply.json({
-            "domainName": s.body.get("domain", "default"), "groupId": "2de2b969-1d04-48a6-af16-0bc8adb3c831",
-            "userId": "f38dea23-50fa-42a0-b5ae-338f5f4693f4", "lang": s.image, "image": s.image,
-            "architecture": s.body.get("architecture", platform.machine()), "registry": s.image.split("/")[0],
-            "tag": s.body.get("tag"), "containerId": s.kernel_id.replace("-", ""), "occupiedSlots": slots,
-            "occupyingSlots": slots, "requestedSlots": slots, "occupiedShares": "{}",
-            "environ": str(s.config.get("environ")), "resourceOpts": str(s.config.get("resource_opts")),
-            "status": s.status, "statusInfo": str(s.status_info or None), "statusData": s.status_data,
-            "age": int((datetime.now(timezone.utc) - s.created_at).total_seconds() * 1000),
-            "creationTime": str(s.created_at), "terminationTime": None, "numQueriesExecuted": 0,
-            "lastStat": None, "idleChecks": {},
-        })
+        return Reply.json(
+            {
+                "domainName": s.body.get("domain", "default"),
+                "groupId": "2de2b969-1d04-48a6-af16-0bc8adb3c831",
+                "userId": "f38dea23-50fa-42a0-b5ae-338f5f4693f4",
+                "lang": s.image,
+                "image": s.image,
+                "architecture": s.body.get("architecture", platform.machine()),
+                "registry": s.image.split("/")[0],
+                "tag": s.body.get("tag"),
+                "containerId": s.kernel_id.replace("-", ""),
+                "occupiedSlots": slots,
+                "occupyingSlots": slots,
+                "requestedSlots": slots,
+                "occupiedShares": "{}",
+                "environ": str(s.config.get("environ")),
+                "resourceOpts": str(s.config.get("resource_opts")),
+                "status": s.status,
+                "statusInfo": str(s.status_info or None),
+                "statusData": s.status_data,
+                "age": int((datetime.now(timezone.utc) - s.created_at).total_seconds() * 1000),
+                "creationTime": str(s.created_at),
+                "terminationTime": None,
+                "numQueriesExecuted": 0,
+                "lastStat": None,
+                "idleChecks": {},
+            }
+        )
 
     def logs(self, req) -> Reply:
         s = self._find(req, alive=True) or self._find(req, alive=False)  # allow_stale: finished ones too
@@ -358,8 +460,12 @@ class Sessions:
                 self._publish(s, "session_cancelled", "user-requested")
                 return Reply.json({"stats": {}})
             if s.status != "RUNNING" and not forced:
-                return Reply.problem(403, "generic-forbidden", "Forbidden operation.",
-                                     "Cannot destroy sessions in scheduled/preparing/terminating/error status")
+                return Reply.problem(
+                    403,
+                    "generic-forbidden",
+                    "Forbidden operation.",
+                    "Cannot destroy sessions in scheduled/preparing/terminating/error status",
+                )
             s.destroyed = True
             if s.status != "RUNNING":
                 s.cancelled.set()
@@ -402,8 +508,11 @@ class Sessions:
             self._subscribers.add(subscriber)
         with self._lock:
             fault = self._stream_faults.pop(0) if self._stream_faults else None
-        return Stream(200, self._sse(subscriber, wanted, fault),
-                      {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        return Stream(
+            200,
+            self._sse(subscriber, wanted, fault),
+            {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+        )
 
     def _sse(self, subscriber: queue.Queue, wanted, fault):
         try:
@@ -424,10 +533,20 @@ class Sessions:
                     continue
                 if not wanted(event, row):
                     continue
-                payload = {"reason": reason, "sessionName": row["session_name"], "ownerAccessKey": row["access_key"],
-                           "sessionId": row["session_id"], "exitCode": exit_code}
-                payload.update({k: row[f] for k, f in (("kernelId", "id"), ("clusterRole", "cluster_role"),
-                                                        ("clusterIdx", "cluster_idx")) if row.get(f)})
+                payload = {
+                    "reason": reason,
+                    "sessionName": row["session_name"],
+                    "ownerAccessKey": row["access_key"],
+                    "sessionId": row["session_id"],
+                    "exitCode": exit_code,
+                }
+                payload.update(
+                    {
+                        k: row[f]
+                        for k, f in (("kernelId", "id"), ("clusterRole", "cluster_role"), ("clusterIdx", "cluster_idx"))
+                        if row.get(f)
+                    }
+                )
                 yield f"event: {event}\r\ndata: {json.dumps(payload)}\r\n\r\n".encode()
                 sent += 1
                 if fault and sent >= fault[1]:
@@ -446,15 +565,37 @@ class Sessions:
         return self._gql_row(s) if s else None
 
     def _gql_row(self, s: EmuSession) -> dict:
-        when = lambda t: t.isoformat() if t else None
-        container = {"id": s.kernel_id, "cluster_role": "main", "cluster_idx": 0, "status": s.status,
-                     "status_info": s.status_info or None, "status_data": json.dumps(s.kernel_data),
-                     "image": s.image, "container_id": s.kernel_id.replace("-", "")}
-        return {"id": s.id, "session_id": s.id, "name": s.name, "type": s.type.upper(), "tag": s.body.get("tag"),
-                "image": s.image, "domain_name": s.body.get("domain", "default"), "access_key": s.access_key,
-                "status": s.status, "status_info": s.status_info or None, "status_data": json.dumps(s.status_data),
-                "result": s.result, "created_at": when(s.created_at), "terminated_at": when(s.terminated_at),
-                "startup_command": s.body.get("startupCommand"), "containers": [container]}
+        def when(t):
+            return t.isoformat() if t else None
+
+        container = {
+            "id": s.kernel_id,
+            "cluster_role": "main",
+            "cluster_idx": 0,
+            "status": s.status,
+            "status_info": s.status_info or None,
+            "status_data": json.dumps(s.kernel_data),
+            "image": s.image,
+            "container_id": s.kernel_id.replace("-", ""),
+        }
+        return {
+            "id": s.id,
+            "session_id": s.id,
+            "name": s.name,
+            "type": s.type.upper(),
+            "tag": s.body.get("tag"),
+            "image": s.image,
+            "domain_name": s.body.get("domain", "default"),
+            "access_key": s.access_key,
+            "status": s.status,
+            "status_info": s.status_info or None,
+            "status_data": json.dumps(s.status_data),
+            "result": s.result,
+            "created_at": when(s.created_at),
+            "terminated_at": when(s.terminated_at),
+            "startup_command": s.body.get("startupCommand"),
+            "containers": [container],
+        }
 
 
 def install(emu: Emulator, **options: Any) -> Sessions:

@@ -33,21 +33,30 @@ def test_a_correctly_signed_request_passes(emulator):
 
 
 def test_unsigned_and_tampered_requests_are_refused(emulator):
-    assert problem(send(emulator, httpx.Request("GET", emulator.endpoint + "/auth",
-                                                headers={"Date": datetime.now(timezone.utc).isoformat()}))) == (
-        401, "auth-failed", "Unauthorized access")
+    assert problem(
+        send(
+            emulator,
+            httpx.Request("GET", emulator.endpoint + "/auth", headers={"Date": datetime.now(timezone.utc).isoformat()}),
+        )
+    ) == (401, "auth-failed", "Unauthorized access")
     moved = signed(emulator, "/auth")
     moved.url = httpx.URL(emulator.endpoint + "/auth?echo=1")  # the query is part of what is signed
     assert problem(send(emulator, moved)) == (401, "auth-failed", "Signature mismatch")
     assert problem(send(emulator, signed(emulator, "/auth", secret="wrong"))) == (
-        401, "auth-failed", "Signature mismatch")
+        401,
+        "auth-failed",
+        "Signature mismatch",
+    )
 
 
 def test_a_date_out_of_the_window_and_an_unknown_version_are_400(emulator):
     late = signed(emulator, "/auth", clock=lambda: datetime.now(timezone.utc) - timedelta(minutes=16))
     assert problem(send(emulator, late)) == (400, "invalid-auth-params", "Date/time sync error")
     assert problem(send(emulator, signed(emulator, "/auth", version="v8.20240315"))) == (
-        400, "generic-bad-request", "Unsupported API version.")
+        400,
+        "generic-bad-request",
+        "Unsupported API version.",
+    )
 
 
 def test_the_date_header_follows_the_skewed_clock(emulator):

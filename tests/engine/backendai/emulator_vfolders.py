@@ -45,8 +45,19 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from engine.backendai.manager_rules import Reply
 
 SECRET = b"emulator-storage-proxy-secret"
-ALLOWED_CREATE_KEYS = {"name", "host", "usage_mode", "permission", "unmanaged_path", "unmanagedPath",
-                       "group", "groupId", "group_id", "quota", "cloneable"}
+ALLOWED_CREATE_KEYS = {
+    "name",
+    "host",
+    "usage_mode",
+    "permission",
+    "unmanaged_path",
+    "unmanagedPath",
+    "group",
+    "groupId",
+    "group_id",
+    "quota",
+    "cloneable",
+}
 
 
 @dataclass
@@ -89,9 +100,12 @@ class VFolders:
         self._server.vfolders = self  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         for method, pattern, handler in [
-            ("POST", "/folders", self.create), ("GET", "/folders", self.list),
-            ("GET", "/folders/{name}", self.info), ("DELETE", "/folders/{name}", self.delete),
-            ("GET", "/folders/{name}/files", self.list_files), ("POST", "/folders/{name}/mkdir", self.mkdir),
+            ("POST", "/folders", self.create),
+            ("GET", "/folders", self.list),
+            ("GET", "/folders/{name}", self.info),
+            ("DELETE", "/folders/{name}", self.delete),
+            ("GET", "/folders/{name}/files", self.list_files),
+            ("POST", "/folders/{name}/mkdir", self.mkdir),
             ("POST", "/folders/{name}/request-upload", self.request_upload),
             ("POST", "/folders/{name}/request-download", self.request_download),
             ("POST", "/folders/{name}/rename-file", self.rename_file),
@@ -150,11 +164,14 @@ class VFolders:
         def serve(req):
             with self.lock:
                 return handler(req)
+
         return serve
 
     def _folder(self, req) -> dict | Reply:
         row = self.folders.get(unquote(req.params["name"]))
-        return row or Reply.problem(404, "object-not-found", "No such virtual folder.", data=unquote(req.params["name"]))
+        return row or Reply.problem(
+            404, "object-not-found", "No such virtual folder.", data=unquote(req.params["name"])
+        )
 
     def create(self, req) -> Reply:
         body = req.json() or {}
@@ -163,34 +180,57 @@ class VFolders:
         name = body.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[\w.-]{1,64}", name):
             return _invalid({"name": "value does not match pattern"})
-        if body.get("usage_mode", "general") not in ("general", "model", "data") or \
-                body.get("permission", "rw") not in ("ro", "rw", "wd"):
+        if body.get("usage_mode", "general") not in ("general", "model", "data") or body.get(
+            "permission", "rw"
+        ) not in ("ro", "rw", "wd"):
             return _invalid({"usage_mode/permission": "value is not a valid enum member"})
         host = body.get("host") or self.host
         if host != self.host:
-            return Reply.problem(400, "invalid-api-params", "Missing or invalid API parameters.",
-                                 "You are not allowed to use this vfolder host.")
+            return Reply.problem(
+                400,
+                "invalid-api-params",
+                "Missing or invalid API parameters.",
+                "You are not allowed to use this vfolder host.",
+            )
         if name in self.folders:
             return Reply.problem(400, "vfolder-already-exists", "The virtual folder already exists with the same name.")
         group = body.get("group") or body.get("groupId") or body.get("group_id")
         quota = _bytes(body.get("quota"))
-        row = {"id": uuid.uuid4().hex, "name": name, "quota_scope_id": f"user:{uuid.uuid4()}", "host": host,
-               "usage_mode": body.get("usage_mode", "general"), "permission": body.get("permission", "rw"),
-               "max_size": quota // 2**20 if quota else None, "creator": "admin@emulator.local",
-               "ownership_type": "group" if group else "user", "user": None if group else str(uuid.uuid4()),
-               "group": str(uuid.uuid5(uuid.NAMESPACE_DNS, group)) if group else None,
-               "cloneable": bool(body.get("cloneable", False)), "status": "ready"}
+        row = {
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "quota_scope_id": f"user:{uuid.uuid4()}",
+            "host": host,
+            "usage_mode": body.get("usage_mode", "general"),
+            "permission": body.get("permission", "rw"),
+            "max_size": quota // 2**20 if quota else None,
+            "creator": "admin@emulator.local",
+            "ownership_type": "group" if group else "user",
+            "user": None if group else str(uuid.uuid4()),
+            "group": str(uuid.uuid5(uuid.NAMESPACE_DNS, group)) if group else None,
+            "cloneable": bool(body.get("cloneable", False)),
+            "status": "ready",
+        }
         self.folders[name] = {**row, "quota": quota, "created_at": datetime.now(timezone.utc).isoformat()}
         (self.root / row["id"]).mkdir(parents=True)
         return Reply.json(row, 201)
 
     def _entry(self, row: dict) -> dict:
-        return {**{k: v for k, v in row.items() if k != "quota"}, "is_owner": True, "user_email": "admin@emulator.local",
-                "group_name": None, "type": row["ownership_type"], "max_files": 0, "cur_size": self._used(row)}
+        return {
+            **{k: v for k, v in row.items() if k != "quota"},
+            "is_owner": True,
+            "user_email": "admin@emulator.local",
+            "group_name": None,
+            "type": row["ownership_type"],
+            "max_files": 0,
+            "cur_size": self._used(row),
+        }
 
     def list(self, req) -> Reply:
         if req.query.get("all", "").lower() in ("1", "true", "yes"):
-            return Reply.problem(400, "invalid-api-params", "Missing or invalid API parameters.", "Deprecated use of 'all' option")
+            return Reply.problem(
+                400, "invalid-api-params", "Missing or invalid API parameters.", "Deprecated use of 'all' option"
+            )
         return Reply.json([self._entry(row) for row in self.folders.values()])
 
     def info(self, req) -> Reply:
@@ -213,8 +253,11 @@ class VFolders:
 
     def mkdir(self, req) -> Reply:
         def make(base, body):
-            _inside(base, body["path"]).mkdir(parents=bool(body.get("parents", True)), exist_ok=bool(body.get("exist_ok")))
+            _inside(base, body["path"]).mkdir(
+                parents=bool(body.get("parents", True)), exist_ok=bool(body.get("exist_ok"))
+            )
             return Reply(201)
+
         return self._file_op(req, make, {"path", "parents", "exist_ok"})
 
     def rename_file(self, req) -> Reply:
@@ -222,6 +265,7 @@ class VFolders:
             target = _inside(base, body["target_path"])
             target.rename(_inside(base, str(Path(body["target_path"]).parent / body["new_name"])))
             return Reply.json({})
+
         return self._file_op(req, rename, {"target_path", "new_name", "is_dir"})
 
     def delete_files(self, req) -> Reply:
@@ -230,6 +274,7 @@ class VFolders:
                 target = _inside(base, rel)
                 shutil.rmtree(target) if target.is_dir() and body.get("recursive") else target.unlink()
             return Reply.json({})
+
         return self._file_op(req, remove, {"files", "recursive"})
 
     def request_upload(self, req) -> Reply:
@@ -238,23 +283,46 @@ class VFolders:
             size, row = int(body["size"]), self.folders[unquote(req.params["name"])]
             if row["quota"] is not None and self._used(row) + size > row["quota"]:
                 status = 400 if self.emu.version.startswith("v9") else 412
-                return Reply.problem(status, "quota-exceeded", "You have reached your resource quota limit.",
-                                     f"vfolder {row['name']} has {row['quota'] - self._used(row)} bytes left")
+                return Reply.problem(
+                    status,
+                    "quota-exceeded",
+                    "You have reached your resource quota limit.",
+                    f"vfolder {row['name']} has {row['quota'] - self._used(row)} bytes left",
+                )
             session = uuid.uuid4().hex
             (base / ".upload").mkdir(exist_ok=True)
             (base / ".upload" / session).touch()
-            token = _jwt({"op": "upload", "volume": "volume1", "vfid": row["id"], "relpath": body["path"],
-                          "session": session, "size": size, "exp": int(time.time()) + 3600})
+            token = _jwt(
+                {
+                    "op": "upload",
+                    "volume": "volume1",
+                    "vfid": row["id"],
+                    "relpath": body["path"],
+                    "session": session,
+                    "size": size,
+                    "exp": int(time.time()) + 3600,
+                }
+            )
             return Reply.json({"token": token, "url": self.endpoint + "/upload"})
+
         return self._file_op(req, start, {"path", "size"}, required={"path", "size"})
 
     def request_download(self, req) -> Reply:
         def start(base, body):
             path = body.get("path", body.get("file"))
             _inside(base, path)
-            token = _jwt({"op": "download", "volume": "volume1", "vfid": self.folders[unquote(req.params["name"])]["id"],
-                          "relpath": path, "archive": bool(body.get("archive")), "exp": int(time.time()) + 3600})
+            token = _jwt(
+                {
+                    "op": "download",
+                    "volume": "volume1",
+                    "vfid": self.folders[unquote(req.params["name"])]["id"],
+                    "relpath": path,
+                    "archive": bool(body.get("archive")),
+                    "exp": int(time.time()) + 3600,
+                }
+            )
             return Reply.json({"token": token, "url": self.endpoint + "/download"})
+
         return self._file_op(req, start, {"path", "file", "archive"})
 
     def _file_op(self, req, operation, keys: set[str], *, query: bool = False, required=frozenset()) -> Reply:
@@ -263,13 +331,18 @@ class VFolders:
             return row
         body = dict(req.query) if query else (req.json() or {})
         if (extra := set(body) - keys) or (missing := set(required) - set(body)):
-            return _invalid({key: "is not allowed key" for key in extra} or {key: "is required" for key in missing})
+            return _invalid(dict.fromkeys(extra, "is not allowed key") or dict.fromkeys(missing, "is required"))
         try:
             return operation(self.root / row["id"], body)
         except OSError as exc:
             paths = [str(Path(p).relative_to(self.root / row["id"])) for p in (exc.filename, exc.filename2) if p]
-            return Reply.problem(400, "invalid-api-params", "Missing or invalid API parameters.",
-                                 exc.strerror or str(exc), {"errno": exc.errno, "paths": paths})
+            return Reply.problem(
+                400,
+                "invalid-api-params",
+                "Missing or invalid API parameters.",
+                exc.strerror or str(exc),
+                {"errno": exc.errno, "paths": paths},
+            )
         except ValueError as exc:
             return _invalid({"path": str(exc)})
 
@@ -278,9 +351,20 @@ class VFolders:
         for entry in sorted(os.scandir(_inside(base, body.get("path", ""))), key=lambda e: e.name):
             st = entry.stat(follow_symlinks=False)
             kind = "SYMLINK" if entry.is_symlink() else "DIRECTORY" if entry.is_dir() else "FILE"
-            stamp = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()
-            items.append({"name": entry.name, "type": kind, "size": st.st_size, "mode": oct(st.st_mode)[2:][-3:],
-                          "created": stamp(st.st_ctime), "modified": stamp(st.st_mtime)})
+
+            def stamp(t):
+                return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+            items.append(
+                {
+                    "name": entry.name,
+                    "type": kind,
+                    "size": st.st_size,
+                    "mode": oct(st.st_mode)[2:][-3:],
+                    "created": stamp(st.st_ctime),
+                    "modified": stamp(st.st_mtime),
+                }
+            )
         legacy = [{"filename": i["name"], "size": i["size"], "mode": i["mode"]} for i in items]
         return Reply.json({"items": items, "files": json.dumps(legacy)})
 
@@ -289,7 +373,9 @@ class VFolders:
 
 
 def _invalid(data: dict) -> Reply:
-    return Reply.problem(400, "invalid-api-params", "Missing or invalid API parameters.", "Input validation error", data)
+    return Reply.problem(
+        400, "invalid-api-params", "Missing or invalid API parameters.", "Input validation error", data
+    )
 
 
 def _inside(base: Path, rel: str) -> Path:
@@ -410,10 +496,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if not target.exists():
             return Reply.problem(404, "storage/file-not-found", "File not found")
         if not target.is_file():
-            return Reply.problem(400, "storage/invalid-api-params", "Invalid API parameters", "The file is not a regular file.")
+            return Reply.problem(
+                400, "storage/invalid-api-params", "Invalid API parameters", "The file is not a regular file."
+            )
         data, start = target.read_bytes(), 0
-        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
-                   "Content-Disposition": f'attachment;filename="{target.name}";'}
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Accept-Ranges": "bytes",
+            "Content-Disposition": f'attachment;filename="{target.name}";',
+        }
         if match := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
             start = int(match[1])
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"

@@ -11,7 +11,13 @@ from engine.backendai.emulator import Emulator
 from engine.backendai.emulator_sessions import install
 
 from fasttrack_gitops.engine.backendai import errors
-from fasttrack_gitops.engine.backendai.events import ServerSentEvent, SessionEvent, SSEParser, StreamDropped, session_events
+from fasttrack_gitops.engine.backendai.events import (
+    ServerSentEvent,
+    SessionEvent,
+    SSEParser,
+    StreamDropped,
+    session_events,
+)
 from fasttrack_gitops.engine.backendai.sessions import (
     SessionResult,
     SessionSpec,
@@ -38,8 +44,10 @@ MANAGER_STREAM = (  # what aiohttp-sse writes: \r\n separators, a ping comment b
 def test_the_managers_stream_parses_into_events():
     parser = SSEParser()
     events = parse(MANAGER_STREAM, parser=parser)
-    assert [(e.event, json.loads(e.data)["exitCode"]) for e in events] == [("session_enqueued", None),
-                                                                          ("session_failure", 3)]
+    assert [(e.event, json.loads(e.data)["exitCode"]) for e in events] == [
+        ("session_enqueued", None),
+        ("session_failure", 3),
+    ]
     assert parser.comments == 1
 
 
@@ -61,12 +69,17 @@ def test_a_cr_at_the_end_of_a_chunk_is_not_a_blank_line():
 
 
 def test_field_rules():
-    events = parse(b"data:x\ndata:  y\ndata\nfoo: ignored\n\n"  # no space, two spaces, no colon, unknown field
-                   b"event: only-a-type\n\n"  # no data: not dispatched, and the type does not leak
-                   b"id: 7\nretry: 2500\ndata: z\n\n"
-                   b"id: bad\0id\nretry: soon\ndata: w\n\n")
-    assert events == [ServerSentEvent("message", "x\n y\n"), ServerSentEvent("message", "z", "7"),
-                      ServerSentEvent("message", "w", "7")]
+    events = parse(
+        b"data:x\ndata:  y\ndata\nfoo: ignored\n\n"  # no space, two spaces, no colon, unknown field
+        b"event: only-a-type\n\n"  # no data: not dispatched, and the type does not leak
+        b"id: 7\nretry: 2500\ndata: z\n\n"
+        b"id: bad\0id\nretry: soon\ndata: w\n\n"
+    )
+    assert events == [
+        ServerSentEvent("message", "x\n y\n"),
+        ServerSentEvent("message", "z", "7"),
+        ServerSentEvent("message", "w", "7"),
+    ]
 
 
 def test_a_bom_opens_the_stream_and_utf8_survives_any_cut():
@@ -82,10 +95,24 @@ def test_an_unfinished_event_is_not_dispatched_and_lines_are_bounded():
 
 
 def test_session_events_from_messages():
-    kernel = SessionEvent.from_message(ServerSentEvent("kernel_terminated", json.dumps({
-        "reason": "task-finished", "sessionName": "n", "ownerAccessKey": "AK", "sessionId": "s",
-        "exitCode": 3, "kernelId": "k", "clusterRole": "main"})))
+    kernel = SessionEvent.from_message(
+        ServerSentEvent(
+            "kernel_terminated",
+            json.dumps(
+                {
+                    "reason": "task-finished",
+                    "sessionName": "n",
+                    "ownerAccessKey": "AK",
+                    "sessionId": "s",
+                    "exitCode": 3,
+                    "kernelId": "k",
+                    "clusterRole": "main",
+                }
+            ),
+        )
+    )
     assert (kernel.kernel_id, kernel.cluster_role, kernel.exit_code, kernel.status) == ("k", "main", 3, None)
+
     def event(name, **data):
         return SessionEvent.from_message(ServerSentEvent(name, json.dumps(data)))
 
@@ -126,8 +153,10 @@ async def collect(events, until: str = "session_terminated", *, count: int = 1) 
 
 def test_a_stream_sees_only_its_session(session_emulator, make_client):
     async def scenario(client):
-        async with session_events(client, session_name="ftg-mine-1") as mine, \
-                session_events(client, scope="session") as everything:
+        async with (
+            session_events(client, session_name="ftg-mine-1") as mine,
+            session_events(client, scope="session") as everything,
+        ):
             await create_batch_session(client, batch("ftg-other-1"))
             await create_batch_session(client, batch("ftg-mine-1", "exit 4"))
             return await collect(mine), await collect(everything, count=2)
@@ -155,8 +184,15 @@ def test_on_25x_the_id_is_filtered_here_and_the_exit_code_comes_from_graphql(mak
 
         seen, outcome = run(make_client(emu), scenario)
     assert {e.session_name for e in seen} == {"ftg-mine-1"}
-    assert [e.name for e in seen] == ["session_pending", "session_scheduled", "session_preparing", "session_started",
-                                      "session_failure", "session_terminating", "session_terminated"]
+    assert [e.name for e in seen] == [
+        "session_pending",
+        "session_scheduled",
+        "session_preparing",
+        "session_started",
+        "session_failure",
+        "session_terminating",
+        "session_terminated",
+    ]
     assert next(e for e in seen if e.name == "session_failure").exit_code is None  # 25.x sends null
     assert outcome.exit_code == 3
 

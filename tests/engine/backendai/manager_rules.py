@@ -18,8 +18,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 VALID_23_09 = (
-    "v4.20181215", "v4.20190115", "v4.20190315", "v4.20190615", "v5.20191215", "v6.20200815",
-    "v6.20210815", "v6.20220315", "v6.20220615", "v6.20230315", "v7.20230615",
+    "v4.20181215",
+    "v4.20190115",
+    "v4.20190315",
+    "v4.20190615",
+    "v5.20191215",
+    "v6.20200815",
+    "v6.20210815",
+    "v6.20220315",
+    "v6.20220615",
+    "v6.20230315",
+    "v7.20230615",
 )
 VALID_24_03 = VALID_23_09 + ("v8.20240315",)
 VALID_25_15 = VALID_24_03 + ("v8.20240915", "v9.20250722")
@@ -94,8 +103,10 @@ def authenticate(req: Request, keypairs: dict[str, str], now: datetime) -> Reply
         return auth_params("API version missing in request headers")
     host = req.headers.get("host", "")
     mime = (req.headers.get("content-type") or "application/octet-stream").split(";")[0].strip().lower()
-    sign_bytes = (f"{req.method}\n{req.target}\n{raw_date}\nhost:{host}\ncontent-type:{mime}\n"
-                  f"x-backendai-version:{version}\n{hashlib.new(hash_name, b'').hexdigest()}").encode()
+    sign_bytes = (
+        f"{req.method}\n{req.target}\n{raw_date}\nhost:{host}\ncontent-type:{mime}\n"
+        f"x-backendai-version:{version}\n{hashlib.new(hash_name, b'').hexdigest()}"
+    ).encode()
     key = hmac.new(secret.encode(), date.strftime("%Y%m%d").encode(), hash_name).digest()
     key = hmac.new(key, host.encode(), hash_name).digest()
     if not hmac.compare_digest(hmac.new(key, sign_bytes, hash_name).hexdigest(), their_signature):
@@ -114,4 +125,3 @@ def auth_params(msg: str) -> Reply:
 
 def auth_failed(msg: str) -> Reply:
     return Reply.problem(401, "auth-failed", "Credential/signature mismatch.", msg)
-

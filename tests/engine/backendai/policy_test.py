@@ -15,15 +15,18 @@ from fasttrack_gitops.engine.backendai.versions import (
 )
 
 
-@pytest.mark.parametrize(("server", "expected"), [
-    ("v7.20230615", "v7.20230615"),
-    ("v8.20240315", "v8.20240315"),
-    ("v8.20240601", "v8.20240315"),  # an unknown release between two we know: the older one
-    ("v8.20240915", "v8.20240915"),
-    ("v9.20250722", "v9.20250722"),
-    ("v9.20260101", "v9.20250722"),
-    ("v12.20300101", "v9.20250722"),
-])
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("v7.20230615", "v7.20230615"),
+        ("v8.20240315", "v8.20240315"),
+        ("v8.20240601", "v8.20240315"),  # an unknown release between two we know: the older one
+        ("v8.20240915", "v8.20240915"),
+        ("v9.20250722", "v9.20250722"),
+        ("v9.20260101", "v9.20250722"),
+        ("v12.20300101", "v9.20250722"),
+    ],
+)
 def test_the_newest_version_both_sides_know(server, expected):
     assert choose_version(server) == expected
 
@@ -54,7 +57,10 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
 
 def test_rate_limit_waits_for_a_slot_of_the_rolling_window():
     policy = RetryPolicy(base_delay=0.1, max_rate_limit_wait=60)
-    half = lambda: 0.5
+
+    def half():
+        return 0.5
+
     assert rate_limit_wait(policy, 1, half, RateLimit(100, 0, 900)) == 9  # 900 s / 100
     assert rate_limit_wait(policy, 1, half, RateLimit(100, -2, 900)) == 27  # three over: three slots
     assert rate_limit_wait(policy, 1, half, RateLimit(1000, 0, 900)) == pytest.approx(0.9)
@@ -75,16 +81,20 @@ def problem(slug: str, title: str, msg: str | None = None) -> bytes:
 
 
 def error(status, body=b"", headers=None, **kwargs):
-    return errors.error_from_response(status, headers or {}, body, method="GET", path="/x",
-                                      endpoint="http://m:8081", access_key="AKIAX", **kwargs)
+    return errors.error_from_response(
+        status, headers or {}, body, method="GET", path="/x", endpoint="http://m:8081", access_key="AKIAX", **kwargs
+    )
 
 
 def test_error_messages_say_what_the_server_said():
-    frozen = error(503, problem("server-frozen", "The server is frozen due to maintenance. Please try again later."),
-                   attempts=5)
+    frozen = error(
+        503, problem("server-frozen", "The server is frozen due to maintenance. Please try again later."), attempts=5
+    )
     assert isinstance(frozen, errors.ServerError)
-    assert str(frozen) == ("the Backend.AI manager at http://m:8081 failed on GET /x after 5 attempts: The server is "
-                           "frozen due to maintenance. Please try again later. [503 server-frozen]")
+    assert str(frozen) == (
+        "the Backend.AI manager at http://m:8081 failed on GET /x after 5 attempts: The server is "
+        "frozen due to maintenance. Please try again later. [503 server-frozen]"
+    )
     proxy = error(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Content-Type": "text/html"})
     assert "Bad Gateway (text/html: <html><body><h1>502 Bad Gateway</h1></body></html>) [502 Bad Gateway]" in str(proxy)
     quota = error(400, problem("quota-exceeded", "You have reached your resource limit.", "cpu 4 > 2"))

@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
+from conftest import alive
 from engine.backendai.emulator import Emulator
 from engine.backendai.emulator_sessions import install
-from conftest import alive
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,8 +69,12 @@ def test_session_names_are_deterministic_readable_and_distinct():
     name = session_name("job-42", "train", 1)
     assert name == session_name("job-42", "train", 1) and NAME_PATTERN.match(name)
     assert name.startswith("ftg-job-42-train-1-")
-    others = {session_name("job-42", "train", 2), session_name("job-43", "train", 1),
-              session_name("job-42", "train x", 1), session_name("job-42", "train-x", 1)}
+    others = {
+        session_name("job-42", "train", 2),
+        session_name("job-43", "train", 1),
+        session_name("job-42", "train x", 1),
+        session_name("job-42", "train-x", 1),
+    }
     assert len(others | {name}) == 5  # "train x" and "train-x" fold alike, the hash tells them apart
 
 
@@ -95,18 +99,38 @@ SERVER_25_15 = ServerInfo("http://m", "v9.20250722", "25.15.2", "v9.20250722")
 
 
 def test_the_body_carries_the_task_and_leaves_out_what_the_server_cannot_take():
-    task = spec("python run.py", resources={"cpu": 2, "mem": "8g", "cuda.shares": "0.5"},
-                resource_opts={"shmem": "1g"}, scaling_group="gpu", group="research", environ={"A": "1"},
-                mounts=("data", "pipe"), mount_map={"pipe": "/pipeline"}, mount_permissions={"data": "ro"},
-                batch_timeout=600, tag="job-42")
+    task = spec(
+        "python run.py",
+        resources={"cpu": 2, "mem": "8g", "cuda.shares": "0.5"},
+        resource_opts={"shmem": "1g"},
+        scaling_group="gpu",
+        group="research",
+        environ={"A": "1"},
+        mounts=("data", "pipe"),
+        mount_map={"pipe": "/pipeline"},
+        mount_permissions={"data": "ro"},
+        batch_timeout=600,
+        tag="job-42",
+    )
     body, dropped = batch_session_body(task, SERVER_23_09)
     assert body == {
-        "name": "ftg-test-task-1", "image": "python", "type": "batch", "enqueueOnly": True,
-        "startupCommand": "python run.py", "cluster_mode": "single-node", "cluster_size": 1,
-        "group": "research", "tag": "job-42",
-        "config": {"resources": {"cpu": 2, "mem": "8g", "cuda.shares": "0.5"}, "resource_opts": {"shmem": "1g"},
-                   "scaling_group": "gpu", "environ": {"A": "1"}, "mounts": ["data", "pipe"],
-                   "mount_map": {"pipe": "/pipeline"}},
+        "name": "ftg-test-task-1",
+        "image": "python",
+        "type": "batch",
+        "enqueueOnly": True,
+        "startupCommand": "python run.py",
+        "cluster_mode": "single-node",
+        "cluster_size": 1,
+        "group": "research",
+        "tag": "job-42",
+        "config": {
+            "resources": {"cpu": 2, "mem": "8g", "cuda.shares": "0.5"},
+            "resource_opts": {"shmem": "1g"},
+            "scaling_group": "gpu",
+            "environ": {"A": "1"},
+            "mounts": ["data", "pipe"],
+            "mount_map": {"pipe": "/pipeline"},
+        },
     }
     assert dropped == ["mount_permissions", "batch_timeout"]
     body, dropped = batch_session_body(task, SERVER_24_03)
@@ -117,8 +141,13 @@ def test_the_body_carries_the_task_and_leaves_out_what_the_server_cannot_take():
 
 
 def test_a_spec_refuses_what_the_manager_would_refuse():
-    for bad in ({"name": "a b"}, {"resources": {"shmem": "1g"}}, {"environ": {"A": 1}},
-                {"mount_map": {"x": "/x"}}, {"cluster_mode": "mesh"}):
+    for bad in (
+        {"name": "a b"},
+        {"resources": {"shmem": "1g"}},
+        {"environ": {"A": 1}},
+        {"mount_map": {"x": "/x"}},
+        {"cluster_mode": "mesh"},
+    ):
         with pytest.raises(ValueError):
             spec(**({"name": "ftg-test-task-1"} | bad))
     with pytest.raises(ValueError):
@@ -148,19 +177,33 @@ def test_a_failing_batch_session_runs_for_real(session_emulator, make_client):
                 seen.append(event)
                 if event.name == "session_terminated":
                     break
-        return created, seen, await session_info(client, task.name), await session_result(client, created.id), \
-            await session_logs(client, task.name)
+        return (
+            created,
+            seen,
+            await session_info(client, task.name),
+            await session_result(client, created.id),
+            await session_logs(client, task.name),
+        )
 
     created, seen, info, outcome, logs = run(make_client(session_emulator), scenario)
     assert created.status is SessionStatus.PENDING and created.created
     assert [e.name for e in seen if e.name.startswith("session_")] == [
-        "session_enqueued", "session_scheduled", "session_started", "session_failure",
-        "session_terminating", "session_terminated"]
+        "session_enqueued",
+        "session_scheduled",
+        "session_started",
+        "session_failure",
+        "session_terminating",
+        "session_terminated",
+    ]
     failure = next(e for e in seen if e.name == "session_failure")
     assert (failure.exit_code, failure.reason, failure.result) == (3, "task-failed", SessionResult.FAILURE)
     assert [e.status for e in seen if e.status] == [
-        SessionStatus.PENDING, SessionStatus.SCHEDULED, SessionStatus.RUNNING,
-        SessionStatus.TERMINATING, SessionStatus.TERMINATED]
+        SessionStatus.PENDING,
+        SessionStatus.SCHEDULED,
+        SessionStatus.RUNNING,
+        SessionStatus.TERMINATING,
+        SessionStatus.TERMINATED,
+    ]
     assert isinstance(info, SessionGone)  # 23.09: a finished session is 404 on GET /session/{name}
     assert (outcome.status, outcome.result, outcome.exit_code) == (SessionStatus.TERMINATED, SessionResult.FAILURE, 3)
     assert outcome.status_info == "task-finished" and outcome.name == task.name
@@ -194,8 +237,13 @@ def test_the_success_path_costs_four_calls(session_emulator, make_client):
 
     outcome, calls = run(make_client(session_emulator), scenario)
     assert (outcome.result, outcome.exit_code) == (SessionResult.SUCCESS, 0)
-    assert calls == {("GET", "/"): 1, ("GET", "/events/session"): 1, ("POST", "/session"): 1,
-                     ("POST", "/admin/gql"): 1, ("GET", "/session/{name}/logs"): 1}
+    assert calls == {
+        ("GET", "/"): 1,
+        ("GET", "/events/session"): 1,
+        ("POST", "/session"): 1,
+        ("POST", "/admin/gql"): 1,
+        ("GET", "/session/{name}/logs"): 1,
+    }
 
 
 def test_destroying_a_running_session_kills_its_processes(session_emulator, make_client):
@@ -210,8 +258,14 @@ def test_destroying_a_running_session_kills_its_processes(session_emulator, make
             await asyncio.sleep(0.01)
         stats = await destroy_session(client, task.name)
         gone = await until(client, task.name, SessionStatus.TERMINATED)
-        return running, stats, gone, await session_result(client, created.id), emulated, \
-            await destroy_session(client, task.name)
+        return (
+            running,
+            stats,
+            gone,
+            await session_result(client, created.id),
+            emulated,
+            await destroy_session(client, task.name),
+        )
 
     running, stats, gone, outcome, emulated, again = run(make_client(session_emulator), scenario)
     assert running.status is SessionStatus.RUNNING and stats is not None
@@ -219,7 +273,10 @@ def test_destroying_a_running_session_kills_its_processes(session_emulator, make
     assert not alive(int((emulated.root / "work" / "child.pid").read_text()))
     assert isinstance(gone, SessionGone) and again is None  # gone: a second destroy is fine
     assert (outcome.status, outcome.status_info, outcome.result) == (
-        SessionStatus.TERMINATED, "user-requested", SessionResult.UNDEFINED)
+        SessionStatus.TERMINATED,
+        "user-requested",
+        SessionResult.UNDEFINED,
+    )
 
 
 def test_mounted_folders_are_reachable_and_unknown_ones_refused(session_emulator, make_client, tmp_path):

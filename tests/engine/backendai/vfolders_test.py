@@ -140,7 +140,10 @@ def test_a_small_file_goes_up_in_one_patch_and_comes_back(client, emulator, vf):
     assert run(client, upload_then_download("data", "notes/hello.txt", b"hello\n")) == b"hello\n"
     # the proxy makes notes/ itself (as 23.09.10 does): no mkdir, no HEAD
     assert (client.calls[MKDIR], client.calls[UPLOAD], client.calls[PATCH], client.calls[HEAD]) == (0, 1, 1, 0)
-    assert json.loads(emulator.requests_to("/folders/data/request-upload")[0].body) == {"path": "notes/hello.txt", "size": 6}
+    assert json.loads(emulator.requests_to("/folders/data/request-upload")[0].body) == {
+        "path": "notes/hello.txt",
+        "size": 6,
+    }
     patch = next(r for r in vf.requests if r.method == "PATCH")
     assert patch.headers["upload-offset"] == "0" and patch.headers["tus-resumable"] == "1.0.0"
     assert patch.headers["content-type"] == "application/offset+octet-stream"
@@ -169,7 +172,10 @@ def test_a_dropped_patch_resumes_from_the_servers_offset(client, vf, sleeps):
     assert run(client, upload_then_download("data", "weights.bin", data, chunk_size=256 * 1024)) == data
     patches = [r for r in vf.requests if r.method in ("PATCH", "HEAD")]
     assert [(r.method, r.headers.get("upload-offset")) for r in patches[:3]] == [
-        ("PATCH", "0"), ("HEAD", None), ("PATCH", "100000")]  # from the proxy's offset, not the chunk's
+        ("PATCH", "0"),
+        ("HEAD", None),
+        ("PATCH", "100000"),
+    ]  # from the proxy's offset, not the chunk's
     assert patches[0].status is None and client.calls[HEAD] == 1 and len(sleeps) == 1
 
 
@@ -261,6 +267,7 @@ def test_rename_then_delete(client, vf):
 @pytest.mark.parametrize(("server", "status"), [("23.09", 412), ("25.15", 400)])
 def test_an_upload_over_the_folders_quota_is_a_quota_error(make_client, server, status):
     with Emulator(server) as emu, install(emu) as vf:
+
         async def step(client):
             await vfolders.create_vfolder(client, "small")
             vf.folders["small"]["quota"] = 1000
@@ -284,10 +291,14 @@ BAD_PATHS = ["../escape.txt", "/etc/passwd", "a/../../b", "a/..", "nul\x00byte"]
 @pytest.mark.parametrize("path", BAD_PATHS)
 def test_escaping_and_absolute_paths_are_refused_before_any_request(client, emulator, vf, tmp_path, path):
     calls = [
-        lambda c: vfolders.upload(c, "data", path, b"x"), lambda c: vfolders.download(c, "data", path),
-        lambda c: vfolders.mkdir(c, "data", path), lambda c: vfolders.list_files(c, "data", path),
-        lambda c: vfolders.exists(c, "data", path), lambda c: vfolders.upload_tree(c, "data", path, tmp_path),
-        lambda c: vfolders.delete_files(c, "data", [path]), lambda c: vfolders.rename(c, "data", path, "b"),
+        lambda c: vfolders.upload(c, "data", path, b"x"),
+        lambda c: vfolders.download(c, "data", path),
+        lambda c: vfolders.mkdir(c, "data", path),
+        lambda c: vfolders.list_files(c, "data", path),
+        lambda c: vfolders.exists(c, "data", path),
+        lambda c: vfolders.upload_tree(c, "data", path, tmp_path),
+        lambda c: vfolders.delete_files(c, "data", [path]),
+        lambda c: vfolders.rename(c, "data", path, "b"),
     ]
     for call in calls:
         with pytest.raises(InvalidPathError):

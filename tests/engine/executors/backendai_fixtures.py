@@ -11,12 +11,12 @@ from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
 from engine.backendai.emulator_sessions import install as install_sessions
 from engine.backendai.emulator_vfolders import install as install_vfolders
 
+from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
 from fasttrack_gitops.engine.backendai.retry import RetryPolicy
 from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
-from fasttrack_gitops.core.pipeline.model import Task
 
 JOB = "20261128-101530-3fa9c1"
 TREE = "a1" * 20
@@ -33,8 +33,11 @@ def cluster():
 
 def make_executor(emu: Emulator, **options) -> BackendAIExecutor:
     """An executor on a fresh client (call inside the event loop); fast polling for tests."""
-    client = Client(Credentials(emu.endpoint, ACCESS_KEY, SECRET_KEY), trust_env=False,
-                    retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05))
+    client = Client(
+        Credentials(emu.endpoint, ACCESS_KEY, SECRET_KEY),
+        trust_env=False,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05),
+    )
     options.setdefault("poll_interval", 0.05)
     options.setdefault("destroy_wait", 5.0)
     return BackendAIExecutor(client=client, **options)
@@ -48,14 +51,26 @@ def make_spec(tmp_path: Path):
     (work / "code.txt").write_text("the task's code\n")
 
     def _make(command: str, *, task: str = "train", number: int = 1, job_id: str = JOB, **changes) -> AttemptSpec:
-        task_fields = {key: changes.pop(key) for key in list(changes)
-                       if key in Task.__dataclass_fields__ and key not in AttemptSpec.__dataclass_fields__}
+        task_fields = {
+            key: changes.pop(key)
+            for key in list(changes)
+            if key in Task.__dataclass_fields__ and key not in AttemptSpec.__dataclass_fields__
+        }
         task_fields.setdefault("image", "python")
         fields = {
-            "job_id": job_id, "task": Task(name=task, command=command, **task_fields), "number": number,
-            "workdir": work, "outputs": tmp_path / "data" / job_id / task / "outputs", "inputs": (),
-            "vfroot": tmp_path / "data" / "vfroot", "env": {}, "log_path": tmp_path / "logs" / job_id / task / f"{number}.log",
-            "timeout": None, "pipeline": "demo", "repository": "/repos/demo", "code_tree": TREE,
+            "job_id": job_id,
+            "task": Task(name=task, command=command, **task_fields),
+            "number": number,
+            "workdir": work,
+            "outputs": tmp_path / "data" / job_id / task / "outputs",
+            "inputs": (),
+            "vfroot": tmp_path / "data" / "vfroot",
+            "env": {},
+            "log_path": tmp_path / "logs" / job_id / task / f"{number}.log",
+            "timeout": None,
+            "pipeline": "demo",
+            "repository": "/repos/demo",
+            "code_tree": TREE,
         }
         fields.update(changes)
         return AttemptSpec(**fields)

@@ -23,13 +23,13 @@ from engine.executors.backendai_fixtures import JOB, TREE, attempt, run
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
+from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.core.pipeline.model import Mount, Resources
 from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
 from fasttrack_gitops.engine.executors import backendai_layout as layout
 from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor, session_spec
-from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
-from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.core.pipeline.model import Mount, Resources
 from fasttrack_gitops.engine.runner import JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -37,8 +37,12 @@ cluster, make_spec = fixtures.cluster, fixtures.make_spec  # the fixtures these 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the emulator runs POSIX shells")
 
 FOLDER = layout.folder_name("/repos/demo", "demo")
-CALLS = {("GET", "/events/session"): 1, ("POST", "/session"): 1, ("POST", "/admin/gql"): 1,
-         ("GET", "/session/{name}/logs"): 1}
+CALLS = {
+    ("GET", "/events/session"): 1,
+    ("POST", "/session"): 1,
+    ("POST", "/admin/gql"): 1,
+    ("GET", "/session/{name}/logs"): 1,
+}
 HOSTILE = ["x'; touch pwned; '", "$(touch pwned)", "`touch pwned`", "a\nb; touch pwned", "-rf", "*", '"; exit 9; "']
 
 
@@ -53,8 +57,16 @@ def test_folder_names_are_deterministic_readable_and_distinct():
     name = layout.folder_name("/home/me/examples-repo.git", "train model")
     assert name == layout.folder_name("/home/me/examples-repo.git", "train model")
     assert re.fullmatch(r"ftg-examples-repo-train-model-[0-9a-f]{10}", name)
-    assert len({name, layout.folder_name("/other/examples-repo.git", "train model"),
-                layout.folder_name("/home/me/examples-repo.git", "train-model")}) == 3
+    assert (
+        len(
+            {
+                name,
+                layout.folder_name("/other/examples-repo.git", "train model"),
+                layout.folder_name("/home/me/examples-repo.git", "train-model"),
+            }
+        )
+        == 3
+    )
 
 
 @given(st.text(max_size=300), st.text(max_size=300))
@@ -79,10 +91,15 @@ def run_script(tmp_path: Path, script: str, command: str, *, tree: str = TREE, e
     (code / "tool.sh").write_text("#!/bin/sh\necho tool ran\n")  # 0644, as the upload leaves it
     (code / layout.CODE_MARKER).write_bytes(layout.code_marker(["tool.sh"]))
     cwd.mkdir(exist_ok=True)
-    environ = {"PATH": os.environ["PATH"], layout.FOLDER_VARIABLE: str(root), layout.COMMAND_VARIABLE: command,
-               **(env or {})}
-    return subprocess.run(["/bin/sh", "-c", script], cwd=cwd, env=environ, capture_output=True, text=True, timeout=10,
-                          check=False)
+    environ = {
+        "PATH": os.environ["PATH"],
+        layout.FOLDER_VARIABLE: str(root),
+        layout.COMMAND_VARIABLE: command,
+        **(env or {}),
+    }
+    return subprocess.run(
+        ["/bin/sh", "-c", script], cwd=cwd, env=environ, capture_output=True, text=True, timeout=10, check=False
+    )
 
 
 def test_the_script_lays_out_the_job_and_runs_the_command_in_a_copy_of_the_code(tmp_path):
@@ -90,9 +107,13 @@ def test_the_script_lays_out_the_job_and_runs_the_command_in_a_copy_of_the_code(
     job = tmp_path / "folder" / "jobs" / JOB
     (job / "tasks" / "a" / "outputs").mkdir(parents=True)
     (job / "tasks" / "a" / "outputs" / "data.txt").write_text("from a\n")
-    done = run_script(tmp_path, script, 'cat "$PIPELINE_INPUT2/data.txt"; ./tool.sh; echo out > "$PIPELINE_OUTPUT_ROOT/o"; '
-                                        'echo "$PIPELINE_INPUT_ROOT|$PIPELINE_VFROOT|$PWD"; echo "[$FTG_TASK_COMMAND]"; '
-                                        'cat code.txt 2>/dev/null; ls -a')
+    done = run_script(
+        tmp_path,
+        script,
+        'cat "$PIPELINE_INPUT2/data.txt"; ./tool.sh; echo out > "$PIPELINE_OUTPUT_ROOT/o"; '
+        'echo "$PIPELINE_INPUT_ROOT|$PIPELINE_VFROOT|$PWD"; echo "[$FTG_TASK_COMMAND]"; '
+        "cat code.txt 2>/dev/null; ls -a",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[:2] == ["from a", "tool ran"]
@@ -137,6 +158,7 @@ def test_hostile_names_and_commands_stay_quoted(tmp_path, name):
 
 def _sh(text: str) -> str:
     import shlex
+
     return shlex.quote(text)
 
 
@@ -144,21 +166,40 @@ def _sh(text: str) -> str:
 
 
 def test_the_session_carries_the_task_the_folders_and_the_layout(make_spec):
-    spec = make_spec("python train.py", task="train", dependencies=("prep",), project="research",
-                     scaling_group="gpu", cluster_mode="multi-node", cluster_size=2,
-                     resources=Resources(cpu=2, mem=8 << 30, shmem=1 << 30, accelerators=(("cuda.shares", 0.5),)),
-                     mounts=(Mount("datasets", "data"), Mount("models")), env={"A": "1", "PIPELINE_VFROOT": "mine"},
-                     inputs=(Path("/x/prep"),), number=3)
+    spec = make_spec(
+        "python train.py",
+        task="train",
+        dependencies=("prep",),
+        project="research",
+        scaling_group="gpu",
+        cluster_mode="multi-node",
+        cluster_size=2,
+        resources=Resources(cpu=2, mem=8 << 30, shmem=1 << 30, accelerators=(("cuda.shares", 0.5),)),
+        mounts=(Mount("datasets", "data"), Mount("models")),
+        env={"A": "1", "PIPELINE_VFROOT": "mine"},
+        inputs=(Path("/x/prep"),),
+        number=3,
+    )
     made = session_spec(spec, FOLDER, TREE)
     assert isinstance(made, SessionSpec) and made.name == session_name(JOB, "train", 3)
     assert (made.image, made.group, made.scaling_group, made.cluster_mode, made.cluster_size) == (
-        "python", "research", "gpu", "multi-node", 2)
+        "python",
+        "research",
+        "gpu",
+        "multi-node",
+        2,
+    )
     assert made.resources == {"cpu": 2, "mem": "8g", "cuda.shares": 0.5} and made.resource_opts == {"shmem": "1g"}
     assert made.mounts == ("datasets", "models", FOLDER)
     assert made.mount_map == {"datasets": "data", FOLDER: "/pipeline/ftg-folder"}
-    assert made.environ == {"A": "1", "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs", "PIPELINE_VFROOT": "/pipeline/vfroot",
-                            "PIPELINE_INPUT1": "/pipeline/input1", "PIPELINE_INPUT_ROOT": "/pipeline/input1",
-                            "FTG_TASK_COMMAND": "python train.py"}
+    assert made.environ == {
+        "A": "1",
+        "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs",
+        "PIPELINE_VFROOT": "/pipeline/vfroot",
+        "PIPELINE_INPUT1": "/pipeline/input1",
+        "PIPELINE_INPUT_ROOT": "/pipeline/input1",
+        "FTG_TASK_COMMAND": "python train.py",
+    }
     assert "python train.py" not in made.startup_command and "rm -rf" in made.startup_command  # attempt 3
 
 
@@ -210,7 +251,8 @@ def test_the_success_path_costs_four_calls_per_task_instance(cluster, make_spec)
 
 
 def test_code_is_uploaded_once_per_tree_id(cluster, make_spec, tmp_path):
-    uploads = lambda: len(cluster.requests_to(f"/folders/{FOLDER}/request-upload"))
+    def uploads():
+        return len(cluster.requests_to(f"/folders/{FOLDER}/request-upload"))
 
     async def scenario(ex):
         await attempt(ex, make_spec("true", job_id="job-1"))
@@ -256,8 +298,16 @@ def test_a_chain_run_by_the_job_runner_passes_data_through_the_folder(cluster, t
     code = tmp_path / "repo"
     code.mkdir()
     store = Store(tmp_path / "state")
-    job = freeze(checked.pipeline, pipeline_path="pipelines/demo.yaml", repository="/repos/demo", source="commit",
-                 commit="c0ffee" * 6 + "beef", ref="refs/heads/main", tree=TREE, code_trees={})
+    job = freeze(
+        checked.pipeline,
+        pipeline_path="pipelines/demo.yaml",
+        repository="/repos/demo",
+        source="commit",
+        commit="c0ffee" * 6 + "beef",
+        ref="refs/heads/main",
+        tree=TREE,
+        code_trees={},
+    )
     store.create_job(job)
 
     async def scenario(ex):
@@ -304,7 +354,9 @@ def test_cancel_destroys_the_session(cluster, make_spec):
         cancel = asyncio.Event()
         spec = make_spec("sleep 30")
         running = asyncio.ensure_future(attempt(ex, spec, cancel=cancel))
-        while cluster.sessions.sessions == [] or cluster.sessions.get(session_name(JOB, "train", 1)).status != "RUNNING":
+        while (
+            cluster.sessions.sessions == [] or cluster.sessions.get(session_name(JOB, "train", 1)).status != "RUNNING"
+        ):
             await asyncio.sleep(0.02)
         cancel.set()
         return await running
@@ -328,11 +380,17 @@ def test_closing_the_executor_stops_what_runs(cluster, make_spec):
     assert cluster.sessions.sessions[0].status == "TERMINATED"
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"image": "nope"}, "Backend.AI does not know the image 'nope'"),
-    ({"image": None}, "task 'train' has no image: a Backend.AI session needs environment.image"),
-    ({"resources": Resources(accelerators=(("cuda.device", 1),))}, "the Backend.AI cluster has no resource slot cuda.device"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"image": "nope"}, "Backend.AI does not know the image 'nope'"),
+        ({"image": None}, "task 'train' has no image: a Backend.AI session needs environment.image"),
+        (
+            {"resources": Resources(accelerators=(("cuda.device", 1),))},
+            "the Backend.AI cluster has no resource slot cuda.device",
+        ),
+    ],
+)
 def test_what_the_cluster_refuses_is_an_error_with_its_reason(cluster, make_spec, change, expected):
     ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi", **change)))
     assert ran.result.outcome == Outcome.ERROR and ran.result.exit_code is None
@@ -351,8 +409,10 @@ def test_a_session_that_ends_in_error_fails_with_the_servers_reason(cluster, mak
     cluster.sessions.error_next("failed-to-start", "KernelCreationFailed: no agent")
     ran = run(cluster, lambda ex: attempt(ex, make_spec("echo hi")))
     assert (ran.result.outcome, ran.result.exit_code, ran.started) == (Outcome.FAILED, None, 0)
-    assert ran.result.message == (f"the Backend.AI session {session_name(JOB, 'train', 1)} ended in ERROR: "
-                                  "failed-to-start; KernelCreationFailed: no agent")
+    assert ran.result.message == (
+        f"the Backend.AI session {session_name(JOB, 'train', 1)} ended in ERROR: "
+        "failed-to-start; KernelCreationFailed: no agent"
+    )
 
 
 @pytest.mark.parametrize("after", [0, 2])
@@ -410,8 +470,12 @@ def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_s
         spec = make_spec("sleep 0.5; echo done; exit 4")
         created = await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
         started = []
-        result = await ex.reattach(spec, {"session": session_name(JOB, "train", 1), "session_id": created.id},
-                                   cancel=asyncio.Event(), started=lambda handle=None: started.append(handle))
+        result = await ex.reattach(
+            spec,
+            {"session": session_name(JOB, "train", 1), "session_id": created.id},
+            cancel=asyncio.Event(),
+            started=lambda handle=None: started.append(handle),
+        )
         return result, started
 
     result, started = run(cluster, scenario)

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import alive
 
 from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor, local, processes
 from fasttrack_gitops.engine.executors.base import (
     AttemptResult,
@@ -25,8 +26,6 @@ from fasttrack_gitops.engine.executors.base import (
     pipeline_paths_env,
 )
 from fasttrack_gitops.engine.executors.local import LocalExecutor
-from fasttrack_gitops.core.job import Outcome
-from fasttrack_gitops.core.pipeline.model import Task
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
@@ -41,18 +40,25 @@ def make_spec(tmp_path: Path):
 
     def _make(command: str, **changes) -> AttemptSpec:
         spec = AttemptSpec(
-            job_id="20261128-101530-3fa9c1", task=Task(name="train", command=command), number=1,
-            workdir=tmp_path / "work", outputs=tmp_path / "data" / "train" / "outputs",
-            inputs=(tmp_path / "in1", tmp_path / "in2"), vfroot=tmp_path / "vfroot", env={},
-            log_path=tmp_path / "logs" / "train" / "1.log", timeout=None,
+            job_id="20261128-101530-3fa9c1",
+            task=Task(name="train", command=command),
+            number=1,
+            workdir=tmp_path / "work",
+            outputs=tmp_path / "data" / "train" / "outputs",
+            inputs=(tmp_path / "in1", tmp_path / "in2"),
+            vfroot=tmp_path / "vfroot",
+            env={},
+            log_path=tmp_path / "logs" / "train" / "1.log",
+            timeout=None,
         )
         return dataclasses.replace(spec, **changes)
 
     return _make
 
 
-def run(spec: AttemptSpec, *, executor: LocalExecutor | None = None, cancel_after: float | None = None,
-        **options) -> AttemptResult:
+def run(
+    spec: AttemptSpec, *, executor: LocalExecutor | None = None, cancel_after: float | None = None, **options
+) -> AttemptResult:
     """One attempt on a fresh loop; by default without bubblewrap, so results do not depend on the machine."""
     options.setdefault("bwrap", False)
     executor = executor or LocalExecutor(**options)
@@ -102,7 +108,9 @@ def test_started_is_called_once_the_process_runs(make_spec, tmp_path):
     spec = make_spec("true")
 
     async def main():
-        return await LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(), started=lambda handle=None: calls.append(1))
+        return await LocalExecutor(bwrap=False).run(
+            spec, cancel=asyncio.Event(), started=lambda handle=None: calls.append(1)
+        )
 
     assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
     assert calls == [1]
@@ -128,8 +136,10 @@ def test_pipeline_paths_without_inputs_have_no_input_root(make_spec):
     env = pipeline_paths_env(make_spec("true", inputs=()))
     assert set(env) == {"PIPELINE_OUTPUT_ROOT", "PIPELINE_VFROOT"}
     assert pipeline_paths_env(make_spec("true"), root="/pipeline") == {
-        "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs", "PIPELINE_VFROOT": "/pipeline/vfroot",
-        "PIPELINE_INPUT1": "/pipeline/input1", "PIPELINE_INPUT2": "/pipeline/input2",
+        "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs",
+        "PIPELINE_VFROOT": "/pipeline/vfroot",
+        "PIPELINE_INPUT1": "/pipeline/input1",
+        "PIPELINE_INPUT2": "/pipeline/input2",
         "PIPELINE_INPUT_ROOT": "/pipeline/input1",
     }
 
@@ -226,8 +236,9 @@ def test_cancelling_the_run_coroutine_kills_the_task(make_spec, tmp_path):
     spec = make_spec(f"echo $$ > {tmp_path}/pid; sleep 30")
 
     async def main():
-        attempt = asyncio.ensure_future(LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(),
-                                                                      started=lambda handle=None: None))
+        attempt = asyncio.ensure_future(
+            LocalExecutor(bwrap=False).run(spec, cancel=asyncio.Event(), started=lambda handle=None: None)
+        )
         await asyncio.sleep(0.3)
         attempt.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -295,17 +306,21 @@ def test_head_and_tail_sizes_are_options(make_spec):
 def test_secrets_are_masked_in_the_log_even_split_between_reads(make_spec, monkeypatch):
     monkeypatch.setattr(local, "READ_CHUNK", 7)  # tiny reads: every secret straddles several
     secret = "hunter2-correct-horse"
-    spec = make_spec('for i in 1 2 3 4 5 6 7 8; do printf "%.${i}s%s\\n" ........ "$TOKEN"; done; '
-                     'echo "$TOKEN" | cut -c1-10',
-                     env={"TOKEN": secret}, masks=(secret,))
+    spec = make_spec(
+        'for i in 1 2 3 4 5 6 7 8; do printf "%.${i}s%s\\n" ........ "$TOKEN"; done; echo "$TOKEN" | cut -c1-10',
+        env={"TOKEN": secret},
+        masks=(secret,),
+    )
     assert run(spec).outcome == Outcome.SUCCEEDED
     assert log_of(spec) == "".join(f"{'.' * i}***\n" for i in range(1, 9)) + secret[:10] + "\n"
 
 
 def test_a_secret_in_a_big_output_is_masked(make_spec):
     secret = "hunter2-" + "s" * 40
-    script = ('i=0; while [ $i -lt 40 ]; do head -c $((65536 - 20 + i)) /dev/zero | tr "\\0" "."; '
-              'printf "%s\\n" "$TOKEN"; i=$((i + 1)); done')
+    script = (
+        'i=0; while [ $i -lt 40 ]; do head -c $((65536 - 20 + i)) /dev/zero | tr "\\0" "."; '
+        'printf "%s\\n" "$TOKEN"; i=$((i + 1)); done'
+    )
     spec = make_spec(script, env={"TOKEN": secret}, masks=(secret,))
     assert run(spec, head=1 << 30).outcome == Outcome.SUCCEEDED
     log = log_of(spec)
@@ -342,13 +357,15 @@ def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it
     spec = make_spec(
         "env | grep ^PIPELINE_ | sort; cat /pipeline/input1/data.txt /pipeline/input2/data.txt; "
         "echo out > /pipeline/outputs/a; echo seed > /pipeline/output/b; echo shared > /pipeline/vfroot/c; "
-        "test -d /usr && pwd")
+        "test -d /usr && pwd"
+    )
     result = run(spec, bwrap=True)
     assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
     assert log_of(spec) == (
         "PIPELINE_INPUT1=/pipeline/input1\nPIPELINE_INPUT2=/pipeline/input2\nPIPELINE_INPUT_ROOT=/pipeline/input1\n"
         "PIPELINE_OUTPUT_ROOT=/pipeline/outputs\nPIPELINE_VFROOT=/pipeline/vfroot\n"
-        f"from the first\nfrom the second\n{spec.workdir}\n")
+        f"from the first\nfrom the second\n{spec.workdir}\n"
+    )
     assert (spec.outputs / "a").read_text() == "out\n" and (spec.outputs / "b").read_text() == "seed\n"
     assert (spec.vfroot / "c").read_text() == "shared\n"
     assert not os.path.lexists("/pipeline")  # nothing made on the host
@@ -401,8 +418,12 @@ def test_the_bwrap_probe_runs_once_per_executor(make_spec, monkeypatch):
 
     async def main():
         cancel = asyncio.Event()
-        return await asyncio.gather(*(executor.run(make_spec("true", log_path=spec_log(i)), cancel=cancel,
-                                                   started=lambda handle=None: None) for i in range(4)))
+        return await asyncio.gather(
+            *(
+                executor.run(make_spec("true", log_path=spec_log(i)), cancel=cancel, started=lambda handle=None: None)
+                for i in range(4)
+            )
+        )
 
     def spec_log(i: int) -> Path:
         return make_spec("true").log_path.with_name(f"{i}.log")
@@ -420,8 +441,9 @@ def group(tmp_path):
     started: list[subprocess.Popen] = []
 
     def _start(command: str) -> subprocess.Popen:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=tmp_path, start_new_session=True,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], cwd=tmp_path, start_new_session=True, stdin=subprocess.DEVNULL
+        )
         started.append(proc)
         return proc
 
@@ -540,12 +562,14 @@ def test_a_handle_naming_our_own_group_or_no_real_group_is_refused():
         print(stop_orphan({"pgid": False}))
         print("survived")
         """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
-                          start_new_session=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, start_new_session=True
+    )
     own, *lines = done.stdout.splitlines()
     assert lines[-1:] == ["survived"], done.stderr
-    assert lines[:3] == [f"the recorded process group {pgid} is not a task's own, so it was left alone"
-                         for pgid in (own, 0, -5)]
+    assert lines[:3] == [
+        f"the recorded process group {pgid} is not a task's own, so it was left alone" for pgid in (own, 0, -5)
+    ]
     assert lines[3] == "no process was recorded for it"
 
 
@@ -557,8 +581,9 @@ def test_reattach_stops_the_orphan_and_reports_the_attempt_interrupted(make_spec
     child = written_pid(tmp_path / "child")
 
     async def main():
-        return await LocalExecutor(bwrap=False).reattach(spec, processes.process_handle(proc.pid),
-                                                         cancel=asyncio.Event(), started=lambda handle=None: None)
+        return await LocalExecutor(bwrap=False).reattach(
+            spec, processes.process_handle(proc.pid), cancel=asyncio.Event(), started=lambda handle=None: None
+        )
 
     result = asyncio.run(main())
 

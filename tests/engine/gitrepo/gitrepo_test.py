@@ -10,8 +10,19 @@ import pytest
 from conftest import git
 
 from fasttrack_gitops.engine.gitrepo import (
-    GitError, Snapshot, changed_paths, code_lookup, code_state, list_files, materialise, object_store,
-    open_snapshot, read_file, repository_label, resolve_revision, tree_id,
+    GitError,
+    Snapshot,
+    changed_paths,
+    code_lookup,
+    code_state,
+    list_files,
+    materialise,
+    object_store,
+    open_snapshot,
+    read_file,
+    repository_label,
+    resolve_revision,
+    tree_id,
 )
 
 PIPELINE_GLOBS = ("pipelines/**/*.yaml", "pipelines/**/*.yml")
@@ -133,7 +144,9 @@ def test_reads_a_bare_clone(repo: Path, tmp_path: Path):
     assert snap.repo_root == (tmp_path / "bare.git").resolve()
     assert read_file(snap, "tasks/train/main.py") == b"print('v1')\n"
     assert list_files(open_snapshot(tmp_path / "bare.git"), PIPELINE_GLOBS) == [
-        "pipelines/nested/eval.yml", "pipelines/train.yaml"]
+        "pipelines/nested/eval.yml",
+        "pipelines/train.yaml",
+    ]
 
 
 def test_a_bare_repository_has_no_work_tree_to_snapshot(repo: Path, tmp_path: Path, store):
@@ -216,20 +229,23 @@ def linked(tmp_path: Path, write) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("relpath, state", [
-    ("tasks/train", "dir"),
-    ("tasks", "dir"),
-    ("tasks/nope", "missing"),
-    ("tasks/train/main.py", "not-a-dir"),
-    ("tasks/alias", "dir"),            # a symlink to a folder inside
-    ("tasks/up", "dir"),
-    ("tasks/out", "escapes"),          # a symlink out of the pipeline repository (still in the git repo)
-    ("tasks/abs", "escapes"),
-    ("tasks/loop", "missing"),
-    ("tasks/out/secret.py", "escapes"),
-    ("nope/../../x", "escapes"),
-    ("tasks/train/main.py/x", "missing"),
-])
+@pytest.mark.parametrize(
+    "relpath, state",
+    [
+        ("tasks/train", "dir"),
+        ("tasks", "dir"),
+        ("tasks/nope", "missing"),
+        ("tasks/train/main.py", "not-a-dir"),
+        ("tasks/alias", "dir"),  # a symlink to a folder inside
+        ("tasks/up", "dir"),
+        ("tasks/out", "escapes"),  # a symlink out of the pipeline repository (still in the git repo)
+        ("tasks/abs", "escapes"),
+        ("tasks/loop", "missing"),
+        ("tasks/out/secret.py", "escapes"),
+        ("nope/../../x", "escapes"),
+        ("tasks/train/main.py/x", "missing"),
+    ],
+)
 def test_code_state_says_whether_a_code_path_is_a_folder_inside(linked: Path, relpath: str, state: str):
     snap = open_snapshot(linked / "sub")
     assert code_state(snap, relpath) == state
@@ -276,8 +292,9 @@ def test_materialise_of_a_subtree_matches_git_archive(shaped: Path, tmp_path: Pa
     materialise(snap, train, tmp_path / "train")
     archive = tmp_path / "archive"
     archive.mkdir()
-    tar = subprocess.run(["git", "archive", "--format=tar", "HEAD:tasks/train"], cwd=shaped,
-                         check=True, capture_output=True).stdout
+    tar = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD:tasks/train"], cwd=shaped, check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(archive)], input=tar, check=True)
     assert files_of(tmp_path / "train") == files_of(archive)
 
@@ -450,21 +467,30 @@ def test_a_folder_outside_git_is_snapshotted_unversioned(tmp_path: Path, write, 
 
 def test_changed_paths_between_two_commits(repo: Path, write):
     old = rev_parse(repo, "HEAD")
-    write("repo/pipelines/new.yaml", "name: new\n")                 # added
-    write("repo/tasks/train/main.py", "print('v3')\n")               # modified
-    (repo / "tasks/train/new.py").unlink()                           # deleted
+    write("repo/pipelines/new.yaml", "name: new\n")  # added
+    write("repo/tasks/train/main.py", "print('v3')\n")  # modified
+    (repo / "tasks/train/new.py").unlink()  # deleted
     git(repo, "mv", "pipelines/nested/eval.yml", "pipelines/eval.yml")  # renamed
     new = commit(repo, "changes")
     assert changed_paths(repo, old, new) == {
-        "pipelines/new.yaml", "tasks/train/main.py", "tasks/train/new.py",
-        "pipelines/nested/eval.yml", "pipelines/eval.yml"}
+        "pipelines/new.yaml",
+        "tasks/train/main.py",
+        "tasks/train/new.py",
+        "pipelines/nested/eval.yml",
+        "pipelines/eval.yml",
+    }
     assert changed_paths(open_snapshot(repo), "v1", "HEAD~1") == {"tasks/train/main.py", "tasks/train/new.py"}
     assert changed_paths(repo, new, new) == set()
 
 
 def test_changed_paths_from_nothing_is_every_path(repo: Path):
-    every = {"pipelines/train.yaml", "pipelines/nested/eval.yml", "pipelines/notes.txt",
-             "tasks/train/main.py", "tasks/train/new.py"}
+    every = {
+        "pipelines/train.yaml",
+        "pipelines/nested/eval.yml",
+        "pipelines/notes.txt",
+        "tasks/train/main.py",
+        "tasks/train/new.py",
+    }
     assert changed_paths(repo, None, "HEAD") == every
     assert changed_paths(repo / "tasks", "0" * 40, "HEAD") == every  # a new branch's push event
 

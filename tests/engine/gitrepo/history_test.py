@@ -9,7 +9,15 @@ from conftest import git
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Push
 from fasttrack_gitops.engine.gitrepo import (
-    GitError, default_branch, has_commit, heads, is_ancestor, merge_base, pr_changes, push_changes, ref_matches,
+    GitError,
+    default_branch,
+    has_commit,
+    heads,
+    is_ancestor,
+    merge_base,
+    pr_changes,
+    push_changes,
+    ref_matches,
 )
 
 MISSING = "1234567890abcdef1234567890abcdef12345678"
@@ -171,8 +179,11 @@ def test_a_push_of_a_commit_not_fetched_yet_is_unknown(repo: Path):
 def test_a_monorepo_prefix_keeps_its_own_files_relative_to_it(tmp_path: Path):
     git(tmp_path, "init", "-q", "-b", "main")
     before = commit(tmp_path, "base", {"svc/pipelines/a.yaml": "1", "web/index.html": "1"})
-    after = commit(tmp_path, "both", {"svc/pipelines/a.yaml": "2", "svc/code/x.py": "1",
-                                        "web/index.html": "2", "svc.txt": "not in svc/"})
+    after = commit(
+        tmp_path,
+        "both",
+        {"svc/pipelines/a.yaml": "2", "svc/code/x.py": "1", "web/index.html": "2", "svc.txt": "not in svc/"},
+    )
     moved = Push("o/r", "refs/heads/main", before, after)
     assert push_changes(tmp_path, moved, prefix="svc") == {"pipelines/a.yaml", "code/x.py"}
     assert push_changes(tmp_path, moved, prefix="svc/") == {"pipelines/a.yaml", "code/x.py"}
@@ -261,7 +272,9 @@ def test_heads_peels_annotated_tags_to_their_commit(tagged: Path, packed: bool):
 def test_heads_patterns_select_and_exclude(tagged: Path):
     repo = tagged
     assert set(heads(repo, ["refs/heads/*", "!refs/heads/release/*", "refs/tags/v*"])) == {
-        "refs/heads/main", "refs/heads/feature", "refs/tags/v1",
+        "refs/heads/main",
+        "refs/heads/feature",
+        "refs/tags/v1",
     }
     assert set(heads(repo, ["refs/heads/release/*"])) == {"refs/heads/release/1.0"}
 

@@ -15,9 +15,9 @@ import contextlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
@@ -76,8 +76,11 @@ class ContractServer:
 
     def calls(self, method: str | None = None, pattern: str | None = None) -> list[Request]:
         found = re.compile(pattern + r"\Z") if pattern else None
-        return [r for r in self.requests if (method is None or r.method == method)
-                and (found is None or found.match(r.path))]
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method) and (found is None or found.match(r.path))
+        ]
 
     def _handle(self, request: Request) -> Answer:
         with self._lock:
@@ -120,11 +123,19 @@ class ContractServer:
             def _any(self):
                 length = int(self.headers.get("content-length") or 0)
                 parts = urlsplit(self.path)
-                request = Request(self.command, parts.path, parse_qs(parts.query),
-                                  {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+                request = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length),
+                )
                 answer = server._handle(request)
-                raw = answer.body if isinstance(answer.body, bytes) else (
-                    b"" if answer.body is None else json.dumps(answer.body).encode())
+                raw = (
+                    answer.body
+                    if isinstance(answer.body, bytes)
+                    else (b"" if answer.body is None else json.dumps(answer.body).encode())
+                )
                 self.send_response(answer.status)
                 headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
                 for name, value in headers.items():

@@ -22,15 +22,22 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from engine.reporters.contract_server import Answer, ContractServer, Request
 
-from fasttrack_gitops.daemon.config import GitHubConfig
-from fasttrack_gitops.daemon.webhooks import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
+from fasttrack_gitops.core.webhooks import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
+from fasttrack_gitops.daemon.config import GitHubConfig
 from fasttrack_gitops.engine.reporters.github import (
-    RERUN_FAILED, GitHubReporter, annotation, check_run, clip_markdown, commit_status, one_line, web_url,
+    RERUN_FAILED,
+    GitHubReporter,
+    annotation,
+    check_run,
+    clip_markdown,
+    commit_status,
+    one_line,
+    web_url,
 )
 from fasttrack_gitops.engine.reporters.github_auth import installation_of
-from engine.reporters.contract_server import Answer, ContractServer, Request
 
 REPO = "lablup/mnist-pipelines"
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
@@ -78,12 +85,21 @@ class FakeGitHub:
         self._next_id = 4
         repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         self.server.route("POST", repo + "/check-runs", self._create_check_run, schema=self._schema("create-check-run"))
-        self.server.route("PATCH", repo + r"/check-runs/(?P<id>\d+)", self._update_check_run,
-                          schema=self._schema("update-check-run"))
-        self.server.route("POST", repo + r"/statuses/(?P<sha>[0-9a-f]{40})", self._create_status,
-                          schema=self._schema("create-commit-status"))
-        self.server.route("POST", r"/app/installations/(?P<id>\d+)/access_tokens", self._access_token,
-                          schema=self._schema("create-installation-access-token"))
+        self.server.route(
+            "PATCH", repo + r"/check-runs/(?P<id>\d+)", self._update_check_run, schema=self._schema("update-check-run")
+        )
+        self.server.route(
+            "POST",
+            repo + r"/statuses/(?P<sha>[0-9a-f]{40})",
+            self._create_status,
+            schema=self._schema("create-commit-status"),
+        )
+        self.server.route(
+            "POST",
+            r"/app/installations/(?P<id>\d+)/access_tokens",
+            self._access_token,
+            schema=self._schema("create-installation-access-token"),
+        )
         self.server.route("GET", repo + "/installation", self._installation)
 
     @property
@@ -108,8 +124,9 @@ class FakeGitHub:
         if kind != "Bearer" or self.public_key is None:
             return False
         try:
-            claims = jwt.decode(token, self.public_key, algorithms=["RS256"],
-                                options={"verify_exp": False, "verify_iat": False})  # checked on our clock below
+            claims = jwt.decode(
+                token, self.public_key, algorithms=["RS256"], options={"verify_exp": False, "verify_iat": False}
+            )  # checked on our clock below
         except jwt.InvalidTokenError:
             return False
         self.jwt_claims.append(claims)
@@ -137,7 +154,7 @@ class FakeGitHub:
             return Answer(404, {"message": "Not Found"})
         body = request.json()
         run["annotations"] += body.get("output", {}).get("annotations", [])  # GitHub appends them
-        run.update({k: v for k, v in body.items()})
+        run.update(dict(body.items()))
         return Answer(200, self._check_run_answer(int(request.match["id"])))
 
     def _check_run_answer(self, run_id: int) -> dict:
@@ -166,8 +183,15 @@ class FakeGitHub:
             return Answer(401, {"message": "A JSON web token could not be decoded"})
         if f"{request.match['owner']}/{request.match['repo']}" != REPO:
             return Answer(404, {"message": "Not Found"})
-        return Answer(200, {"id": INSTALLATION, "app_id": APP_ID, "target_type": "Organization",
-                            "account": {"login": "lablup", "id": 1}})
+        return Answer(
+            200,
+            {
+                "id": INSTALLATION,
+                "app_id": APP_ID,
+                "target_type": "Organization",
+                "account": {"login": "lablup", "id": 1},
+            },
+        )
 
     # -------------------------------------------------------- what the tests read
 
@@ -175,16 +199,20 @@ class FakeGitHub:
         return [r.json() for r in self.server.calls(method, pattern)]
 
     def tokens_used(self) -> list[str]:
-        return [r.headers["authorization"].partition(" ")[2] for r in self.server.requests
-                if r.path.startswith("/repos/") and not r.path.endswith("/installation")]
+        return [
+            r.headers["authorization"].partition(" ")[2]
+            for r in self.server.requests
+            if r.path.startswith("/repos/") and not r.path.endswith("/installation")
+        ]
 
 
 @pytest.fixture(scope="session")
 def github_app_key():
     """A GitHub App's key pair: the private key as the PEM text GitHub hands out, and its public half."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
     return pem, key.public_key()
 
 
@@ -210,8 +238,9 @@ def app_reporter(fake: FakeGitHub, pem: str) -> GitHubReporter:
     return GitHubReporter(config, repositories=[REPO], clock=fake.clock)
 
 
-async def send_all(reporter: GitHubReporter, *reports: JobReport, state: dict | None = None,
-                   clock: Clock | None = None) -> dict:
+async def send_all(
+    reporter: GitHubReporter, *reports: JobReport, state: dict | None = None, clock: Clock | None = None
+) -> dict:
     """Send each report in turn, as the deliverer does (a minute apart), keeping the state; closes the reporter."""
     state = dict(state or {})
     try:
@@ -226,6 +255,7 @@ async def send_all(reporter: GitHubReporter, *reports: JobReport, state: dict | 
 
 def refused(reporter: GitHubReporter, *reports: JobReport, state: dict | None = None) -> BaseException:
     """The exception the last report's send raises (the ones before it must succeed)."""
+
     async def scenario():
         progress = dict(state or {})
         try:
@@ -236,6 +266,7 @@ def refused(reporter: GitHubReporter, *reports: JobReport, state: dict | None = 
             return caught.value
         finally:
             await reporter.aclose()
+
     error = asyncio.run(scenario())
     assert PLAIN_TOKEN not in str(error) and "ghs_" not in str(error)
     return error
@@ -268,43 +299,95 @@ RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB
 ```
 """
 STAGES = {
-    "queued": dict(status="pending", conclusion=None, started=False, title="4 tasks waiting to start",
-                   summary=SUMMARY.format(train="pending", duration="", after="pending")),
-    "running": dict(status="running", conclusion=None, started=True,
-                    title="prepare succeeded; train running", summary=SUMMARY.format(
-                        train="running", duration="", after="pending")),
-    "succeeded": dict(status="succeeded", conclusion="success", started=True,
-                      title="4 of 4 tasks succeeded in 14m 2s", summary=SUMMARY.format(
-                          train="succeeded", duration="11m 40s", after="succeeded")),
-    "failed": dict(status="failed", conclusion="failure", started=True,
-                   title="1 of 4 tasks succeeded; train failed (exit 3)", text=FAILED_LOG,
-                   failed_logs={"train": FAILED_LOG},
-                   summary=SUMMARY.format(train="failed", duration="3m 5s", after="cancelled")),
-    "cancelled": dict(status="cancelled", conclusion="cancelled", started=True, title="cancelled by octocat",
-                      summary=SUMMARY.format(train="cancelled", duration="", after="cancelled")),
-    "invalid": dict(status="invalid", conclusion="failure", started=False,
-                    title="pipelines/train-mnist.yaml has 120 problems", summary="The pipeline file is invalid.",
-                    annotations=tuple(
-                        {"path": "pipelines/train-mnist.yaml", "line": 10 + i, "column": 5, "level": "error",
-                         "message": f"unknown key 'comand{i}'; did you mean 'command'?", "title": "FT101"}
-                        for i in range(120))),
-    "action_required": dict(job_id=f"gate:{REPO}#42@{SHA}", status="action_required", started=False,
-                            conclusion="action_required", details_url=None,
-                            title="waiting for a member to comment /fasttrack ok-to-test",
-                            summary="Pull request #42 comes from the fork octocat/mnist-pipelines."),
+    "queued": dict(
+        status="pending",
+        conclusion=None,
+        started=False,
+        title="4 tasks waiting to start",
+        summary=SUMMARY.format(train="pending", duration="", after="pending"),
+    ),
+    "running": dict(
+        status="running",
+        conclusion=None,
+        started=True,
+        title="prepare succeeded; train running",
+        summary=SUMMARY.format(train="running", duration="", after="pending"),
+    ),
+    "succeeded": dict(
+        status="succeeded",
+        conclusion="success",
+        started=True,
+        title="4 of 4 tasks succeeded in 14m 2s",
+        summary=SUMMARY.format(train="succeeded", duration="11m 40s", after="succeeded"),
+    ),
+    "failed": dict(
+        status="failed",
+        conclusion="failure",
+        started=True,
+        title="1 of 4 tasks succeeded; train failed (exit 3)",
+        text=FAILED_LOG,
+        failed_logs={"train": FAILED_LOG},
+        summary=SUMMARY.format(train="failed", duration="3m 5s", after="cancelled"),
+    ),
+    "cancelled": dict(
+        status="cancelled",
+        conclusion="cancelled",
+        started=True,
+        title="cancelled by octocat",
+        summary=SUMMARY.format(train="cancelled", duration="", after="cancelled"),
+    ),
+    "invalid": dict(
+        status="invalid",
+        conclusion="failure",
+        started=False,
+        title="pipelines/train-mnist.yaml has 120 problems",
+        summary="The pipeline file is invalid.",
+        annotations=tuple(
+            {
+                "path": "pipelines/train-mnist.yaml",
+                "line": 10 + i,
+                "column": 5,
+                "level": "error",
+                "message": f"unknown key 'comand{i}'; did you mean 'command'?",
+                "title": "FT101",
+            }
+            for i in range(120)
+        ),
+    ),
+    "action_required": dict(
+        job_id=f"gate:{REPO}#42@{SHA}",
+        status="action_required",
+        started=False,
+        conclusion="action_required",
+        details_url=None,
+        title="waiting for a member to comment /fasttrack ok-to-test",
+        summary="Pull request #42 comes from the fork octocat/mnist-pipelines.",
+    ),
 }
 
 
 def job_report(stage: str = "queued", **changes) -> JobReport:
     fields = dict(
-        job_id="j-20240921-0007", repository=REPO, pipeline="train-mnist", pipeline_path="pipelines/train-mnist.yaml",
-        commit=SHA, ref="refs/heads/main",
+        job_id="j-20240921-0007",
+        repository=REPO,
+        pipeline="train-mnist",
+        pipeline_path="pipelines/train-mnist.yaml",
+        commit=SHA,
+        ref="refs/heads/main",
         trigger={"event": "push", "ref": "refs/heads/main", "sender": "octocat", "installation": INSTALLATION},
-        text="", tasks=(TaskRow("prepare", "succeeded", 72.0, 1), TaskRow("train", "running", None, 1)),
-        details_url=JOB_PAGE, created_at=START)
+        text="",
+        tasks=(TaskRow("prepare", "succeeded", 72.0, 1), TaskRow("train", "running", None, 1)),
+        details_url=JOB_PAGE,
+        created_at=START,
+    )
     if stage == "action_required":
-        fields["trigger"] = {"event": "pull_request", "number": 42, "action": "opened", "fork": True,
-                             "installation": INSTALLATION}
+        fields["trigger"] = {
+            "event": "pull_request",
+            "number": 42,
+            "action": "opened",
+            "fork": True,
+            "installation": INSTALLATION,
+        }
     return JobReport(**{**fields, **STAGES[stage], **changes})
 
 
@@ -316,13 +399,23 @@ def iso(epoch: float) -> str:
 
 
 def test_a_job_is_one_check_run_created_queued_then_updated_in_place(github):
-    state = asyncio.run(send_all(token_reporter(github), job_report("queued"), job_report("running"),
-                                 job_report("failed"), clock=github.clock))
+    state = asyncio.run(
+        send_all(
+            token_reporter(github),
+            job_report("queued"),
+            job_report("running"),
+            job_report("failed"),
+            clock=github.clock,
+        )
+    )
 
     created = github.bodies("POST", CHECK_RUNS)
     assert len(created) == 1
     assert created[0] == {
-        "name": "fasttrack/train-mnist", "head_sha": SHA, "external_id": "j-20240921-0007", "status": "queued",
+        "name": "fasttrack/train-mnist",
+        "head_sha": SHA,
+        "external_id": "j-20240921-0007",
+        "status": "queued",
         "details_url": JOB_PAGE,
         "output": {"title": "4 tasks waiting to start", "summary": STAGES["queued"]["summary"]},
     }
@@ -332,11 +425,15 @@ def test_a_job_is_one_check_run_created_queued_then_updated_in_place(github):
     assert failed["status"] == "completed" and failed["conclusion"] == "failure"
     assert failed["started_at"] == iso(START + 60), "the start shown first stays"
     assert failed["completed_at"] == iso(START + 120)
-    assert failed["output"] == {"title": "1 of 4 tasks succeeded; train failed (exit 3)",
-                                "summary": STAGES["failed"]["summary"], "text": FAILED_LOG}
-    assert failed["actions"] == [{"label": "Re-run failed tasks", "identifier": "rerun-failed",
-                                  "description": "Run the failed tasks again"}]
-    (run_id, run), = github.check_runs.items()
+    assert failed["output"] == {
+        "title": "1 of 4 tasks succeeded; train failed (exit 3)",
+        "summary": STAGES["failed"]["summary"],
+        "text": FAILED_LOG,
+    }
+    assert failed["actions"] == [
+        {"label": "Re-run failed tasks", "identifier": "rerun-failed", "description": "Run the failed tasks again"}
+    ]
+    ((run_id, run),) = github.check_runs.items()
     assert state["check_run_id"] == run_id and state["mode"] == "checks" and state["annotations_sent"] == 0
     assert run["status"] == "completed" and run["external_id"] == "j-20240921-0007"
 
@@ -349,9 +446,9 @@ def test_the_rerun_button_is_the_one_the_daemon_answers():
 
 def test_a_job_that_succeeds_ends_green_without_a_button(github):
     asyncio.run(send_all(token_reporter(github), job_report("running"), job_report("succeeded")))
-    created, = github.bodies("POST", CHECK_RUNS)
+    (created,) = github.bodies("POST", CHECK_RUNS)
     assert created["status"] == "in_progress" and ISO.match(created["started_at"])
-    done, = github.bodies("PATCH", CHECK_RUN)
+    (done,) = github.bodies("PATCH", CHECK_RUN)
     assert done["conclusion"] == "success" and "actions" not in done and "text" not in done["output"]
 
 
@@ -395,12 +492,12 @@ def test_120_annotations_go_in_requests_of_50_50_and_20_and_never_again(github):
 
     state, first, same = asyncio.run(scenario())
     assert first == same == 3
-    created, = github.bodies("POST", CHECK_RUNS)
+    (created,) = github.bodies("POST", CHECK_RUNS)
     patches = github.bodies("PATCH", CHECK_RUN)
     assert [len(b["output"].get("annotations", [])) for b in [created] + patches] == [50, 50, 20, 0]
     assert created["conclusion"] == "failure" and created["status"] == "completed"
     assert patches[-1]["output"]["title"] == "pipelines/train-mnist.yaml: 120 problems"
-    run, = github.check_runs.values()
+    (run,) = github.check_runs.values()
     assert [a["start_line"] for a in run["annotations"]] == list(range(10, 130)), "each once, in order"
     assert state["annotations_sent"] == 120
 
@@ -413,16 +510,29 @@ def test_a_send_that_fails_half_way_hands_back_its_progress_and_resumes_there(gi
 
     state = asyncio.run(send_all(token_reporter(github), job_report("invalid"), state=error.state))
     assert len(github.server.calls("POST", CHECK_RUNS)) == 1, "no second check run"
-    run, = github.check_runs.values()
+    (run,) = github.check_runs.values()
     assert len(run["annotations"]) == 120 and state["annotations_sent"] == 120
 
 
 def test_a_diagnostic_becomes_an_annotation_in_githubs_shape():
-    one_line_problem = {"path": "pipelines/train-mnist.yaml", "line": 7, "column": 5, "level": "error",
-                        "message": "unknown key 'comand'; did you mean 'command'?", "title": "FT101"}
+    one_line_problem = {
+        "path": "pipelines/train-mnist.yaml",
+        "line": 7,
+        "column": 5,
+        "level": "error",
+        "message": "unknown key 'comand'; did you mean 'command'?",
+        "title": "FT101",
+    }
     assert annotation(one_line_problem, "ignored.yaml") == {
-        "path": "pipelines/train-mnist.yaml", "start_line": 7, "end_line": 7, "start_column": 5, "end_column": 5,
-        "annotation_level": "failure", "message": "unknown key 'comand'; did you mean 'command'?", "title": "FT101"}
+        "path": "pipelines/train-mnist.yaml",
+        "start_line": 7,
+        "end_line": 7,
+        "start_column": 5,
+        "end_column": 5,
+        "annotation_level": "failure",
+        "message": "unknown key 'comand'; did you mean 'command'?",
+        "title": "FT101",
+    }
 
     spans_lines = {"line": 3, "end_line": 9, "column": 1, "end_column": 4, "level": "warning", "message": "m"}
     shaped = annotation(spans_lines, "pipelines/x.yaml")
@@ -445,8 +555,9 @@ def test_a_summary_of_65535_characters_is_sent_whole_and_a_longer_one_is_cut(git
 
     for long in ("x" * 70_000, "日本語\n" * 30_000, "```\n" + "log line\n" * 10_000):
         cut = clip_markdown(long)
-        assert len(cut.encode()) <= 65_535 and cut.endswith("*(cut: longer than GitHub shows; the rest is on "
-                                                            "the job's page)*")
+        assert len(cut.encode()) <= 65_535 and cut.endswith(
+            "*(cut: longer than GitHub shows; the rest is on the job's page)*"
+        )
         assert cut.count("```") % 2 == 0, "an open code fence is closed"
 
 
@@ -460,7 +571,7 @@ def test_the_title_is_one_line_that_github_shows_whole():
 
 def test_a_held_fork_pull_request_asks_for_action_on_the_pull_request(github):
     asyncio.run(send_all(token_reporter(github), job_report("action_required")))
-    created, = github.bodies("POST", CHECK_RUNS)
+    (created,) = github.bodies("POST", CHECK_RUNS)
     assert created["status"] == "completed" and created["conclusion"] == "action_required"
     assert created["external_id"] == f"gate:{REPO}#42@{SHA}"
     assert created["details_url"] == f"{github.url}/{REPO}/pull/42", "GitHub needs a page for the action"
@@ -478,9 +589,16 @@ def test_the_web_address_follows_the_api_address():
 
 
 def test_an_app_signs_a_jwt_buys_one_installation_token_and_reuses_it(github, github_app_key):
-    asyncio.run(send_all(app_reporter(github, github_app_key[0]), job_report("queued"), job_report("running"),
-                         job_report("succeeded"), clock=github.clock))
-    exchange, = github.server.calls("POST", ACCESS_TOKENS)
+    asyncio.run(
+        send_all(
+            app_reporter(github, github_app_key[0]),
+            job_report("queued"),
+            job_report("running"),
+            job_report("succeeded"),
+            clock=github.clock,
+        )
+    )
+    (exchange,) = github.server.calls("POST", ACCESS_TOKENS)
     assert exchange.path == f"/app/installations/{INSTALLATION}/access_tokens"
     assert github.jwt_claims == [{"iss": str(APP_ID), "iat": int(START) - 60, "exp": int(START) + 540}]
     assert github.tokens_used() == [github.issued[0]] * 3
@@ -534,18 +652,24 @@ def test_a_plain_token_refused_is_given_up_at_once(github):
 
 def test_the_installation_is_looked_up_once_when_the_webhook_did_not_name_it(github, github_app_key):
     trigger = {"event": "push", "ref": "refs/heads/main", "sender": "octocat"}  # from a poll, not a webhook
-    asyncio.run(send_all(app_reporter(github, github_app_key[0]), job_report("queued", trigger=trigger),
-                         job_report("running", trigger=trigger)))
-    lookup, = github.server.calls("GET", INSTALLATION_LOOKUP)
+    asyncio.run(
+        send_all(
+            app_reporter(github, github_app_key[0]),
+            job_report("queued", trigger=trigger),
+            job_report("running", trigger=trigger),
+        )
+    )
+    (lookup,) = github.server.calls("GET", INSTALLATION_LOOKUP)
     assert lookup.path == f"/repos/{REPO}/installation" and lookup.body == b""
-    exchange, = github.server.calls("POST", ACCESS_TOKENS)
+    (exchange,) = github.server.calls("POST", ACCESS_TOKENS)
     assert exchange.path == f"/app/installations/{INSTALLATION}/access_tokens"
 
 
 def test_an_app_that_is_not_installed_is_given_up(github, github_app_key):
     trigger = {"event": "push"}
-    config = GitHubConfig(webhook_secret=None, token=None, app_id=APP_ID, private_key=github_app_key[0],
-                          api_url=github.url)
+    config = GitHubConfig(
+        webhook_secret=None, token=None, app_id=APP_ID, private_key=github_app_key[0], api_url=github.url
+    )
     reporter = GitHubReporter(config, repositories=["lablup/elsewhere"], clock=github.clock)
     error = refused(reporter, job_report("queued", repository="lablup/elsewhere", trigger=trigger))
     assert isinstance(error, GiveUp) and "not installed on lablup/elsewhere" in str(error)
@@ -570,13 +694,18 @@ def test_the_installation_comes_from_the_trigger_record_in_either_shape():
 
 def test_a_token_that_cannot_write_checks_reports_commit_statuses(github):
     github.server.fail_next("POST", CHECK_RUNS, Answer(403, {"message": "Resource not accessible by integration"}))
-    state = asyncio.run(send_all(token_reporter(github), job_report("queued"), job_report("running"),
-                                 job_report("failed")))
+    state = asyncio.run(
+        send_all(token_reporter(github), job_report("queued"), job_report("running"), job_report("failed"))
+    )
     assert len(github.server.calls("POST", CHECK_RUNS)) == 1, "asked once, then statuses only"
     assert [s["state"] for s in github.statuses] == ["pending", "pending", "failure"]
-    assert github.statuses[-1] == {"state": "failure", "context": "fasttrack/train-mnist", "sha": SHA,
-                                   "description": "1 of 4 tasks succeeded; train failed (exit 3)",
-                                   "target_url": JOB_PAGE}
+    assert github.statuses[-1] == {
+        "state": "failure",
+        "context": "fasttrack/train-mnist",
+        "sha": SHA,
+        "description": "1 of 4 tasks succeeded; train failed (exit 3)",
+        "target_url": JOB_PAGE,
+    }
     assert state["mode"] == "statuses" and "check_run_id" not in state
 
 
@@ -593,10 +722,18 @@ def test_the_next_job_of_that_repository_goes_straight_to_statuses(github):
     assert len(github.server.calls("POST", CHECK_RUNS)) == 1 and len(github.statuses) == 2
 
 
-@pytest.mark.parametrize(("conclusion", "state"), [
-    (None, "pending"), ("success", "success"), ("neutral", "success"), ("failure", "failure"),
-    ("timed_out", "failure"), ("cancelled", "error"), ("action_required", "pending"),
-])
+@pytest.mark.parametrize(
+    ("conclusion", "state"),
+    [
+        (None, "pending"),
+        ("success", "success"),
+        ("neutral", "success"),
+        ("failure", "failure"),
+        ("timed_out", "failure"),
+        ("cancelled", "error"),
+        ("action_required", "pending"),
+    ],
+)
 def test_a_commit_status_says_what_github_users_expect(conclusion, state):
     report = job_report("running", conclusion=conclusion, title="x" * 200)
     body = commit_status(report, details_url=JOB_PAGE)
@@ -630,9 +767,15 @@ def test_429_with_retry_after_is_retried_when_github_says(github):
 
 def test_an_exhausted_rate_limit_waits_for_its_reset_and_is_no_reason_to_fall_back(github):
     reset = int(START) + 120
-    github.server.fail_next("POST", CHECK_RUNS, Answer(
-        403, {"message": "API rate limit exceeded for installation ID 77."},
-        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}))
+    github.server.fail_next(
+        "POST",
+        CHECK_RUNS,
+        Answer(
+            403,
+            {"message": "API rate limit exceeded for installation ID 77."},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        ),
+    )
     error = refused(token_reporter(github), job_report("queued"))
     assert isinstance(error, RetryLater) and error.after == pytest.approx(120)
     assert not github.statuses
@@ -653,9 +796,17 @@ def test_github_out_of_reach_is_retried_with_backoff(github):
 
 
 def test_422_is_given_up_with_githubs_words(github):
-    github.server.fail_next("POST", CHECK_RUNS, Answer(422, {
-        "message": "Validation Failed", "errors": [{"resource": "CheckRun", "field": "head_sha", "code": "invalid"}],
-    }))
+    github.server.fail_next(
+        "POST",
+        CHECK_RUNS,
+        Answer(
+            422,
+            {
+                "message": "Validation Failed",
+                "errors": [{"resource": "CheckRun", "field": "head_sha", "code": "invalid"}],
+            },
+        ),
+    )
     error = refused(token_reporter(github), job_report("queued"))
     assert isinstance(error, GiveUp)
     assert "(422): Validation Failed; CheckRun head_sha invalid" in str(error)

@@ -19,10 +19,10 @@ from urllib.parse import unquote
 import httpx
 import jsonschema
 import pytest
-
 from engine.reporters.contract_server import Answer, ContractServer, Request
-from fasttrack_gitops.daemon.config import GitLabConfig
+
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
+from fasttrack_gitops.daemon.config import GitLabConfig
 from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter, retry_after
 
 TOKEN = "glpat-s3cr3t-t0ken-value"
@@ -43,9 +43,19 @@ TASKS = (
 def job(**changes) -> JobReport:
     """A push to main of ml-team/vision/resnet, queued; tests change what their story needs."""
     base = JobReport(
-        job_id="j-7f3a9c", repository=PROJECT, pipeline="train-resnet", pipeline_path="pipelines/train.yaml",
-        commit=SHA, ref="refs/heads/main", trigger={"event": "push", "sender": "alice"}, status="queued",
-        conclusion=None, started=False, title="Queued: waiting for a runner slot", summary="", text="",
+        job_id="j-7f3a9c",
+        repository=PROJECT,
+        pipeline="train-resnet",
+        pipeline_path="pipelines/train.yaml",
+        commit=SHA,
+        ref="refs/heads/main",
+        trigger={"event": "push", "sender": "alice"},
+        status="queued",
+        conclusion=None,
+        started=False,
+        title="Queued: waiting for a runner slot",
+        summary="",
+        text="",
         details_url=JOB_PAGE,
     )
     return dataclasses.replace(base, **changes)
@@ -74,8 +84,14 @@ class FakeGitLab:
             return Answer(404, {"message": "404 Commit Not Found"})
         body = request.json()
         name, ref = body.get("name", "default"), body.get("ref", "main")
-        open_status = next((s for s in reversed(self.statuses) if s["name"] == name and s["ref"] == ref
-                            and s["status"] in ("pending", "running")), None)
+        open_status = next(
+            (
+                s
+                for s in reversed(self.statuses)
+                if s["name"] == name and s["ref"] == ref and s["status"] in ("pending", "running")
+            ),
+            None,
+        )
         refusal = self._refusal(open_status, body["state"])
         if refusal:
             return Answer(400, {"message": refusal})
@@ -90,15 +106,28 @@ class FakeGitLab:
             return None
         event = {"pending": "enqueue", "running": "run"}.get(state)
         if event and not (state == "running" and open_status["status"] == "pending"):
-            return (f"Cannot transition status via :{event} from :{open_status['status']} "
-                    f"(Reason(s): Status cannot transition via \"{event}\")")
+            return (
+                f"Cannot transition status via :{event} from :{open_status['status']} "
+                f'(Reason(s): Status cannot transition via "{event}")'
+            )
         return None
 
     def _new(self, name: str, ref: str) -> dict:
-        status = {"id": 93 + len(self.statuses), "sha": SHA, "ref": ref, "status": "pending", "name": name,
-                  "target_url": None, "description": None, "coverage": None, "allow_failure": False,
-                  "created_at": "2016-01-19T09:05:50.355Z", "started_at": None, "finished_at": None,
-                  "author": {"id": 28, "username": "fasttrack-bot", "name": "FastTrack", "state": "active"}}
+        status = {
+            "id": 93 + len(self.statuses),
+            "sha": SHA,
+            "ref": ref,
+            "status": "pending",
+            "name": name,
+            "target_url": None,
+            "description": None,
+            "coverage": None,
+            "allow_failure": False,
+            "created_at": "2016-01-19T09:05:50.355Z",
+            "started_at": None,
+            "finished_at": None,
+            "author": {"id": 28, "username": "fasttrack-bot", "name": "FastTrack", "state": "active"},
+        }
         self.statuses.append(status)
         return status
 
@@ -117,8 +146,9 @@ def gitlab(contracts):
 
 
 def reporter_for(gitlab: FakeGitLab, token: str | None = TOKEN, **kwargs) -> GitLabReporter:
-    return GitLabReporter(GitLabConfig(webhook_token=None, token=token, url=gitlab.server.url + "/"),
-                          repositories=[PROJECT], **kwargs)
+    return GitLabReporter(
+        GitLabConfig(webhook_token=None, token=token, url=gitlab.server.url + "/"), repositories=[PROJECT], **kwargs
+    )
 
 
 async def send_each(reporter: GitLabReporter, *reports: JobReport, state: dict | None = None) -> dict:
@@ -166,10 +196,12 @@ def test_the_project_path_with_subgroups_is_url_encoded_whole_and_the_token_sent
 
 
 def test_a_failed_or_timed_out_job_is_failed_with_its_title(gitlab):
-    failed = job(status="failed", started=True, conclusion="failure",
-                 title="3 of 4 tasks succeeded; train failed (exit 3)")
-    late = job(pipeline="nightly", status="failed", started=True, conclusion="timed_out",
-               title="train timed out after 2h")
+    failed = job(
+        status="failed", started=True, conclusion="failure", title="3 of 4 tasks succeeded; train failed (exit 3)"
+    )
+    late = job(
+        pipeline="nightly", status="failed", started=True, conclusion="timed_out", title="train timed out after 2h"
+    )
     asyncio.run(send_each(reporter_for(gitlab), failed))
     asyncio.run(send_each(reporter_for(gitlab), late))
 
@@ -180,16 +212,28 @@ def test_a_failed_or_timed_out_job_is_failed_with_its_title(gitlab):
 
 
 def test_a_cancelled_job_is_canceled_in_gitlabs_spelling(gitlab):
-    asyncio.run(send_each(reporter_for(gitlab), job(**RUNNING), job(
-        status="cancelled", started=True, conclusion="cancelled", title="Cancelled by bob (/fasttrack cancel)")))
+    asyncio.run(
+        send_each(
+            reporter_for(gitlab),
+            job(**RUNNING),
+            job(status="cancelled", started=True, conclusion="cancelled", title="Cancelled by bob (/fasttrack cancel)"),
+        )
+    )
 
     assert [(b["state"], b["description"]) for b in posted(gitlab)][-1] == (
-        "canceled", "Cancelled by bob (/fasttrack cancel)")
+        "canceled",
+        "Cancelled by bob (/fasttrack cancel)",
+    )
 
 
 def test_a_job_where_only_allowed_tasks_failed_is_green_and_says_which(gitlab):
-    neutral = job(status="succeeded", started=True, conclusion="neutral", tasks=TASKS,
-                  title="Succeeded with tolerated failures: lint (exit 1); 3 of 4 tasks succeeded")
+    neutral = job(
+        status="succeeded",
+        started=True,
+        conclusion="neutral",
+        tasks=TASKS,
+        title="Succeeded with tolerated failures: lint (exit 1); 3 of 4 tasks succeeded",
+    )
     asyncio.run(send_each(reporter_for(gitlab), neutral))
 
     (body,) = posted(gitlab)
@@ -207,24 +251,48 @@ def test_a_green_status_names_the_allowed_failures_even_when_the_title_does_not(
 
 
 def test_an_invalid_pipeline_file_fails_and_says_where(gitlab):
-    warning = {"path": "pipelines/train.yaml", "line": 3, "column": 1, "level": "warning",
-               "message": "description is empty", "title": "style"}
-    error = {"path": "pipelines/train.yaml", "line": 12, "column": 5, "level": "failure",
-             "message": "unknown key 'dependecies' (did you mean 'dependencies'?)", "title": "schema"}
-    invalid = job(status="invalid", conclusion="failure", title="Invalid pipeline file: 1 error, 1 warning",
-                  annotations=(warning, error))
+    warning = {
+        "path": "pipelines/train.yaml",
+        "line": 3,
+        "column": 1,
+        "level": "warning",
+        "message": "description is empty",
+        "title": "style",
+    }
+    error = {
+        "path": "pipelines/train.yaml",
+        "line": 12,
+        "column": 5,
+        "level": "failure",
+        "message": "unknown key 'dependecies' (did you mean 'dependencies'?)",
+        "title": "schema",
+    }
+    invalid = job(
+        status="invalid",
+        conclusion="failure",
+        title="Invalid pipeline file: 1 error, 1 warning",
+        annotations=(warning, error),
+    )
     asyncio.run(send_each(reporter_for(gitlab), invalid))
 
     (body,) = posted(gitlab)
     assert body["state"] == "failed"
-    assert body["description"] == ("Invalid pipeline file: 1 error, 1 warning (pipelines/train.yaml:12:5: "
-                                   "unknown key 'dependecies' (did you mean 'dependencies'?))")
+    assert body["description"] == (
+        "Invalid pipeline file: 1 error, 1 warning (pipelines/train.yaml:12:5: "
+        "unknown key 'dependecies' (did you mean 'dependencies'?))"
+    )
 
 
 def test_a_merge_request_from_a_fork_waits_pending_for_a_maintainer(gitlab):
-    held = job(job_id=f"gate:{PROJECT}#17@{SHA}", ref="refs/pull/17/head", status="action_required",
-               conclusion="action_required", title="Waiting for a member's /fasttrack ok-to-test",
-               trigger={"event": "pull_request", "number": 17, "fork": True}, details_url=None)
+    held = job(
+        job_id=f"gate:{PROJECT}#17@{SHA}",
+        ref="refs/pull/17/head",
+        status="action_required",
+        conclusion="action_required",
+        title="Waiting for a member's /fasttrack ok-to-test",
+        trigger={"event": "pull_request", "number": 17, "fork": True},
+        details_url=None,
+    )
     asyncio.run(send_each(reporter_for(gitlab), held))
 
     (body,) = posted(gitlab)
@@ -237,9 +305,18 @@ def test_a_merge_request_from_a_fork_waits_pending_for_a_maintainer(gitlab):
 
 def test_long_text_is_cut_to_gitlabs_limit_and_a_link_too_long_to_work_is_left_out(gitlab):
     long_title = "train failed: " + "CUDA out of memory; " * 30
-    asyncio.run(send_each(reporter_for(gitlab), job(
-        status="failed", started=True, conclusion="failure", title=long_title,
-        details_url="https://fasttrack.example.com/jobs/" + "x" * 300)))
+    asyncio.run(
+        send_each(
+            reporter_for(gitlab),
+            job(
+                status="failed",
+                started=True,
+                conclusion="failure",
+                title=long_title,
+                details_url="https://fasttrack.example.com/jobs/" + "x" * 300,
+            ),
+        )
+    )
 
     (body,) = posted(gitlab)
     assert len(body["description"]) <= 255 and body["description"].endswith("…")
@@ -368,8 +445,9 @@ def test_gitlab_out_of_reach_retries():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    reporter = GitLabReporter(GitLabConfig(webhook_token=None, token=TOKEN, url=f"http://127.0.0.1:{port}"),
-                              repositories=[PROJECT])
+    reporter = GitLabReporter(
+        GitLabConfig(webhook_token=None, token=TOKEN, url=f"http://127.0.0.1:{port}"), repositories=[PROJECT]
+    )
     with pytest.raises(RetryLater) as caught:
         asyncio.run(send_each(reporter, job()))
     assert TOKEN not in str(caught.value)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.core.job import TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.reporters import logtail
 from fasttrack_gitops.engine.reporters.logtail import failed_log_tails, log_tail
 from fasttrack_gitops.engine.runner import JobRunner
@@ -137,9 +137,11 @@ def test_a_cut_through_a_utf8_character_shows_no_replacement_character(tmp_path:
 
 def test_progress_bars_and_colours_show_as_a_terminal_shows_them(tmp_path: Path):
     log = tmp_path / "1.log"
-    log.write_bytes(b"\x1b[32mstarting\x1b[0m\r\n"
-                    b" 10%|#         |\r 50%|#####     |\r100%|##########|\n"
-                    b"\x1b[31mError:\x1b[0m out of memory\x07\n")
+    log.write_bytes(
+        b"\x1b[32mstarting\x1b[0m\r\n"
+        b" 10%|#         |\r 50%|#####     |\r100%|##########|\n"
+        b"\x1b[31mError:\x1b[0m out of memory\x07\n"
+    )
 
     assert log_tail(log) == "starting\n100%|##########|\nError: out of memory\n"
 
@@ -153,7 +155,8 @@ def test_a_secret_split_by_a_colour_code_is_still_masked(tmp_path: Path):
 
 def test_the_tails_of_a_real_run_are_the_failed_tasks_last_attempts(tmp_path: Path):
     store = Store(tmp_path / "state")
-    checked = check_pipeline(textwrap.dedent("""\
+    checked = check_pipeline(
+        textwrap.dedent("""\
         version: "26.4.4"
         name: tails
         tasks:
@@ -165,10 +168,20 @@ def test_the_tails_of_a_real_run_are_the_failed_tasks_last_attempts(tmp_path: Pa
               for i in 1 2 3; do echo "step $i"; done
               echo "the token is hunter2-CANARY-7f3a9c"; exit 3
             retry: {max_attempts: 2, delay: 0}
-        """).encode(), "pipelines/p.yaml")
+        """).encode(),
+        "pipelines/p.yaml",
+    )
     assert checked.pipeline is not None, checked.diagnostics
-    job = freeze(checked.pipeline, pipeline_path="pipelines/p.yaml", repository=str(tmp_path), source="commit",
-                 commit="c0ffee" * 6 + "beef", ref="refs/heads/main", tree="7" * 40, code_trees={})
+    job = freeze(
+        checked.pipeline,
+        pipeline_path="pipelines/p.yaml",
+        repository=str(tmp_path),
+        source="commit",
+        commit="c0ffee" * 6 + "beef",
+        ref="refs/heads/main",
+        tree="7" * 40,
+        code_trees={},
+    )
     store.create_job(job)
     runner = JobRunner(job, store, get_executor("local", bwrap=False), workdir=lambda task: tmp_path)
 

@@ -20,17 +20,19 @@ import jsonschema
 import pytest
 from engine.reporters.contract_server import Answer, ContractServer
 
-from fasttrack_gitops.daemon.config import SlackConfig
 from fasttrack_gitops.core.reports import slack_blocks
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
+from fasttrack_gitops.daemon.config import SlackConfig
 from fasttrack_gitops.engine.reporters.slack import SlackReporter, due_events, link_for
 
 TOKEN = "xoxb-1234-5678-secret-token"
 WEBHOOK_PATH = "/services/T0001/B0001/webhooksecret42"
 CHANNELS = {"#ml-pipelines": "C0ML", "#general": "C0GEN"}
 SHA = "3f9c2a7d81e04b5c9a6e2f1d0b8c7a6e5d4c3b2a"
-LOG = ("epoch 1 loss=0.9\nepoch 2 loss=0.7\nTraceback (most recent call last):\n  File \"train.py\"\n"
-       "ValueError: <nan> & bad\n")
+LOG = (
+    'epoch 1 loss=0.9\nepoch 2 loss=0.7\nTraceback (most recent call last):\n  File "train.py"\n'
+    "ValueError: <nan> & bad\n"
+)
 
 
 # ---------------------------------------------------------------- a Slack workspace
@@ -78,8 +80,12 @@ class FakeSlack:
         body = request.json()
         channel = CHANNELS.get(body["channel"], body["channel"])
         ts = f"1700000000.{next(self._ts):06d}"
-        self.messages[ts] = {"channel": channel, "text": body.get("text"), "blocks": body.get("blocks", []),
-                             "thread_ts": body.get("thread_ts")}
+        self.messages[ts] = {
+            "channel": channel,
+            "text": body.get("text"),
+            "blocks": body.get("blocks", []),
+            "thread_ts": body.get("thread_ts"),
+        }
         return self._answer({"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text")}})
 
     def _update(self, request) -> Answer:
@@ -139,30 +145,49 @@ async def sends(reporter: SlackReporter, reports, state=None) -> dict:
 # ---------------------------------------------------------------- jobs
 
 
-def job(tasks: dict[str, str] | None = None, *, on=None, channel="#ml-pipelines", conclusion=None,
-        **kwargs) -> JobReport:
+def job(
+    tasks: dict[str, str] | None = None, *, on=None, channel="#ml-pipelines", conclusion=None, **kwargs
+) -> JobReport:
     """A report of train-compare at SHA on main, pushed by alice; tasks as name -> state."""
     tasks = {"prepare": "succeeded", "train": "running", "evaluate": "pending"} if tasks is None else tasks
-    rows = tuple(TaskRow(name, state, None if state in ("running", "pending") else 12.5, 1,
-                         "exit 3" if state == "failed" else "") for name, state in tasks.items())
+    rows = tuple(
+        TaskRow(
+            name, state, None if state in ("running", "pending") else 12.5, 1, "exit 3" if state == "failed" else ""
+        )
+        for name, state in tasks.items()
+    )
     slack = {"channel": channel} if channel else {}
     if on is not None:
         slack["on"] = list(on)
     ended = {"success": "succeeded", "failure": "failed", "neutral": "succeeded", "cancelled": "cancelled"}
     values = {
-        "job_id": "j-1", "repository": "acme/ml", "pipeline": "train-compare",
-        "pipeline_path": "pipelines/train-compare.yaml", "commit": SHA, "ref": "refs/heads/main",
-        "trigger": {"event": "push", "sender": "alice"}, "status": ended.get(conclusion, "running"),
-        "conclusion": conclusion, "started": any(s != "pending" for s in tasks.values()),
-        "title": f"{len(tasks)} tasks", "summary": "", "text": "", "tasks": rows, "notify": {"slack": slack},
+        "job_id": "j-1",
+        "repository": "acme/ml",
+        "pipeline": "train-compare",
+        "pipeline_path": "pipelines/train-compare.yaml",
+        "commit": SHA,
+        "ref": "refs/heads/main",
+        "trigger": {"event": "push", "sender": "alice"},
+        "status": ended.get(conclusion, "running"),
+        "conclusion": conclusion,
+        "started": any(s != "pending" for s in tasks.values()),
+        "title": f"{len(tasks)} tasks",
+        "summary": "",
+        "text": "",
+        "tasks": rows,
+        "notify": {"slack": slack},
     }
     return JobReport(**{**values, **kwargs})
 
 
 RUNNING = job()
 SUCCEEDED = job({"prepare": "succeeded", "train": "succeeded", "evaluate": "succeeded"}, conclusion="success")
-FAILED = job({"prepare": "succeeded", "train": "failed", "evaluate": "cancelled"}, conclusion="failure",
-             failed_logs={"train": LOG}, title="1 of 3 tasks succeeded; train failed (exit 3)")
+FAILED = job(
+    {"prepare": "succeeded", "train": "failed", "evaluate": "cancelled"},
+    conclusion="failure",
+    failed_logs={"train": LOG},
+    title="1 of 3 tasks succeeded; train failed (exit 3)",
+)
 
 
 def texts(blocks: list[dict], kind: str) -> list[str]:
@@ -192,8 +217,13 @@ def test_a_succeeded_job_reads_as_header_context_sections_and_a_button(contracts
     blocks = slack_blocks.blocks(SUCCEEDED, link="https://ci.example.com/jobs/j-1")
 
     assert texts(blocks, "header") == ["✅ train-compare succeeded"]
-    assert context(blocks) == ["*acme/ml*", "`pipelines/train-compare.yaml`", "branch `main`", "commit `3f9c2a7`",
-                               "push by alice"]
+    assert context(blocks) == [
+        "*acme/ml*",
+        "`pipelines/train-compare.yaml`",
+        "branch `main`",
+        "commit `3f9c2a7`",
+        "push by alice",
+    ]
     assert texts(blocks, "section") == ["*Succeeded* (3): prepare, train, evaluate"]
     assert button_urls(blocks) == ["https://ci.example.com/jobs/j-1"]
     assert_valid_blocks(contracts, blocks)
@@ -203,11 +233,15 @@ def test_a_failed_job_lists_what_went_wrong_first_with_why():
     blocks = slack_blocks.blocks(FAILED, link=None)
 
     assert texts(blocks, "header") == ["❌ train-compare failed"]
-    assert texts(blocks, "section") == ["*Failed* (1): train (exit 3)", "*Cancelled* (1): evaluate",
-                                        "*Succeeded* (1): prepare"]
+    assert texts(blocks, "section") == [
+        "*Failed* (1): train (exit 3)",
+        "*Cancelled* (1): evaluate",
+        "*Succeeded* (1): prepare",
+    ]
     assert button_urls(blocks) == []  # no link, no button
     assert slack_blocks.fallback_text(FAILED) == (
-        "❌ train-compare failed: 1 of 3 tasks succeeded; train failed (exit 3) (acme/ml@3f9c2a7)")
+        "❌ train-compare failed: 1 of 3 tasks succeeded; train failed (exit 3) (acme/ml@3f9c2a7)"
+    )
 
 
 def test_a_running_job_and_a_pull_request_say_so():
@@ -238,8 +272,13 @@ def test_names_and_logs_are_shown_never_parsed_as_links_or_mentions():
 def test_200_tasks_with_long_names_stay_within_slack_limits(contracts):
     long = "x" * 300
     tasks = {f"{long}-{i:03d}": ("failed" if i % 2 else "succeeded") for i in range(200)}
-    report = job(tasks, conclusion="failure", pipeline="p" * 400, title="t" * 50_000,
-                 trigger={"event": "push", "sender": "s" * 5000})
+    report = job(
+        tasks,
+        conclusion="failure",
+        pipeline="p" * 400,
+        title="t" * 50_000,
+        trigger={"event": "push", "sender": "s" * 5000},
+    )
     blocks = slack_blocks.blocks(report, link="https://ci.example.com/" + "a" * 100)
 
     assert len(blocks) <= 50
@@ -273,9 +312,21 @@ def test_a_long_log_keeps_its_end_from_a_whole_line(contracts):
 
 
 def test_an_invalid_pipeline_says_where_it_is_wrong(contracts):
-    report = job({}, status="invalid", conclusion="failure", started=False, title="The pipeline file is not valid",
-                 annotations=({"path": "pipelines/train-compare.yaml", "line": 4, "column": 3,
-                               "message": "unknown key 'taks'; did you mean 'tasks'?"},))
+    report = job(
+        {},
+        status="invalid",
+        conclusion="failure",
+        started=False,
+        title="The pipeline file is not valid",
+        annotations=(
+            {
+                "path": "pipelines/train-compare.yaml",
+                "line": 4,
+                "column": 3,
+                "message": "unknown key 'taks'; did you mean 'tasks'?",
+            },
+        ),
+    )
     blocks = slack_blocks.blocks(report, link=None)
 
     where = "• `pipelines/train-compare.yaml:4:3` unknown key 'taks'; did you mean 'tasks'?"
@@ -286,28 +337,34 @@ def test_an_invalid_pipeline_says_where_it_is_wrong(contracts):
 def test_the_route_schema_covers_blocks(contracts):
     """A too-long header inside chat.postMessage breaks the schema the server checks, so blocks are checked."""
     schema = json.loads((contracts / "slack.json").read_text())["schemas"]["chatPostMessage"]
-    body = {"channel": "C0ML", "text": "x", "blocks": [{"type": "header", "text": {"type": "plain_text",
-                                                                                   "text": "h" * 151}}]}
+    body = {
+        "channel": "C0ML",
+        "text": "x",
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+    }
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(body))
 
 
 # ---------------------------------------------------------------- when to post (pure)
 
 
-@pytest.mark.parametrize(("on", "report", "events"), [
-    (None, RUNNING, set()),
-    (None, FAILED, {"end"}),
-    (None, SUCCEEDED, set()),
-    (["start"], RUNNING, {"start"}),
-    (["start"], SUCCEEDED, {"start"}),
-    (["success"], SUCCEEDED, {"end"}),
-    (["success"], FAILED, set()),
-    (["always"], RUNNING, {"start"}),
-    (["always"], FAILED, {"start", "end"}),
-    (["always"], job(conclusion="cancelled"), {"start", "end"}),
-    (["failure"], job(conclusion="cancelled"), set()),
-    ([], FAILED, set()),
-])
+@pytest.mark.parametrize(
+    ("on", "report", "events"),
+    [
+        (None, RUNNING, set()),
+        (None, FAILED, {"end"}),
+        (None, SUCCEEDED, set()),
+        (["start"], RUNNING, {"start"}),
+        (["start"], SUCCEEDED, {"start"}),
+        (["success"], SUCCEEDED, {"end"}),
+        (["success"], FAILED, set()),
+        (["always"], RUNNING, {"start"}),
+        (["always"], FAILED, {"start", "end"}),
+        (["always"], job(conclusion="cancelled"), {"start", "end"}),
+        (["failure"], job(conclusion="cancelled"), set()),
+        ([], FAILED, set()),
+    ],
+)
 def test_on_decides_which_events_post(on, report, events):
     slack = {"channel": "#ml-pipelines"} | ({} if on is None else {"on": on})
     assert due_events(replace(report, notify={"slack": slack})) == events
@@ -374,18 +431,27 @@ def test_on_success_posts_only_when_the_job_succeeds(slack):
 
 def test_always_posts_at_start_and_tells_the_thread_each_failure_and_the_end(slack):
     notify = {"slack": {"channel": "#ml-pipelines", "on": ["always"]}}
-    one_failed = job({"prepare": "failed", "train": "running", "evaluate": "pending"}, notify=notify,
-                     failed_logs={"prepare": "disk full\n"})
-    ended = job({"prepare": "failed", "train": "failed", "evaluate": "cancelled"}, conclusion="failure",
-                notify=notify, failed_logs={"prepare": "disk full\n", "train": LOG})
+    one_failed = job(
+        {"prepare": "failed", "train": "running", "evaluate": "pending"},
+        notify=notify,
+        failed_logs={"prepare": "disk full\n"},
+    )
+    ended = job(
+        {"prepare": "failed", "train": "failed", "evaluate": "cancelled"},
+        conclusion="failure",
+        notify=notify,
+        failed_logs={"prepare": "disk full\n", "train": LOG},
+    )
     state = run(sends(bot(slack), [replace(RUNNING, notify=notify), one_failed, one_failed, ended, ended]))
 
     [message] = slack.top_level()
     assert texts(message["blocks"], "header") == ["❌ train-compare failed"]
     thread = slack.thread(state["ts"])
     assert [texts(m["blocks"], "section")[0] for m in thread] == [
-        "*prepare* failed (exit 3). The end of its log:", "*train* failed (exit 3). The end of its log:",
-        "❌ train-compare failed: 3 tasks (acme/ml@3f9c2a7)"]
+        "*prepare* failed (exit 3). The end of its log:",
+        "*train* failed (exit 3). The end of its log:",
+        "❌ train-compare failed: 3 tasks (acme/ml@3f9c2a7)",
+    ]
     assert state["events"] == ["end", "start"] and state["replied"] == ["prepare", "train"]
 
 
@@ -429,8 +495,9 @@ def test_a_revoked_token_gives_up_without_showing_it(slack):
 
 
 def test_rate_limited_retries_after_what_slack_says_and_posts_once(slack):
-    slack.server.fail_next("POST", r"/api/chat\.postMessage",
-                           Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"}))
+    slack.server.fail_next(
+        "POST", r"/api/chat\.postMessage", Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"})
+    )
     with pytest.raises(RetryLater) as raised:
         run(sends(bot(slack), [FAILED]))
     assert raised.value.after == 7.0
@@ -440,8 +507,9 @@ def test_rate_limited_retries_after_what_slack_says_and_posts_once(slack):
 
 
 def test_ratelimited_in_a_200_answer_also_retries_after(slack):
-    slack.server.fail_next("POST", r"/api/chat\.postMessage",
-                           Answer(200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"}))
+    slack.server.fail_next(
+        "POST", r"/api/chat\.postMessage", Answer(200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"})
+    )
     with pytest.raises(RetryLater) as raised:
         run(sends(bot(slack), [FAILED]))
     assert raised.value.after == 30.0
@@ -474,12 +542,14 @@ def test_a_send_that_fails_half_way_does_not_post_its_message_twice(slack):
     state = run(scenario())
     assert len(slack.top_level()) == 1
     assert [texts(m["blocks"], "section")[0] for m in slack.thread(state["ts"])] == [
-        "*train* failed (exit 3). The end of its log:"]
+        "*train* failed (exit 3). The end of its log:"
+    ]
 
 
 def test_no_answer_at_all_retries(contracts):
-    reporter = SlackReporter(SlackConfig(bot_token=TOKEN, webhook_url=None, default_channel="#general",
-                                         api_url="http://127.0.0.1:9/api"))
+    reporter = SlackReporter(
+        SlackConfig(bot_token=TOKEN, webhook_url=None, default_channel="#general", api_url="http://127.0.0.1:9/api")
+    )
     with pytest.raises(RetryLater) as raised:
         run(sends(reporter, [FAILED]))
     assert TOKEN not in str(raised.value)

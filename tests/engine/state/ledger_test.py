@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from conftest import MINIMAL
-from fasttrack_gitops.engine.state import migrations as store_schema
+from engine.state.store_test import make_job
+
 from fasttrack_gitops.cli import main
 from fasttrack_gitops.core.job import JobStatus, freeze_invalid
+from fasttrack_gitops.engine.state import migrations as store_schema
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger
 from fasttrack_gitops.engine.state.store import Store
-from engine.state.store_test import make_job
 
 KEY = JobKey("acme/models", "c0ffee" * 6 + "beef", "pipelines/p.yaml", "push:refs/heads/main")
 
@@ -37,7 +37,11 @@ def test_a_queued_job_shows_queued_and_an_unstarted_one_can_be_cancelled_and_sta
     assert ledger.store.view("j1").status == JobStatus.QUEUED
     (entry,) = ledger.open_queue()
     assert (entry.job_id, entry.group, entry.cancel_in_progress, entry.started_at) == (
-        "j1", "acme/models:deploy", True, None)
+        "j1",
+        "acme/models:deploy",
+        True,
+        None,
+    )
     assert ledger.queue_depth() == 1
     assert ledger.end_unstarted("j1", "superseded by job j9") is True
     view = ledger.store.view("j1")
@@ -58,10 +62,27 @@ def test_a_started_job_is_not_ended_by_end_unstarted(ledger):
 
 
 def test_an_invalid_job_carries_its_diagnostics_and_no_tasks(ledger, tmp_path, capsys):
-    diagnostics = [{"file": "pipelines/p.yaml", "line": 3, "column": 5, "severity": "error", "code": "FT101",
-                    "message": "unknown key 'nme'", "path": "$.tasks[0].nme"}]
-    job = freeze_invalid("p", diagnostics, pipeline_path="pipelines/p.yaml", repository="acme/models",
-                         commit=KEY.commit, ref="refs/heads/main", tree="7" * 40, trigger={"event": "push"})
+    diagnostics = [
+        {
+            "file": "pipelines/p.yaml",
+            "line": 3,
+            "column": 5,
+            "severity": "error",
+            "code": "FT101",
+            "message": "unknown key 'nme'",
+            "path": "$.tasks[0].nme",
+        }
+    ]
+    job = freeze_invalid(
+        "p",
+        diagnostics,
+        pipeline_path="pipelines/p.yaml",
+        repository="acme/models",
+        commit=KEY.commit,
+        ref="refs/heads/main",
+        tree="7" * 40,
+        trigger={"event": "push"},
+    )
     ledger.add_job(KEY, job)
     view = ledger.store.view(job.id)
     assert (view.status, view.tasks, view.job.diagnostics) == (JobStatus.INVALID, {}, tuple(diagnostics))
@@ -115,13 +136,31 @@ def test_a_version_1_database_is_migrated_with_its_jobs_kept(tmp_path):
     cx = sqlite3.connect(db, isolation_level=None)
     for statement in store_schema.MIGRATIONS[0]:
         cx.execute(statement)
-    cx.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-        job.id, job.pipeline, job.pipeline_path, job.repository, job.source, job.commit, job.ref, job.tree,
-        json.dumps(job.code_trees), json.dumps(job.spec), job.spec_id, json.dumps(job.trigger), job.created_at,
-        None, 0))
+    cx.execute(
+        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job.id,
+            job.pipeline,
+            job.pipeline_path,
+            job.repository,
+            job.source,
+            job.commit,
+            job.ref,
+            job.tree,
+            json.dumps(job.code_trees),
+            json.dumps(job.spec),
+            job.spec_id,
+            json.dumps(job.trigger),
+            job.created_at,
+            None,
+            0,
+        ),
+    )
     for i, name in enumerate(("prepare", "train")):
-        cx.execute("INSERT INTO task_instances (job_id, name, position, state) VALUES (?, ?, ?, 'succeeded')",
-                   (job.id, name, i))
+        cx.execute(
+            "INSERT INTO task_instances (job_id, name, position, state) VALUES (?, ?, ?, 'succeeded')",
+            (job.id, name, i),
+        )
     cx.execute(f"PRAGMA application_id = {store_schema.APPLICATION_ID}")
     cx.execute("PRAGMA user_version = 1")
     cx.close()

@@ -15,21 +15,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL, PROJECT
 
-from fasttrack_gitops.engine.state import migrations as store_schema
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.engine.state import migrations as store_schema
 from fasttrack_gitops.engine.state.store import Store, StoreError, default_state_dir
 
 
 def make_job(text: str = MINIMAL, *, now: float = 1_700_000_000.0, job_id: str | None = None, **kwargs) -> PipelineJob:
     pipeline = check_pipeline(text.encode(), "p.yaml").pipeline
     assert pipeline is not None
-    fields = dict(pipeline_path="pipelines/p.yaml", repository="acme/models", source="commit",
-                  commit="c0ffee" * 6 + "beef", ref="refs/heads/main", tree="7" * 40, code_trees={})
+    fields = dict(
+        pipeline_path="pipelines/p.yaml",
+        repository="acme/models",
+        source="commit",
+        commit="c0ffee" * 6 + "beef",
+        ref="refs/heads/main",
+        tree="7" * 40,
+        code_trees={},
+    )
     job = freeze(pipeline, **{**fields, **kwargs}, now=now)
     return dataclasses.replace(job, id=job_id) if job_id else job
 
@@ -42,15 +48,23 @@ def chain(n: int, name: str = "big") -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_task(store: Store, job_id: str, task: str, *, start: float = 0.0, seconds: float = 1.0,
-             outcome: Outcome = Outcome.SUCCEEDED) -> None:
+def run_task(
+    store: Store,
+    job_id: str,
+    task: str,
+    *,
+    start: float = 0.0,
+    seconds: float = 1.0,
+    outcome: Outcome = Outcome.SUCCEEDED,
+) -> None:
     """The six writes a runner makes for a task that runs once."""
     store.set_task_state(job_id, task, TaskState.WAITING)
     store.set_task_state(job_id, task, TaskState.SUBMITTED)
     store.start_attempt(job_id, task, 1, started_at=start)
     store.set_task_state(job_id, task, TaskState.RUNNING)
-    store.end_attempt(job_id, task, 1, ended_at=start + seconds, exit_code=0 if outcome == Outcome.SUCCEEDED else 1,
-                      outcome=outcome)
+    store.end_attempt(
+        job_id, task, 1, ended_at=start + seconds, exit_code=0 if outcome == Outcome.SUCCEEDED else 1, outcome=outcome
+    )
     store.set_task_state(job_id, task, TaskState.SUCCEEDED if outcome == Outcome.SUCCEEDED else TaskState.FAILED)
 
 
@@ -126,9 +140,17 @@ def test_a_job_its_task_instances_and_attempts_read_back_as_written(store, tmp_p
     assert train.attempts[1].outcome is None and train.attempts[1].ended_at is None
     assert view.status == JobStatus.INTERRUPTED and not view.runner_alive  # no runner holds it
     kinds = [(e.kind, e.task) for e in store.events(job.id)]
-    assert kinds == [("job.created", None), ("task.running", "prepare"), ("attempt.started", "prepare"),
-                     ("attempt.ended", "prepare"), ("task.succeeded", "prepare"), ("attempt.started", "train"),
-                     ("attempt.ended", "train"), ("task.waiting", "train"), ("attempt.started", "train")]
+    assert kinds == [
+        ("job.created", None),
+        ("task.running", "prepare"),
+        ("attempt.started", "prepare"),
+        ("attempt.ended", "prepare"),
+        ("task.succeeded", "prepare"),
+        ("attempt.started", "train"),
+        ("attempt.ended", "train"),
+        ("task.waiting", "train"),
+        ("attempt.started", "train"),
+    ]
     waiting = store.events(job.id)[-2]
     assert waiting.data == {"reason": "retry 2 of 3", "next_attempt_at": 20.0}
     assert store.events(job.id, after=waiting.seq)[0].data == {"number": 2}
@@ -204,8 +226,13 @@ def test_an_ambiguous_prefix_lists_at_most_five_candidates(store):
 
 def test_list_jobs_newest_first_filtered_by_pipeline_and_status_and_limited(store):
     other = MINIMAL.replace("name: demo", "name: other")
-    jobs = [make_job(now=100, job_id="j1"), make_job(now=200, job_id="j2"), make_job(now=200, job_id="j3"),
-            make_job(other, now=300, job_id="j4"), make_job(now=50, job_id="j0")]
+    jobs = [
+        make_job(now=100, job_id="j1"),
+        make_job(now=200, job_id="j2"),
+        make_job(now=200, job_id="j3"),
+        make_job(other, now=300, job_id="j4"),
+        make_job(now=50, job_id="j0"),
+    ]
     for job in jobs:
         store.create_job(job)
     for task in ("prepare", "train"):
@@ -244,18 +271,34 @@ def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
         assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
         assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"jobs", "task_instances", "attempts", "events", "cancel_requests", "job_keys", "queue", "deliveries",
-            "schedule_ticks", "positions", "pr_gates", "outbox"} <= tables
-    pragmas = {p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys",
-                                                                            "busy_timeout")}
+    assert {
+        "jobs",
+        "task_instances",
+        "attempts",
+        "events",
+        "cancel_requests",
+        "job_keys",
+        "queue",
+        "deliveries",
+        "schedule_ticks",
+        "positions",
+        "pr_gates",
+        "outbox",
+    } <= tables
+    pragmas = {
+        p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys", "busy_timeout")
+    }
     assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}  # 1 is NORMAL
 
 
 def test_an_older_database_gets_the_missing_steps_in_order_and_keeps_its_jobs(tmp_path, monkeypatch):
     with Store(tmp_path) as store:
         store.create_job(make_job(job_id="old"))
-    steps = [*store_schema.MIGRATIONS, ("CREATE TABLE notes (text TEXT)", "INSERT INTO notes VALUES ('2')"),
-             ("INSERT INTO notes SELECT text || '+3' FROM notes",)]
+    steps = [
+        *store_schema.MIGRATIONS,
+        ("CREATE TABLE notes (text TEXT)", "INSERT INTO notes VALUES ('2')"),
+        ("INSERT INTO notes SELECT text || '+3' FROM notes",),
+    ]
     monkeypatch.setattr(store_schema, "MIGRATIONS", steps)
     monkeypatch.setattr(store_schema, "SCHEMA_VERSION", len(steps))
     with Store(tmp_path) as store:
@@ -291,7 +334,8 @@ def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path,
         Store(tmp_path)
     assert str(refused.value) == (
         f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows {store_schema.SCHEMA_VERSION}): "
-        "upgrade fasttrack-gitops or use another --state-dir")
+        "upgrade fasttrack-gitops or use another --state-dir"
+    )
     assert db.read_bytes() == before
 
 
@@ -337,6 +381,7 @@ def test_the_event_log_is_append_only(store, tmp_path):
 
 # -- many processes, one state folder
 
+
 def test_two_processes_writing_different_jobs_at_once_all_land(tmp_path):
     writer = """
     from engine.state.store_test import make_job
@@ -372,14 +417,18 @@ def test_a_reader_sees_consistent_snapshots_while_another_process_runs_a_job(tmp
     with Store(tmp_path) as store:
         job = make_job(chain(200))
         store.create_job(job)
-        runner = python("""
+        runner = python(
+            """
         from engine.state.store_test import run_task
         store = Store(Path(sys.argv[1]))
         with store.claim(sys.argv[2]):
             print("ready", flush=True)
             for i in range(200):
                 run_task(store, sys.argv[2], f"t{i}", start=time.time(), seconds=0.001)
-        """, tmp_path, job.id)
+        """,
+            tmp_path,
+            job.id,
+        )
         wait_for_line(runner, "ready")
         seen_running, done_before = 0, 0
         while runner.poll() is None:
@@ -404,7 +453,8 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job_and_a_sound_data
     with Store(tmp_path) as store:
         job = make_job()
         store.create_job(job)
-        runner = python("""
+        runner = python(
+            """
         store = Store(Path(sys.argv[1]))
         job_id = sys.argv[2]
         with store.claim(job_id):
@@ -416,7 +466,11 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job_and_a_sound_data
                     time.sleep(60)
                 else:
                     store.add_event(job_id, "progress", task="prepare", data={"at": time.time()})
-        """, tmp_path, job.id, then)
+        """,
+            tmp_path,
+            job.id,
+            then,
+        )
         wait_for_line(runner, "ready")
         view = store.view(job.id)
         assert view.status == JobStatus.RUNNING and view.runner_alive
@@ -448,9 +502,8 @@ def test_a_job_cannot_be_claimed_twice_and_the_claim_ends_with_the_block(store):
     assert not lock.exists() and not store.view(job.id).runner_alive
     with store.claim(job.id):
         assert store.view(job.id).runner_alive
-    with pytest.raises(StoreError, match="no job 'ghost'"):
-        with store.claim("ghost"):
-            pass
+    with pytest.raises(StoreError, match="no job 'ghost'"), store.claim("ghost"):
+        pass
 
 
 def test_a_cancel_request_is_seen_by_another_store(store, tmp_path):

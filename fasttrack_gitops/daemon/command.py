@@ -7,15 +7,24 @@ from pathlib import Path
 
 import click
 
-from fasttrack_gitops.commands.options import format_option
-
 
 @click.command("serve")
-@click.option("--config", "config_file", envvar="FTG_CONFIG", metavar="FILE",
-              help="The daemon's configuration (YAML; `fasttrack-gitops schema config` prints its schema). "
-                   "Default: $FTG_CONFIG.")
+@click.option(
+    "--config",
+    "config_file",
+    envvar="FTG_CONFIG",
+    metavar="FILE",
+    help="The daemon's configuration (YAML; `fasttrack-gitops schema config` prints its schema). Default: $FTG_CONFIG.",
+)
 @click.option("--check", is_flag=True, help="Check the configuration (and that its secrets resolve), then exit.")
-@format_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the check's result as a record (with --check).",
+)
 def command(config_file: str | None, check: bool, fmt: str) -> int:
     """Run the daemon: follow repositories and webhooks, turn commits into jobs, run them.
 
@@ -23,10 +32,10 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
     reported as file:line:col and nothing starts (exit 2). With --check,
     print a summary of the configuration and exit 0 when it is valid.
     """
-    from fasttrack_gitops.daemon.config import load_config
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.pipeline.diagnostics import has_errors
     from fasttrack_gitops.core.render.diagnostics import text_line
+    from fasttrack_gitops.daemon.config import load_config
 
     path = _config_path(config_file)
     config, found = load_config(path)
@@ -63,8 +72,10 @@ def _config_path(given: str | None) -> Path:
 def summary(config) -> str:
     """One line that says what the daemon would do, for `serve --check`."""
     count = len(config.repositories)
-    return (f"config OK: {count} repositor{'y' if count == 1 else 'ies'}, executor {config.executor}, "
-            f"listening on {_address(config)}, state in {config.state_dir}")
+    return (
+        f"config OK: {count} repositor{'y' if count == 1 else 'ies'}, executor {config.executor}, "
+        f"listening on {_address(config)}, state in {config.state_dir}"
+    )
 
 
 def _address(config) -> str:
@@ -78,22 +89,33 @@ def _as_json(config, found) -> str:
 
     result: dict = {"valid": config is not None, "diagnostics": [d.as_dict() for d in found]}
     if config is not None:
-        result.update({
-            "file": str(config.file),
-            "state_dir": str(config.state_dir),
-            "listen": _address(config),
-            "executor": config.executor,
-            "public_url": config.public_url,
-            "max_running_jobs": config.max_running_jobs,
-            "shutdown_grace": config.shutdown_grace,
-            "webhook_max_body": config.webhook_max_body,
-            "api_token": config.api_token is not None,
-            "integrations": {name: getattr(config, name) is not None
-                             for name in ("github", "gitlab", "slack", "backendai")},
-            "repositories": [{
-                "name": r.name, "url": r.url, "provider": r.provider, "branches": list(r.branches),
-                "watch": r.watch, "poll_interval": r.poll_interval, "path": r.path,
-                "pipelines": None if r.pipelines is None else list(r.pipelines),
-            } for r in config.repositories],
-        })
+        result.update(
+            {
+                "file": str(config.file),
+                "state_dir": str(config.state_dir),
+                "listen": _address(config),
+                "executor": config.executor,
+                "public_url": config.public_url,
+                "max_running_jobs": config.max_running_jobs,
+                "shutdown_grace": config.shutdown_grace,
+                "webhook_max_body": config.webhook_max_body,
+                "api_token": config.api_token is not None,
+                "integrations": {
+                    name: getattr(config, name) is not None for name in ("github", "gitlab", "slack", "backendai")
+                },
+                "repositories": [
+                    {
+                        "name": r.name,
+                        "url": r.url,
+                        "provider": r.provider,
+                        "branches": list(r.branches),
+                        "watch": r.watch,
+                        "poll_interval": r.poll_interval,
+                        "path": r.path,
+                        "pipelines": None if r.pipelines is None else list(r.pipelines),
+                    }
+                    for r in config.repositories
+                ],
+            }
+        )
     return json.dumps(result, indent=2)

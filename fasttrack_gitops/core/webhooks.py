@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, Event, PullRequest, Push, Rerequest
@@ -56,7 +56,7 @@ class _Ignore(NamedTuple):
     reason: str
 
 
-Outcome = Union[Event, _Ignore]
+Outcome = Event | _Ignore
 
 
 # ---------------------------------------------------------------- limits and signatures
@@ -103,8 +103,15 @@ def verify_gitlab(token_header: str | None, token: str | None) -> None:
 # ---------------------------------------------------------------- reading payloads
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
-               bool: "a boolean", type(None): "null"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 _COMMIT = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")  # SHA-1, or SHA-256 object ids
 _MISSING: Any = object()
 
@@ -237,8 +244,15 @@ def _github_push(p: _Fields) -> Outcome:
     if p.opt_bool("deleted"):  # GitHub sends zeros then too; trust the flag if it ever does not
         after = ZERO_COMMIT
     default_branch = p.opt_string("repository.default_branch") or p.opt_string("repository.master_branch")
-    return Push(repository=repository, ref=p.string("ref"), before=p.commit("before"), after=after,
-                forced=p.opt_bool("forced"), default_branch=default_branch, sender=p.opt_string("sender.login") or "")
+    return Push(
+        repository=repository,
+        ref=p.string("ref"),
+        before=p.commit("before"),
+        after=after,
+        forced=p.opt_bool("forced"),
+        default_branch=default_branch,
+        sender=p.opt_string("sender.login") or "",
+    )
 
 
 def _github_pull_request(p: _Fields) -> Outcome:
@@ -246,11 +260,17 @@ def _github_pull_request(p: _Fields) -> Outcome:
     head_repo = p.opt_object("pull_request.head.repo")
     head_repository = p.string("pull_request.head.repo.full_name") if head_repo is not None else DELETED_FORK
     return PullRequest(
-        repository=p.string("repository.full_name"), action=p.string("action"), number=p.integer("number"),
-        head_sha=p.commit("pull_request.head.sha"), head_ref=p.string("pull_request.head.ref"),
-        head_repository=head_repository, base_ref=p.string("pull_request.base.ref"),
-        base_sha=p.commit("pull_request.base.sha"), author=p.string("pull_request.user.login"),
-        author_association=p.string("pull_request.author_association"), sender=p.opt_string("sender.login") or "",
+        repository=p.string("repository.full_name"),
+        action=p.string("action"),
+        number=p.integer("number"),
+        head_sha=p.commit("pull_request.head.sha"),
+        head_ref=p.string("pull_request.head.ref"),
+        head_repository=head_repository,
+        base_ref=p.string("pull_request.base.ref"),
+        base_sha=p.commit("pull_request.base.sha"),
+        author=p.string("pull_request.user.login"),
+        author_association=p.string("pull_request.author_association"),
+        sender=p.opt_string("sender.login") or "",
     )
 
 
@@ -261,9 +281,13 @@ def _github_issue_comment(p: _Fields) -> Outcome:
         return _Ignore(f"issue_comment action {action!r} does not trigger")
     if p.opt_object("issue.pull_request") is None:
         return _Ignore("comment on an issue, not a pull request")
-    return Comment(repository=p.string("repository.full_name"), number=p.integer("issue.number"),
-                   body=p.string("comment.body"), author=p.string("comment.user.login"),
-                   author_association=p.string("comment.author_association"))
+    return Comment(
+        repository=p.string("repository.full_name"),
+        number=p.integer("issue.number"),
+        body=p.string("comment.body"),
+        author=p.string("comment.user.login"),
+        author_association=p.string("comment.author_association"),
+    )
 
 
 def _github_check_run(p: _Fields) -> Outcome:
@@ -276,9 +300,12 @@ def _github_check_run(p: _Fields) -> Outcome:
     elif action != "rerequested":
         return _Ignore(f"check_run action {action!r} does not trigger")
     return Rerequest(
-        repository=p.string("repository.full_name"), head_sha=p.commit("check_run.head_sha"),
-        head_branch=p.opt_string("check_run.check_suite.head_branch"), check_name=p.string("check_run.name"),
-        external_id=p.opt_string("check_run.external_id") or None, failed_only=action == "requested_action",
+        repository=p.string("repository.full_name"),
+        head_sha=p.commit("check_run.head_sha"),
+        head_branch=p.opt_string("check_run.check_suite.head_branch"),
+        check_name=p.string("check_run.name"),
+        external_id=p.opt_string("check_run.external_id") or None,
+        failed_only=action == "requested_action",
         sender=p.opt_string("sender.login") or "",
     )
 
@@ -288,9 +315,13 @@ def _github_check_suite(p: _Fields) -> Outcome:
     action = p.string("action")
     if action != "rerequested":
         return _Ignore(f"check_suite action {action!r} does not trigger")
-    return Rerequest(repository=p.string("repository.full_name"), head_sha=p.commit("check_suite.head_sha"),
-                     head_branch=p.opt_string("check_suite.head_branch"), check_name=None,
-                     sender=p.opt_string("sender.login") or "")
+    return Rerequest(
+        repository=p.string("repository.full_name"),
+        head_sha=p.commit("check_suite.head_sha"),
+        head_branch=p.opt_string("check_suite.head_branch"),
+        check_name=None,
+        sender=p.opt_string("sender.login") or "",
+    )
 
 
 _GITHUB: dict[str, Callable[[_Fields], Outcome]] = {
@@ -315,11 +346,25 @@ def parse_github(headers: Mapping[str, str], body: bytes) -> Delivery:
         outcome = _Ignore("ping" if event == "ping" else f"unsupported event {event!r}")
     if isinstance(outcome, _Ignore):
         installation = p.peek("installation.id")
-        return Delivery("github", delivery_id, event, _peek_str(p, "action"),
-                        _peek_str(p, "repository.full_name") or "",
-                        installation if _is_int(installation) else None, None, outcome.reason)
-    return Delivery("github", delivery_id, event, p.opt_string("action"), outcome.repository,
-                    p.opt_integer("installation.id"), outcome)
+        return Delivery(
+            "github",
+            delivery_id,
+            event,
+            _peek_str(p, "action"),
+            _peek_str(p, "repository.full_name") or "",
+            installation if _is_int(installation) else None,
+            None,
+            outcome.reason,
+        )
+    return Delivery(
+        "github",
+        delivery_id,
+        event,
+        p.opt_string("action"),
+        outcome.repository,
+        p.opt_integer("installation.id"),
+        outcome,
+    )
 
 
 # ---------------------------------------------------------------- GitLab
@@ -331,9 +376,15 @@ _GITLAB_MR_ACTIONS = {"open": "opened", "reopen": "reopened", "close": "closed",
 
 def _gitlab_push(p: _Fields) -> Outcome:
     """Push Hook and Tag Push Hook: GitLab does not say whether a push was forced."""
-    return Push(repository=p.string("project.path_with_namespace"), ref=p.string("ref"), before=p.commit("before"),
-                after=p.commit("after"), forced=False, default_branch=p.opt_string("project.default_branch"),
-                sender=p.opt_string("user_username") or "")
+    return Push(
+        repository=p.string("project.path_with_namespace"),
+        ref=p.string("ref"),
+        before=p.commit("before"),
+        after=p.commit("after"),
+        forced=False,
+        default_branch=p.opt_string("project.default_branch"),
+        sender=p.opt_string("user_username") or "",
+    )
 
 
 def _gitlab_merge_request(p: _Fields) -> Outcome:
@@ -345,10 +396,16 @@ def _gitlab_merge_request(p: _Fields) -> Outcome:
     head_repository = p.string("object_attributes.source.path_with_namespace") if source is not None else DELETED_FORK
     user = p.opt_string("user.username") or ""
     return PullRequest(
-        repository=p.string("project.path_with_namespace"), action=_GITLAB_MR_ACTIONS.get(action, action),
-        number=p.integer("object_attributes.iid"), head_sha=p.commit("object_attributes.last_commit.id"),
-        head_ref=p.string("object_attributes.source_branch"), head_repository=head_repository,
-        base_ref=p.string("object_attributes.target_branch"), author=user, author_association="", sender=user,
+        repository=p.string("project.path_with_namespace"),
+        action=_GITLAB_MR_ACTIONS.get(action, action),
+        number=p.integer("object_attributes.iid"),
+        head_sha=p.commit("object_attributes.last_commit.id"),
+        head_ref=p.string("object_attributes.source_branch"),
+        head_repository=head_repository,
+        base_ref=p.string("object_attributes.target_branch"),
+        author=user,
+        author_association="",
+        sender=user,
     )
 
 
@@ -362,8 +419,13 @@ def _gitlab_note(p: _Fields) -> Outcome:
         return _Ignore(f"note action {action!r} does not trigger")
     if p.opt_bool("object_attributes.system"):
         return _Ignore("system note")
-    return Comment(repository=p.string("project.path_with_namespace"), number=p.integer("merge_request.iid"),
-                   body=p.string("object_attributes.note"), author=p.string("user.username"), author_association="")
+    return Comment(
+        repository=p.string("project.path_with_namespace"),
+        number=p.integer("merge_request.iid"),
+        body=p.string("object_attributes.note"),
+        author=p.string("user.username"),
+        author_association="",
+    )
 
 
 _GITLAB: dict[str, Callable[[_Fields], Outcome]] = {
@@ -397,8 +459,16 @@ def parse_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
     outcome = handler(p) if handler is not None else _Ignore(f"unsupported event {event!r}")
     action = _peek_str(p, "object_attributes.action")
     if isinstance(outcome, _Ignore):
-        return Delivery("gitlab", _gitlab_delivery_id(h, body), event, action,
-                        _peek_str(p, "project.path_with_namespace") or "", None, None, outcome.reason)
+        return Delivery(
+            "gitlab",
+            _gitlab_delivery_id(h, body),
+            event,
+            action,
+            _peek_str(p, "project.path_with_namespace") or "",
+            None,
+            None,
+            outcome.reason,
+        )
     return Delivery("gitlab", _gitlab_delivery_id(h, body), event, action, outcome.repository, None, outcome)
 
 

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 import jsonschema
 import pytest
 
-from fasttrack_gitops.daemon.webhooks import (
+from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, PullRequest, Push, Rerequest
+from fasttrack_gitops.core.webhooks import (
     DELETED_FORK,
     Delivery,
     WebhookError,
@@ -23,7 +24,6 @@ from fasttrack_gitops.daemon.webhooks import (
     verify_github,
     verify_gitlab,
 )
-from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, PullRequest, Push, Rerequest
 
 SECRET = "s3cret-for-tests"
 TOKEN = "gitlab-token-for-tests"
@@ -52,12 +52,21 @@ def sign(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def deliver(event: str, payload: dict | bytes, *, delivery: str = "72d3162e-cc78-11e3-81ab-4c9367dc0958",
-            content_type: str = "application/json") -> Delivery:
+def deliver(
+    event: str,
+    payload: dict | bytes,
+    *,
+    delivery: str = "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    content_type: str = "application/json",
+) -> Delivery:
     """Sign, verify and parse, as the daemon's HTTP layer does."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": content_type,
-               "X-Hub-Signature-256": sign(body)}
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": content_type,
+        "X-Hub-Signature-256": sign(body),
+    }
     verify_github(body, headers["X-Hub-Signature-256"], SECRET)
     return parse_github(headers, body)
 
@@ -79,22 +88,32 @@ def refused(status: int, call, *args) -> str:
 
 def example_files(contracts_dir: Path) -> list[tuple[str, str, list[str]]]:
     index = json.loads((contracts_dir / "github-webhooks" / "index.json").read_text())
-    return [(example["file"], event["schema"], example["knownMismatches"].get(event["schema"], []))
-            for event in index["events"] for example in event["examples"]]
+    return [
+        (example["file"], event["schema"], example["knownMismatches"].get(event["schema"], []))
+        for event in index["events"]
+        for example in event["examples"]
+    ]
 
 
 def test_every_github_payload_still_validates_against_its_octokit_schema(hooks: Path, contracts: Path):
     cases = example_files(contracts)
     assert {case[0] for case in cases} >= {
-        "push.payload.json", "push.with-installation.payload.json", "pull_request.opened.payload.json",
-        "pull_request.synchronize.payload.json", "issue_comment.created.payload.json",
-        "issue_comment.created.with-installation.payload.json", "check_run.rerequested.payload.json",
-        "check_run.requested_action.payload.json", "check_suite.rerequested.payload.json",
+        "push.payload.json",
+        "push.with-installation.payload.json",
+        "pull_request.opened.payload.json",
+        "pull_request.synchronize.payload.json",
+        "issue_comment.created.payload.json",
+        "issue_comment.created.with-installation.payload.json",
+        "check_run.rerequested.payload.json",
+        "check_run.requested_action.payload.json",
+        "check_suite.rerequested.payload.json",
     }
     for payload_file, schema_file, known in cases:
         validator = jsonschema.Draft7Validator(load(hooks, schema_file))
-        found = sorted(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                       for e in validator.iter_errors(load(hooks, payload_file)))
+        found = sorted(
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(load(hooks, payload_file))
+        )
         assert found == sorted(known), payload_file  # octokit's own captures: none; GitHub's examples: the recorded few
 
 
@@ -155,7 +174,7 @@ def test_without_a_configured_secret_even_signed_deliveries_are_refused(secret):
 
 def test_refusals_never_show_the_secret_or_the_expected_digest():
     body = b'{"zen": "Keep it logically awesome."}'
-    expected = sign(body)[len("sha256="):]
+    expected = sign(body)[len("sha256=") :]
     for header in (None, "sha1=00", "sha256=nothex", sign(body, "wrong"), sign(body + b" ")):
         message = refused(401, verify_github, body, header, SECRET)
         assert SECRET not in message and expected not in message
@@ -192,11 +211,21 @@ def test_size_limit():
 def test_push_of_a_tag_deletion_parses_with_the_zero_commit(hooks: Path):
     delivery = deliver("push", (hooks / "push.payload.json").read_bytes(), delivery="d-1")
     assert delivery == Delivery(
-        provider="github", id="d-1", event="push", action=None, repository="Codertocat/Hello-World",
+        provider="github",
+        id="d-1",
+        event="push",
+        action=None,
+        repository="Codertocat/Hello-World",
         installation_id=None,
-        record=Push(repository="Codertocat/Hello-World", ref="refs/tags/simple-tag",
-                    before="6113728f27ae82c7b1a177c8d03f9e96e0adf246", after=ZERO_COMMIT, forced=False,
-                    default_branch="master", sender="Codertocat"),
+        record=Push(
+            repository="Codertocat/Hello-World",
+            ref="refs/tags/simple-tag",
+            before="6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            after=ZERO_COMMIT,
+            forced=False,
+            default_branch="master",
+            sender="Codertocat",
+        ),
     )
     assert delivery.record.deleted
 
@@ -211,9 +240,15 @@ def test_forced_push_of_a_branch(hooks: Path):
     payload = load(hooks, "push.payload.json")
     payload.update(ref="refs/heads/main", after=SHA.upper(), deleted=False, forced=True)
     record = deliver("push", payload).record
-    assert record == Push(repository="Codertocat/Hello-World", ref="refs/heads/main",
-                          before="6113728f27ae82c7b1a177c8d03f9e96e0adf246", after=SHA, forced=True,
-                          default_branch="master", sender="Codertocat")
+    assert record == Push(
+        repository="Codertocat/Hello-World",
+        ref="refs/heads/main",
+        before="6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        after=SHA,
+        forced=True,
+        default_branch="master",
+        sender="Codertocat",
+    )
     assert not record.deleted and not record.created
 
 
@@ -234,17 +269,25 @@ def test_push_default_branch_falls_back_to_master_branch(hooks: Path):
 # ---------------------------------------------------------------- GitHub pull requests
 
 
-@pytest.mark.parametrize("name, action", [("pull_request.opened.payload.json", "opened"),
-                                          ("pull_request.synchronize.payload.json", "synchronize")])
+@pytest.mark.parametrize(
+    "name, action",
+    [("pull_request.opened.payload.json", "opened"), ("pull_request.synchronize.payload.json", "synchronize")],
+)
 def test_pull_request(hooks: Path, name: str, action: str):
     payload = load(hooks, name)
     delivery = deliver("pull_request", payload)
     assert (delivery.action, delivery.repository, delivery.installation_id) == (action, "Codertocat/Hello-World", 1)
     assert delivery.record == PullRequest(
-        repository="Codertocat/Hello-World", action=action, number=2,
-        head_sha="ec26c3e57ca3a959ca5aad62de7213c562f8c821", head_ref="changes",
-        head_repository="Codertocat/Hello-World", base_ref="master",
-        base_sha="f95f852bd8fca8fcc58a9a2d6c842781e32a215e", author="Codertocat", author_association="OWNER",
+        repository="Codertocat/Hello-World",
+        action=action,
+        number=2,
+        head_sha="ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        head_ref="changes",
+        head_repository="Codertocat/Hello-World",
+        base_ref="master",
+        base_sha="f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
+        author="Codertocat",
+        author_association="OWNER",
         sender="Codertocat",
     )
     pr = payload["pull_request"]  # the same values, read from the file
@@ -284,14 +327,20 @@ def on_a_pull_request(payload: dict) -> dict:
     return payload
 
 
-@pytest.mark.parametrize("name, installation", [("issue_comment.created.payload.json", None),
-                                                ("issue_comment.created.with-installation.payload.json", 1)])
+@pytest.mark.parametrize(
+    "name, installation",
+    [("issue_comment.created.payload.json", None), ("issue_comment.created.with-installation.payload.json", 1)],
+)
 def test_new_comment_on_a_pull_request(hooks: Path, name: str, installation):
     delivery = deliver("issue_comment", on_a_pull_request(load(hooks, name)))
     assert delivery.installation_id == installation
-    assert delivery.record == Comment(repository="Codertocat/Hello-World", number=1,
-                                      body="You are totally right! I'll get this fixed right away.",
-                                      author="Codertocat", author_association="OWNER")
+    assert delivery.record == Comment(
+        repository="Codertocat/Hello-World",
+        number=1,
+        body="You are totally right! I'll get this fixed right away.",
+        author="Codertocat",
+        author_association="OWNER",
+    )
 
 
 def test_comment_on_a_plain_issue_is_ignored(hooks: Path):
@@ -315,9 +364,15 @@ def test_edited_or_deleted_comments_are_ignored(hooks: Path, action: str):
 def test_check_run_rerequested(hooks: Path):
     delivery = deliver("check_run", (hooks / "check_run.rerequested.payload.json").read_bytes())
     assert (delivery.repository, delivery.installation_id) == ("github/hello-world", 1)
-    assert delivery.record == Rerequest(repository="github/hello-world",
-                                        head_sha="d6fde92930d4715a2b49857d24b940956b26d2d3", head_branch="master",
-                                        check_name="randscape", external_id=None, failed_only=False, sender="octocat")
+    assert delivery.record == Rerequest(
+        repository="github/hello-world",
+        head_sha="d6fde92930d4715a2b49857d24b940956b26d2d3",
+        head_branch="master",
+        check_name="randscape",
+        external_id=None,
+        failed_only=False,
+        sender="octocat",
+    )
 
 
 def test_check_run_rerequested_from_githubs_own_example_keeps_our_external_id(hooks: Path):
@@ -325,7 +380,11 @@ def test_check_run_rerequested_from_githubs_own_example_keeps_our_external_id(ho
     payload["check_run"]["external_id"] = "job-42"
     record = deliver("check_run", payload).record
     assert (record.head_sha, record.head_branch, record.check_name, record.external_id) == (
-        "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes", "Octocoders-linter", "job-42")
+        "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        "changes",
+        "Octocoders-linter",
+        "job-42",
+    )
 
 
 def test_the_rerun_failed_button(hooks: Path):
@@ -333,9 +392,15 @@ def test_the_rerun_failed_button(hooks: Path):
     payload["requested_action"]["identifier"] = "rerun-failed"
     delivery = deliver("check_run", payload)
     assert (delivery.action, delivery.installation_id) == ("requested_action", 690857)
-    assert delivery.record == Rerequest(repository="electron/electron", head_sha=SHA,
-                                        head_branch="miniak/event-process-id", check_name="API Review",
-                                        external_id=None, failed_only=True, sender="codebytere")
+    assert delivery.record == Rerequest(
+        repository="electron/electron",
+        head_sha=SHA,
+        head_branch="miniak/event-process-id",
+        check_name="API Review",
+        external_id=None,
+        failed_only=True,
+        sender="codebytere",
+    )
 
 
 def test_another_apps_button_is_ignored(hooks: Path):
@@ -354,9 +419,13 @@ def test_our_own_check_runs_echoes_are_ignored(hooks: Path, action: str):
 def test_check_suite_rerequested(hooks: Path):
     delivery = deliver("check_suite", (hooks / "check_suite.rerequested.payload.json").read_bytes())
     assert delivery.installation_id == 957387
-    assert delivery.record == Rerequest(repository="Codertocat/Hello-World",
-                                        head_sha="ec26c3e57ca3a959ca5aad62de7213c562f8c821", head_branch="changes",
-                                        check_name=None, sender="octocoders-linter[bot]")
+    assert delivery.record == Rerequest(
+        repository="Codertocat/Hello-World",
+        head_sha="ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        head_branch="changes",
+        check_name=None,
+        sender="octocoders-linter[bot]",
+    )
 
 
 @pytest.mark.parametrize("action", ["requested", "completed"])
@@ -407,12 +476,16 @@ def test_form_encoded_comment_with_non_ascii_text(hooks: Path):
     payload["comment"]["body"] = "/fasttrack run 학습 🚀"
     form = urlencode({"payload": json.dumps(payload, ensure_ascii=False)}).encode()
     assert deliver("issue_comment", form, content_type="application/x-www-form-urlencoded").record.body == (
-        "/fasttrack run 학습 🚀")
+        "/fasttrack run 학습 🚀"
+    )
 
 
 def test_form_without_a_payload_field_is_malformed():
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "abc",
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "abc",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     assert "'payload'" in refused(400, parse_github, headers, b"other=1")
     assert "malformed" in refused(400, parse_github, headers, "payload=é".encode())
     assert "malformed" in refused(400, parse_github, headers, b"payload=%FF")
@@ -425,13 +498,16 @@ def malformed(event: str, body: bytes) -> str:
     return refused(400, parse_github, {"X-GitHub-Event": event, "X-GitHub-Delivery": "abc"}, body)
 
 
-@pytest.mark.parametrize("body, words", [
-    (b'{"ref": ', "not valid JSON"),
-    (b"\xff\xfe{}", "not valid JSON"),
-    (b"[1, 2]", "must be a JSON object, not an array"),
-    (b'"push"', "must be a JSON object, not a string"),
-    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b'{"ref": ', "not valid JSON"),
+        (b"\xff\xfe{}", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object, not an array"),
+        (b'"push"', "must be a JSON object, not a string"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+    ],
+)
 def test_bodies_that_are_not_a_json_object(body: bytes, words: str):
     assert words in malformed("push", body)
 
@@ -452,26 +528,53 @@ def test_repository_without_full_name(hooks: Path):
     payload = load(hooks, "check_suite.rerequested.payload.json")
     del payload["repository"]["full_name"]
     assert malformed("check_suite", json.dumps(payload).encode()) == (
-        "check_suite payload: 'repository.full_name' is missing")
+        "check_suite payload: 'repository.full_name' is missing"
+    )
 
 
-@pytest.mark.parametrize("name, event, change, words", [
-    ("pull_request.opened.payload.json", "pull_request", lambda p: p.update(number="2"),
-     "'number' must be an integer, not a string"),
-    ("pull_request.opened.payload.json", "pull_request", lambda p: p.update(number=True),
-     "'number' must be an integer, not a boolean"),
-    ("pull_request.opened.payload.json", "pull_request", lambda p: p.update(repository=[]),
-     "'repository' must be an object, not an array"),
-    ("pull_request.opened.payload.json", "pull_request", lambda p: p["pull_request"]["head"].update(sha=None),
-     "'pull_request.head.sha' must be a string, not null"),
-    ("push.payload.json", "push", lambda p: p.update(forced="yes"), "'forced' must be a boolean, not a string"),
-    ("push.payload.json", "push", lambda p: p.update(before="--upload-pack=evil"),
-     "'before' must be a commit id"),
-    ("push.payload.json", "push", lambda p: p.update(installation={"id": "1"}),
-     "'installation.id' must be an integer, not a string"),
-    ("issue_comment.created.payload.json", "issue_comment",
-     lambda p: p.update(on_a_pull_request(p), comment={"body": 7}), "'comment.body' must be a string, not an integer"),
-])
+@pytest.mark.parametrize(
+    "name, event, change, words",
+    [
+        (
+            "pull_request.opened.payload.json",
+            "pull_request",
+            lambda p: p.update(number="2"),
+            "'number' must be an integer, not a string",
+        ),
+        (
+            "pull_request.opened.payload.json",
+            "pull_request",
+            lambda p: p.update(number=True),
+            "'number' must be an integer, not a boolean",
+        ),
+        (
+            "pull_request.opened.payload.json",
+            "pull_request",
+            lambda p: p.update(repository=[]),
+            "'repository' must be an object, not an array",
+        ),
+        (
+            "pull_request.opened.payload.json",
+            "pull_request",
+            lambda p: p["pull_request"]["head"].update(sha=None),
+            "'pull_request.head.sha' must be a string, not null",
+        ),
+        ("push.payload.json", "push", lambda p: p.update(forced="yes"), "'forced' must be a boolean, not a string"),
+        ("push.payload.json", "push", lambda p: p.update(before="--upload-pack=evil"), "'before' must be a commit id"),
+        (
+            "push.payload.json",
+            "push",
+            lambda p: p.update(installation={"id": "1"}),
+            "'installation.id' must be an integer, not a string",
+        ),
+        (
+            "issue_comment.created.payload.json",
+            "issue_comment",
+            lambda p: p.update(on_a_pull_request(p), comment={"body": 7}),
+            "'comment.body' must be a string, not an integer",
+        ),
+    ],
+)
 def test_wrong_types_name_the_field(hooks: Path, name, event, change, words):
     payload = load(hooks, name)
     change(payload)
@@ -499,11 +602,20 @@ def test_gitlab_push(gitlab_hooks: dict):
     hook = gitlab_hooks["push"]
     delivery = gitlab(hook["header"]["X-Gitlab-Event"], hook["example"])
     assert (delivery.provider, delivery.event, delivery.action, delivery.installation_id) == (
-        "gitlab", "Push Hook", None, None)
-    assert delivery.record == Push(repository="mike/diaspora", ref="refs/heads/master",
-                                   before="95790bf891e76fee5e1747ab589903a6a1f80f22",
-                                   after="da1560886d4f094c3e6c9ef40349f7d38b5d27d7", forced=False,
-                                   default_branch="master", sender="jsmith")
+        "gitlab",
+        "Push Hook",
+        None,
+        None,
+    )
+    assert delivery.record == Push(
+        repository="mike/diaspora",
+        ref="refs/heads/master",
+        before="95790bf891e76fee5e1747ab589903a6a1f80f22",
+        after="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        forced=False,
+        default_branch="master",
+        sender="jsmith",
+    )
 
 
 def test_gitlab_tag_push_and_branch_deletion(gitlab_hooks: dict):
@@ -518,9 +630,15 @@ def test_gitlab_merge_request_opened(gitlab_hooks: dict):
     delivery = gitlab("Merge Request Hook", payload)
     assert (delivery.action, delivery.repository) == ("open", "gitlabhq/gitlab-test")
     assert delivery.record == PullRequest(
-        repository="gitlabhq/gitlab-test", action="opened", number=1,
-        head_sha="da1560886d4f094c3e6c9ef40349f7d38b5d27d7", head_ref="ms-viewport",
-        head_repository="awesome_space/awesome_project", base_ref="master", author="root", author_association="",
+        repository="gitlabhq/gitlab-test",
+        action="opened",
+        number=1,
+        head_sha="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        head_ref="ms-viewport",
+        head_repository="awesome_space/awesome_project",
+        base_ref="master",
+        author="root",
+        author_association="",
         sender="root",
     )
     assert delivery.record.from_fork  # the documented example's source project is not its project
@@ -532,14 +650,17 @@ def test_gitlab_merge_request_from_the_same_project_is_not_a_fork(gitlab_hooks: 
     assert not gitlab("Merge Request Hook", payload).record.from_fork
 
 
-@pytest.mark.parametrize("action, oldrev, expected", [
-    ("update", "95790bf891e76fee5e1747ab589903a6a1f80f22", "synchronize"),
-    ("update", None, "edited"),
-    ("reopen", None, "reopened"),
-    ("close", None, "closed"),
-    ("merge", None, "merged"),
-    ("approved", None, "approved"),
-])
+@pytest.mark.parametrize(
+    "action, oldrev, expected",
+    [
+        ("update", "95790bf891e76fee5e1747ab589903a6a1f80f22", "synchronize"),
+        ("update", None, "edited"),
+        ("reopen", None, "reopened"),
+        ("close", None, "closed"),
+        ("merge", None, "merged"),
+        ("approved", None, "approved"),
+    ],
+)
 def test_gitlab_merge_request_actions_speak_githubs_words(gitlab_hooks: dict, action, oldrev, expected):
     payload = copy.deepcopy(gitlab_hooks["merge_request"]["example"])
     payload["object_attributes"]["action"] = action
@@ -559,27 +680,38 @@ def test_gitlab_merge_request_without_its_last_commit_is_malformed(gitlab_hooks:
 def note(noteable_type: str = "MergeRequest", **attributes) -> dict:
     """A Note Hook as GitLab's "Comment events" docs show it (the contracts folder has no Note Hook example)."""
     return {
-        "object_kind": "note", "event_type": "note",
+        "object_kind": "note",
+        "event_type": "note",
         "user": {"id": 1, "name": "Administrator", "username": "root"},
         "project_id": 5,
         "project": {"id": 5, "path_with_namespace": "gitlabhq/gitlab-test", "default_branch": "master"},
-        "object_attributes": {"id": 1244, "note": "/fasttrack run train", "noteable_type": noteable_type,
-                              "system": False, "action": "create", **attributes},
+        "object_attributes": {
+            "id": 1244,
+            "note": "/fasttrack run train",
+            "noteable_type": noteable_type,
+            "system": False,
+            "action": "create",
+            **attributes,
+        },
         "merge_request": {"id": 7, "iid": 1, "source_branch": "ms-viewport", "target_branch": "master"},
     }
 
 
 def test_gitlab_comment_on_a_merge_request():
     delivery = gitlab("Note Hook", note())
-    assert delivery.record == Comment(repository="gitlabhq/gitlab-test", number=1, body="/fasttrack run train",
-                                      author="root", author_association="")
+    assert delivery.record == Comment(
+        repository="gitlabhq/gitlab-test", number=1, body="/fasttrack run train", author="root", author_association=""
+    )
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (note("Issue"), "note on 'Issue', not on a merge request"),
-    (note(action="update"), "note action 'update' does not trigger"),
-    (note(system=True), "system note"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (note("Issue"), "note on 'Issue', not on a merge request"),
+        (note(action="update"), "note action 'update' does not trigger"),
+        (note(system=True), "system note"),
+    ],
+)
 def test_gitlab_comments_that_do_not_trigger(payload, reason):
     delivery = gitlab("Note Hook", payload)
     assert (delivery.record, delivery.ignored, delivery.repository) == (None, reason, "gitlabhq/gitlab-test")
