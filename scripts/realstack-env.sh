@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# realstack-env.sh -- bring up the real Backend.AI 23.09 stack (../shared/backendai-realstack)
+# realstack-env.sh -- bring up the real Backend.AI 23.09 stack (scripts/realstack/realstack.sh)
 # and print the variables our client reads, as shell `export` lines:
 #
 #   eval "$(scripts/realstack-env.sh)" && FTG_REALSTACK=1 .venv/bin/python -m pytest tests/integration
 #
-# The shared folder is looked for beside this checkout, as tests/conftest.py does:
-# <checkout>/../shared, then <checkout>/../../shared. The stack's state goes to
+# The launcher lives in this repository (scripts/realstack/). The stack's state goes to
 # $RS_BASE (realstack.sh's default: /tmp/ftg-realstack). `up` is idempotent: a
 # running stack is reused (~4 s), a stopped one restarts (~9 s), an empty base dir
 # installs everything (~1-2 min). Progress goes to stderr; stdout holds only the
@@ -15,15 +14,9 @@ set -euo pipefail
 say() { printf 'realstack-env: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-project="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-stack=""
-for candidate in "$project/../shared" "$project/../../shared"; do
-  if [ -f "$candidate/backendai-realstack/realstack.sh" ]; then
-    stack="$(cd "$candidate/backendai-realstack" && pwd)"
-    break
-  fi
-done
-[ -n "$stack" ] || die "cannot find shared/backendai-realstack/realstack.sh beside this checkout (looked in $project/../shared and $project/../../shared)"
+stack="$(cd "$(dirname "${BASH_SOURCE[0]}")/realstack" 2>/dev/null && pwd)" || stack=""
+[ -n "$stack" ] && [ -f "$stack/realstack.sh" ] \
+  || die "cannot find scripts/realstack/realstack.sh in this checkout"
 
 say "bringing up the stack with $stack/realstack.sh up (RS_BASE=${RS_BASE:-/tmp/ftg-realstack})"
 rc=0
@@ -49,4 +42,4 @@ printf 'export BACKEND_ENDPOINT=%q\n' "$endpoint"
 printf 'export BACKEND_ACCESS_KEY=%q\n' "$access"
 printf 'export BACKEND_SECRET_KEY=%q\n' "$secret"
 printf 'export BACKEND_ENDPOINT_TYPE=api\n'
-say "stack up: $endpoint (stop it with $stack/realstack.sh stop)"
+say "stack up: $endpoint (stop it with scripts/realstack-stop.sh)"

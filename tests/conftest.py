@@ -13,31 +13,21 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES_REPO = PROJECT / "examples-repo"
-
-
-def _shared_dir() -> Path:
-    # CI lays shared/ beside the clone; a developer's checkout has it at ../shared too.
-    for candidate in (PROJECT.parent / "shared", PROJECT.parent.parent / "shared"):
-        if (candidate / "fasttrack-examples").is_dir():
-            return candidate
-    message = "../shared/fasttrack-examples is not beside this checkout"
-    if os.environ.get("CI"):  # CI lays shared/ beside the clone: missing there is a failure, not a skip
-        pytest.fail(message)
-    pytest.skip(message)
+DATA = PROJECT / "tests" / "data"  # copies of public contracts and FastTrack exports; sources in its README.md
 
 
 @pytest.fixture
 def fasttrack_examples() -> list[Path]:
-    """The real pipeline files exported from FastTrack clusters."""
-    files = sorted((_shared_dir() / "fasttrack-examples").glob("*.yaml"))
-    assert files, "the shared folder has no example pipelines"
+    """The real pipeline files exported from FastTrack clusters (tests/data/fasttrack-examples)."""
+    files = sorted((DATA / "fasttrack-examples").glob("*.yaml"))
+    assert files, "tests/data/fasttrack-examples has no example pipelines"
     return files
 
 
 @pytest.fixture
 def contracts() -> Path:
-    """../shared/contracts: the published GitHub, Slack and GitLab schemas and real webhook payloads."""
-    return _shared_dir() / "contracts"
+    """tests/data/contracts: the published GitHub, Slack and GitLab schemas and real webhook payloads."""
+    return DATA / "contracts"
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 What a workflow step sees, made real: a git repository with real commits
 as GITHUB_WORKSPACE (what actions/checkout leaves), the GITHUB_* variables
 as the runner sets them, the event payload file built from GitHub's own
-example payloads (../shared/contracts/github-webhooks) with this
+example payloads (tests/data/contracts/github-webhooks) with this
 repository's refs and commits, the outputs and step summary files, and
 GitHub's REST API played by the contract server of the reporter tests
-(every request checked against ../shared/contracts/github-rest.json).
+(every request checked against tests/data/contracts/github-rest.json).
 """
 
 from __future__ import annotations

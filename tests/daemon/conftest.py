@@ -3,7 +3,7 @@
 `daemon_env` gives a function that starts `run_daemon` in the test's event
 loop on 127.0.0.1 (port chosen by the kernel) and hands back the Daemon and
 its base URL; webhooks are signed as GitHub signs them, from the real
-payloads in ../shared/contracts/github-webhooks/.
+payloads in tests/data/contracts/github-webhooks/.
 """
 
 from __future__ import annotations

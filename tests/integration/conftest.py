@@ -1,4 +1,4 @@
-"""Fixtures for the tests against a REAL Backend.AI manager (../shared/backendai-realstack).
+"""Fixtures for the tests against a REAL Backend.AI manager (scripts/realstack).
 
 These tests run only when asked to: FTG_REALSTACK=1 and the three BACKEND_* variables
 set, which scripts/realstack-env.sh prints after bringing the stack up. Everywhere else
