@@ -1,4 +1,4 @@
-"""Webhook deliveries, fed the real payload files from shared/contracts and signed the way GitHub signs them."""
+"""Webhook deliveries, fed the real payload files from tests/data/contracts and signed the way GitHub signs them."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every test runs the real daemon on a real 127.0.0.1 socket over a real git
 repository and talks to it with httpx; the webhooks are GitHub's and GitLab's
-own example payloads (../shared/contracts), signed the way they sign them.
+own example payloads (tests/data/contracts), signed the way they sign them.
 What is checked is what the sender would see (the status, the JSON answer)
 and what the daemon kept (jobs, delivery rows, metrics): a refused request
 must leave the store as it was.

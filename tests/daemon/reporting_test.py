@@ -2,7 +2,7 @@
 
 Real daemon, real repository, real local tasks; GitHub and Slack are the
 contract-checking servers of tests/reporting (every request body checked
-against ../shared/contracts), so what is asserted is what a person would see.
+against tests/data/contracts), so what is asserted is what a person would see.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Our Backend.AI client against a REAL Backend.AI 23.09 manager (../shared/backendai-realstack).
+"""Our Backend.AI client against a REAL Backend.AI 23.09 manager (scripts/realstack).
 
 Skipped unless FTG_REALSTACK=1 and BACKEND_ENDPOINT / _ACCESS_KEY / _SECRET_KEY are set:
 

@@ -15,7 +15,7 @@ exitCode on success/failure; 25.x: session_<status>, exitCode null), with
 a `: ping` every `ping_interval` seconds.
 
 `like_realstack=True` does what the real 23.09 stack of
-../shared/backendai-realstack does where it differs from reading the code:
+scripts/realstack does where it differs from reading the code:
 no session_enqueued, session_scheduled or session_started events (RUNNING
 shows only as kernel_started), and GraphQL's container exit code is -1 (the
 command's exit code is only in the session_success/failure event).

@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 that stands in for GitHub, GitLab or Slack in tests.
 
 Every request body is checked against the published schema of its
-operation (../shared/contracts/); a body that does not match is recorded as
+operation (tests/data/contracts/); a body that does not match is recorded as
 a violation and answered 422, so a test that sends one fails twice over
 (`server.violations` is asserted empty at the end of each `serving` block).
 Routes are (method, path regex) -> handler(request) -> Answer; a test can

@@ -3,7 +3,7 @@
 A ContractServer plays GitHub on 127.0.0.1: it keeps check runs (their
 annotations appended as GitHub appends them), commit statuses, installation
 tokens it issued, and checks every request body against the published
-schema of its operation (../shared/contracts/github-rest.json); a body that
+schema of its operation (tests/data/contracts/github-rest.json); a body that
 breaks it fails the test. A GitHub App's JWT is verified with the public
 half of a key made for the test. Time is a fake clock, so token expiry and
 rate-limit resets are exact.

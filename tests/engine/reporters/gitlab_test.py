@@ -1,7 +1,7 @@
 """GitLab commit statuses, told as what a merge request's reader sees.
 
 A ContractServer plays GitLab: every body we post is checked against the
-create-commit-status schema in ../shared/contracts/gitlab.json, every answer
+create-commit-status schema in tests/data/contracts/gitlab.json, every answer
 it gives matches that operation's responseSchema, and it keeps GitLab's
 status state machine (re-posting pending or running is a 400 "Cannot
 transition status via ..."), so idempotency is tested against GitLab's

@@ -1,6 +1,6 @@
 """Slack: what a person sees in the channel as a job runs, against a server that plays Slack.
 
-The server checks every body against ../shared/contracts/slack.json (the
+The server checks every body against tests/data/contracts/slack.json (the
 chat.postMessage, chat.update and incoming-webhook schemas, whose `blocks`
 items carry every Block Kit limit) and keeps the channel's messages the way
 Slack would, so the tests read what is in the channel, not which calls
