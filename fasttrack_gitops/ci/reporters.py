@@ -46,22 +46,19 @@ class Reporters:
         self.log = log
         self.reporters: list = []
         if github_token:
-            from fasttrack_gitops.daemon.config import GitHubConfig
+            from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig
             from fasttrack_gitops.engine.reporters.github import GitHubReporter
 
-            config = GitHubConfig(
-                webhook_secret=None, token=github_token, app_id=None, private_key=None, api_url=ctx.api_url
-            )
+            config = GitHubReporterConfig(token=github_token, api_url=ctx.api_url)
             self.reporters.append(GitHubReporter(config, repositories=[ctx.repository]))
         if slack_bot_token or slack_webhook_url:
-            from fasttrack_gitops.daemon.config import SlackConfig
+            from fasttrack_gitops.engine.reporters.config import SlackReporterConfig
             from fasttrack_gitops.engine.reporters.slack import SlackReporter
 
-            self.reporters.append(
-                SlackReporter(
-                    SlackConfig(bot_token=slack_bot_token, webhook_url=slack_webhook_url, default_channel=slack_channel)
-                )
+            config = SlackReporterConfig(
+                bot_token=slack_bot_token, webhook_url=slack_webhook_url, default_channel=slack_channel
             )
+            self.reporters.append(SlackReporter(config))
         self.slack = bool(slack_bot_token or slack_webhook_url)
         self.state: dict[tuple[str, str], dict] = {}  # (job id, reporter) -> what the reporter keeps
         self._given_up: set[str] = set()
