@@ -1,4 +1,4 @@
-"""What the step reports when GitHub has a bad moment.
+"""What the step reports when GitHub has a bad moment, or is told to be left alone (`github-token: none`).
 
 GitHub is the contract server of the reporter tests; its faults are
 scripted with `fail_next`. The step's deliverer waits for real (a second or
@@ -58,4 +58,26 @@ def test_a_github_that_keeps_failing_is_given_up_after_three_tries_with_a_warnin
     )
     assert len(github.server.calls("POST", CHECK_RUNS)) == 3
     assert github.check_runs == {}
+    assert f"[`fasttrack/train`](https://github.com/{REPO}/commit/{after}/checks)" in step.summary
+
+
+@pytest.mark.parametrize("none", ["none", "None", "NONE"])
+def test_github_token_none_means_no_check_runs_and_nothing_masked(runner, github, none):
+    first, after = changed_train(runner)
+
+    step = runner.step(
+        "push",
+        runner.push(first, after),
+        *RUN,
+        "--github-token",
+        none,
+        sha=after,
+        api_url=github.url,
+        env={"GITHUB_TOKEN": TOKEN},  # the workflow's token is there, and still not used
+    )
+
+    assert step.code == 0, step.out + step.err
+    assert github.server.requests == []
+    assert step.commands("warning") == []
+    assert f"::add-mask::{none}" not in step.lines  # `none` is no secret: the log keeps the word
     assert f"[`fasttrack/train`](https://github.com/{REPO}/commit/{after}/checks)" in step.summary
