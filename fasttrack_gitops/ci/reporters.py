@@ -87,15 +87,11 @@ class Reporters:
         else:
             await self.deliverer.flush()
 
-    def check_run_id(self, job_id: str) -> int | None:
-        row = self.outbox.row(job_id, "github")
-        found = json.loads(row["state_json"]).get("check_run_id") if row else None
-        return found if isinstance(found, int) else None
-
     def link(self, job_id: str) -> str:
         """The job's check run on GitHub, else the checks page of the commit it reports on."""
-        run_id = self.check_run_id(job_id)
-        return self.ctx.check_url(run_id) if run_id is not None else self.ctx.checks_url(self.report_commit)
+        row = self.outbox.row(job_id, "github")
+        run_id = json.loads(row["state_json"]).get("check_run_id") if row else None
+        return self.ctx.check_url(run_id) if isinstance(run_id, int) else self.ctx.checks_url(self.report_commit)
 
     async def aclose(self) -> None:
         for reporter in self.deliverer.reporters.values():
