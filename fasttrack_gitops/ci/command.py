@@ -15,6 +15,11 @@ def _input(name: str, *fallbacks: str, **kwargs):
     return click.option(f"--{name}", name.replace("-", "_"), envvar=[envvar, *fallbacks], show_envvar=True, **kwargs)
 
 
+def _token(value: str | None) -> str | None:
+    """The --github-token given, None for `none` in any case: no check runs, and no token to send or mask."""
+    return None if (value or "").strip().lower() == "none" else value
+
+
 @click.command("ci")
 @_input(
     "mode",
@@ -52,7 +57,7 @@ def _input(name: str, *fallbacks: str, **kwargs):
     "GITHUB_TOKEN",
     default=None,
     metavar="TOKEN",
-    help="Writes the check runs (needs checks: write); none: no check runs.",
+    help="Writes the check runs (needs checks: write); none (in any case): no check runs.",
 )
 @_input("slack-bot-token", default=None, metavar="TOKEN", help="A Slack bot token (chat:write).")
 @_input("slack-webhook-url", default=None, metavar="URL", help="A Slack incoming webhook.")
@@ -108,7 +113,7 @@ def command(
         backend_endpoint=backend_endpoint,
         backend_access_key=backend_access_key,
         backend_secret_key=backend_secret_key,
-        github_token=github_token,
+        github_token=_token(github_token),
         slack_bot_token=slack_bot_token,
         slack_webhook_url=slack_webhook_url,
         slack_channel=slack_channel,

@@ -126,13 +126,14 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
             jobs = _run(ctx, inputs, env, log, hidden, prepared)
         else:
             from fasttrack_gitops.ci.submit import submit
+            from fasttrack_gitops.engine.daemon_client import API_TOKEN_VARIABLE
 
             submitted = submit(
                 choice.selections,
                 ctx=ctx,
                 commit=prepared.report_commit,
                 daemon_url=inputs.daemon_url,
-                api_token=env.get("FTG_API_TOKEN"),
+                api_token=env.get(API_TOKEN_VARIABLE),
             )
             for sub in submitted:
                 log.line(f"{sub.path}: {sub.error or 'jobs ' + ' '.join(sub.job_ids)}")

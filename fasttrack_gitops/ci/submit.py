@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.summary import Submitted
-from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.triggers import Selection
 
 NEEDS_DAEMON = (
@@ -31,43 +30,25 @@ def request_id(ctx: RunnerContext, pipeline: str) -> str:
 def submit(
     selections: Sequence[Selection], *, ctx: RunnerContext, commit: str, daemon_url: str, api_token: str | None
 ) -> list[Submitted]:
-    """POST each selection to the daemon; what it made of each (a refusal to make a job is the Submitted's
-    `error`). UsageError when the daemon cannot be used at all (unreachable, not a daemon, refused)."""
-    import httpx
+    """Trigger each selection on the daemon; what it made of each (a refusal to make a job is the Submitted's
+    `error`). DaemonError (a UsageError) when the daemon cannot be used at all (unreachable, not a daemon,
+    refused)."""
+    from fasttrack_gitops.engine.daemon_client import trigger
 
-    url = daemon_url.rstrip("/") + "/api/trigger"
-    headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     made = []
     for s in selections:
-        body = {
-            "repository": ctx.repository,
-            "pipeline": s.path,
-            "ref": commit,
-            "request_id": request_id(ctx, s.name),
-            "sender": ctx.actor or "github-actions",
-        }
-        try:
-            answer = httpx.post(url, json=body, headers=headers, timeout=120)
-        except httpx.HTTPError as e:
-            raise UsageError(
-                f"cannot reach the daemon at {daemon_url}: {type(e).__name__}; is "
-                "`fasttrack-gitops serve` running there?"
-            ) from None
-        try:
-            data = answer.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise UsageError(
-                f"{daemon_url} answered {answer.status_code} without the JSON a fasttrack-gitops "
-                "daemon answers; is daemon-url the daemon's address?"
-            )
-        message = " ".join(str(data.get("error") or data.get("note") or f"HTTP {answer.status_code}").split())
-        if answer.status_code == 201:
-            made.append(Submitted(s.name, s.path, tuple(str(j) for j in data.get("jobs") or ())))
-        elif answer.status_code == 422:  # the pipeline is not there, or not valid, at the commit the daemon read
-            made.append(Submitted(s.name, s.path, (), error=f"the daemon made no job: {message}"))
-        else:
-            hint = "; set FTG_API_TOKEN to the daemon's API token" if answer.status_code == 401 else ""
-            raise UsageError(f"the daemon refused {s.path} ({answer.status_code}): {message}{hint}")
+        triggered = trigger(
+            daemon_url,
+            repository=ctx.repository,
+            pipeline=s.path,
+            ref=commit,
+            request_id=request_id(ctx, s.name),
+            sender=ctx.actor or "github-actions",
+            api_token=api_token,
+            where="the daemon-url input",
+        )
+        if triggered.made:
+            made.append(Submitted(s.name, s.path, triggered.jobs))
+        else:  # the pipeline is not there, or not valid, at the commit the daemon read
+            made.append(Submitted(s.name, s.path, (), error=f"the daemon made no job: {triggered.message}"))
     return made

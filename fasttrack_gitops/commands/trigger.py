@@ -40,49 +40,27 @@ def command(repository: str, pipeline: str, ref: str, url: str, request_id: str 
     import os
     import secrets
 
-    import httpx
+    from fasttrack_gitops.engine.daemon_client import API_TOKEN_VARIABLE, DaemonError, trigger
 
-    from fasttrack_gitops.core.errors import UsageError
-
-    body = {
-        "repository": repository,
-        "pipeline": pipeline,
-        "ref": ref,
-        "request_id": request_id or secrets.token_hex(8),
-        "sender": os.environ.get("USER", "cli"),
-    }
-    headers = {"Authorization": f"Bearer {os.environ['FTG_API_TOKEN']}"} if os.environ.get("FTG_API_TOKEN") else {}
     try:
-        answer = httpx.post(url.rstrip("/") + "/api/trigger", json=body, headers=headers, timeout=120)
-    except httpx.HTTPError as e:
-        raise UsageError(
-            f"cannot reach the daemon at {url}: {e}; is `fasttrack-gitops serve` running there? "
-            "(--daemon or $FTG_DAEMON_URL)"
-        ) from None
-    try:
-        data = answer.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):  # a proxy's error page, another service: not the daemon's JSON object
-        raise UsageError(
-            f"{url} answered {answer.status_code} {answer.reason_phrase} without the JSON a "
-            "fasttrack-gitops daemon answers; is that the daemon's address? (--daemon or $FTG_DAEMON_URL)"
+        triggered = trigger(
+            url,
+            repository=repository,
+            pipeline=pipeline,
+            ref=ref,
+            request_id=request_id or secrets.token_hex(8),
+            sender=os.environ.get("USER", "cli"),
+            api_token=os.environ.get(API_TOKEN_VARIABLE) or None,
+            where="--daemon or $FTG_DAEMON_URL",
         )
+    except DaemonError as e:
+        if fmt == "json" and e.answer is not None:  # the daemon's own answer, for a script to read
+            click.echo(json.dumps(e.answer, indent=2))
+        raise
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
-    if answer.status_code == 201:
-        if fmt == "text":
-            click.echo(f"{data.get('note', '')}\njobs: {', '.join(str(j) for j in data.get('jobs') or [])}")
-        return 0
-    message = " ".join(str(data.get("error") or data.get("note") or f"HTTP {answer.status_code}").split())
-    if answer.status_code == 422:
-        if fmt == "text":
-            click.echo(f"error: {message}", err=True)
-        return 1
-    if answer.status_code == 401:
-        message += (
-            "; $FTG_API_TOKEN is not the daemon's token"
-            if headers
-            else "; give the daemon's API token in $FTG_API_TOKEN"
-        )
-    raise UsageError(f"the daemon refused the request ({answer.status_code}): {message}")
+        click.echo(json.dumps(triggered.answer, indent=2))
+    elif triggered.made:
+        click.echo(f"{triggered.answer.get('note', '')}\njobs: {', '.join(triggered.jobs)}")
+    else:
+        click.echo(f"error: {triggered.message}", err=True)
+    return 0 if triggered.made else 1

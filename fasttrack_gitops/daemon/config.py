@@ -36,6 +36,14 @@ from fasttrack_gitops.daemon.config_values import (  # noqa: F401 - part of this
     read_secret_file,
     url_kind,
 )
+from fasttrack_gitops.engine.reporters.config import (
+    GITHUB_API,
+    GITLAB_URL,
+    SLACK_API,
+    GitHubReporterConfig,
+    GitLabReporterConfig,
+    SlackReporterConfig,
+)
 
 SCHEMA_FILE = "config.schema.json"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -86,14 +94,26 @@ class GitHubConfig:
     token: str | None = field(repr=False)
     app_id: int | None
     private_key: str | None = field(repr=False)
-    api_url: str = "https://api.github.com"
+    api_url: str = GITHUB_API
+
+    def reporter_config(self) -> GitHubReporterConfig | None:
+        """What the GitHub reporter needs; None without a token or an App (webhooks alone need neither)."""
+        if not (self.token or self.app_id):
+            return None
+        return GitHubReporterConfig(
+            token=self.token, app_id=self.app_id, private_key=self.private_key, api_url=self.api_url
+        )
 
 
 @dataclass(frozen=True)
 class GitLabConfig:
     webhook_token: str | None = field(repr=False)
     token: str | None = field(repr=False)
-    url: str = "https://gitlab.com"
+    url: str = GITLAB_URL
+
+    def reporter_config(self) -> GitLabReporterConfig | None:
+        """What the GitLab reporter needs; None without a token (webhooks alone need none)."""
+        return GitLabReporterConfig(token=self.token, url=self.url) if self.token else None
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,18 @@ class SlackConfig:
     bot_token: str | None = field(repr=False)
     webhook_url: str | None = field(repr=False)
     default_channel: str | None
-    api_url: str = "https://slack.com/api"
+    api_url: str = SLACK_API
+
+    def reporter_config(self) -> SlackReporterConfig | None:
+        """What the Slack reporter needs; None without a bot token or a webhook to post with."""
+        if not (self.bot_token or self.webhook_url):
+            return None
+        return SlackReporterConfig(
+            bot_token=self.bot_token,
+            webhook_url=self.webhook_url,
+            default_channel=self.default_channel,
+            api_url=self.api_url,
+        )
 
 
 @dataclass(frozen=True)

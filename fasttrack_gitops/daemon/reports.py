@@ -14,23 +14,26 @@ GATE_PREFIX = "gate:"
 
 
 def make_reporters(config: DaemonConfig) -> list[Reporter]:
-    """A reporter per configured service that has something to report to."""
+    """A reporter per configured service that has something to report to (and the credentials to)."""
     reporters: list[Reporter] = []
     on = {
         provider: [r.name for r in config.repositories if r.provider == provider] for provider in ("github", "gitlab")
     }
-    if config.github is not None and (config.github.token or config.github.app_id) and on["github"]:
+    github = config.github.reporter_config() if config.github is not None else None
+    if github is not None and on["github"]:
         from fasttrack_gitops.engine.reporters.github import GitHubReporter
 
-        reporters.append(GitHubReporter(config.github, repositories=on["github"]))
-    if config.gitlab is not None and config.gitlab.token and on["gitlab"]:
+        reporters.append(GitHubReporter(github, repositories=on["github"]))
+    gitlab = config.gitlab.reporter_config() if config.gitlab is not None else None
+    if gitlab is not None and on["gitlab"]:
         from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter
 
-        reporters.append(GitLabReporter(config.gitlab, repositories=on["gitlab"]))
-    if config.slack is not None and (config.slack.bot_token or config.slack.webhook_url):
+        reporters.append(GitLabReporter(gitlab, repositories=on["gitlab"]))
+    slack = config.slack.reporter_config() if config.slack is not None else None
+    if slack is not None:
         from fasttrack_gitops.engine.reporters.slack import SlackReporter
 
-        reporters.append(SlackReporter(config.slack))
+        reporters.append(SlackReporter(slack))
     return reporters
 
 

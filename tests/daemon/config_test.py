@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from fasttrack_gitops.daemon.config import (
     read_config,
     url_kind,
 )
+from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig, GitLabReporterConfig, SlackReporterConfig
 
 FULL = """\
 state_dir: state
@@ -175,6 +177,20 @@ def test_secrets_come_from_the_environment_and_from_files(full):
     assert full.backendai == BackendAIConfig(
         endpoint="https://api.backend.ai", access_key="AKIAACCESSKEYVALUE", secret_key="backend-secret-key-value"
     )
+
+
+def test_each_reporter_gets_what_it_uses_and_nothing_of_the_webhooks(full):
+    assert full.github.reporter_config() == GitHubReporterConfig(
+        token=SECRETS["GITHUB_TOKEN"], app_id=123, private_key=PEM, api_url="https://ghe.example.com/api/v3"
+    )
+    assert full.gitlab.reporter_config() == GitLabReporterConfig(token="glpat-tokenvalue", url="https://gitlab.com")
+    assert full.slack.reporter_config() == SlackReporterConfig(
+        bot_token="xoxb-slack-token-value", default_channel="#ml$", api_url="https://slack.com/api"
+    )
+    # Webhooks alone need no credentials to report with: no reporter then.
+    assert replace(full.github, token=None, app_id=None, private_key=None).reporter_config() is None
+    assert replace(full.gitlab, token=None).reporter_config() is None
+    assert replace(full.slack, bot_token=None).reporter_config() is None
 
 
 def test_secret_values_lists_every_resolved_secret_for_masking(full):

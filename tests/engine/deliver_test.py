@@ -1,14 +1,23 @@
-"""The outbox and the deliverer, on a real state database: coalescing, spacing, retries, giving up, restarts."""
+"""The outbox and the deliverer: coalescing, spacing, retries, giving up, restarts.
+
+Each story runs twice: over the daemon's outbox in a real state database,
+and over the outbox the Action's step keeps in memory (the same rules).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
+from engine.reporters.contract_server import Answer
+from engine.reporters.github_test import CHECK_RUNS, REPO, FakeGitHub, job_report, token_reporter
+from engine.reporters.github_test import Clock as GitHubClock
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
-from fasttrack_gitops.engine.deliver import MAX_SURPRISES, Deliverer
+from fasttrack_gitops.engine.deliver import Deliverer, Failure, Policy
+from fasttrack_gitops.engine.state.memory_outbox import MemoryOutbox
 from fasttrack_gitops.engine.state.outbox import Outbox
 from fasttrack_gitops.engine.state.store import Store
 
@@ -67,13 +76,13 @@ def report(job_id: str, version: float = 0.0, pipeline: str = "p") -> JobReport:
     )
 
 
-@pytest.fixture
-def world(tmp_path):
+@pytest.fixture(params=["database", "memory"])
+def world(tmp_path, request):
     store = Store(tmp_path)
     clock = Clock()
     service = Service()
     versions = {}
-    outbox = Outbox(store)
+    outbox = Outbox(store) if request.param == "database" else MemoryOutbox()
     deliverer = Deliverer(
         outbox,
         [service],
@@ -152,8 +161,9 @@ def test_give_up_stops_that_job_for_that_reporter_only(world):
 def test_a_reporter_bug_is_retried_then_given_up_never_raised(world):
     outbox, deliverer, service, clock, _ = world
     outbox.mark("j1", ["svc"])
-    service.answers = [KeyError("bug")] * MAX_SURPRISES
-    for _ in range(MAX_SURPRISES):
+    surprises = Policy().surprises
+    service.answers = [KeyError("bug")] * surprises
+    for _ in range(surprises):
         asyncio.run(deliverer.flush())
         clock.now += 1000
     assert outbox.row("j1", "svc")["gave_up"].startswith("KeyError")
@@ -194,3 +204,65 @@ def test_the_loop_sends_when_woken_and_stops_when_asked(world):
 
     asyncio.run(scenario())
     assert [s[0] for s in service.sent] == ["j1"]
+
+
+# ---------------------------------------------------------------- over memory, to GitHub (the Action's step)
+
+# The step's policy (ci/reporters.py), its waits shrunk to milliseconds.
+STEP = Policy(tries=3, surprises=1, base_delay=0.01, max_wait=0.05, spacing=False)
+UNAVAILABLE = Answer(503, {"message": "Service Unavailable"})
+
+
+@pytest.fixture
+def github(contracts):
+    fake = FakeGitHub(json.loads((contracts / "github-rest.json").read_text()), GitHubClock())
+    with fake.server.serving():
+        yield fake
+
+
+def deliver_stages(github: FakeGitHub, *stages: str) -> tuple[MemoryOutbox, list[Failure]]:
+    """The job's reports at each stage, as the step delivers them: what is due at once, the last one until it
+    went through or was given up. The outbox, and each failure the deliverer told of."""
+    outbox, failures, now = MemoryOutbox(), [], {}
+    reporter = token_reporter(github)
+    deliverer = Deliverer(outbox, [reporter], lambda job: now["report"], policy=STEP, on_failure=failures.append)
+
+    async def scenario():
+        try:
+            for stage in stages:
+                now["report"] = job_report(stage)
+                final = stage == stages[-1]
+                outbox.mark(now["report"].job_id, ["github"], final=final)
+                await (deliverer.drain() if final else deliverer.flush())
+        finally:
+            await reporter.aclose()
+
+    asyncio.run(scenario())
+    return outbox, failures
+
+
+def test_over_memory_a_503_is_tried_again_and_makes_one_check_run(github):
+    github.server.fail_next("POST", CHECK_RUNS, UNAVAILABLE, times=1)
+
+    outbox, failures = deliver_stages(github, "queued", "failed")
+
+    [failure] = failures  # the queued one, tried again with the end's report
+    assert (failure.cause, failure.retry_in is not None) == ("unavailable", True)
+    [check] = github.check_runs.values()
+    assert (check["status"], check["conclusion"]) == ("completed", "failure")
+    assert len(github.server.calls("POST", CHECK_RUNS)) == 2
+    assert outbox.pending() == {} and outbox.row(job_report().job_id, "github")["failures"] == 0
+
+
+def test_over_memory_a_service_that_keeps_failing_is_given_up_after_the_tries_and_said_once(github):
+    github.server.fail_next("POST", CHECK_RUNS, UNAVAILABLE, times=100)
+
+    outbox, failures = deliver_stages(github, "queued", "failed")
+
+    assert [f.retry_in is None for f in failures] == [False, False, True]  # two retries, then given up
+    given_up = failures[-1]
+    assert given_up.reason == f"GitHub answered 503 while creating the check run {given_up.report.check_name} on {REPO}"
+    assert given_up.report.conclusion == "failure"  # the end's report, not a stale one
+    assert len(github.server.calls("POST", CHECK_RUNS)) == STEP.tries
+    assert github.check_runs == {}
+    assert outbox.pending() == {} and outbox.row(given_up.report.job_id, "github")["gave_up"] == given_up.reason

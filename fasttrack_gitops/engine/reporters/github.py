@@ -34,12 +34,12 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
+from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig
 from fasttrack_gitops.engine.reporters.github_auth import (
     AppAuth,
     Clock,
@@ -49,9 +49,6 @@ from fasttrack_gitops.engine.reporters.github_auth import (
     rate_limited,
     refusal,
 )
-
-if TYPE_CHECKING:  # the daemon builds reporters; reporters do not import the daemon
-    from fasttrack_gitops.daemon.config import GitHubConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +89,7 @@ class GitHubReporter:
 
     def __init__(
         self,
-        config: GitHubConfig,
+        config: GitHubReporterConfig,
         *,
         repositories: Collection[str],
         client: httpx.AsyncClient | None = None,
@@ -368,7 +365,7 @@ def web_url(api_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.removesuffix("/api/v3"), "", ""))
 
 
-def _auth(config: GitHubConfig, client: httpx.AsyncClient, clock: Clock) -> AppAuth | TokenAuth | None:
+def _auth(config: GitHubReporterConfig, client: httpx.AsyncClient, clock: Clock) -> AppAuth | TokenAuth | None:
     """An App when configured (only Apps may write check runs), else the token; None when neither is."""
     if config.app_id is not None and config.private_key:
         return AppAuth(config.app_id, config.private_key, client, config.api_url, clock=clock)

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
-
-if TYPE_CHECKING:  # the daemon builds reporters; a reporter does not import the daemon
-    from fasttrack_gitops.daemon.config import GitLabConfig
+from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 
 API_PREFIX = "/api/v4"
 MAX_TEXT = 255  # GitLab's limit on ref, target_url and description (contracts/gitlab.json)
@@ -160,7 +157,9 @@ class GitLabReporter:
     name = "gitlab"
     min_interval = 3.0
 
-    def __init__(self, config: GitLabConfig, *, repositories: Collection[str], client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, config: GitLabReporterConfig, *, repositories: Collection[str], client: httpx.AsyncClient | None = None
+    ):
         self._config = config
         self._repositories = frozenset(r.casefold() for r in repositories)  # GitLab paths ignore case
         self._own_client = client is None

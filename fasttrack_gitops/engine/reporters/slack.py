@@ -28,16 +28,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 import httpx
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.reports import slack_blocks
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
-
-if TYPE_CHECKING:  # the daemon builds reporters; a reporter does not import the daemon
-    from fasttrack_gitops.daemon.config import SlackConfig
+from fasttrack_gitops.engine.reporters.config import SlackReporterConfig
 
 log = logging.getLogger("fasttrack_gitops.engine.reporters")
 
@@ -145,7 +142,11 @@ class SlackReporter:
     min_interval = 1.0  # Slack allows about one message per second per channel
 
     def __init__(
-        self, config: SlackConfig, *, client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time
+        self,
+        config: SlackReporterConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self._config = config
         self._clock = clock

@@ -8,6 +8,10 @@ min_interval), except a final report; `retry_at` is the backoff after a
 failure. `state_json` is the reporter's memory between sends (a check run
 id, a Slack ts), which is what makes a re-send update rather than duplicate.
 Rows live in the store, so a restart loses nothing.
+
+`DeliveryQueue` is what the deliverer needs of an outbox; `Outbox` here and
+`MemoryOutbox` (memory_outbox.py, the Action's step, which keeps no
+database) both are one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from fasttrack_gitops.engine.state.migrations import translated, writing
 from fasttrack_gitops.engine.state.store import Store
@@ -31,6 +36,34 @@ class Pending:
     failures: int
     retry_at: float
     not_before: float
+
+
+class DeliveryQueue(Protocol):
+    """The rows a deliverer works through, and what each send came to."""
+
+    def due(self, reporter: str, now: float, *, limit: int = 50) -> list[Pending]:
+        """This reporter's rows to send now, oldest first."""
+        ...
+
+    def next_due(self, reporter: str) -> float | None:
+        """When the reporter's earliest pending row falls due; None when nothing is pending."""
+        ...
+
+    def sent(self, row: Pending, state: dict, *, min_interval: float, now: float | None = None) -> None:
+        """`row.version` went through; the reporter's state now; the job's next send not before now+min_interval."""
+        ...
+
+    def failed(self, row: Pending, error: str, *, retry_at: float, state: dict | None = None) -> None:
+        """The send failed; try again at `retry_at`, going on from `state` (how far it got) when given."""
+        ...
+
+    def give_up(self, row: Pending, reason: str, *, state: dict | None = None) -> None:
+        """Never send this job to this reporter again."""
+        ...
+
+    def settle(self, row: Pending) -> None:
+        """Nothing to send for `row.version` (the reporter does not want the job)."""
+        ...
 
 
 class Outbox:

@@ -26,7 +26,7 @@ from engine.reporters.contract_server import Answer, ContractServer, Request
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
 from fasttrack_gitops.core.webhooks import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
-from fasttrack_gitops.daemon.config import GitHubConfig
+from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig
 from fasttrack_gitops.engine.reporters.github import (
     RERUN_FAILED,
     GitHubReporter,
@@ -229,12 +229,12 @@ def github(github_rest, github_app_key):
 
 
 def token_reporter(fake: FakeGitHub, **config) -> GitHubReporter:
-    settings = dict(webhook_secret=None, token=PLAIN_TOKEN, app_id=None, private_key=None, api_url=fake.url)
-    return GitHubReporter(GitHubConfig(**{**settings, **config}), repositories=[REPO], clock=fake.clock)
+    settings = dict(token=PLAIN_TOKEN, api_url=fake.url)
+    return GitHubReporter(GitHubReporterConfig(**{**settings, **config}), repositories=[REPO], clock=fake.clock)
 
 
 def app_reporter(fake: FakeGitHub, pem: str) -> GitHubReporter:
-    config = GitHubConfig(webhook_secret=None, token=None, app_id=APP_ID, private_key=pem, api_url=fake.url)
+    config = GitHubReporterConfig(app_id=APP_ID, private_key=pem, api_url=fake.url)
     return GitHubReporter(config, repositories=[REPO], clock=fake.clock)
 
 
@@ -667,9 +667,7 @@ def test_the_installation_is_looked_up_once_when_the_webhook_did_not_name_it(git
 
 def test_an_app_that_is_not_installed_is_given_up(github, github_app_key):
     trigger = {"event": "push"}
-    config = GitHubConfig(
-        webhook_secret=None, token=None, app_id=APP_ID, private_key=github_app_key[0], api_url=github.url
-    )
+    config = GitHubReporterConfig(app_id=APP_ID, private_key=github_app_key[0], api_url=github.url)
     reporter = GitHubReporter(config, repositories=["lablup/elsewhere"], clock=github.clock)
     error = refused(reporter, job_report("queued", repository="lablup/elsewhere", trigger=trigger))
     assert isinstance(error, GiveUp) and "not installed on lablup/elsewhere" in str(error)

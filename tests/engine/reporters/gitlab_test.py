@@ -22,7 +22,7 @@ import pytest
 from engine.reporters.contract_server import Answer, ContractServer, Request
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
-from fasttrack_gitops.daemon.config import GitLabConfig
+from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter, retry_after
 
 TOKEN = "glpat-s3cr3t-t0ken-value"
@@ -147,7 +147,7 @@ def gitlab(contracts):
 
 def reporter_for(gitlab: FakeGitLab, token: str | None = TOKEN, **kwargs) -> GitLabReporter:
     return GitLabReporter(
-        GitLabConfig(webhook_token=None, token=token, url=gitlab.server.url + "/"), repositories=[PROJECT], **kwargs
+        GitLabReporterConfig(token=token, url=gitlab.server.url + "/"), repositories=[PROJECT], **kwargs
     )
 
 
@@ -445,9 +445,7 @@ def test_gitlab_out_of_reach_retries():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    reporter = GitLabReporter(
-        GitLabConfig(webhook_token=None, token=TOKEN, url=f"http://127.0.0.1:{port}"), repositories=[PROJECT]
-    )
+    reporter = GitLabReporter(GitLabReporterConfig(token=TOKEN, url=f"http://127.0.0.1:{port}"), repositories=[PROJECT])
     with pytest.raises(RetryLater) as caught:
         asyncio.run(send_each(reporter, job()))
     assert TOKEN not in str(caught.value)
@@ -463,7 +461,7 @@ def test_no_token_configured_gives_up_before_any_request(gitlab):
 
 
 def test_it_wants_only_configured_gitlab_projects_in_any_case():
-    reporter = GitLabReporter(GitLabConfig(webhook_token=None, token=TOKEN), repositories=["ML-Team/Vision/ResNet"])
+    reporter = GitLabReporter(GitLabReporterConfig(token=TOKEN), repositories=["ML-Team/Vision/ResNet"])
     assert reporter.wants(job())
     assert not reporter.wants(job(repository="octo-org/resnet"))
     asyncio.run(reporter.aclose())

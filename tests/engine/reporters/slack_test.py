@@ -22,7 +22,7 @@ from engine.reporters.contract_server import Answer, ContractServer
 
 from fasttrack_gitops.core.reports import slack_blocks
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
-from fasttrack_gitops.daemon.config import SlackConfig
+from fasttrack_gitops.engine.reporters.config import SlackReporterConfig
 from fasttrack_gitops.engine.reporters.slack import SlackReporter, due_events, link_for
 
 TOKEN = "xoxb-1234-5678-secret-token"
@@ -119,12 +119,12 @@ def slack(contracts):
 
 
 def bot(slack: FakeSlack, **kwargs) -> SlackReporter:
-    config = SlackConfig(bot_token=TOKEN, webhook_url=None, default_channel="#general", api_url=slack.api_url)
+    config = SlackReporterConfig(bot_token=TOKEN, webhook_url=None, default_channel="#general", api_url=slack.api_url)
     return SlackReporter(replace(config, **kwargs))
 
 
 def hook(slack: FakeSlack) -> SlackReporter:
-    return SlackReporter(SlackConfig(bot_token=None, webhook_url=slack.webhook_url, default_channel=None))
+    return SlackReporter(SlackReporterConfig(bot_token=None, webhook_url=slack.webhook_url, default_channel=None))
 
 
 def run(coroutine):
@@ -548,7 +548,9 @@ def test_a_send_that_fails_half_way_does_not_post_its_message_twice(slack):
 
 def test_no_answer_at_all_retries(contracts):
     reporter = SlackReporter(
-        SlackConfig(bot_token=TOKEN, webhook_url=None, default_channel="#general", api_url="http://127.0.0.1:9/api")
+        SlackReporterConfig(
+            bot_token=TOKEN, webhook_url=None, default_channel="#general", api_url="http://127.0.0.1:9/api"
+        )
     )
     with pytest.raises(RetryLater) as raised:
         run(sends(reporter, [FAILED]))
@@ -618,22 +620,22 @@ def test_a_big_job_reaches_slack_within_its_limits_both_ways(slack):
 
 
 def test_wants_a_pipeline_that_asks_for_slack_and_a_channel_it_can_reach():
-    config = SlackConfig(bot_token=TOKEN, webhook_url=None, default_channel=None)
+    config = SlackReporterConfig(bot_token=TOKEN, webhook_url=None, default_channel=None)
     reporter = SlackReporter(config)
     assert reporter.wants(FAILED)
     assert not reporter.wants(replace(FAILED, notify={}))  # the pipeline did not ask
     assert not reporter.wants(replace(FAILED, notify={"slack": {}}))  # no channel anywhere
     assert SlackReporter(replace(config, default_channel="#general")).wants(replace(FAILED, notify={"slack": {}}))
-    webhook_only = SlackReporter(SlackConfig(None, "https://hooks.slack.com/services/x", None))
+    webhook_only = SlackReporter(SlackReporterConfig(None, "https://hooks.slack.com/services/x", None))
     assert webhook_only.wants(replace(FAILED, notify={"slack": {}}))
-    assert not SlackReporter(SlackConfig(None, None, "#general")).wants(FAILED)
+    assert not SlackReporter(SlackReporterConfig(None, None, "#general")).wants(FAILED)
     assert "secret" not in repr(config) and TOKEN not in repr(config)
 
 
 def test_aclose_leaves_a_client_it_was_given_open():
     async def scenario():
         client = httpx.AsyncClient()
-        await SlackReporter(SlackConfig(TOKEN, None, "#general"), client=client).aclose()
+        await SlackReporter(SlackReporterConfig(TOKEN, None, "#general"), client=client).aclose()
         assert not client.is_closed
         await client.aclose()
 
