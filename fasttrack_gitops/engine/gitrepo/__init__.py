@@ -119,8 +119,10 @@ def open_snapshot(
             )
         root = folder.resolve()
         with _writing_to(store) as (disk, where):
-            tree = _FolderSnapshot(root, IgnoreFilterManager(str(root), [], False), [], disk).tree("")
-        return Snapshot("unversioned", root, "", None, None, tree.decode(), False, where)
+            folder_tree = _FolderSnapshot(root, IgnoreFilterManager(str(root), [], False), [], disk).tree(
+                "", keep_empty=True
+            )
+        return Snapshot("unversioned", root, "", None, None, folder_tree.decode(), False, where)
     top, prefix = found
     with _open_repo(top) as repo, _git_errors(f"cannot read the repository {top}"):
         if worktree:
