@@ -50,6 +50,8 @@ class GiveUp(Exception):
     """Sending can never work as configured (a channel that does not exist, a token without access):
     reported once in the log and /metrics, not retried."""
 
+    state: dict[str, Any]  # set by a reporter whose send got part-way, as on RetryLater (see the deliverer)
+
 
 class Annotation(TypedDict):
     """An invalid job's diagnostic as a check annotation, in GitHub's shape."""
