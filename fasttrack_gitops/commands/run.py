@@ -74,7 +74,7 @@ def command(
     snap = gitrepo.open_snapshot(repo_dir, rev or "HEAD", worktree=worktree, store=snapshot_store(store))
     raw = gitrepo.read_file(snap, relpath, max_bytes=max_file_size + 1)
     if raw is None:
-        at = f"commit {snap.commit[:12]}" if snap.kind == "commit" else "the snapshot"
+        at = f"commit {snap.commit[:12]}" if snap.kind == "commit" and snap.commit else "the snapshot"
         raise UsageError(
             f"{relpath} is not a file in {repo_dir} at {at}"
             + ("; commit it, or run the working tree with --worktree" if snap.kind == "commit" else "")
@@ -90,7 +90,8 @@ def command(
     secrets = gather_secrets(secrets_file)
     check_secrets(checked.pipeline, secrets)
 
-    code_trees = {t.name: gitrepo.tree_id(snap, t.code) for t in checked.pipeline.tasks if t.code}
+    # Every code: folder passed the check above, so tree_id answers; `or snap.tree` as in engine/plan.py.
+    code_trees = {t.name: gitrepo.tree_id(snap, t.code) or snap.tree for t in checked.pipeline.tasks if t.code}
     job = freeze(
         checked.pipeline,
         pipeline_path=relpath,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from fasttrack_gitops.core.pipeline.model import Pipeline, normalise, to_fasttrack
 
@@ -123,13 +124,13 @@ class PipelineJob:
     ref: str | None
     tree: str  # tree id of the pipeline repository root (tasks without code: run there)
     code_trees: Mapping[str, str]  # task name -> tree id of its code: folder (the root tree when it has none)
-    spec: Mapping  # the normalised pipeline, FastTrack export shape with the GitOps fields
+    spec: Mapping[str, Any]  # the normalised pipeline, FastTrack export shape with the GitOps fields
     spec_id: str  # content hash of spec
-    trigger: Mapping = field(default_factory=dict)  # {"event": "cli", ...}
+    trigger: Mapping[str, Any] = field(default_factory=dict)  # {"event": "cli", ...}
     created_at: float = 0.0
     rerun_of: str | None = None
     dirty: bool = False  # a worktree snapshot that differs from its commit
-    diagnostics: tuple[Mapping, ...] = ()  # an invalid job's findings (Diagnostic.as_dict()); its spec is {}
+    diagnostics: tuple[Mapping[str, Any], ...] = ()  # an invalid job's findings (Diagnostic.as_dict()); its spec is {}
 
     @property
     def invalid(self) -> bool:
@@ -139,12 +140,13 @@ class PipelineJob:
         return normalise(dict(self.spec))
 
 
-def spec_of(pipeline: Pipeline) -> dict:
+def spec_of(pipeline: Pipeline) -> dict[str, Any]:
     """The frozen spec: the normalised pipeline in the export shape (plain JSON)."""
-    return json.loads(json.dumps(to_fasttrack(pipeline, include_gitops=True)))
+    spec: dict[str, Any] = json.loads(json.dumps(to_fasttrack(pipeline, include_gitops=True)))
+    return spec
 
 
-def spec_id(spec: Mapping) -> str:
+def spec_id(spec: Mapping[str, Any]) -> str:
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -165,7 +167,7 @@ def freeze(
     ref: str | None,
     tree: str,
     code_trees: Mapping[str, str],
-    trigger: Mapping | None = None,
+    trigger: Mapping[str, Any] | None = None,
     dirty: bool = False,
     now: float | None = None,
 ) -> PipelineJob:
@@ -192,14 +194,14 @@ def freeze(
 
 def freeze_invalid(
     name: str,
-    diagnostics: Iterable[Mapping],
+    diagnostics: Iterable[Mapping[str, Any]],
     *,
     pipeline_path: str,
     repository: str,
     commit: str,
     ref: str | None,
     tree: str,
-    trigger: Mapping,
+    trigger: Mapping[str, Any],
     now: float | None = None,
 ) -> PipelineJob:
     """A job for a pipeline file that was not valid at the commit: it runs nothing and carries the diagnostics.
@@ -226,7 +228,7 @@ def freeze_invalid(
     )
 
 
-def rerun(job: PipelineJob, *, trigger: Mapping | None = None, now: float | None = None) -> PipelineJob:
+def rerun(job: PipelineJob, *, trigger: Mapping[str, Any] | None = None, now: float | None = None) -> PipelineJob:
     """A new job with the same frozen spec and snapshot, naming the one it repeats."""
     now = time.time() if now is None else now
     return PipelineJob(

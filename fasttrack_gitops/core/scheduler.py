@@ -18,7 +18,7 @@ Rules, FastTrack's and GitHub Actions' way:
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fasttrack_gitops.core.job import (
@@ -165,7 +165,7 @@ def _add(a: Resources, b: Resources) -> Resources:
     return Resources(cpu=a.cpu + b.cpu, mem=a.mem + b.mem, accelerators=tuple(accelerators.items()))
 
 
-def _total(resources) -> Resources:
+def _total(resources: Iterable[Resources]) -> Resources:
     total = _zero()
     for r in resources:
         total = _add(total, r)

@@ -18,11 +18,11 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fasttrack_gitops.core import globs
 from fasttrack_gitops.core.events import TRUSTED_ASSOCIATIONS, Manual, PullRequest, Push, Tick
-from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
+from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS, Concurrency
 
 __all__ = [
     "COMMAND_VERBS",
@@ -71,8 +71,8 @@ class Candidate:
 
     path: str  # repository-relative path of the file
     name: str  # the pipeline's name
-    triggers: dict | None  # Pipeline.triggers: the normalised `on`, None when the file has none
-    concurrency: dict | None = None  # Pipeline.concurrency
+    triggers: Mapping[str, Any] | None  # Pipeline.triggers: the normalised `on`, None when the file has none
+    concurrency: Concurrency | None = None  # Pipeline.concurrency
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,10 @@ class Selection:
 
     path: str
     name: str
-    trigger: dict  # JSON-able, stored in the job record; always has "event"
+    trigger: dict[str, Any]  # JSON-able, stored in the job record; always has "event"
     key: str  # trigger_key(trigger): one job per (repository, commit, path, key)
     reason: str  # one line a person reads
-    concurrency: dict | None = None  # the candidate's, so the caller need not look it up again
+    concurrency: Concurrency | None = None  # the candidate's, so the caller need not look it up again
 
 
 class Decision(NamedTuple):
@@ -146,7 +146,7 @@ def _decide_without_on(kind: str, name: str, what: str, follow_branches: Sequenc
     return False, f"{what}: the pipeline has no `on` and {name} is not a followed branch ({_list(follow_branches)})"
 
 
-def _branch_refusal(spec: dict, branch: str) -> str:
+def _branch_refusal(spec: Mapping[str, list[str]], branch: str) -> str:
     """Why a push to `branch` does not pass on.push's ref filters; '' when it does."""
     if "branches" not in spec and "branches-ignore" not in spec and "tags" in spec:
         return "on.push has only a tags filter, so branch pushes do not run it"
@@ -157,7 +157,7 @@ def _branch_refusal(spec: dict, branch: str) -> str:
     return ""
 
 
-def _tag_refusal(spec: dict, tag: str) -> str:
+def _tag_refusal(spec: Mapping[str, list[str]], tag: str) -> str:
     """Why a push of `tag` does not pass on.push's ref filters; '' when it does."""
     if "tags" in spec:
         return "" if globs.matches(tag, spec["tags"]) else f"{tag} does not match on.push.tags ({_list(spec['tags'])})"
@@ -219,7 +219,9 @@ def _decide_pull_request(c: Candidate, pr: PullRequest, changed: Collection[str]
 # --- paths (push and pull_request) -----------------------------------------------------------
 
 
-def _decide_paths(spec: dict, changed: Collection[str] | None, where: str, what: str) -> tuple[bool, str]:
+def _decide_paths(
+    spec: Mapping[str, list[str]], changed: Collection[str] | None, where: str, what: str
+) -> tuple[bool, str]:
     """GitHub's path filters: `paths` needs one changed file inside, `paths-ignore` one outside.
 
     An unknown change set (None) passes, as GitHub runs when it cannot
@@ -234,10 +236,10 @@ def _decide_paths(spec: dict, changed: Collection[str] | None, where: str, what:
         return False, f"{what}: no file changed, and {where} has path filters"
     inside = sorted(p for p in changed if paths is None or globs.matches(p, paths))
     if not inside:
-        return False, f"{what}: no changed file matches {where}.paths ({_list(paths)})"
+        return False, f"{what}: no changed file matches {where}.paths ({_list(paths or ())})"
     kept = [p for p in inside if ignore is None or not globs.matches(p, ignore)]
     if not kept:
-        return False, f"{what}: every changed file matches {where}.paths-ignore ({_list(ignore)})"
+        return False, f"{what}: every changed file matches {where}.paths-ignore ({_list(ignore or ())})"
     return True, f"{what} changed {_files(kept)}"
 
 
@@ -301,7 +303,7 @@ def _spaces(cron: str) -> str:
 # --- the trigger's identity ------------------------------------------------------------------
 
 
-def trigger_key(trigger: Mapping) -> str:
+def trigger_key(trigger: Mapping[str, Any]) -> str:
     """The idempotency key: the same event delivered twice makes one job, not two.
 
     push "push:<ref>", pull_request "pull_request:<number>", schedule
@@ -322,7 +324,7 @@ def trigger_key(trigger: Mapping) -> str:
     raise ValueError(f"a '{event}' trigger needs an 'id' to tell its jobs apart")
 
 
-def _selected(decisions: Iterable[Decision], trigger: dict) -> list[Selection]:
+def _selected(decisions: Iterable[Decision], trigger: dict[str, Any]) -> list[Selection]:
     key = trigger_key(trigger)
     return [
         Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)
@@ -440,6 +442,6 @@ class Gate:
     repository: str
     number: int
     head_sha: str
-    event: dict  # the PullRequest record, as JSON
+    event: dict[str, Any]  # the PullRequest record, as JSON
     held_at: float
     approved_by: str | None

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qs
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, Event, PullRequest, Push, Rerequest
@@ -114,6 +114,7 @@ _JSON_TYPES = {
 }
 _COMMIT = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")  # SHA-1, or SHA-256 object ids
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 class _Fields:
@@ -141,7 +142,11 @@ class _Fields:
             walked = f"{walked}.{key}" if walked else key
         return node
 
-    def typed(self, path: str, kind: type, *, required: bool) -> Any:
+    @overload
+    def typed(self, path: str, kind: type[_T], *, required: Literal[True]) -> _T: ...
+    @overload
+    def typed(self, path: str, kind: type[_T], *, required: Literal[False]) -> _T | None: ...
+    def typed(self, path: str, kind: type[_T], *, required: bool) -> _T | None:
         found = self.value(path)
         if found is _MISSING or found is None:
             if not required:

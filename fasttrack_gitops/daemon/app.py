@@ -15,9 +15,13 @@ import logging
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.daemon.config import DaemonConfig
+
+if TYPE_CHECKING:  # uvicorn is imported when the daemon starts serving, not when the CLI starts
+    import uvicorn
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
@@ -77,7 +81,7 @@ async def run_daemon(
             background.append(asyncio.create_task(follow.watch(daemon, repo, following)))
         elif repo.poll_interval:
             background.append(asyncio.create_task(follow.poll(daemon, repo, following)))
-    server = _Server(uvicorn.Config(App(daemon), log_level="warning", access_log=False, lifespan="off"))
+    server = _server(uvicorn.Config(App(daemon), log_level="warning", access_log=False, lifespan="off"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     host, port = sock.getsockname()[:2]
     log.info(
@@ -161,18 +165,16 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server:
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn's Server without its signal handling: the daemon drains on SIGTERM itself, then stops it."""
+    import uvicorn
 
-    def __new__(cls, config):
-        import uvicorn
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
 
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):
-                yield
-
-        return Server(config)
+    return Server(config)
 
 
 class _Masking(logging.Filter):

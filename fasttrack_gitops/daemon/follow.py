@@ -91,6 +91,7 @@ async def watch(daemon: Daemon, repo: RepositoryConfig, stop: asyncio.Event) -> 
             log.exception("%s: scanning after a change failed", repo.name)
 
     await changed()
+    assert repo.local_path is not None  # the configuration refuses `watch` for a remote url (FT408)
     await watch_repository(repo.local_path, changed, stop=stop)
 
 

@@ -62,6 +62,7 @@ class App:
         method, path = scope["method"], scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         extra: list[tuple[bytes, bytes]] = []
+        body: dict | list  # the JSON answer
         try:
             if path in ("/webhooks/github", "/webhooks/gitlab"):
                 _allow(method, "POST")

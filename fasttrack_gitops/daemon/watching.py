@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Push
@@ -166,7 +166,7 @@ def _git_folders(path: Path) -> list[Path] | None:
     return None
 
 
-def _torn_down(changes: set[tuple[object, str]], roots: Sequence[Path]) -> bool:
+def _torn_down(changes: Iterable[tuple[object, str]], roots: Sequence[Path]) -> bool:
     """Whether a batch deleted a git folder's HEAD or refs/, which git never does: the repository went away.
 
     Its OS watches went with it, even when a new repository appears under

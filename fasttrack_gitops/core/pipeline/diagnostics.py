@@ -10,9 +10,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 ERROR = "error"
 WARNING = "warning"
+
+# Where a value sits in a loaded document: ("tasks", 1, "dependencies", 0).
+NodePath = tuple[str | int, ...]
 
 # code -> (severity, summary)
 CODES: dict[str, tuple[str, str]] = {
@@ -85,7 +89,7 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == ERROR
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -95,7 +99,7 @@ def diagnostic(code: str, message: str, file: str, line: int, column: int, path:
     return Diagnostic(file=file, line=line, column=column, severity=severity, code=code, message=message, path=path)
 
 
-def sort_key(d: Diagnostic) -> tuple:
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.file, d.line, d.column, d.code)
 
 
@@ -103,7 +107,7 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.is_error for d in diagnostics)
 
 
-def json_path(path: tuple) -> str:
+def json_path(path: NodePath) -> str:
     """('tasks', 1, 'dependencies', 0) -> '$.tasks[1].dependencies[0]'."""
     out = ["$"]
     for part in path:

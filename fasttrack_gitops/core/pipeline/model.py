@@ -9,8 +9,9 @@ exported for it again.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from fasttrack_gitops.core.pipeline.units import format_size, parse_amount, parse_duration, parse_size
 
@@ -23,6 +24,13 @@ GITOPS_TASK_KEYS = ("code", "timeout", "cache")
 # The ${{ name }} placeholders a concurrency group may use; triggers.PLACEHOLDERS documents each
 # and fills them in. Kept here so the semantic check needs nothing outside the pipeline package.
 CONCURRENCY_PLACEHOLDERS = ("ref", "branch", "pr", "sha", "pipeline", "repository", "event")
+
+
+class Concurrency(TypedDict):
+    """A pipeline's normalised `concurrency`: jobs of one group run one at a time."""
+
+    group: str  # may hold ${{ placeholders }}
+    cancel_in_progress: bool
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Task:
     resources: Resources = field(default_factory=Resources)
     mounts: tuple[Mount, ...] = ()
     retry: Retry = field(default_factory=Retry)
-    service: dict | None = None
+    service: Mapping[str, Any] | None = None
     code: str | None = None  # repository-relative directory, normalised
     timeout: float | None = None  # seconds
     cache: bool = False
@@ -95,12 +103,12 @@ class Pipeline:
     version: str
     tasks: tuple[Task, ...]
     description: str = ""
-    ownership: dict = field(default_factory=dict)
+    ownership: Mapping[str, Any] = field(default_factory=dict)
     envs: tuple[tuple[str, str], ...] = ()
-    params: tuple = ()
-    triggers: dict | None = None  # normalised `on`; None when the file has none
-    concurrency: dict | None = None  # {"group": str, "cancel_in_progress": bool}; group may hold ${{ placeholders }}
-    notify: dict = field(default_factory=dict)
+    params: tuple[Any, ...] = ()
+    triggers: Mapping[str, Any] | None = None  # normalised `on`; None when the file has none
+    concurrency: Concurrency | None = None
+    notify: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -113,7 +121,7 @@ class Pipeline:
         return {t.name: t.dependencies for t in self.tasks}
 
 
-def normalise(data: dict) -> Pipeline:
+def normalise(data: Mapping[str, Any]) -> Pipeline:
     """A checked pipeline mapping -> Pipeline."""
     return Pipeline(
         name=data["name"],
@@ -129,7 +137,7 @@ def normalise(data: dict) -> Pipeline:
     )
 
 
-def _task(t: dict) -> Task:
+def _task(t: Mapping[str, Any]) -> Task:
     env = t.get("environment") or {}
     retry = t.get("retry") or {}
     service = t.get("service")
@@ -162,7 +170,7 @@ def _task(t: dict) -> Task:
     )
 
 
-def _resources(res: dict, opts: dict) -> Resources:
+def _resources(res: Mapping[str, Any], opts: Mapping[str, Any]) -> Resources:
     return Resources(
         cpu=parse_amount(res.get("cpu", DEFAULT_CPU), positive=True),
         mem=parse_size(res.get("mem", DEFAULT_MEM)),
@@ -184,7 +192,7 @@ def _code_path(code: str) -> str:
     return posixpath.normpath(code)
 
 
-def _envs(envs: dict | None) -> tuple[tuple[str, str], ...]:
+def _envs(envs: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, _env_value(v)) for k, v in (envs or {}).items())
 
 
@@ -196,7 +204,7 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
-def _strip_x(mapping: dict) -> dict:
+def _strip_x(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """Drop x- keys, at every depth: they are the author's, not ours."""
     return {k: _strip_x(v) if isinstance(v, dict) else v for k, v in mapping.items() if not k.startswith("x-")}
 
@@ -207,7 +215,7 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _triggers(on: Any) -> dict:
+def _triggers(on: Any) -> dict[str, Any]:
     """`on` in every spelling GitHub Actions allows -> {event: {filter: [patterns]}}."""
     if isinstance(on, str):
         return {on: {}}
@@ -225,7 +233,7 @@ def _triggers(on: Any) -> dict:
     return out
 
 
-def _concurrency(value: Any) -> dict | None:
+def _concurrency(value: Any) -> Concurrency | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -237,7 +245,7 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict:
+def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict[str, Any]:
     """The pipeline in FastTrack's export shape (for import into the FastTrack GUI).
 
     With include_gitops the GitOps additions (code, timeout, cache, on,
@@ -260,7 +268,7 @@ def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict:
     return out
 
 
-def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict:
+def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict[str, Any]:
     env: dict[str, Any] = {}
     for key, value in (("project", t.project), ("scaling-group", t.scaling_group), ("image", t.image)):
         if value is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic
 
+if TYPE_CHECKING:  # the package's __init__ defines CheckResult, and imports the package's modules
+    from fasttrack_gitops.core.pipeline import CheckResult
 
-def check_repository(label: str, globs: Sequence[str], results: Sequence) -> list[Diagnostic]:
+
+def check_repository(label: str, globs: Sequence[str], results: Sequence[CheckResult]) -> list[Diagnostic]:
     """Diagnostics for the repository as a whole, given the CheckResult of each pipeline file."""
     if not results:
         where = label if label not in ("", ".") else "."
@@ -24,7 +28,9 @@ def check_repository(label: str, globs: Sequence[str], results: Sequence) -> lis
     found: list[Diagnostic] = []
     first: dict[str, str] = {}
     for result in results:
-        data = result.document.data if result.document is not None else None
+        if result.document is None:
+            continue  # a file that did not load has no name to compare
+        data = result.document.data
         name = data.get("name") if isinstance(data, dict) else None
         if not isinstance(name, str):
             continue

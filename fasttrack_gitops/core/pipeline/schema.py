@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, did_you_mean, json_path
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.yamlsource import Document
+
+if TYPE_CHECKING:  # both validators are imported when first needed, to keep startup fast
+    import jsonschema_rs
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 SCHEMA_FILE = "pipeline.schema.json"
 
@@ -55,24 +60,27 @@ def schema_text(name: str = SCHEMA_FILE) -> str:
 
 
 @cache
-def _fast_validator(name: str):
+def _fast_validator(name: str) -> jsonschema_rs.Validator:
     import jsonschema_rs
 
     return jsonschema_rs.validator_for(json.loads(schema_text(name)))
 
 
 @cache
-def _explaining_validator(name: str):
+def _explaining_validator(name: str) -> Validator:
     from jsonschema import Draft202012Validator, ValidationError, validators
 
-    def ecma_pattern(validator, pattern, instance, schema):
+    def ecma_pattern(
+        validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[ValidationError]:
         # JSON Schema patterns are ECMA-262, where `$` is the end of the text; in
         # Python it also matches before a final newline ("train\n" would pass).
         python_pattern = re.sub(r"(?<!\\)\$", r"\\Z", pattern)
         if validator.is_type(instance, "string") and not re.search(python_pattern, instance):
             yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
-    ecma = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})
+    # types-jsonschema leaves validators.extend unannotated; the class it makes is a Validator.
+    ecma: type[Validator] = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
     return ecma(json.loads(schema_text(name)))
 
 
@@ -91,17 +99,18 @@ def check(doc: Document, schema: str = SCHEMA_FILE, subject: str = "the pipeline
     for error in _explaining_validator(schema).iter_errors(doc.data):
         found.extend(_explain(error, doc, subject))
     if not found:  # the two validators disagree: never call an invalid document valid
-        for error in _fast_validator(schema).iter_errors(doc.data):
-            path = tuple(error.instance_path)
+        for fast_error in _fast_validator(schema).iter_errors(doc.data):
+            path = tuple(fast_error.instance_path)
             m = doc.source.value(path)
-            found.append(diagnostic("FT100", error.message, doc.file, m.line, m.column, json_path(path)))
+            found.append(diagnostic("FT100", fast_error.message, doc.file, m.line, m.column, json_path(path)))
     return found
 
 
-def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
+def _explain(error: ValidationError, doc: Document, subject: str) -> Iterator[Diagnostic]:
     path = tuple(error.absolute_path)
     where = json_path(path)
     subschema = error.schema if isinstance(error.schema, dict) else {}
+    instance: Any = error.instance  # set on every error iter_errors yields; the stubs also allow "unset"
 
     if error.validator in ("anyOf", "oneOf"):
         meant = _meant_branch(error)
@@ -113,7 +122,7 @@ def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
     if error.validator == "additionalProperties":
         known = list(subschema.get("properties", {}))
         patterns = list(subschema.get("patternProperties", {}))
-        for key in error.instance:
+        for key in instance:
             if key in known or any(re.search(p, key) for p in patterns):
                 continue
             m = doc.source.key(path + (key,))
@@ -143,15 +152,15 @@ def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
         return
 
     if "propertyNames" in error.relative_schema_path:
-        m = doc.source.key(path + (error.instance,))
+        m = doc.source.key(path + (instance,))
         yield diagnostic(
             "FT100",
-            f"'{error.instance}' is not a valid environment variable name; use letters, "
+            f"'{instance}' is not a valid environment variable name; use letters, "
             "digits and '_', not starting with a digit",
             doc.file,
             m.line,
             m.column,
-            json_path(path + (error.instance,)),
+            json_path(path + (instance,)),
         )
         return
 
@@ -160,7 +169,7 @@ def _explain(error, doc: Document, subject: str) -> Iterator[Diagnostic]:
     yield diagnostic(code, _value_message(error, subschema, path, doc, subject), doc.file, m.line, m.column, where)
 
 
-def _meant_branch(error) -> list:
+def _meant_branch(error: ValidationError) -> list[ValidationError]:
     """The errors of the one anyOf/oneOf branch the author evidently meant, else [].
 
     A branch was meant when its type fits the value (no type/enum error at the
@@ -169,7 +178,7 @@ def _meant_branch(error) -> list:
     the anyOf's own description says it better.
     """
     depth = len(error.absolute_path)
-    branches: dict[int, list] = {}
+    branches: dict[str | int, list[ValidationError]] = {}
     for inner in error.context:
         branches.setdefault(inner.relative_schema_path[0], []).append(inner)
     meant = [
@@ -184,19 +193,22 @@ def _meant_branch(error) -> list:
     return []
 
 
-def _value_message(error, subschema: dict, path: tuple, doc: Document, subject: str) -> str:
-    value = error.instance
+def _value_message(
+    error: ValidationError, subschema: Mapping[str, Any], path: NodePath, doc: Document, subject: str
+) -> str:
+    value: Any = error.instance  # set on every error iter_errors yields; the stubs also allow "unset"
+    rule: Any = error.validator_value  # the failing keyword's value in the schema; likewise
     shown = _show(value)
     what = _describe(path, doc, subject)
     if error.validator == "enum":
-        options = [str(o) for o in error.validator_value]
+        options = [str(o) for o in rule]
         hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
         return f"{what} is {shown}; expected one of: {', '.join(options)}{hint}"
     if error.validator == "type":
-        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        expected = rule if isinstance(rule, list) else [rule]
         return f"{what} is {_type_of(value)}; expected {' or '.join(_TYPE_NAMES[t] for t in expected)}"
     if error.validator == "minimum":
-        return f"{what} is {shown}; it must be at least {error.validator_value}"
+        return f"{what} is {shown}; it must be at least {rule}"
     if error.validator == "minLength":
         return f"{what} is empty; write a value or remove the key"
     if error.validator == "uniqueItems":
@@ -210,7 +222,7 @@ def _value_message(error, subschema: dict, path: tuple, doc: Document, subject: 
     return f"{what}: {error.message}"
 
 
-def _describe(path: tuple, doc: Document, subject: str) -> str:
+def _describe(path: NodePath, doc: Document, subject: str) -> str:
     """A human name for the node at path: "task 'train'", "task 'train' key 'resources.mem'"."""
     if not path:
         return subject
@@ -224,7 +236,7 @@ def _describe(path: tuple, doc: Document, subject: str) -> str:
     return _dotted(path)
 
 
-def _dotted(path: tuple) -> str:
+def _dotted(path: NodePath) -> str:
     parts: list[str] = []
     for p in path:
         if isinstance(p, int):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, Literal
 
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.cron import parse_cron
-from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, did_you_mean, json_path
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.core.pipeline.units import OutOfRange, parse_amount, parse_duration, parse_size
 from fasttrack_gitops.core.pipeline.yamlsource import Document
@@ -67,12 +68,12 @@ def _get(data: Any, *keys: str) -> Any:
     return data
 
 
-def _at(doc: Document, code: str, message: str, path: tuple, *, key: bool = False) -> Diagnostic:
+def _at(doc: Document, code: str, message: str, path: NodePath, *, key: bool = False) -> Diagnostic:
     m = doc.source.key(path) if key else doc.source.value(path)
     return diagnostic(code, message, doc.file, m.line, m.column, json_path(path))
 
 
-def _check_tasks(doc: Document, tasks: list, code_lookup: CodeLookup | None) -> Iterator[Diagnostic]:
+def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None) -> Iterator[Diagnostic]:
     if not tasks:
         yield _at(doc, "FT108", "the pipeline has no tasks; add at least one under 'tasks'", ("tasks",))
         return
@@ -134,8 +135,10 @@ def _check_tasks(doc: Document, tasks: list, code_lookup: CodeLookup | None) -> 
         )
 
 
-def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLookup | None) -> Iterator[Diagnostic]:
-    base = ("tasks", i)
+def _check_task_values(
+    doc: Document, task: dict[str, Any], i: int, code_lookup: CodeLookup | None
+) -> Iterator[Diagnostic]:
+    base: NodePath = ("tasks", i)
     name = task.get("name")
     who = f"task '{name}'" if isinstance(name, str) else f"task #{i + 1}"
 
@@ -143,8 +146,8 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
         try:
             value = parse()
         except OutOfRange as e:
-            code = "FT115" if path[0] in ("timeout", "retry") else "FT109"
-            yield _at(doc, code, f"{who} {'.'.join(path)}: {e}", base + path)
+            diag_code = "FT115" if path[0] in ("timeout", "retry") else "FT109"
+            yield _at(doc, diag_code, f"{who} {'.'.join(path)}: {e}", base + path)
             continue
         except (ValueError, TypeError):
             continue  # a spelling the schema does not allow: the schema reports it
@@ -163,7 +166,9 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))
     image = _get(env, "image")
-    resources = task.get("resources") if isinstance(task.get("resources"), dict) else {}
+    resources = task.get("resources")
+    if not isinstance(resources, dict):
+        resources = {}
     wants_accelerator = any("." in key and not key.startswith("x-") for key in resources)
     if isinstance(image, str) and _GPU_IMAGE_HINT.search(image) and not wants_accelerator:
         yield _at(
@@ -183,14 +188,14 @@ def _check_task_values(doc: Document, task: dict, i: int, code_lookup: CodeLooku
         )
 
 
-def _quantities(task: dict) -> Iterator[tuple[tuple, Callable[[], float]]]:
+def _quantities(task: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], Callable[[], float]]]:
     """(path in the task, parser) for every number-like value: parsed here only to find values out of range."""
     resources = task.get("resources")
     for key, value in resources.items() if isinstance(resources, dict) else ():
         if key == "mem":
-            yield ("resources", key), lambda v=value: parse_size(v)
+            yield ("resources", key), partial(parse_size, value)
         elif not key.startswith("x-"):
-            yield ("resources", key), lambda v=value: parse_amount(v)
+            yield ("resources", key), partial(parse_amount, value)
     shmem = _get(task, "resource_opts", "shmem")
     if shmem is not None:
         yield ("resource_opts", "shmem"), lambda: parse_size(shmem)
@@ -201,7 +206,7 @@ def _quantities(task: dict) -> Iterator[tuple[tuple, Callable[[], float]]]:
 
 
 def _check_code(
-    doc: Document, who: str, code: str, path: tuple, code_lookup: CodeLookup | None
+    doc: Document, who: str, code: str, path: NodePath, code_lookup: CodeLookup | None
 ) -> Iterator[Diagnostic]:
     normal = posixpath.normpath(code)
     if code.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", code) or "\\" in code:
@@ -243,7 +248,7 @@ def _check_code(
         yield _at(doc, "FT113", f"{who} has code '{code}', which is a file, not a directory", path)
 
 
-def _check_envs(doc: Document, path: tuple, envs: Any) -> Iterator[Diagnostic]:
+def _check_envs(doc: Document, path: NodePath, envs: Any) -> Iterator[Diagnostic]:
     if not isinstance(envs, dict):
         return
     for key, value in envs.items():
@@ -263,14 +268,14 @@ def _check_envs(doc: Document, path: tuple, envs: Any) -> Iterator[Diagnostic]:
             )
 
 
-def _check_expressions(doc: Document, node: Any, path: tuple) -> Iterator[Diagnostic]:
+def _check_expressions(doc: Document, node: Any, path: NodePath) -> Iterator[Diagnostic]:
     """Every ${{ ... }} in the file must be a secrets.NAME reference, except in the concurrency group.
 
     The group is a name made per job from what triggered it, so there the
     expressions are the placeholders (and a secret has no place: group names
     are shown in job records and logs).
     """
-    stack = [(node, path)]
+    stack: list[tuple[Any, NodePath]] = [(node, path)]
     while stack:
         value, where = stack.pop()
         if isinstance(value, dict):
@@ -321,7 +326,7 @@ def _placeholder_problems(text: str) -> Iterator[str]:
         yield "'${{' is not closed with '}}'; write a placeholder like ${{ branch }}"
 
 
-def _check_schedules(doc: Document, data: dict) -> Iterator[Diagnostic]:
+def _check_schedules(doc: Document, data: dict[str, Any]) -> Iterator[Diagnostic]:
     schedule = _get(data, "on", "schedule")
     for i, item in enumerate(schedule if isinstance(schedule, list) else []):
         cron = _get(item, "cron")

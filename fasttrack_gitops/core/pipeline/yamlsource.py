@@ -20,12 +20,12 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, json_path
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, json_path
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses and composes in C
 
@@ -58,17 +58,17 @@ class SourceMap:
     1,000-task file has ~30,000 nodes and a diagnostic or two.
     """
 
-    values: dict[tuple, Node] = field(default_factory=dict)
-    keys: dict[tuple, Node] = field(default_factory=dict)
+    values: dict[NodePath, Node] = field(default_factory=dict)
+    keys: dict[NodePath, Node] = field(default_factory=dict)
 
-    def value(self, path: tuple) -> Mark:
+    def value(self, path: NodePath) -> Mark:
         """The position of the value at path, or of its nearest written ancestor."""
         while path not in self.values and path:
             path = path[:-1]
         node = self.values.get(path)
         return _mark(node) if node is not None else Mark(1, 1)
 
-    def key(self, path: tuple) -> Mark:
+    def key(self, path: NodePath) -> Mark:
         """The position of the key that names path (the value's, for list items)."""
         node = self.keys.get(path)
         return _mark(node) if node is not None else self.value(path)
@@ -235,7 +235,8 @@ def _children(node: Node) -> list[Node]:
     if isinstance(node, MappingNode):
         return [n for pair in node.value for n in pair]
     if isinstance(node, SequenceNode):
-        return node.value
+        items: list[Node] = node.value  # the stubs leave Node.value untyped
+        return items
     return []
 
 
@@ -300,7 +301,7 @@ class _Builder:
         self.diagnostics: list[Diagnostic] = []
         self._scalars = yaml.constructor.SafeConstructor()
 
-    def build(self, node: Node, path: tuple) -> Any:
+    def build(self, node: Node, path: NodePath) -> Any:
         self.source.values[path] = node
         if len(path) > self.max_depth:
             self._stop("FT009", f"the document nests more than {self.max_depth} levels deep", node, path)
@@ -312,7 +313,7 @@ class _Builder:
             self._unsupported(node, path)
         return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
 
-    def _mapping(self, node: MappingNode, path: tuple) -> dict:
+    def _mapping(self, node: MappingNode, path: NodePath) -> dict[str, Any]:
         if node.tag != _MAP:
             self._unsupported(node, path)
         result: dict[str, Any] = {}
@@ -350,7 +351,7 @@ class _Builder:
                 result[key] = self.build(value_node, path + (key,))
         return result
 
-    def _merged_pairs(self, sources: list[Node], path: tuple) -> list[tuple[Node, Node]]:
+    def _merged_pairs(self, sources: list[Node], path: NodePath) -> list[tuple[Node, Node]]:
         """The (key, value) pairs that `<<` brings in, a merged mapping's own `<<` resolved the same way."""
         pairs: list[tuple[Node, Node]] = []
         for source in sources:
@@ -365,11 +366,11 @@ class _Builder:
                 pairs += self._merged_pairs(nested, path)
         return pairs
 
-    def _stop(self, code: str, message: str, node: Node, path: tuple) -> None:
+    def _stop(self, code: str, message: str, node: Node, path: NodePath) -> NoReturn:
         m = _mark(node)
         raise _Stop(diagnostic(code, message, self.file, m.line, m.column, json_path(path)))
 
-    def _scalar(self, node: ScalarNode, path: tuple) -> Any:
+    def _scalar(self, node: ScalarNode, path: NodePath) -> Any:
         tag = node.tag
         if tag == _STR:
             return node.value
@@ -400,7 +401,7 @@ class _Builder:
             return node.value  # JSON has no dates: keep the text as written
         self._unsupported(node, path)
 
-    def _unsupported(self, node: Node, path: tuple) -> None:
+    def _unsupported(self, node: Node, path: NodePath) -> NoReturn:
         self._stop(
             "FT010",
             f"unsupported YAML tag '{node.tag}'; pipelines use plain mappings, lists, strings, numbers and booleans",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
 
@@ -26,7 +27,7 @@ def summary_line(files: int, errors: int, warnings: int) -> str:
     return f"{what} checked: {', '.join(counts)}"
 
 
-def as_json(diagnostics: Sequence[Diagnostic], files: list[dict]) -> str:
+def as_json(diagnostics: Sequence[Diagnostic], files: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(
         {
             "diagnostics": [d.as_dict() for d in diagnostics],

@@ -7,6 +7,7 @@ by state, the way checks and job summaries show a running job.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.model import Pipeline, Task
@@ -78,7 +79,7 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def as_json(pipeline: Pipeline) -> dict:
+def as_json(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "name": pipeline.name,
         "tasks": [

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from fasttrack_gitops.core.job import TaskInstance
+from fasttrack_gitops.core.job import JobView, TaskInstance
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.units import format_duration
 
 
-def job_record(view) -> dict:
+def job_record(view: JobView) -> dict[str, Any]:
     """A JobView as plain JSON data."""
     job = view.job
     pipeline = None if job.invalid else job.pipeline_model()
-    record = {
+    record: dict[str, Any] = {
         "id": job.id,
         "status": str(view.status),
         "pipeline": job.pipeline,
@@ -41,7 +42,7 @@ def job_record(view) -> dict:
     return record
 
 
-def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> dict:
+def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> dict[str, Any]:
     return {
         "name": instance.name,
         # What a Backend.AI session would get; recorded and shown, not used by a local run.
@@ -88,7 +89,7 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def task_table(view, now: float | None = None) -> str:
+def task_table(view: JobView, now: float | None = None) -> str:
     rows = []
     for instance in view.tasks.values():
         attempts = len(instance.attempts)
@@ -105,7 +106,7 @@ def task_table(view, now: float | None = None) -> str:
     return table(rows, ("task", "status", "duration", "attempts", "exit", "note"))
 
 
-def job_summary(view, *, details: bool = False) -> str:
+def job_summary(view: JobView, *, details: bool = False) -> str:
     """The job's headline and task table; with details, where each task would run on a cluster too."""
     job = view.job
     where = job.commit[:12] if job.commit else job.source
@@ -136,7 +137,7 @@ def job_summary(view, *, details: bool = False) -> str:
     return text
 
 
-def jobs_table(views) -> str:
+def jobs_table(views: Iterable[JobView]) -> str:
     rows = []
     for view in views:
         job = view.job

@@ -16,6 +16,7 @@ and says how much is left out and where to read it all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fasttrack_gitops.core.job import (
     JobStatus,
@@ -31,7 +32,7 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.units import format_duration
 from fasttrack_gitops.core.render.graph import mermaid
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, cell, code, fence_for, fit, inline, shorten
-from fasttrack_gitops.core.reports.model import JobReport, TaskRow
+from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
 from fasttrack_gitops.core.triggers import Gate
 from fasttrack_gitops.engine.executors.base import masked
 
@@ -100,7 +101,7 @@ def job_report(
     )
 
 
-def _times(view: JobView, ended: str | None) -> dict:
+def _times(view: JobView, ended: str | None) -> dict[str, float | None]:
     """When the first task started and (once the job ended) when the last one ended: what checks show."""
     attempts = [a for i in view.tasks.values() for a in i.attempts]
     ends = [a.ended_at for a in attempts if a.ended_at is not None]
@@ -230,7 +231,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _diagnostic_counts(diagnostics: Sequence[Mapping]) -> str:
+def _diagnostic_counts(diagnostics: Sequence[Mapping[str, Any]]) -> str:
     errors = sum(d.get("severity") == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     return _plural(errors, "error") + (f", {_plural(warnings, 'warning')}" if warnings else "")
@@ -291,7 +292,7 @@ def _origin(job: PipelineJob, url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _trigger_words(trigger: Mapping) -> str:
+def _trigger_words(trigger: Mapping[str, Any]) -> str:
     """'pull_request #12 by alice': the event and who caused it."""
     words = str(trigger.get("event") or "unknown")
     if trigger.get("number") is not None:
@@ -391,13 +392,13 @@ def _keep_end(text: str, max_bytes: int) -> str:
 # -- annotations -----------------------------------------------------------------------------------
 
 
-def _annotation(d: Mapping, masks: tuple[str, ...]) -> dict:
+def _annotation(d: Mapping[str, Any], masks: tuple[str, ...]) -> Annotation:
     """A diagnostic as a check annotation (lines and columns from 1: GitHub refuses 0)."""
     return {
         "path": masked(str(d.get("file", "")), masks),
         "line": max(1, int(d.get("line") or 1)),
         "column": max(1, int(d.get("column") or 1)),
-        "level": {"error": "failure", "warning": "warning"}.get(d.get("severity"), "notice"),
+        "level": {"error": "failure", "warning": "warning"}.get(str(d.get("severity")), "notice"),
         "message": masked(str(d.get("message", "")), masks),
         "title": masked(str(d.get("code", "")), masks),
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypedDict
 
 
 class RetryLater(Exception):
@@ -24,7 +24,7 @@ class RetryLater(Exception):
     the deliverer's exponential backoff with jitter.
     """
 
-    def __init__(self, message: str, *, after: float | None = None, state: Mapping | None = None):
+    def __init__(self, message: str, *, after: float | None = None, state: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.after = after
         self.state = dict(state) if state is not None else None  # how far the send got (see the deliverer)
@@ -50,6 +50,19 @@ class GiveUp(Exception):
     """Sending can never work as configured (a channel that does not exist, a token without access):
     reported once in the log and /metrics, not retried."""
 
+    state: dict[str, Any]  # set by a reporter whose send got part-way, as on RetryLater (see the deliverer)
+
+
+class Annotation(TypedDict):
+    """An invalid job's diagnostic as a check annotation, in GitHub's shape."""
+
+    path: str
+    line: int  # from 1, as is column
+    column: int
+    level: str  # failure, warning or notice
+    message: str
+    title: str  # the diagnostic's code
+
 
 @dataclass(frozen=True)
 class TaskRow:
@@ -70,7 +83,7 @@ class JobReport:
     pipeline_path: str
     commit: str  # the commit the job runs (checks and statuses go on it)
     ref: str | None
-    trigger: Mapping  # the job's trigger record: event, sender, number, installation, ...
+    trigger: Mapping[str, Any]  # the job's trigger record: event, sender, number, installation, ...
     status: str  # a JobStatus value, or "action_required" for a held fork pull request
     conclusion: str | None  # None until it ended; else GitHub's: success, failure, cancelled, timed_out,
     #                         neutral (only continue_on_failure tasks failed), action_required (fork held)
@@ -79,12 +92,10 @@ class JobReport:
     summary: str  # Markdown: the task table, the DAG as Mermaid coloured by state, the commit and the spec id
     text: str  # Markdown: the tail of each failed task's log (masked), or ""
     tasks: tuple[TaskRow, ...] = ()
-    annotations: tuple[
-        Mapping, ...
-    ] = ()  # an invalid job's diagnostics: {"path", "line", "column", "level", "message", "title"}
+    annotations: tuple[Annotation, ...] = ()  # an invalid job's diagnostics
     failed_logs: Mapping[str, str] = field(default_factory=dict)  # task -> the tail of its last attempt's log (masked)
     details_url: str | None = None  # the daemon's job page when public_url is set
-    notify: Mapping = field(default_factory=dict)  # the pipeline's `notify` (slack: channel, on)
+    notify: Mapping[str, Any] = field(default_factory=dict)  # the pipeline's `notify` (slack: channel, on)
     created_at: float = 0.0
     started_at: float | None = None  # when its first task started (epoch seconds)
     completed_at: float | None = None  # when its last task ended
@@ -106,7 +117,7 @@ class Reporter(Protocol):
         """Whether this job concerns the reporter at all (its repository's provider, the pipeline's notify)."""
         ...
 
-    async def send(self, report: JobReport, state: Mapping) -> dict:
+    async def send(self, report: JobReport, state: Mapping[str, Any]) -> dict[str, Any]:
         """Show the report; the new state. Raises RetryLater or GiveUp; never anything else on purpose."""
         ...
 

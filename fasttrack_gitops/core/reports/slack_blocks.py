@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from fasttrack_gitops.core.reports.model import JobReport, TaskRow
+from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
 
 MAX_BLOCKS = 50  # message.blocks.maxItems
 MAX_SECTION = 3000  # section.text.maxLength (also a context element's text)
@@ -103,7 +104,7 @@ def fold(prefix: str, items: Sequence[str], limit: int = MAX_SECTION) -> str:
 
 def headline(report: JobReport) -> str:
     """One line for the header and notifications: "✅ train-compare succeeded"."""
-    if report.ended:
+    if report.conclusion is not None:
         emoji, what = _ENDED.get(report.conclusion, ("❔", f"ended: {report.conclusion}"))
     else:
         emoji, what = _GOING.get(report.status, ("❔", report.status))
@@ -132,7 +133,7 @@ def _ref_words(ref: str | None) -> str | None:
     return f"`{escape(ref)}`"
 
 
-def _trigger_words(trigger: Mapping) -> str | None:
+def _trigger_words(trigger: Mapping[str, Any]) -> str | None:
     """Who or what started the job: "push by alice", "pull request #12 by bob", "manual run by carol"."""
     event = str(trigger.get("event") or "")
     sender = trigger.get("sender") or trigger.get("by") or trigger.get("approved_by")
@@ -150,20 +151,20 @@ def _trigger_words(trigger: Mapping) -> str | None:
 # ---------------------------------------------------------------- blocks
 
 
-def _text(text: str, kind: str = "mrkdwn") -> dict:
+def _text(text: str, kind: str = "mrkdwn") -> dict[str, Any]:
     return {"type": kind, "text": text}
 
 
-def section(text: str) -> dict:
+def section(text: str) -> dict[str, Any]:
     """A section block whose mrkdwn text is cut to Slack's 3000 characters."""
     return {"type": "section", "text": _text(fit(text, MAX_SECTION) or " ")}
 
 
-def header_block(report: JobReport) -> dict:
+def header_block(report: JobReport) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": headline(report), "emoji": True}}
 
 
-def context_block(report: JobReport) -> dict:
+def context_block(report: JobReport) -> dict[str, Any]:
     """Where and why: repository, pipeline file, branch, short commit, trigger; at most 10 elements."""
     words = [
         f"*{escape(report.repository)}*",
@@ -192,7 +193,7 @@ def _by_state(tasks: Iterable[TaskRow]) -> dict[str, list[TaskRow]]:
     return {state: rows for state, rows in groups.items() if rows}
 
 
-def task_sections(report: JobReport) -> list[dict]:
+def task_sections(report: JobReport) -> list[dict[str, Any]]:
     """One section per task state: "*Succeeded* (3): prepare, train, evaluate"."""
     sections = []
     for state, rows in _by_state(report.tasks).items():
@@ -201,12 +202,12 @@ def task_sections(report: JobReport) -> list[dict]:
     return sections
 
 
-def _annotation_line(annotation: Mapping, default_path: str) -> str:
+def _annotation_line(annotation: Annotation, default_path: str) -> str:
     where = f"{annotation.get('path', default_path)}:{annotation.get('line', 1)}:{annotation.get('column', 1)}"
     return f"• `{escape(where)}` {escape(' '.join(str(annotation.get('message', '')).split()))}"
 
 
-def notes_section(report: JobReport) -> dict | None:
+def notes_section(report: JobReport) -> dict[str, Any] | None:
     """For a job without tasks (an invalid pipeline file, a held fork): its title and first diagnostics,
     so the message says more than its header."""
     if report.tasks or not (report.title or report.annotations):
@@ -218,7 +219,7 @@ def notes_section(report: JobReport) -> dict | None:
     return section("\n".join(lines))
 
 
-def actions_block(link: str | None) -> dict | None:
+def actions_block(link: str | None) -> dict[str, Any] | None:
     """A link button to the job's page; none for a link Slack would refuse (a cut URL is a broken one)."""
     if not link or len(link) > MAX_URL or not link.startswith(("https://", "http://")):
         return None
@@ -231,16 +232,16 @@ def actions_block(link: str | None) -> dict | None:
     return {"type": "actions", "elements": [button]}
 
 
-def blocks(report: JobReport, *, link: str | None) -> list[dict]:
+def blocks(report: JobReport, *, link: str | None) -> list[dict[str, Any]]:
     """The message for a job: header, context line, a section per task state, the link button."""
-    found = [
+    candidates = [
         header_block(report),
         context_block(report),
         notes_section(report),
         *task_sections(report),
         actions_block(link),
     ]
-    found = [b for b in found if b is not None]
+    found = [b for b in candidates if b is not None]
     if len(found) > MAX_BLOCKS:  # cannot happen with eight states; kept so a new state never breaks a message
         found = found[: MAX_BLOCKS - 1] + found[-1:]
     return found
@@ -261,7 +262,7 @@ def log_tail(log: str, limit: int) -> str:
     return f"{ELLIPSIS}\n{cut}"
 
 
-def log_blocks(report: JobReport, task: str, log: str) -> list[dict]:
+def log_blocks(report: JobReport, task: str, log: str) -> list[dict[str, Any]]:
     """Two sections: which task failed and why, then the end of its log in a code block."""
     row = next((r for r in report.tasks if r.name == task), None)
     why = f" ({escape(' '.join(row.reason.split()))})" if row and row.reason else ""
@@ -273,13 +274,13 @@ def log_blocks(report: JobReport, task: str, log: str) -> list[dict]:
     return [intro, section(f"{fence}\n{log_tail(log, MAX_SECTION - 2 * len(fence) - 2)}\n{fence}")]
 
 
-def log_reply(report: JobReport, task: str, log: str) -> dict:
+def log_reply(report: JobReport, task: str, log: str) -> dict[str, Any]:
     """A thread reply (text and blocks) holding a failed task's log tail."""
     text = fit(escape(f"{task} failed: the end of its log"), MAX_FALLBACK)
     return {"text": text, "blocks": log_blocks(report, task, log)}
 
 
-def end_reply(report: JobReport) -> dict:
+def end_reply(report: JobReport) -> dict[str, Any]:
     """A thread reply when a job ends after its message was posted: an update notifies nobody, a reply does."""
     text = fallback_text(report)
     return {"text": text, "blocks": [section(text)]}

@@ -290,7 +290,7 @@ class Client:
     def _transport_error(self, exc: httpx.RequestError, method: str, path: str, attempts: int, timeout: Any):
         endpoint = self.credentials.endpoint
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
-        fields = {"method": method, "path": path}
+        fields: errors.ErrorFields = {"method": method, "path": path}
         if isinstance(exc, httpx.TimeoutException):
             phase = {
                 httpx.ConnectTimeout: "connect",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 
 from fasttrack_gitops.core.errors import FastTrackError
 
@@ -42,6 +42,15 @@ class Problem:
         if self.data not in (None, "", {}, []):
             text = f"{text} ({_brief(self.data)})"
         return text
+
+
+class ErrorFields(TypedDict, total=False):
+    """BackendAIError's keyword arguments, as the code that turns one error into a clearer one passes them on."""
+
+    status: int | None
+    problem: Problem | None
+    method: str | None
+    path: str | None
 
 
 class BackendAIError(FastTrackError):
@@ -146,7 +155,7 @@ def error_from_response(
     said = problem.describe() if problem else _plain_answer(status, headers, body)
     code = f"{status} {slug}" if slug else f"{status} {_phrase(status)}".rstrip()
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    fields = {"status": status, "problem": problem, "method": method, "path": path}
+    fields: ErrorFields = {"status": status, "problem": problem, "method": method, "path": path}
     key = f"access key {access_key}" if access_key else "the access key"
 
     if status == 401:
@@ -159,7 +168,7 @@ def error_from_response(
         else:
             hint = f"check BACKEND_ACCESS_KEY and BACKEND_SECRET_KEY ({key})"
         return AuthError(f"Backend.AI refused {key} on {what}: {said} [{code}]; {hint}", **fields)
-    if status == 400 and slug == "invalid-auth-params" and "date/time" in (problem.msg or "").lower():
+    if status == 400 and problem and slug == "invalid-auth-params" and "date/time" in (problem.msg or "").lower():
         return _clock_skew(headers, sent_date, what, said, code, fields)
     if status == 400 and problem and "unsupported api version" in (problem.msg or problem.title or "").lower():
         return UnsupportedVersionError(

@@ -205,7 +205,8 @@ class SessionEventStream:
         self._parser = SSEParser()
         self._pending: deque[SessionEvent] = deque()
         self._response: httpx.Response | None = None
-        self._chunks = None
+        # response.aiter_bytes(): an async generator (closed with aclose), which httpx types as an AsyncIterator.
+        self._chunks: Any = None
         self._done = False
 
     async def __aenter__(self) -> SessionEventStream:

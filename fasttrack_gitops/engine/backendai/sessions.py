@@ -263,7 +263,8 @@ def batch_session_body(spec: SessionSpec, server: ServerInfo) -> tuple[dict[str,
             config[key] = dict(value) if isinstance(value, Mapping) else value
     dropped = []
     if spec.mount_permissions:
-        if parse_version(server.api_version) >= parse_version(MOUNT_OPTIONS_API):
+        # Both parse: api_version is one of KNOWN_VERSIONS (choose_version picked it), as is MOUNT_OPTIONS_API.
+        if parse_version(server.api_version) >= parse_version(MOUNT_OPTIONS_API):  # type: ignore[operator]
             config["mount_options"] = {
                 name: {"type": "bind", "permission": permission} for name, permission in spec.mount_permissions.items()
             }
@@ -318,7 +319,7 @@ def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.Bac
     problem = exc.problem
     said = problem.describe() if problem else str(exc)
     text = " ".join(filter(None, (problem.title, problem.msg))).lower() if problem else ""
-    fields = {"status": exc.status, "problem": problem, "method": exc.method, "path": exc.path}
+    fields: errors.ErrorFields = {"status": exc.status, "problem": problem, "method": exc.method, "path": exc.path}
     where = f"session {spec.name}"
     if exc.status == 404 and exc.slug == "object-not-found" and "image" in text:
         return UnknownImageError(
@@ -334,7 +335,7 @@ def _creation_error(exc: errors.BackendAIError, spec: SessionSpec) -> errors.Bac
             **fields,
         )
     if exc.slug == "session-already-exists":
-        existing = problem.data.get("existingSessionId") if isinstance(problem.data, dict) else None
+        existing = problem.data.get("existingSessionId") if problem and isinstance(problem.data, dict) else None
         return SessionExistsError(
             f"a live Backend.AI session is already named {spec.name} ({said}); destroy it or use another attempt",
             existing_id=existing,

@@ -181,7 +181,7 @@ class StorageProxy:
         status, slug = response.status_code, problem.slug if problem else ""
         said = note or (problem.describe() if problem else f"{status} {response.reason_phrase}".strip())
         text = f"the storage proxy at {where[0]} answered {request.method} {where[1]} for {what}: {said} [{status}{' ' + slug if slug else ''}]"
-        fields = {"status": status, "problem": problem, "method": request.method, "path": where[1]}
+        fields: errors.ErrorFields = {"status": status, "problem": problem, "method": request.method, "path": where[1]}
         if slug == "no-such-upload-session":
             return UploadSessionGone(text, **fields)
         if status == 404:

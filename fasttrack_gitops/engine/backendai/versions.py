@@ -45,7 +45,7 @@ def choose_version(server_version: str, *, endpoint: str = "", manager: str = ""
         raise UnsupportedVersionError(
             f"{which} reports API version {server_version!r}, which is not of the form vN.YYYYMMDD"
         )
-    usable = [known for known in KNOWN_VERSIONS if parse_version(known) <= server]
+    usable = [known for known in KNOWN_VERSIONS if parse_version(known) <= server]  # type: ignore[operator]  # they all parse
     if not usable:
         oldest = KNOWN_VERSIONS[0]
         raise UnsupportedVersionError(

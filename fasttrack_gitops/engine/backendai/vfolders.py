@@ -340,7 +340,9 @@ async def _all(calls: Iterable[Awaitable[Any]], gate: asyncio.Semaphore) -> list
 
 def _scan(root: Path) -> tuple[list[str], list[str], list[str]]:
     """(files, directories, skipped) under root, as sorted relative POSIX paths."""
-    files, directories, skipped = [], [], []
+    files: list[str] = []
+    directories: list[str] = []
+    skipped: list[str] = []
     for here, dirnames, filenames in os.walk(root):
         base = Path(here).relative_to(root)
         for dirname in list(dirnames):
@@ -369,6 +371,7 @@ def _about(client: Client, name: str, doing: str, path: str | None = None) -> It
 
 
 def _explain(exc: errors.BackendAIError, key: str, name: str, doing: str, path: str | None):
+    fields: errors.ErrorFields
     problem, fields = (
         exc.problem,
         {"status": exc.status, "problem": exc.problem, "method": exc.method, "path": exc.path},

@@ -61,9 +61,10 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Task
@@ -74,6 +75,7 @@ from fasttrack_gitops.engine.backendai.credentials import Credentials
 from fasttrack_gitops.engine.backendai.events import (
     DEFAULT_IDLE_TIMEOUT,
     SessionEvent,
+    SessionEventStream,
     StreamDropped,
     session_events,
 )
@@ -220,6 +222,7 @@ class BackendAIExecutor:
             return error_result(spec, started_at, f"cannot prepare the Backend.AI session: {exc}")
         s = _Session(session_spec.name)
         # Both scopes: 23.09 marks RUNNING with kernel_started only (no session_started on the realstack).
+        events: SessionEventStream | None  # None once the stream dropped: then the session is polled
         events = session_events(self.client, session_name=s.name, idle_timeout=self.idle_timeout)
         try:
             try:
@@ -580,7 +583,7 @@ def _why(s: _Session) -> str:
     return f": {reason}" if reason and reason != s.status_raw else ""
 
 
-async def _once(cache: dict, key, make: Callable[[], object]):
+async def _once(cache: dict, key, make: Callable[[], Awaitable[Any]]):
     """One shared run of make() per key; a failed or cancelled one is tried again by the next caller."""
     task = cache.get(key)
     if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):

@@ -379,8 +379,9 @@ class _Attempt:
         self._close_output()
 
     def _on_output(self) -> None:
+        assert self._read_fd is not None  # the reader is removed before the fd is closed
         try:
-            n = os.readv(self._read_fd, [self._buffer])  # type: ignore[arg-type]
+            n = os.readv(self._read_fd, [self._buffer])
         except BlockingIOError:
             return
         except OSError:

@@ -45,7 +45,8 @@ class Masker:
         if not any(v in data for v in self._values):  # the common case: one fast scan per value
             self._carry = data[safe:]
             return data[:safe]
-        out, pos = [], 0
+        out: list[bytes] = []
+        pos = 0
         for match in self._pattern.finditer(data):
             if match.start() >= safe:
                 break

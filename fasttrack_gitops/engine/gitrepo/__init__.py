@@ -14,13 +14,14 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 
 from fasttrack_gitops.core.globs import matches, static_prefix
+from fasttrack_gitops.core.pipeline.semantics import CodeDirState, CodeLookup
 from fasttrack_gitops.engine.gitrepo.folders import _FolderSnapshot, _worktree_snapshot
 from fasttrack_gitops.engine.gitrepo.history import (
     default_branch,
@@ -119,8 +120,10 @@ def open_snapshot(
             )
         root = folder.resolve()
         with _writing_to(store) as (disk, where):
-            tree = _FolderSnapshot(root, IgnoreFilterManager(str(root), [], False), [], disk).tree("")
-        return Snapshot("unversioned", root, "", None, None, tree.decode(), False, where)
+            folder_tree = _FolderSnapshot(root, IgnoreFilterManager(str(root), [], False), [], disk).tree(
+                "", keep_empty=True
+            )
+        return Snapshot("unversioned", root, "", None, None, folder_tree.decode(), False, where)
     top, prefix = found
     with _open_repo(top) as repo, _git_errors(f"cannot read the repository {top}"):
         if worktree:
@@ -190,7 +193,7 @@ def list_files(snap: Snapshot, patterns: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
-def code_state(snap: Snapshot, relpath: str) -> str:
+def code_state(snap: Snapshot, relpath: str) -> CodeDirState:
     """Whether a `code:` path is a folder at the snapshot: 'dir', 'missing', 'not-a-dir' or 'escapes'.
 
     Symlinks inside the tree are followed (at most 40 hops; a loop is
@@ -206,7 +209,7 @@ def code_state(snap: Snapshot, relpath: str) -> str:
     return "missing" if mode == _GITLINK else "not-a-dir"
 
 
-def code_lookup(snap: Snapshot) -> Callable[[str], str]:
+def code_lookup(snap: Snapshot) -> CodeLookup:
     """code_state bound to the snapshot: the CodeLookup the pipeline checks take (as Repository.code_lookup)."""
     return lambda relpath: code_state(snap, relpath)
 

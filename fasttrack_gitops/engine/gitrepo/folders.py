@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Literal, overload
 
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -108,6 +109,10 @@ class _FolderSnapshot:
                     break
                 self.tracked_dirs.add(path)
 
+    @overload
+    def tree(self, rel: str, keep_empty: Literal[True]) -> bytes: ...
+    @overload
+    def tree(self, rel: str, keep_empty: bool = False) -> bytes | None: ...
     def tree(self, rel: str, keep_empty: bool = False) -> bytes | None:
         """The tree id of the folder rel (posix, under top); None for a folder with nothing to keep."""
         tree = Tree()

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -184,7 +185,7 @@ def _prefix_tree(store: BaseObjectStore, root: bytes, prefix: str) -> bytes | No
     return sha
 
 
-def _lookup(objects: _Objects, root: bytes, relpath: str) -> tuple[str, int, bytes]:
+def _lookup(objects: _Objects, root: bytes, relpath: str) -> tuple[Literal["found", "missing", "escapes"], int, bytes]:
     """Resolve relpath inside the root tree as the OS resolves a path: ('found'|'missing'|'escapes', mode, sha).
 
     Symlinks are followed relative to their folder; `..` above the root,

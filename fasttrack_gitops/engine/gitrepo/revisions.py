@@ -23,6 +23,7 @@ def _resolve(repo: Repo, rev: str, where: Path) -> tuple[bytes, str]:
     any number of ~N (N-th first-parent ancestor) and ^N (N-th parent).
     """
     match = _REV.match(rev)
+    assert match is not None  # every string matches: both groups may be empty
     base, ops = match["base"], match["ops"]
     not_found = GitError(f"revision '{rev}' not found in {where} (try a branch, tag or commit id)")
     if not base or _BAD_REF.search(base):

@@ -34,6 +34,7 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -242,6 +243,7 @@ class GitHubReporter:
 
     async def _call(self, report: JobReport, method: str, path: str, body: dict) -> httpx.Response:
         """One request as the report's repository; a refused token (401) is renewed once, then given up on."""
+        assert self.auth is not None  # wants() is False without one, so no send gets here
         for _ in range(2 if self.auth.renewable else 1):
             token = await self.auth.token(installation_id=installation_of(report.trigger), repository=report.repository)
             try:
@@ -264,7 +266,7 @@ class GitHubReporter:
 
 def check_run(report: JobReport, *, details_url: str | None = None) -> dict:
     """The check run body for the report, without annotations and times (those depend on what was sent)."""
-    body = {
+    body: dict[str, Any] = {
         "name": report.check_name,
         "head_sha": report.commit,
         "external_id": report.job_id,
@@ -313,7 +315,7 @@ def annotation(item: Mapping, default_path: str) -> dict:
 
 def commit_status(report: JobReport, *, details_url: str | None = None) -> dict:
     """The commit status standing in for the check run: same name, its state, the title as description."""
-    state = STATUS_STATES.get(report.conclusion, "error") if report.ended else "pending"
+    state = STATUS_STATES.get(report.conclusion, "error") if report.conclusion is not None else "pending"
     body = {
         "state": state,
         "context": report.check_name,

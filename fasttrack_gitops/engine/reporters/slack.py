@@ -326,6 +326,7 @@ class SlackReporter:
     async def _post_webhook(self, body: dict) -> None:
         """POST the incoming webhook; it answers "ok", or a word (text, not JSON) with a 4xx."""
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": f"fasttrack-gitops/{__version__}"}
+        assert self._config.webhook_url is not None  # the "webhook" mode is the one with a webhook URL
         response = await self._request(self._config.webhook_url, body, headers, what="Slack incoming webhook")
         code = response.status_code
         if code == 200:

@@ -383,12 +383,14 @@ class Store:
         self, cx: sqlite3.Connection, job_id: str, kind: str, task: str | None, data: Mapping, at: float | None
     ) -> int:
         try:
-            return cx.execute(
+            seq = cx.execute(
                 "INSERT INTO events (job_id, at, kind, task, data_json) VALUES (?, ?, ?, ?, ?)",
                 (job_id, time.time() if at is None else at, kind, task, _json(data)),
             ).lastrowid
         except sqlite3.IntegrityError as e:  # foreign key: no such job
             raise self._unknown(job_id) from e
+        assert seq is not None  # every INSERT sets it
+        return seq
 
     def _views(self, rows: list[sqlite3.Row | tuple]) -> list[JobView]:
         """Views of stored jobs; liveness is tested before the snapshot is read, so a runner
@@ -532,7 +534,7 @@ def _json(value: Mapping) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _job(row: tuple) -> PipelineJob:
+def _job(row: sqlite3.Row | tuple) -> PipelineJob:
     (
         id_,
         pipeline,

@@ -462,6 +462,14 @@ def test_a_folder_outside_git_is_snapshotted_unversioned(tmp_path: Path, write, 
         changed_paths(snap, None, "HEAD")
 
 
+def test_an_empty_folder_outside_git_is_snapshotted_as_the_empty_tree(tmp_path: Path, store):
+    (tmp_path / "empty/only-an-empty-folder").mkdir(parents=True)
+    snap = open_snapshot(tmp_path / "empty", store=store)
+    assert (snap.kind, snap.tree) == ("unversioned", "4b825dc642cb6eb9a060e54bf8d69288fbee4904")  # git's empty tree
+    assert list_files(snap, PIPELINE_GLOBS) == []
+    assert read_file(snap, "pipelines/train.yaml") is None
+
+
 # --- changed paths --------------------------------------------------------------------------------
 
 
