@@ -8,16 +8,24 @@ stand (workspace.py); planning a job reads them from git instead (plan.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasttrack_gitops.core.globs import static_prefix
 from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.repository import check_repository
 from fasttrack_gitops.core.pipeline.yamlsource import Limits
-from fasttrack_gitops.engine.workspace import Repository, find_root, open_repository, read_bytes
+from fasttrack_gitops.engine.workspace import (
+    DEFAULT_PIPELINE_GLOBS,
+    Repository,
+    find_root,
+    open_repository,
+    read_bytes,
+)
 
 
 @dataclass
@@ -98,7 +106,7 @@ def validate_paths(paths: Sequence[str], limits: Limits) -> Report:
             if not selected:
                 # `validate repo/pipelines`: a folder inside a repository means that
                 # repository's pipeline files under the folder.
-                outer, outer_files = repository(*find_root(path / "-"))
+                outer, outer_files = repository(*_enclosing_root(path, given))
                 inside = path.resolve()
                 selected = [f for f in outer.pipeline_files() if inside in f.resolve().parents]
                 if selected:
@@ -128,3 +136,23 @@ def _check_files(report: Report, repo: Repository, files: dict[Path, str], limit
     for result in results:
         report.add(result)
     return results
+
+
+def _enclosing_root(folder: Path, given: str) -> tuple[Path, str]:
+    """The repository a folder without pipelines of its own is part of, and its label.
+
+    The nearest folder above with a .fasttrack.yaml or a .git; in no
+    repository at all, the nearest folder above whose pipeline globs reach
+    into it (`validate pipelines/` in a plain folder means the files under
+    pipelines/, as `validate .` there finds them). Else the folder itself.
+    """
+    root, label = find_root(folder / "-")
+    start = folder.resolve()
+    if root != start:
+        return root, label
+    fixed = {static_prefix(g) for g in DEFAULT_PIPELINE_GLOBS}  # no folder above has settings: find_root looked
+    for up, above in enumerate(start.parents, start=1):
+        inside = start.relative_to(above).as_posix()
+        if any(p and (inside == p or inside.startswith(f"{p}/")) for p in fixed):
+            return above, os.path.normpath(os.path.join(given, *[".."] * up))
+    return root, label
