@@ -178,9 +178,7 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
     from fasttrack_gitops.engine.state.store import Store
 
     secrets = secrets_from_environ(env)
-    planned = plan(
-        prepared.source, prepared.found, prepared.choice.selections, commit=prepared.commit, ref=prepared.ref
-    )
+    planned = plan(prepared.source, prepared.found, prepared.choice.selections, ref=prepared.ref)
     for p in planned:
         check_secrets(p.job.pipeline_model(), secrets)
     executor = _executor(inputs)
