@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
-from fasttrack_gitops.core.job import JobStatus, rerun
+from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
@@ -38,6 +38,7 @@ from fasttrack_gitops.engine.plan import (
     pipelines_at,
     plan,
     plan_invalid,
+    rerun_job,
 )
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger, Queued
 from fasttrack_gitops.engine.state.store import Store, StoreError
@@ -406,7 +407,7 @@ class Daemon(JobPool):
         planned = []
         for old in jobs:
             trigger = {"event": "rerun", "id": f"{request}:{old.id}", "of": old.id, **details}
-            new = rerun(old, trigger={**trigger, **extra})
+            new = rerun_job(old, trigger={**trigger, **extra})
             planned.append(
                 Planned(JobKey(old.repository, old.commit or "", old.pipeline_path, triggers.trigger_key(trigger)), new)
             )

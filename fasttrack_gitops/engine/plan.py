@@ -4,7 +4,8 @@ Every shell plans here. `run` plans one file (`plan_file`: at a revision,
 as the work tree stands, or a folder in no git repository as it is); the
 daemon and the Action plan a repository at a commit (`pipelines_at`, then
 `plan` for what triggers.py selected and `plan_invalid` for the files that
-are not valid). They share two steps: `check_at` reads and checks one file at
+are not valid); `jobs rerun` and the daemon's re-runs repeat a stored job
+(`rerun_job`). They share two steps: `check_at` reads and checks one file at
 a snapshot, `freeze_at` freezes a checked pipeline with its code trees.
 
 This is blocking git and YAML work: the daemon runs it in a worker thread
@@ -16,14 +17,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid
+from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun
 from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
-from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
 from fasttrack_gitops.core.pipeline.model import Pipeline
+from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitError, Snapshot
@@ -36,13 +38,32 @@ CACHE_SIZE = 256  # commits whose checked pipelines are kept: a burst of deliver
 # -- the two steps every plan takes ----------------------------------------------------------------
 
 
-def check_at(snap: Snapshot, path: str, *, shown: str | None = None, limits: Limits = Limits()) -> CheckResult | None:
+@dataclass(frozen=True)
+class Checked:
+    """One pipeline file at a snapshot, checked as `validate` checks it."""
+
+    result: CheckResult  # every diagnostic of the check; the pipeline when the file is valid
+    warnings: tuple[Diagnostic, ...] = ()  # what a job of it will not do as written: recorded on the job
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self.result.pipeline
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What to show: the check's findings and the job's warnings, in file order."""
+        return sorted([*self.result.diagnostics, *self.warnings], key=sort_key)
+
+
+def check_at(snap: Snapshot, path: str, *, shown: str | None = None, limits: Limits = Limits()) -> Checked | None:
     """The pipeline file at path (under the snapshot's root) read and checked, code: folders looked up in the
     snapshot; diagnostics name the file as `shown` (default: path). None when the snapshot has no such file."""
     raw = gitrepo.read_file(snap, path, max_bytes=limits.max_bytes + 1)
     if raw is None:
         return None
-    return check_pipeline(raw, shown or path, limits=limits, code_lookup=gitrepo.code_lookup(snap))
+    result = check_pipeline(raw, shown or path, limits=limits, code_lookup=gitrepo.code_lookup(snap))
+    warnings = unapplied(result.document) if result.ok and result.document is not None else []
+    return Checked(result, tuple(warnings))
 
 
 def code_trees_at(snap: Snapshot, pipeline: Pipeline) -> dict[str, str]:
@@ -74,9 +95,10 @@ def freeze_at(
     pipeline_path: str,
     repository: str,
     trigger: Mapping,
+    warnings: Sequence[Diagnostic] = (),
 ) -> PipelineJob:
-    """A new job of a pipeline checked at the snapshot: its commit, ref, trees and dirtiness."""
-    return freeze(
+    """A new job of a pipeline checked at the snapshot: its commit, ref, trees and dirtiness; the warnings kept."""
+    job = freeze(
         pipeline,
         pipeline_path=pipeline_path,
         repository=repository,
@@ -88,6 +110,12 @@ def freeze_at(
         trigger=trigger,
         dirty=snap.dirty,
     )
+    return replace(job, diagnostics=tuple(d.as_dict() for d in warnings)) if warnings else job
+
+
+def rerun_job(old: PipelineJob, *, trigger: Mapping | None = None) -> PipelineJob:
+    """A new job repeating a stored one: its frozen spec, snapshot, code trees and findings; nothing is read again."""
+    return replace(rerun(old, trigger=trigger), diagnostics=tuple(old.diagnostics))
 
 
 def _named(snap: Snapshot) -> str:
@@ -145,6 +173,7 @@ def plan_file(
             pipeline_path=path,
             repository=str(Path(folder).resolve()),
             trigger={"event": "cli"},  # one file planned on request: the command line's
+            warnings=checked.warnings,
         )
     return FilePlan(snap, checked.diagnostics, job)
 
@@ -169,6 +198,7 @@ class Pipelines:
     snapshot: Snapshot
     valid: Mapping[str, Pipeline]  # path -> pipeline
     invalid: Mapping[str, tuple[str, tuple[dict, ...]]]  # path -> (pipeline name or file stem, diagnostics)
+    warnings: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=dict)  # path -> a valid one's (FT205)
 
     @property
     def candidates(self) -> list[triggers.Candidate]:
@@ -218,18 +248,21 @@ def pipelines_at(source: RepoSource, commit: str, *, limits: Limits = Limits()) 
     globs = source.globs or _settings_globs(snap, limits) or DEFAULT_PIPELINE_GLOBS
     valid: dict[str, Pipeline] = {}
     invalid: dict[str, tuple[str, tuple[dict, ...]]] = {}
+    warnings: dict[str, tuple[Diagnostic, ...]] = {}
     for path in gitrepo.list_files(snap, globs):
         checked = check_at(snap, path, limits=limits)
         if checked is None:  # list_files names files of this very tree: not reached
             continue
         if checked.pipeline is not None:
             valid[path] = checked.pipeline
+            if checked.warnings:
+                warnings[path] = checked.warnings
         else:
-            document = checked.document
+            document = checked.result.document
             data = document.data if document is not None else None
             name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else None
             invalid[path] = (name or Path(path).stem, tuple(d.as_dict() for d in checked.diagnostics))
-    found = Pipelines(snap, valid, invalid)
+    found = Pipelines(snap, valid, invalid, warnings)
     with _cache_lock:
         _cache[key] = found
         while len(_cache) > CACHE_SIZE:
@@ -275,6 +308,7 @@ def plan(
             pipeline_path=selection.path,
             repository=source.name,
             trigger={**selection.trigger, "reason": selection.reason, **(trigger_extra or {})},
+            warnings=found.warnings.get(selection.path, ()),
         )
         group, cancel = None, False
         if pipeline.concurrency:

@@ -13,6 +13,7 @@ import pytest
 from conftest import git
 
 from fasttrack_gitops.core import triggers
+from fasttrack_gitops.core.job import rerun
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitError
 from fasttrack_gitops.engine.plan import (
@@ -25,6 +26,7 @@ from fasttrack_gitops.engine.plan import (
     plan,
     plan_file,
     plan_invalid,
+    rerun_job,
     snapshot_at,
 )
 from fasttrack_gitops.engine.state.ledger import JobKey
@@ -39,6 +41,19 @@ tasks:
     dependencies: [prepare]
     code: tasks/train
     command: python3 train.py
+"""
+
+PARAMS = """\
+version: "26.4.4"
+name: tuned
+params:
+  - name: lr
+    value: 0.1
+  - name: epochs
+    value: 3
+tasks:
+  - name: fit
+    command: echo fit
 """
 
 GROUPED = """\
@@ -286,3 +301,59 @@ def test_plan_invalid_makes_a_job_per_invalid_file_carrying_its_diagnostics(repo
     assert planned.job.trigger == {**trigger, "installation": 7}
     assert planned.job.diagnostics[0]["file"] == "pipelines/broken.yaml"
     assert planned.reason == "pipelines/broken.yaml is not valid"
+
+
+def test_rerun_job_repeats_the_frozen_job_and_its_findings(repo):
+    put(repo, "pipelines/tuned.yaml", PARAMS)
+    head = commit(repo)
+    source = RepoSource("acme/pipes", repo)
+    [old] = plan(source, pipelines_at(source, head), [_selection("pipelines/tuned.yaml", "tuned")], ref=None)
+
+    new = rerun_job(old.job, trigger={"event": "rerun", "id": "x", "of": old.job.id})
+
+    assert new.id != old.job.id and new.rerun_of == old.job.id
+    assert (new.spec, new.code_trees, new.commit, new.tree) == (old.job.spec, old.job.code_trees, head, old.job.tree)
+    assert new.trigger == {"event": "rerun", "id": "x", "of": old.job.id}
+    assert new.diagnostics == old.job.diagnostics != ()  # the params warning goes with it
+    assert rerun(old.job).diagnostics == ()  # which the core's rerun alone would drop
+
+
+# -- params are not applied yet: said wherever a job is planned --------------------------------------
+
+
+def test_params_are_a_warning_at_their_line_when_a_job_is_planned(repo):
+    put(repo, "pipelines/tuned.yaml", PARAMS)
+    head = commit(repo)
+
+    checked = check_at(gitrepo.open_snapshot(repo, head), "pipelines/tuned.yaml")
+    assert checked.result.diagnostics == []  # validate's check is unchanged: a FastTrack export passes --strict
+    [warning] = checked.warnings
+    assert (warning.code, warning.severity, warning.file, warning.line) == (
+        "FT205",
+        "warning",
+        "pipelines/tuned.yaml",
+        3,
+    )
+    assert warning.message.startswith("params are kept but not applied yet: ")
+    assert "lr, epochs" in warning.message
+
+    planned = plan_file(repo, "pipelines/tuned.yaml")
+    assert planned.diagnostics == [warning]
+    assert planned.job.diagnostics == (warning.as_dict(),) and not planned.job.invalid
+
+    source = RepoSource("acme/pipes", repo)
+    found = pipelines_at(source, head)
+    assert found.warnings == {"pipelines/tuned.yaml": (warning,)}
+    [job] = [p.job for p in plan(source, found, [_selection("pipelines/tuned.yaml", "tuned")], ref=None)]
+    assert job.diagnostics == (warning.as_dict(),)
+    [train] = [p.job for p in plan(source, found, [_selection("pipelines/train.yaml", "train")], ref=None)]
+    assert train.diagnostics == ()
+
+
+def test_empty_params_as_fasttrack_exports_them_are_no_warning(repo):
+    put(repo, "pipelines/train.yaml", PIPELINE.format(name="train").replace("tasks:\n", "params: []\ntasks:\n", 1))
+    commit(repo)
+
+    planned = plan_file(repo, "pipelines/train.yaml")
+
+    assert planned.diagnostics == [] and planned.job.diagnostics == ()
