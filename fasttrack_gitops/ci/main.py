@@ -179,11 +179,12 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
     from fasttrack_gitops.engine.state.store import Store
 
     secrets = secrets_from_environ(env)
-    planned = plan(
-        prepared.source, prepared.found, prepared.choice.selections, commit=prepared.commit, ref=prepared.ref
-    )
+    planned = plan(prepared.source, prepared.found, prepared.choice.selections, ref=prepared.ref)
     for p in planned:
         check_secrets(p.job.pipeline_model(), secrets)
+        for d in p.job.diagnostics:  # what the job will not do as its file says (params), beside validation's
+            message = masked(str(d["message"]), tuple(hidden))
+            log.command(d["severity"], message, file=d["file"], line=d["line"], col=d["column"], title=d["code"])
     executor = _executor(inputs)
     store = Store(inputs.state_dir or ctx.default_state_dir())
     reporters = Reporters(

@@ -2,7 +2,7 @@
 
 Validation reads the work tree as `validate` does (every pipeline file,
 every diagnostic, paths relative to the repository); selection reads the
-commit through git as the daemon does (`planning.pipelines_at`). The change
+commit through git as the daemon does (`plan.pipelines_at`). The change
 set needs history: actions/checkout fetches one commit unless told
 `fetch-depth: 0`, and then the files a push or pull request changed are
 unknown, path filters pass, and the summary says why.
@@ -22,6 +22,7 @@ from fasttrack_gitops.core.pipeline.yamlsource import Limits
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitError
 from fasttrack_gitops.engine.plan import Pipelines, RepoSource, pipelines_at
+from fasttrack_gitops.engine.validation import Report, validate_repository
 
 HISTORY_ADVICE = (
     "the history needed to tell which files changed is not in the checkout, so path filters were not "
@@ -42,22 +43,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def validate(workspace: Path, globs: Sequence[str] = (), limits: Limits = Limits()):
-    """Every pipeline file of the checkout, checked: a `validate` Report whose paths are repository-relative."""
-    from fasttrack_gitops.commands.validate import Report, check_file
-    from fasttrack_gitops.core.pipeline.repository import check_repository
-    from fasttrack_gitops.engine.workspace import open_repository
-
-    repo = open_repository(workspace, ".", limits)  # label ".": paths show relative to the root
-    if globs:
-        repo.pipeline_globs = tuple(globs)
-    report = Report()
-    report.diagnostics += repo.diagnostics
-    results = [check_file(path, repo.display(path), repo, limits) for path in repo.pipeline_files()]
-    for result in results:
-        report.add(result)
-    report.diagnostics += check_repository(".", repo.pipeline_globs, results)
-    return report
+def validate(workspace: Path, globs: Sequence[str] = (), limits: Limits = Limits()) -> Report:
+    """Every pipeline file of the checkout, checked: paths relative to the repository, as annotations need."""
+    return validate_repository(workspace, globs=globs, limits=limits)
 
 
 def prepare(ctx: RunnerContext, globs: Sequence[str] = ()) -> Prepared:

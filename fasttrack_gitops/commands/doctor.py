@@ -22,9 +22,9 @@ def command(paths: tuple[str, ...], fmt: str) -> int:
     import asyncio
     from pathlib import Path
 
-    from fasttrack_gitops.commands.validate import validate_paths
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.jobs import table
+    from fasttrack_gitops.engine.validation import validate_paths
     from fasttrack_gitops.engine.workspace import find_root
 
     pipelines = []  # (the repository's folder, as a job records it; the pipeline)

@@ -27,10 +27,10 @@ def command(pipeline: str, fmt: str, max_file_size: int) -> int:
     """
     import json
 
-    from fasttrack_gitops.commands.validate import validate_paths
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render import graph
     from fasttrack_gitops.core.render.diagnostics import text_line
+    from fasttrack_gitops.engine.validation import validate_paths
 
     report = validate_paths([pipeline], Limits(max_bytes=max_file_size))
     errors = [d for d in report.diagnostics if d.is_error]

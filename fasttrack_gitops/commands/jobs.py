@@ -131,9 +131,11 @@ def rerun(
 
     from fasttrack_gitops.commands.run import gather_secrets
     from fasttrack_gitops.core.errors import UsageError
-    from fasttrack_gitops.core.job import rerun as rerun_job
+    from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
+    from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
     from fasttrack_gitops.engine.launch import execute, reused_tasks, source_of
+    from fasttrack_gitops.engine.plan import rerun_job
 
     store = _store(state_dir)
     old = store.view(job)
@@ -148,6 +150,8 @@ def rerun(
             "(the check's Re-run button, /fasttrack retest, or fasttrack-gitops trigger)"
         )
     new = rerun_job(old.job)
+    for d in new.diagnostics:  # what the job does not do as its file says (params), as `run` showed it
+        click.echo(text_line(Diagnostic(**d)), err=True)
     secrets = gather_secrets(secrets_file)
     check_secrets(new.pipeline_model(), secrets)
     source = source_of(old.job, store)

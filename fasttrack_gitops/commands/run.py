@@ -58,53 +58,40 @@ def command(
     is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
     """
     from fasttrack_gitops.core.errors import UsageError
-    from fasttrack_gitops.core.job import freeze
-    from fasttrack_gitops.core.pipeline import check_pipeline
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
-    from fasttrack_gitops.engine import gitrepo
     from fasttrack_gitops.engine.launch import execute, snapshot_store
+    from fasttrack_gitops.engine.plan import NotInSnapshot, plan_file
     from fasttrack_gitops.engine.state.store import Store
 
     if rev is not None and worktree:
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
     repo_dir, relpath = locate(pipeline, repo)
     store = Store(state_dir)
-    snap = gitrepo.open_snapshot(repo_dir, rev or "HEAD", worktree=worktree, store=snapshot_store(store))
-    raw = gitrepo.read_file(snap, relpath, max_bytes=max_file_size + 1)
-    if raw is None:
-        at = f"commit {snap.commit[:12]}" if snap.kind == "commit" and snap.commit else "the snapshot"
-        raise UsageError(
-            f"{relpath} is not a file in {repo_dir} at {at}"
-            + ("; commit it, or run the working tree with --worktree" if snap.kind == "commit" else "")
+    try:
+        planned = plan_file(
+            repo_dir,
+            relpath,
+            rev=rev,
+            worktree=worktree,
+            objects=snapshot_store(store),
+            shown=pipeline,
+            limits=Limits(max_bytes=max_file_size),
         )
-    checked = check_pipeline(
-        raw, pipeline, limits=Limits(max_bytes=max_file_size), code_lookup=gitrepo.code_lookup(snap)
-    )
-    for d in checked.diagnostics:
+    except NotInSnapshot as e:
+        advice = "; commit it, or run the working tree with --worktree" if e.snapshot.kind == "commit" else ""
+        raise UsageError(f"{e}{advice}") from None
+    for d in planned.diagnostics:
         click.echo(text_line(d), err=True)
-    if checked.pipeline is None:
+    if planned.job is None:
         click.echo("the pipeline is not valid; no job was created", err=True)
         return 1
     secrets = gather_secrets(secrets_file)
-    check_secrets(checked.pipeline, secrets)
-
-    # Every code: folder passed the check above, so tree_id answers; `or snap.tree` as in engine/plan.py.
-    code_trees = {t.name: gitrepo.tree_id(snap, t.code) or snap.tree for t in checked.pipeline.tasks if t.code}
-    job = freeze(
-        checked.pipeline,
-        pipeline_path=relpath,
-        repository=str(repo_dir.resolve()),
-        source=snap.kind,
-        commit=snap.commit,
-        ref=snap.ref,
-        tree=snap.tree,
-        code_trees=code_trees,
-        trigger={"event": "cli"},
-        dirty=snap.dirty,
+    check_secrets(planned.job.pipeline_model(), secrets)
+    return execute(
+        planned.job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt
     )
-    return execute(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
 
 
 def locate(pipeline: str, repo: str | None):

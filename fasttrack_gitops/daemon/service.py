@@ -2,7 +2,7 @@
 
 Every source of events (webhooks, watchers, pollers, the clock, `trigger`)
 calls `Daemon.handle(event)`. Handling reads the repository at the commit in
-a worker thread (planning.py), asks triggers.py which pipelines run, and
+a worker thread (engine/plan.py), asks triggers.py which pipelines run, and
 stores each job under its idempotency key in one transaction (ledger.py):
 however often a commit is reported, it makes one job per pipeline and
 trigger. Running them is the other half, the JobPool this class extends
@@ -16,13 +16,12 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
-from fasttrack_gitops.core.job import JobStatus, rerun
+from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
@@ -39,6 +38,7 @@ from fasttrack_gitops.engine.plan import (
     pipelines_at,
     plan,
     plan_invalid,
+    rerun_job,
 )
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger, Queued
 from fasttrack_gitops.engine.state.store import Store, StoreError
@@ -46,9 +46,6 @@ from fasttrack_gitops.engine.state.store import Store, StoreError
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 CHECK_PREFIX = "fasttrack/"  # our check runs are named fasttrack/<pipeline>
-# Facts of the delivery being handled that every job it makes records (per asyncio task, so concurrent
-# deliveries of different repositories never mix them up).
-_TRIGGER_EXTRA: ContextVar[dict] = ContextVar("trigger_extra", default={})
 
 
 @dataclass
@@ -125,13 +122,10 @@ class Daemon(JobPool):
         `installation` (a GitHub App's, from the webhook) goes into the jobs' trigger records, so the
         reporters authenticate as it without looking it up.
         """
-        token = _TRIGGER_EXTRA.set({"installation": installation} if installation else {})
-        try:
-            return await self._handle(event, delivery)
-        finally:
-            _TRIGGER_EXTRA.reset(token)
+        extra = {"installation": installation} if installation else {}
+        return await self._handle(event, delivery, extra)
 
-    async def _handle(self, event: Event, delivery: str) -> Handled:
+    async def _handle(self, event: Event, delivery: str, extra: Mapping) -> Handled:
         found = self.repository(event.repository)
         if found is None:
             return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
@@ -139,7 +133,7 @@ class Daemon(JobPool):
         lock = self._locks.setdefault(repo.name.lower(), asyncio.Lock())
         try:
             async with lock:  # one event of a repository at a time: positions and gates stay consistent
-                handled = await self._dispatch_event(repo, source, event, delivery)
+                handled = await self._dispatch_event(repo, source, event, delivery, extra)
         except StoreError as e:  # the state database refused (locked, full): nothing was decided
             log.error("%s: %s", repo.name, e)
             handled = Handled(note=f"{repo.name}: the daemon's state cannot be written now; deliver again", failed=True)
@@ -155,22 +149,25 @@ class Daemon(JobPool):
         log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")
         return handled
 
-    async def _dispatch_event(self, repo: RepositoryConfig, source: RepoSource, event: Event, delivery: str) -> Handled:
+    async def _dispatch_event(
+        self, repo: RepositoryConfig, source: RepoSource, event: Event, delivery: str, extra: Mapping
+    ) -> Handled:
+        """Handle the event; `extra` are the delivery's facts every job it makes records in its trigger."""
         if isinstance(event, Push):
-            return await self._push(repo, source, event)
+            return await self._push(repo, source, event, extra)
         if isinstance(event, PullRequest):
-            return await self._pull_request(repo, source, event)
+            return await self._pull_request(repo, source, event, extra)
         if isinstance(event, Comment):
-            return await self._comment(repo, source, event, delivery)
+            return await self._comment(repo, source, event, delivery, extra)
         if isinstance(event, Rerequest):
-            return await self._rerequest(repo, event, delivery)
+            return await self._rerequest(repo, event, delivery, extra)
         if isinstance(event, Tick):
-            return await self._tick(repo, source, event)
+            return await self._tick(repo, source, event, extra)
         if isinstance(event, Manual):
-            return await self._manual(repo, source, event)
+            return await self._manual(repo, source, event, extra)
         return Handled(note=f"unsupported event {type(event).__name__}")
 
-    async def _push(self, repo: RepositoryConfig, source: RepoSource, push: Push) -> Handled:
+    async def _push(self, repo: RepositoryConfig, source: RepoSource, push: Push, extra: Mapping) -> Handled:
         if push.deleted:
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
@@ -191,15 +188,20 @@ class Daemon(JobPool):
         selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
         trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
         handled = self._store(
-            plan(source, pipes, selections, commit=push.after, ref=push.ref)
-            + self._invalid(source, pipes, push.after, push.ref, trigger)
+            plan(source, pipes, selections, ref=push.ref, trigger_extra=extra)
+            + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
         )
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
         handled.note = _note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
         return handled
 
     async def _pull_request(
-        self, repo: RepositoryConfig, source: RepoSource, pr: PullRequest, approved_by: str | None = None
+        self,
+        repo: RepositoryConfig,
+        source: RepoSource,
+        pr: PullRequest,
+        extra: Mapping,
+        approved_by: str | None = None,
     ) -> Handled:
         if pr.from_fork and approved_by is None:
             if pr.action == "closed":
@@ -230,13 +232,15 @@ class Daemon(JobPool):
         if approved_by:
             selections = [_with_trigger(s, approved_by=approved_by) for s in selections]
         handled = self._store(
-            plan(source, pipes, selections, commit=pr.head_sha, ref=ref)
-            + self._invalid(source, pipes, pr.head_sha, ref, trigger)
+            plan(source, pipes, selections, ref=ref, trigger_extra=extra)
+            + plan_invalid(source, pipes, ref=ref, trigger=trigger, trigger_extra=extra)
         )
         handled.note = _note(f"pull request #{pr.number} ({pr.action}) at {pr.head_sha[:12]}", selections, pipes)
         return handled
 
-    async def _comment(self, repo: RepositoryConfig, source: RepoSource, comment: Comment, delivery: str) -> Handled:
+    async def _comment(
+        self, repo: RepositoryConfig, source: RepoSource, comment: Comment, delivery: str, extra: Mapping
+    ) -> Handled:
         command = triggers.parse_command(comment.body)
         if command is None:
             return Handled(note=f"comment on #{comment.number} has no /fasttrack command")
@@ -250,7 +254,7 @@ class Daemon(JobPool):
             if gate is None:
                 return Handled(note=f"/fasttrack ok-to-test: pull request #{comment.number} is not waiting")
             self.report(gate_id(repo.name, gate.number, gate.head_sha), final=True)
-            return await self._pull_request(repo, source, PullRequest(**gate.event), approved_by=comment.author)
+            return await self._pull_request(repo, source, PullRequest(**gate.event), extra, approved_by=comment.author)
         if command.verb == "cancel":
             return self._cancel_jobs(
                 self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}", open_only=True),
@@ -261,7 +265,7 @@ class Daemon(JobPool):
             if head is None:
                 return Handled(note=f"/fasttrack retest: the head of #{comment.number} is not known")
             failed = [v.job for v in self._latest_views(repo.name, head) if v.status == JobStatus.FAILED]
-            return self._rerun(failed, f"retest:{delivery}", {"by": comment.author, "command": "retest"})
+            return self._rerun(failed, f"retest:{delivery}", {"by": comment.author, "command": "retest"}, extra)
         if command.verb == "run":
             head = await self._pr_head(repo, source, comment.number)
             if head is None or not await self._has(repo, source, head):
@@ -284,7 +288,8 @@ class Daemon(JobPool):
                 triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason, c.concurrency)
                 for c in chosen
             ]
-            handled = self._store(plan(source, pipes, selections, commit=head, ref=f"refs/pull/{comment.number}/head"))
+            ref = f"refs/pull/{comment.number}/head"
+            handled = self._store(plan(source, pipes, selections, ref=ref, trigger_extra=extra))
             handled.note = reason
             return handled
         return Handled(
@@ -302,7 +307,7 @@ class Daemon(JobPool):
         heads = await asyncio.to_thread(gitrepo.heads, source.top, (f"refs/pull/{number}/head",))
         return heads.get(f"refs/pull/{number}/head")
 
-    async def _rerequest(self, repo: RepositoryConfig, event: Rerequest, delivery: str) -> Handled:
+    async def _rerequest(self, repo: RepositoryConfig, event: Rerequest, delivery: str, extra: Mapping) -> Handled:
         if event.check_name is not None and not event.check_name.startswith(CHECK_PREFIX):
             return Handled(note=f"check {event.check_name} is not ours")
         if event.external_id:
@@ -316,20 +321,20 @@ class Daemon(JobPool):
                 for v in self._latest_views(repo.name, event.head_sha)
                 if event.check_name is None or CHECK_PREFIX + v.job.pipeline == event.check_name
             ]
-        extra = {"by": event.sender, "failed_only": event.failed_only}
-        return self._rerun(jobs, f"rerequest:{delivery or time.time()}", extra)
+        details = {"by": event.sender, "failed_only": event.failed_only}
+        return self._rerun(jobs, f"rerequest:{delivery or time.time()}", details, extra)
 
-    async def _tick(self, repo: RepositoryConfig, source: RepoSource, tick: Tick) -> Handled:
+    async def _tick(self, repo: RepositoryConfig, source: RepoSource, tick: Tick, extra: Mapping) -> Handled:
         ref, commit = await asyncio.to_thread(default_head, source)
         if commit is None:
             return Handled(note=f"schedule {tick.cron}: the default branch of {repo.name} has no commit")
         pipes = await asyncio.to_thread(pipelines_at, source, commit)
         selections = triggers.select_tick(pipes.candidates, tick)
-        handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
+        handled = self._store(plan(source, pipes, selections, ref=ref, trigger_extra=extra))
         handled.note = f"schedule {tick.cron} of {tick.pipeline_path}"
         return handled
 
-    async def _manual(self, repo: RepositoryConfig, source: RepoSource, manual: Manual) -> Handled:
+    async def _manual(self, repo: RepositoryConfig, source: RepoSource, manual: Manual, extra: Mapping) -> Handled:
         if repo.local_path is None:
             try:
                 await self.refresh(repo)
@@ -344,7 +349,7 @@ class Daemon(JobPool):
                 note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
                 f"valid pipelines there: {names}"
             )
-        handled = self._store(plan(source, pipes, selections, commit=commit, ref=ref))
+        handled = self._store(plan(source, pipes, selections, ref=ref, trigger_extra=extra))
         handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
         return handled
 
@@ -359,15 +364,10 @@ class Daemon(JobPool):
                 latest.setdefault(view.job.pipeline_path, view)
         return list(latest.values())
 
-    def _invalid(self, source: RepoSource, pipes: Pipelines, commit: str, ref: str, trigger: dict) -> list[Planned]:
-        return plan_invalid(source, pipes, commit=commit, ref=ref, trigger=trigger, key=triggers.trigger_key(trigger))
-
     def _store(self, planned: list[Planned]) -> Handled:
         handled = Handled()
-        extra = _TRIGGER_EXTRA.get()
         for p in planned:
-            job = replace(p.job, trigger={**p.job.trigger, **extra}) if extra else p.job
-            job_id, created = self.ledger.add_job(p.key, job, group=p.group, cancel_in_progress=p.cancel_in_progress)
+            job_id, created = self.ledger.add_job(p.key, p.job, group=p.group, cancel_in_progress=p.cancel_in_progress)
             handled.jobs.append(job_id)
             if created:
                 handled.created.append(job_id)
@@ -402,11 +402,12 @@ class Daemon(JobPool):
             if runner is not None:
                 runner.cancel()
 
-    def _rerun(self, jobs: list, request: str, extra: Mapping) -> Handled:
+    def _rerun(self, jobs: list, request: str, details: Mapping, extra: Mapping) -> Handled:
+        """New jobs repeating these, keyed by the request; `details` say who asked, `extra` as in plan()."""
         planned = []
         for old in jobs:
-            trigger = {"event": "rerun", "id": f"{request}:{old.id}", "of": old.id, **extra}
-            new = rerun(old, trigger=trigger)
+            trigger = {"event": "rerun", "id": f"{request}:{old.id}", "of": old.id, **details}
+            new = rerun_job(old, trigger={**trigger, **extra})
             planned.append(
                 Planned(JobKey(old.repository, old.commit or "", old.pipeline_path, triggers.trigger_key(trigger)), new)
             )

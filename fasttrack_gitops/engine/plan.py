@@ -1,9 +1,15 @@
-"""From an event to the jobs it makes: read the repository at a commit, check its pipelines, freeze selections.
+"""Planning: a pipeline file at a snapshot, checked and frozen into a job; for one file, or a commit's pipelines.
 
-This is the daemon's blocking git and YAML work; it runs in a worker thread
-and hands back plain records (`Planned`) that the daemon stores in its own
-thread. Which pipelines an event selects is `triggers.py`'s decision; this
-module only gathers what it decides on and turns its answer into jobs.
+Every shell plans here. `run` plans one file (`plan_file`: at a revision,
+as the work tree stands, or a folder in no git repository as it is); the
+daemon and the Action plan a repository at a commit (`pipelines_at`, then
+`plan` for what triggers.py selected and `plan_invalid` for the files that
+are not valid); `jobs rerun` and the daemon's re-runs repeat a stored job
+(`rerun_job`). They share two steps: `check_at` reads and checks one file at
+a snapshot, `freeze_at` freezes a checked pipeline with its code trees.
+
+This is blocking git and YAML work: the daemon runs it in a worker thread
+and gets plain records (`Planned`) back, which it stores in its own thread.
 """
 
 from __future__ import annotations
@@ -11,14 +17,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid
-from fasttrack_gitops.core.pipeline import check_pipeline, schema
-from fasttrack_gitops.core.pipeline.diagnostics import has_errors
+from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun
+from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
 from fasttrack_gitops.core.pipeline.model import Pipeline
+from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitError, Snapshot
@@ -26,6 +33,152 @@ from fasttrack_gitops.engine.state.ledger import JobKey
 from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, SETTINGS_FILE
 
 CACHE_SIZE = 256  # commits whose checked pipelines are kept: a burst of deliveries of one push reads it once
+
+
+# -- the two steps every plan takes ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One pipeline file at a snapshot, checked as `validate` checks it."""
+
+    result: CheckResult  # every diagnostic of the check; the pipeline when the file is valid
+    warnings: tuple[Diagnostic, ...] = ()  # what a job of it will not do as written: recorded on the job
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self.result.pipeline
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What to show: the check's findings and the job's warnings, in file order."""
+        return sorted([*self.result.diagnostics, *self.warnings], key=sort_key)
+
+
+def check_at(snap: Snapshot, path: str, *, shown: str | None = None, limits: Limits = Limits()) -> Checked | None:
+    """The pipeline file at path (under the snapshot's root) read and checked, code: folders looked up in the
+    snapshot; diagnostics name the file as `shown` (default: path). None when the snapshot has no such file."""
+    raw = gitrepo.read_file(snap, path, max_bytes=limits.max_bytes + 1)
+    if raw is None:
+        return None
+    result = check_pipeline(raw, shown or path, limits=limits, code_lookup=gitrepo.code_lookup(snap))
+    warnings = unapplied(result.document) if result.ok and result.document is not None else []
+    return Checked(result, tuple(warnings))
+
+
+def code_trees_at(snap: Snapshot, pipeline: Pipeline) -> dict[str, str]:
+    """Each task's code: folder as its tree id at the snapshot (freeze gives the tasks without one the root tree).
+
+    The rule for every shell: a pipeline is frozen at the snapshot it was
+    checked at, where the check found each code: folder (FT113 otherwise).
+    A folder missing here means another snapshot was checked, and no job is
+    made: running such a task in the repository root instead, or with no
+    tree at all, would run something the pipeline does not name.
+    """
+    trees = {}
+    for task in pipeline.tasks:
+        if task.code:
+            tree = gitrepo.tree_id(snap, task.code)
+            if tree is None:
+                raise GitError(
+                    f"task '{task.name}': its code folder '{task.code}' is not in {_named(snap)}; "
+                    "the pipeline was checked at another snapshot"
+                )
+            trees[task.name] = tree
+    return trees
+
+
+def freeze_at(
+    snap: Snapshot,
+    pipeline: Pipeline,
+    *,
+    pipeline_path: str,
+    repository: str,
+    trigger: Mapping,
+    warnings: Sequence[Diagnostic] = (),
+) -> PipelineJob:
+    """A new job of a pipeline checked at the snapshot: its commit, ref, trees and dirtiness; the warnings kept."""
+    job = freeze(
+        pipeline,
+        pipeline_path=pipeline_path,
+        repository=repository,
+        source=snap.kind,
+        commit=snap.commit,
+        ref=snap.ref,
+        tree=snap.tree,
+        code_trees=code_trees_at(snap, pipeline),
+        trigger=trigger,
+        dirty=snap.dirty,
+    )
+    return replace(job, diagnostics=tuple(d.as_dict() for d in warnings)) if warnings else job
+
+
+def rerun_job(old: PipelineJob, *, trigger: Mapping | None = None) -> PipelineJob:
+    """A new job repeating a stored one: its frozen spec, snapshot, code trees and findings; nothing is read again."""
+    return replace(rerun(old, trigger=trigger), diagnostics=tuple(old.diagnostics))
+
+
+def _named(snap: Snapshot) -> str:
+    """'commit 0123456789ab', or 'the worktree snapshot': what a message says was read."""
+    return f"commit {(snap.commit or '')[:12]}" if snap.kind == "commit" else f"the {snap.kind} snapshot"
+
+
+# -- one file: `run` --------------------------------------------------------------------------------
+
+
+class NotInSnapshot(GitError):
+    """The pipeline file is not a file in the snapshot (the message says where it was looked for)."""
+
+    def __init__(self, message: str, snapshot: Snapshot) -> None:
+        super().__init__(message)
+        self.snapshot = snapshot
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One pipeline file planned: the snapshot read, what to show, and the job (None when the file is not valid)."""
+
+    snapshot: Snapshot
+    diagnostics: list[Diagnostic]
+    job: PipelineJob | None
+
+
+def plan_file(
+    folder: Path,
+    path: str,
+    *,
+    rev: str | None = None,
+    worktree: bool = False,
+    objects: Path | None = None,
+    shown: str | None = None,
+    limits: Limits = Limits(),
+) -> FilePlan:
+    """The pipeline file at path in the repository at folder as a job, not stored.
+
+    The repository is read at rev (default HEAD), or as its work tree stands
+    (worktree; the job is dirty when it differs from HEAD), or, for a folder
+    in no git repository, as the folder is. Work-tree and unversioned
+    snapshots write their objects to `objects`. Raises NotInSnapshot when
+    the file is not there.
+    """
+    snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
+    checked = check_at(snap, path, shown=shown, limits=limits)
+    if checked is None:
+        raise NotInSnapshot(f"{path} is not a file in {folder} at {_named(snap)}", snap)
+    job = None
+    if checked.pipeline is not None:
+        job = freeze_at(
+            snap,
+            checked.pipeline,
+            pipeline_path=path,
+            repository=str(Path(folder).resolve()),
+            trigger={"event": "cli"},  # one file planned on request: the command line's
+            warnings=checked.warnings,
+        )
+    return FilePlan(snap, checked.diagnostics, job)
+
+
+# -- a repository at a commit: the daemon and the Action ----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -45,6 +198,7 @@ class Pipelines:
     snapshot: Snapshot
     valid: Mapping[str, Pipeline]  # path -> pipeline
     invalid: Mapping[str, tuple[str, tuple[dict, ...]]]  # path -> (pipeline name or file stem, diagnostics)
+    warnings: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=dict)  # path -> a valid one's (FT205)
 
     @property
     def candidates(self) -> list[triggers.Candidate]:
@@ -92,19 +246,23 @@ def pipelines_at(source: RepoSource, commit: str, *, limits: Limits = Limits()) 
             return _cache[key]
     snap = snapshot_at(source, commit)
     globs = source.globs or _settings_globs(snap, limits) or DEFAULT_PIPELINE_GLOBS
-    lookup = gitrepo.code_lookup(snap)
     valid: dict[str, Pipeline] = {}
     invalid: dict[str, tuple[str, tuple[dict, ...]]] = {}
+    warnings: dict[str, tuple[Diagnostic, ...]] = {}
     for path in gitrepo.list_files(snap, globs):
-        raw = gitrepo.read_file(snap, path, max_bytes=limits.max_bytes + 1) or b""
-        checked = check_pipeline(raw, path, limits=limits, code_lookup=lookup)
+        checked = check_at(snap, path, limits=limits)
+        if checked is None:  # list_files names files of this very tree: not reached
+            continue
         if checked.pipeline is not None:
             valid[path] = checked.pipeline
+            if checked.warnings:
+                warnings[path] = checked.warnings
         else:
-            data = checked.document.data if checked.document is not None else None
+            document = checked.result.document
+            data = document.data if document is not None else None
             name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else None
             invalid[path] = (name or Path(path).stem, tuple(d.as_dict() for d in checked.diagnostics))
-    found = Pipelines(snap, valid, invalid)
+    found = Pipelines(snap, valid, invalid, warnings)
     with _cache_lock:
         _cache[key] = found
         while len(_cache) > CACHE_SIZE:
@@ -125,24 +283,32 @@ def _settings_globs(snap: Snapshot, limits: Limits) -> tuple[str, ...] | None:
 
 
 def plan(
-    source: RepoSource, found: Pipelines, selections: Sequence[triggers.Selection], *, commit: str, ref: str | None
+    source: RepoSource,
+    found: Pipelines,
+    selections: Sequence[triggers.Selection],
+    *,
+    ref: str | None,
+    trigger_extra: Mapping | None = None,
 ) -> list[Planned]:
-    """A job per selection: the pipeline frozen at the commit, with its concurrency group worked out."""
+    """A job per selection: the pipeline frozen at the commit, with its concurrency group worked out.
+
+    `trigger_extra` are facts of the delivery every job records in its
+    trigger (the GitHub App installation its reporters act as); they are not
+    part of the idempotency key, so the same event from a webhook and from a
+    poll still makes one job.
+    """
     snap = replace(found.snapshot, ref=ref)
+    commit = snap.commit or ""
     planned = []
     for selection in selections:
         pipeline = found.valid[selection.path]
-        code_trees = {t.name: gitrepo.tree_id(snap, t.code) or snap.tree for t in pipeline.tasks if t.code}
-        job = freeze(
+        job = freeze_at(
+            snap,
             pipeline,
             pipeline_path=selection.path,
             repository=source.name,
-            source="commit",
-            commit=commit,
-            ref=ref,
-            tree=snap.tree,
-            code_trees=code_trees,
-            trigger={**selection.trigger, "reason": selection.reason},
+            trigger={**selection.trigger, "reason": selection.reason, **(trigger_extra or {})},
+            warnings=found.warnings.get(selection.path, ()),
         )
         group, cancel = None, False
         if pipeline.concurrency:
@@ -155,9 +321,16 @@ def plan(
 
 
 def plan_invalid(
-    source: RepoSource, found: Pipelines, *, commit: str, ref: str | None, trigger: Mapping, key: str
+    source: RepoSource,
+    found: Pipelines,
+    *,
+    ref: str | None,
+    trigger: Mapping,
+    trigger_extra: Mapping | None = None,
 ) -> list[Planned]:
     """A job per invalid pipeline file, carrying its diagnostics (one per file and trigger, like the others)."""
+    commit = found.snapshot.commit or ""
+    key = triggers.trigger_key(trigger)
     planned = []
     for path, (name, diagnostics) in found.invalid.items():
         job = freeze_invalid(
@@ -168,7 +341,7 @@ def plan_invalid(
             commit=commit,
             ref=ref,
             tree=found.snapshot.tree,
-            trigger=trigger,
+            trigger={**trigger, **(trigger_extra or {})},
         )
         planned.append(Planned(JobKey(source.name, commit, path, key), job, reason=f"{path} is not valid"))
     return planned

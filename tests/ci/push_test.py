@@ -296,3 +296,18 @@ def test_the_pipelines_input_limits_what_is_validated_and_selected(runner):
     assert "1 pipeline file checked: 0 error(s), 0 warning(s)" in step.lines
     assert "| `train` | `pipelines/train.yaml` | ✅ yes | push to main changed tasks/train/msg.txt |" in step.summary
     assert "report" not in step.summary and "broken" not in step.summary
+
+
+def test_a_job_whose_params_are_not_applied_says_so_as_a_warning_on_the_file(runner):
+    from ci.conftest import TRAIN
+
+    first = runner.standard()
+    runner.write("pipelines/train.yaml", TRAIN.replace("tasks:\n", "params:\n  - name: lr\n    value: 0.1\ntasks:\n"))
+    after = runner.commit("tune")
+
+    step = runner.step("push", runner.push(first, after), *RUN, sha=after)
+
+    assert step.code == 0, step.out + step.err
+    [warning] = step.commands("warning")
+    assert warning.startswith("::warning file=pipelines/train.yaml,line=9,col=1,title=FT205::params are kept but")
+    assert runner.step("push", runner.push(first, after), sha=after).commands("warning") == []  # validation: none

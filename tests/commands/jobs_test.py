@@ -643,6 +643,17 @@ def test_rerun_text_output_is_the_summary(capsys, state, three_jobs):
     assert "Traceback" not in err
 
 
+def test_rerun_says_again_that_params_are_not_applied(tmp_path, state, capsys):
+    repo = make_repo(tmp_path, {"tuned.yaml": HELLO.replace("tasks:", "params:\n  - name: lr\n    value: 0.1\ntasks:")})
+    code, old = run_job(capsys, repo, "tuned.yaml", state)
+    assert code == 0
+
+    code, out, err = cli(capsys, "jobs", "rerun", old["id"], "--state-dir", str(state))
+
+    assert code == 0
+    assert "tuned.yaml:3:1: warning FT205: params are kept but not applied yet: " in err
+
+
 FLAKY_CHAIN = """\
 version: "26.4.4"
 name: chain

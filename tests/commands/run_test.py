@@ -294,6 +294,18 @@ def test_a_pipeline_variable_the_data_folder_replaces_is_a_warning(capsys, repo:
     assert "warning: task 'where': PIPELINE_OUTPUT_ROOT is set to the pipeline data folder path" in err
 
 
+def test_params_are_kept_but_run_says_they_are_not_applied_yet(capsys, repo: Path, state: Path):
+    put(repo, "pipelines/p.yaml", PIPELINE.replace("tasks:\n", "params:\n  - name: lr\n    value: 0.1\ntasks:\n"))
+    commit(repo)
+
+    code, record, err = run_json(capsys, repo / "pipelines/p.yaml", "--state-dir", state)
+
+    assert (code, record["status"]) == (0, "succeeded")
+    assert f"{repo / 'pipelines/p.yaml'}:3:1: warning FT205: params are kept but not applied yet: " in err
+    assert "lr" in err.split("FT205")[1].splitlines()[0]
+    assert show(capsys, state, record["id"])["status"] == "succeeded"  # a warning: the job ran as before
+
+
 def test_the_record_and_jobs_show_say_where_a_task_would_run_on_a_cluster(capsys, state: Path):
     code, record, _ = run_json(capsys, PROJECT / "examples-repo/pipelines/train-compare.yaml", "--state-dir", state)
     assert code == 0, record

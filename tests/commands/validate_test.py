@@ -472,6 +472,25 @@ def test_a_pipelines_subfolder_validates_its_repositorys_pipelines(capsys, examp
     assert run(capsys, "examples-repo/pipelines") == (0, "2 pipeline files valid\n", "")
 
 
+def test_a_pipelines_folder_outside_any_repository_checks_its_files(capsys, write, tmp_path, monkeypatch):
+    """`validate pipelines/` in a plain folder means the files under it, with code: paths from the folder above."""
+    if any((f / ".git").exists() or (f / ".fasttrack.yaml").exists() for f in (tmp_path, *tmp_path.parents)):
+        pytest.skip("the test folder is inside a repository")
+    write("pipelines/a.yaml", with_code("tasks/train", name="a"))
+    write("tasks/train/main.py", "print('hi')\n")
+    write("pipelines/nested/broken.yaml", BROKEN)
+    monkeypatch.chdir(tmp_path)
+
+    code, out, _ = run(capsys, "pipelines/")
+
+    assert code == 1
+    assert out.splitlines() == [f"pipelines/nested/{BROKEN_LINE}", "2 pipeline files checked: 1 error"]
+    assert run(capsys, str(tmp_path / "pipelines"))[1].startswith(f"{tmp_path}/pipelines/nested/broken.yaml:7:20:")
+    monkeypatch.chdir(tmp_path / "pipelines")
+    assert run(capsys, ".")[1].startswith("../pipelines/nested/broken.yaml:7:20: error FT103")
+    assert run(capsys, "nested")[1].startswith("../pipelines/nested/broken.yaml:7:20: error FT103")
+
+
 def test_a_file_named_twice_is_checked_once(capsys, write, tmp_path, monkeypatch):
     write("pipelines/broken.yaml", BROKEN)
     monkeypatch.chdir(tmp_path)

@@ -467,3 +467,42 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
             assert (await deliver(client, "check_run", other_app, "k-4")).json()["jobs"] == []
 
     asyncio.run(scenario())
+
+
+def test_the_installation_a_webhook_names_is_recorded_on_each_job_it_makes_but_keys_none(
+    tmp_path, source_repo, contracts
+):
+    """The GitHub App installation of a delivery goes into every job's trigger (the reporters act as it),
+    valid, invalid and re-run; the same push without it (as a poll reports it) is the same job."""
+    import copy
+
+    from daemon.conftest import payload
+
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    commit_file(source_repo, "pipelines/broken.yaml", "version: 1\nname: broken\ntasks:\n  - nme: x\n")
+    after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# v2\n")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+    push = push_payload(contracts, ref="refs/heads/main", before=before, after=after)
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            jobs = (await deliver(client, "push", {**push, "installation": {"id": 4242}}, "inst-1")).json()["jobs"]
+            assert len(jobs) == 2
+            triggers = {daemon.store.job(j).pipeline: daemon.store.job(j).trigger for j in jobs}
+            assert triggers["demo"]["installation"] == triggers["broken"]["installation"] == 4242
+            assert triggers["demo"]["ref"] == "refs/heads/main"
+            polled = (await deliver(client, "push", push, "inst-2")).json()
+            assert polled["jobs"] == jobs  # one job per pipeline and push, whoever reported it
+            demo = next(j for j in jobs if daemon.store.job(j).pipeline == "demo")
+            await wait_for(lambda: daemon.store.view(demo).status == JobStatus.SUCCEEDED)
+            rerequest = copy.deepcopy(payload(contracts, "check_run.rerequested.payload.json"))
+            rerequest["repository"]["full_name"] = REPO_NAME
+            rerequest["check_run"].update(name="fasttrack/demo", external_id=demo, head_sha=after)
+            (again,) = (await deliver(client, "check_run", rerequest, "inst-3")).json()["jobs"]
+            rerun = daemon.store.job(again)
+            assert rerun.rerun_of == demo
+            assert rerun.trigger["installation"] == rerequest["installation"]["id"]
+            assert rerun.trigger["event"] == "rerun" and rerun.trigger["of"] == demo
+            await wait_for(lambda: daemon.store.view(again).status == JobStatus.SUCCEEDED)
+
+    asyncio.run(scenario())

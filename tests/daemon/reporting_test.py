@@ -13,7 +13,7 @@ import json
 import httpx
 import pytest
 from conftest import git
-from daemon.conftest import SECRET, commit_file, deliver, push_payload, running, wait_for, write_config
+from daemon.conftest import SECRET, commit_file, deliver, pipeline_text, push_payload, running, wait_for, write_config
 from engine.reporters.contract_server import Answer
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
@@ -161,3 +161,32 @@ def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(
     asyncio.run(second_life())
     (check,) = github.check_runs.values()
     assert check["external_id"] == job and check["status"] == "completed"
+
+
+def test_params_the_job_does_not_apply_are_a_warning_annotation_on_its_check(
+    tmp_path, source_repo, contracts, services
+):
+    github, slack = services
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    after = commit_file(
+        source_repo, "pipelines/demo.yaml", pipeline_text(extra="params:\n  - name: lr\n    value: 0.1\n")
+    )
+    config = config_for(tmp_path, source_repo, github, slack)
+
+    async def scenario():
+        async with running(config) as (daemon, url):
+            async with httpx.AsyncClient(base_url=url) as client:
+                push = push_payload(contracts, ref="refs/heads/main", before=before, after=after)
+                (job,) = (await deliver(client, "push", push, "p-1")).json()["jobs"]
+            await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            await wait_for(lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()), 30)
+
+    asyncio.run(scenario())
+    (check,) = github.check_runs.values()
+    [annotation] = check["annotations"]
+    assert (annotation["path"], annotation["start_line"], annotation["annotation_level"]) == (
+        "pipelines/demo.yaml",
+        3,
+        "warning",
+    )
+    assert annotation["title"] == "FT205" and annotation["message"].startswith("params are kept but not applied yet")

@@ -56,6 +56,8 @@ CODES: dict[str, tuple[str, str]] = {
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),
     "FT203": (WARNING, "an unquoted yes/no/on/off value that YAML 1.1 reads as a boolean"),
     "FT204": (WARNING, "a memory size given as a bare small number (bytes)"),
+    # Planning a job (run, serve, ci): what the job will not do as the file says.
+    "FT205": (WARNING, "top-level params are kept but not applied to the job yet"),
     # The repository.
     "FT301": (ERROR, "no pipeline files found in the repository"),
     "FT302": (ERROR, "two pipeline files use the same pipeline name"),

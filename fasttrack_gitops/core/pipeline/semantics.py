@@ -60,6 +60,32 @@ def check(doc: Document, code_lookup: CodeLookup | None = None) -> list[Diagnost
     return found
 
 
+def unapplied(doc: Document) -> list[Diagnostic]:
+    """What a valid pipeline file asks for that a job made from it does not do yet: warnings to show when planning.
+
+    Not part of `check`: validating a file stays as it was (a FastTrack
+    export with params still passes `validate --strict`); `run`, the daemon
+    and the Action say it when they freeze a job. Today that is top-level
+    `params`, kept in the job's spec but given to no task.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    params = data.get("params")
+    if not isinstance(params, list) or not params:
+        return []
+    names = [p["name"] for p in params if isinstance(p, dict) and isinstance(p.get("name"), str)]
+    what = ", ".join(names) if len(names) == len(params) else f"{len(params)} of them"
+    return [
+        _at(
+            doc,
+            "FT205",
+            f"params are kept but not applied yet: the job's tasks do not receive {what}; "
+            "set the values in environment.envs or the commands for now",
+            ("params",),
+            key=True,
+        )
+    ]
+
+
 def _get(data: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(data, dict):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from fasttrack_gitops.core.pipeline import Limits, check_pipeline
 from fasttrack_gitops.core.pipeline.diagnostics import CODES
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
+from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.render.diagnostics import text_line
 
 FILE = "pipelines/p.yaml"
@@ -479,6 +480,27 @@ def test_memory_as_a_bare_small_number_warns_it_is_bytes():
 
 def test_memory_as_a_large_byte_count_does_not_warn():
     assert check(pipeline(task("a", extra="resources:\n  mem: 1073741824\n"))).diagnostics == []
+
+
+# --- what a job does not do yet: said when planning, not by the check -------------------------------
+
+
+def test_params_are_not_a_check_finding_but_a_planning_warning_at_the_params_key():
+    result = check(pipeline(task("a"), top="params:\n  - name: lr\n    value: 0.1\n  - {value: 2}\n"))
+    assert result.diagnostics == [] and result.pipeline.params  # validate passes; the spec keeps them
+
+    [d] = unapplied(result.document)
+
+    assert (d.code, d.severity, d.file, at(d)) == ("FT205", "warning", FILE, (3, 1))
+    assert d.message.startswith("params are kept but not applied yet: the job's tasks do not receive 2 of them;")
+
+
+def test_params_with_names_are_named_and_no_params_say_nothing():
+    named = check(pipeline(task("a"), top="params:\n  - name: lr\n  - name: epochs\n")).document
+    assert "do not receive lr, epochs;" in unapplied(named)[0].message
+    assert unapplied(check(pipeline(task("a"), top="params: []\n")).document) == []
+    assert unapplied(check(pipeline(task("a"), top="params:\n")).document) == []
+    assert unapplied(check(pipeline(task("a"))).document) == []
 
 
 # --- every diagnostic is complete -------------------------------------------------------------------
