@@ -112,8 +112,8 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
     prepared = session.prepare(ctx, inputs.pipelines)
     choice = prepared.choice
     with log.group(f"FastTrack: what the {choice.what} selects"):
-        for d in choice.decisions:
-            log.line(f"{'run ' if d.selected else 'skip'}  {d.candidate.path}: {d.reason}")
+        for decision in choice.decisions:
+            log.line(f"{'run ' if decision.selected else 'skip'}  {decision.candidate.path}: {decision.reason}")
         for path in prepared.found.invalid:
             log.line(f"skip  {path}: not valid at this commit")
     for note in prepared.notes:
