@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.state.store import Store
 
 
@@ -36,9 +37,9 @@ class Workdirs:
         from fasttrack_gitops.engine import gitrepo
 
         tree = self.job.code_trees[task]
-        cached = self.store.state_dir / "trees" / tree
+        cached = datafolder.tree_folder(self.store.state_dir, tree)
         gitrepo.materialise(self.source, tree, cached)
-        copy = self.store.data_dir(self.job.id) / "work" / tree
+        copy = datafolder.work_folder(self.store.data_dir(self.job.id), tree)
         if not copy.exists():
             partial = copy.with_name(f"{tree}.tmp-{os.getpid()}")
             shutil.copytree(cached, partial, symlinks=True)
@@ -65,17 +66,11 @@ def source_of(job: PipelineJob, store: Store):
 
 def reused_tasks(store: Store, old: JobView, new: PipelineJob) -> dict[str, TaskInstance]:
     """For a re-run of failed tasks only: the old job's succeeded tasks, their outputs copied to the new job."""
-    from fasttrack_gitops.engine.runner import outputs_folder
-
     reused: dict[str, TaskInstance] = {}
     for name, instance in old.tasks.items():
         if instance.state == TaskState.SUCCEEDED:
             reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
-            outputs = outputs_folder(store.data_dir(old.job.id), name)
-            if outputs.is_dir():
-                shutil.copytree(
-                    outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True, dirs_exist_ok=True
-                )
+            datafolder.copy_outputs(name, store.data_dir(old.job.id), store.data_dir(new.id))
     return reused
 
 
