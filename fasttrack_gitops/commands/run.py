@@ -64,7 +64,7 @@ def command(
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
     from fasttrack_gitops.engine import gitrepo
-    from fasttrack_gitops.engine.launch import execute, snapshot_store
+    from fasttrack_gitops.engine.launch import snapshot_store
     from fasttrack_gitops.engine.state.store import Store
 
     if rev is not None and worktree:
@@ -103,7 +103,9 @@ def command(
         trigger={"event": "cli"},
         dirty=snap.dirty,
     )
-    return execute(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
+    from fasttrack_gitops.commands.running import run_job
+
+    return run_job(job, store, snap, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
 
 
 def locate(pipeline: str, repo: str | None):

@@ -1,4 +1,4 @@
-"""The running half of the daemon: queued jobs started as slots allow, driven to their end, taken over after a
+"""The running half of the daemon: queued jobs launched as slots allow (engine/launch.py), taken over after a
 restart, interrupted on shutdown. `Daemon` (service.py) is a JobPool that also turns events into jobs.
 
 Dispatch rules are pure (dispatch.py); this is where they meet the store,
@@ -18,9 +18,9 @@ from fasttrack_gitops.core.taskenv import referenced_secrets
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig
 from fasttrack_gitops.daemon.metrics import Metrics
-from fasttrack_gitops.engine.launch import Workdirs, reused_tasks
+from fasttrack_gitops.engine.launch import Launch
 from fasttrack_gitops.engine.plan import snapshot_at
-from fasttrack_gitops.engine.runner import Change, JobRunner
+from fasttrack_gitops.engine.runner import Change
 from fasttrack_gitops.engine.state.ledger import Ledger
 from fasttrack_gitops.engine.state.outbox import Outbox
 from fasttrack_gitops.engine.state.store import Store
@@ -38,7 +38,7 @@ class JobPool:
         self.metrics = metrics
         self.executor = executor
         self.secrets = secrets
-        self.runners: dict[str, JobRunner] = {}
+        self.launches: dict[str, Launch] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self.draining = False
@@ -98,7 +98,7 @@ class JobPool:
         except Exception as e:  # a bug or an unusable store must not take the daemon down with it
             log.exception("job %s: %s", job_id, e)
         finally:
-            self.runners.pop(job_id, None)
+            self.launches.pop(job_id, None)
             self._tasks.pop(job_id, None)
             try:  # a job that ended, during a drain too, is done; an interrupted one waits for the next start
                 view = self.store.view(job_id)
@@ -113,33 +113,28 @@ class JobPool:
     async def _drive(self, job_id: str, *, resume: bool) -> None:
         job = self.store.job(job_id)
         found = self.repository(job.repository)
+        source, unreadable = None, None
         try:
             if found is None:  # taken over after a restart whose configuration dropped the repository
                 raise FastTrackError(f"repository {job.repository} is no longer configured")
-            workdir = Workdirs(self.store, job, await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref))
+            source = await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref)
         except FastTrackError as e:  # e.g. the commit is gone: its tasks cannot start, the runner records why
-            problem = e
-
-            def workdir(task: str):
-                raise problem
-
+            unreadable = e
         if self._stopping:  # the drain began while the job was being set up: the next start takes it over
             return
-        initial = {}
-        if job.trigger.get("failed_only") and job.rerun_of:
-            initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
-        runner = JobRunner(
+        launch = Launch(
             job,
             self.store,
             self.executor,
-            workdir=workdir,
+            source=source,
+            unreadable=unreadable,
             secrets=self.secrets,
-            initial=initial,
+            failed_only=bool(job.trigger.get("failed_only")),
             resume=resume,
             on_change=lambda change: self._observe(job_id, change),
         )
-        self.runners[job_id] = runner
-        await runner.run()
+        self.launches[job_id] = launch
+        await launch.run()
 
     def _observe(self, job_id: str, change: Change) -> None:
         self.report(job_id)
@@ -181,8 +176,8 @@ class JobPool:
             await asyncio.wait(running, timeout=grace)
         # Set before interrupting: a job still being set up (no runner yet) sees it and does not start.
         self._stopping = f"the daemon stopped ({signal_name}) before the task ended"
-        for runner in list(self.runners.values()):
-            runner.interrupt(self._stopping)
+        for launch in list(self.launches.values()):
+            launch.interrupt(self._stopping)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 

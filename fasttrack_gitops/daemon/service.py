@@ -398,9 +398,9 @@ class Daemon(JobPool):
             self.report(entry.job_id, final=True)
         else:
             self.store.request_cancel(entry.job_id)
-            runner = self.runners.get(entry.job_id)
-            if runner is not None:
-                runner.cancel()
+            launch = self.launches.get(entry.job_id)
+            if launch is not None:
+                launch.cancel()
 
     def _rerun(self, jobs: list, request: str, extra: Mapping) -> Handled:
         planned = []

@@ -1,7 +1,7 @@
 """Drives one pipeline job to its end: the scheduler decides, the executor runs, the store records.
 
-One asyncio loop; the same code serves `run`, `jobs rerun` and (later) the
-daemon. The runner keeps an in-memory mirror of the task instances it owns
+One asyncio loop; launch.py sets a job up and hands it to a runner, for
+every shell (`run`, `jobs rerun`, the daemon, the Action). The runner keeps an in-memory mirror of the task instances it owns
 and writes every change through to the store, so any other process (`jobs
 show`, `jobs logs --follow`) sees the job as it runs.
 """
