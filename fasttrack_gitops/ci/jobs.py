@@ -1,6 +1,6 @@
-"""Running the selected jobs inside the step, with the daemon's runner, streaming each task to the log.
+"""The pipeline jobs of a step: launched side by side in the step, each task's log streamed into a group of its own.
 
-Each job is stored, reported (queued), driven by a `JobRunner` like any
+Each job is stored, reported (queued), and run by engine/launch.py like any
 other; when a task ends, its log (masked) is printed in a `::group::` of
 its own, so the step's log reads task by task even when jobs run side by
 side. A few jobs run at once. SIGINT/SIGTERM (the workflow was cancelled)
@@ -10,13 +10,13 @@ cancels them: running tasks are stopped and the checks say "cancelled".
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Sequence
 
 from fasttrack_gitops.ci.reporters import Reporters
 from fasttrack_gitops.ci.workflow import Log
 from fasttrack_gitops.core.job import ENDED, JobView, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.engine.executors.base import Executor, masked
+from fasttrack_gitops.engine.launch import Launch, stop_signals
 from fasttrack_gitops.engine.state.store import Store
 
 MAX_JOBS = 4  # jobs of one step running at once
@@ -28,28 +28,23 @@ async def run_jobs(
     jobs: Sequence[PipelineJob],
     *,
     store: Store,
-    executor,
+    executor: Executor,
     source,
     secrets: dict[str, str],
     masks: Sequence[str],
     reporters: Reporters,
     log: Log,
 ) -> list[JobView]:
-    """Run every job to its end; their views, in the order given."""
-    from fasttrack_gitops.engine.launch import Workdirs
-    from fasttrack_gitops.engine.runner import JobRunner
-
+    """Run every job to its end with the executor (the caller closes it); their views, in the order given."""
     slots = asyncio.Semaphore(MAX_JOBS)
-    runners: list = []
-    loop = asyncio.get_running_loop()
-
+    launches: list[Launch] = []
     stopping: list[bool] = []
 
     def cancel_all() -> None:
         log.line("cancelling the jobs: the workflow run was cancelled")
         stopping.append(True)  # jobs still waiting for a slot end cancelled at once
-        for runner in runners:
-            runner.cancel()
+        for launch in launches:
+            launch.cancel()
 
     async def run_one(job: PipelineJob) -> JobView:
         async with slots:
@@ -66,32 +61,20 @@ async def run_jobs(
                 elif instance.state in ENDED:
                     task_ended(store, job, instance, masks, log)
 
-            runner = JobRunner(
-                job, store, executor, workdir=Workdirs(store, job, source), secrets=secrets, on_change=on_change
-            )
-            runners.append(runner)
+            launch = Launch(job, store, executor, source=source, secrets=secrets, on_change=on_change)
+            launches.append(launch)
             if stopping:
-                runner.cancel()
-            await runner.run()
+                launch.cancel()
+            await launch.run()
             await asyncio.gather(*pending)
             await reporters.update(store, job.id, final=True)
             return store.view(job.id)
 
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, cancel_all)
-            handled.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-            pass
-    try:
+    with stop_signals(lambda sig: cancel_all()):
         for job in jobs:  # every job shows as queued at once, also those waiting for a slot
             store.create_job(job)
             await reporters.update(store, job.id)
         return list(await asyncio.gather(*(run_one(job) for job in jobs)))
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
 
 
 def task_ended(store: Store, job: PipelineJob, instance: TaskInstance, masks: Sequence[str], log: Log) -> None:

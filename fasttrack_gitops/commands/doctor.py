@@ -96,7 +96,7 @@ async def folders_check(client, pipelines) -> Check:
     """Each pipeline's data folder exists or can be created (creating it: the executor would anyway)."""
     from fasttrack_gitops.engine.backendai.errors import BackendAIError
     from fasttrack_gitops.engine.backendai.vfolders import create_vfolder
-    from fasttrack_gitops.engine.executors.backendai_layout import folder_name
+    from fasttrack_gitops.engine.datafolder import folder_name
 
     names = sorted({folder_name(repository, p.name) for repository, p in pipelines})
     if not names:

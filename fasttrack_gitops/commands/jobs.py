@@ -130,11 +130,12 @@ def rerun(
     from pathlib import Path
 
     from fasttrack_gitops.commands.run import gather_secrets
+    from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
-    from fasttrack_gitops.engine.launch import execute, reused_tasks, source_of
+    from fasttrack_gitops.engine.launch import source_of
     from fasttrack_gitops.engine.plan import rerun_job
 
     store = _store(state_dir)
@@ -155,9 +156,15 @@ def rerun(
     secrets = gather_secrets(secrets_file)
     check_secrets(new.pipeline_model(), secrets)
     source = source_of(old.job, store)
-    initial = reused_tasks(store, old, new) if failed_only else {}
-    return execute(
-        new, store, source, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt, initial=initial
+    return run_job(
+        new,
+        store,
+        source,
+        executor=executor,
+        secrets=secrets,
+        max_parallel=max_parallel,
+        fmt=fmt,
+        failed_only=failed_only,
     )
 
 

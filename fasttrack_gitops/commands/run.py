@@ -57,11 +57,12 @@ def command(
     given; a pipeline outside any git repository runs from its folder as it
     is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
     """
+    from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
-    from fasttrack_gitops.engine.launch import execute, snapshot_store
+    from fasttrack_gitops.engine.launch import snapshot_store
     from fasttrack_gitops.engine.plan import NotInSnapshot, plan_file
     from fasttrack_gitops.engine.state.store import Store
 
@@ -89,7 +90,7 @@ def command(
         return 1
     secrets = gather_secrets(secrets_file)
     check_secrets(planned.job.pipeline_model(), secrets)
-    return execute(
+    return run_job(
         planned.job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt
     )
 

@@ -65,14 +65,14 @@ async def run_daemon(
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests): no signals
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
-    resumed = daemon.recover()
+    resumed = daemon.pool.recover()
     if resumed:
         log.info("re-attached to %d job(s) left running: %s", len(resumed), ", ".join(resumed))
     following = asyncio.Event()  # set to stop the followers
     deliverer = _deliverer(daemon, make_reporters(config) if reporters is None else reporters)
     delivering = asyncio.Event()  # set to stop the reporters, after the drain's last reports
     background = [
-        asyncio.create_task(daemon.dispatch_forever()),
+        asyncio.create_task(daemon.pool.dispatch_forever()),
         asyncio.create_task(follow.schedules(daemon, following)),
     ]
     reporting = asyncio.create_task(deliverer.run(delivering))
@@ -99,7 +99,7 @@ async def run_daemon(
     finally:
         log.info("stopping: no new jobs; waiting up to %gs for running ones", config.shutdown_grace)
         following.set()
-        await daemon.drain(config.shutdown_grace, signal_name=received[0].name if received else "SIGTERM")
+        await daemon.pool.drain(config.shutdown_grace, signal_name=received[0].name if received else "SIGTERM")
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -36,7 +36,7 @@ def followed_refs(repo: RepositoryConfig) -> tuple[str, ...]:
 
 async def scan(daemon: Daemon, repo: RepositoryConfig, *, sender: str) -> int:
     """Report every followed ref that moved since the last scan as a push; how many were reported."""
-    source = daemon.sources[repo.name.lower()]
+    source = daemon.repositories.sources[repo.name.lower()]
     now = await asyncio.to_thread(gitrepo.heads, source.top, followed_refs(repo))
     seen = daemon.ledger.positions(repo.name)
     if BASELINE not in seen:  # first sight: remember, do not run the past
@@ -64,7 +64,7 @@ async def poll(daemon: Daemon, repo: RepositoryConfig, stop: asyncio.Event) -> N
     backoff = Backoff(base=interval, maximum=max(600.0, interval))
     while not stop.is_set():
         try:
-            await daemon.refresh(repo)
+            await daemon.repositories.refresh(repo)
             await scan(daemon, repo, sender="poll")
         except Exception as e:  # unreachable, not a repository, a bug: log, try later; other repositories go on
             backoff.failed()
@@ -111,7 +111,7 @@ async def schedules(daemon: Daemon, stop: asyncio.Event, *, clock=time.time) -> 
 
 async def _due_ticks(daemon: Daemon, repo: RepositoryConfig, now: float) -> float:
     """Handle the ticks due in one repository; when the next one falls."""
-    source = daemon.sources[repo.name.lower()]
+    source = daemon.repositories.sources[repo.name.lower()]
     _, commit = await asyncio.to_thread(default_head, source)
     if commit is None:
         return float("inf")

@@ -73,7 +73,7 @@ class App:
             elif path == "/metrics":
                 _allow(method, "GET", "HEAD")
                 text = self.daemon.metrics.render(
-                    jobs=self.daemon.jobs_by_status(),
+                    jobs=self.daemon.pool.jobs_by_status(),
                     queue_depth=self.daemon.ledger.queue_depth(),
                     executors=(self.daemon.config.executor,),
                     outbox=self.daemon.outbox.pending(),
@@ -139,7 +139,7 @@ class App:
                 "ignored": f"repository {repo.name} is configured with provider {repo.provider}, so its "
                 f"{provider} webhooks run nothing",
             }
-        if self.daemon.draining:
+        if self.daemon.pool.draining:
             metrics.delivery(provider, "draining")
             return 503, {"error": "the daemon is shutting down; deliver again later"}
         ledger = self.daemon.ledger
@@ -169,8 +169,8 @@ class App:
     # -- status
 
     def _health(self) -> tuple[int, dict]:
-        counts = self.daemon.jobs_by_status()
-        if self.daemon.draining:
+        counts = self.daemon.pool.jobs_by_status()
+        if self.daemon.pool.draining:
             return 503, {"status": "draining", **counts}
         return 200, {"status": "ok", **counts}
 
@@ -221,7 +221,7 @@ class App:
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return 401, {"error": "this daemon wants Authorization: Bearer <token> (its api_token_env)"}
-        if self.daemon.draining:
+        if self.daemon.pool.draining:
             return 503, {"error": "the daemon is shutting down; try again later"}
         try:
             request = json.loads(await _read(receive, API_BODY_LIMIT))
@@ -231,7 +231,7 @@ class App:
             isinstance(request.get(k), str) and request.get(k) for k in ("repository", "pipeline")
         ):
             return 400, {"error": "give a JSON object with repository and pipeline (and ref, request_id)"}
-        if self.daemon.repository(request["repository"]) is None:
+        if self.daemon.repositories.find(request["repository"]) is None:
             return 404, {"error": f"repository {request['repository']} is not configured in this daemon"}
         manual = Manual(
             request["repository"],

@@ -1,9 +1,11 @@
-"""The running half of the daemon: queued jobs started as slots allow, driven to their end, taken over after a
-restart, interrupted on shutdown. `Daemon` (service.py) is a JobPool that also turns events into jobs.
+"""The daemon's job slots: queued jobs launched as slots allow, cancelled, resumed after a restart, drained on stop.
 
-Dispatch rules are pure (dispatch.py); this is where they meet the store,
-the runners and the executor. A job that cannot start (a secret missing, its
-repository gone from the configuration) ends failed before it takes a slot.
+Dispatch rules are pure (dispatch.py) and setting a job up to run is
+engine/launch.py's; this is where they meet the ledger. A job that cannot
+start (a secret missing, its repository gone from the configuration) ends
+failed before it takes a slot. The pool knows the configured repositories and
+the reporters only through what the daemon (service.py) hands it: a
+repository lookup and a report marker.
 """
 
 from __future__ import annotations
@@ -16,21 +18,37 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ENDED, JobStatus, Outcome, TaskState
 from fasttrack_gitops.core.taskenv import referenced_secrets
 from fasttrack_gitops.daemon import dispatch
-from fasttrack_gitops.daemon.config import DaemonConfig
+from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
-from fasttrack_gitops.engine.launch import Workdirs, reused_tasks
-from fasttrack_gitops.engine.plan import snapshot_at
-from fasttrack_gitops.engine.runner import Change, JobRunner
-from fasttrack_gitops.engine.state.ledger import Ledger
-from fasttrack_gitops.engine.state.outbox import Outbox
+from fasttrack_gitops.engine.executors.base import Executor
+from fasttrack_gitops.engine.launch import Launch
+from fasttrack_gitops.engine.plan import RepoSource, snapshot_at
+from fasttrack_gitops.engine.runner import Change
+from fasttrack_gitops.engine.state.ledger import Ledger, Queued
 from fasttrack_gitops.engine.state.store import Store
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
+# A configured repository by name: (its configuration, where its commits are read), or None.
+RepositoryLookup = Callable[[str], "tuple[RepositoryConfig, RepoSource] | None"]
+# report(job_id, final=False): tell the reporters that the job changed.
+ReportMarker = Callable[..., None]
+
 
 class JobPool:
+    """The slots where the daemon's jobs run; the daemon (service.py) owns one."""
+
     def __init__(
-        self, config: DaemonConfig, store: Store, ledger: Ledger, metrics: Metrics, executor, secrets: dict[str, str]
+        self,
+        config: DaemonConfig,
+        store: Store,
+        ledger: Ledger,
+        metrics: Metrics,
+        executor: Executor,
+        secrets: dict[str, str],
+        *,
+        find_repository: RepositoryLookup,
+        report: ReportMarker,
     ):
         self.config = config
         self.store = store
@@ -38,24 +56,17 @@ class JobPool:
         self.metrics = metrics
         self.executor = executor
         self.secrets = secrets
-        self.runners: dict[str, JobRunner] = {}
+        self.find_repository = find_repository
+        self.report = report
+        self.launches: dict[str, Launch] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self.draining = False
         self._stopping = ""  # set by drain() once running jobs are interrupted: why
-        self.outbox = Outbox(store)
-        self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
-        self.wake_reporters: Callable[[], None] = lambda: None
 
-    def report(self, job_id: str, *, final: bool = False) -> None:
-        """Tell the reporters that the job changed; the outbox keeps it until each has sent it."""
-        if self.reporter_names:
-            self.outbox.mark(job_id, self.reporter_names, final=final)
-            self.wake_reporters()
-
-    def repository(self, name: str):
-        """(RepositoryConfig, RepoSource) of a configured repository, or None (the Daemon knows them)."""
-        raise NotImplementedError
+    def wake(self) -> None:
+        """A job was queued or a slot freed: look for a job to start now."""
+        self._wake.set()
 
     async def dispatch_forever(self) -> None:
         """Start queued jobs whenever a slot frees or a job is queued."""
@@ -79,13 +90,13 @@ class JobPool:
                 if missing
                 else ""
             )
-            if not problem and self.repository(job.repository) is None:
+            if not problem and self.find_repository(job.repository) is None:
                 problem = f"repository {job.repository} is no longer configured"
             if problem:
                 self.ledger.end_unstarted(job_id, problem, TaskState.FAILED)
                 self.report(job_id, final=True)
                 self.metrics.jobs_finished[str(JobStatus.FAILED)] += 1
-                self._wake.set()  # the next queued job may have its slot
+                self.wake()  # the next queued job may have its slot
                 return
         self.ledger.mark_started(job_id)
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, resume=resume))
@@ -98,7 +109,7 @@ class JobPool:
         except Exception as e:  # a bug or an unusable store must not take the daemon down with it
             log.exception("job %s: %s", job_id, e)
         finally:
-            self.runners.pop(job_id, None)
+            self.launches.pop(job_id, None)
             self._tasks.pop(job_id, None)
             try:  # a job that ended, during a drain too, is done; an interrupted one waits for the next start
                 view = self.store.view(job_id)
@@ -108,38 +119,33 @@ class JobPool:
                     self.metrics.jobs_finished[str(view.status)] += 1
             except FastTrackError as e:
                 log.error("job %s: %s", job_id, e)
-            self._wake.set()
+            self.wake()
 
     async def _drive(self, job_id: str, *, resume: bool) -> None:
         job = self.store.job(job_id)
-        found = self.repository(job.repository)
+        found = self.find_repository(job.repository)
+        source, unreadable = None, None
         try:
             if found is None:  # taken over after a restart whose configuration dropped the repository
                 raise FastTrackError(f"repository {job.repository} is no longer configured")
-            workdir = Workdirs(self.store, job, await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref))
+            source = await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref)
         except FastTrackError as e:  # e.g. the commit is gone: its tasks cannot start, the runner records why
-            problem = e
-
-            def workdir(task: str):
-                raise problem
-
+            unreadable = e
         if self._stopping:  # the drain began while the job was being set up: the next start takes it over
             return
-        initial = {}
-        if job.trigger.get("failed_only") and job.rerun_of:
-            initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
-        runner = JobRunner(
+        launch = Launch(
             job,
             self.store,
             self.executor,
-            workdir=workdir,
+            source=source,
+            unreadable=unreadable,
             secrets=self.secrets,
-            initial=initial,
+            failed_only=bool(job.trigger.get("failed_only")),
             resume=resume,
             on_change=lambda change: self._observe(job_id, change),
         )
-        self.runners[job_id] = runner
-        await runner.run()
+        self.launches[job_id] = launch
+        await launch.run()
 
     def _observe(self, job_id: str, change: Change) -> None:
         self.report(job_id)
@@ -148,6 +154,28 @@ class JobPool:
             self.metrics.task_ended(self.config.executor, instance.duration)
         if instance.attempts and instance.attempts[-1].outcome == Outcome.ERROR:
             self.metrics.executor_errors[self.config.executor] += 1
+
+    # -- cancelling
+
+    def cancel(self, entry: Queued, reason: str) -> None:
+        """Cancel an open job: a queued one ends now with the reason, a running one is asked to stop."""
+        if entry.started_at is None:
+            self.ledger.end_unstarted(entry.job_id, reason)
+            self.report(entry.job_id, final=True)
+        else:
+            self.store.request_cancel(entry.job_id)
+            launch = self.launches.get(entry.job_id)
+            if launch is not None:
+                launch.cancel()
+
+    def supersede(self, job_id: str) -> None:
+        """Cancel the open jobs that a newly queued one replaces (its concurrency group cancels in progress)."""
+        entries = self.ledger.open_queue()
+        newer = next((e for e in entries if e.job_id == job_id), None)
+        if newer is None:
+            return
+        for old in dispatch.superseded(entries, newer):
+            self.cancel(old, f"superseded by job {job_id} (concurrency group {newer.group})")
 
     # -- restart and shutdown
 
@@ -174,15 +202,15 @@ class JobPool:
         INTERRUPTED); the next start takes it over (recover).
         """
         self.draining = True
-        self._wake.set()
+        self.wake()
         running = list(self._tasks.values())
         if running:
             log.info("draining: waiting up to %gs for %d running job(s)", grace, len(running))
             await asyncio.wait(running, timeout=grace)
         # Set before interrupting: a job still being set up (no runner yet) sees it and does not start.
         self._stopping = f"the daemon stopped ({signal_name}) before the task ended"
-        for runner in list(self.runners.values()):
-            runner.interrupt(self._stopping)
+        for launch in list(self.launches.values()):
+            launch.interrupt(self._stopping)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 

@@ -5,8 +5,9 @@ calls `Daemon.handle(event)`. Handling reads the repository at the commit in
 a worker thread (engine/plan.py), asks triggers.py which pipelines run, and
 stores each job under its idempotency key in one transaction (ledger.py):
 however often a commit is reported, it makes one job per pipeline and
-trigger. Running them is the other half, the JobPool this class extends
-(pool.py): the dispatcher, restarts (`recover()`) and SIGTERM (`drain()`).
+trigger. Running them is the other half, the daemon's JobPool (pool.py):
+the dispatcher, restarts (`recover()`) and SIGTERM (`drain()`). The
+configured repositories, and fetching them, are repositories.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from fasttrack_gitops.core import triggers
@@ -23,12 +24,12 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
-from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
 from fasttrack_gitops.daemon.reports import gate_id
-from fasttrack_gitops.daemon.sources import FetchError, fetch, mirror_path
+from fasttrack_gitops.daemon.repositories import Repositories
+from fasttrack_gitops.daemon.sources import FetchError
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.plan import (
     Pipelines,
@@ -40,7 +41,8 @@ from fasttrack_gitops.engine.plan import (
     plan_invalid,
     rerun_job,
 )
-from fasttrack_gitops.engine.state.ledger import JobKey, Ledger, Queued
+from fasttrack_gitops.engine.state.ledger import JobKey, Ledger
+from fasttrack_gitops.engine.state.outbox import Outbox
 from fasttrack_gitops.engine.state.store import Store, StoreError
 
 log = logging.getLogger("fasttrack_gitops.daemon")
@@ -61,58 +63,36 @@ class Handled:
         return asdict(self)
 
 
-class Daemon(JobPool):
-    """Events in (this module), jobs run (pool.py)."""
+class Daemon:
+    """Events in (this module), jobs run in its pool (pool.py)."""
 
     def __init__(self, config: DaemonConfig, *, executor=None, environ: Mapping[str, str] | None = None):
-        store = Store(config.state_dir)
-        super().__init__(
+        self.config = config
+        self.store = Store(config.state_dir)
+        self.ledger = Ledger(self.store)
+        self.metrics = Metrics()
+        self.outbox = Outbox(self.store)
+        self.secrets = secrets_from_environ(os.environ if environ is None else environ)
+        self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
+        self.wake_reporters: Callable[[], None] = lambda: None
+        self.repositories = Repositories(config, self.metrics)
+        self.pool = JobPool(
             config,
-            store,
-            Ledger(store),
-            Metrics(),
+            self.store,
+            self.ledger,
+            self.metrics,
             executor,
-            secrets_from_environ(os.environ if environ is None else environ),
+            self.secrets,
+            find_repository=self.repositories.find,
+            report=self.report,
         )
-        self.sources = {r.name.lower(): self._source(r) for r in config.repositories}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._fetch_locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, asyncio.Lock] = {}  # one event of a repository at a time
 
-    # -- repositories
-
-    def _source(self, repo: RepositoryConfig) -> RepoSource:
-        local = repo.local_path
-        top = local if local is not None else mirror_path(self.config.state_dir, repo.name)
-        return RepoSource(repo.name, top, repo.path, repo.pipelines)
-
-    def repository(self, name: str) -> tuple[RepositoryConfig, RepoSource] | None:
-        repo = self.config.repository(name)
-        return None if repo is None else (repo, self.sources[repo.name.lower()])
-
-    async def refresh(self, repo: RepositoryConfig) -> dict[str, str] | None:
-        """Fetch a remote repository into its mirror (one fetch at a time per repository); None for local ones."""
-        if repo.local_path is not None:
-            return None
-        lock = self._fetch_locks.setdefault(repo.name.lower(), asyncio.Lock())
-        async with lock:
-            try:
-                return await asyncio.to_thread(fetch, repo.url, self.sources[repo.name.lower()].top)
-            except FetchError:
-                self.metrics.fetch_errors[repo.name] += 1
-                raise
-
-    async def _has(self, repo: RepositoryConfig, source: RepoSource, commit: str) -> bool:
-        """Whether the commit can be read, fetching a remote repository once when it is missing."""
-        if await asyncio.to_thread(gitrepo.has_commit, source.top, commit):
-            return True
-        if repo.local_path is None:
-            try:
-                await self.refresh(repo)
-            except FetchError as e:
-                log.warning("%s: %s", repo.name, e)
-                return False
-            return await asyncio.to_thread(gitrepo.has_commit, source.top, commit)
-        return False
+    def report(self, job_id: str, *, final: bool = False) -> None:
+        """Tell the reporters that the job changed; the outbox keeps it until each has sent it."""
+        if self.reporter_names:
+            self.outbox.mark(job_id, self.reporter_names, final=final)
+            self.wake_reporters()
 
     # -- events in
 
@@ -126,7 +106,7 @@ class Daemon(JobPool):
         return await self._handle(event, delivery, extra)
 
     async def _handle(self, event: Event, delivery: str, extra: Mapping) -> Handled:
-        found = self.repository(event.repository)
+        found = self.repositories.find(event.repository)
         if found is None:
             return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
         repo, source = found
@@ -145,7 +125,7 @@ class Daemon(JobPool):
                 note=f"{repo.name}: internal error handling the event: {type(e).__name__}: {e}", failed=True
             )
         if handled.created:
-            self._wake.set()
+            self.pool.wake()
         log.info("%s: %s%s", repo.name, handled.note, f" (jobs: {', '.join(handled.jobs)})" if handled.jobs else "")
         return handled
 
@@ -171,7 +151,7 @@ class Daemon(JobPool):
         if push.deleted:
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
-        if not await self._has(repo, source, push.after):
+        if not await self.repositories.has(repo, source, push.after):
             return Handled(
                 note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
                 "away, or not fetched); nothing to run"
@@ -214,7 +194,7 @@ class Daemon(JobPool):
                     note=f"pull request #{pr.number} comes from the fork {pr.head_repository}: it runs "
                     "(with secrets) once a member comments /fasttrack ok-to-test"
                 )
-        if not await self._has(repo, source, pr.head_sha):
+        if not await self.repositories.has(repo, source, pr.head_sha):
             return Handled(note=f"pull request #{pr.number}: head {pr.head_sha[:12]} cannot be fetched; nothing to run")
         pipes = await asyncio.to_thread(pipelines_at, source, pr.head_sha)
         known_base = bool(pr.base_sha) and await asyncio.to_thread(gitrepo.has_commit, source.top, pr.base_sha)
@@ -261,14 +241,14 @@ class Daemon(JobPool):
                 f"cancelled by {comment.author} (/fasttrack cancel)",
             )
         if command.verb == "retest":
-            head = await self._pr_head(repo, source, comment.number)
+            head = await self.repositories.pr_head(repo, source, comment.number)
             if head is None:
                 return Handled(note=f"/fasttrack retest: the head of #{comment.number} is not known")
             failed = [v.job for v in self._latest_views(repo.name, head) if v.status == JobStatus.FAILED]
             return self._rerun(failed, f"retest:{delivery}", {"by": comment.author, "command": "retest"}, extra)
         if command.verb == "run":
-            head = await self._pr_head(repo, source, comment.number)
-            if head is None or not await self._has(repo, source, head):
+            head = await self.repositories.pr_head(repo, source, comment.number)
+            if head is None or not await self.repositories.has(repo, source, head):
                 return Handled(note=f"/fasttrack run: the head of #{comment.number} cannot be fetched")
             pipes = await asyncio.to_thread(pipelines_at, source, head)
             wanted = command.argument
@@ -296,16 +276,6 @@ class Daemon(JobPool):
             note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
             "cancel, ok-to-test"
         )
-
-    async def _pr_head(self, repo: RepositoryConfig, source: RepoSource, number: int) -> str | None:
-        """The pull request's head commit, from refs/pull/N/head (fetched for a remote repository)."""
-        if repo.local_path is None:
-            try:
-                await self.refresh(repo)
-            except FetchError:
-                return None
-        heads = await asyncio.to_thread(gitrepo.heads, source.top, (f"refs/pull/{number}/head",))
-        return heads.get(f"refs/pull/{number}/head")
 
     async def _rerequest(self, repo: RepositoryConfig, event: Rerequest, delivery: str, extra: Mapping) -> Handled:
         if event.check_name is not None and not event.check_name.startswith(CHECK_PREFIX):
@@ -337,7 +307,7 @@ class Daemon(JobPool):
     async def _manual(self, repo: RepositoryConfig, source: RepoSource, manual: Manual, extra: Mapping) -> Handled:
         if repo.local_path is None:
             try:
-                await self.refresh(repo)
+                await self.repositories.refresh(repo)
             except FetchError as e:
                 return Handled(note=str(e))
         commit, ref = await asyncio.to_thread(_resolve, source, manual.ref)
@@ -374,33 +344,15 @@ class Daemon(JobPool):
                 self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
                 self.report(job_id, final=p.job.invalid)  # a queued check, or an invalid job's diagnostics
                 if p.group and p.cancel_in_progress:
-                    self._supersede(job_id)
+                    self.pool.supersede(job_id)
         return handled
-
-    def _supersede(self, job_id: str) -> None:
-        entries = self.ledger.open_queue()
-        newer = next((e for e in entries if e.job_id == job_id), None)
-        if newer is None:
-            return
-        for old in dispatch.superseded(entries, newer):
-            self._cancel_job(old, f"superseded by job {job_id} (concurrency group {newer.group})")
 
     def _cancel_jobs(self, job_ids: list[str], reason: str) -> Handled:
         entries = {e.job_id: e for e in self.ledger.open_queue()}
         for job_id in job_ids:
             if job_id in entries:
-                self._cancel_job(entries[job_id], reason)
+                self.pool.cancel(entries[job_id], reason)
         return Handled(jobs=job_ids, note=f"{len(job_ids)} job(s) {reason}")
-
-    def _cancel_job(self, entry: Queued, reason: str) -> None:
-        if entry.started_at is None:
-            self.ledger.end_unstarted(entry.job_id, reason)
-            self.report(entry.job_id, final=True)
-        else:
-            self.store.request_cancel(entry.job_id)
-            runner = self.runners.get(entry.job_id)
-            if runner is not None:
-                runner.cancel()
 
     def _rerun(self, jobs: list, request: str, details: Mapping, extra: Mapping) -> Handled:
         """New jobs repeating these, keyed by the request; `details` say who asked, `extra` as in plan()."""

@@ -1,29 +1,113 @@
-"""Running a stored job from the command line: working directories, the runner, progress, the result.
+"""Launching a stored job: sets it up (working directories, reused outputs, the runner) and runs it to its end.
 
-Shared by `run` and `jobs rerun`, so both show the same progress, print the
-same record and exit with the same codes.
+The one way every shell runs a job: `run` and `jobs rerun` (commands/running.py),
+the daemon's slots (daemon/pool.py) and the Action (ci/jobs.py) each make a
+`Launch`, await its `run()` and watch it through `on_change`; `cancel()` stops
+it at any time (from a signal handler too), `interrupt()` leaves it for a later
+runner. A shell that owns its process wires SIGINT and SIGTERM with
+`stop_signals`; the daemon handles its signals itself. Nothing here prints.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-import click
-
-from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.core.job import JobView, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.executors.base import Executor
+from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
+
+
+class Launch:
+    """One stored job, set up to run with an executor the caller owns; `await run()` drives it to its end.
+
+    `source` is where the job's code trees are read (a gitrepo.Snapshot or
+    object store); when they cannot be (`unreadable`: the commit is gone),
+    every task that needs its code fails with that reason. `failed_only`: a
+    re-run that reuses the succeeded tasks of the job it repeats, and their
+    outputs. `new`: the job is stored when it starts (else it is stored
+    already); `resume`: take over a job a runner that died left unfinished.
+    """
+
+    def __init__(
+        self,
+        job: PipelineJob,
+        store: Store,
+        executor: Executor,
+        *,
+        source: Any = None,
+        unreadable: Exception | None = None,
+        secrets: Mapping[str, str] | None = None,
+        max_parallel: int | None = None,
+        failed_only: bool = False,
+        new: bool = False,
+        resume: bool = False,
+        on_change: Callable[[Change], None] = lambda change: None,
+    ):
+        self.job = job
+        self.store = store
+        self.executor = executor
+        self.source = source
+        self.unreadable = unreadable
+        self.secrets = secrets
+        self.max_parallel = max_parallel
+        self.failed_only = failed_only
+        self.new = new
+        self.resume = resume
+        self.on_change = on_change
+        self._runner: JobRunner | None = None
+        self._cancelled = False
+        self._interrupted = ""
+
+    def cancel(self) -> None:
+        """Stop the job: running attempts are killed, the rest cancelled (before run() too)."""
+        self._cancelled = True
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def interrupt(self, reason: str) -> None:
+        """Stop driving the job without ending it (the daemon shuts down); a later Launch with resume=True goes on."""
+        self._interrupted = reason
+        if self._runner is not None:
+            self._runner.interrupt(reason)
+
+    async def run(self) -> JobView:
+        """Run the job to its end (or until interrupted); its view."""
+        # The runner is made here, after the copying of reused outputs (work that may leave the loop for a
+        # thread), so a cancel() or interrupt() that comes before is remembered and passed on.
+        initial = reused_tasks(self.store, self.job) if self.failed_only else {}
+        runner = self._runner = JobRunner(
+            self.job,
+            self.store,
+            self.executor,
+            workdir=Workdirs(self.store, self.job, self.source) if self.unreadable is None else _fails(self.unreadable),
+            secrets=self.secrets,
+            max_parallel=self.max_parallel,
+            initial=initial,
+            new=self.new,
+            resume=self.resume,
+            on_change=self.on_change,
+        )
+        if self._interrupted:
+            runner.interrupt(self._interrupted)
+        elif self._cancelled:
+            runner.cancel()
+        return await runner.run()
 
 
 class Workdirs:
     """The working directory of each task: its code tree, materialised once and copied per job.
 
-    Trees are content-addressed, so `state_dir/trees/<tree id>` is written
-    once and shared by every job; each job gets its own copy because a task
+    Trees are content-addressed, so a tree is materialised once in the state
+    folder and shared by every job; each job gets its own copy because a task
     may write into its working directory.
     """
 
@@ -36,14 +120,36 @@ class Workdirs:
         from fasttrack_gitops.engine import gitrepo
 
         tree = self.job.code_trees[task]
-        cached = self.store.state_dir / "trees" / tree
+        cached = datafolder.tree_folder(self.store.state_dir, tree)
         gitrepo.materialise(self.source, tree, cached)
-        copy = self.store.data_dir(self.job.id) / "work" / tree
+        copy = datafolder.work_folder(self.store.data_dir(self.job.id), tree)
         if not copy.exists():
             partial = copy.with_name(f"{tree}.tmp-{os.getpid()}")
             shutil.copytree(cached, partial, symlinks=True)
             partial.rename(copy)
         return copy
+
+
+def _fails(problem: Exception) -> Callable[[str], Path]:
+    """A workdir function for a job whose trees cannot be read: each task that asks fails with the problem."""
+
+    def workdir(task: str) -> Path:
+        raise problem
+
+    return workdir
+
+
+def reused_tasks(store: Store, job: PipelineJob) -> dict[str, TaskInstance]:
+    """For a re-run of failed tasks only: the repeated job's succeeded tasks, their outputs copied to this job."""
+    if job.rerun_of is None:  # it repeats no job
+        return {}
+    old = store.view(job.rerun_of)
+    reused: dict[str, TaskInstance] = {}
+    for name, instance in old.tasks.items():
+        if instance.state == TaskState.SUCCEEDED:
+            reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
+            datafolder.copy_outputs(name, store.data_dir(old.job.id), store.data_dir(job.id))
+    return reused
 
 
 def source_of(job: PipelineJob, store: Store):
@@ -63,92 +169,50 @@ def source_of(job: PipelineJob, store: Store):
     )
 
 
-def reused_tasks(store: Store, old: JobView, new: PipelineJob) -> dict[str, TaskInstance]:
-    """For a re-run of failed tasks only: the old job's succeeded tasks, their outputs copied to the new job."""
-    from fasttrack_gitops.engine.runner import outputs_folder
-
-    reused: dict[str, TaskInstance] = {}
-    for name, instance in old.tasks.items():
-        if instance.state == TaskState.SUCCEEDED:
-            reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
-            outputs = outputs_folder(store.data_dir(old.job.id), name)
-            if outputs.is_dir():
-                shutil.copytree(
-                    outputs, outputs_folder(store.data_dir(new.id), name), symlinks=True, dirs_exist_ok=True
-                )
-    return reused
-
-
 def snapshot_store(store: Store) -> Path:
     """The folder where work-tree and unversioned snapshots keep their objects."""
     return store.state_dir / "objects"
 
 
-def execute(
-    job: PipelineJob,
-    store: Store,
-    source,
-    *,
-    executor: str,
-    secrets: Mapping[str, str],
-    max_parallel: int | None,
-    fmt: str,
-    initial: Mapping[str, TaskInstance] | None = None,
-) -> int:
-    """Store a new job and run it to its end, showing progress; print its record; the exit code."""
-    from fasttrack_gitops.commands.progress import progress_for
-    from fasttrack_gitops.core.render.jobs import job_record, job_summary
-    from fasttrack_gitops.core.taskenv import task_environment
+@contextlib.asynccontextmanager
+async def opened_executor(name: str, **options: Any) -> AsyncIterator[Executor]:
+    """The named executor for the block; closed when it ends (whatever it still runs is stopped)."""
     from fasttrack_gitops.engine.executors import get_executor
-    from fasttrack_gitops.engine.runner import JobRunner
 
-    pipeline = job.pipeline_model()
-    for task in pipeline.tasks:
-        for warning in task_environment(pipeline, task, secrets).warnings:
-            click.echo(f"warning: {warning}", err=True)
-
-    async def main() -> JobView:
-        runner_executor = get_executor(executor)
-        with progress_for(job) as progress:
-            runner = JobRunner(
-                job,
-                store,
-                runner_executor,
-                workdir=Workdirs(store, job, source),
-                secrets=secrets,
-                max_parallel=max_parallel,
-                initial=initial,
-                new=True,
-                on_change=progress.change,
-            )
-            loop = asyncio.get_running_loop()
-
-            def interrupt() -> None:
-                click.echo("\ncancelling the job (Ctrl-C again to stop at once)", err=True)
-                runner.cancel()
-                loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C raises KeyboardInterrupt
-
-            loop.add_signal_handler(signal.SIGINT, interrupt)
-            loop.add_signal_handler(signal.SIGTERM, runner.cancel)
-            try:
-                return await runner.run()
-            finally:
-                loop.remove_signal_handler(signal.SIGINT)
-                loop.remove_signal_handler(signal.SIGTERM)
-                await runner_executor.close()
-
-    view = asyncio.run(main())
-    if fmt == "json":
-        import json
-
-        click.echo(json.dumps(job_record(view), indent=2))
-    else:
-        click.echo(job_summary(view), nl=False)
-        _point_at_logs(view)
-    return 0 if view.status == JobStatus.SUCCEEDED else 1
+    executor = get_executor(name, **options)
+    try:
+        yield executor
+    finally:
+        await executor.close()
 
 
-def _point_at_logs(view: JobView) -> None:
-    failed = [name for name, i in view.tasks.items() if i.state == TaskState.FAILED]
-    if failed:
-        click.echo(f"\nsee why: fasttrack-gitops jobs logs {view.job.id} {failed[0]}")
+@contextlib.contextmanager
+def stop_signals(
+    on_signal: Callable[[signal.Signals], None], *, second_interrupt_raises: bool = False
+) -> Iterator[None]:
+    """While the block runs on the running loop, SIGINT and SIGTERM call on_signal(signal), which stops the jobs.
+
+    With second_interrupt_raises, SIGINT is taken once: a second Ctrl-C is
+    Python's KeyboardInterrupt again, which stops at once without waiting for
+    the cancelled tasks to end. Where signals cannot be handled (not the main
+    thread) nothing is wired.
+    """
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+
+    def received(sig: signal.Signals) -> None:
+        on_signal(sig)
+        if sig == signal.SIGINT and second_interrupt_raises:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, received, sig)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
+    try:
+        yield
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)

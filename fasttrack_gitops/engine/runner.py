@@ -1,7 +1,7 @@
 """Drives one pipeline job to its end: the scheduler decides, the executor runs, the store records.
 
-One asyncio loop; the same code serves `run`, `jobs rerun` and (later) the
-daemon. The runner keeps an in-memory mirror of the task instances it owns
+One asyncio loop; launch.py sets a job up and hands it to a runner, for
+every shell (`run`, `jobs rerun`, the daemon, the Action). The runner keeps an in-memory mirror of the task instances it owns
 and writes every change through to the store, so any other process (`jobs
 show`, `jobs logs --follow`) sees the job as it runs.
 """
@@ -20,15 +20,11 @@ from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
-
-
-def outputs_folder(data_dir: Path, task: str) -> Path:
-    """Where a task instance's /pipeline/outputs lives in its job's data folder."""
-    return data_dir / "tasks" / task / "outputs"
 
 
 @dataclass(frozen=True)
@@ -312,14 +308,14 @@ class JobRunner:
         return tuple(a for a in attempts if a.number != attempt.number) + (attempt,)
 
     def _outputs(self, name: str, *, create: bool = False) -> Path:
-        path = outputs_folder(self.data_dir, name)
+        path = datafolder.outputs_folder(self.data_dir, name)
         if create and name not in self._made:
             path.mkdir(parents=True, exist_ok=True)  # a skipped dependency: an empty input folder
             self._made.add(name)
         return path
 
     def _vfroot(self) -> Path:
-        path = self.data_dir / "vfroot"
+        path = datafolder.vfroot_folder(self.data_dir)
         if "/vfroot" not in self._made:
             path.mkdir(parents=True, exist_ok=True)
             self._made.add("/vfroot")

@@ -410,7 +410,7 @@ def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_pa
                 (job,) = answer["jobs"]
                 view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
                 assert view.job.commit == after
-                mirror = daemon.sources[REPO_NAME].top
+                mirror = daemon.repositories.sources[REPO_NAME].top
                 assert mirror.is_relative_to(config.state_dir) and (mirror / "objects").is_dir()
 
         asyncio.run(scenario())

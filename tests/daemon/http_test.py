@@ -576,7 +576,7 @@ def test_healthz_and_metrics_say_what_the_daemon_did(tmp_path, source_repo, cont
             await post_github(client, body, delivery="m-1")
             await post_github(client, body, delivery="m-2", **{"X-Hub-Signature-256": signed(body, "wrong")})
             await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
-            await wait_for(lambda: daemon.jobs_by_status() == {"queued": 0, "running": 0})
+            await wait_for(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
 
             types, samples = await scrape(client)
             assert await deliveries(client) == {"accepted": 1, "duplicate": 1, "unauthorized": 1}
@@ -619,7 +619,7 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             everything = first + second["jobs"]
             ended = (JobStatus.SUCCEEDED, JobStatus.FAILED)
             await wait_for(lambda: all(daemon.store.view(j).status in ended for j in everything))
-            await wait_for(lambda: daemon.jobs_by_status() == {"queued": 0, "running": 0})
+            await wait_for(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
 
             listed = await client.get("/api/jobs")
             assert listed.status_code == 200

@@ -497,7 +497,7 @@ def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_fini
                 job = one_job(answer)
                 await wait_until(lambda: marks.runs("held") == 1)
                 stop.set()  # what SIGTERM does
-                await wait_until(lambda: daemon.draining)
+                await wait_until(lambda: daemon.pool.draining)
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and health.json()["status"] == "draining"
                 assert health.json()["running"] == 1
@@ -551,8 +551,8 @@ def test_a_drain_while_a_job_is_being_set_up_leaves_it_to_the_next_start(tmp_pat
         try:
             (job,) = (await daemon.handle(Manual(REPO_NAME, "demo", "main", "request-1"))).created
             daemon.ledger.mark_started(job)  # as a daemon killed right after starting it leaves it
-            assert daemon.recover() == [job]
-            await asyncio.wait_for(daemon.drain(0.0), PATIENCE)
+            assert daemon.pool.recover() == [job]
+            await asyncio.wait_for(daemon.pool.drain(0.0), PATIENCE)
             return job
         finally:
             (marks / "release").touch()  # should the drain have let it run: never hang

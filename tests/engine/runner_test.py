@@ -20,9 +20,10 @@ from conftest import MINIMAL, alive
 
 from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
 from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.executors.processes import process_handle
-from fasttrack_gitops.engine.runner import JobRunner, outputs_folder
+from fasttrack_gitops.engine.runner import JobRunner
 from fasttrack_gitops.engine.state.store import Store, StoreError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
@@ -77,7 +78,7 @@ def exit_codes(view: JobView, task: str) -> list[int | None]:
 
 
 def output(store: Store, job: PipelineJob, task: str, name: str) -> str:
-    return (outputs_folder(store.data_dir(job.id), task) / name).read_text()
+    return (datafolder.outputs_folder(store.data_dir(job.id), task) / name).read_text()
 
 
 def log(store: Store, job: PipelineJob, task: str, attempt: int = 1) -> str:

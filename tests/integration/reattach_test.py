@@ -20,8 +20,7 @@ from conftest import git
 
 from fasttrack_gitops.core.job import JobStatus, TaskState
 from fasttrack_gitops.engine.executors import get_executor
-from fasttrack_gitops.engine.launch import Workdirs, source_of
-from fasttrack_gitops.engine.runner import JobRunner
+from fasttrack_gitops.engine.launch import Launch, source_of
 from fasttrack_gitops.engine.state.store import Store
 
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"
@@ -75,10 +74,8 @@ def resume(state, job_id):
             job = store.job(job_id)
             executor = get_executor("backendai", poll_interval=1.0)
             try:
-                runner = JobRunner(
-                    job, store, executor, workdir=Workdirs(store, job, source_of(job, store)), resume=True
-                )
-                return await asyncio.wait_for(runner.run(), 180)
+                launch = Launch(job, store, executor, source=source_of(job, store), resume=True)
+                return await asyncio.wait_for(launch.run(), 180)
             finally:
                 await executor.close()
 

@@ -3,14 +3,14 @@
 What one attempt does (calls to the manager in brackets):
 
 1. Once per pipeline and executor: the pipeline data folder, a vfolder named
-   `backendai_layout.folder_name(repository, pipeline)`
+   `datafolder.folder_name(repository, pipeline)`
    (`ftg-<repository>-<pipeline>-<hash>`), created when first needed
    [POST /folders; an existing folder is reused].
 2. Once per code tree and executor: the task's code, `spec.workdir`, goes to
    `code/<tree id>/` in that folder unless its marker `.ftg-complete` is there
    already [one listing; when missing, the upload, then the marker last].
-   The layout of the folder and the session's startup script are in
-   backendai_layout.py; the session mounts the folder at /pipeline/ftg-folder.
+   The layout of the folder is datafolder.py's, the session's startup script
+   backendai_layout.py's; the session mounts the folder at /pipeline/ftg-folder.
 3. The session, named `session_name(job id, task, attempt)`: the event stream
    is opened first (it has no replay) [GET /events/session], then the session
    is enqueued [POST /session] with the task's image, resources (cpu, mem, the
@@ -69,6 +69,7 @@ from typing import Any
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.units import format_size
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import errors, vfolders
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
@@ -93,14 +94,12 @@ from fasttrack_gitops.engine.backendai.sessions import (
 )
 from fasttrack_gitops.engine.executors import backendai_layout as layout
 from fasttrack_gitops.engine.executors.base import (
-    PIPELINE_ROOT,
     AttemptResult,
     AttemptSpec,
     Started,
     error_result,
     masked,
     no_capacity,
-    pipeline_paths_env,
     stop_live_attempts,
     timed_out,
 )
@@ -442,7 +441,7 @@ class BackendAIExecutor:
     # -- the pipeline folder, the code, the session's spec -------------------------------------------
 
     async def _prepare(self, spec: AttemptSpec) -> SessionSpec:
-        folder = layout.folder_name(spec.repository, spec.pipeline)
+        folder = datafolder.folder_name(spec.repository, spec.pipeline)
         await _once(
             self._folders,
             folder,
@@ -454,7 +453,7 @@ class BackendAIExecutor:
 
     async def _ship_code(self, folder: str, tree: str, workdir: Path) -> None:
         """Upload the tree to code/<tree>/ unless its marker says it is there; the marker goes last."""
-        where = layout.code_path(tree)
+        where = datafolder.code_in_folder(tree)
         marker = f"{where}/{layout.CODE_MARKER}"
         if await vfolders.exists(self.client, folder, marker):
             log.debug("code tree %s is in vfolder %s already", tree, folder)
@@ -472,7 +471,11 @@ def session_spec(spec: AttemptSpec, folder: str, tree: str) -> SessionSpec:
     task = spec.task
     mounts = [m.vfolder for m in task.mounts if m.vfolder != folder]
     mount_map = {m.vfolder: m.alias for m in task.mounts if m.alias and m.vfolder != folder}
-    environ = {**spec.env, **pipeline_paths_env(spec, root=PIPELINE_ROOT), layout.COMMAND_VARIABLE: task.command or ""}
+    environ = {
+        **spec.env,
+        **datafolder.mounted_variables(len(spec.inputs)),
+        layout.COMMAND_VARIABLE: task.command or "",
+    }
     script = layout.startup_script(
         job_id=spec.job_id, task=task.name, dependencies=task.dependencies, attempt=spec.number, tree=tree
     )
@@ -488,7 +491,7 @@ def session_spec(spec: AttemptSpec, folder: str, tree: str) -> SessionSpec:
         cluster_size=task.cluster_size,
         environ=environ,
         mounts=(*mounts, folder),
-        mount_map={**mount_map, folder: layout.FOLDER_MOUNT},
+        mount_map={**mount_map, folder: datafolder.FOLDER_MOUNT},
     )
 
 
@@ -544,7 +547,7 @@ def _check(spec: AttemptSpec) -> str:
             (task.name, "task"),
             *((d, "dependency") for d in task.dependencies),
         ):
-            layout.component(value, what)
+            datafolder.component(value, what)
         spec.outputs.mkdir(parents=True, exist_ok=True)  # the outputs themselves stay in the pipeline folder
     except ValueError as exc:
         return str(exc)

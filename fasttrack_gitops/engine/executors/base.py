@@ -10,7 +10,6 @@ Adding an executor is one new module and one line in `EXECUTORS`.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,12 +18,6 @@ from typing import Protocol
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Resources, Task
-
-# Where FastTrack mounts the pipeline data folder in every task.
-PIPELINE_ROOT = "/pipeline"
-# The variables pipeline_paths_env sets; an executor never passes its own process's values of them on.
-PIPELINE_VARIABLE = re.compile(r"PIPELINE_(OUTPUT_ROOT|INPUT_ROOT|INPUT[0-9]+|VFROOT)")
-
 
 # What an executor calls once an attempt runs: started(handle) (see Executor.run).
 Started = Callable[..., None]
@@ -36,6 +29,7 @@ class AttemptSpec:
     task: Task  # command (secrets resolved), name, resources, timeout...
     number: int  # attempt number, from 1
     workdir: Path  # the task's working directory, prepared by the runner
+    # The pipeline data folder's folders on this machine (datafolder.py says where FastTrack mounts them):
     outputs: Path  # this task instance's outputs folder (the executor creates it when missing)
     inputs: tuple[Path, ...]  # the outputs folder of the k-th dependency, k from 1
     vfroot: Path  # the job's shared pipeline folder root
@@ -113,42 +107,6 @@ def format_seconds(seconds: float) -> str:
 
 def timed_out(seconds: float) -> str:
     return f"timed out after {format_seconds(seconds)}"
-
-
-def pipeline_paths_env(spec: AttemptSpec, *, root: str | None = None) -> dict[str, str]:
-    """The PIPELINE_* variables: where the task finds the pipeline data folder.
-
-    With `root` (e.g. "/pipeline", when the executor mounts the folders the
-    way FastTrack does) the paths under it; without, the real folders.
-    """
-    if root is not None:
-        outputs, vfroot = f"{root}/outputs", f"{root}/vfroot"
-        inputs = [f"{root}/input{k}" for k in range(1, len(spec.inputs) + 1)]
-    else:
-        outputs, vfroot = _absolute(spec.outputs), _absolute(spec.vfroot)
-        inputs = [_absolute(p) for p in spec.inputs]
-    env = {"PIPELINE_OUTPUT_ROOT": outputs, "PIPELINE_VFROOT": vfroot}
-    for k, path in enumerate(inputs, start=1):
-        env[f"PIPELINE_INPUT{k}"] = path
-    if inputs:
-        env["PIPELINE_INPUT_ROOT"] = inputs[0]
-    return env
-
-
-def pipeline_mounts(spec: AttemptSpec, *, root: str = PIPELINE_ROOT) -> list[tuple[Path, str]]:
-    """(real folder, path in the task) for every folder FastTrack mounts under /pipeline.
-
-    The outputs folder appears twice: `outputs` (FastTrack 2) and `output` (the seed's spelling).
-    """
-    mounts = [(spec.outputs, f"{root}/outputs"), (spec.outputs, f"{root}/output")]
-    mounts += [(path, f"{root}/input{k}") for k, path in enumerate(spec.inputs, start=1)]
-    mounts.append((spec.vfroot, f"{root}/vfroot"))
-    return mounts
-
-
-def _absolute(path: Path) -> str:
-    text = str(path)
-    return text if text.startswith("/") else str(path.absolute())
 
 
 def masked(message: str, masks: tuple[str, ...]) -> str:

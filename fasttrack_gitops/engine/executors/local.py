@@ -36,16 +36,13 @@ from collections.abc import Mapping
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Resources
 from fasttrack_gitops.core.taskenv import SECRET_ENV_PREFIX
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors.base import (
-    PIPELINE_ROOT,
-    PIPELINE_VARIABLE,
     AttemptResult,
     AttemptSpec,
     Started,
     error_result,
     masked,
-    pipeline_mounts,
-    pipeline_paths_env,
     stop_live_attempts,
     timed_out,
 )
@@ -214,12 +211,15 @@ class LocalExecutor:
     def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen, int]:
         env = {k: v for k, v in os.environ.items() if not _withheld(k)}
         env.update(spec.env)
-        env.update(pipeline_paths_env(spec, root=PIPELINE_ROOT if prefix is not None else None))
+        if prefix is not None:  # the folders appear where FastTrack mounts them
+            env.update(datafolder.mounted_variables(len(spec.inputs)))
+        else:
+            env.update(datafolder.variables(spec.outputs, spec.inputs, spec.vfroot))
         workdir = os.path.abspath(spec.workdir)
         argv = [self.shell, "-c", spec.task.command or ""]
         if prefix is not None:
             binds: list[str] = []
-            for source, target in pipeline_mounts(spec):
+            for source, target in datafolder.mounts(spec.outputs, spec.inputs, spec.vfroot):
                 source.mkdir(parents=True, exist_ok=True)  # bwrap needs every source to exist
                 binds += ["--bind", os.path.abspath(source), target]
             argv = [*prefix, *binds, "--chdir", workdir, "--", *argv]
@@ -269,21 +269,21 @@ class LocalExecutor:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             return None, "bwrap is not installed"
-        if os.path.lexists(PIPELINE_ROOT):
-            return None, f"this machine has its own {PIPELINE_ROOT}"
+        if os.path.lexists(datafolder.ROOT):
+            return None, f"this machine has its own {datafolder.ROOT}"
         prefix = [bwrap, "--die-with-parent", *_host_root_binds()]
         with tempfile.TemporaryDirectory(prefix="ftg-bwrap-probe-") as tmp:
             argv = [
                 *prefix,
                 "--bind",
                 tmp,
-                f"{PIPELINE_ROOT}/outputs",
+                datafolder.OUTPUTS,
                 "--chdir",
                 tmp,
                 "--",
                 self.shell,
                 "-c",
-                f"test -d {PIPELINE_ROOT}/outputs",
+                f"test -d {datafolder.OUTPUTS}",
             ]
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -310,7 +310,7 @@ def _host_root_binds() -> list[str]:
     args: list[str] = []
     for name in sorted(os.listdir("/")):
         path = "/" + name
-        if path == PIPELINE_ROOT:
+        if path == datafolder.ROOT:
             continue
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -440,7 +440,7 @@ class _Attempt:
 def _withheld(name: str) -> bool:
     """A variable of ours the task must not inherit: a secret, or our own pipeline data folder paths."""
     return name.startswith(SECRET_ENV_PREFIX) or (
-        name.startswith("PIPELINE_") and PIPELINE_VARIABLE.fullmatch(name) is not None
+        name.startswith("PIPELINE_") and datafolder.VARIABLE.fullmatch(name) is not None
     )
 
 

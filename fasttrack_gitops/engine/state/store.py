@@ -35,6 +35,7 @@ from fasttrack_gitops.core.job import (
     job_status,
 )
 from fasttrack_gitops.core.pipeline.model import Pipeline
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
 
 __all__ = ["Event", "Store", "StoreError", "default_state_dir"]
@@ -372,8 +373,8 @@ class Store:
         return folder / f"{int(attempt)}.log"
 
     def data_dir(self, job_id: str) -> Path:
-        """The job's pipeline data folder, <state dir>/data/<job id> (made if missing)."""
-        folder = self._dir / "data" / _component(job_id)
+        """The job's pipeline data folder in the state folder (datafolder.job_folder), made if missing."""
+        folder = datafolder.job_folder(self._dir, _component(job_id))
         self._mkdir(folder)
         return folder
 

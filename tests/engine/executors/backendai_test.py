@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -20,12 +19,11 @@ import pytest
 from conftest import alive
 from engine.executors import backendai_fixtures as fixtures
 from engine.executors.backendai_fixtures import JOB, TREE, attempt, run
-from hypothesis import given
-from hypothesis import strategies as st
 
 from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.model import Mount, Resources
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
 from fasttrack_gitops.engine.executors import backendai_layout as layout
@@ -36,7 +34,7 @@ from fasttrack_gitops.engine.state.store import Store
 cluster, make_spec = fixtures.cluster, fixtures.make_spec  # the fixtures these tests use
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the emulator runs POSIX shells")
 
-FOLDER = layout.folder_name("/repos/demo", "demo")
+FOLDER = datafolder.folder_name("/repos/demo", "demo")
 CALLS = {
     ("GET", "/events/session"): 1,
     ("POST", "/session"): 1,
@@ -50,29 +48,7 @@ def folder(emu) -> Path:
     return emu.vfolders.directory(FOLDER)
 
 
-# -- the pipeline folder's name ----------------------------------------------------------------------
-
-
-def test_folder_names_are_deterministic_readable_and_distinct():
-    name = layout.folder_name("/home/me/examples-repo.git", "train model")
-    assert name == layout.folder_name("/home/me/examples-repo.git", "train model")
-    assert re.fullmatch(r"ftg-examples-repo-train-model-[0-9a-f]{10}", name)
-    assert (
-        len(
-            {
-                name,
-                layout.folder_name("/other/examples-repo.git", "train model"),
-                layout.folder_name("/home/me/examples-repo.git", "train-model"),
-            }
-        )
-        == 3
-    )
-
-
-@given(st.text(max_size=300), st.text(max_size=300))
-def test_any_repository_and_pipeline_make_a_valid_folder_name(repository, pipeline):
-    name = layout.folder_name(repository, pipeline)
-    assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) and not name.startswith(".")
+# -- the startup script ---------------------------------------------------------------------------------------
 
 
 def test_a_name_that_is_not_one_folder_is_refused():
@@ -93,7 +69,7 @@ def run_script(tmp_path: Path, script: str, command: str, *, tree: str = TREE, e
     cwd.mkdir(exist_ok=True)
     environ = {
         "PATH": os.environ["PATH"],
-        layout.FOLDER_VARIABLE: str(root),
+        datafolder.FOLDER_VARIABLE: str(root),
         layout.COMMAND_VARIABLE: command,
         **(env or {}),
     }
@@ -139,7 +115,7 @@ def test_a_missing_folder_or_code_fails_the_setup_with_a_reason(tmp_path):
     done = run_script(tmp_path, script, "echo never")
     assert done.returncode == layout.SETUP_FAILED and "never" not in done.stdout
     assert "fasttrack-gitops: the task's code is not in the pipeline data folder" in done.stderr
-    done = run_script(tmp_path, script, "echo never", env={layout.FOLDER_VARIABLE: ""})
+    done = run_script(tmp_path, script, "echo never", env={datafolder.FOLDER_VARIABLE: ""})
     assert done.returncode == layout.SETUP_FAILED and "mounted neither at /pipeline/ftg-folder" in done.stderr
 
 

@@ -20,11 +20,7 @@ from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor, local, processes
-from fasttrack_gitops.engine.executors.base import (
-    AttemptResult,
-    AttemptSpec,
-    pipeline_paths_env,
-)
+from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
 from fasttrack_gitops.engine.executors.local import LocalExecutor
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
@@ -130,18 +126,6 @@ def test_the_task_gets_its_env_and_the_pipeline_paths_but_no_ftg_secrets(make_sp
     assert env["PIPELINE_INPUT1"] == str(spec.inputs[0]) == env["PIPELINE_INPUT_ROOT"]
     assert env["PIPELINE_INPUT2"] == str(spec.inputs[1])
     assert env["PIPELINE_VFROOT"] == str(spec.vfroot)  # the PIPELINE_* variables win
-
-
-def test_pipeline_paths_without_inputs_have_no_input_root(make_spec):
-    env = pipeline_paths_env(make_spec("true", inputs=()))
-    assert set(env) == {"PIPELINE_OUTPUT_ROOT", "PIPELINE_VFROOT"}
-    assert pipeline_paths_env(make_spec("true"), root="/pipeline") == {
-        "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs",
-        "PIPELINE_VFROOT": "/pipeline/vfroot",
-        "PIPELINE_INPUT1": "/pipeline/input1",
-        "PIPELINE_INPUT2": "/pipeline/input2",
-        "PIPELINE_INPUT_ROOT": "/pipeline/input1",
-    }
 
 
 def test_a_task_writes_its_outputs_and_reads_its_second_input(make_spec):

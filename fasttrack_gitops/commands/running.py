@@ -1,0 +1,79 @@
+"""Running a job from the command line: its warnings, live progress, Ctrl-C, its record and exit code.
+
+Shared by `run` and `jobs rerun`, so both show the same progress, print the
+same record and exit with the same codes; engine/launch.py does the running.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+
+import click
+
+from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskState
+from fasttrack_gitops.engine.state.store import Store
+
+
+def run_job(
+    job: PipelineJob,
+    store: Store,
+    source,
+    *,
+    executor: str,
+    secrets: Mapping[str, str],
+    max_parallel: int | None,
+    fmt: str,
+    failed_only: bool = False,
+) -> int:
+    """Store a new job and run it to its end, showing progress; print its record; the exit code."""
+    import asyncio
+
+    from fasttrack_gitops.commands.progress import progress_for
+    from fasttrack_gitops.core.render.jobs import job_record, job_summary
+    from fasttrack_gitops.core.taskenv import task_environment
+    from fasttrack_gitops.engine.launch import Launch, opened_executor, stop_signals
+
+    pipeline = job.pipeline_model()
+    for task in pipeline.tasks:
+        for warning in task_environment(pipeline, task, secrets).warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+    async def main() -> JobView:
+        async with opened_executor(executor) as opened:
+            with progress_for(job) as progress:
+                launch = Launch(
+                    job,
+                    store,
+                    opened,
+                    source=source,
+                    secrets=secrets,
+                    max_parallel=max_parallel,
+                    failed_only=failed_only,
+                    new=True,
+                    on_change=progress.change,
+                )
+
+                def stop(sig: signal.Signals) -> None:
+                    if sig == signal.SIGINT:
+                        click.echo("\ncancelling the job (Ctrl-C again to stop at once)", err=True)
+                    launch.cancel()
+
+                with stop_signals(stop, second_interrupt_raises=True):
+                    return await launch.run()
+
+    view = asyncio.run(main())
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(job_record(view), indent=2))
+    else:
+        click.echo(job_summary(view), nl=False)
+        _point_at_logs(view)
+    return 0 if view.status == JobStatus.SUCCEEDED else 1
+
+
+def _point_at_logs(view: JobView) -> None:
+    failed = [name for name, i in view.tasks.items() if i.state == TaskState.FAILED]
+    if failed:
+        click.echo(f"\nsee why: fasttrack-gitops jobs logs {view.job.id} {failed[0]}")
