@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,7 +25,10 @@ class Workdirs:
 
     Trees are content-addressed, so `state_dir/trees/<tree id>` is written
     once and shared by every job; each job gets its own copy because a task
-    may write into its working directory.
+    may write into its working directory. The runner calls it in worker
+    threads, several at once when tasks start together: it uses the store for
+    paths only (never its connection, which belongs to the loop's thread), and
+    of two tasks copying the same tree, the first rename wins.
     """
 
     def __init__(self, store: Store, job: PipelineJob, source):
@@ -40,9 +44,14 @@ class Workdirs:
         gitrepo.materialise(self.source, tree, cached)
         copy = self.store.data_dir(self.job.id) / "work" / tree
         if not copy.exists():
-            partial = copy.with_name(f"{tree}.tmp-{os.getpid()}")
+            partial = copy.with_name(f"{tree}.tmp-{os.getpid()}-{threading.get_ident()}")
             shutil.copytree(cached, partial, symlinks=True)
-            partial.rename(copy)
+            try:
+                partial.rename(copy)
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                if not copy.exists():  # else a task with the same tree copied it first
+                    raise
         return copy
 
 
