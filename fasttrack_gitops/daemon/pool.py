@@ -126,8 +126,8 @@ class JobPool:
         if self._stopping:  # the drain began while the job was being set up: the next start takes it over
             return
         initial = {}
-        if job.trigger.get("failed_only") and job.rerun_of:
-            initial = reused_tasks(self.store, self.store.view(job.rerun_of), job)
+        if job.trigger.get("failed_only") and job.rerun_of:  # copies outputs: in a thread, the store for paths only
+            initial = await asyncio.to_thread(reused_tasks, self.store, self.store.view(job.rerun_of), job)
         runner = JobRunner(
             job,
             self.store,
