@@ -12,7 +12,7 @@ Nothing that waits for the disk runs on the loop: git reads and planning
 go to worker threads, and so do a task's code tree and its copy (runner.py).
 The SQLite writes (store, ledger, outbox) stay on the loop, on its one
 connection: bench/eventloop_bench.py times them at p50 0.02 ms (add_job
-0.1 ms) and p99 0.2 ms, with a few in a thousand at 4-7 ms (SQLite's WAL
+0.1 ms) and p99 0.2-0.5 ms; about one in 200 takes 1-10 ms (SQLite's WAL
 checkpoint, or the machine's other load). A hop to a thread costs more than
 the typical write, and would need a connection per thread.
 """
