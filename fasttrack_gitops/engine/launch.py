@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,9 @@ class Launch:
 
     async def run(self) -> JobView:
         """Run the job to its end (or until interrupted); its view."""
-        # The runner is made here, after the copying of reused outputs (work that may leave the loop for a
-        # thread), so a cancel() or interrupt() that comes before is remembered and passed on.
-        initial = reused_tasks(self.store, self.job) if self.failed_only else {}
+        # The runner is made here, after the copying of reused outputs (in a worker thread), so a cancel()
+        # or interrupt() that comes meanwhile is remembered and passed on.
+        initial = await reused_tasks(self.store, self.job) if self.failed_only else {}
         runner = self._runner = JobRunner(
             self.job,
             self.store,
@@ -106,9 +107,12 @@ class Launch:
 class Workdirs:
     """The working directory of each task: its code tree, materialised once and copied per job.
 
-    Trees are content-addressed, so a tree is materialised once in the state
-    folder and shared by every job; each job gets its own copy because a task
-    may write into its working directory.
+    Trees are content-addressed, so a tree is materialised once in the
+    state folder and shared by every job; each job gets its own copy because a task
+    may write into its working directory. The runner calls it in worker
+    threads, several at once when tasks start together: it uses the store for
+    paths only (never its connection, which belongs to the loop's thread), and
+    of two tasks copying the same tree, the first rename wins.
     """
 
     def __init__(self, store: Store, job: PipelineJob, source):
@@ -124,9 +128,14 @@ class Workdirs:
         gitrepo.materialise(self.source, tree, cached)
         copy = datafolder.work_folder(self.store.data_dir(self.job.id), tree)
         if not copy.exists():
-            partial = copy.with_name(f"{tree}.tmp-{os.getpid()}")
+            partial = copy.with_name(f"{tree}.tmp-{os.getpid()}-{threading.get_ident()}")
             shutil.copytree(cached, partial, symlinks=True)
-            partial.rename(copy)
+            try:
+                partial.rename(copy)
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                if not copy.exists():  # else a task with the same tree copied it first
+                    raise
         return copy
 
 
@@ -139,17 +148,24 @@ def _fails(problem: Exception) -> Callable[[str], Path]:
     return workdir
 
 
-def reused_tasks(store: Store, job: PipelineJob) -> dict[str, TaskInstance]:
-    """For a re-run of failed tasks only: the repeated job's succeeded tasks, their outputs copied to this job."""
+async def reused_tasks(store: Store, job: PipelineJob) -> dict[str, TaskInstance]:
+    """For a re-run of failed tasks only: the repeated job's succeeded tasks, their outputs copied to this job.
+
+    The store is read on the loop (its connection belongs to the loop's thread); the outputs, which may be
+    large, are copied in a worker thread so a daemon keeps answering meanwhile.
+    """
     if job.rerun_of is None:  # it repeats no job
         return {}
     old = store.view(job.rerun_of)
-    reused: dict[str, TaskInstance] = {}
-    for name, instance in old.tasks.items():
-        if instance.state == TaskState.SUCCEEDED:
-            reused[name] = TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}")
-            datafolder.copy_outputs(name, store.data_dir(old.job.id), store.data_dir(job.id))
-    return reused
+    succeeded = [name for name, instance in old.tasks.items() if instance.state == TaskState.SUCCEEDED]
+    old_folder, new_folder = store.data_dir(old.job.id), store.data_dir(job.id)
+
+    def copy() -> None:
+        for name in succeeded:
+            datafolder.copy_outputs(name, old_folder, new_folder)
+
+    await asyncio.to_thread(copy)
+    return {name: TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}") for name in succeeded}
 
 
 def source_of(job: PipelineJob, store: Store):

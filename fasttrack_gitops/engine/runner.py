@@ -1,9 +1,13 @@
 """Drives one pipeline job to its end: the scheduler decides, the executor runs, the store records.
 
-One asyncio loop; launch.py sets a job up and hands it to a runner, for
-every shell (`run`, `jobs rerun`, the daemon, the Action). The runner keeps an in-memory mirror of the task instances it owns
+One asyncio loop; launch.py sets a job up and hands it to a runner, for every shell (`run`,
+`jobs rerun`, the daemon, the Action). The runner keeps an in-memory mirror of the task instances it owns
 and writes every change through to the store, so any other process (`jobs
-show`, `jobs logs --follow`) sees the job as it runs.
+show`, `jobs logs --follow`) sees the job as it runs. Preparing a working
+directory (a code tree written and copied) and emptying a retried task's
+outputs run in worker threads: the loop goes on serving the other tasks (and
+the daemon's webhooks) meanwhile. The store's writes stay on the loop (its
+connection belongs to the loop's thread).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class JobRunner:
         self.job = job
         self.store = store
         self.executor = executor
-        self.workdir = workdir
+        self.workdir = workdir  # called in a worker thread: it must not use the store's connection
         self.secrets = dict(secrets or {})
         self.max_parallel = max_parallel
         self.on_change = on_change
@@ -184,11 +188,11 @@ class JobRunner:
         number = len(self.tasks[name].attempts) + 1
         outputs = self._outputs(name)
         if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder
-            shutil.rmtree(outputs)
+            await asyncio.to_thread(shutil.rmtree, outputs)
         outputs.mkdir(parents=True, exist_ok=True)
         started_at = time.time()
         try:
-            spec = self._spec(name, number, warn=True)
+            spec = await self._spec(name, number, warn=True)
         except (FastTrackError, OSError) as e:  # e.g. the commit's objects are gone: this task cannot start
             reason = f"cannot prepare the working directory: {getattr(e, 'strerror', None) or e}"
             self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
@@ -204,7 +208,7 @@ class JobRunner:
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
         """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""
         try:
-            spec = self._spec(name, attempt.number)
+            spec = await self._spec(name, attempt.number)
         except (FastTrackError, OSError):
             spec = None
         result = None
@@ -220,14 +224,14 @@ class JobRunner:
             )
         self._finish(name, attempt.number, result)
 
-    def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
-        """What the executor needs for one attempt (the working directory is prepared here)."""
+    async def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
+        """What the executor needs for one attempt (the working directory is prepared here, in a worker thread)."""
         task = self.pipeline.task(name)
         environment = task_environment(self.pipeline, task, self.secrets)
         if warn:
             for warning in environment.warnings:
                 self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
-        workdir = self.workdir(name)
+        workdir = await asyncio.to_thread(self.workdir, name)
         return AttemptSpec(
             job_id=self.job.id,
             task=replace(task, command=environment.command),

@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def make_job(store: Store, tmp_path: Path, text: str) -> PipelineJob:
 def make_runner(tmp_path: Path, text: str, **options) -> tuple[JobRunner, Store, PipelineJob]:
     store = Store(tmp_path / "state")
     job = make_job(store, tmp_path, text)
-    runner = JobRunner(job, store, get_executor("local"), workdir=lambda task: tmp_path, **options)
+    options.setdefault("workdir", lambda task: tmp_path)
+    runner = JobRunner(job, store, get_executor("local"), **options)
     return runner, store, job
 
 
@@ -176,6 +178,43 @@ def test_the_order_of_dependencies_decides_input1_and_input2(tmp_path: Path):
     assert view.status == JobStatus.SUCCEEDED, view.tasks
     assert output(store, job, "join", "joined") == "second\nfirst\n"
     assert output(store, job, "join-again", "joined") == "first\nsecond\n"
+
+
+# -- working directories -------------------------------------------------------------------------
+
+
+def test_a_working_directory_being_prepared_holds_up_no_other_task(tmp_path: Path):
+    # The slow task's working directory is ready only once the quick task has ended: the runner must go on
+    # driving the quick one meanwhile. The wait's timeout only ends a stuck loop; it measures nothing.
+    quick_ended = threading.Event()
+    waited: list[bool] = []
+
+    def workdir(task: str) -> Path:
+        if task == "slow":
+            waited.append(quick_ended.wait(timeout=30))
+        return tmp_path
+
+    def on_change(change) -> None:
+        if change.task == "quick" and change.instance.state == TaskState.SUCCEEDED:
+            quick_ended.set()
+
+    view, _, _ = run_job(
+        tmp_path,
+        """\
+        version: "26.4.4"
+        name: two
+        tasks:
+          - name: slow
+            command: "true"
+          - name: quick
+            command: "true"
+        """,
+        workdir=workdir,
+        on_change=on_change,
+    )
+
+    assert waited == [True], "the quick task could not end while the slow task's working directory was prepared"
+    assert view.status == JobStatus.SUCCEEDED
 
 
 # -- skip, failure, continue_on_failure ----------------------------------------------------------
