@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from fasttrack_gitops.ci.reporters import Reporters
 from fasttrack_gitops.ci.workflow import Log
 from fasttrack_gitops.core.job import ENDED, JobView, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.engine.state.store import Store
 
 MAX_JOBS = 4  # jobs of one step running at once

@@ -20,8 +20,8 @@ from dataclasses import replace
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.workflow import Log
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater
-from fasttrack_gitops.engine.executors.base import masked
 
 FINAL_TRIES = 3  # a job's last report is worth waiting a little for
 MAX_WAIT = 10.0  # seconds between two tries, whatever the service asks

@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.units import format_size
 from fasttrack_gitops.engine.backendai import errors, vfolders
@@ -96,7 +97,6 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Started,
     error_result,
-    masked,
     no_capacity,
     pipeline_paths_env,
     stop_live_attempts,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources, Task
 
 # Where FastTrack mounts the pipeline data folder in every task.
@@ -149,14 +150,6 @@ def pipeline_mounts(spec: AttemptSpec, *, root: str = PIPELINE_ROOT) -> list[tup
 def _absolute(path: Path) -> str:
     text = str(path)
     return text if text.startswith("/") else str(path.absolute())
-
-
-def masked(message: str, masks: tuple[str, ...]) -> str:
-    """The message with every secret value replaced by *** (longest first, so no fragment survives)."""
-    for value in sorted(masks, key=len, reverse=True):
-        if value:
-            message = message.replace(value, "***")
-    return message
 
 
 def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:

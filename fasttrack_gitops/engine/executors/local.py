@@ -34,6 +34,7 @@ import time
 from collections.abc import Mapping
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources
 from fasttrack_gitops.core.taskenv import SECRET_ENV_PREFIX
 from fasttrack_gitops.engine.executors.base import (
@@ -43,7 +44,6 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Started,
     error_result,
-    masked,
     pipeline_mounts,
     pipeline_paths_env,
     stop_live_attempts,

@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from fasttrack_gitops import __version__
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
 
 if TYPE_CHECKING:  # the daemon builds reporters; a reporter does not import the daemon
@@ -231,9 +232,7 @@ class GitLabReporter:
 
     def _message(self, response: httpx.Response) -> str:
         """GitLab's own words (`message` or `error`), one line, short, with the token masked just in case."""
-        text = _error_text(_json(response)) or response.reason_phrase or ""
-        if self._config.token:
-            text = text.replace(self._config.token, "***")
+        text = masked(_error_text(_json(response)) or response.reason_phrase or "", [self._config.token])
         return shorten(" ".join(text.split()), 300)
 
 
