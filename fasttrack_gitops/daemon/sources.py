@@ -31,7 +31,7 @@ from dulwich.config import ConfigDict, StackedConfig
 from dulwich.errors import HangupException, NotGitRepository
 from dulwich.repo import Repo
 
-from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.errors import OperationalError
 from fasttrack_gitops.core.events import ZERO_COMMIT
 from fasttrack_gitops.core.masking import masked, masked_url_credentials, url_secrets
 from fasttrack_gitops.engine.gitrepo import ref_matches
@@ -67,8 +67,8 @@ class Backoff:
 # -- remote repositories into mirrors ----------------------------------------------------------------------------
 
 
-class FetchError(FastTrackError):
-    """A fetch that failed; the message names the url (credentials masked) and what to check."""
+class FetchError(OperationalError):
+    """A fetch that failed; the message names the url (credentials masked) and what to check. Exit code 3."""
 
 
 def mirror_path(state_dir: Path, name: str) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.errors import OperationalError
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another one before giving up
 
@@ -175,8 +175,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StoreError(UsageError):
-    """The state folder or database cannot be used as asked; the message says what to do. Exit code 2."""
+class StoreError(OperationalError):
+    """The state folder or database cannot be used now; the message says what to do. Exit code 3.
+
+    Locked or busy past the timeout, written by a newer version or by another
+    program, unwritable, corrupt, or a job's runner lock held by another process.
+    """
 
 
 def connect(db: Path) -> sqlite3.Connection:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import (
     Attempt,
     JobStatus,
@@ -37,7 +38,7 @@ from fasttrack_gitops.core.job import (
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
 
-__all__ = ["Event", "Store", "StoreError", "default_state_dir"]
+__all__ = ["Event", "JobRecordError", "Store", "StoreError", "default_state_dir"]
 
 DB_NAME = "state.db"
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds
@@ -59,6 +60,15 @@ def default_state_dir() -> Path:
     if xdg and os.path.isabs(xdg):  # the XDG spec says to ignore a relative one
         return Path(xdg) / "fasttrack-gitops"
     return Path.home() / ".local" / "state" / "fasttrack-gitops"
+
+
+class JobRecordError(UsageError):
+    """A job, task instance or attempt that the store does not hold as asked; exit code 2.
+
+    A job id (or prefix) that names no job or several, a task or attempt the
+    job does not have, one stored twice: the caller must ask for another.
+    (StoreError is the other kind: the store itself cannot be used now.)
+    """
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ class Store:
                 ),
             )
         except sqlite3.IntegrityError as e:
-            raise StoreError(
+            raise JobRecordError(
                 f"job {job.id} is already stored in {self._dir}: a job is stored once; a re-run is a new job"
             ) from e
         cx.executemany(
@@ -173,7 +183,7 @@ class Store:
                 (state.value, reason, next_attempt_at, job_id, task),
             ).rowcount
             if not changed:
-                raise StoreError(f"no task {task!r} in job {job_id!r} in {self._dir}")
+                raise JobRecordError(f"no task {task!r} in job {job_id!r} in {self._dir}")
             data = (
                 {"reason": reason}
                 if next_attempt_at is None
@@ -197,7 +207,7 @@ class Store:
                     (job_id, task, number, started_at, None if handle is None else _json(handle)),
                 )
             except sqlite3.IntegrityError as e:  # unknown task (foreign key) or a number used twice
-                raise StoreError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: {e}") from e
+                raise JobRecordError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: {e}") from e
             self._event(cx, job_id, "attempt.started", task, {"number": number}, started_at)
 
     @translated
@@ -221,7 +231,7 @@ class Store:
                 (ended_at, exit_code, outcome.value, message, job_id, task, number),
             ).rowcount
             if not changed:
-                raise StoreError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self._dir}")
+                raise JobRecordError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self._dir}")
             self._event(
                 cx,
                 job_id,
@@ -446,7 +456,7 @@ class Store:
     def _resolve(self, id_or_prefix: str) -> str:
         """The id of the one job whose id is, or starts with, `id_or_prefix`."""
         if not id_or_prefix:
-            raise StoreError("give a job id, or the first few characters of one")
+            raise JobRecordError("give a job id, or the first few characters of one")
         if self._cx.execute("SELECT 1 FROM jobs WHERE id = ?", (id_or_prefix,)).fetchone():
             return id_or_prefix
         ids = [
@@ -460,7 +470,7 @@ class Store:
             raise self._unknown(id_or_prefix)
         if len(ids) > 1:
             more = ", ..." if len(ids) > 5 else ""
-            raise StoreError(
+            raise JobRecordError(
                 f"job id {id_or_prefix!r} is ambiguous in {self._dir}: it starts "
                 f"{', '.join(ids[:5])}{more}; give more of the id"
             )
@@ -524,8 +534,8 @@ class Store:
             raise unwritable(self._dir, f"{folder}: {e.strerror or e}") from e
         self._made.add(folder)
 
-    def _unknown(self, job_id: str) -> StoreError:
-        return StoreError(f"no job {job_id!r} in {self._dir}")
+    def _unknown(self, job_id: str) -> JobRecordError:
+        return JobRecordError(f"no job {job_id!r} in {self._dir}")
 
 
 def _json(value: Mapping) -> str:
@@ -574,5 +584,5 @@ def _job(row: tuple) -> PipelineJob:
 def _component(name: str) -> str:
     """A job id or task name as one path component (they are generated or schema-checked; this is a guard)."""
     if not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise StoreError(f"{name!r} cannot name a folder in the state folder")
+        raise JobRecordError(f"{name!r} cannot name a folder in the state folder")
     return name
