@@ -1,4 +1,4 @@
-"""The state store: pipeline jobs, their task instances and attempts, and an append-only event log.
+"""The state store: pipeline jobs, their task instances and attempts, and each job's append-only event log.
 
 One SQLite file, `<state dir>/state.db`, in WAL mode: a job's runner writes
 short transactions while any number of readers (`status`, `logs`, the daemon)
@@ -38,7 +38,7 @@ from fasttrack_gitops.core.job import (
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
 
-__all__ = ["Event", "JobRecordError", "Store", "StoreError", "default_state_dir"]
+__all__ = ["JobEvent", "JobRecordError", "Store", "StoreError", "default_state_dir"]
 
 DB_NAME = "state.db"
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds
@@ -72,8 +72,8 @@ class JobRecordError(UsageError):
 
 
 @dataclass(frozen=True)
-class Event:
-    """One entry of a job's append-only event log."""
+class JobEvent:
+    """One entry of a job's append-only event log (not a repository event: core/events.py)."""
 
     seq: int  # increases across the whole store
     job_id: str
@@ -326,13 +326,13 @@ class Store:
         return found[:wanted]
 
     @translated
-    def events(self, job_id: str, *, after: int = 0) -> list[Event]:
+    def events(self, job_id: str, *, after: int = 0) -> list[JobEvent]:
         """A job's events with seq > `after`, oldest first (pass the last seq seen to follow a job)."""
         rows = self._cx.execute(
             "SELECT seq, job_id, at, kind, task, data_json FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
             (job_id, after),
         )
-        return [Event(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
+        return [JobEvent(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
 
     @translated
     def attempt_handle(self, job_id: str, task: str, number: int) -> dict | None:
