@@ -10,9 +10,10 @@
   repository or server that cannot be reached); retry, or fix the machine.
 
 A topic's own error class takes the class of who must act as a base, and a
-topic with both kinds has two classes: the state store's StoreError (3) and
-JobRecordError (2), git's GitAccessError (3) and GitUsageError (2), the
-Backend.AI client's ConnectionFailedError (3) and AuthError (2), ...
+topic with both kinds has a class for each: the state store's
+StoreUnavailableError (3) and StateFolderError or JobRecordError (2), git's
+GitAccessError (3) and GitUsageError (2), the Backend.AI client's
+ConnectionFailedError (3) and AuthError (2), ...
 """
 
 

@@ -36,9 +36,26 @@ from fasttrack_gitops.core.job import (
     job_status,
 )
 from fasttrack_gitops.core.pipeline.model import Pipeline
-from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
+from fasttrack_gitops.engine.state.migrations import (
+    StateFolderError,
+    StoreError,
+    StoreUnavailableError,
+    connect,
+    reading,
+    translated,
+    unwritable,
+    writing,
+)
 
-__all__ = ["JobEvent", "JobRecordError", "Store", "StoreError", "default_state_dir"]
+__all__ = [
+    "JobEvent",
+    "JobRecordError",
+    "StateFolderError",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "default_state_dir",
+]
 
 DB_NAME = "state.db"
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds
@@ -67,7 +84,7 @@ class JobRecordError(UsageError):
 
     A job id (or prefix) that names no job or several, a task or attempt the
     job does not have, one stored twice: the caller must ask for another.
-    (StoreError is the other kind: the store itself cannot be used now.)
+    (A StoreError is the other kind: the state folder or database cannot be used.)
     """
 
 
@@ -497,7 +514,7 @@ class Store:
                 os.close(fd)
                 if time.monotonic() > deadline:
                     pid = path.read_text().strip() if path.exists() else ""
-                    raise StoreError(
+                    raise StoreUnavailableError(
                         f"job {job_id} is already being run by another process"
                         f"{f' (pid {pid})' if pid else ''}: wait for it to end, or cancel it"
                     ) from None

@@ -343,8 +343,9 @@ def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path,
 def test_a_database_of_another_program_is_refused(tmp_path):
     with raw(tmp_path) as cx:
         cx.execute("CREATE TABLE contacts (name TEXT)")
-    with pytest.raises(StoreError, match="some other program.*--state-dir"):
+    with pytest.raises(StoreError, match="some other program.*--state-dir") as refused:
         Store(tmp_path)
+    assert refused.value.exit_code == 2  # the state folder given is the wrong one
 
 
 def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_path):
@@ -353,6 +354,7 @@ def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_
     with pytest.raises(StoreError) as unwritable:
         Store(folder)
     assert str(folder) in str(unwritable.value) and "--state-dir" in str(unwritable.value)
+    assert isinstance(unwritable.value, UsageError)
 
 
 def test_a_state_db_that_is_a_folder_is_a_store_error(tmp_path):
