@@ -55,7 +55,9 @@ def cli() -> None:
 
     Validate pipeline files, draw their DAGs, run them as immutable jobs,
     and look at the jobs. Exit codes: 0 success, 1 a failed validation or
-    job, 2 a usage or configuration error.
+    job, 2 a usage or configuration error, 3 an operational failure (the
+    state database locked or of a newer version, a repository or server
+    that cannot be reached): try again, or fix what the message names.
     """
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return 130
-    except FastTrackError as e:
+    except FastTrackError as e:  # its class says who must act: 1 failed, 2 usage (UsageError), 3 OperationalError
         click.echo(f"error: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import console_script
+from conftest import MINIMAL, console_script, git
+from engine.state.store_test import make_job
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.cli import main
+from fasttrack_gitops.engine.state.store import Store
 
 COMMANDS = ["ci", "doctor", "graph", "jobs", "run", "schema", "serve", "trigger", "validate"]
 # Stacks that validating must never pay for (or need installed).
@@ -82,6 +87,88 @@ def test_python_dash_m_and_the_console_script_give_the_same_exit_codes(tmp_path,
         assert bad.returncode == 2
         assert "did you mean 'validate'" in bad.stderr
         assert "Traceback" not in bad.stderr
+
+
+# --- exit codes by who must act: 2 change the command, 3 fix or wait for the environment ------
+
+
+def in_a_process(*argv: object, cwd: Path, busy_timeout: float | None = None) -> subprocess.CompletedProcess:
+    """The command as a process of its own (its stderr is what a user sees), the store's busy timeout shortened."""
+    shorten = f"migrations.BUSY_TIMEOUT = {busy_timeout!r}" if busy_timeout is not None else ""
+    code = textwrap.dedent(f"""
+        import sys
+        from fasttrack_gitops.engine.state import migrations
+        {shorten}
+        from fasttrack_gitops.cli import main
+        sys.exit(main({[str(a) for a in argv]!r}))
+    """)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+    return stderr
+
+
+@pytest.fixture
+def stored_job(tmp_path: Path) -> tuple[Path, str]:
+    """A state folder holding one pending job, and the job's id."""
+    state, job = tmp_path / "state", make_job()
+    with Store(state) as store:
+        store.create_job(job)
+    return state, job.id
+
+
+def test_a_state_database_locked_past_the_timeout_exits_3_with_one_line(tmp_path, stored_job):
+    state, job_id = stored_job
+    with contextlib.closing(sqlite3.connect(state / "state.db", isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")  # another process's write transaction that does not end
+        proc = in_a_process("jobs", "cancel", job_id, "--state-dir", state, cwd=tmp_path, busy_timeout=0.2)
+    assert proc.returncode == 3
+    assert one_error_line(proc.stderr) == (
+        f"error: {state / 'state.db'} stayed locked by another process for 0.2 s: try again\n"
+    )
+    with Store(state) as store:  # the cancel request did not land
+        assert [e.kind for e in store.events(job_id)] == ["job.created"]
+
+
+def test_a_state_database_of_a_newer_version_exits_3(tmp_path, stored_job):
+    state, _ = stored_job
+    with contextlib.closing(sqlite3.connect(state / "state.db", isolation_level=None)) as cx:
+        cx.execute("PRAGMA user_version = 999")
+    proc = in_a_process("jobs", "list", "--state-dir", state, cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "was written by a newer fasttrack-gitops (schema 999" in one_error_line(proc.stderr)
+
+
+def test_a_revision_that_names_nothing_exits_2(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "pipelines").mkdir(parents=True)
+    (repo / "pipelines/p.yaml").write_text(MINIMAL)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "pipelines")
+    proc = in_a_process("run", "pipelines/p.yaml", "--rev", "no-such-branch", "--state-dir", tmp_path / "s", cwd=repo)
+    assert proc.returncode == 2
+    assert "revision 'no-such-branch' not found" in one_error_line(proc.stderr)
+
+
+def test_a_job_id_that_names_no_job_exits_2(capsys, stored_job):
+    state, _ = stored_job
+    code, out, err = cli(capsys, "jobs", "show", "no-such-job", "--state-dir", str(state))
+    assert (code, out) == (2, "")
+    assert one_error_line(err) == f"error: no job 'no-such-job' in {state}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["ci"]])
+def test_the_help_names_every_exit_code(capsys, command):
+    code, out, _ = cli(capsys, *command, "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert re.search(r"\b1 when (a job|it) failed|\b1 a failed validation or job", text), text
+    assert re.search(r"\b2 (on )?a (usage|configuration)( or configuration)? error", text), text
+    assert re.search(r"\b3 (on )?an operational", text), text
 
 
 # --- lazy imports: a process shows what it loaded ----------------------------------------

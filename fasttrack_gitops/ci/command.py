@@ -99,7 +99,8 @@ def command(
     tasks and failed logs, and why each pipeline was or was not selected;
     the outputs are job-ids, conclusion and summary. Exit 0 when every
     selected job succeeded or nothing was selected, 1 when a job failed or a
-    pipeline file is not valid, 2 on a configuration error.
+    pipeline file is not valid, 2 on a configuration error, 3 on an
+    operational failure (the state database, a repository or a server).
     """
     from pathlib import Path
 

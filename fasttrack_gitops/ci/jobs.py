@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from fasttrack_gitops.ci.reporters import Reporters
 from fasttrack_gitops.ci.workflow import Log
 from fasttrack_gitops.core.job import ENDED, JobView, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.executors.base import Executor, masked
+from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.engine.executors.base import Executor
 from fasttrack_gitops.engine.launch import Launch, stop_signals
 from fasttrack_gitops.engine.state.store import Store
 

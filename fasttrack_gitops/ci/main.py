@@ -16,7 +16,7 @@ from pathlib import Path
 from fasttrack_gitops.ci import runner_env, summary
 from fasttrack_gitops.ci.workflow import Log, append_summary, write_outputs
 from fasttrack_gitops.core.errors import FastTrackError, UsageError
-from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.core.masking import masked
 
 TITLE = "fasttrack-gitops ci"
 # The step's own credentials, which local tasks (child processes) must not inherit.

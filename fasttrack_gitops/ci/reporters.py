@@ -25,9 +25,9 @@ from dataclasses import replace
 
 from fasttrack_gitops.ci.runner_env import RunnerContext
 from fasttrack_gitops.ci.workflow import Log
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.model import JobReport, Reporter
 from fasttrack_gitops.engine.deliver import Deliverer, Failure, Policy
-from fasttrack_gitops.engine.executors.base import masked
 from fasttrack_gitops.engine.state.memory_outbox import MemoryOutbox
 from fasttrack_gitops.engine.state.store import Store
 

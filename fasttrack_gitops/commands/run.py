@@ -55,7 +55,7 @@ def command(
     The pipeline and its tasks' code: folders are read from the commit
     (--rev, default HEAD), not from the working tree, unless --worktree is
     given; a pipeline outside any git repository runs from its folder as it
-    is. Exit 0 when the job succeeded, 1 when it failed or was cancelled.
+    is. Exit 0 when the job succeeded, 1 when it failed or was cancelled, 2 on a usage error, 3 on an operational one.
     """
     from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError

@@ -56,7 +56,7 @@ class _Ignore(NamedTuple):
     reason: str
 
 
-Outcome = Event | _Ignore
+_Parsed = Event | _Ignore  # what a parser makes of one event
 
 
 # ---------------------------------------------------------------- limits and signatures
@@ -242,7 +242,7 @@ def _github_body(headers: dict[str, str], body: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------- GitHub
 
 
-def _github_push(p: _Fields) -> Outcome:
+def _github_push(p: _Fields) -> _Parsed:
     """A branch delete still parses (after=ZERO_COMMIT): the daemon decides what a delete means."""
     repository = p.string("repository.full_name")
     after = p.commit("after")
@@ -260,7 +260,7 @@ def _github_push(p: _Fields) -> Outcome:
     )
 
 
-def _github_pull_request(p: _Fields) -> Outcome:
+def _github_pull_request(p: _Fields) -> _Parsed:
     """Every action parses; the trigger rules choose which run. A deleted fork is still a fork."""
     head_repo = p.opt_object("pull_request.head.repo")
     head_repository = p.string("pull_request.head.repo.full_name") if head_repo is not None else DELETED_FORK
@@ -279,7 +279,7 @@ def _github_pull_request(p: _Fields) -> Outcome:
     )
 
 
-def _github_issue_comment(p: _Fields) -> Outcome:
+def _github_issue_comment(p: _Fields) -> _Parsed:
     """Only a new comment on a pull request can carry a /fasttrack command; edits would replay it."""
     action = p.string("action")
     if action != "created":
@@ -295,7 +295,7 @@ def _github_issue_comment(p: _Fields) -> Outcome:
     )
 
 
-def _github_check_run(p: _Fields) -> Outcome:
+def _github_check_run(p: _Fields) -> _Parsed:
     """Re-run one check, or press its "Re-run failed tasks" button; our own created/completed echoes are ignored."""
     action = p.string("action")
     if action == "requested_action":
@@ -315,7 +315,7 @@ def _github_check_run(p: _Fields) -> Outcome:
     )
 
 
-def _github_check_suite(p: _Fields) -> Outcome:
+def _github_check_suite(p: _Fields) -> _Parsed:
     """The suite's "Re-run all checks": every pipeline at its commit (requested/completed are ignored)."""
     action = p.string("action")
     if action != "rerequested":
@@ -329,7 +329,7 @@ def _github_check_suite(p: _Fields) -> Outcome:
     )
 
 
-_GITHUB: dict[str, Callable[[_Fields], Outcome]] = {
+_GITHUB: dict[str, Callable[[_Fields], _Parsed]] = {
     "push": _github_push,
     "pull_request": _github_pull_request,
     "issue_comment": _github_issue_comment,
@@ -379,7 +379,7 @@ def parse_github(headers: Mapping[str, str], body: bytes) -> Delivery:
 _GITLAB_MR_ACTIONS = {"open": "opened", "reopen": "reopened", "close": "closed", "merge": "merged"}
 
 
-def _gitlab_push(p: _Fields) -> Outcome:
+def _gitlab_push(p: _Fields) -> _Parsed:
     """Push Hook and Tag Push Hook: GitLab does not say whether a push was forced."""
     return Push(
         repository=p.string("project.path_with_namespace"),
@@ -392,7 +392,7 @@ def _gitlab_push(p: _Fields) -> Outcome:
     )
 
 
-def _gitlab_merge_request(p: _Fields) -> Outcome:
+def _gitlab_merge_request(p: _Fields) -> _Parsed:
     """GitLab names only the acting user, so it stands for the author; GitLab has no author_association."""
     action = p.string("object_attributes.action")
     if action == "update":
@@ -414,7 +414,7 @@ def _gitlab_merge_request(p: _Fields) -> Outcome:
     )
 
 
-def _gitlab_note(p: _Fields) -> Outcome:
+def _gitlab_note(p: _Fields) -> _Parsed:
     """A new, human comment on a merge request; GitLab gives no association, so the daemon's config decides trust."""
     noteable = p.opt_string("object_attributes.noteable_type") or ""
     if noteable != "MergeRequest":
@@ -433,7 +433,7 @@ def _gitlab_note(p: _Fields) -> Outcome:
     )
 
 
-_GITLAB: dict[str, Callable[[_Fields], Outcome]] = {
+_GITLAB: dict[str, Callable[[_Fields], _Parsed]] = {
     "Push Hook": _gitlab_push,
     "Tag Push Hook": _gitlab_push,
     "Merge Request Hook": _gitlab_merge_request,

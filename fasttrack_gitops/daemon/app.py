@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.masking import MaskingFilter
 from fasttrack_gitops.daemon.config import DaemonConfig
 
 if TYPE_CHECKING:  # uvicorn is imported when the daemon starts serving, not when the CLI starts
@@ -177,26 +178,10 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
-class _Masking(logging.Filter):
-    """Replace every secret of the configuration by *** in log records, whatever logged them."""
-
-    def __init__(self, secrets: tuple[str, ...]):
-        super().__init__()
-        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, ()
-        return True
-
-
 def _log_to_stderr(secrets: tuple[str, ...]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    handler.addFilter(_Masking(secrets))
+    handler.addFilter(MaskingFilter(secrets))
     root = logging.getLogger("fasttrack_gitops")
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -25,15 +25,15 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from dulwich.client import get_transport_and_path
 from dulwich.config import ConfigDict, StackedConfig
 from dulwich.errors import HangupException, NotGitRepository
 from dulwich.repo import Repo
 
-from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.errors import OperationalError
 from fasttrack_gitops.core.events import ZERO_COMMIT
+from fasttrack_gitops.core.masking import masked, masked_url_credentials, url_secrets
 from fasttrack_gitops.engine.gitrepo import ref_matches
 
 log = logging.getLogger(__name__)
@@ -67,25 +67,8 @@ class Backoff:
 # -- remote repositories into mirrors ----------------------------------------------------------------------------
 
 
-class FetchError(FastTrackError):
-    """A fetch that failed; the message names the url (credentials masked) and what to check."""
-
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
-
-
-def credential_free(url: str) -> str:
-    """The url as it may be logged: https://user:token@host/x -> https://***@host/x.
-
-    Over http(s) any user part is masked (a token is often the user name);
-    elsewhere only one with a password, so ssh://git@host stays readable.
-    """
-
-    def mask(m: re.Match[str]) -> str:
-        secret = ":" in m["userinfo"] or m["scheme"].lower().startswith("http")
-        return f"{m['scheme']}***@" if secret else m[0]
-
-    return _USERINFO.sub(mask, url)
+class FetchError(OperationalError):
+    """A fetch that failed; the message names the url (credentials masked) and what to check. Exit code 3."""
 
 
 def mirror_path(state_dir: Path, name: str) -> Path:
@@ -112,7 +95,7 @@ def fetch(url: str, mirror: Path, *, refspecs: Sequence[str] = DEFAULT_REFSPECS,
     as the remote advertises them (an annotated tag is its tag object).
     Blocking: call it in a worker thread, one fetch per mirror at a time.
     """
-    shown = credential_free(url)
+    shown = masked_url_credentials(url)
     repo = _open_mirror(Path(mirror), shown)
     try:
         client, path = get_transport_and_path(url, config=_transport_config(timeout))
@@ -225,7 +208,7 @@ def _update_refs(repo: Repo, remote: Mapping[str, str]) -> None:
 
 def _reason(error: BaseException, url: str, timeout: float) -> str:
     """What went wrong and what to check, in words, from whatever the transport raised."""
-    shown = credential_free(url)
+    shown = masked_url_credentials(url)
     chain = list(_causes(error))
     text = (
         " ".join(str(e) for e in chain)
@@ -296,14 +279,4 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
 
 def _scrub(text: str, url: str) -> str:
     """text without the url's credentials, wherever a library repeated them (raw or percent-decoded)."""
-    text = credential_free(text)
-    try:
-        parts = urlsplit(url)
-        secrets = {parts.password, parts.username if parts.scheme.startswith("http") else None}
-    except ValueError:
-        secrets = set()
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        for form in {secret, unquote(secret)}:
-            if len(form) >= 3:
-                text = text.replace(form, "***")
-    return text
+    return masked(masked_url_credentials(text), url_secrets(url))

@@ -14,7 +14,7 @@ import pytest
 from conftest import git
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Push
-from fasttrack_gitops.daemon.sources import Backoff, FetchError, credential_free, fetch, mirror_path
+from fasttrack_gitops.daemon.sources import Backoff, FetchError, fetch, mirror_path
 from fasttrack_gitops.daemon.watching import branch_moves, watch_repository
 from fasttrack_gitops.engine.gitrepo import default_branch, has_commit, heads, is_ancestor
 
@@ -79,24 +79,6 @@ def test_mirror_path_stays_in_the_state_folder_for_any_name(tmp_path: Path, name
 def test_mirror_paths_of_odd_names_do_not_collide(tmp_path: Path):
     assert mirror_path(tmp_path, "a b/c") != mirror_path(tmp_path, "a_b/c")
     assert mirror_path(tmp_path, "a b/c") != mirror_path(tmp_path, "a?b/c")
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("https://user:token@github.com/o/r.git", "https://***@github.com/o/r.git"),
-        ("https://ghp_abc123@github.com/o/r.git", "https://***@github.com/o/r.git"),  # a token as the user name
-        ("https://us@r:p@ss@host/x", "https://***@host/x"),  # an unescaped @ in the password
-        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),  # a user name, no secret
-        ("ssh://me:pw@host/r.git", "ssh://***@host/r.git"),
-        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
-        ("https://github.com/o/r.git", "https://github.com/o/r.git"),
-        ("/srv/git/r.git", "/srv/git/r.git"),
-        ("see https://a:b@h/x and http://c@h/y", "see https://***@h/x and http://***@h/y"),
-    ],
-)
-def test_credential_free_masks_what_may_be_a_secret(url: str, shown: str):
-    assert credential_free(url) == shown
 
 
 # -- fetching into a mirror --------------------------------------------------------------------------------------

@@ -28,13 +28,13 @@ from fasttrack_gitops.core.job import (
     conclusion_status,
     tolerated_failures,
 )
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.units import format_duration
 from fasttrack_gitops.core.render.graph import mermaid
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, cell, code, fence_for, fit, inline, shorten
 from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
 from fasttrack_gitops.core.triggers import Gate
-from fasttrack_gitops.engine.executors.base import masked
 
 MERMAID_MAX = 50_000  # Mermaid's default maxTextSize: a bigger graph shows as an error instead
 MERMAID_EDGES = 500  # Mermaid's default maxEdges, the same

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, TypedDict
 
-from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.errors import FastTrackError, OperationalError, UsageError
 
 CLOCK_WINDOW = timedelta(minutes=15)  # how far apart the manager lets the clocks be
 
@@ -54,7 +54,12 @@ class ErrorFields(TypedDict, total=False):
 
 
 class BackendAIError(FastTrackError):
-    """A request the manager refused or could not answer; `status` and `problem` when it answered."""
+    """A request the manager refused or could not answer; `status` and `problem` when it answered.
+
+    Exit code 1 unless a subclass says who must act: UsageError (exit 2) for
+    the keys or endpoint given, OperationalError (exit 3) for a manager that
+    cannot serve now (unreachable, failing, rate-limited, over quota, clocks apart).
+    """
 
     def __init__(
         self,
@@ -76,13 +81,11 @@ class BackendAIError(FastTrackError):
         return self.problem.slug if self.problem else None
 
 
-class AuthError(BackendAIError):
+class AuthError(BackendAIError, UsageError):
     """401: the keypair is unknown, inactive, or the signature does not match (a wrong secret key)."""
 
-    exit_code = 2
 
-
-class ClockSkewError(BackendAIError):
+class ClockSkewError(BackendAIError, OperationalError):
     """400 "Date/time sync error": our clock and the manager's are more than 15 minutes apart."""
 
     def __init__(self, message: str, *, skew: timedelta | None = None, **kwargs: Any) -> None:
@@ -90,21 +93,19 @@ class ClockSkewError(BackendAIError):
         self.skew = skew  # manager minus us, when the manager's Date header told us
 
 
-class NotAManagerError(BackendAIError):
+class NotAManagerError(BackendAIError, UsageError):
     """The endpoint does not answer `GET /` the way a Backend.AI manager does."""
 
-    exit_code = 2
 
-
-class UnsupportedVersionError(BackendAIError):
+class UnsupportedVersionError(BackendAIError, OperationalError):
     """The manager speaks no API version this client knows."""
 
 
-class RateLimitedError(BackendAIError):
+class RateLimitedError(BackendAIError, OperationalError):
     """429 on every attempt: the keypair's rate limit."""
 
 
-class QuotaError(BackendAIError):
+class QuotaError(BackendAIError, OperationalError):
     """quota-exceeded: 412 on 23.09/24.03, 400 on 25.x."""
 
 
@@ -112,15 +113,15 @@ class NotFoundError(BackendAIError):
     """404: no such session, folder or URL (a finished session is 404 on 23.09)."""
 
 
-class ServerError(BackendAIError):
+class ServerError(BackendAIError, OperationalError):
     """5xx: the manager failed, or is frozen for maintenance."""
 
 
-class ConnectionFailedError(BackendAIError):
+class ConnectionFailedError(BackendAIError, OperationalError):
     """The manager could not be reached (refused, unknown host, TLS, dropped connection)."""
 
 
-class RequestTimeoutError(BackendAIError):
+class RequestTimeoutError(BackendAIError, OperationalError):
     """The manager did not answer in time."""
 
 

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.units import format_size
 from fasttrack_gitops.engine import datafolder
@@ -98,7 +99,6 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Started,
     error_result,
-    masked,
     no_capacity,
     stop_live_attempts,
     timed_out,

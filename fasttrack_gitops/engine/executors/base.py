@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources, Task
 
 # What an executor calls once an attempt runs: started(handle) (see Executor.run).
@@ -107,14 +108,6 @@ def format_seconds(seconds: float) -> str:
 
 def timed_out(seconds: float) -> str:
     return f"timed out after {format_seconds(seconds)}"
-
-
-def masked(message: str, masks: tuple[str, ...]) -> str:
-    """The message with every secret value replaced by *** (longest first, so no fragment survives)."""
-    for value in sorted(masks, key=len, reverse=True):
-        if value:
-            message = message.replace(value, "***")
-    return message
 
 
 def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:

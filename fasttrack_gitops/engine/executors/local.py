@@ -34,6 +34,7 @@ import time
 from collections.abc import Mapping
 
 from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources
 from fasttrack_gitops.core.taskenv import SECRET_ENV_PREFIX
 from fasttrack_gitops.engine import datafolder
@@ -42,7 +43,6 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Started,
     error_result,
-    masked,
     stop_live_attempts,
     timed_out,
 )

@@ -1,4 +1,4 @@
-"""A task's log: its output with secret values masked, and the middle of a huge log left out.
+"""A task's log: its output with secret values masked (core/masking.py), and the middle of a huge log left out.
 
 The log keeps the first `head` bytes and the last `tail` bytes of the
 (masked) output, with one line `[... N bytes omitted ...]` between, so a task
@@ -9,58 +9,13 @@ head + tail the file is written as it comes, so it can be followed live.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from fasttrack_gitops.core.masking import StreamMasker
+
 DEFAULT_HEAD = 1 << 20  # 1 MiB
 DEFAULT_TAIL = 1 << 20
-MASK = b"***"
-
-
-class Masker:
-    """Replaces every secret value in a byte stream with ***, also one split between two chunks.
-
-    It holds back the last (longest value - 1) bytes of each chunk until the
-    next one shows whether they begin a secret.
-    """
-
-    def __init__(self, values: Iterable[str]):
-        encoded = sorted({v.encode() for v in values if v}, key=len, reverse=True)
-        self._values = encoded
-        # Longest first, so the longest value wins where one secret begins another.
-        self._pattern = re.compile(b"|".join(re.escape(v) for v in encoded)) if encoded else None
-        self._keep = len(encoded[0]) - 1 if encoded else 0
-        self._carry = b""
-
-    def feed(self, data: bytes | memoryview) -> bytes | memoryview:
-        """The part of the stream so far that is safe to write, masked."""
-        if self._pattern is None:
-            return data
-        data = self._carry + data if self._carry else bytes(data)
-        safe = len(data) - self._keep  # a match starting before this is decided: every value fits
-        if safe <= 0:
-            self._carry = data
-            return b""
-        if not any(v in data for v in self._values):  # the common case: one fast scan per value
-            self._carry = data[safe:]
-            return data[:safe]
-        out: list[bytes] = []
-        pos = 0
-        for match in self._pattern.finditer(data):
-            if match.start() >= safe:
-                break
-            out += (data[pos : match.start()], MASK)
-            pos = match.end()
-        cut = max(pos, safe)
-        out.append(data[pos:cut])
-        self._carry = data[cut:]
-        return b"".join(out)
-
-    def flush(self) -> bytes:
-        """The rest, at the end of the stream."""
-        rest, self._carry = self._carry, b""
-        return self._pattern.sub(MASK, rest) if self._pattern is not None and rest else rest
 
 
 class LogCapture:
@@ -80,8 +35,7 @@ class LogCapture:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = open(path, "wb", buffering=buffering)  # noqa: SIM115 - closed by close()
-        masker = Masker(masks)
-        self._masker = masker if masker._pattern is not None else None
+        self._masker = StreamMasker(masks)
         self._head = head
         self._tail_size = tail
         self._written = 0  # bytes in the file
@@ -94,8 +48,7 @@ class LogCapture:
 
     def write(self, data: bytes | memoryview) -> None:
         """Take a chunk of output (a view of a reused buffer is fine: nothing keeps it)."""
-        if self._masker is not None:
-            data = self._masker.feed(data)
+        data = self._masker.feed(data)
         if data:
             self._append(data)
 
@@ -107,10 +60,9 @@ class LogCapture:
         if self.closed:
             return
         try:
-            if self._masker is not None:
-                rest = self._masker.flush()
-                if rest:
-                    self._append(rest)
+            rest = self._masker.flush()
+            if rest:
+                self._append(rest)
             if self._overflowed:
                 self._file.seek(self._head)
                 self._file.truncate()

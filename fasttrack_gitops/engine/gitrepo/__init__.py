@@ -33,7 +33,14 @@ from fasttrack_gitops.engine.gitrepo.history import (
     push_changes,
     ref_matches,
 )
-from fasttrack_gitops.engine.gitrepo.model import ZERO_COMMIT, GitError, Snapshot, repository_label
+from fasttrack_gitops.engine.gitrepo.model import (
+    ZERO_COMMIT,
+    GitAccessError,
+    GitError,
+    GitUsageError,
+    Snapshot,
+    repository_label,
+)
 from fasttrack_gitops.engine.gitrepo.objects import (
     _GITLINK,
     _blob,
@@ -54,7 +61,9 @@ from fasttrack_gitops.engine.gitrepo.revisions import _resolve
 
 __all__ = [
     "ZERO_COMMIT",
+    "GitAccessError",
     "GitError",
+    "GitUsageError",
     "Snapshot",
     "changed_paths",
     "code_lookup",
@@ -92,7 +101,7 @@ def repository_of(path: Path) -> tuple[Path, str] | None:
             prefix = start.relative_to(top).as_posix()
             prefix = "" if prefix == "." else prefix
             if ".git" in prefix.split("/"):
-                raise GitError(f"{start} is inside the .git folder of {top}; give the work tree's folder")
+                raise GitUsageError(f"{start} is inside the .git folder of {top}; give the work tree's folder")
             return top, prefix
     return None
 
@@ -110,11 +119,11 @@ def open_snapshot(
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise GitError(f"{folder} is not a folder")
+        raise GitUsageError(f"{folder} is not a folder")
     found = repository_of(folder)
     if found is None:
         if rev not in (None, "HEAD"):
-            raise GitError(
+            raise GitUsageError(
                 f"{folder} is not in a git repository, so revision '{rev}' cannot be read; "
                 "give a folder in a git clone, or leave the revision out"
             )
@@ -132,7 +141,7 @@ def open_snapshot(
         commit, ref = _resolve(repo, rev, top)
         tree = _prefix_tree(repo.object_store, repo[commit].tree, prefix)
         if tree is None:
-            raise GitError(
+            raise GitUsageError(
                 f"folder '{prefix}' is not in revision '{rev}' ({commit.decode()[:12]}) of "
                 f"{top}; commit it first, or snapshot the work tree"
             )
@@ -148,7 +157,7 @@ def resolve_revision(path: Path, rev: str = "HEAD") -> tuple[str, str]:
     """
     found = repository_of(Path(path))
     if found is None:
-        raise GitError(f"{path} is not in a git repository, so revision '{rev}' cannot be read")
+        raise GitUsageError(f"{path} is not in a git repository, so revision '{rev}' cannot be read")
     with _open_repo(found[0]) as repo, _git_errors(f"cannot read the repository {found[0]}"):
         commit, ref = _resolve(repo, rev, found[0])
     return commit.decode(), ref
@@ -252,7 +261,7 @@ def materialise(source: Snapshot | BaseObjectStore, tree: str, dest: Path) -> No
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if not os.path.lexists(dest):  # else another process got there first, with the same content
-            raise GitError(f"cannot write tree {tree[:12]} to {dest}: {e.strerror or e}") from e
+            raise GitAccessError(f"cannot write tree {tree[:12]} to {dest}: {e.strerror or e}") from e
 
 
 def changed_paths(source: Snapshot | Path, old_commit: str | None, new_commit: str) -> set[str]:
@@ -264,12 +273,12 @@ def changed_paths(source: Snapshot | Path, old_commit: str | None, new_commit: s
     """
     if isinstance(source, Snapshot):
         if source.kind == "unversioned":
-            raise GitError(f"{source.repo_root} is not in a git repository, so it has no commits to compare")
+            raise GitUsageError(f"{source.repo_root} is not in a git repository, so it has no commits to compare")
         top = source.repo_root
     else:
         found = repository_of(Path(source))
         if found is None:
-            raise GitError(f"{source} is not in a git repository, so it has no commits to compare")
+            raise GitUsageError(f"{source} is not in a git repository, so it has no commits to compare")
         top = found[0]
     from dulwich.diff_tree import tree_changes
 

@@ -12,7 +12,7 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Blob, ShaFile, Tree
 from dulwich.repo import Repo
 
-from fasttrack_gitops.engine.gitrepo.model import GitError, Snapshot
+from fasttrack_gitops.engine.gitrepo.model import GitAccessError, GitUsageError, Snapshot
 from fasttrack_gitops.engine.gitrepo.objects import (
     _EMPTY_TREE,
     _EXECUTABLE,
@@ -32,12 +32,12 @@ def _worktree_snapshot(
 ) -> Snapshot:
     """The work tree under prefix as it stands, on top of HEAD; new objects go to store."""
     if repo.bare:
-        raise GitError(
+        raise GitUsageError(
             f"{top} is a bare repository: it has no work tree to snapshot; leave out the "
             "worktree option, or give a clone with a work tree"
         )
     if rev not in (None, "HEAD"):
-        raise GitError(f"the work tree is snapshotted on top of HEAD; it cannot be combined with revision '{rev}'")
+        raise GitUsageError(f"the work tree is snapshotted on top of HEAD; it cannot be combined with revision '{rev}'")
     chain, head = repo.refs.follow(b"HEAD")
     ref = chain[-1].decode() if len(chain) > 1 else "HEAD"
     head_tree = _prefix_tree(repo.object_store, repo[head].tree, prefix) if head else None
@@ -126,7 +126,7 @@ class _FolderSnapshot:
                 except FileNotFoundError:
                     pass  # deleted while we looked
                 except OSError as e:
-                    raise GitError(f"cannot snapshot {self.top / path}: {e.strerror or e}") from e
+                    raise GitAccessError(f"cannot snapshot {self.top / path}: {e.strerror or e}") from e
         if not len(tree) and not keep_empty:
             return None
         self._write(tree)

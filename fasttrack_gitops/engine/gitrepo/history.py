@@ -25,7 +25,7 @@ from dulwich.repo import Repo
 
 from fasttrack_gitops.core.events import Push
 from fasttrack_gitops.core.globs import matches
-from fasttrack_gitops.engine.gitrepo.model import ZERO_COMMIT, GitError
+from fasttrack_gitops.engine.gitrepo.model import ZERO_COMMIT, GitError, GitUsageError
 from fasttrack_gitops.engine.gitrepo.objects import _HEX, _git_errors, _open_repo, _prefix_tree
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
 
@@ -144,7 +144,7 @@ def _repository(repo_path: Path) -> Iterator[Repo]:
 
     found = repository_of(Path(repo_path))
     if found is None:
-        raise GitError(f"{repo_path} is not in a git repository; give a git clone or a mirror")
+        raise GitUsageError(f"{repo_path} is not in a git repository; give a git clone or a mirror")
     with _open_repo(found[0]) as repo, _git_errors(f"cannot read the history of {found[0]}"):
         yield repo
 

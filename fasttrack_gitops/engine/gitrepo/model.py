@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.errors import FastTrackError, OperationalError, UsageError
 
 ZERO_COMMIT = "0" * 40  # what push webhooks send as `before` for a new branch
 
 
-class GitError(UsageError):
-    """A git repository, revision or object that cannot be read; the message says what to do (exit 2)."""
+class GitError(FastTrackError):
+    """Git could not answer as asked; the message says what to do. Raise one of the two kinds below."""
+
+
+class GitUsageError(GitError, UsageError):
+    """A path or revision that names no repository, commit, tree or folder the way it was given (exit 2)."""
+
+
+class GitAccessError(GitError, OperationalError):
+    """A repository or snapshot store that cannot be read or written: missing objects, a file error (exit 3)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dulwich.objects import Blob, ShaFile, Tree
 from dulwich.repo import Repo
 
 from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.engine.gitrepo.model import GitError, Snapshot, repository_label
+from fasttrack_gitops.engine.gitrepo.model import GitAccessError, GitError, GitUsageError, Snapshot, repository_label
 
 _MAX_SYMLINK_HOPS = 40  # as Linux's path resolution
 _TREE, _FILE, _EXECUTABLE, _SYMLINK, _GITLINK = 0o040000, 0o100644, 0o100755, 0o120000, 0o160000
@@ -37,13 +37,13 @@ def object_store(folder: Path) -> DiskObjectStore:
         for sub in ("info", "pack"):  # what DiskObjectStore.init makes, but safe to repeat and to race
             (folder / sub).mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GitError(f"cannot create the snapshot store {folder}: {e.strerror or e}") from e
+        raise GitAccessError(f"cannot create the snapshot store {folder}: {e.strerror or e}") from e
     return DiskObjectStore(str(folder))
 
 
 @contextmanager
 def _git_errors(what: str) -> Iterator[None]:
-    """Turn whatever dulwich or the file system raises while reading into a GitError saying what failed."""
+    """Turn whatever dulwich or the file system raises while reading into a GitAccessError saying what failed."""
     try:
         yield
     except (GitError, FastTrackError):
@@ -51,12 +51,14 @@ def _git_errors(what: str) -> Iterator[None]:
     except KeyError as e:
         name = e.args[0] if e.args else "?"
         name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        raise GitError(f"{what}: object {name} is missing (a shallow or partial clone? fetch the full history)") from e
+        raise GitAccessError(
+            f"{what}: object {name} is missing (a shallow or partial clone? fetch the full history)"
+        ) from e
     except (OSError, ValueError, AssertionError, EOFError, zlib.error) as e:
-        raise GitError(f"{what}: {getattr(e, 'strerror', None) or e}") from e
+        raise GitAccessError(f"{what}: {getattr(e, 'strerror', None) or e}") from e
     except Exception as e:
         if type(e).__module__.startswith("dulwich"):
-            raise GitError(f"{what}: {type(e).__name__}: {e}") from e
+            raise GitAccessError(f"{what}: {type(e).__name__}: {e}") from e
         raise
 
 
@@ -66,9 +68,9 @@ def _open_repo(top: Path) -> Iterator[Repo]:
     try:
         repo = Repo(str(top))
     except NotGitRepository as e:
-        raise GitError(f"{top} is not a git repository") from e
+        raise GitUsageError(f"{top} is not a git repository") from e
     except Exception as e:
-        raise GitError(f"cannot open the git repository {top}: {e}") from e
+        raise GitAccessError(f"cannot open the git repository {top}: {e}") from e
     try:
         yield repo
     finally:
@@ -103,7 +105,7 @@ class _Objects:
 
 @contextmanager
 def _reading(snap: Snapshot) -> Iterator[_Objects]:
-    """The objects of a snapshot, open for the duration; read errors become GitError."""
+    """The objects of a snapshot, open for the duration; read errors become GitAccessError."""
     with _objects_of(snap) as objects, _git_errors(f"cannot read {repository_label(snap)} at {snap.tree[:12]}"):
         yield objects
 
@@ -123,7 +125,7 @@ def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
     except Exception as e:
         if repo is not None:
             repo.close()
-        raise GitError(f"cannot open {source.repo_root} (moved or deleted since the snapshot?): {e}") from e
+        raise GitAccessError(f"cannot open {source.repo_root} (moved or deleted since the snapshot?): {e}") from e
     try:
         yield _Objects(([repo.object_store] if repo is not None else []) + ([store] if store is not None else []))
     finally:
@@ -135,7 +137,7 @@ def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
 
 @contextmanager
 def _writing_to(store: DiskObjectStore | Path | None) -> Iterator[tuple[DiskObjectStore, Path]]:
-    """The snapshot store to write new objects to, and its folder; write errors become GitError."""
+    """The snapshot store to write new objects to, and its folder; write errors become GitAccessError."""
     if store is None:
         raise TypeError("a worktree or unversioned snapshot needs store=object_store(folder)")
     disk = store if isinstance(store, DiskObjectStore) else object_store(Path(store))
@@ -149,9 +151,9 @@ def _writing_to(store: DiskObjectStore | Path | None) -> Iterator[tuple[DiskObje
 
 
 def _object_id(sha: str) -> bytes:
-    """A hex object id as dulwich takes it, or a GitError for anything else."""
+    """A hex object id as dulwich takes it, or a GitUsageError for anything else."""
     if not isinstance(sha, str) or len(sha) not in (40, 64) or not _HEX.match(sha):
-        raise GitError(f"'{sha}' is not a tree id (40 hex digits)")
+        raise GitUsageError(f"'{sha}' is not a tree id (40 hex digits)")
     return sha.lower().encode()
 
 
@@ -160,7 +162,7 @@ def _tree(objects: _Objects, sha: bytes) -> Tree:
     with _git_errors(f"cannot read tree {sha.decode()[:12]}"):
         obj = objects[sha]
     if not isinstance(obj, Tree):
-        raise GitError(f"{sha.decode()[:12]} is a {obj.type_name.decode()}, not a tree")
+        raise GitUsageError(f"{sha.decode()[:12]} is a {obj.type_name.decode()}, not a tree")
     return obj
 
 
@@ -168,7 +170,7 @@ def _blob(objects: _Objects, sha: bytes) -> bytes:
     """The content of the blob sha names."""
     type_num, data = objects.get_raw(sha)
     if type_num != Blob.type_num:
-        raise GitError(f"{sha.decode()[:12]} is not a file's content (a blob)")
+        raise GitAccessError(f"{sha.decode()[:12]} is not a file's content (a blob)")
     return data
 
 
@@ -253,7 +255,7 @@ def _write_tree(objects: _Objects, root: Tree, folder: bytes) -> None:
         for entry in tree.iteritems():
             name, mode = entry.path, entry.mode
             if name in (b"", b".", b"..") or b"/" in name or b"\0" in name or name.lower() == b".git":
-                raise GitError(
+                raise GitUsageError(
                     f"tree {tree.id.decode()[:12]} has an entry named {name!r}, which cannot be written safely"
                 )
             path = folder + b"/" + name

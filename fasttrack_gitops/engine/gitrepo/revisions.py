@@ -8,7 +8,7 @@ from pathlib import Path
 from dulwich.objects import Commit, Tag
 from dulwich.repo import Repo
 
-from fasttrack_gitops.engine.gitrepo.model import GitError
+from fasttrack_gitops.engine.gitrepo.model import GitUsageError
 from fasttrack_gitops.engine.gitrepo.objects import _HEX
 
 _REV = re.compile(r"(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)\Z", re.S)
@@ -25,7 +25,7 @@ def _resolve(repo: Repo, rev: str, where: Path) -> tuple[bytes, str]:
     match = _REV.match(rev)
     assert match is not None  # every string matches: both groups may be empty
     base, ops = match["base"], match["ops"]
-    not_found = GitError(f"revision '{rev}' not found in {where} (try a branch, tag or commit id)")
+    not_found = GitUsageError(f"revision '{rev}' not found in {where} (try a branch, tag or commit id)")
     if not base or _BAD_REF.search(base):
         raise not_found
     sha, ref = _resolve_name(repo, base, where)
@@ -38,7 +38,7 @@ def _resolve(repo: Repo, rev: str, where: Path) -> tuple[bytes, str]:
         for _ in range(steps):
             parents = repo[commit].parents
             if len(parents) <= index:
-                raise GitError(f"revision '{rev}' not found in {where}: the history has no such ancestor")
+                raise GitUsageError(f"revision '{rev}' not found in {where}: the history has no such ancestor")
             commit = parents[index]
     return commit, (ref if not ops and ref else rev)
 
@@ -50,7 +50,7 @@ def _peel_to_commit(repo: Repo, sha: bytes, rev: str) -> bytes:
         sha = obj.object[1]
         obj = repo[sha]
     if not isinstance(obj, Commit):
-        raise GitError(f"revision '{rev}' names a {obj.type_name.decode()}, not a commit")
+        raise GitUsageError(f"revision '{rev}' names a {obj.type_name.decode()}, not a commit")
     return sha
 
 
@@ -59,7 +59,7 @@ def _resolve_name(repo: Repo, name: str, where: Path) -> tuple[bytes | None, str
     if name in ("HEAD", "@"):
         chain, sha = repo.refs.follow(b"HEAD")
         if sha is None:
-            raise GitError(f"{where} has no commits yet (HEAD is an unborn branch); make a first commit")
+            raise GitUsageError(f"{where} has no commits yet (HEAD is an unborn branch); make a first commit")
         return sha, chain[-1].decode() if len(chain) > 1 else "HEAD"
     encoded = name.encode()
     if len(name) == 40 and _HEX.match(name) and encoded.lower() in repo.object_store:
@@ -80,7 +80,7 @@ def _resolve_name(repo: Repo, name: str, where: Path) -> tuple[bytes | None, str
     if 4 <= len(name) < 40 and _HEX.match(name):
         found = {sha for sha in repo.object_store.iter_prefix(encoded.lower()) if _is_committish(repo, sha)}
         if len(found) > 1:
-            raise GitError(
+            raise GitUsageError(
                 f"revision '{name}' is ambiguous in {where}: it starts {len(found)} commit ids; give more digits"
             )
         if found:

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from fasttrack_gitops import __version__
+from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
 from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 
@@ -230,9 +231,7 @@ class GitLabReporter:
 
     def _message(self, response: httpx.Response) -> str:
         """GitLab's own words (`message` or `error`), one line, short, with the token masked just in case."""
-        text = _error_text(_json(response)) or response.reason_phrase or ""
-        if self._config.token:
-            text = text.replace(self._config.token, "***")
+        text = masked(_error_text(_json(response)) or response.reason_phrase or "", [self._config.token or ""])
         return shorten(" ".join(text.split()), 300)
 
 

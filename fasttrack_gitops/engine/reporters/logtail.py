@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fasttrack_gitops.core.job import TaskState
-from fasttrack_gitops.engine.executors.base import masked
+from fasttrack_gitops.core.masking import masked
 
 MAX_BYTES = 64 * 1024
 MAX_LINES = 100

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from fasttrack_gitops import __version__
+from fasttrack_gitops.core.masking import MaskingFilter
 from fasttrack_gitops.core.reports import slack_blocks
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
 from fasttrack_gitops.engine.reporters.config import SlackReporterConfig
@@ -341,32 +342,12 @@ class SlackReporter:
         raise GiveUp(f"Slack incoming webhook refused the message (HTTP {code}, {error}): {_WEBHOOK_ADVICE}")
 
 
-class _Redact(logging.Filter):
-    """Masks one secret in the records of the logger it is added to, whoever configured its handlers."""
-
-    def __init__(self, secret: str):
-        super().__init__()
-        self.secret = secret
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Redact) and other.secret == self.secret
-
-    def __hash__(self) -> int:
-        return hash(self.secret)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "***"), ()
-        return True
-
-
 def _mask_in_httpx_log(secret: str) -> None:
     """Mask `secret` in httpx's own log records, once per process (a filter is never removed: another
     reporter may use the same URL)."""
-    logger = logging.getLogger("httpx")
-    if _Redact(secret) not in logger.filters:
-        logger.addFilter(_Redact(secret))
+    logger, masking = logging.getLogger("httpx"), MaskingFilter([secret])
+    if masking not in logger.filters:
+        logger.addFilter(masking)
 
 
 def _json(response: httpx.Response) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.errors import FastTrackError, OperationalError, UsageError
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another one before giving up
 
@@ -175,8 +175,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StoreError(UsageError):
-    """The state folder or database cannot be used as asked; the message says what to do. Exit code 2."""
+class StoreError(FastTrackError):
+    """The state folder or database cannot be used; the message says what to do. Raise one of the two kinds below."""
+
+
+class StoreUnavailableError(StoreError, OperationalError):
+    """The state database cannot be used now (exit 3): locked or busy past the timeout, written by a newer
+    version, corrupt, a disk error; or a job's runner lock held by another process."""
+
+
+class StateFolderError(StoreError, UsageError):
+    """The state folder given cannot hold the state (exit 2): not a folder we can write, or its state.db
+    belongs to another program; pass another --state-dir, or make it writable."""
 
 
 def connect(db: Path) -> sqlite3.Connection:
@@ -209,7 +219,9 @@ def _prepare(cx: sqlite3.Connection, db: Path) -> None:
     if version > SCHEMA_VERSION:
         raise _newer(db, version)
     if (version and app_id != APPLICATION_ID) or (not version and objects):
-        raise StoreError(f"{db} is a SQLite database of some other program: move it aside or use another --state-dir")
+        raise StateFolderError(
+            f"{db} is a SQLite database of some other program: move it aside or use another --state-dir"
+        )
     _use_wal(cx)
     cx.execute("PRAGMA synchronous = NORMAL")
     cx.execute("PRAGMA foreign_keys = ON")
@@ -238,8 +250,8 @@ def _use_wal(cx: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
-def _newer(db: Path, version: int) -> StoreError:
-    return StoreError(
+def _newer(db: Path, version: int) -> StoreUnavailableError:
+    return StoreUnavailableError(
         f"{db} was written by a newer fasttrack-gitops (schema {version}; this version knows "
         f"{SCHEMA_VERSION}): upgrade fasttrack-gitops or use another --state-dir"
     )
@@ -285,8 +297,8 @@ def translated(method):
     return wrapper
 
 
-def unwritable(folder: Path, reason: str) -> StoreError:
-    return StoreError(f"cannot use {folder} as the state folder ({reason}): make it writable or pass --state-dir")
+def unwritable(folder: Path, reason: str) -> StateFolderError:
+    return StateFolderError(f"cannot use {folder} as the state folder ({reason}): make it writable or pass --state-dir")
 
 
 def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
@@ -295,11 +307,11 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
         return None
     text = str(e)
     if "not a database" in text or "malformed" in text:
-        return StoreError(
+        return StoreUnavailableError(
             f"{db} is not a usable fasttrack-gitops state database ({text}): move it aside or use another --state-dir"
         )
     if "locked" in text or "busy" in text:
-        return StoreError(f"{db} stayed locked by another process for {BUSY_TIMEOUT:g} s: try again")
+        return StoreUnavailableError(f"{db} stayed locked by another process for {BUSY_TIMEOUT:g} s: try again")
     if "unable to open" in text or "readonly" in text:
         return unwritable(db.parent, text)
-    return StoreError(f"{db}: {text}: check the file and the disk, or use another --state-dir")
+    return StoreUnavailableError(f"{db}: {text}: check the file and the disk, or use another --state-dir")

@@ -1,4 +1,4 @@
-"""The state store: pipeline jobs, their task instances and attempts, and an append-only event log.
+"""The state store: pipeline jobs, their task instances and attempts, and each job's append-only event log.
 
 One SQLite file, `<state dir>/state.db`, in WAL mode: a job's runner writes
 short transactions while any number of readers (`status`, `logs`, the daemon)
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import (
     Attempt,
     JobStatus,
@@ -36,9 +37,26 @@ from fasttrack_gitops.core.job import (
 )
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.state.migrations import StoreError, connect, reading, translated, unwritable, writing
+from fasttrack_gitops.engine.state.migrations import (
+    StateFolderError,
+    StoreError,
+    StoreUnavailableError,
+    connect,
+    reading,
+    translated,
+    unwritable,
+    writing,
+)
 
-__all__ = ["Event", "Store", "StoreError", "default_state_dir"]
+__all__ = [
+    "JobEvent",
+    "JobRecordError",
+    "StateFolderError",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "default_state_dir",
+]
 
 DB_NAME = "state.db"
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds
@@ -62,9 +80,18 @@ def default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "fasttrack-gitops"
 
 
+class JobRecordError(UsageError):
+    """A job, task instance or attempt that the store does not hold as asked; exit code 2.
+
+    A job id (or prefix) that names no job or several, a task or attempt the
+    job does not have, one stored twice: the caller must ask for another.
+    (A StoreError is the other kind: the state folder or database cannot be used.)
+    """
+
+
 @dataclass(frozen=True)
-class Event:
-    """One entry of a job's append-only event log."""
+class JobEvent:
+    """One entry of a job's append-only event log (not a repository event: core/events.py)."""
 
     seq: int  # increases across the whole store
     job_id: str
@@ -139,7 +166,7 @@ class Store:
                 ),
             )
         except sqlite3.IntegrityError as e:
-            raise StoreError(
+            raise JobRecordError(
                 f"job {job.id} is already stored in {self._dir}: a job is stored once; a re-run is a new job"
             ) from e
         cx.executemany(
@@ -174,7 +201,7 @@ class Store:
                 (state.value, reason, next_attempt_at, job_id, task),
             ).rowcount
             if not changed:
-                raise StoreError(f"no task {task!r} in job {job_id!r} in {self._dir}")
+                raise JobRecordError(f"no task {task!r} in job {job_id!r} in {self._dir}")
             data = (
                 {"reason": reason}
                 if next_attempt_at is None
@@ -198,7 +225,7 @@ class Store:
                     (job_id, task, number, started_at, None if handle is None else _json(handle)),
                 )
             except sqlite3.IntegrityError as e:  # unknown task (foreign key) or a number used twice
-                raise StoreError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: {e}") from e
+                raise JobRecordError(f"cannot start attempt {number} of task {task!r} in job {job_id!r}: {e}") from e
             self._event(cx, job_id, "attempt.started", task, {"number": number}, started_at)
 
     @translated
@@ -222,7 +249,7 @@ class Store:
                 (ended_at, exit_code, outcome.value, message, job_id, task, number),
             ).rowcount
             if not changed:
-                raise StoreError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self._dir}")
+                raise JobRecordError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self._dir}")
             self._event(
                 cx,
                 job_id,
@@ -317,13 +344,13 @@ class Store:
         return found[:wanted]
 
     @translated
-    def events(self, job_id: str, *, after: int = 0) -> list[Event]:
+    def events(self, job_id: str, *, after: int = 0) -> list[JobEvent]:
         """A job's events with seq > `after`, oldest first (pass the last seq seen to follow a job)."""
         rows = self._cx.execute(
             "SELECT seq, job_id, at, kind, task, data_json FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
             (job_id, after),
         )
-        return [Event(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
+        return [JobEvent(seq, job, at, kind, task, json.loads(data)) for seq, job, at, kind, task, data in rows]
 
     @translated
     def attempt_handle(self, job_id: str, task: str, number: int) -> dict | None:
@@ -449,7 +476,7 @@ class Store:
     def _resolve(self, id_or_prefix: str) -> str:
         """The id of the one job whose id is, or starts with, `id_or_prefix`."""
         if not id_or_prefix:
-            raise StoreError("give a job id, or the first few characters of one")
+            raise JobRecordError("give a job id, or the first few characters of one")
         if self._cx.execute("SELECT 1 FROM jobs WHERE id = ?", (id_or_prefix,)).fetchone():
             return id_or_prefix
         ids = [
@@ -463,7 +490,7 @@ class Store:
             raise self._unknown(id_or_prefix)
         if len(ids) > 1:
             more = ", ..." if len(ids) > 5 else ""
-            raise StoreError(
+            raise JobRecordError(
                 f"job id {id_or_prefix!r} is ambiguous in {self._dir}: it starts "
                 f"{', '.join(ids[:5])}{more}; give more of the id"
             )
@@ -490,7 +517,7 @@ class Store:
                 os.close(fd)
                 if time.monotonic() > deadline:
                     pid = path.read_text().strip() if path.exists() else ""
-                    raise StoreError(
+                    raise StoreUnavailableError(
                         f"job {job_id} is already being run by another process"
                         f"{f' (pid {pid})' if pid else ''}: wait for it to end, or cancel it"
                     ) from None
@@ -527,8 +554,8 @@ class Store:
             raise unwritable(self._dir, f"{folder}: {e.strerror or e}") from e
         self._made.add(folder)
 
-    def _unknown(self, job_id: str) -> StoreError:
-        return StoreError(f"no job {job_id!r} in {self._dir}")
+    def _unknown(self, job_id: str) -> JobRecordError:
+        return JobRecordError(f"no job {job_id!r} in {self._dir}")
 
 
 def _json(value: Mapping) -> str:
@@ -577,5 +604,5 @@ def _job(row: sqlite3.Row | tuple) -> PipelineJob:
 def _component(name: str) -> str:
     """A job id or task name as one path component (they are generated or schema-checked; this is a guard)."""
     if not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise StoreError(f"{name!r} cannot name a folder in the state folder")
+        raise JobRecordError(f"{name!r} cannot name a folder in the state folder")
     return name

@@ -10,7 +10,9 @@ import pytest
 from conftest import git
 
 from fasttrack_gitops.engine.gitrepo import (
+    GitAccessError,
     GitError,
+    GitUsageError,
     Snapshot,
     changed_paths,
     code_lookup,
@@ -119,10 +121,11 @@ def test_ref_names_the_tag_or_branch_read(repo: Path):
 
 
 @pytest.mark.parametrize("rev", ["nope", "HEAD~5", "v1^2", "../../etc/passwd", "deadbeef", ""])
-def test_an_unknown_revision_is_an_error_naming_it(repo: Path, rev: str):
-    with pytest.raises(GitError, match="not found") as e:
+def test_an_unknown_revision_is_a_usage_error_naming_it(repo: Path, rev: str):
+    with pytest.raises(GitUsageError, match="not found") as e:
         open_snapshot(repo, rev)
     assert f"'{rev}'" in str(e.value)
+    assert e.value.exit_code == 2  # the user must give another revision
 
 
 def test_a_file_that_is_absent_or_a_folder_reads_as_none(repo: Path):
@@ -161,12 +164,13 @@ def test_an_empty_repository_has_no_head_to_read(tmp_path: Path):
         open_snapshot(tmp_path)
 
 
-def test_a_missing_object_is_a_git_error_not_a_traceback(repo: Path):
+def test_a_missing_object_is_an_access_error_not_a_traceback(repo: Path):
     snap = open_snapshot(repo)
     blob = rev_parse(repo, "HEAD:tasks/train/main.py")
     (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
-    with pytest.raises(GitError, match="missing"):
+    with pytest.raises(GitAccessError, match="missing") as e:
         read_file(snap, "tasks/train/main.py")
+    assert e.value.exit_code == 3  # the repository must be repaired or fetched, not the command changed
 
 
 def test_a_path_that_is_not_a_folder_is_an_error(tmp_path: Path):

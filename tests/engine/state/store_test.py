@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL, PROJECT
 
-from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.errors import OperationalError, UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.engine.state import migrations as store_schema
-from fasttrack_gitops.engine.state.store import Store, StoreError, default_state_dir
+from fasttrack_gitops.engine.state.store import JobRecordError, Store, StoreError, default_state_dir
 
 
 def make_job(text: str = MINIMAL, *, now: float = 1_700_000_000.0, job_id: str | None = None, **kwargs) -> PipelineJob:
@@ -172,7 +172,7 @@ def test_status_follows_the_task_instances_and_the_runner(store):
 def test_a_job_is_stored_once_and_never_changed(store, tmp_path):
     job = make_job()
     store.create_job(job)
-    with pytest.raises(StoreError, match="already stored"):
+    with pytest.raises(JobRecordError, match="already stored"):
         store.create_job(job)
     with raw(tmp_path / "state") as cx, pytest.raises(sqlite3.DatabaseError, match="immutable"):
         cx.execute("UPDATE jobs SET ref = 'x'")
@@ -181,18 +181,18 @@ def test_a_job_is_stored_once_and_never_changed(store, tmp_path):
 def test_writes_about_tasks_attempts_or_jobs_that_do_not_exist_are_refused(store):
     job = make_job()
     store.create_job(job)
-    with pytest.raises(StoreError, match="no task 'nope'"):
+    with pytest.raises(JobRecordError, match="no task 'nope'"):
         store.set_task_state(job.id, "nope", TaskState.RUNNING)
-    with pytest.raises(StoreError, match="cannot start attempt 1 of task 'nope'"):
+    with pytest.raises(JobRecordError, match="cannot start attempt 1 of task 'nope'"):
         store.start_attempt(job.id, "nope", 1, started_at=0)
     store.start_attempt(job.id, "train", 1, started_at=0)
-    with pytest.raises(StoreError, match="cannot start attempt 1"):
+    with pytest.raises(JobRecordError, match="cannot start attempt 1"):
         store.start_attempt(job.id, "train", 1, started_at=0)
-    with pytest.raises(StoreError, match="no attempt 2"):
+    with pytest.raises(JobRecordError, match="no attempt 2"):
         store.end_attempt(job.id, "train", 2, ended_at=1, exit_code=0, outcome=Outcome.SUCCEEDED)
-    with pytest.raises(StoreError, match="no job 'ghost'"):
+    with pytest.raises(JobRecordError, match="no job 'ghost'"):
         store.add_event("ghost", "note")
-    with pytest.raises(StoreError, match="no job 'ghost'"):
+    with pytest.raises(JobRecordError, match="no job 'ghost'"):
         store.request_cancel("ghost")
     assert len(store.events(job.id)) == 2  # job.created, attempt.started: the refused writes left nothing
 
@@ -207,10 +207,10 @@ def test_a_unique_prefix_finds_a_job_and_an_ambiguous_or_unknown_one_says_so(sto
     assert store.job("20260202").id == ids[2]
     assert store.view("20260101-000000-aab").job.id == ids[1]
     assert store.job(ids[0]).id == ids[0]
-    with pytest.raises(StoreError) as ambiguous:
+    with pytest.raises(JobRecordError) as ambiguous:
         store.job("20260101-000000-aa")
     assert ids[0] in str(ambiguous.value) and ids[1] in str(ambiguous.value)
-    with pytest.raises(StoreError) as unknown:
+    with pytest.raises(JobRecordError) as unknown:
         store.view("2027")
     assert str(unknown.value) == f"no job '2027' in {tmp_path / 'state'}"
     assert unknown.value.exit_code == 2 and isinstance(unknown.value, UsageError)
@@ -219,7 +219,7 @@ def test_a_unique_prefix_finds_a_job_and_an_ambiguous_or_unknown_one_says_so(sto
 def test_an_ambiguous_prefix_lists_at_most_five_candidates(store):
     for i in range(7):
         store.create_job(make_job(job_id=f"20260101-000000-00000{i}"))
-    with pytest.raises(StoreError) as ambiguous:
+    with pytest.raises(JobRecordError) as ambiguous:
         store.job("2026")
     assert str(ambiguous.value).count("20260101-") == 5 and "..." in str(ambiguous.value)
 
@@ -336,14 +336,16 @@ def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path,
         f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows {store_schema.SCHEMA_VERSION}): "
         "upgrade fasttrack-gitops or use another --state-dir"
     )
+    assert refused.value.exit_code == 3 and isinstance(refused.value, OperationalError)
     assert db.read_bytes() == before
 
 
 def test_a_database_of_another_program_is_refused(tmp_path):
     with raw(tmp_path) as cx:
         cx.execute("CREATE TABLE contacts (name TEXT)")
-    with pytest.raises(StoreError, match="some other program.*--state-dir"):
+    with pytest.raises(StoreError, match="some other program.*--state-dir") as refused:
         Store(tmp_path)
+    assert refused.value.exit_code == 2  # the state folder given is the wrong one
 
 
 def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_path):
@@ -352,6 +354,7 @@ def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_
     with pytest.raises(StoreError) as unwritable:
         Store(folder)
     assert str(folder) in str(unwritable.value) and "--state-dir" in str(unwritable.value)
+    assert isinstance(unwritable.value, UsageError)
 
 
 def test_a_state_db_that_is_a_folder_is_a_store_error(tmp_path):
@@ -502,7 +505,7 @@ def test_a_job_cannot_be_claimed_twice_and_the_claim_ends_with_the_block(store):
     assert not lock.exists() and not store.view(job.id).runner_alive
     with store.claim(job.id):
         assert store.view(job.id).runner_alive
-    with pytest.raises(StoreError, match="no job 'ghost'"), store.claim("ghost"):
+    with pytest.raises(JobRecordError, match="no job 'ghost'"), store.claim("ghost"):
         pass
 
 
@@ -549,7 +552,7 @@ def test_log_paths_and_data_folders_live_in_the_state_folder(store):
     assert path.parent.is_dir()
     data = store.data_dir("20260101-000000-abcdef")
     assert data == store.state_dir / "data" / "20260101-000000-abcdef" and data.is_dir()
-    with pytest.raises(StoreError):
+    with pytest.raises(JobRecordError):
         store.log_path("../escape", "train", 1)
 
 
