@@ -98,7 +98,7 @@ def start_daemon(workdir: Path, repositories: list[tuple[str, Path, bool]], port
         "repositories:",
     ]
     for name, path, watch in repositories:
-        lines += [f"  - name: {name}", f"    url: {path}", f"    watch: {str(watch).lower()}"]
+        lines += [f"  - name: {name}", f"    url: {path}", "    provider: github", f"    watch: {str(watch).lower()}"]
     config = workdir / "ftg.yaml"
     config.write_text("\n".join(lines) + "\n")
     exe = Path(sys.executable).parent / "fasttrack-gitops"

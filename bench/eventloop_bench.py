@@ -30,17 +30,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from daemon_bench import SECRET, free_port, git, headers, percentile, push_body, stop
+from daemon_bench import free_port, git, headers, percentile, push_body, start_daemon, stop
 
 REPOSITORY = "bench/big"
 PIPELINE = """\
@@ -56,40 +54,6 @@ tasks:
     command: "true"
 """
 FILE_SIZE = 4096
-
-
-def start_daemon(workdir: Path, repo: Path, port: int) -> subprocess.Popen:
-    """`serve` with the local executor, one job at a time, the repository's GitHub webhooks verified."""
-    config = workdir / "ftg.yaml"
-    config.write_text(
-        f"state_dir: {workdir / 'state'}\n"
-        f"listen: 127.0.0.1:{port}\n"
-        "executor: local\n"
-        "max_running_jobs: 1\n"
-        "github:\n"
-        "  webhook_secret_env: BENCH_SECRET\n"
-        "repositories:\n"
-        f"  - name: {REPOSITORY}\n"
-        f"    url: {repo}\n"
-        "    provider: github\n"
-        "    watch: false\n"
-    )
-    exe = Path(sys.executable).parent / "fasttrack-gitops"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--config", str(config)],
-        env={**os.environ, "BENCH_SECRET": SECRET},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    stop(proc)
-    raise SystemExit("the daemon did not start")
 
 
 def make_repo(path: Path, files: int, rounds: int, deliveries: int) -> tuple[list[str], list[str]]:
@@ -225,7 +189,7 @@ def main() -> None:
         rounds_at, hooks = make_repo(work / "repo", args.files, args.rounds, 2 * per_round * args.rounds)
         pushes = list(zip([rounds_at[-1], *hooks[:-1]], hooks))
         port = free_port()
-        proc = start_daemon(work, work / "repo", port)
+        proc = start_daemon(work, [(REPOSITORY, work / "repo", False)], port)  # the local executor
         try:
             idle, busy, jobs = asyncio.run(
                 rounds(f"http://127.0.0.1:{port}", rounds_at, pushes, args.concurrency, deadline)

@@ -128,6 +128,7 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
             from fasttrack_gitops.ci.submit import submit
             from fasttrack_gitops.engine.daemon_client import API_TOKEN_VARIABLE
 
+            assert inputs.daemon_url is not None  # _flow refused `wait: false` without one, before any work
             submitted = submit(
                 choice.selections,
                 ctx=ctx,
