@@ -4,7 +4,7 @@ The runner sets GITHUB_* variables for every step
 (docs.github.com, "Store information in variables"); the event that
 started the workflow is the JSON file at GITHUB_EVENT_PATH, the same
 payload a webhook delivers, so the daemon's parser reads it
-(`core.webhooks.parse_github`) and the daemon's trigger rules decide.
+(`core.webhooks.github.parse_github`) and the daemon's trigger rules decide.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def read_event(ctx: RunnerContext):
     None (ignored) for events the daemon does not parse (workflow_dispatch,
     schedule, ...): the caller decides those on the event's name alone.
     """
-    from fasttrack_gitops.core.webhooks import WebhookError, parse_github
+    from fasttrack_gitops.core.webhooks import WebhookError
+    from fasttrack_gitops.core.webhooks.github import parse_github
 
     try:
         body = ctx.event_path.read_bytes()

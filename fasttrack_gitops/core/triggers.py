@@ -7,40 +7,32 @@ carries over. Every decision comes with a one-line reason a person reads in
 the logs or the Action's summary, for the pipelines that did not run as much
 as for those that did (`explain_*`).
 
-Also here: `/fasttrack` commands in pull-request comments, and the
-placeholders a concurrency group is built from.
+`/fasttrack` commands in pull-request comments live in
+`comment_commands.py`; a selection's concurrency group in
+`concurrency_groups.py`.
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from fasttrack_gitops.core import globs
-from fasttrack_gitops.core.events import TRUSTED_ASSOCIATIONS, Manual, PullRequest, Push, Tick
-from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS, Concurrency
+from fasttrack_gitops.core.events import Manual, PullRequest, Push, Tick
+from fasttrack_gitops.core.pipeline.model import Concurrency
 
 __all__ = [
-    "COMMAND_VERBS",
-    "CONCURRENCY_PLACEHOLDERS",
     "DEFAULT_PULL_REQUEST_TYPES",
-    "PLACEHOLDERS",
     "Candidate",
-    "Command",
     "Decision",
     "Selection",
-    "command_allowed",
-    "concurrency_group",
     "explain_manual",
     "explain_pull_request",
     "explain_push",
     "explain_tick",
-    "group_context",
-    "parse_command",
     "ref_kind",
     "select_manual",
     "select_pull_request",
@@ -51,18 +43,6 @@ __all__ = [
 
 # GitHub's default activity types for `on: pull_request`.
 DEFAULT_PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened")
-COMMAND_VERBS = ("run", "retest", "cancel", "ok-to-test")
-
-# name -> what it expands to; the keys are CONCURRENCY_PLACEHOLDERS, in the same order.
-PLACEHOLDERS: dict[str, str] = {
-    "ref": "the full git ref: refs/heads/main, refs/tags/v1.2, refs/pull/12/head",
-    "branch": "the branch name (a pull request's head branch); empty for tags and schedules",
-    "pr": "the pull request number; empty outside pull requests",
-    "sha": "the commit id the job runs",
-    "pipeline": "the pipeline's name",
-    "repository": "the repository, owner/repo",
-    "event": "what started the job: push, pull_request, schedule, manual or rerun",
-}
 
 
 @dataclass(frozen=True)
@@ -333,88 +313,6 @@ def _selected(decisions: Iterable[Decision], trigger: dict[str, Any]) -> list[Se
     ]
 
 
-# --- concurrency groups ----------------------------------------------------------------------
-
-_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-
-
-def concurrency_group(template: str, context: Mapping[str, str]) -> str:
-    """'deploy-${{ branch }}' -> 'deploy-main'; a name without a value expands to ''.
-
-    The pipeline check (FT117) has already refused unknown names, so an
-    empty expansion only means "this event has none" (no pr on a push).
-    """
-    return _PLACEHOLDER.sub(lambda m: str(context.get(m.group(1).strip(), "")), template)
-
-
-def group_context(selection: Selection, *, repository: str, commit: str) -> dict[str, str]:
-    """The placeholder values for one selection at one commit (see PLACEHOLDERS)."""
-    t = selection.trigger
-    if t["event"] == "pull_request":
-        ref, branch, pr = f"refs/pull/{t['number']}/head", t.get("head_ref", ""), str(t["number"])
-    else:
-        ref = _full_ref(t.get("ref") or "")
-        branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ""
-        pr = str(t["number"]) if t.get("number") is not None else ""
-    return {
-        "ref": ref,
-        "branch": branch,
-        "pr": pr,
-        "sha": commit,
-        "pipeline": selection.name,
-        "repository": repository,
-        "event": t["event"],
-    }
-
-
-def _full_ref(ref: str) -> str:
-    """A manual run's ref as given: a full ref stays; a commit id is no ref; a short name is a branch."""
-    if not ref or ref.startswith("refs/"):
-        return ref
-    if re.fullmatch(r"[0-9a-f]{40}", ref):
-        return ""
-    return f"refs/heads/{ref}"
-
-
-# --- /fasttrack commands in pull-request comments --------------------------------------------
-
-
-@dataclass(frozen=True)
-class Command:
-    verb: str  # one of COMMAND_VERBS, or "unknown" (then argument is the verb as written, None if missing)
-    argument: str | None
-
-
-_COMMAND_LINE = re.compile(r"/fasttrack(?:\s+(\S+)(?:\s+(.*?))?)?\s*", re.IGNORECASE)
-
-
-def parse_command(body: str) -> Command | None:
-    """The first line of the comment that is a /fasttrack command; None when there is none.
-
-    Lines inside fenced code blocks and quoted lines ("> /fasttrack run")
-    are not commands: they show or cite one, and running it again would
-    surprise everyone.
-    """
-    fenced = False
-    for line in body.splitlines():
-        text = line.strip()
-        if text.startswith(("```", "~~~")):
-            fenced = not fenced
-            continue
-        match = None if fenced else _COMMAND_LINE.fullmatch(text)
-        if match:
-            verb, argument = match.group(1), match.group(2) or None
-            if verb is not None and verb.lower() in COMMAND_VERBS:
-                return Command(verb.lower(), argument)
-            return Command("unknown", verb)
-    return None
-
-
-def command_allowed(association: str) -> bool:
-    """Whether a comment's author may drive the daemon (owners, members, collaborators)."""
-    return association.upper() in TRUSTED_ASSOCIATIONS
-
-
 # --- small words -----------------------------------------------------------------------------
 
 
@@ -433,15 +331,3 @@ def _list(patterns: Iterable[str]) -> str:
 def _files(paths: Sequence[str], shown: int = 3) -> str:
     more = len(paths) - shown
     return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """A pull request from a fork, waiting for /fasttrack ok-to-test (or approved)."""
-
-    repository: str
-    number: int
-    head_sha: str
-    event: dict[str, Any]  # the PullRequest record, as JSON
-    held_at: float
-    approved_by: str | None

@@ -29,14 +29,9 @@ from urllib.parse import parse_qs
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Manual
 from fasttrack_gitops.core.job import JobStatus
-from fasttrack_gitops.core.webhooks import (
-    WebhookError,
-    check_size,
-    parse_github,
-    parse_gitlab,
-    verify_github,
-    verify_gitlab,
-)
+from fasttrack_gitops.core.webhooks import WebhookError, check_size
+from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
+from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.engine.state.store import StoreError
 

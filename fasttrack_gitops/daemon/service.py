@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from fasttrack_gitops.core import triggers
+from fasttrack_gitops.core.comment_commands import command_allowed, parse_command
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
@@ -229,10 +230,10 @@ class Daemon:
     async def _comment(
         self, repo: RepositoryConfig, source: RepoSource, comment: Comment, delivery: str, extra: Mapping
     ) -> Handled:
-        command = triggers.parse_command(comment.body)
+        command = parse_command(comment.body)
         if command is None:
             return Handled(note=f"comment on #{comment.number} has no /fasttrack command")
-        if not triggers.command_allowed(comment.author_association):
+        if not command_allowed(comment.author_association):
             return Handled(
                 note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
                 f"collaborators may run commands (they are {comment.author_association or 'unknown'})"

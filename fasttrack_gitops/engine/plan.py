@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fasttrack_gitops.core import triggers
+from fasttrack_gitops.core.concurrency_groups import concurrency_group, group_context
 from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun
 from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
@@ -312,8 +313,8 @@ def plan(
         )
         group, cancel = None, False
         if pipeline.concurrency:
-            context = triggers.group_context(selection, repository=source.name, commit=commit)
-            group = f"{source.name}:{triggers.concurrency_group(pipeline.concurrency['group'], context)}"
+            context = group_context(selection, repository=source.name, commit=commit)
+            group = f"{source.name}:{concurrency_group(pipeline.concurrency['group'], context)}"
             cancel = bool(pipeline.concurrency.get("cancel_in_progress"))
         key = JobKey(source.name, commit, selection.path, selection.key)
         planned.append(Planned(key, job, group, cancel, selection.reason))

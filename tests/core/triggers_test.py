@@ -16,19 +16,13 @@ import pytest
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.events import ZERO_COMMIT, Manual, PullRequest, Push, Tick
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.core.triggers import (
     Candidate,
-    Command,
     Selection,
-    command_allowed,
-    concurrency_group,
     explain_manual,
     explain_pull_request,
     explain_push,
     explain_tick,
-    group_context,
-    parse_command,
     select_manual,
     select_pull_request,
     select_push,
@@ -425,145 +419,6 @@ def test_trigger_key_for_each_event(trigger, key):
 def test_trigger_key_refuses_an_event_it_cannot_tell_apart():
     with pytest.raises(ValueError, match="'rerun' trigger needs an 'id'"):
         trigger_key({"event": "rerun"})
-
-
-# --- concurrency placeholders ----------------------------------------------------------------------------------
-
-
-def test_placeholders_are_the_ones_the_pipeline_check_allows():
-    assert tuple(triggers.PLACEHOLDERS) == CONCURRENCY_PLACEHOLDERS
-    assert triggers.CONCURRENCY_PLACEHOLDERS is CONCURRENCY_PLACEHOLDERS
-    assert all(doc and "\n" not in doc for doc in triggers.PLACEHOLDERS.values())
-
-
-CONTEXT = {
-    "ref": "refs/heads/main",
-    "branch": "main",
-    "pr": "",
-    "sha": AFTER,
-    "pipeline": "train",
-    "repository": REPO,
-    "event": "push",
-}
-
-
-@pytest.mark.parametrize(
-    "template, expanded",
-    [
-        ("deploy-${{ branch }}", "deploy-main"),
-        ("deploy-${{branch}}", "deploy-main"),
-        ("${{  pipeline  }}/${{ ref }}", "train/refs/heads/main"),
-        ("${{ repository }}@${{ sha }} (${{ event }})", f"{REPO}@{AFTER} (push)"),
-        ("pr-${{ pr }}", "pr-"),  # no value: empty
-        ("fixed-name", "fixed-name"),
-    ],
-)
-def test_concurrency_group_expands_placeholders(template, expanded):
-    assert concurrency_group(template, CONTEXT) == expanded
-
-
-def test_concurrency_group_with_a_missing_name_expands_to_empty():
-    assert concurrency_group("x-${{ branch }}-${{ pr }}", {"branch": "dev"}) == "x-dev-"
-
-
-def sel(trigger: dict, name: str = "train") -> Selection:
-    return Selection("pipelines/train.yaml", name, trigger, trigger_key(trigger), "why")
-
-
-@pytest.mark.parametrize(
-    "trigger, ref, branch, pr",
-    [
-        ({"event": "push", "ref": "refs/heads/feature/x"}, "refs/heads/feature/x", "feature/x", ""),
-        ({"event": "push", "ref": "refs/tags/v1"}, "refs/tags/v1", "", ""),
-        (
-            {"event": "pull_request", "number": 12, "head_ref": "feature/x", "base_ref": "main"},
-            "refs/pull/12/head",
-            "feature/x",
-            "12",
-        ),
-        ({"event": "schedule", "cron": "0 3 * * *", "at": AT}, "", "", ""),
-        ({"event": "manual", "ref": "main", "request_id": "r"}, "refs/heads/main", "main", ""),
-        ({"event": "manual", "ref": "refs/tags/v2", "request_id": "r"}, "refs/tags/v2", "", ""),
-        ({"event": "manual", "ref": AFTER, "request_id": "r"}, "", "", ""),
-        ({"event": "rerun", "id": "x", "ref": "refs/heads/dev"}, "refs/heads/dev", "dev", ""),
-    ],
-)
-def test_group_context_for_each_event(trigger, ref, branch, pr):
-    context = group_context(sel(trigger), repository=REPO, commit=AFTER)
-    assert context == {
-        "ref": ref,
-        "branch": branch,
-        "pr": pr,
-        "sha": AFTER,
-        "pipeline": "train",
-        "repository": REPO,
-        "event": trigger["event"],
-    }
-    assert set(context) == set(CONCURRENCY_PLACEHOLDERS)
-
-
-def test_a_checked_pipelines_group_expands_for_a_pull_request():
-    c = candidate(
-        "pull_request",
-        name="deploy",
-        concurrency={"group": "${{ pipeline }}-pr${{ pr }}-${{ branch }}", "cancel_in_progress": True},
-    )
-    [selection] = select_pull_request([c], pull_request(), changed=None)
-    context = group_context(selection, repository=REPO, commit=AFTER)
-    assert concurrency_group(selection.concurrency["group"], context) == "deploy-pr12-feature/x"
-
-
-# --- /fasttrack commands -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "body, command",
-    [
-        ("/fasttrack run", Command("run", None)),
-        ("/fasttrack run train", Command("run", "train")),
-        ("/fasttrack run pipelines/train.yaml", Command("run", "pipelines/train.yaml")),
-        ("   /FastTrack   RUN    train   ", Command("run", "train")),
-        ("/fasttrack\trun\ttrain", Command("run", "train")),
-        ("/fasttrack retest", Command("retest", None)),
-        ("/fasttrack cancel", Command("cancel", None)),
-        ("/fasttrack ok-to-test", Command("ok-to-test", None)),
-        ("/fasttrack OK-TO-TEST", Command("ok-to-test", None)),
-        ("Looks good to me.\n\n/fasttrack retest\nThanks!", Command("retest", None)),
-        ("Looks good\r\n/fasttrack cancel\r\n", Command("cancel", None)),
-        ("/fasttrack cancel\n/fasttrack run", Command("cancel", None)),  # the first command line wins
-        ("/fasttrack deploy now", Command("unknown", "deploy")),
-        ("/fasttrack Deploy", Command("unknown", "Deploy")),  # as written, for the reply
-        ("/fasttrack", Command("unknown", None)),
-        ("please /fasttrack run", None),  # not at the start of a line
-        ("> /fasttrack run", None),  # a quote of someone's command
-        ("```\n/fasttrack run\n```", None),  # an example in a code block
-        ("```\n/fasttrack run\n```\n/fasttrack retest", Command("retest", None)),
-        ("/fasttracker run", None),
-        ("`/fasttrack run`", None),
-        ("", None),
-        ("LGTM", None),
-    ],
-)
-def test_parse_command(body, command):
-    assert parse_command(body) == command
-
-
-@pytest.mark.parametrize(
-    "association, allowed",
-    [
-        ("OWNER", True),
-        ("MEMBER", True),
-        ("COLLABORATOR", True),
-        ("member", True),
-        ("CONTRIBUTOR", False),
-        ("FIRST_TIME_CONTRIBUTOR", False),
-        ("FIRST_TIMER", False),
-        ("NONE", False),
-        ("", False),
-    ],
-)
-def test_only_owners_members_and_collaborators_may_command(association, allowed):
-    assert command_allowed(association) is allowed
 
 
 # --- the module stays pure -------------------------------------------------------------------------------------

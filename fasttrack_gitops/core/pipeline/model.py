@@ -21,7 +21,7 @@ SERVICE_TYPES = ("deployment", "serving")
 # The keys fasttrack-gitops adds to the FastTrack format; FastTrack itself does not know them.
 GITOPS_PIPELINE_KEYS = ("on", "concurrency", "notify")
 GITOPS_TASK_KEYS = ("code", "timeout", "cache")
-# The ${{ name }} placeholders a concurrency group may use; triggers.PLACEHOLDERS documents each
+# The ${{ name }} placeholders a concurrency group may use; concurrency_groups.PLACEHOLDERS documents each
 # and fills them in. Kept here so the semantic check needs nothing outside the pipeline package.
 CONCURRENCY_PLACEHOLDERS = ("ref", "branch", "pr", "sha", "pipeline", "repository", "event")
 

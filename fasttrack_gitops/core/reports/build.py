@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import (
     JobStatus,
     JobView,
@@ -34,7 +35,6 @@ from fasttrack_gitops.core.pipeline.units import format_duration
 from fasttrack_gitops.core.render.graph import mermaid
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, cell, code, fence_for, fit, inline, shorten
 from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
-from fasttrack_gitops.core.triggers import Gate
 
 MERMAID_MAX = 50_000  # Mermaid's default maxTextSize: a bigger graph shows as an error instead
 MERMAID_EDGES = 500  # Mermaid's default maxEdges, the same

@@ -22,8 +22,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskState
-from fasttrack_gitops.core.triggers import Gate
 from fasttrack_gitops.engine.state.migrations import translated, writing
 from fasttrack_gitops.engine.state.store import Store, StoreError
 

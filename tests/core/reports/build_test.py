@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.events import PullRequest
 from fasttrack_gitops.core.job import Outcome, PipelineJob, TaskState, freeze, freeze_invalid
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.reports.build import MAX_BYTES, conclusion, fit, gate_report, job_report
 from fasttrack_gitops.core.reports.model import JobReport, TaskRow
-from fasttrack_gitops.core.triggers import Gate
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
 from fasttrack_gitops.engine.runner import JobRunner

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from engine.reporters.contract_server import Answer, ContractServer, Request
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
-from fasttrack_gitops.core.webhooks import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
+from fasttrack_gitops.core.webhooks.github import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
 from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig
 from fasttrack_gitops.engine.reporters.github import (
     RERUN_FAILED,

@@ -1,8 +1,7 @@
-"""Webhook deliveries, fed the real payload files from tests/data/contracts and signed the way GitHub signs them."""
+"""GitHub deliveries, fed the real payload files from tests/data/contracts and signed the way GitHub signs them."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import hmac
@@ -12,39 +11,14 @@ from urllib.parse import urlencode
 
 import jsonschema
 import pytest
+from core.webhooks.conftest import load, on_a_pull_request, refused
 
 from fasttrack_gitops.core.events import ZERO_COMMIT, Comment, PullRequest, Push, Rerequest
-from fasttrack_gitops.core.webhooks import (
-    DELETED_FORK,
-    Delivery,
-    WebhookError,
-    check_size,
-    parse_github,
-    parse_gitlab,
-    verify_github,
-    verify_gitlab,
-)
+from fasttrack_gitops.core.webhooks import DELETED_FORK, Delivery
+from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
 
 SECRET = "s3cret-for-tests"
-TOKEN = "gitlab-token-for-tests"
 SHA = "5bd5f196a46b8222fb7484f05faba41a73cf34bd"
-
-
-# ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def hooks(contracts: Path) -> Path:
-    return contracts / "github-webhooks"
-
-
-@pytest.fixture
-def gitlab_hooks(contracts: Path) -> dict:
-    return json.loads((contracts / "gitlab.json").read_text())["webhooks"]
-
-
-def load(hooks: Path, name: str) -> dict:
-    return json.loads((hooks / name).read_text())
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
@@ -69,18 +43,6 @@ def deliver(
     }
     verify_github(body, headers["X-Hub-Signature-256"], SECRET)
     return parse_github(headers, body)
-
-
-def gitlab(event: str, payload: dict, **headers: str) -> Delivery:
-    verify_gitlab(TOKEN, TOKEN)
-    return parse_gitlab({"X-Gitlab-Event": event, "X-Gitlab-Token": TOKEN, **headers}, json.dumps(payload).encode())
-
-
-def refused(status: int, call, *args) -> str:
-    with pytest.raises(WebhookError) as caught:
-        call(*args)
-    assert caught.value.status == status, str(caught.value)
-    return str(caught.value)
 
 
 # ---------------------------------------------------------------- the fixtures are real
@@ -117,12 +79,7 @@ def test_every_github_payload_still_validates_against_its_octokit_schema(hooks: 
         assert found == sorted(known), payload_file  # octokit's own captures: none; GitHub's examples: the recorded few
 
 
-def test_the_gitlab_examples_still_validate_against_their_schemas(gitlab_hooks: dict):
-    for hook in gitlab_hooks.values():
-        jsonschema.Draft202012Validator(hook["schema"]).validate(hook["example"])
-
-
-# ---------------------------------------------------------------- GitHub signatures
+# ---------------------------------------------------------------- signatures
 
 
 def test_githubs_documented_test_vector_verifies():
@@ -180,32 +137,7 @@ def test_refusals_never_show_the_secret_or_the_expected_digest():
         assert SECRET not in message and expected not in message
 
 
-# ---------------------------------------------------------------- GitLab tokens and body size
-
-
-def test_gitlab_token_that_matches_is_accepted():
-    verify_gitlab(TOKEN, TOKEN)
-
-
-@pytest.mark.parametrize("header, word", [(None, "missing"), ("", "missing"), ("nope", "does not match")])
-def test_gitlab_token_missing_or_wrong_is_refused(header, word):
-    message = refused(401, verify_gitlab, header, TOKEN)
-    assert word in message and TOKEN not in message
-
-
-@pytest.mark.parametrize("token", [None, ""])
-def test_gitlab_without_a_configured_token_refuses_everything(token):
-    assert "webhooks are refused" in refused(401, verify_gitlab, "anything", token)
-
-
-def test_size_limit():
-    check_size(None, 10)  # chunked: the reader caps it
-    check_size(10, 10)
-    assert "11 bytes; the limit is 10" in refused(413, check_size, 11, 10)
-    refused(400, check_size, -1, 10)
-
-
-# ---------------------------------------------------------------- GitHub push
+# ---------------------------------------------------------------- push
 
 
 def test_push_of_a_tag_deletion_parses_with_the_zero_commit(hooks: Path):
@@ -266,7 +198,7 @@ def test_push_default_branch_falls_back_to_master_branch(hooks: Path):
     assert deliver("push", payload).record.default_branch == "trunk"
 
 
-# ---------------------------------------------------------------- GitHub pull requests
+# ---------------------------------------------------------------- pull requests
 
 
 @pytest.mark.parametrize(
@@ -317,14 +249,7 @@ def test_pull_request_whose_fork_was_deleted_is_a_fork(hooks: Path):
     assert record.head_sha == "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 
 
-# ---------------------------------------------------------------- GitHub comments
-
-
-def on_a_pull_request(payload: dict) -> dict:
-    payload = copy.deepcopy(payload)
-    number = payload["issue"]["number"]
-    payload["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/Codertocat/Hello-World/pulls/{number}"}
-    return payload
+# ---------------------------------------------------------------- comments
 
 
 @pytest.mark.parametrize(
@@ -358,7 +283,7 @@ def test_edited_or_deleted_comments_are_ignored(hooks: Path, action: str):
     assert delivery.record is None and delivery.ignored == f"issue_comment action {action!r} does not trigger"
 
 
-# ---------------------------------------------------------------- GitHub re-runs
+# ---------------------------------------------------------------- re-runs
 
 
 def test_check_run_rerequested(hooks: Path):
@@ -435,7 +360,7 @@ def test_other_check_suite_actions_are_ignored(hooks: Path, action: str):
     assert deliver("check_suite", payload).ignored == f"check_suite action {action!r} does not trigger"
 
 
-# ---------------------------------------------------------------- GitHub: ignored events, headers, form bodies
+# ---------------------------------------------------------------- ignored events, headers, form bodies
 
 
 def test_ping_is_accepted_and_ignored():
@@ -491,97 +416,6 @@ def test_form_without_a_payload_field_is_malformed():
     assert "malformed" in refused(400, parse_github, headers, b"payload=%FF")
 
 
-# ---------------------------------------------------------------- GitHub: malformed payloads name the field
-
-
-def malformed(event: str, body: bytes) -> str:
-    return refused(400, parse_github, {"X-GitHub-Event": event, "X-GitHub-Delivery": "abc"}, body)
-
-
-@pytest.mark.parametrize(
-    "body, words",
-    [
-        (b'{"ref": ', "not valid JSON"),
-        (b"\xff\xfe{}", "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object, not an array"),
-        (b'"push"', "must be a JSON object, not a string"),
-        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-    ],
-)
-def test_bodies_that_are_not_a_json_object(body: bytes, words: str):
-    assert words in malformed("push", body)
-
-
-def test_push_without_after(hooks: Path):
-    payload = load(hooks, "push.payload.json")
-    del payload["after"]
-    assert malformed("push", json.dumps(payload).encode()) == "push payload: 'after' is missing"
-
-
-def test_push_without_ref(hooks: Path):
-    payload = load(hooks, "push.payload.json")
-    del payload["ref"]
-    assert "'ref' is missing" in malformed("push", json.dumps(payload).encode())
-
-
-def test_repository_without_full_name(hooks: Path):
-    payload = load(hooks, "check_suite.rerequested.payload.json")
-    del payload["repository"]["full_name"]
-    assert malformed("check_suite", json.dumps(payload).encode()) == (
-        "check_suite payload: 'repository.full_name' is missing"
-    )
-
-
-@pytest.mark.parametrize(
-    "name, event, change, words",
-    [
-        (
-            "pull_request.opened.payload.json",
-            "pull_request",
-            lambda p: p.update(number="2"),
-            "'number' must be an integer, not a string",
-        ),
-        (
-            "pull_request.opened.payload.json",
-            "pull_request",
-            lambda p: p.update(number=True),
-            "'number' must be an integer, not a boolean",
-        ),
-        (
-            "pull_request.opened.payload.json",
-            "pull_request",
-            lambda p: p.update(repository=[]),
-            "'repository' must be an object, not an array",
-        ),
-        (
-            "pull_request.opened.payload.json",
-            "pull_request",
-            lambda p: p["pull_request"]["head"].update(sha=None),
-            "'pull_request.head.sha' must be a string, not null",
-        ),
-        ("push.payload.json", "push", lambda p: p.update(forced="yes"), "'forced' must be a boolean, not a string"),
-        ("push.payload.json", "push", lambda p: p.update(before="--upload-pack=evil"), "'before' must be a commit id"),
-        (
-            "push.payload.json",
-            "push",
-            lambda p: p.update(installation={"id": "1"}),
-            "'installation.id' must be an integer, not a string",
-        ),
-        (
-            "issue_comment.created.payload.json",
-            "issue_comment",
-            lambda p: p.update(on_a_pull_request(p), comment={"body": 7}),
-            "'comment.body' must be a string, not an integer",
-        ),
-    ],
-)
-def test_wrong_types_name_the_field(hooks: Path, name, event, change, words):
-    payload = load(hooks, name)
-    change(payload)
-    message = malformed(event, json.dumps(payload).encode())
-    assert message.startswith(f"{event} payload: ") and words in message
-
-
 def test_a_burst_of_the_same_body_parses_every_time(hooks: Path):
     body = (hooks / "push.with-installation.payload.json").read_bytes()
     deliveries = [parse_github({"X-GitHub-Event": "push", "X-GitHub-Delivery": str(i)}, body) for i in range(10_000)]
@@ -593,152 +427,3 @@ def test_a_delivery_is_frozen(hooks: Path):
     delivery = deliver("push", (hooks / "push.payload.json").read_bytes())
     with pytest.raises(dataclasses.FrozenInstanceError):
         delivery.id = "other"  # type: ignore[misc]
-
-
-# ---------------------------------------------------------------- GitLab
-
-
-def test_gitlab_push(gitlab_hooks: dict):
-    hook = gitlab_hooks["push"]
-    delivery = gitlab(hook["header"]["X-Gitlab-Event"], hook["example"])
-    assert (delivery.provider, delivery.event, delivery.action, delivery.installation_id) == (
-        "gitlab",
-        "Push Hook",
-        None,
-        None,
-    )
-    assert delivery.record == Push(
-        repository="mike/diaspora",
-        ref="refs/heads/master",
-        before="95790bf891e76fee5e1747ab589903a6a1f80f22",
-        after="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-        forced=False,
-        default_branch="master",
-        sender="jsmith",
-    )
-
-
-def test_gitlab_tag_push_and_branch_deletion(gitlab_hooks: dict):
-    payload = copy.deepcopy(gitlab_hooks["push"]["example"])
-    payload.update(object_kind="tag_push", ref="refs/tags/v1.0", after=ZERO_COMMIT, checkout_sha=None, commits=[])
-    record = gitlab("Tag Push Hook", payload).record
-    assert (record.ref, record.deleted) == ("refs/tags/v1.0", True)
-
-
-def test_gitlab_merge_request_opened(gitlab_hooks: dict):
-    payload = gitlab_hooks["merge_request"]["example"]
-    delivery = gitlab("Merge Request Hook", payload)
-    assert (delivery.action, delivery.repository) == ("open", "gitlabhq/gitlab-test")
-    assert delivery.record == PullRequest(
-        repository="gitlabhq/gitlab-test",
-        action="opened",
-        number=1,
-        head_sha="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-        head_ref="ms-viewport",
-        head_repository="awesome_space/awesome_project",
-        base_ref="master",
-        author="root",
-        author_association="",
-        sender="root",
-    )
-    assert delivery.record.from_fork  # the documented example's source project is not its project
-
-
-def test_gitlab_merge_request_from_the_same_project_is_not_a_fork(gitlab_hooks: dict):
-    payload = copy.deepcopy(gitlab_hooks["merge_request"]["example"])
-    payload["object_attributes"]["source"]["path_with_namespace"] = payload["project"]["path_with_namespace"]
-    assert not gitlab("Merge Request Hook", payload).record.from_fork
-
-
-@pytest.mark.parametrize(
-    "action, oldrev, expected",
-    [
-        ("update", "95790bf891e76fee5e1747ab589903a6a1f80f22", "synchronize"),
-        ("update", None, "edited"),
-        ("reopen", None, "reopened"),
-        ("close", None, "closed"),
-        ("merge", None, "merged"),
-        ("approved", None, "approved"),
-    ],
-)
-def test_gitlab_merge_request_actions_speak_githubs_words(gitlab_hooks: dict, action, oldrev, expected):
-    payload = copy.deepcopy(gitlab_hooks["merge_request"]["example"])
-    payload["object_attributes"]["action"] = action
-    if oldrev:
-        payload["object_attributes"]["oldrev"] = oldrev
-    delivery = gitlab("Merge Request Hook", payload)
-    assert (delivery.action, delivery.record.action) == (action, expected)
-
-
-def test_gitlab_merge_request_without_its_last_commit_is_malformed(gitlab_hooks: dict):
-    payload = copy.deepcopy(gitlab_hooks["merge_request"]["example"])
-    del payload["object_attributes"]["last_commit"]
-    message = refused(400, parse_gitlab, {"X-Gitlab-Event": "Merge Request Hook"}, json.dumps(payload).encode())
-    assert message == "Merge Request Hook payload: 'object_attributes.last_commit.id' is missing"
-
-
-def note(noteable_type: str = "MergeRequest", **attributes) -> dict:
-    """A Note Hook as GitLab's "Comment events" docs show it (the contracts folder has no Note Hook example)."""
-    return {
-        "object_kind": "note",
-        "event_type": "note",
-        "user": {"id": 1, "name": "Administrator", "username": "root"},
-        "project_id": 5,
-        "project": {"id": 5, "path_with_namespace": "gitlabhq/gitlab-test", "default_branch": "master"},
-        "object_attributes": {
-            "id": 1244,
-            "note": "/fasttrack run train",
-            "noteable_type": noteable_type,
-            "system": False,
-            "action": "create",
-            **attributes,
-        },
-        "merge_request": {"id": 7, "iid": 1, "source_branch": "ms-viewport", "target_branch": "master"},
-    }
-
-
-def test_gitlab_comment_on_a_merge_request():
-    delivery = gitlab("Note Hook", note())
-    assert delivery.record == Comment(
-        repository="gitlabhq/gitlab-test", number=1, body="/fasttrack run train", author="root", author_association=""
-    )
-
-
-@pytest.mark.parametrize(
-    "payload, reason",
-    [
-        (note("Issue"), "note on 'Issue', not on a merge request"),
-        (note(action="update"), "note action 'update' does not trigger"),
-        (note(system=True), "system note"),
-    ],
-)
-def test_gitlab_comments_that_do_not_trigger(payload, reason):
-    delivery = gitlab("Note Hook", payload)
-    assert (delivery.record, delivery.ignored, delivery.repository) == (None, reason, "gitlabhq/gitlab-test")
-
-
-def test_gitlab_unknown_hook_is_ignored():
-    delivery = gitlab("Pipeline Hook", {"object_kind": "pipeline", "project": {"path_with_namespace": "a/b"}})
-    assert delivery.record is None and delivery.ignored == "unsupported event 'Pipeline Hook'"
-    assert delivery.repository == "a/b"
-
-
-def test_gitlab_without_an_event_header_is_malformed():
-    assert "X-Gitlab-Event" in refused(400, parse_gitlab, {"X-Gitlab-Token": TOKEN}, b"{}")
-
-
-def test_gitlab_delivery_id_prefers_the_idempotency_key(gitlab_hooks: dict):
-    body = json.dumps(gitlab_hooks["push"]["example"]).encode()
-    both = {"X-Gitlab-Event": "Push Hook", "Idempotency-Key": "key-1", "X-Gitlab-Webhook-UUID": "uuid-1"}
-    assert parse_gitlab(both, body).id == "key-1"
-    assert parse_gitlab({"X-Gitlab-Event": "Push Hook", "x-gitlab-webhook-uuid": "uuid-1"}, body).id == "uuid-1"
-    assert parse_gitlab({"X-Gitlab-Event": "Push Hook"}, body).id == hashlib.sha256(body).hexdigest()
-
-
-def test_gitlab_event_uuid_is_not_a_delivery_id(gitlab_hooks: dict):
-    # One push of two branches: two Push Hooks sharing one recursion-detection X-Gitlab-Event-UUID.
-    shared = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "same-request"}
-    main = gitlab_hooks["push"]["example"]
-    other = {**main, "ref": "refs/heads/other"}
-    ids = {parse_gitlab(shared, json.dumps(p).encode()).id for p in (main, other)}
-    assert len(ids) == 2
