@@ -1,8 +1,8 @@
 """The executor protocol: what the runner hands over for one attempt, and what it gets back.
 
 An executor runs one attempt of one task instance to its end: a local process
-group (`local`) or a Backend.AI compute session (`backendai`). Each is a
-module with one class implementing `Executor`; simple ones reuse the shared
+group (`local`) or a Backend.AI compute session (`backendai`, a package).
+Each is a module with one class implementing `Executor`; simple ones reuse the shared
 defaults below, the way pre-commit's languages reuse `basic_health_check`.
 Adding an executor is one new module and one line in `EXECUTORS`.
 """

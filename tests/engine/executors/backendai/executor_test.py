@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import alive
-from engine.executors import backendai_fixtures as fixtures
-from engine.executors.backendai_fixtures import JOB, TREE, attempt, run
+from engine.executors.backendai import fixtures
+from engine.executors.backendai.fixtures import JOB, TREE, attempt, run
 
 from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
@@ -26,8 +26,8 @@ from fasttrack_gitops.core.pipeline.model import Mount, Resources
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
-from fasttrack_gitops.engine.executors import backendai_layout as layout
-from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor, session_spec
+from fasttrack_gitops.engine.executors.backendai import layout
+from fasttrack_gitops.engine.executors.backendai.executor import BackendAIExecutor, session_spec
 from fasttrack_gitops.engine.runner import JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -180,7 +180,7 @@ def test_the_session_carries_the_task_the_folders_and_the_layout(make_spec):
 
 
 def test_the_registry_names_it_and_credentials_come_from_the_environment(monkeypatch):
-    assert EXECUTORS["backendai"] == "fasttrack_gitops.engine.executors.backendai:BackendAIExecutor"
+    assert EXECUTORS["backendai"] == "fasttrack_gitops.engine.executors.backendai.executor:BackendAIExecutor"
     for name in ("BACKEND_ENDPOINT", "BACKEND_ACCESS_KEY", "BACKEND_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(Exception, match="BACKEND_ENDPOINT"):

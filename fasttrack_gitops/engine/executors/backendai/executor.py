@@ -10,7 +10,7 @@ What one attempt does (calls to the manager in brackets):
    `code/<tree id>/` in that folder unless its marker `.ftg-complete` is there
    already [one listing; when missing, the upload, then the marker last].
    The layout of the folder is datafolder.py's, the session's startup script
-   backendai_layout.py's; the session mounts the folder at /pipeline/ftg-folder.
+   layout.py's; the session mounts the folder at /pipeline/ftg-folder.
 3. The session, named `session_name(job id, task, attempt)`: the event stream
    is opened first (it has no replay) [GET /events/session], then the session
    is enqueued [POST /session] with the task's image, resources (cpu, mem, the
@@ -93,7 +93,7 @@ from fasttrack_gitops.engine.backendai.sessions import (
     session_name,
     session_result,
 )
-from fasttrack_gitops.engine.executors import backendai_layout as layout
+from fasttrack_gitops.engine.executors.backendai import layout
 from fasttrack_gitops.engine.executors.base import (
     AttemptResult,
     AttemptSpec,

@@ -15,7 +15,7 @@ from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
 from fasttrack_gitops.engine.backendai.retry import RetryPolicy
-from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor
+from fasttrack_gitops.engine.executors.backendai.executor import BackendAIExecutor
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
 
 JOB = "20261128-101530-3fa9c1"
