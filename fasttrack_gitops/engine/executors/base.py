@@ -110,6 +110,11 @@ def timed_out(seconds: float) -> str:
     return f"timed out after {format_seconds(seconds)}"
 
 
+def oserror_message(e: OSError) -> str:
+    """An OSError in words, for messages: its reason, and the file it names."""
+    return f"{e.strerror or e}: {e.filename}" if e.filename else (e.strerror or str(e))
+
+
 def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:
     """An attempt that could not start: ERROR, its reason (masked) also written to the attempt's log."""
     from fasttrack_gitops.engine.executors.logcap import LogCapture
