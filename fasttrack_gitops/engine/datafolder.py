@@ -17,7 +17,7 @@ copy of a task's code (its working directory), copied from <state dir>/trees/<tr
 code tree is materialised once. In Backend.AI the pipeline data folder is one vfolder per (repository,
 pipeline), named by `folder_name`, holding jobs/<job id>/ (the job's folder) and code/<tree id>/ (a
 task's code, uploaded once); every session mounts it at FOLDER_MOUNT and its startup script
-(executors/backendai_layout.py) links the /pipeline paths into it.
+(executors/backendai/layout.py) links the /pipeline paths into it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Executors: where a task's attempts run. One module per executor, behind `base.Executor`.
+"""Executors: where a task's attempts run. One module per executor (`backendai` is a package), behind `base.Executor`.
 
 The registry names each executor's class by import path, so choosing one
 imports only that one (the Backend.AI executor pulls in httpx; `local` does not).
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 EXECUTORS = {
     "local": "fasttrack_gitops.engine.executors.local:LocalExecutor",
-    "backendai": "fasttrack_gitops.engine.executors.backendai:BackendAIExecutor",
+    "backendai": "fasttrack_gitops.engine.executors.backendai.executor:BackendAIExecutor",
 }
 
 

@@ -1,8 +1,8 @@
 """The executor protocol: what the runner hands over for one attempt, and what it gets back.
 
 An executor runs one attempt of one task instance to its end: a local process
-group (`local`) or a Backend.AI compute session (`backendai`). Each is a
-module with one class implementing `Executor`; simple ones reuse the shared
+group (`local`) or a Backend.AI compute session (`backendai`, a package).
+Each is a module with one class implementing `Executor`; simple ones reuse the shared
 defaults below, the way pre-commit's languages reuse `basic_health_check`.
 Adding an executor is one new module and one line in `EXECUTORS`.
 """
@@ -108,6 +108,11 @@ def format_seconds(seconds: float) -> str:
 
 def timed_out(seconds: float) -> str:
     return f"timed out after {format_seconds(seconds)}"
+
+
+def oserror_message(e: OSError) -> str:
+    """An OSError in words, for messages: its reason, and the file it names."""
+    return f"{e.strerror or e}: {e.filename}" if e.filename else (e.strerror or str(e))
 
 
 def error_result(spec: AttemptSpec, started_at: float, message: str, **capture: int) -> AttemptResult:

@@ -1,4 +1,12 @@
-"""Handles of local task processes: how a restarted runner recognises, and stops, an attempt's process group.
+"""Local task processes: one started as a process group, followed to its end, and found again after a restart.
+
+`start_group` runs a command as the leader of its own session (so its whole
+process group can be killed), with stdin from /dev/null and stdout + stderr
+in one non-blocking pipe; `ProcessGroup` follows it on the event loop, no
+thread per process: its exit through a pidfd (Linux >= 5.3; else polled with
+waitid(WNOWAIT)), its output read into the log as it comes, and kills the
+group. The group is never signalled once its leader was reaped: its id may
+belong to someone else then.
 
 A runner killed with -9 leaves its tasks' process groups running (each leads
 its own session). The handle stored with the attempt names the group leader
@@ -8,12 +16,163 @@ that the kernel has since given to another process is never signalled.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import signal
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fasttrack_gitops.engine.executors.logcap import LogCapture
+
+DRAIN_TIMEOUT = 0.5  # seconds to wait for the pipe to close once the group is killed (a setsid escapee holds it)
+PIPE_SIZE = 1 << 20  # fewer, larger reads of a chatty task (Linux; silently skipped where not allowed)
+FLUSH_INTERVAL = 0.5  # seconds: how stale a followed log may be
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def start_group(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> tuple[subprocess.Popen, int]:
+    """Start argv leading a new session; the process and the read end of its (non-blocking) output pipe."""
+    read_fd, write_fd = os.pipe()
+    try:
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            try:
+                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # over the per-user pipe budget: the default size works, only slower
+        os.set_blocking(read_fd, False)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+class ProcessGroup:
+    """One running process group: its exit, its output (into the log), its kill."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen, read_fd: int, log: LogCapture, buffer: bytearray
+    ):
+        self.loop = loop
+        self._buffer = buffer
+        self._view = memoryview(buffer)
+        self.proc = proc
+        self.pgid = proc.pid  # start_new_session: the leader leads its own group
+        self.log = log
+        self.exited = loop.create_future()  # the leader ended (not yet reaped, so its group id stays ours)
+        self.eof = loop.create_future()
+        self._read_fd: int | None = read_fd
+        self._flush: asyncio.TimerHandle | None = None
+        self._pidfd: int | None = None
+        self._poller: asyncio.Task | None = None
+        loop.add_reader(read_fd, self._on_output)
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # not Linux >= 5.3: poll with waitid(WNOWAIT)
+            self._poller = loop.create_task(self._poll_exit())
+        else:
+            loop.add_reader(self._pidfd, self._on_exit)
+
+    def signal(self, sig: int) -> None:
+        """Signal the whole group (a no-op once it is gone)."""
+        if self.proc.returncode is not None:
+            return  # reaped: the group id may belong to someone else now
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def finish(self) -> int:
+        """After the leader exited: kill what it left in its group, reap it, drain and close the log."""
+        self.signal(signal.SIGKILL)
+        returncode = self.proc.poll()
+        if returncode is None:  # exited but not reapable yet: cannot happen after `exited`, but never hang
+            returncode = await self.loop.run_in_executor(None, self.proc.wait)
+        if not self.eof.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self.eof), DRAIN_TIMEOUT)
+            except asyncio.TimeoutError:
+                pass
+        self._close_output()
+        return returncode
+
+    def abandon(self) -> None:
+        """Leaving early (an exception or our own cancellation): kill everything now, release fds."""
+        if self.proc.returncode is None:
+            self.signal(signal.SIGKILL)
+            self.proc.poll()  # reaped now if already dead; otherwise subprocess reaps it later
+        self._stop_watching_exit()
+        self._close_output()
+
+    def _on_output(self) -> None:
+        assert self._read_fd is not None  # the reader is removed before the fd is closed
+        try:
+            n = os.readv(self._read_fd, [self._buffer])
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if n:
+            self.log.write(self._view[:n])  # consumed before returning: the buffer is shared
+            if self._flush is None:
+                self._flush = self.loop.call_later(FLUSH_INTERVAL, self._flush_log)
+        else:
+            self.loop.remove_reader(self._read_fd)
+            if not self.eof.done():
+                self.eof.set_result(None)
+
+    def _flush_log(self) -> None:
+        self._flush = None
+        self.log.flush()
+
+    def _on_exit(self) -> None:
+        self._stop_watching_exit()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    async def _poll_exit(self) -> None:
+        delay = 0.001
+        while True:
+            try:  # WNOHANG: never blocks; WNOWAIT: leaves it unreaped, so its group id stays ours
+                if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):  # noqa: ASYNC222
+                    break
+            except ChildProcessError:  # someone else reaped it
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        self._poller = None
+        self._on_exit()
+
+    def _stop_watching_exit(self) -> None:
+        if self._pidfd is not None:
+            self.loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    def _close_output(self) -> None:
+        if self._read_fd is not None:
+            self.loop.remove_reader(self._read_fd)
+            os.close(self._read_fd)
+            self._read_fd = None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self.log.close()
 
 
 def process_handle(pid: int) -> dict:

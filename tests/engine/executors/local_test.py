@@ -3,89 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
-from conftest import alive
+from engine.executors import local_fixtures
+from engine.executors.local_fixtures import gone, log_of, run, written_pid
 
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import Outcome
-from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor, local, processes
-from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
 from fasttrack_gitops.engine.executors.local import LocalExecutor
 
+group, make_spec = local_fixtures.group, local_fixtures.make_spec  # the fixtures these tests use
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
-
-
-@pytest.fixture
-def make_spec(tmp_path: Path):
-    """make_spec('echo hi', timeout=1) -> an AttemptSpec with two inputs, in folders under tmp_path."""
-    for name in ("work", "in1", "in2", "vfroot"):
-        (tmp_path / name).mkdir()
-    (tmp_path / "in1" / "data.txt").write_text("from the first\n")
-    (tmp_path / "in2" / "data.txt").write_text("from the second\n")
-
-    def _make(command: str, **changes) -> AttemptSpec:
-        spec = AttemptSpec(
-            job_id="20261128-101530-3fa9c1",
-            task=Task(name="train", command=command),
-            number=1,
-            workdir=tmp_path / "work",
-            outputs=tmp_path / "data" / "train" / "outputs",
-            inputs=(tmp_path / "in1", tmp_path / "in2"),
-            vfroot=tmp_path / "vfroot",
-            env={},
-            log_path=tmp_path / "logs" / "train" / "1.log",
-            timeout=None,
-        )
-        return dataclasses.replace(spec, **changes)
-
-    return _make
-
-
-def run(
-    spec: AttemptSpec, *, executor: LocalExecutor | None = None, cancel_after: float | None = None, **options
-) -> AttemptResult:
-    """One attempt on a fresh loop; by default without bubblewrap, so results do not depend on the machine."""
-    options.setdefault("bwrap", False)
-    executor = executor or LocalExecutor(**options)
-
-    async def main() -> AttemptResult:
-        cancel = asyncio.Event()
-        if cancel_after is not None:
-            asyncio.get_running_loop().call_later(cancel_after, cancel.set)
-        return await executor.run(spec, cancel=cancel, started=lambda handle=None: None)
-
-    return asyncio.run(main())
-
-
-def log_of(spec: AttemptSpec) -> str:
-    return spec.log_path.read_text()
-
-
-def gone(pid: int, within: float = 2.0) -> bool:
-    deadline = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def bwrap_usable() -> bool:
-    return asyncio.run(LocalExecutor().sandboxed())
-
-
-needs_bwrap = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is not installed or does not work here")
 
 
 # -- success, output, environment -------------------------------------------
@@ -232,14 +164,6 @@ def test_cancelling_the_run_coroutine_kills_the_task(make_spec, tmp_path):
     assert gone(int((tmp_path / "pid").read_text()))
 
 
-def test_without_pidfds_the_exit_is_polled(make_spec, monkeypatch, tmp_path):
-    monkeypatch.delattr(os, "pidfd_open", raising=False)  # before Linux 5.3, or not Linux
-    assert run(make_spec("exit 4")).exit_code == 4
-    spec = make_spec(f"sleep 300 & echo $! > {tmp_path}/child; sleep 30", timeout=0.3)
-    assert run(spec).outcome == Outcome.TIMED_OUT
-    assert gone(int((tmp_path / "child").read_text()))
-
-
 # -- what cannot start ----------------------------------------------------------
 
 
@@ -333,127 +257,7 @@ def test_an_unknown_executor_is_a_usage_error_naming_the_known_ones():
         get_executor("slurm")
 
 
-# -- bubblewrap ----------------------------------------------------------------------
-
-
-@needs_bwrap
-def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it(make_spec):
-    spec = make_spec(
-        "env | grep ^PIPELINE_ | sort; cat /pipeline/input1/data.txt /pipeline/input2/data.txt; "
-        "echo out > /pipeline/outputs/a; echo seed > /pipeline/output/b; echo shared > /pipeline/vfroot/c; "
-        "test -d /usr && pwd"
-    )
-    result = run(spec, bwrap=True)
-    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
-    assert log_of(spec) == (
-        "PIPELINE_INPUT1=/pipeline/input1\nPIPELINE_INPUT2=/pipeline/input2\nPIPELINE_INPUT_ROOT=/pipeline/input1\n"
-        "PIPELINE_OUTPUT_ROOT=/pipeline/outputs\nPIPELINE_VFROOT=/pipeline/vfroot\n"
-        f"from the first\nfrom the second\n{spec.workdir}\n"
-    )
-    assert (spec.outputs / "a").read_text() == "out\n" and (spec.outputs / "b").read_text() == "seed\n"
-    assert (spec.vfroot / "c").read_text() == "shared\n"
-    assert not os.path.lexists("/pipeline")  # nothing made on the host
-
-
-@needs_bwrap
-def test_under_bwrap_a_killed_shell_shows_as_exit_128_plus_the_signal(make_spec):
-    result = run(make_spec("kill -9 $$"), bwrap=True)
-    assert (result.outcome, result.exit_code, result.message) == (Outcome.FAILED, 137, "")
-
-
-@needs_bwrap
-def test_under_bwrap_a_timeout_still_kills_the_whole_group(make_spec, tmp_path):
-    spec = make_spec(f"sleep 30 & echo $! > {tmp_path}/child; wait", timeout=0.5)
-    began = time.monotonic()
-    result = run(spec, bwrap=None)
-    assert result.outcome == Outcome.TIMED_OUT and time.monotonic() - began < 5
-    assert gone(int((tmp_path / "child").read_text()))
-
-
-@needs_bwrap
-def test_under_bwrap_a_left_behind_child_is_killed(make_spec, tmp_path):
-    spec = make_spec(f"sleep 300 & echo $! > {tmp_path}/child")
-    began = time.monotonic()
-    assert run(spec, bwrap=True).outcome == Outcome.SUCCEEDED
-    assert time.monotonic() - began < 2
-    assert gone(int((tmp_path / "child").read_text()))
-
-
-def test_without_bwrap_the_executor_falls_back_quietly_or_errors_when_required(make_spec, monkeypatch):
-    monkeypatch.setattr(local.shutil, "which", lambda name: None)
-    spec = make_spec('echo "$PIPELINE_OUTPUT_ROOT"')
-    assert run(spec, bwrap=None).outcome == Outcome.SUCCEEDED
-    assert log_of(spec) == f"{spec.outputs}\n"
-    required = run(spec, bwrap=True)
-    assert required.outcome == Outcome.ERROR
-    assert required.message == "bubblewrap is required but does not work here: bwrap is not installed"
-
-
-def test_the_bwrap_probe_runs_once_per_executor(make_spec, monkeypatch):
-    probes = []
-    original = LocalExecutor._probe_bwrap
-
-    async def counting(self):
-        probes.append(1)
-        return await original(self)
-
-    monkeypatch.setattr(LocalExecutor, "_probe_bwrap", counting)
-    executor = LocalExecutor()
-
-    async def main():
-        cancel = asyncio.Event()
-        return await asyncio.gather(
-            *(
-                executor.run(make_spec("true", log_path=spec_log(i)), cancel=cancel, started=lambda handle=None: None)
-                for i in range(4)
-            )
-        )
-
-    def spec_log(i: int) -> Path:
-        return make_spec("true").log_path.with_name(f"{i}.log")
-
-    assert all(r.outcome == Outcome.SUCCEEDED for r in asyncio.run(main()))
-    assert probes == [1]
-
-
-# -- handles: finding, and stopping, what a runner that died left running ---------------------------------------
-
-
-@pytest.fixture
-def group(tmp_path):
-    """group('sh command') -> a real process group (a shell leading its own session); killed at the end."""
-    started: list[subprocess.Popen] = []
-
-    def _start(command: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", command], cwd=tmp_path, start_new_session=True, stdin=subprocess.DEVNULL
-        )
-        started.append(proc)
-        return proc
-
-    yield _start
-    for proc in started:
-        if proc.poll() is None:  # not reaped: the pid, and so the group id, is still this one's
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def written_pid(path: Path) -> int:
-    deadline = time.monotonic() + 30
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} was never written"
-        time.sleep(0.01)
-    return int(path.read_text())
-
-
-def test_the_handle_names_the_group_leader_its_start_time_and_the_boot(group):
-    proc = group("sleep 300")
-    handle = processes.process_handle(proc.pid)
-    assert handle["pgid"] == proc.pid == os.getpgid(proc.pid)
-    assert isinstance(handle["start"], int)
-    assert handle["start"] == int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    assert handle["boot"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    assert json.loads(json.dumps(handle)) == handle  # stored as JSON with the attempt
+# -- a runner that died: the handle, and reattach() ------------------------------------------------------
 
 
 def test_run_hands_the_runner_the_handle_of_the_task_shell(make_spec):
@@ -466,95 +270,6 @@ def test_run_hands_the_runner_the_handle_of_the_task_shell(make_spec):
     assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
     (handle,) = handles
     assert handle["pgid"] == int(log_of(spec)) and handle["start"] is not None
-
-
-def test_stop_orphan_kills_the_whole_group_it_names(group, tmp_path):
-    proc = group(f"sleep 300 & echo $! > {tmp_path}/child; wait")
-    child = written_pid(tmp_path / "child")
-    handle = processes.process_handle(proc.pid)
-
-    assert processes.stop_orphan(handle) == f"its process group {proc.pid}, still running, was stopped"
-
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    assert gone(child, within=30)
-
-
-def test_stop_orphan_of_a_group_that_ended_says_so(group):
-    proc = group("true")
-    handle = processes.process_handle(proc.pid)
-    assert proc.wait(timeout=30) == 0
-
-    assert processes.stop_orphan(handle) == f"its process group {proc.pid} had already ended"
-
-
-def test_stop_orphan_kills_what_is_left_of_a_group_whose_leader_ended(group, tmp_path):
-    proc = group(f"sleep 300 & echo $! > {tmp_path}/child")  # the shell exits, its child stays in the group
-    handle = processes.process_handle(proc.pid)
-    child = written_pid(tmp_path / "child")
-    assert proc.wait(timeout=30) == 0  # reaped: no process has the leader's pid, the group still has its id
-    assert alive(child) and os.getpgid(child) == proc.pid
-
-    try:
-        assert processes.stop_orphan(handle) == f"its process group {proc.pid}, still running, was stopped"
-
-        assert gone(child, within=30)
-    finally:
-        if alive(child):
-            os.kill(child, signal.SIGKILL)
-
-
-def test_a_pid_now_used_by_another_process_is_not_signalled(group):
-    """The kernel gave the pid to someone else: its start time differs from the one recorded."""
-    stranger = group("sleep 300")
-    handle = {**processes.process_handle(stranger.pid)}
-    handle["start"] -= 1  # the process the handle was made for started one tick earlier: not this one
-
-    assert processes.stop_orphan(handle) == f"its process group {stranger.pid} had already ended"
-
-    time.sleep(0.2)
-    assert stranger.poll() is None and alive(stranger.pid)
-
-
-def test_a_handle_from_before_the_machine_restarted_is_not_signalled(group):
-    proc = group("sleep 300")
-    handle = {**processes.process_handle(proc.pid), "boot": "00000000-0000-0000-0000-000000000000"}
-
-    assert processes.stop_orphan(handle) == f"its process group {proc.pid} ended with the machine's restart"
-
-    time.sleep(0.2)
-    assert proc.poll() is None
-
-
-# Never a handle whose pgid is, or could be taken for, 1 (True == 1): as root, killpg(1) is every process of
-# init's group, whoever calls it. Handles that would hit the caller's own group are tried in a child process.
-
-
-@pytest.mark.parametrize("handle", [None, {}, {"pgid": None}, {"pgid": "1234"}, {"pgid": 12.0}])
-def test_without_a_usable_handle_nothing_is_signalled(handle):
-    assert processes.stop_orphan(handle) == "no process was recorded for it"
-
-
-def test_a_handle_naming_our_own_group_or_no_real_group_is_refused():
-    """killpg(0) (or False) is the caller's own group, killpg(-n) an error: checked in a child in a session of
-    its own, so a regression kills only that child."""
-    script = textwrap.dedent("""\
-        import os
-        from fasttrack_gitops.engine.executors.processes import stop_orphan
-        print(os.getpgrp())
-        for pgid in (os.getpgrp(), 0, -5):
-            print(stop_orphan({"pgid": pgid}))
-        print(stop_orphan({"pgid": False}))
-        print("survived")
-        """)
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, start_new_session=True
-    )
-    own, *lines = done.stdout.splitlines()
-    assert lines[-1:] == ["survived"], done.stderr
-    assert lines[:3] == [
-        f"the recorded process group {pgid} is not a task's own, so it was left alone" for pgid in (own, 0, -5)
-    ]
-    assert lines[3] == "no process was recorded for it"
 
 
 def test_reattach_stops_the_orphan_and_reports_the_attempt_interrupted(make_spec, group, tmp_path):

@@ -1,4 +1,4 @@
-"""The `backendai` executor: the pure layout (names, script, session spec), then real attempts against the emulator.
+"""The `backendai` executor: real attempts against the emulator.
 
 The emulator runs each batch session's startup command as a real /bin/sh
 process with the pipeline vfolder linked the way the realstack agent without
@@ -11,176 +11,41 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import alive
-from engine.executors import backendai_fixtures as fixtures
-from engine.executors.backendai_fixtures import JOB, TREE, attempt, run
+from engine.executors.backendai import fixtures
+from engine.executors.backendai.fixtures import FOLDER, JOB, TREE, attempt, run
 
 from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.core.pipeline.model import Mount, Resources
-from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
+from fasttrack_gitops.core.pipeline.model import Resources
+from fasttrack_gitops.engine.backendai.sessions import session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
-from fasttrack_gitops.engine.executors import backendai_layout as layout
-from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor, session_spec
+from fasttrack_gitops.engine.executors.backendai import layout
+from fasttrack_gitops.engine.executors.backendai.executor import BackendAIExecutor
 from fasttrack_gitops.engine.runner import JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
 cluster, make_spec = fixtures.cluster, fixtures.make_spec  # the fixtures these tests use
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the emulator runs POSIX shells")
 
-FOLDER = datafolder.folder_name("/repos/demo", "demo")
 CALLS = {
     ("GET", "/events/session"): 1,
     ("POST", "/session"): 1,
     ("POST", "/admin/gql"): 1,
     ("GET", "/session/{name}/logs"): 1,
 }
-HOSTILE = ["x'; touch pwned; '", "$(touch pwned)", "`touch pwned`", "a\nb; touch pwned", "-rf", "*", '"; exit 9; "']
 
 
 def folder(emu) -> Path:
     return emu.vfolders.directory(FOLDER)
 
 
-# -- the startup script ---------------------------------------------------------------------------------------
-
-
-def test_a_name_that_is_not_one_folder_is_refused():
-    for bad in ("", ".", "..", "a/b", "a\0b"):
-        with pytest.raises(ValueError):
-            layout.startup_script(job_id=JOB, task=bad, dependencies=(), attempt=1, tree=TREE)
-
-
-# -- the startup script, run by a real sh against a folder laid out like the pipeline folder -----------------------
-
-
-def run_script(tmp_path: Path, script: str, command: str, *, tree: str = TREE, env=None) -> subprocess.CompletedProcess:
-    root, cwd = tmp_path / "folder", tmp_path / "kernel"
-    code = root / "code" / tree
-    code.mkdir(parents=True, exist_ok=True)
-    (code / "tool.sh").write_text("#!/bin/sh\necho tool ran\n")  # 0644, as the upload leaves it
-    (code / layout.CODE_MARKER).write_bytes(layout.code_marker(["tool.sh"]))
-    cwd.mkdir(exist_ok=True)
-    environ = {
-        "PATH": os.environ["PATH"],
-        datafolder.FOLDER_VARIABLE: str(root),
-        layout.COMMAND_VARIABLE: command,
-        **(env or {}),
-    }
-    return subprocess.run(
-        ["/bin/sh", "-c", script], cwd=cwd, env=environ, capture_output=True, text=True, timeout=10, check=False
-    )
-
-
-def test_the_script_lays_out_the_job_and_runs_the_command_in_a_copy_of_the_code(tmp_path):
-    script = layout.startup_script(job_id=JOB, task="train", dependencies=("b", "a"), attempt=1, tree=TREE)
-    job = tmp_path / "folder" / "jobs" / JOB
-    (job / "tasks" / "a" / "outputs").mkdir(parents=True)
-    (job / "tasks" / "a" / "outputs" / "data.txt").write_text("from a\n")
-    done = run_script(
-        tmp_path,
-        script,
-        'cat "$PIPELINE_INPUT2/data.txt"; ./tool.sh; echo out > "$PIPELINE_OUTPUT_ROOT/o"; '
-        'echo "$PIPELINE_INPUT_ROOT|$PIPELINE_VFROOT|$PWD"; echo "[$FTG_TASK_COMMAND]"; '
-        "cat code.txt 2>/dev/null; ls -a",
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[:2] == ["from a", "tool ran"]
-    assert lines[2] == f"{job}/tasks/b/outputs|{job}/vfroot|{tmp_path}/kernel/{layout.CODE_COPY}"
-    assert lines[3] == "[]"  # the command's variable is not passed on
-    assert layout.CODE_MARKER not in lines and "tool.sh" in lines
-    assert (job / "tasks" / "train" / "outputs" / "o").read_text() == "out\n"
-    assert (job / "tasks" / "b" / "outputs").is_dir() and (job / "vfroot").is_dir()  # an input always exists
-    assert not (tmp_path / "folder" / "code" / TREE / "o").exists()  # the shared tree is never written
-
-
-def test_a_retry_starts_from_empty_outputs_and_the_exit_code_is_the_commands(tmp_path):
-    outputs = tmp_path / "folder" / "jobs" / JOB / "tasks" / "train" / "outputs"
-    outputs.mkdir(parents=True)
-    (outputs / "stale").write_text("from attempt 1")
-    script = layout.startup_script(job_id=JOB, task="train", dependencies=(), attempt=2, tree=TREE)
-    done = run_script(tmp_path, script, "ls $PIPELINE_OUTPUT_ROOT; exit 7")
-    assert (done.returncode, done.stdout) == (7, "")
-
-
-def test_a_missing_folder_or_code_fails_the_setup_with_a_reason(tmp_path):
-    script = layout.startup_script(job_id=JOB, task="train", dependencies=(), attempt=1, tree="b" * 40)
-    done = run_script(tmp_path, script, "echo never")
-    assert done.returncode == layout.SETUP_FAILED and "never" not in done.stdout
-    assert "fasttrack-gitops: the task's code is not in the pipeline data folder" in done.stderr
-    done = run_script(tmp_path, script, "echo never", env={datafolder.FOLDER_VARIABLE: ""})
-    assert done.returncode == layout.SETUP_FAILED and "mounted neither at /pipeline/ftg-folder" in done.stderr
-
-
-@pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_names_and_commands_stay_quoted(tmp_path, name):
-    tree = name.replace("/", "_")
-    script = layout.startup_script(job_id=name, task=name, dependencies=(name, "ok"), attempt=2, tree=tree)
-    command = f"printf '%s\\n' {_sh(name)}; echo \"$PIPELINE_INPUT1\""
-    done = run_script(tmp_path, script, command, tree=tree)
-    assert done.returncode == 0, done.stderr
-    job = tmp_path / "folder" / "jobs" / name
-    assert done.stdout == f"{name}\n{job}/tasks/{name}/outputs\n"
-    assert (job / "tasks" / name / "outputs").is_dir()
-    assert not list(tmp_path.rglob("pwned"))  # nothing ran that the names or the command did not say
-
-
-def _sh(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
-# -- the session spec (pure) ---------------------------------------------------------------------------
-
-
-def test_the_session_carries_the_task_the_folders_and_the_layout(make_spec):
-    spec = make_spec(
-        "python train.py",
-        task="train",
-        dependencies=("prep",),
-        project="research",
-        scaling_group="gpu",
-        cluster_mode="multi-node",
-        cluster_size=2,
-        resources=Resources(cpu=2, mem=8 << 30, shmem=1 << 30, accelerators=(("cuda.shares", 0.5),)),
-        mounts=(Mount("datasets", "data"), Mount("models")),
-        env={"A": "1", "PIPELINE_VFROOT": "mine"},
-        inputs=(Path("/x/prep"),),
-        number=3,
-    )
-    made = session_spec(spec, FOLDER, TREE)
-    assert isinstance(made, SessionSpec) and made.name == session_name(JOB, "train", 3)
-    assert (made.image, made.group, made.scaling_group, made.cluster_mode, made.cluster_size) == (
-        "python",
-        "research",
-        "gpu",
-        "multi-node",
-        2,
-    )
-    assert made.resources == {"cpu": 2, "mem": "8g", "cuda.shares": 0.5} and made.resource_opts == {"shmem": "1g"}
-    assert made.mounts == ("datasets", "models", FOLDER)
-    assert made.mount_map == {"datasets": "data", FOLDER: "/pipeline/ftg-folder"}
-    assert made.environ == {
-        "A": "1",
-        "PIPELINE_OUTPUT_ROOT": "/pipeline/outputs",
-        "PIPELINE_VFROOT": "/pipeline/vfroot",
-        "PIPELINE_INPUT1": "/pipeline/input1",
-        "PIPELINE_INPUT_ROOT": "/pipeline/input1",
-        "FTG_TASK_COMMAND": "python train.py",
-    }
-    assert "python train.py" not in made.startup_command and "rm -rf" in made.startup_command  # attempt 3
-
-
 def test_the_registry_names_it_and_credentials_come_from_the_environment(monkeypatch):
-    assert EXECUTORS["backendai"] == "fasttrack_gitops.engine.executors.backendai:BackendAIExecutor"
+    assert EXECUTORS["backendai"] == "fasttrack_gitops.engine.executors.backendai.executor:BackendAIExecutor"
     for name in ("BACKEND_ENDPOINT", "BACKEND_ACCESS_KEY", "BACKEND_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(Exception, match="BACKEND_ENDPOINT"):

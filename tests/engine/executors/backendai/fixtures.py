@@ -12,14 +12,16 @@ from engine.backendai.emulator_sessions import install as install_sessions
 from engine.backendai.emulator_vfolders import install as install_vfolders
 
 from fasttrack_gitops.core.pipeline.model import Task
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
 from fasttrack_gitops.engine.backendai.retry import RetryPolicy
-from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor
+from fasttrack_gitops.engine.executors.backendai.executor import BackendAIExecutor
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
 
 JOB = "20261128-101530-3fa9c1"
 TREE = "a1" * 20
+FOLDER = datafolder.folder_name("/repos/demo", "demo")  # the pipeline folder of make_spec's attempts
 
 
 @pytest.fixture

@@ -1,0 +1,267 @@
+"""The `backendai` executor: each task attempt is one Backend.AI batch compute session.
+
+What one attempt does (calls to the manager in brackets):
+
+1. Once per pipeline and executor: the pipeline data folder, a vfolder made
+   when first needed; once per code tree and executor: the task's code,
+   shipped to it (uploads.py). The layout of the folder is datafolder.py's,
+   the session's startup script layout.py's; the session mounts the folder
+   at /pipeline/ftg-folder.
+2. The session, named `session_name(job id, task, attempt)`: the event stream
+   is opened first (it has no replay) [GET /events/session], then the session
+   is enqueued [POST /session] as session_spec.py says. A restarted runner
+   that asks for a live session of the same name and image gets it back.
+3. `started(handle)` (the session's name and id) is called when the session is
+   RUNNING, never at creation: time in the queue is not run time. A session
+   that ended with a result without our seeing it run is reported started
+   just before it is reported ended.
+4. When the session ended (watch.py follows it), its log is written to
+   `spec.log_path` and its result becomes the attempt's (verdict.py). So the
+   success path costs 4 calls per task instance after the one-time work.
+5. `spec.timeout` counts from the session's creation, so a session stuck in
+   PENDING times out too (the message says it never left the queue, with the
+   scheduler's reason). A timeout or a cancel destroys the session.
+
+A refusal at creation (unknown image, missing slot, quota) or a task without
+image or command is an ERROR with the manager's message; losing track of the
+session (GraphQL failing again and again) fails the attempt and destroys it.
+
+Outputs stay in the pipeline folder (`jobs/<job id>/tasks/<task>/outputs`);
+nothing is downloaded. `spec.outputs` is created empty, so local readers of
+the job's data folder find the folders they expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.backendai import errors
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.credentials import Credentials
+from fasttrack_gitops.engine.backendai.events import (
+    DEFAULT_IDLE_TIMEOUT,
+    SessionEventStream,
+    StreamDropped,
+    session_events,
+)
+from fasttrack_gitops.engine.backendai.sessions import SessionSpec, create_batch_session, session_name
+from fasttrack_gitops.engine.executors.backendai.session_spec import session_spec
+from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
+from fasttrack_gitops.engine.executors.backendai.verdict import verdict
+from fasttrack_gitops.engine.executors.backendai.watch import RAN, Timing, WatchedSession
+from fasttrack_gitops.engine.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    Started,
+    error_result,
+    no_capacity,
+    stop_live_attempts,
+    timed_out,
+)
+
+log = logging.getLogger("fasttrack_gitops.engine.backendai")
+
+
+class BackendAIExecutor:
+    name = "backendai"
+    capacity = no_capacity  # the cluster's scheduler queues what does not fit
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials | None = None,
+        client: Client | None = None,
+        poll_interval: float = 5.0,
+        check_interval: float = 30.0,
+        pending_notice: float = 60.0,
+        destroy_wait: float = 15.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        folder_host: str | None = None,
+        folder_group: str | None = None,
+    ):
+        """`client` (e.g. a test's) is used as given and left open; otherwise one is made and close() closes it."""
+        self._owns_client = client is None
+        self.client = client if client is not None else Client(credentials or Credentials.from_env())
+        self.timing = Timing(poll_interval, check_interval, pending_notice, destroy_wait)
+        self.idle_timeout = idle_timeout
+        self.uploads = FolderUploads(self.client, host=folder_host, group=folder_group)
+        self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
+
+    async def close(self) -> None:
+        """Stop attempts still running (their sessions are destroyed: CANCELLED), then close the client."""
+        await stop_live_attempts(self._live)
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def reattach(
+        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+    ) -> AttemptResult | None:
+        """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
+        still knows a finished session; creating it again would run the task twice); a live one is asked
+        for by its name and image again, which gets it back (step 2), and is followed like a new one."""
+        session_id = (handle or {}).get("session_id")
+        if session_id:
+            name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
+            s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
+            try:
+                ended = await s.look(lambda: None)
+            except errors.BackendAIError:
+                ended = False
+            if ended:
+                outcome, exit_code, message = verdict(s)
+                s.notes.append(f"the session {s.name} ended while no runner followed it")
+                await s.write_log(spec)
+                now = time.time()
+                return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
+        return await self.run(spec, cancel=cancel, started=started)
+
+    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
+        started_at = time.time()
+        if cancel.is_set():
+            return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
+        problem = _check(spec)
+        if problem:
+            return error_result(spec, started_at, problem)
+        loop = asyncio.get_running_loop()
+        stop, finished = loop.create_future(), loop.create_future()
+        self._live[stop] = finished
+        cancelled = asyncio.ensure_future(cancel.wait())
+        try:
+            return await self._attempt(spec, started, started_at, (cancelled, stop))
+        finally:
+            cancelled.cancel()
+            del self._live[stop]
+            finished.set_result(None)
+
+    # -- one attempt ------------------------------------------------------------------------------
+
+    async def _prepare(self, spec: AttemptSpec) -> SessionSpec:
+        folder, tree = await self.uploads.ready(spec)
+        return session_spec(spec, folder, tree)
+
+    async def _attempt(
+        self, spec: AttemptSpec, started: Started, started_at: float, stops: tuple[asyncio.Future, ...]
+    ) -> AttemptResult:
+        try:
+            prepare = asyncio.ensure_future(self._prepare(spec))
+            done, _ = await asyncio.wait({prepare, *stops}, return_when=asyncio.FIRST_COMPLETED)
+            if prepare not in done:
+                prepare.cancel()
+                return AttemptResult(Outcome.CANCELLED, None, started_at, time.time(), _stop_reason(stops))
+            requested = prepare.result()
+        except (errors.BackendAIError, ValueError, OSError) as exc:
+            return error_result(spec, started_at, f"cannot prepare the Backend.AI session: {exc}")
+        s = WatchedSession(requested.name, self.client, self.timing)
+        # Both scopes: 23.09 marks RUNNING with kernel_started only (no session_started on the realstack).
+        events: SessionEventStream | None  # None once the stream dropped: then the session is polled
+        events = session_events(self.client, session_name=s.name, idle_timeout=self.idle_timeout)
+        try:
+            try:
+                await events.connect()
+            except StreamDropped as exc:
+                log.info("session %s: %s; polling instead", s.name, exc)
+                events = None
+            except errors.BackendAIError as exc:
+                return error_result(spec, started_at, str(exc))
+            try:
+                created = await create_batch_session(self.client, requested)
+            except errors.BackendAIError as exc:
+                return error_result(spec, started_at, str(exc))
+            s.id, s.status, s.status_raw = created.id, created.status, created.status_raw or "PENDING"
+            s.created_at = asyncio.get_running_loop().time()
+            s.ran = created.status in RAN  # a session found again may be running already
+            if events is not None:
+                events.session_id = created.id
+            log.debug(
+                "session %s (%s) %s: %s",
+                s.name,
+                s.id,
+                "created" if created.created else "found again",
+                created.status_raw,
+            )
+            try:
+                return await self._supervise(spec, s, events, started, started_at, stops)
+            except asyncio.CancelledError:  # our caller gave up on us: leave no session behind
+                await asyncio.shield(s.destroy_quietly())
+                raise
+        finally:
+            if s.next_event is not None and not s.next_event.done():
+                s.next_event.cancel()
+            if events is not None:
+                await events.aclose()
+
+    async def _supervise(
+        self,
+        spec: AttemptSpec,
+        s: WatchedSession,
+        events: SessionEventStream | None,
+        started: Started,
+        started_at: float,
+        stops: tuple[asyncio.Future, ...],
+    ) -> AttemptResult:
+        def on_status() -> None:
+            if s.ran and not s.reported:
+                s.reported = True
+                started({"session": s.name, "session_id": s.id})
+
+        on_status()
+        deadline = None if spec.timeout is None else s.created_at + spec.timeout
+        lost = ""
+        try:
+            ended, events = await s.follow(spec, events, deadline, stops, on_status)
+            if ended == "timeout" and await s.look(on_status):  # ended right at the deadline after all
+                ended = "ended"
+        except errors.BackendAIError as exc:  # lost track of it: stop it rather than leave it running
+            ended, lost = "lost", str(exc)
+        if ended == "ended":
+            outcome, exit_code, message = verdict(s)
+        else:
+            if ended == "timeout":
+                outcome, message = Outcome.TIMED_OUT, timed_out(spec.timeout or 0)
+                if not s.ran:
+                    message += f" while the session was still {s.status_raw} (it never started{s.why()})"
+            elif ended == "lost":
+                outcome, message = Outcome.FAILED, f"lost track of the Backend.AI session {s.name}: {lost}"
+            else:
+                outcome, message = Outcome.CANCELLED, _stop_reason(stops)
+            exit_code = None
+            message += await s.destroy(spec, events)
+        await s.write_log(spec)
+        return AttemptResult(outcome, exit_code, started_at, time.time(), masked(message, spec.masks))
+
+
+def _check(spec: AttemptSpec) -> str:
+    task = spec.task
+    if not task.command:
+        return f"task '{task.name}' has no command"
+    if not task.image:
+        return (
+            f"task '{task.name}' has no image: a Backend.AI session needs environment.image "
+            "(e.g. cr.backend.ai/stable/python:3.9-ubuntu20.04, or an alias the cluster knows)"
+        )
+    if not spec.workdir.is_dir():
+        return f"working directory missing: {spec.workdir}"
+    try:
+        for value, what in (
+            (spec.job_id, "job id"),
+            (task.name, "task"),
+            *((d, "dependency") for d in task.dependencies),
+        ):
+            datafolder.component(value, what)
+        spec.outputs.mkdir(parents=True, exist_ok=True)  # the outputs themselves stay in the pipeline folder
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot create the outputs folder: {exc.strerror or exc}"
+    return ""
+
+
+def _stop_reason(stops: tuple[asyncio.Future, ...]) -> str:
+    stop = stops[-1]
+    return stop.result() if stop.done() and not stop.cancelled() else "cancelled"

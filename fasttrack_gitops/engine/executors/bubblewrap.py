@@ -1,0 +1,121 @@
+"""The local executor's sandbox: bubblewrap, which shows a task the pipeline data folder where FastTrack mounts it.
+
+Under bubblewrap a task sees its folders at /pipeline/outputs,
+/pipeline/input1..N and /pipeline/vfroot (datafolder.mounts) with the rest
+of the host filesystem unchanged: a new root holds a bind of every entry of
+the host's / but /pipeline. Whether bubblewrap works here is found out once
+per executor by running a trivial command under it: it fails where user
+namespaces are not allowed, and it is not used on a machine that has its
+own /pipeline. FTG_BWRAP chooses: 0 never, 1 required, unset when it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+
+from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.executors.base import AttemptSpec, oserror_message
+
+PROBE_TIMEOUT = 10.0
+
+
+def bwrap_setting(value: str) -> bool | None:
+    """FTG_BWRAP: 0 never use bubblewrap, 1 require it, unset or anything else: when it works."""
+    return {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}.get(value.lower())
+
+
+class Bubblewrap:
+    """Whether bubblewrap works on this machine, probed once (on first need) with a task shell."""
+
+    def __init__(self, shell: str):
+        self.shell = shell
+        self.reason = ""  # why not, when it does not work
+        self._prefix: list[str] | None = None  # the bwrap argv prefix, once probed and working
+        self._probed = False
+        self._probe_task: asyncio.Future | None = None
+
+    async def prefix(self) -> list[str] | None:
+        """The argv prefix that runs a command under bubblewrap; None when bubblewrap does not work here."""
+        if not self._probed:
+            if self._probe_task is None:  # attempts that start together share one probe
+                self._probe_task = asyncio.ensure_future(self._probe())
+            probe = self._probe_task
+            try:
+                self._prefix, self.reason = await asyncio.shield(probe)
+            finally:
+                if probe.done():
+                    self._probe_task = None
+            self._probed = True
+        return self._prefix
+
+    async def _probe(self) -> tuple[list[str] | None, str]:
+        """Try bubblewrap once with a trivial command: it fails where user namespaces are not allowed."""
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            return None, "bwrap is not installed"
+        if os.path.lexists(datafolder.ROOT):
+            return None, f"this machine has its own {datafolder.ROOT}"
+        prefix = [bwrap, "--die-with-parent", *_host_root_binds()]
+        with tempfile.TemporaryDirectory(prefix="ftg-bwrap-probe-") as tmp:
+            argv = [
+                *prefix,
+                "--bind",
+                tmp,
+                datafolder.OUTPUTS,
+                "--chdir",
+                tmp,
+                "--",
+                self.shell,
+                "-c",
+                f"test -d {datafolder.OUTPUTS}",
+            ]
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+            except OSError as e:
+                return None, oserror_message(e)
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                return None, f"bwrap did not answer in {PROBE_TIMEOUT:g}s"
+        if proc.returncode != 0:
+            return None, err.decode(errors="replace").strip() or f"bwrap exited with {proc.returncode}"
+        return prefix, ""
+
+
+def bwrap_command(prefix: list[str], argv: list[str], spec: AttemptSpec, workdir: str) -> list[str]:
+    """argv under bubblewrap in workdir, the attempt's folders bound where FastTrack mounts them.
+
+    The folders are created when missing: bwrap needs every source to exist.
+    """
+    binds: list[str] = []
+    for source, target in datafolder.mounts(spec.outputs, spec.inputs, spec.vfroot):
+        source.mkdir(parents=True, exist_ok=True)
+        binds += ["--bind", os.path.abspath(source), target]
+    return [*prefix, *binds, "--chdir", workdir, "--", *argv]
+
+
+def _host_root_binds() -> list[str]:
+    """bwrap arguments that show the host's / unchanged, on a new root where /pipeline can be made.
+
+    (Binding / itself would make bwrap create /pipeline on the host.)
+    """
+    args: list[str] = []
+    for name in sorted(os.listdir("/")):
+        path = "/" + name
+        if path == datafolder.ROOT:
+            continue
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif name == "dev":
+            args += ["--dev-bind", path, path]
+        elif os.path.isdir(path) or os.path.isfile(path):
+            args += ["--bind", path, path]
+    return args
