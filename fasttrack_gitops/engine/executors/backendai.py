@@ -81,16 +81,15 @@ from fasttrack_gitops.engine.backendai.events import (
     StreamDropped,
     session_events,
 )
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import (
     SessionGone,
     SessionOutcome,
     SessionResult,
-    SessionSpec,
     SessionStatus,
     create_batch_session,
     destroy_session,
     session_logs,
-    session_name,
     session_result,
 )
 from fasttrack_gitops.engine.executors import backendai_layout as layout

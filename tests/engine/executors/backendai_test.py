@@ -24,7 +24,7 @@ from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.model import Mount, Resources
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
 from fasttrack_gitops.engine.executors import backendai_layout as layout
 from fasttrack_gitops.engine.executors.backendai import BackendAIExecutor, session_spec
