@@ -75,7 +75,7 @@ class TaskRow:
 
 @dataclass(frozen=True)
 class JobReport:
-    """What a person should see about one job now. Built by report.py from the store; every text masked."""
+    """What a person should see about one job now. Built by build.py from the store; every text masked."""
 
     job_id: str  # the job's id; for a fork's pull request held for approval: "gate:<repo>#<number>@<sha>"
     repository: str  # owner/repo
