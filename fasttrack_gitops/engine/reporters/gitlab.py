@@ -25,6 +25,7 @@ import httpx
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.core.reports.markdown import shorten
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
 from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 
@@ -81,12 +82,12 @@ def describe(report: JobReport, state: str) -> str:
         text = _invalid(report)
     else:
         text = report.title or _FALLBACK_DESCRIPTIONS[state]
-    return shorten(" ".join(text.split()), MAX_TEXT)
+    return shorten(text, MAX_TEXT)
 
 
 def _allowed_failures(report: JobReport) -> str:
     """A green status must still say which tasks failed, or nobody looks at them: the title when it names
-    them all (report.py's does), else a sentence that does."""
+    them all (verdict.py's does), else a sentence that does."""
     failed = [row.name for row in report.tasks if row.state == "failed"]
     if report.title and all(name in report.title for name in failed):
         return report.title if failed else f"{report.title}; only tasks allowed to fail (continue_on_failure) failed"
@@ -105,11 +106,6 @@ def _invalid(report: JobReport) -> str:
         if where not in text:
             text = f"{text} ({where}: {message})" if message else f"{text} ({where})"
     return text
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` within `limit` characters, with "…" where it was cut (GitLab refuses longer, it does not cut)."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def branch_or_tag(ref: str | None) -> str | None:
@@ -232,7 +228,7 @@ class GitLabReporter:
     def _message(self, response: httpx.Response) -> str:
         """GitLab's own words (`message` or `error`), one line, short, with the token masked just in case."""
         text = masked(_error_text(_json(response)) or response.reason_phrase or "", [self._config.token or ""])
-        return shorten(" ".join(text.split()), 300)
+        return shorten(text, 300)
 
 
 def _remember(body: Mapping, status_id: object) -> dict:
