@@ -26,7 +26,7 @@ import httpx
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.markdown import shorten
-from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
+from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after
 from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 
 API_PREFIX = "/api/v4"
@@ -220,7 +220,10 @@ class GitLabReporter:
         if code == 404:
             return GiveUp(_not_found(project, report.commit, message))
         if code == 429:
-            return RetryLater(f"GitLab rate limit on {project}: {message}", after=retry_after(response.headers))
+            return RetryLater(
+                f"GitLab rate limit on {project}: {message}",
+                after=retry_after(response.headers, time.time(), reset="ratelimit-reset"),
+            )
         if code >= 500 or code in (408, 409):
             return RetryLater(f"GitLab answered {code} for {project}: {message}")
         return GiveUp(f"GitLab refused the status for {project} ({code} {message})")
@@ -275,16 +278,3 @@ def _error_text(data: Mapping) -> str:
     if message:
         return str(message)
     return " ".join(str(data[k]) for k in ("error", "error_description") if data.get(k))
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds GitLab asks to wait: Retry-After (seconds or an HTTP date), else RateLimit-Reset (epoch)."""
-    now = time.time() if now is None else now
-    wait = retry_after_seconds(headers.get("retry-after"), now)
-    if wait is not None:
-        return wait
-    reset = (headers.get("ratelimit-reset") or "").strip()
-    try:
-        return max(0.0, float(reset) - now) if reset else None
-    except ValueError:
-        return None
