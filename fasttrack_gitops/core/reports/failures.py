@@ -1,5 +1,4 @@
-"""The report's `text`: a section per failed task, why it failed and the tail of its log, within GitHub's limit.
-Pure.
+"""The report's `text`: each failed task, why it failed and the tail of its log, within GitHub's limit. Pure.
 
 GitHub refuses a text over 65,535 UTF-8 bytes. When the tails together are
 too long, each keeps the whole lines at its end within a fair share of the

@@ -1,7 +1,8 @@
-"""The report's `summary` (a check run's Markdown): the task table, the DAG coloured by state, where the job
-came from; for an invalid pipeline file, its diagnostics instead of the table. Pure.
+"""The report's `summary` (a check run's Markdown): task table, DAG coloured by state, where the job came from. Pure.
 
-build.py masks it and fits it into GitHub's limit, keeping the origin whole.
+For an invalid pipeline file, its diagnostics take the place of the table
+and the graph. build.py masks the summary and fits it into GitHub's limit,
+keeping the origin whole.
 """
 
 from __future__ import annotations
