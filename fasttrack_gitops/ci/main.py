@@ -17,6 +17,7 @@ from fasttrack_gitops.ci import runner_env, summary
 from fasttrack_gitops.ci.workflow import Log, append_summary, write_outputs
 from fasttrack_gitops.core.errors import FastTrackError, UsageError
 from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.core.reports.markdown import inline
 
 TITLE = "fasttrack-gitops ci"
 # The step's own credentials, which local tasks (child processes) must not inherit.
@@ -72,8 +73,7 @@ def run(inputs: Inputs, environ: Mapping[str, str] | None = None) -> int:
         log.error(message, title=TITLE)
         append_summary(
             ctx.step_summary,
-            f"## FastTrack pipelines: ❌ {'configuration ' if e.exit_code == 2 else ''}"
-            f"error\n\n{summary.inline(message)}\n",
+            f"## FastTrack pipelines: ❌ {'configuration ' if e.exit_code == 2 else ''}error\n\n{inline(message)}\n",
         )
         return e.exit_code
 

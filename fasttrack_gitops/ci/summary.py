@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fasttrack_gitops.core.reports.markdown import cell, code, inline
 from fasttrack_gitops.core.reports.model import JobReport
 
 MAX_BYTES = 1_000_000  # GitHub's limit is 1 MiB per step; keep a margin for what others append
@@ -165,7 +166,7 @@ def _selection(facts: Facts) -> str:
             (
                 c.path,
                 f"| {code(c.name, cell=True)} | {code(c.path, cell=True)} | "
-                f"{'✅ yes' if d.selected else '➖ no'} | {_cell(d.reason)} |",
+                f"{'✅ yes' if d.selected else '➖ no'} | {cell(d.reason)} |",
             )
         )
     for path, (name, _) in facts.invalid.items():
@@ -190,7 +191,7 @@ def _details(result: JobResult) -> str:
     return head + r.summary.rstrip("\n") + "\n\n" + (r.text.rstrip("\n") + "\n\n" if r.text.strip() else "")
 
 
-# -- Markdown helpers -------------------------------------------------------------------------------
+# -- cutting to the step summary's limit -----------------------------------------------------------
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
@@ -223,21 +224,3 @@ def clip(text: str, limit: int) -> str:
         del kept[opened:]
         fence = None
     return "".join(kept) + (fence[0] + "\n" if fence else "") + note
-
-
-def code(text: str, *, cell: bool = False) -> str:
-    """Inline code that survives backticks (and pipes, in a table cell)."""
-    text = re.sub(r"\s+", " ", text).strip()
-    if cell:
-        text = text.replace("|", "\\|")
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
-
-
-def inline(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cell(text: str) -> str:
-    return inline(text).replace("|", "\\|")

@@ -1,4 +1,4 @@
-"""Markdown that stays Markdown when it is cut or holds what a task printed: limits, fences, cells.
+"""Markdown that stays Markdown when it is cut or holds what a task printed: limits, fences, cells. Pure.
 
 GitHub counts a check run's summary and text in UTF-8 bytes (65,535); a
 log can hold backticks, pipes and anything else. Everything here keeps the
@@ -90,8 +90,10 @@ def inline(text: str) -> str:
 
 
 def shorten(text: str, limit: int) -> str:
+    """`text` on one line within `limit` characters, with "…" where it was cut (services refuse longer texts,
+    they do not cut them)."""
     text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def byte_size(text: str) -> int:

@@ -30,19 +30,24 @@ class RetryLater(Exception):
         self.state = dict(state) if state is not None else None  # how far the send got (see the deliverer)
 
 
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """A Retry-After header's wait in seconds: it is seconds or an HTTP date (RFC 9110 10.2.3); None if absent
-    or unreadable. GitHub, GitLab and Slack all send it."""
-    text = (value or "").strip()
-    if not text:
-        return None
+def retry_after(headers: Mapping[str, str], now: float, *, reset: str | None = None) -> float | None:
+    """Seconds a service asks to wait before the next try: its Retry-After (seconds or an HTTP date, RFC 9110
+    10.2.3), which GitHub, GitLab and Slack all send; else, when `reset` names a header, until the epoch
+    second it holds (GitLab's RateLimit-Reset, GitHub's X-RateLimit-Reset). None when neither says."""
+    text = (headers.get("retry-after") or "").strip()
+    if text:
+        try:
+            return max(0.0, float(text))
+        except ValueError:
+            pass
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - now)
+        except (TypeError, ValueError):
+            pass
+    epoch = (headers.get(reset) or "").strip() if reset else ""
     try:
-        return max(0.0, float(text))
+        return max(0.0, float(epoch) - now) if epoch else None
     except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError):
         return None
 
 
@@ -75,7 +80,7 @@ class TaskRow:
 
 @dataclass(frozen=True)
 class JobReport:
-    """What a person should see about one job now. Built by report.py from the store; every text masked."""
+    """What a person should see about one job now. Built by build.py from the store; every text masked."""
 
     job_id: str  # the job's id; for a fork's pull request held for approval: "gate:<repo>#<number>@<sha>"
     repository: str  # owner/repo

@@ -250,9 +250,10 @@ def blocks(report: JobReport, *, link: str | None) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- replies
 
 
-def log_tail(log: str, limit: int) -> str:
-    """The end of a log, escaped, within `limit` characters, starting at a whole line; a code fence in the
-    log is broken so it cannot end ours."""
+def log_excerpt(log: str, limit: int) -> str:
+    """What a Slack code block shows of a log tail (engine/reporters/logtail.py read it): its end, escaped,
+    within `limit` characters, starting at a whole line; a code fence in the log is broken so it cannot
+    end ours."""
     text = escape(log.rstrip()).replace("```", "`\u200b``")
     if len(text) <= limit:
         return text
@@ -271,7 +272,7 @@ def log_blocks(report: JobReport, task: str, log: str) -> list[dict[str, Any]]:
     if not log.strip():
         return [intro, section("_the log is empty_")]
     fence = "```"
-    return [intro, section(f"{fence}\n{log_tail(log, MAX_SECTION - 2 * len(fence) - 2)}\n{fence}")]
+    return [intro, section(f"{fence}\n{log_excerpt(log, MAX_SECTION - 2 * len(fence) - 2)}\n{fence}")]
 
 
 def log_reply(report: JobReport, task: str, log: str) -> dict[str, Any]:

@@ -13,9 +13,11 @@ Layers, httpx's way (each module answers one question):
   messages a person understands.
 - `client`: `Client`, which ties them together: negotiation, signed requests,
   timeouts, retries, error mapping, a per-endpoint call counter.
-- `sessions`: batch compute sessions (create with only the fields the
-  server's version accepts, info, logs, destroy; deterministic names) and
-  `graphql` for a terminated session's result and exit code.
+- `session_spec`: what a batch session is asked to be (`SessionSpec`,
+  deterministic names, the create body with only the fields the server's
+  version accepts).
+- `sessions`: batch compute sessions on the manager (create, info, logs,
+  destroy) and `graphql` for a terminated session's result and exit code.
 - `events`: the session event stream (`GET /events/session`, server-sent
   events) with an incremental parser; a dropped stream raises StreamDropped.
 - `vfolders` and `tus`: virtual folders (create, list, mkdir, upload and

@@ -29,7 +29,7 @@ import httpx
 import jwt
 
 from fasttrack_gitops import __version__
-from fasttrack_gitops.core.reports.model import GiveUp, RetryLater, retry_after_seconds
+from fasttrack_gitops.core.reports.model import GiveUp, RetryLater, retry_after
 
 API_VERSION = "2022-11-28"
 JWT_BACKDATE = 60  # seconds: GitHub's advice, against a clock that runs a little ahead of GitHub's
@@ -197,16 +197,8 @@ def rate_limited(response: httpx.Response) -> bool:
 
 def rate_limit_wait(response: httpx.Response, now: float) -> float | None:
     """GitHub's advice in seconds: Retry-After, else until X-RateLimit-Reset when none are left; else None."""
-    headers = response.headers
-    retry_after = headers.get("retry-after")
-    if retry_after is not None:
-        seconds = retry_after_seconds(retry_after, now)
-        if seconds is not None:
-            return seconds
-    reset = _float(headers.get("x-ratelimit-reset"))
-    if headers.get("x-ratelimit-remaining") == "0" and reset is not None:
-        return max(0.0, reset - now)
-    return None
+    exhausted = response.headers.get("x-ratelimit-remaining") == "0"  # with requests left, the reset asks no wait
+    return retry_after(response.headers, now, reset="x-ratelimit-reset" if exhausted else None)
 
 
 def github_message(response: httpx.Response, limit: int = 500) -> str:
@@ -243,13 +235,6 @@ def _json(response: httpx.Response) -> dict:
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def _epoch(stamp: object) -> float | None:

@@ -25,7 +25,8 @@ import httpx
 
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.masking import masked
-from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
+from fasttrack_gitops.core.reports.markdown import shorten
+from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after
 from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
 
 API_PREFIX = "/api/v4"
@@ -81,12 +82,12 @@ def describe(report: JobReport, state: str) -> str:
         text = _invalid(report)
     else:
         text = report.title or _FALLBACK_DESCRIPTIONS[state]
-    return shorten(" ".join(text.split()), MAX_TEXT)
+    return shorten(text, MAX_TEXT)
 
 
 def _allowed_failures(report: JobReport) -> str:
     """A green status must still say which tasks failed, or nobody looks at them: the title when it names
-    them all (report.py's does), else a sentence that does."""
+    them all (verdict.py's does), else a sentence that does."""
     failed = [row.name for row in report.tasks if row.state == "failed"]
     if report.title and all(name in report.title for name in failed):
         return report.title if failed else f"{report.title}; only tasks allowed to fail (continue_on_failure) failed"
@@ -105,11 +106,6 @@ def _invalid(report: JobReport) -> str:
         if where not in text:
             text = f"{text} ({where}: {message})" if message else f"{text} ({where})"
     return text
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` within `limit` characters, with "…" where it was cut (GitLab refuses longer, it does not cut)."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def branch_or_tag(ref: str | None) -> str | None:
@@ -224,7 +220,10 @@ class GitLabReporter:
         if code == 404:
             return GiveUp(_not_found(project, report.commit, message))
         if code == 429:
-            return RetryLater(f"GitLab rate limit on {project}: {message}", after=retry_after(response.headers))
+            return RetryLater(
+                f"GitLab rate limit on {project}: {message}",
+                after=retry_after(response.headers, time.time(), reset="ratelimit-reset"),
+            )
         if code >= 500 or code in (408, 409):
             return RetryLater(f"GitLab answered {code} for {project}: {message}")
         return GiveUp(f"GitLab refused the status for {project} ({code} {message})")
@@ -232,7 +231,7 @@ class GitLabReporter:
     def _message(self, response: httpx.Response) -> str:
         """GitLab's own words (`message` or `error`), one line, short, with the token masked just in case."""
         text = masked(_error_text(_json(response)) or response.reason_phrase or "", [self._config.token or ""])
-        return shorten(" ".join(text.split()), 300)
+        return shorten(text, 300)
 
 
 def _remember(body: Mapping, status_id: object) -> dict:
@@ -279,16 +278,3 @@ def _error_text(data: Mapping) -> str:
     if message:
         return str(message)
     return " ".join(str(data[k]) for k in ("error", "error_description") if data.get(k))
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds GitLab asks to wait: Retry-After (seconds or an HTTP date), else RateLimit-Reset (epoch)."""
-    now = time.time() if now is None else now
-    wait = retry_after_seconds(headers.get("retry-after"), now)
-    if wait is not None:
-        return wait
-    reset = (headers.get("ratelimit-reset") or "").strip()
-    try:
-        return max(0.0, float(reset) - now) if reset else None
-    except ValueError:
-        return None

@@ -3,7 +3,7 @@
 A task's log can be gigabytes (a training loop printing every step) while a
 report shows its last hundred lines, so the tail is read by seeking back at
 most `max_bytes` from the end, never by reading the file. The only I/O of
-reporting lives here; report.py gets the tails as plain strings.
+reporting lives here; core/reports/ gets the tails as plain strings.
 
 Cutting a file at a byte offset can cut a secret in two: the half after the
 cut is no longer the secret and masking would not find it. So the order is:

@@ -34,7 +34,7 @@ import httpx
 from fasttrack_gitops import __version__
 from fasttrack_gitops.core.masking import MaskingFilter
 from fasttrack_gitops.core.reports import slack_blocks
-from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after_seconds
+from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, retry_after
 from fasttrack_gitops.engine.reporters.config import SlackReporterConfig
 
 log = logging.getLogger("fasttrack_gitops.engine.reporters")
@@ -126,11 +126,6 @@ def digest(body: Mapping) -> str:
     """A short fingerprint of what a message shows, so an unchanged report is not sent again."""
     shown = json.dumps({"text": body.get("text"), "blocks": body.get("blocks")}, sort_keys=True)
     return hashlib.sha256(shown.encode()).hexdigest()[:16]
-
-
-def retry_after(response: httpx.Response, now: float) -> float | None:
-    """Seconds Slack asks to wait (Retry-After), None when it does not say."""
-    return retry_after_seconds(response.headers.get("retry-after"), now)
 
 
 # ---------------------------------------------------------------- the reporter (I/O)
@@ -261,7 +256,7 @@ class SlackReporter:
         }
         response = await self._request(url, body, headers, what=f"Slack {method}")
         if response.status_code == 429:
-            raise RetryLater(f"Slack {method}: rate limited", after=retry_after(response, self._clock()))
+            raise RetryLater(f"Slack {method}: rate limited", after=retry_after(response.headers, self._clock()))
         if response.status_code >= 500 or response.status_code == 408:
             raise RetryLater(f"Slack {method} answered HTTP {response.status_code}")
         if response.status_code != 200:
@@ -279,7 +274,9 @@ class SlackReporter:
         and what to do."""
         channel = self.channel(report)
         if error == "ratelimited":
-            return RetryLater(f"Slack {method} to {channel}: rate limited", after=retry_after(response, self._clock()))
+            return RetryLater(
+                f"Slack {method} to {channel}: rate limited", after=retry_after(response.headers, self._clock())
+            )
         if error in TRANSIENT:
             return RetryLater(f"Slack {method} to {channel}: {error}")
         advice = GIVE_UP_ADVICE.get(error, "Slack refused the message; see its documentation of this error")
@@ -334,7 +331,7 @@ class SlackReporter:
             return
         error = " ".join(response.text.split())[:100] or f"HTTP {code}"
         if code == 429:
-            raise RetryLater("Slack incoming webhook: rate limited", after=retry_after(response, self._clock()))
+            raise RetryLater("Slack incoming webhook: rate limited", after=retry_after(response.headers, self._clock()))
         if code >= 500 or code == 408:
             raise RetryLater(f"Slack incoming webhook answered HTTP {code}")
         if code == 400:

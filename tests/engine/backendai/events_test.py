@@ -18,9 +18,9 @@ from fasttrack_gitops.engine.backendai.events import (
     StreamDropped,
     session_events,
 )
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec
 from fasttrack_gitops.engine.backendai.sessions import (
     SessionResult,
-    SessionSpec,
     SessionStatus,
     create_batch_session,
     session_result,

@@ -23,7 +23,7 @@ from engine.reporters.contract_server import Answer, ContractServer, Request
 
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
 from fasttrack_gitops.engine.reporters.config import GitLabReporterConfig
-from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter, retry_after
+from fasttrack_gitops.engine.reporters.gitlab import GitLabReporter
 
 TOKEN = "glpat-s3cr3t-t0ken-value"
 PROJECT = "ml-team/vision/resnet"
@@ -475,11 +475,3 @@ def test_a_given_client_is_used_and_left_open(gitlab):
 
     assert asyncio.run(story()) is False
     assert len(posted(gitlab)) == 1
-
-
-def test_retry_after_reads_seconds_an_http_date_or_the_reset_time():
-    now = 1_700_000_000.0
-    assert retry_after({"retry-after": "30"}, now) == 30.0
-    assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:14:20 GMT"}, now) == 60.0
-    assert retry_after({"ratelimit-reset": str(int(now) + 12)}, now) == 12.0
-    assert retry_after({}, now) is None

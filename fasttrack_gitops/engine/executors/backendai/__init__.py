@@ -4,7 +4,7 @@ The registry names `executor.BackendAIExecutor`; the rest of this package is its
 
 - executor.py      one attempt from start to end, and a runner's attempt found again (reattach)
 - uploads.py       the pipeline data folder (a vfolder) and the task's code shipped to it, each once
-- session_spec.py  the batch session an attempt asks for (pure)
+- task_spec.py     a task attempt as the batch session it asks for (engine/backendai/session_spec.py; pure)
 - layout.py        the session's startup script: FastTrack's /pipeline layout, then the command (pure)
 - watch.py         following a session to its end: the event stream, GraphQL looks, polling, destroying it, its log
 - verdict.py       how an ended session becomes the attempt's outcome (pure)

@@ -50,8 +50,9 @@ from fasttrack_gitops.engine.backendai.events import (
     StreamDropped,
     session_events,
 )
-from fasttrack_gitops.engine.backendai.sessions import SessionSpec, create_batch_session, session_name
-from fasttrack_gitops.engine.executors.backendai.session_spec import session_spec
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
+from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
 from fasttrack_gitops.engine.executors.backendai.watch import RAN, Timing, WatchedSession

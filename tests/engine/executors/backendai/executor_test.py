@@ -22,7 +22,7 @@ from engine.executors.backendai.fixtures import FOLDER, JOB, TREE, attempt, run
 from fasttrack_gitops.core.job import JobStatus, Outcome, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.model import Resources
-from fasttrack_gitops.engine.backendai.sessions import session_name
+from fasttrack_gitops.engine.backendai.session_spec import session_name
 from fasttrack_gitops.engine.executors import EXECUTORS, get_executor
 from fasttrack_gitops.engine.executors.backendai import layout
 from fasttrack_gitops.engine.executors.backendai.executor import BackendAIExecutor

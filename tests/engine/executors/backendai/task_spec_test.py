@@ -8,8 +8,8 @@ from engine.executors.backendai import fixtures
 from engine.executors.backendai.fixtures import FOLDER, JOB, TREE
 
 from fasttrack_gitops.core.pipeline.model import Mount, Resources
-from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
-from fasttrack_gitops.engine.executors.backendai.session_spec import session_spec
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
+from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 
 make_spec = fixtures.make_spec  # the fixture these tests use
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.units import format_size
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.backendai.sessions import SessionSpec, session_name
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.executors.backendai import layout
 from fasttrack_gitops.engine.executors.base import AttemptSpec
 
