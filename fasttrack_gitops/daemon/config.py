@@ -346,7 +346,7 @@ class _Resolver:
 
     def state_dir(self, text: str | None) -> Path:
         """As written, else the store's default (which reads the process environment, as every command does)."""
-        from fasttrack_gitops.engine.state.store import default_state_dir
+        from fasttrack_gitops.engine.state.state_folder import default_state_dir
 
         return default_state_dir() if text is None else self.local(text)
 
