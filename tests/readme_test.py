@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_the_daemon_configuration_shown_in_the_readme_is_valid(tmp_path):
     """The README's `serve` configuration passes `serve --check` (its secrets named, as a reader would set them)."""
-    from fasttrack_gitops.daemon.config import load_config
+    from fasttrack_gitops.daemon.config_loading import load_config
 
     text = (PROJECT / "README.md").read_text()
     block = text[text.index("## The daemon") :].split("```yaml\n", 1)[1].split("```", 1)[0]

@@ -27,7 +27,7 @@ max_file_size = click.option(
 def _state_dir(_ctx, _param, value: str | None):
     from pathlib import Path
 
-    from fasttrack_gitops.engine.state.store import default_state_dir
+    from fasttrack_gitops.engine.state.state_folder import default_state_dir
 
     return Path(value) if value else default_state_dir()
 

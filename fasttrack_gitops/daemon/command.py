@@ -35,7 +35,7 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.pipeline.diagnostics import has_errors
     from fasttrack_gitops.core.render.diagnostics import text_line
-    from fasttrack_gitops.daemon.config import load_config
+    from fasttrack_gitops.daemon.config_loading import load_config
 
     path = _config_path(config_file)
     config, found = load_config(path)

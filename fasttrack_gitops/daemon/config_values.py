@@ -1,18 +1,22 @@
 """Values in the daemon's configuration, judged and resolved. Pure, but for reading a secret file.
 
-Split from config.py so that the rules for one value (an address to
-listen on, a repository URL, a `${VAR}`, a secret file) can be read and
-tested apart from the walk over the whole file.
+The rules for one value (an address to listen on, a repository URL, a
+`${VAR}`, a path relative to the file, a secret file), and how a message
+names a key, read and tested apart from the walk over the whole file
+(config_resolver.py, config_secrets.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from fasttrack_gitops.core.pipeline.diagnostics import json_path
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^{}]*)\}|\$\{")
@@ -20,6 +24,16 @@ _SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?[A-Za-z0-9._-]+:.+")  # git@host:owner/r
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat", "xox")
 MAX_SECRET_FILE = 1 << 20  # a key or token is a few kilobytes; anything bigger is the wrong file
+
+
+def dotted(path: tuple) -> str:
+    """('repositories', 0, 'url') -> 'repositories[0].url': how the messages name a key."""
+    return json_path(path)[2:].replace(".[", "[") if path else "the configuration"
+
+
+def local_path(folder: Path, text: str) -> Path:
+    """A path as written in the configuration: ~ expanded; relative to the configuration's `folder`."""
+    return Path(os.path.normpath(folder / Path(text).expanduser()))
 
 
 def url_kind(url: str) -> str | None:

@@ -192,7 +192,7 @@ def test_every_configuration_property_has_a_title_and_a_description(capsys):
 
 
 def test_every_secret_key_of_the_loader_is_in_the_schema_both_ways(capsys):
-    from fasttrack_gitops.daemon.config import SECRETS
+    from fasttrack_gitops.daemon.config_secrets import SECRETS
 
     schema = json.loads(cli(capsys, "schema", "config")[1])
     for section, names in SECRETS.items():

@@ -100,7 +100,7 @@ def _indent(text: str, by: str = "    ") -> str:
 
 
 def load(config_path: Path):
-    from fasttrack_gitops.daemon.config import load_config
+    from fasttrack_gitops.daemon.config_loading import load_config
 
     config, diagnostics = load_config(config_path, {"FTG_TEST_WEBHOOK_SECRET": SECRET})
     assert config is not None, diagnostics

@@ -72,7 +72,7 @@ def quiet_config(
         path.write_text(text)
     if environ is None:
         return load(path)
-    from fasttrack_gitops.daemon.config import load_config
+    from fasttrack_gitops.daemon.config_loading import load_config
 
     config, diagnostics = load_config(path, {"FTG_TEST_WEBHOOK_SECRET": SECRET, **environ})
     assert config is not None, diagnostics

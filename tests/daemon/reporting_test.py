@@ -20,7 +20,7 @@ from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
 from engine.reporters.slack_test import FakeSlack
 
 from fasttrack_gitops.core.job import JobStatus
-from fasttrack_gitops.daemon.config import load_config
+from fasttrack_gitops.daemon.config_loading import load_config
 
 CANARY = "canary-secret-7f3a9e"
 PIPELINE = """\

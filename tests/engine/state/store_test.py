@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,11 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL, PROJECT
 
-from fasttrack_gitops.core.errors import OperationalError, UsageError
+from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.engine.state import migrations as store_schema
-from fasttrack_gitops.engine.state.store import JobRecordError, Store, StoreError, default_state_dir
+from fasttrack_gitops.engine.state.records import JobRecordError
+from fasttrack_gitops.engine.state.store import Store
 
 
 def make_job(text: str = MINIMAL, *, now: float = 1_700_000_000.0, job_id: str | None = None, **kwargs) -> PipelineJob:
@@ -104,12 +103,6 @@ def raw(store_dir: Path) -> Iterator[sqlite3.Connection]:
         yield cx
     finally:
         cx.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "state") as s:
-        yield s
 
 
 # -- a job's story: stored once, its task instances change, readers see them
@@ -262,114 +255,6 @@ def test_list_jobs_with_a_status_filter_pages_through_many_jobs(store):
     assert len(store.list_jobs(limit=0)) == 120
 
 
-# -- the database file: pragmas, migrations, refusals
-
-
-def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
-    with raw(tmp_path / "state") as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 3
-        assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
-        assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {
-        "jobs",
-        "task_instances",
-        "attempts",
-        "events",
-        "cancel_requests",
-        "job_keys",
-        "queue",
-        "deliveries",
-        "schedule_ticks",
-        "positions",
-        "pr_gates",
-        "outbox",
-    } <= tables
-    pragmas = {
-        p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys", "busy_timeout")
-    }
-    assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}  # 1 is NORMAL
-
-
-def test_an_older_database_gets_the_missing_steps_in_order_and_keeps_its_jobs(tmp_path, monkeypatch):
-    with Store(tmp_path) as store:
-        store.create_job(make_job(job_id="old"))
-    steps = [
-        *store_schema.MIGRATIONS,
-        ("CREATE TABLE notes (text TEXT)", "INSERT INTO notes VALUES ('2')"),
-        ("INSERT INTO notes SELECT text || '+3' FROM notes",),
-    ]
-    monkeypatch.setattr(store_schema, "MIGRATIONS", steps)
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", len(steps))
-    with Store(tmp_path) as store:
-        assert store.job("old").id == "old"
-    with raw(tmp_path) as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == len(steps)
-        assert [r[0] for r in cx.execute("SELECT text FROM notes ORDER BY rowid")] == ["2", "2+3"]
-
-
-def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
-    Store(tmp_path).close()
-    steps = [*store_schema.MIGRATIONS, ("CREATE TABLE notes (text TEXT)", "INSERT INTO nowhere VALUES (1)")]
-    monkeypatch.setattr(store_schema, "MIGRATIONS", steps)
-    current = store_schema.SCHEMA_VERSION
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", current + 1)
-    with pytest.raises(StoreError, match="no such table: nowhere"):
-        Store(tmp_path)
-    with raw(tmp_path) as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == current
-        assert not cx.execute("SELECT 1 FROM sqlite_master WHERE name = 'notes'").fetchall()
-
-
-@pytest.mark.parametrize("made_by", ["an older store", "hand"])
-def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path, made_by):
-    if made_by == "an older store":
-        Store(tmp_path).close()
-    with raw(tmp_path) as cx:  # by hand: rollback-journal mode, which opening must not switch to WAL
-        cx.execute("CREATE TABLE IF NOT EXISTS future (x)")
-        cx.execute("PRAGMA user_version = 7")
-    db = tmp_path / "state.db"
-    before = db.read_bytes()
-    with pytest.raises(StoreError) as refused:
-        Store(tmp_path)
-    assert str(refused.value) == (
-        f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows {store_schema.SCHEMA_VERSION}): "
-        "upgrade fasttrack-gitops or use another --state-dir"
-    )
-    assert refused.value.exit_code == 3 and isinstance(refused.value, OperationalError)
-    assert db.read_bytes() == before
-
-
-def test_a_database_of_another_program_is_refused(tmp_path):
-    with raw(tmp_path) as cx:
-        cx.execute("CREATE TABLE contacts (name TEXT)")
-    with pytest.raises(StoreError, match="some other program.*--state-dir") as refused:
-        Store(tmp_path)
-    assert refused.value.exit_code == 2  # the state folder given is the wrong one
-
-
-def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_path):
-    (tmp_path / "a-file").write_text("not a folder")
-    folder = tmp_path / "a-file" / "state"
-    with pytest.raises(StoreError) as unwritable:
-        Store(folder)
-    assert str(folder) in str(unwritable.value) and "--state-dir" in str(unwritable.value)
-    assert isinstance(unwritable.value, UsageError)
-
-
-def test_a_state_db_that_is_a_folder_is_a_store_error(tmp_path):
-    (tmp_path / "state.db").mkdir()
-    with pytest.raises(StoreError, match="--state-dir"):
-        Store(tmp_path)
-
-
-def test_a_corrupt_database_is_a_store_error_not_a_traceback(tmp_path):
-    (tmp_path / "state.db").write_bytes(b"this is not SQLite at all\n" * 200)
-    with pytest.raises(StoreError) as corrupt:
-        Store(tmp_path)
-    assert str(tmp_path / "state.db") in str(corrupt.value) and "move it aside" in str(corrupt.value)
-
-
 def test_the_event_log_is_append_only(store, tmp_path):
     job = make_job()
     store.create_job(job)
@@ -451,64 +336,6 @@ def test_a_reader_sees_consistent_snapshots_while_another_process_runs_a_job(tmp
         assert len(store.events(job.id)) == 1 + 200 * 6
 
 
-@pytest.mark.parametrize("then", ["sleep", "write"])
-def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job_and_a_sound_database(tmp_path, then):
-    with Store(tmp_path) as store:
-        job = make_job()
-        store.create_job(job)
-        runner = python(
-            """
-        store = Store(Path(sys.argv[1]))
-        job_id = sys.argv[2]
-        with store.claim(job_id):
-            store.set_task_state(job_id, "prepare", TaskState.RUNNING)
-            store.start_attempt(job_id, "prepare", 1, started_at=time.time())
-            print("ready", flush=True)
-            while True:
-                if sys.argv[3] == "sleep":
-                    time.sleep(60)
-                else:
-                    store.add_event(job_id, "progress", task="prepare", data={"at": time.time()})
-        """,
-            tmp_path,
-            job.id,
-            then,
-        )
-        wait_for_line(runner, "ready")
-        view = store.view(job.id)
-        assert view.status == JobStatus.RUNNING and view.runner_alive
-        with pytest.raises(StoreError, match=f"job {job.id} is already being run by another process"):
-            with store.claim(job.id):
-                pass
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait()
-
-        view = store.view(job.id)
-        assert view.status == JobStatus.INTERRUPTED and not view.runner_alive
-        assert view.tasks["prepare"].state == TaskState.RUNNING  # as the runner left it
-        with raw(tmp_path) as cx:
-            assert cx.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        with store.claim(job.id):  # the job can be taken up again
-            assert store.view(job.id).runner_alive
-
-
-def test_a_job_cannot_be_claimed_twice_and_the_claim_ends_with_the_block(store):
-    job = make_job()
-    store.create_job(job)
-    lock = store.state_dir / "runners" / f"{job.id}.lock"
-    with store.claim(job.id):
-        assert lock.read_text().strip() == str(os.getpid())
-        with pytest.raises(StoreError, match=rf"job {job.id} is already being run by another process \(pid "):
-            with store.claim(job.id):
-                pass
-        assert store.view(job.id).runner_alive
-    assert not lock.exists() and not store.view(job.id).runner_alive
-    with store.claim(job.id):
-        assert store.view(job.id).runner_alive
-    with pytest.raises(JobRecordError, match="no job 'ghost'"), store.claim("ghost"):
-        pass
-
-
 def test_a_cancel_request_is_seen_by_another_store(store, tmp_path):
     job = make_job()
     store.create_job(job)
@@ -518,53 +345,6 @@ def test_a_cancel_request_is_seen_by_another_store(store, tmp_path):
         store.request_cancel(job.id)
         assert other.cancel_requested(job.id) and other.view(job.id).cancel_requested
     assert [e.kind for e in store.events(job.id)].count("job.cancel_requested") == 1
-
-
-# -- what the scheduler and executors ask
-
-
-def test_past_durations_are_medians_of_recent_succeeded_task_instances(store):
-    jobs = {n: make_job(now=n, job_id=f"j{n}") for n in (100, 200, 300, 500)}
-    for job in jobs.values():
-        store.create_job(job)
-    store.create_job(make_job(MINIMAL.replace("name: demo", "name: other"), now=400, job_id="j400"))
-    run_task(store, "j100", "prepare", seconds=10)
-    run_task(store, "j100", "train", seconds=100)
-    run_task(store, "j200", "prepare", seconds=20)
-    run_task(store, "j200", "train", seconds=5, outcome=Outcome.FAILED)
-    run_task(store, "j300", "prepare", seconds=30)
-    store.start_attempt("j300", "train", 1, started_at=0)  # a retried task counts from its first start
-    store.end_attempt("j300", "train", 1, ended_at=10, exit_code=1, outcome=Outcome.FAILED)
-    store.start_attempt("j300", "train", 2, started_at=15)
-    store.end_attempt("j300", "train", 2, ended_at=215, exit_code=0, outcome=Outcome.SUCCEEDED)
-    store.set_task_state("j300", "train", TaskState.SUCCEEDED)
-    run_task(store, "j400", "prepare", seconds=999)  # another pipeline
-    # j500 is the job about to run: nothing succeeded yet
-
-    assert store.past_durations("demo") == {"prepare": 20, "train": 157.5}
-    assert store.past_durations("demo", limit_jobs=2) == {"prepare": 25, "train": 157.5}
-    assert store.past_durations("nothing-ran") == {}
-
-
-def test_log_paths_and_data_folders_live_in_the_state_folder(store):
-    path = store.log_path("20260101-000000-abcdef", "train", 2)
-    assert path == store.state_dir / "logs" / "20260101-000000-abcdef" / "train" / "2.log"
-    assert path.parent.is_dir()
-    data = store.data_dir("20260101-000000-abcdef")
-    assert data == store.state_dir / "data" / "20260101-000000-abcdef" and data.is_dir()
-    with pytest.raises(JobRecordError):
-        store.log_path("../escape", "train", 1)
-
-
-def test_the_default_state_folder_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("FTG_STATE_DIR", str(tmp_path / "ftg"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert default_state_dir() == tmp_path / "ftg"
-    monkeypatch.delenv("FTG_STATE_DIR")
-    assert default_state_dir() == tmp_path / "xdg" / "fasttrack-gitops"
-    monkeypatch.delenv("XDG_STATE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert default_state_dir() == tmp_path / ".local" / "state" / "fasttrack-gitops"
 
 
 def test_a_200_task_job_costs_well_under_a_millisecond_per_write(store, capsys):

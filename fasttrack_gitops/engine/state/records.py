@@ -1,0 +1,133 @@
+"""The store's records as rows: a pipeline job, an attempt, a task instance and an event, to and from SQLite's tuples. Pure.
+
+The column lists here follow the tables of migrations.py; store.py and
+job_views.py run the queries. JobRecordError is the error about a record:
+one asked for that the store does not hold as asked.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.job import Attempt, Outcome, PipelineJob, TaskInstance, TaskState
+
+JOB_COLUMNS = (
+    "id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
+    " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json"
+)
+ATTEMPT_COLUMNS = "number, started_at, ended_at, exit_code, outcome, message"
+TASK_INSTANCE_COLUMNS = "name, state, reason, next_attempt_at"
+EVENT_COLUMNS = "seq, job_id, at, kind, task, data_json"
+
+_STATES = {s.value: s for s in TaskState}  # faster than TaskState(value), which shows in Store.view()
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
+class JobRecordError(UsageError):
+    """A job, task instance or attempt that the store does not hold as asked; exit code 2.
+
+    A job id (or prefix) that names no job or several, a task or attempt the
+    job does not have, one stored twice: the caller must ask for another.
+    (A StoreError is the other kind: the state folder or database cannot be used.)
+    """
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One entry of a job's append-only event log (not a repository event: core/events.py)."""
+
+    seq: int  # increases across the whole store
+    job_id: str
+    at: float
+    kind: str  # "job.created", "task.running", "attempt.ended", ...
+    task: str | None
+    data: dict
+
+
+def to_json(value: Mapping) -> str:
+    """Compact JSON, as every *_json column holds it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_values(job: PipelineJob) -> tuple:
+    """The values of JOB_COLUMNS for a job, in that order."""
+    return (
+        job.id,
+        job.pipeline,
+        job.pipeline_path,
+        job.repository,
+        job.source,
+        job.commit,
+        job.ref,
+        job.tree,
+        to_json(job.code_trees),
+        to_json(job.spec),
+        job.spec_id,
+        to_json(job.trigger),
+        job.created_at,
+        job.rerun_of,
+        int(job.dirty),
+        json.dumps(list(job.diagnostics)),
+    )
+
+
+def job_from_row(row: sqlite3.Row | tuple) -> PipelineJob:
+    """The job a row of JOB_COLUMNS holds."""
+    (
+        id_,
+        pipeline,
+        path,
+        repository,
+        source,
+        commit,
+        ref,
+        tree,
+        code_trees,
+        spec,
+        spec_id,
+        trigger,
+        created_at,
+        rerun_of,
+        dirty,
+        diagnostics,
+    ) = row
+    return PipelineJob(
+        id=id_,
+        pipeline=pipeline,
+        pipeline_path=path,
+        repository=repository,
+        source=source,
+        commit=commit,
+        ref=ref,
+        tree=tree,
+        code_trees=json.loads(code_trees),
+        spec=json.loads(spec),
+        spec_id=spec_id,
+        trigger=json.loads(trigger),
+        created_at=created_at,
+        rerun_of=rerun_of,
+        dirty=bool(dirty),
+        diagnostics=tuple(json.loads(diagnostics)),
+    )
+
+
+def attempt_from_row(row: sqlite3.Row | tuple) -> Attempt:
+    """The attempt a row of ATTEMPT_COLUMNS holds (no outcome while it runs)."""
+    number, started, ended, exit_code, outcome, message = row
+    return Attempt(number, started, ended, exit_code, _OUTCOMES.get(outcome), message)
+
+
+def task_instance_from_row(row: sqlite3.Row | tuple, attempts: tuple[Attempt, ...]) -> TaskInstance:
+    """The task instance a row of TASK_INSTANCE_COLUMNS holds, with its attempts."""
+    name, state, reason, next_attempt_at = row
+    return TaskInstance(name, _STATES[state], attempts, reason, next_attempt_at)
+
+
+def event_from_row(row: sqlite3.Row | tuple) -> JobEvent:
+    """The event a row of EVENT_COLUMNS holds."""
+    seq, job_id, at, kind, task, data = row
+    return JobEvent(seq, job_id, at, kind, task, json.loads(data))

@@ -1,0 +1,35 @@
+"""How long a pipeline's tasks took in its recent jobs: the estimates the scheduler orders a critical path by.
+
+A task's duration is from its first attempt's start to its last one's end,
+retries included, in a job where it succeeded; the estimate is the median
+of its most recent ones.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+
+LOOKBACK = 10  # median_durations looks at most limit_jobs * LOOKBACK jobs back
+
+
+def median_durations(cx: sqlite3.Connection, pipeline: str, limit_jobs: int) -> dict[str, float]:
+    """Task name -> median duration (seconds) of its last `limit_jobs` succeeded instances; tasks never seen are absent."""
+    rows = cx.execute(
+        """
+        WITH recent AS (
+            SELECT id, created_at FROM jobs WHERE pipeline = ? ORDER BY created_at DESC, id DESC LIMIT ?),
+        spans AS (
+            SELECT t.name, max(a.ended_at) - min(a.started_at) AS duration,
+                   row_number() OVER (PARTITION BY t.name ORDER BY r.created_at DESC, r.id DESC) AS nth
+            FROM recent r
+            JOIN task_instances t ON t.job_id = r.id AND t.state = 'succeeded'
+            JOIN attempts a ON a.job_id = t.job_id AND a.task = t.name
+            GROUP BY t.job_id, t.name HAVING count(a.ended_at) = count(*))
+        SELECT name, duration FROM spans WHERE nth <= ?""",
+        (pipeline, limit_jobs * LOOKBACK, limit_jobs),
+    ).fetchall()
+    durations: dict[str, list[float]] = {}
+    for name, duration in rows:
+        durations.setdefault(name, []).append(duration)
+    return {name: statistics.median(values) for name, values in durations.items()}
