@@ -47,3 +47,28 @@ def test_the_daemon_configuration_shown_in_the_readme_is_valid(tmp_path):
     config, diagnostics = load_config(tmp_path / "ftg.yaml", environ)
     assert config is not None and diagnostics == [], diagnostics
     assert config.repositories[0].name == "acme/ml-pipelines"
+
+
+def test_the_layout_names_every_module_and_package():
+    """README's Layout is the map a newcomer reads first: a module or package it does not name is a missing room."""
+    start = README.index("## Layout")
+    fence = README.index("```\n", start)
+    layout = README[fence : README.index("```\n", fence + 4)]
+    named = set(re.findall(r"\w+", layout))
+    package = PROJECT / "fasttrack_gitops"
+    missing = [
+        path.relative_to(package).as_posix()
+        for path in sorted(package.rglob("*.py"))
+        if (path.parent.name if path.stem in ("__init__", "__main__") else path.stem) not in named
+    ]
+    assert missing == []
+
+
+def test_architecture_names_only_modules_that_exist():
+    """Every `dir/module.py` path ARCHITECTURE.md names is in the package, so the page cannot drift from the tree."""
+    text = (PROJECT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    package = PROJECT / "fasttrack_gitops"
+    named = set(re.findall(r"`((?:core|engine|daemon|ci|commands)/[\w/]*?)`", text))
+    assert named, "ARCHITECTURE.md names no module"
+    gone = sorted(p for p in named if not (package / p).exists() and not (package / p).with_suffix(".py").exists())
+    assert gone == []
