@@ -33,7 +33,7 @@ from fasttrack_gitops.core.webhooks import WebhookError, check_size
 from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
 from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
 from fasttrack_gitops.daemon.service import Daemon
-from fasttrack_gitops.engine.state.store import StoreError
+from fasttrack_gitops.engine.state.errors import StoreError
 
 log = logging.getLogger("fasttrack_gitops.daemon.http")
 

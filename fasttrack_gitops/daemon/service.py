@@ -50,9 +50,10 @@ from fasttrack_gitops.engine.plan import (
     plan_invalid,
     rerun_job,
 )
+from fasttrack_gitops.engine.state.errors import StoreError
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger
 from fasttrack_gitops.engine.state.outbox import Outbox
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 

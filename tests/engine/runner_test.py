@@ -25,7 +25,8 @@ from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.executors.processes import process_handle
 from fasttrack_gitops.engine.runner import JobRunner
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.errors import StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskState
+from fasttrack_gitops.engine.state.errors import StoreError
 from fasttrack_gitops.engine.state.migrations import translated, writing
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 _ENDED = tuple(s.value for s in ENDED)
 

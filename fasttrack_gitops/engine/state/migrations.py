@@ -1,6 +1,6 @@
 """The state database file: its schema as an ordered list of migrations, opening it, its transactions.
 
-Only store.py uses this module (the queries live there). A database records
+The state package's modules use it (their queries live with them). A database records
 how far it got in `PRAGMA user_version`; opening it applies the steps after
 that, in order, in one transaction. To change the schema, append a step;
 never edit a released one. A step is a tuple of single SQL statements (not
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fasttrack_gitops.core.errors import FastTrackError, OperationalError, UsageError
+from fasttrack_gitops.engine.state.errors import StateFolderError, StoreError, StoreUnavailableError
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another one before giving up
 
@@ -173,20 +173,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StoreError(FastTrackError):
-    """The state folder or database cannot be used; the message says what to do. Raise one of the two kinds below."""
-
-
-class StoreUnavailableError(StoreError, OperationalError):
-    """The state database cannot be used now (exit 3): locked or busy past the timeout, written by a newer
-    version, corrupt, a disk error; or a job's runner lock held by another process."""
-
-
-class StateFolderError(StoreError, UsageError):
-    """The state folder given cannot hold the state (exit 2): not a folder we can write, or its state.db
-    belongs to another program; pass another --state-dir, or make it writable."""
 
 
 def connect(db: Path) -> sqlite3.Connection:

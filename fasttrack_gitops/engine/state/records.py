@@ -1,8 +1,7 @@
 """The store's records as rows: a pipeline job, an attempt, a task instance and an event, to and from SQLite's tuples. Pure.
 
 The column lists here follow the tables of migrations.py; store.py and
-job_views.py run the queries. JobRecordError is the error about a record:
-one asked for that the store does not hold as asked.
+job_views.py run the queries.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import Attempt, Outcome, PipelineJob, TaskInstance, TaskState
 
 JOB_COLUMNS = (
@@ -25,15 +23,6 @@ EVENT_COLUMNS = "seq, job_id, at, kind, task, data_json"
 
 _STATES = {s.value: s for s in TaskState}  # faster than TaskState(value), which shows in Store.view()
 _OUTCOMES = {o.value: o for o in Outcome}
-
-
-class JobRecordError(UsageError):
-    """A job, task instance or attempt that the store does not hold as asked; exit code 2.
-
-    A job id (or prefix) that names no job or several, a task or attempt the
-    job does not have, one stored twice: the caller must ask for another.
-    (A StoreError is the other kind: the state folder or database cannot be used.)
-    """
 
 
 @dataclass(frozen=True)

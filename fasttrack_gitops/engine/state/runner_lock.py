@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fasttrack_gitops.engine.state.migrations import StoreUnavailableError, unwritable
+from fasttrack_gitops.engine.state.errors import StoreUnavailableError
+from fasttrack_gitops.engine.state.migrations import unwritable
 from fasttrack_gitops.engine.state.state_folder import StateFolder
 
 CLAIM_PATIENCE = 0.25  # seconds a claim retries: a reader's liveness test holds the lock for microseconds

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.migrations import unwritable
-from fasttrack_gitops.engine.state.records import JobRecordError
 
 DB_NAME = "state.db"
 

@@ -23,20 +23,13 @@ from pathlib import Path
 from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state import runner_lock
+from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.job_views import read_views
-from fasttrack_gitops.engine.state.migrations import (
-    StateFolderError,
-    StoreError,
-    StoreUnavailableError,
-    connect,
-    translated,
-    writing,
-)
+from fasttrack_gitops.engine.state.migrations import connect, translated, writing
 from fasttrack_gitops.engine.state.records import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
     JobEvent,
-    JobRecordError,
     event_from_row,
     job_from_row,
     job_values,
@@ -44,8 +37,6 @@ from fasttrack_gitops.engine.state.records import (
 )
 from fasttrack_gitops.engine.state.state_folder import StateFolder
 from fasttrack_gitops.engine.state.task_durations import median_durations
-
-__all__ = ["StateFolderError", "Store", "StoreError", "StoreUnavailableError"]
 
 _PAGE = 50  # jobs per query when list_jobs filters by status
 

@@ -7,7 +7,8 @@ from engine.state.store_test import make_job, raw
 
 from fasttrack_gitops.core.errors import OperationalError
 from fasttrack_gitops.engine.state import migrations as store_schema
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.errors import StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 
 def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from engine.state.store_test import make_job, python, raw, wait_for_line
 
 from fasttrack_gitops.core.job import JobStatus, TaskState
-from fasttrack_gitops.engine.state.records import JobRecordError
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.errors import JobRecordError, StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 
 def test_a_job_cannot_be_claimed_twice_and_the_claim_ends_with_the_block(store):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fasttrack_gitops.core.errors import UsageError
-from fasttrack_gitops.engine.state.records import JobRecordError
+from fasttrack_gitops.engine.state.errors import JobRecordError, StoreError
 from fasttrack_gitops.engine.state.state_folder import default_state_dir
-from fasttrack_gitops.engine.state.store import Store, StoreError
+from fasttrack_gitops.engine.state.store import Store
 
 
 def test_an_unwritable_state_folder_names_the_folder_and_suggests_state_dir(tmp_path):

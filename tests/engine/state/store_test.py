@@ -19,7 +19,7 @@ from conftest import MINIMAL, PROJECT
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.engine.state.records import JobRecordError
+from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.store import Store
 
 
