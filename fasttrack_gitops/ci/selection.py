@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.events import PullRequest, Push
-from fasttrack_gitops.core.triggers import Candidate, Decision, Selection
+from fasttrack_gitops.core.triggers import Candidate, Considered, Selection
 
 # A workflow's event -> the key of `on` that asks for it.
 ON_KEYS = {"workflow_dispatch": "manual", "schedule": "schedule"}
@@ -25,7 +25,7 @@ class Choice:
     """What the event selects: every candidate's decision, the selections, and what a reader should know."""
 
     what: str  # "push to main", "pull request #3 into main (opened)", "workflow_dispatch"
-    decisions: tuple[Decision, ...]
+    decisions: tuple[Considered, ...]
     selections: tuple[Selection, ...]
     changed: frozenset[str] | None = None  # the files the event changed; None when not known (or not asked)
     changes_unknown: bool = False  # path filters could not be applied: the history is not there
@@ -65,11 +65,11 @@ def for_event(candidates: Sequence[Candidate], event: str, *, run_id: str, sende
     decisions = []
     for c in candidates:
         if c.triggers is None:
-            decisions.append(Decision(c, True, f"{event} (the pipeline has no `on`)"))
+            decisions.append(Considered(c, True, f"{event} (the pipeline has no `on`)"))
         elif key in c.triggers:
-            decisions.append(Decision(c, True, f"{event} (`on` lists {key})"))
+            decisions.append(Considered(c, True, f"{event} (`on` lists {key})"))
         else:
-            decisions.append(Decision(c, False, f"{event}: `on` has no {key}"))
+            decisions.append(Considered(c, False, f"{event}: `on` has no {key}"))
     key = f"{event}:{run_id}"  # not triggers.trigger_key: a `schedule` run here has no cron of its own
     selections = tuple(
         Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)

@@ -59,7 +59,7 @@ class Facts:
     run_url: str
     files: Sequence[dict]  # validate's per-file records
     diagnostics: Sequence  # Diagnostic, paths relative to the repository
-    decisions: Sequence  # triggers.Decision for every valid pipeline at the commit
+    decisions: Sequence  # triggers.Considered for every valid pipeline at the commit
     invalid: dict = field(default_factory=dict)  # path -> (name, diagnostics) of files not valid at the commit
     jobs: Sequence[JobResult] = ()
     submitted: Sequence[Submitted] = ()

@@ -27,7 +27,7 @@ from fasttrack_gitops.core.pipeline.model import Concurrency
 __all__ = [
     "DEFAULT_PULL_REQUEST_TYPES",
     "Candidate",
-    "Decision",
+    "Considered",
     "Selection",
     "explain_manual",
     "explain_pull_request",
@@ -67,7 +67,7 @@ class Selection:
     concurrency: Concurrency | None = None  # the candidate's, so the caller need not look it up again
 
 
-class Decision(NamedTuple):
+class Considered(NamedTuple):
     """Whether one candidate runs for the event, and why (or why not)."""
 
     candidate: Candidate
@@ -80,13 +80,13 @@ class Decision(NamedTuple):
 
 def explain_push(
     candidates: Sequence[Candidate], push: Push, *, changed: Collection[str] | None, follow_branches: Sequence[str]
-) -> list[Decision]:
+) -> list[Considered]:
     """Decide every candidate for a push; `changed` None means the change set is unknown.
 
     A pipeline without `on` runs on pushes to the followed branches (the
     repository's configuration); with `on`, GitHub Actions' push rules apply.
     """
-    return [Decision(c, *_decide_push(c, push, changed, follow_branches)) for c in candidates]
+    return [Considered(c, *_decide_push(c, push, changed, follow_branches)) for c in candidates]
 
 
 def select_push(
@@ -151,13 +151,13 @@ def _tag_refusal(spec: Mapping[str, list[str]], tag: str) -> str:
 
 def explain_pull_request(
     candidates: Sequence[Candidate], pr: PullRequest, *, changed: Collection[str] | None
-) -> list[Decision]:
+) -> list[Considered]:
     """Decide every candidate for pull-request activity; only pipelines with `on.pull_request` run.
 
     A fork's pull request is decided like any other: whether it may run is
     the daemon's question (the trigger records "fork").
     """
-    return [Decision(c, *_decide_pull_request(c, pr, changed)) for c in candidates]
+    return [Considered(c, *_decide_pull_request(c, pr, changed)) for c in candidates]
 
 
 def select_pull_request(
@@ -226,7 +226,7 @@ def _decide_paths(
 # --- manual runs and schedules ---------------------------------------------------------------
 
 
-def explain_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Decision]:
+def explain_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Considered]:
     """Decide every candidate for a manual run, asked for by path or by name.
 
     Every pipeline may be run by hand, whatever its `on` says (`manual`
@@ -242,7 +242,7 @@ def explain_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Deci
     for c in candidates:
         chosen = c.path == path if by_path else c.name == wanted
         reason = f"manual run of {c.name} at {manual.ref}{by}" if chosen else f"manual run asked for {wanted}"
-        decisions.append(Decision(c, chosen, reason))
+        decisions.append(Considered(c, chosen, reason))
     return decisions
 
 
@@ -252,13 +252,13 @@ def select_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Selec
     return _selected(explain_manual(candidates, manual), trigger)
 
 
-def explain_tick(candidates: Sequence[Candidate], tick: Tick) -> list[Decision]:
+def explain_tick(candidates: Sequence[Candidate], tick: Tick) -> list[Considered]:
     """The tick's own pipeline runs if its `on.schedule` still has the tick's cron.
 
     The daemon computed the tick from an older commit's file; an edited or
     removed schedule must not fire one last time.
     """
-    return [Decision(c, *_decide_tick(c, tick)) for c in candidates]
+    return [Considered(c, *_decide_tick(c, tick)) for c in candidates]
 
 
 def select_tick(candidates: Sequence[Candidate], tick: Tick) -> list[Selection]:
@@ -304,7 +304,7 @@ def trigger_key(trigger: Mapping[str, Any]) -> str:
     raise ValueError(f"a '{event}' trigger needs an 'id' to tell its jobs apart")
 
 
-def _selected(decisions: Iterable[Decision], trigger: dict[str, Any]) -> list[Selection]:
+def _selected(decisions: Iterable[Considered], trigger: dict[str, Any]) -> list[Selection]:
     key = trigger_key(trigger)
     return [
         Selection(d.candidate.path, d.candidate.name, dict(trigger), key, d.reason, d.candidate.concurrency)

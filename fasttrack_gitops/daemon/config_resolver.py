@@ -28,17 +28,17 @@ from fasttrack_gitops.daemon.config import (
 from fasttrack_gitops.daemon.config_secrets import SecretProblem, resolve_secret
 from fasttrack_gitops.daemon.config_values import dotted, expand, local_path, parse_listen, url_kind
 
+# The official Backend.AI client's variables: the fallback of the backendai section.
+from fasttrack_gitops.engine.backendai.credentials import ACCESS_KEY as BACKEND_ACCESS_KEY
+from fasttrack_gitops.engine.backendai.credentials import ENDPOINT as BACKEND_ENDPOINT
+from fasttrack_gitops.engine.backendai.credentials import SECRET_KEY as BACKEND_SECRET_KEY
+
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_BRANCHES = ("main", "master")
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_SHUTDOWN_GRACE = "30s"
 DEFAULT_WEBHOOK_MAX_BODY = "5m"
 DEFAULT_MAX_RUNNING_JOBS = 4
-
-# The official Backend.AI client's variables, the fallback of the backendai section.
-BACKEND_ENDPOINT = "BACKEND_ENDPOINT"
-BACKEND_ACCESS_KEY = "BACKEND_ACCESS_KEY"
-BACKEND_SECRET_KEY = "BACKEND_SECRET_KEY"
 
 
 class Resolver:

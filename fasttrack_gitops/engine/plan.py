@@ -29,7 +29,7 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
-from fasttrack_gitops.engine.gitrepo import GitError, Snapshot
+from fasttrack_gitops.engine.gitrepo import GitUsageError, Snapshot
 from fasttrack_gitops.engine.state.ledger import JobKey
 from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, SETTINGS_FILE
 
@@ -81,7 +81,7 @@ def code_trees_at(snap: Snapshot, pipeline: Pipeline) -> dict[str, str]:
         if task.code:
             tree = gitrepo.tree_id(snap, task.code)
             if tree is None:
-                raise GitError(
+                raise GitUsageError(
                     f"task '{task.name}': its code folder '{task.code}' is not in {_named(snap)}; "
                     "the pipeline was checked at another snapshot"
                 )
@@ -127,7 +127,7 @@ def _named(snap: Snapshot) -> str:
 # -- one file: `run` --------------------------------------------------------------------------------
 
 
-class NotInSnapshot(GitError):
+class NotInSnapshot(GitUsageError):
     """The pipeline file is not a file in the snapshot (the message says where it was looked for)."""
 
     def __init__(self, message: str, snapshot: Snapshot) -> None:
@@ -227,7 +227,7 @@ def snapshot_at(source: RepoSource, commit: str, ref: str | None = None) -> Snap
     if source.prefix:
         tree = gitrepo.tree_id(snap, source.prefix)
         if tree is None:
-            raise GitError(f"folder '{source.prefix}' is not in commit {commit[:12]} of {source.name}")
+            raise GitUsageError(f"folder '{source.prefix}' is not in commit {commit[:12]} of {source.name}")
         snap = replace(snap, prefix=source.prefix, tree=tree)
     return replace(snap, ref=ref)
 

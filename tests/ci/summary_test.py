@@ -6,7 +6,7 @@ from fasttrack_gitops.ci import selection, summary
 from fasttrack_gitops.ci.summary import Facts, JobResult, Submitted
 from fasttrack_gitops.core.pipeline.diagnostics import diagnostic
 from fasttrack_gitops.core.reports.model import JobReport
-from fasttrack_gitops.core.triggers import Candidate, Decision
+from fasttrack_gitops.core.triggers import Candidate, Considered
 
 TRAIN = Candidate("pipelines/train.yaml", "train", {"push": {}})
 
@@ -19,7 +19,7 @@ def facts(**kwargs) -> Facts:
         run_url="https://github.com/o/r/actions/runs/1",
         files=[{"file": "pipelines/train.yaml"}],
         diagnostics=[],
-        decisions=[Decision(TRAIN, False, "push to main: no changed file matches on.push.paths (x/**)")],
+        decisions=[Considered(TRAIN, False, "push to main: no changed file matches on.push.paths (x/**)")],
     )
     return Facts(**{**base, **kwargs})
 

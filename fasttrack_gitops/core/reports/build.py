@@ -2,7 +2,7 @@
 
 Callers read the store and the logs (logtail.py) and pass them in; this
 module puts the report together from its parts: the conclusion and the
-one-line title (verdict.py), the Markdown summary (summary.py: task table,
+one-line title (conclusion.py), the Markdown summary (summary.py: task table,
 the DAG coloured by state, where the job came from), the failed tasks' log
 tails (failures.py), an invalid pipeline file's diagnostics as annotations.
 Every text is masked here, once more, whatever the caller did, then fitted
@@ -20,11 +20,11 @@ from typing import Any
 from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import JobView
 from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.core.reports.conclusion import conclusion_for, title
 from fasttrack_gitops.core.reports.failures import failures_text
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, code, fit, inline
 from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
 from fasttrack_gitops.core.reports.summary import origin, summary_sections
-from fasttrack_gitops.core.reports.verdict import conclusion_for, title
 
 GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
 

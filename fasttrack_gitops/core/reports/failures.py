@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from fasttrack_gitops.core.job import JobView, TaskInstance, TaskState
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.units import format_duration
+from fasttrack_gitops.core.reports.conclusion import plural, why
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, code, fence_for, inline, shorten
 from fasttrack_gitops.core.reports.summary import ICONS, NOTE_MAX
-from fasttrack_gitops.core.reports.verdict import plural, why
 
 
 def failures_text(view: JobView, pipeline: Pipeline | None, tails: Mapping[str, str]) -> str:

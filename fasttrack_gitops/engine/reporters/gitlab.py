@@ -87,7 +87,7 @@ def describe(report: JobReport, state: str) -> str:
 
 def _allowed_failures(report: JobReport) -> str:
     """A green status must still say which tasks failed, or nobody looks at them: the title when it names
-    them all (verdict.py's does), else a sentence that does."""
+    them all (conclusion.py's does), else a sentence that does."""
     failed = [row.name for row in report.tasks if row.state == "failed"]
     if report.title and all(name in report.title for name in failed):
         return report.title if failed else f"{report.title}; only tasks allowed to fail (continue_on_failure) failed"

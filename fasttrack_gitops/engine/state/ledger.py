@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import ENDED, PipelineJob, TaskState
-from fasttrack_gitops.engine.state.errors import StoreError
 from fasttrack_gitops.engine.state.migrations import translated, writing
 from fasttrack_gitops.engine.state.store import Store
 
@@ -302,4 +301,4 @@ class Ledger:
         return [Gate(r, n, h, json.loads(e), at, by) for r, n, h, e, at, by in rows]
 
 
-__all__ = ["Gate", "JobKey", "Ledger", "Queued", "StoreError"]
+__all__ = ["JobKey", "Ledger", "Queued"]

@@ -8,8 +8,8 @@ from core.reports.stored_jobs import COMMIT, PIPELINE, ran, report_of, skipped, 
 
 from fasttrack_gitops.core.job import Outcome, TaskState, freeze
 from fasttrack_gitops.core.pipeline import check_pipeline
+from fasttrack_gitops.core.reports.conclusion import conclusion
 from fasttrack_gitops.core.reports.model import TaskRow
-from fasttrack_gitops.core.reports.verdict import conclusion
 from fasttrack_gitops.engine.state.ledger import JobKey, Ledger
 from fasttrack_gitops.engine.state.store import Store
 
