@@ -144,6 +144,34 @@ def test_a_pull_request_from_a_fork_waits_for_a_members_ok_to_test(tmp_path, sou
     asyncio.run(scenario())
 
 
+def test_an_ok_to_test_covers_the_head_it_was_given_and_a_new_push_to_the_fork_waits_again(
+    tmp_path, source_repo, contracts
+):
+    base = git(source_repo, "rev-parse", "HEAD").strip()
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
+    git(source_repo, "checkout", "-q", "-b", "fork-work")
+    first = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n") + "# one\n")
+    second = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n") + "# two\n")
+    git(source_repo, "checkout", "-q", "main")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+    approve = comment_payload(contracts, number=9, body="/fasttrack ok-to-test", author="alice")
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            git(source_repo, "update-ref", "refs/pull/9/head", first)
+            opened = pr_payload(contracts, number=9, head_sha=first, base_sha=base, head_repo="stranger/pipes")
+            assert (await deliver(client, "pull_request", opened, "fork-1")).json()["jobs"] == []
+            assert len((await deliver(client, "issue_comment", approve, "c-1")).json()["jobs"]) == 1
+            git(source_repo, "update-ref", "refs/pull/9/head", second)  # the fork pushes again
+            pushed = pr_payload(contracts, number=9, head_sha=second, base_sha=base, head_repo="stranger/pipes")
+            held = (await deliver(client, "pull_request", pushed, "fork-2")).json()
+            assert held["jobs"] == [] and "ok-to-test" in held["note"]
+            assert [(g.number, g.head_sha) for g in daemon.ledger.gates()] == [(9, second)]
+            assert [v.job.commit for v in _jobs(daemon)] == [first]  # nothing ran the new head
+
+    asyncio.run(scenario())
+
+
 def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts):
     base = git(source_repo, "rev-parse", "HEAD").strip()
     flaky = pipeline_text("flaky", "on: [pull_request]\n").replace(
