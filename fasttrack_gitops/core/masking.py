@@ -130,7 +130,8 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 
 class MaskingFilter(logging.Filter):
-    """Masks the secrets in every record it sees, whoever logged it; add it to a handler or a logger.
+    """Masks the secrets in every record it sees (its message and traceback), whoever logged it; add it to a
+    handler or a logger.
 
     Two filters of the same secrets are equal, so `f not in logger.filters`
     keeps a logger from collecting copies.
@@ -152,6 +153,12 @@ class MaskingFilter(logging.Filter):
             hidden = masked(message, self.secrets)
             if hidden != message:
                 record.msg, record.args = hidden, ()
+            # A traceback repeats the exception's message: format it now, as the handler's formatter would
+            # (it uses exc_text when set), so that it is masked too.
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = masked(record.exc_text, self.secrets)
         return True
 
 

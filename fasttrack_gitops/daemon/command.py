@@ -87,6 +87,8 @@ def _as_json(config, found) -> str:
     """The check's result for machines: the diagnostics, and what was configured (never a secret)."""
     import json
 
+    from fasttrack_gitops.core.masking import masked_url_credentials
+
     result: dict = {"valid": config is not None, "diagnostics": [d.as_dict() for d in found]}
     if config is not None:
         result.update(
@@ -106,7 +108,7 @@ def _as_json(config, found) -> str:
                 "repositories": [
                     {
                         "name": r.name,
-                        "url": r.url,
+                        "url": masked_url_credentials(r.url),  # a token may be its user: https://${TOKEN}@...
                         "provider": r.provider,
                         "branches": list(r.branches),
                         "watch": r.watch,

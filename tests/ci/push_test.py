@@ -8,7 +8,6 @@ import subprocess
 import pytest
 from ci.conftest import REPO, RUN_ID, TOKEN
 from conftest import console_script, git
-from engine.reporters.contract_server import Answer, ContractServer
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
@@ -176,60 +175,6 @@ def test_workflow_dispatch_runs_pipelines_without_on_and_those_with_manual(runne
         "| `plain` | `pipelines/plain.yaml` | ✅ yes | workflow_dispatch (the pipeline has no `on`) |" in step.summary
     )
     assert "| `train` | `pipelines/train.yaml` | ➖ no | workflow_dispatch: `on` has no manual |" in step.summary
-
-
-# -- wait: false -------------------------------------------------------------------------------------
-
-
-def test_wait_false_without_a_daemon_is_a_configuration_error(runner):
-    sha = runner.standard()
-
-    step = runner.step("push", runner.push(sha, sha), *RUN, "--wait", "false", sha=sha)
-
-    assert step.code == 2
-    [error] = step.commands("error")
-    assert error.startswith(
-        "::error title=fasttrack-gitops ci::`wait: false` needs `daemon-url`: a job must be "
-        "driven to its end and reported after this step exits"
-    )
-    assert "configuration error" in step.summary
-    assert step.outputs == {}
-
-
-def test_wait_false_hands_the_selected_pipelines_to_the_daemon(runner):
-    first = runner.standard()
-    runner.write("tasks/train/msg.txt", "again\n")
-    after = runner.commit("again")
-    daemon = ContractServer()
-    daemon.route(
-        "POST",
-        "/api/trigger",
-        lambda request: Answer(201, {"jobs": ["20240921-062640-abc123"], "note": "manual run of train"}),
-    )
-    with daemon.serving():
-        step = runner.step(
-            "push",
-            runner.push(first, after),
-            "--mode",
-            "run",
-            env={"FTG_CI_WAIT": "false", "FTG_CI_DAEMON_URL": daemon.url, "FTG_API_TOKEN": "daemon-api-token-0042"},
-            sha=after,
-        )
-
-    assert step.code == 0, step.out + step.err
-    [request] = daemon.requests
-    assert request.json() == {
-        "repository": REPO,
-        "pipeline": "pipelines/train.yaml",
-        "ref": after,
-        "request_id": f"{RUN_ID}-train",
-        "sender": "octocat",
-    }
-    assert request.headers["authorization"] == "Bearer daemon-api-token-0042"
-    assert "::add-mask::daemon-api-token-0042" in step.lines
-    assert "job ids: 20240921-062640-abc123" in step.lines
-    assert step.outputs["job-ids"] == "20240921-062640-abc123"
-    assert step.outputs["conclusion"] == "submitted"
 
 
 # -- not in a runner ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 
@@ -159,6 +160,26 @@ def test_a_filter_masks_the_formatted_message_of_every_record():
     untouched = record("nothing %s", "here")
     masking.filter(untouched)
     assert untouched.args == ("here",)  # a record without a secret is left as it was logged
+
+
+def test_a_logged_exception_is_masked_in_its_traceback_too():
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(MaskingFilter(["xoxb-123"]))
+    logger = logging.getLogger("fasttrack_gitops.tests.masking.traceback")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("Slack refused the token xoxb-123")
+        except RuntimeError as e:
+            logger.exception("delivering failed: %s", e)
+    finally:
+        logger.removeHandler(handler)
+    written = out.getvalue()
+    assert "xoxb-123" not in written
+    assert "delivering failed: Slack refused the token ***\nTraceback (most recent call last):" in written
+    assert written.count("RuntimeError: Slack refused the token ***") == 1
 
 
 def test_filters_of_the_same_secrets_are_equal_so_a_logger_gets_one(caplog):
