@@ -12,7 +12,7 @@ What keeps the daemon idempotent and lets it pick up where it stopped:
   what moved while it was down;
 - pr_gates: pull requests from forks, held until a member approves them.
 
-The schema is migration 2 in store_schema.py; the queries are all here.
+The schema is migration 2 in migrations.py; the queries are all here.
 """
 
 from __future__ import annotations
