@@ -118,7 +118,7 @@ async def run_daemon(
 
 
 def _deliverer(daemon, reporters):
-    """The reporters' deliverer, fed by the daemon's outbox (reporting/)."""
+    """The reporters' deliverer, fed by the daemon's outbox (engine/state/outbox.py)."""
     from fasttrack_gitops.daemon.reports import report_builder
     from fasttrack_gitops.engine.deliver import Deliverer
 

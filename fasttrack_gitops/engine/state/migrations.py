@@ -150,7 +150,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (repository, number, head_sha)
         ) WITHOUT ROWID""",
     ),
-    # 3: the reporters' outbox (reporting/outbox.py): one row per (job, reporter), marked when the job
+    # 3: the reporters' outbox (outbox.py): one row per (job, reporter), marked when the job
     # changes, sent (coalesced, retried) by the deliverer; `state_json` keeps a check run's id, a Slack ts.
     (
         """CREATE TABLE outbox (
