@@ -1,13 +1,22 @@
-"""Fixtures shared by the whole suite: where the real example files are, and a way to write pipelines."""
+"""Fixtures shared by the whole suite: where the real example files are, a way to write pipelines, the one way
+to wait for something (wait_until, await_until), and the one way to say a test cannot run here (cannot_run)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import importlib
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
 
 import pytest
 
@@ -58,8 +67,124 @@ def console_script() -> str:
         return str(script)
     found = shutil.which("fasttrack-gitops")
     if not found:
-        pytest.skip("the fasttrack-gitops console script is not installed")
+        cannot_run("the fasttrack-gitops console script is not installed; pip install -e '.[test]' installs it")
     return found
+
+
+# -- tests that cannot run here -------------------------------------------------------------------------------
+
+# CI installs everything the suite needs (.ci/run), so there a test that cannot run is a failure, not a skip.
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def cannot_run(reason: str) -> NoReturn:
+    """Skip a test that cannot run on this machine, saying what it lacks; under CI fail it instead."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set: there a test that cannot run fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+def required_module(name: str, package: str) -> ModuleType:
+    """The module `name`, which the test extra installs (in `package`); cannot_run when it is not importable."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        cannot_run(f"{name} cannot be imported ({e}); pip install -e '.[test]' installs {package}")
+
+
+@functools.cache
+def _bubblewrap_problem() -> str:
+    """Why bubblewrap cannot sandbox a task here ('' when it can), probed once per test session."""
+    from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap
+
+    probe = Bubblewrap("/bin/sh")
+    return "" if asyncio.run(probe.prefix()) is not None else probe.reason
+
+
+def require_bwrap() -> None:
+    """cannot_run unless bubblewrap works here, naming why not (.ci/run installs it with apt-get)."""
+    if problem := _bubblewrap_problem():
+        cannot_run(f"bubblewrap does not work here: {problem}")
+
+
+@pytest.fixture
+def bwrap_works() -> None:
+    """For tests that need bubblewrap: `@pytest.mark.usefixtures("bwrap_works")`."""
+    require_bwrap()
+
+
+def without_root_privilege(argv: list[str]) -> list[str]:
+    """argv run so that a chmod 000 file cannot be read: as is, or, for root (who reads any file), under setpriv
+    without the two capabilities that let root ignore file permissions, so it still owns and reaches its files."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        cannot_run("as root this test needs setpriv (util-linux) to drop the capabilities that read any file")
+    dropped = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={dropped}", f"--inh-caps={dropped}", *argv]
+
+
+# -- waiting ----------------------------------------------------------------------------------------------------
+
+PATIENCE = 30.0  # seconds a wait may take before the test fails; far above what any wait takes on a busy machine
+
+
+class _Deadline:
+    """The end of one wait, and the failure that names what was awaited when it passes."""
+
+    def __init__(self, predicate: Callable, timeout: float, what: str | Callable[[], str] | None):
+        self.predicate, self.timeout, self.what = predicate, timeout, what
+        self.ends = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.ends:
+            pytest.fail(f"timed out after {self.timeout:g}s waiting for {self._described()}", pytrace=False)
+
+    def _described(self) -> str:
+        if callable(self.what):
+            return self.what()
+        if self.what:
+            return self.what
+        try:  # no description given: the predicate's own source line says what it waited for
+            return inspect.getsource(self.predicate).strip()
+        except (OSError, TypeError):
+            return repr(self.predicate)
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = PATIENCE,
+    interval: float = 0.02,
+    what: str | Callable[[], str] | None = None,
+) -> Any:
+    """Call predicate() until it returns something truthy, and return that; fail the test after `timeout` seconds
+    with a message naming `what` (a text, or a function that describes the state; default: the predicate's code)."""
+    deadline = _Deadline(predicate, timeout, what)
+    while not (value := predicate()):
+        deadline.check()
+        time.sleep(interval)
+    return value
+
+
+async def await_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = PATIENCE,
+    interval: float = 0.02,
+    what: str | Callable[[], str] | None = None,
+) -> Any:
+    """wait_until inside a running event loop, which goes on between the calls; predicate may be async."""
+    deadline = _Deadline(predicate, timeout, what)
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        deadline.check()
+        await asyncio.sleep(interval)
 
 
 def alive(pid: int) -> bool:

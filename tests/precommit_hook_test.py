@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL, console_script, git
+from conftest import MINIMAL, console_script, git, required_module
 
 MANIFEST = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
 BROKEN = MINIMAL.replace("dependencies: [prepare]", "dependencies: [prepar]")
@@ -16,7 +16,7 @@ BROKEN = MINIMAL.replace("dependencies: [prepare]", "dependencies: [prepar]")
 
 @pytest.fixture
 def hook() -> dict:
-    clientlib = pytest.importorskip("pre_commit.clientlib")
+    clientlib = required_module("pre_commit.clientlib", "pre-commit")
     if not MANIFEST.is_file():
         pytest.fail(f"{MANIFEST} is missing")
     hooks = clientlib.load_manifest(str(MANIFEST))  # raises InvalidManifestError when it is not a valid manifest
@@ -50,14 +50,14 @@ def test_the_files_pattern_selects_pipeline_files(hook, path, selected):
 
 
 def test_pipeline_files_have_the_yaml_type(hook):
-    identify = pytest.importorskip("identify.identify")
+    identify = required_module("identify.identify", "pre-commit")
     for path in ("pipelines/train.yaml", "examples-repo/pipelines/x.yml"):
         assert set(hook["types"]) <= identify.tags_from_filename(path)
 
 
 def _run_hook_as_pre_commit_does(hook: dict, repo: Path) -> subprocess.CompletedProcess:
     """The committed files the hook selects, passed to its entry from the repository root."""
-    identify = pytest.importorskip("identify.identify")
+    identify = required_module("identify.identify", "pre-commit")
     files = [
         f
         for f in git(repo, "ls-files").splitlines()

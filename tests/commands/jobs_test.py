@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, console_script, git
+from conftest import alive, console_script, git, wait_until
 
 from fasttrack_gitops.cli import main
 from fasttrack_gitops.engine.state.store import Store
@@ -89,17 +89,17 @@ def task(record: dict, name: str) -> dict:
     return next(t for t in record["tasks"] if t["name"] == name)
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_while_running(proc: subprocess.Popen, predicate, what: str):
+    """wait_until predicate() holds; fail at once, with the process's output, should proc end before it does."""
+
+    def holds():
         value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
+        if not value and proc.poll() is not None:
             out, err = proc.communicate()
             pytest.fail(f"the process ended ({proc.returncode}) before {what}:\n{out}\n{err}")
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+        return value
+
+    return wait_until(holds, what=what)
 
 
 def started_job(state: Path, proc: subprocess.Popen, task_name: str) -> str:
@@ -115,7 +115,7 @@ def started_job(state: Path, proc: subprocess.Popen, task_name: str) -> str:
             instance = view.tasks[task_name]
             return jobs[0] if instance.state.value == "running" and instance.attempts else None
 
-    return wait_for(running, f"task {task_name} to run", proc=proc)
+    return wait_while_running(proc, running, f"task {task_name} to run")
 
 
 def spawn_run(repo: Path, pipeline: str, state: Path) -> subprocess.Popen:
@@ -532,7 +532,7 @@ def test_cancel_a_running_job(tmp_path, state, capsys):
     runner = spawn_run(repo, "sleeper.yaml", state)
     try:
         job = started_job(state, runner, "nap")
-        wait_for(lambda: pidfile.is_file() and pidfile.read_text().strip(), "the task's pid", proc=runner)
+        wait_while_running(runner, lambda: pidfile.is_file() and pidfile.read_text().strip(), "the task's pid")
         asked = time.monotonic()
         code, out, err = cli(capsys, "jobs", "cancel", job[:-1], "--state-dir", str(state))
         assert (code, err) == (0, "")
@@ -547,7 +547,7 @@ def test_cancel_a_running_job(tmp_path, state, capsys):
         assert task(record, "nap")["attempts"][0]["outcome"] == "cancelled"
         assert task(record, "later")["attempts"] == []
         pid = int(pidfile.read_text())
-        wait_for(lambda: not alive(pid), "the task's process to go", timeout=10)
+        wait_until(lambda: not alive(pid), what="the task's process to go", timeout=10)
     finally:
         stop(runner)
         kill_pid_file(pidfile)
@@ -569,7 +569,7 @@ def interrupted(tmp_path, state, capsys):
     runner = spawn_run(repo, "sleeper.yaml", state)
     try:
         job = started_job(state, runner, "nap")
-        wait_for(lambda: pidfile.is_file() and pidfile.read_text().strip(), "the task's pid", proc=runner)
+        wait_while_running(runner, lambda: pidfile.is_file() and pidfile.read_text().strip(), "the task's pid")
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
         yield job

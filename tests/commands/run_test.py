@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, alive, console_script, git
+from conftest import PROJECT, alive, console_script, git, wait_until
 
 from fasttrack_gitops.cli import main
 
@@ -117,17 +117,6 @@ def state(tmp_path: Path) -> Path:
 def environment() -> dict[str, str]:
     """Our environment without secrets, for the console script."""
     return {k: v for k, v in os.environ.items() if not k.startswith("FTG_")}
-
-
-def wait_for(condition, *, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.05)
 
 
 # -- the examples repository ---------------------------------------------------------------------
@@ -638,8 +627,8 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path
     proc, err = start_run(tmp_path / "kill/p.yaml", state, tmp_path)
     group = None
     try:
-        record = wait_for(lambda: running_job(capsys, state, "long"), what="the task running")
-        pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the task's pid"))
+        record = wait_until(lambda: running_job(capsys, state, "long"), what="the task running")
+        pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the task's pid"))
         group = os.getpgid(pid)
         assert group != os.getpgid(0)
         assert record["status"] == "running"
@@ -680,7 +669,7 @@ def test_ctrl_c_cancels_the_job(capsys, tmp_path: Path, state: Path):
     )
     proc, err = start_run(tmp_path / "int/p.yaml", state, tmp_path)
     try:
-        record = wait_for(lambda: running_job(capsys, state, "long"), what="the task running")
+        record = wait_until(lambda: running_job(capsys, state, "long"), what="the task running")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 1
 

@@ -154,19 +154,6 @@ def github_headers(body: bytes, event: str, delivery: str) -> dict:
     }
 
 
-async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
-    """Poll until predicate() is truthy (its value), or fail after timeout seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(interval)
-
-
 def pr_payload(
     contracts: Path,
     *,

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import httpx
-from conftest import git
+from conftest import await_until, git
 from daemon.conftest import (
     REPO_NAME,
     comment_payload,
@@ -18,7 +18,6 @@ from daemon.conftest import (
     pr_payload,
     push_payload,
     running,
-    wait_for,
     write_config,
 )
 
@@ -42,7 +41,7 @@ def test_a_signed_push_webhook_makes_one_job_that_runs_to_success(tmp_path, sour
                 assert answer.status_code == 202, answer.text
                 jobs = answer.json()["jobs"]
                 assert len(jobs) == 1
-                view = await wait_for(lambda: (v := daemon.store.view(jobs[0])).status == JobStatus.SUCCEEDED and v)
+                view = await await_until(lambda: (v := daemon.store.view(jobs[0])).status == JobStatus.SUCCEEDED and v)
                 assert view.job.commit == after and view.job.repository == REPO_NAME
                 assert view.job.trigger["event"] == "push"
                 again = await client.post(
@@ -192,7 +191,7 @@ def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts
                 )
             ).json()
             (job,) = first["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.FAILED)
             (tmp_path / "fixed").write_text("")
             retest = (
                 await deliver(
@@ -200,7 +199,7 @@ def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts
                 )
             ).json()
             (again,) = retest["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
             assert view.job.rerun_of == job and view.job.trigger["by"] == "octocat"
             run = (
                 await deliver(
@@ -218,7 +217,7 @@ def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts
                 )
             ).json()
             assert unknown["jobs"] == [] and "demo" in unknown["note"]
-            await wait_for(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())
 
@@ -244,7 +243,7 @@ def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_
                         client, "push", push_payload(contracts, ref="refs/heads/main", before=ZERO, after=first), "d-1"
                     )
                 ).json()["jobs"]
-                await wait_for(lambda: daemon.store.view(old).status == JobStatus.RUNNING)
+                await await_until(lambda: daemon.store.view(old).status == JobStatus.RUNNING)
                 (new,) = (
                     await deliver(
                         client,
@@ -253,9 +252,9 @@ def test_a_newer_commit_cancels_the_superseded_job_of_its_concurrency_group(tmp_
                         "d-2",
                     )
                 ).json()["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(old)).status == JobStatus.CANCELLED and v)
+            view = await await_until(lambda: (v := daemon.store.view(old)).status == JobStatus.CANCELLED and v)
             assert view.job.id in {v.job.id for v in _jobs(daemon)}  # cancelled, not deleted
-            await wait_for(lambda: daemon.store.view(new).status == JobStatus.RUNNING)
+            await await_until(lambda: daemon.store.view(new).status == JobStatus.RUNNING)
             daemon.store.request_cancel(new)
 
     asyncio.run(scenario())
@@ -283,7 +282,7 @@ def test_jobs_beyond_the_global_limit_queue_and_start_in_order(tmp_path, source_
             statuses = {daemon.store.view(j).status for j in jobs}
             assert JobStatus.QUEUED in statuses
             assert sum(daemon.store.view(j).status == JobStatus.RUNNING for j in jobs) <= 1
-            await wait_for(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in jobs), 60)
+            await await_until(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in jobs), timeout=60)
             starts = sorted((daemon.store.view(j).tasks["prepare"].attempts[0].started_at, j) for j in jobs)
             ends = [daemon.store.view(j).tasks["train"].attempts[0].ended_at for _, j in starts]
             for (start, _), previous_end in zip(starts[1:], ends):
@@ -297,12 +296,12 @@ def test_a_commit_to_a_watched_repository_starts_its_job_without_any_webhook(tmp
 
     async def scenario():
         async with running(config) as (daemon, url):
-            await wait_for(lambda: daemon.ledger.positions(REPO_NAME))  # the first scan recorded where main is
+            await await_until(lambda: daemon.ledger.positions(REPO_NAME))  # the first scan recorded where main is
             assert _jobs(daemon) == []  # the past is not run
             after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# watched\n")
-            (view,) = await wait_for(lambda: _jobs(daemon))
+            (view,) = await await_until(lambda: _jobs(daemon))
             assert view.job.commit == after and view.job.trigger["sender"] == "watch"
-            await wait_for(lambda: daemon.store.view(view.job.id).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(view.job.id).status == JobStatus.SUCCEEDED)
             git(source_repo, "checkout", "-q", "-b", "elsewhere")  # a branch not followed: nothing runs
             commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# not followed\n")
             await asyncio.sleep(0.5)
@@ -332,11 +331,11 @@ def test_a_remote_repository_is_polled_into_a_mirror_and_an_unreachable_one_neve
 
     async def scenario():
         async with running(config) as (daemon, url):
-            await wait_for(lambda: daemon.ledger.positions(REPO_NAME))
+            await await_until(lambda: daemon.ledger.positions(REPO_NAME))
             after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# polled\n")
-            (view,) = await wait_for(lambda: _jobs(daemon), 30)
+            (view,) = await await_until(lambda: _jobs(daemon))
             assert view.job.commit == after and view.job.trigger["sender"] == "poll"
-            await wait_for(lambda: daemon.metrics.fetch_errors["acme/gone"] >= 1, 30)
+            await await_until(lambda: daemon.metrics.fetch_errors["acme/gone"] >= 1)
             async with httpx.AsyncClient(base_url=url) as client:
                 assert (await client.get("/healthz")).status_code == 200
                 assert (
@@ -370,7 +369,7 @@ def test_a_pipeline_that_is_invalid_at_the_commit_becomes_an_invalid_job_with_it
             assert broken["status"] == "invalid" and broken["tasks"] == []
             assert broken["diagnostics"][0]["file"] == "pipelines/broken.yaml"
             assert broken["diagnostics"][0]["line"] == 4 and "nme" in broken["diagnostics"][0]["message"]
-            await wait_for(lambda: daemon.store.view(records["demo"]["id"]).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(records["demo"]["id"]).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())
 
@@ -424,7 +423,7 @@ def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_pa
 
         async def scenario():
             async with running(config) as (daemon, url):
-                await wait_for(lambda: daemon.ledger.positions(REPO_NAME), 30)  # the first poll fetched
+                await await_until(lambda: daemon.ledger.positions(REPO_NAME))  # the first poll fetched
                 after = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# remote\n")
                 async with httpx.AsyncClient(base_url=url) as client:  # the webhook comes before the next poll
                     answer = (
@@ -436,7 +435,7 @@ def test_a_push_to_a_remote_repository_is_fetched_into_the_daemons_mirror(tmp_pa
                         )
                     ).json()
                 (job,) = answer["jobs"]
-                view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
+                view = await await_until(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
                 assert view.job.commit == after
                 mirror = daemon.repositories.sources[REPO_NAME].top
                 assert mirror.is_relative_to(config.state_dir) and (mirror / "objects").is_dir()
@@ -469,7 +468,7 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
                     client, "push", push_payload(contracts, ref="refs/heads/main", before=before, after=after), "k-1"
                 )
             ).json()["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.FAILED)
             (tmp_path / "fixed").write_text("")
             failed_only = (
                 await deliver(
@@ -480,7 +479,7 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
                 )
             ).json()
             (again,) = failed_only["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(again)).status == JobStatus.SUCCEEDED and v)
             assert view.job.rerun_of == job and view.job.spec_id == daemon.store.job(job).spec_id
             assert view.tasks["prepare"].reason == f"reused from job {job}"  # not run again
             assert not view.tasks["prepare"].attempts and view.tasks["train"].attempts
@@ -488,7 +487,7 @@ def test_the_checks_rerun_buttons_make_new_jobs_from_the_same_frozen_spec(tmp_pa
                 await deliver(client, "check_run", check_event("check_run.rerequested.payload.json", job), "k-3")
             ).json()
             (third,) = whole["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(third)).status == JobStatus.SUCCEEDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(third)).status == JobStatus.SUCCEEDED and v)
             assert view.tasks["prepare"].attempts  # a whole re-run runs every task
             other_app = check_event("check_run.rerequested.payload.json", job)
             other_app["check_run"]["name"] = "ci/build"
@@ -522,7 +521,7 @@ def test_the_installation_a_webhook_names_is_recorded_on_each_job_it_makes_but_k
             polled = (await deliver(client, "push", push, "inst-2")).json()
             assert polled["jobs"] == jobs  # one job per pipeline and push, whoever reported it
             demo = next(j for j in jobs if daemon.store.job(j).pipeline == "demo")
-            await wait_for(lambda: daemon.store.view(demo).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(demo).status == JobStatus.SUCCEEDED)
             rerequest = copy.deepcopy(payload(contracts, "check_run.rerequested.payload.json"))
             rerequest["repository"]["full_name"] = REPO_NAME
             rerequest["check_run"].update(name="fasttrack/demo", external_id=demo, head_sha=after)
@@ -531,6 +530,6 @@ def test_the_installation_a_webhook_names_is_recorded_on_each_job_it_makes_but_k
             assert rerun.rerun_of == demo
             assert rerun.trigger["installation"] == rerequest["installation"]["id"]
             assert rerun.trigger["event"] == "rerun" and rerun.trigger["of"] == demo
-            await wait_for(lambda: daemon.store.view(again).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(again).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import git
-from daemon.conftest import REPO_NAME, commit_file, load, running, wait_for, write_config
+from conftest import await_until, git
+from daemon.conftest import REPO_NAME, commit_file, load, running, write_config
 
 from fasttrack_gitops.core.job import JobStatus
 
@@ -90,7 +90,7 @@ def test_the_daemon_answers_while_a_tasks_code_tree_is_being_written(tmp_path, s
                 assert answer.status_code == 201, answer.text
                 (job_id,) = answer.json()["created"]
             await asyncio.to_thread(feeder.join)
-            view = await wait_for(lambda: (v := daemon.store.view(job_id)).status in ENDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(job_id)).status in ENDED and v)
         assert held.fed.is_set() and held.health == 200, held.health
         assert view.status == JobStatus.SUCCEEDED, view.tasks["work"].reason
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import git
+from conftest import await_until, git
 from daemon.conftest import (
     REPO_NAME,
     SECRET,
@@ -36,7 +36,6 @@ from daemon.conftest import (
     push_payload,
     running,
     signed,
-    wait_for,
     write_config,
 )
 
@@ -518,7 +517,7 @@ def test_a_gitlab_push_with_the_right_token_makes_a_job_and_without_it_nothing(
             answer = await post_gitlab(client, data)
             assert answer.status_code == 202, answer.text
             (job,) = answer.json()["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
             assert view.job.repository == GITLAB_NAME and view.job.commit == pushed[1]
             assert view.job.trigger["event"] == "push" and view.job.trigger["sender"] == "jsmith"
             again = await post_gitlab(client, data)  # GitLab's retry keeps its Idempotency-Key
@@ -575,8 +574,8 @@ def test_healthz_and_metrics_say_what_the_daemon_did(tmp_path, source_repo, cont
             (job,) = (await post_github(client, body, delivery="m-1")).json()["jobs"]
             await post_github(client, body, delivery="m-1")
             await post_github(client, body, delivery="m-2", **{"X-Hub-Signature-256": signed(body, "wrong")})
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
-            await wait_for(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
 
             types, samples = await scrape(client)
             assert await deliveries(client) == {"accepted": 1, "duplicate": 1, "unauthorized": 1}
@@ -618,8 +617,8 @@ def test_the_jobs_api_lists_and_shows_what_the_jobs_command_prints(tmp_path, sou
             assert len(first) == 1 and len(second["jobs"]) == 2, second
             everything = first + second["jobs"]
             ended = (JobStatus.SUCCEEDED, JobStatus.FAILED)
-            await wait_for(lambda: all(daemon.store.view(j).status in ended for j in everything))
-            await wait_for(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
+            await await_until(lambda: all(daemon.store.view(j).status in ended for j in everything))
+            await await_until(lambda: daemon.pool.jobs_by_status() == {"queued": 0, "running": 0})
 
             listed = await client.get("/api/jobs")
             assert listed.status_code == 200
@@ -712,7 +711,7 @@ def test_post_api_trigger_makes_a_job_that_runs(tmp_path, source_repo):
             )
             assert answer.status_code == 201, answer.text
             (job,) = answer.json()["jobs"]
-            view = await wait_for(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
+            view = await await_until(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
             assert view.job.trigger["event"] == "manual"
             assert view.job.commit == git(source_repo, "rev-parse", "main").strip()
             again = await client.post(
@@ -754,7 +753,7 @@ def test_the_trigger_command_runs_a_pipeline_through_the_daemon(tmp_path, source
             assert await asyncio.to_thread(cli.main, argv) == 0
             out = capsys.readouterr()
             (job,) = json.loads(out.out)["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
             assert await asyncio.to_thread(cli.main, argv) == 0  # the same request id: the same job
             assert json.loads(capsys.readouterr().out)["jobs"] == [job]
             assert [v.job.id for v in all_jobs(daemon)] == [job]
@@ -840,7 +839,7 @@ def test_the_webhook_secret_never_appears_in_an_answer_or_the_log(tmp_path, sour
             answers.append(await post_gitlab(client, {"object_kind": "push"}, key="idem-3"))
             made = {j for a in answers if a.status_code == 202 for j in a.json().get("jobs", [])}
             assert len(made) == 2  # the GitHub repository's and the GitLab project's
-            await wait_for(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in made))
+            await await_until(lambda: all(daemon.store.view(j).status == JobStatus.SUCCEEDED for j in made))
             for path in ("/healthz", "/metrics", "/api/jobs"):
                 answers.append(await client.get(path))
             answers.append(await client.post("/api/trigger", json={"repository": REPO_NAME, "pipeline": "nope"}))

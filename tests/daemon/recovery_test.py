@@ -16,13 +16,11 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import alive, console_script, git
+from conftest import PATIENCE, alive, await_until, console_script, git, require_bwrap, wait_until
 from daemon.conftest import (
     REPO_NAME,
     SECRET,
@@ -41,21 +39,8 @@ from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="daemon processes, signals and process groups")
 
-PATIENCE = 30.0  # seconds any one wait may take before the test fails
 ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 SIGTERM_REASON = "the daemon stopped (SIGTERM)"
-
-
-def eventually(predicate: Callable, what: str | Callable[[], str], timeout: float = PATIENCE):
-    """Poll until predicate() is truthy (its value); fail after timeout seconds, saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what() if callable(what) else what}")
-        time.sleep(0.05)
 
 
 class Served:
@@ -90,7 +75,7 @@ class Served:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        eventually(self._healthy, lambda: f"the daemon to answer /healthz; its output:\n{self.log()}")
+        wait_until(self._healthy, what=lambda: f"the daemon to answer /healthz; its output:\n{self.log()}")
         return self
 
     def _healthy(self) -> bool:
@@ -146,9 +131,9 @@ class Served:
             return Ledger(store).positions(REPO_NAME)
 
     def ended(self, job_id: str) -> JobView:
-        return eventually(
+        return wait_until(
             lambda: (v := self.view(job_id)).status in ENDED and v,
-            lambda: f"job {job_id} to end: {self.view(job_id)}; the daemon's output:\n{self.log()}",
+            what=lambda: f"job {job_id} to end: {self.view(job_id)}; the daemon's output:\n{self.log()}",
         )
 
 
@@ -169,7 +154,7 @@ class Marks:
     def pid(self, name: str) -> int:
         """The pid a task wrote (waits for it)."""
         path = self.folder / f"{name}.pid"
-        return int(eventually(lambda: path.exists() and path.read_text().strip(), f"{path} to be written"))
+        return int(wait_until(lambda: path.exists() and path.read_text().strip(), what=f"{path} to be written"))
 
     def kill_leftovers(self) -> None:
         """Kill the process group of every pid a task wrote that still runs (a failed test leaves none)."""
@@ -270,12 +255,6 @@ def attempt_outcomes(view: JobView, task: str) -> list[Outcome | None]:
 # -- kill -9 -----------------------------------------------------------------------------------------------------
 
 
-def bwrap_usable() -> bool:
-    from fasttrack_gitops.engine.executors.local import LocalExecutor
-
-    return asyncio.run(LocalExecutor().sandboxed())
-
-
 @pytest.mark.parametrize(
     "retry, bwrap",
     [(True, False), (False, False), (True, True)],
@@ -284,14 +263,16 @@ def bwrap_usable() -> bool:
 def test_after_kill_9_a_restart_stops_the_orphan_and_retries_or_fails_the_interrupted_task(
     retry, bwrap, daemon, marks, source_repo, contracts
 ):
-    if bwrap and not bwrap_usable():
-        pytest.skip("bubblewrap does not work here")
+    if bwrap:
+        require_bwrap()
     before = head(source_repo)
     after = commit_file(source_repo, "pipelines/demo.yaml", chain(marks, retry=retry))
     served = daemon(bwrap=bwrap).start()
     job = one_job(served.push(contracts, before=before, after=after, delivery="d-1"))
     shell, child = marks.pid("slow"), marks.pid("slow-child")
-    running = eventually(lambda: (v := served.view(job)).tasks["slow"].state == TaskState.RUNNING and v, "slow to run")
+    running = wait_until(
+        lambda: (v := served.view(job)).tasks["slow"].state == TaskState.RUNNING and v, what="slow to run"
+    )
     assert served.view(job).runner_alive
     with Store(served.state) as store:
         handle = store.attempt_handle(job, "slow", 1)
@@ -355,7 +336,7 @@ def test_after_kill_9_queued_jobs_start_after_the_restart_and_nothing_runs_twice
     assert answer.status_code == 202, answer.text
     jobs = answer.json()["jobs"]
     assert len(jobs) == 2
-    started = eventually(lambda: [n for n in ("demo", "other") if marks.runs(n)], "one of the jobs to start")
+    started = wait_until(lambda: [n for n in ("demo", "other") if marks.runs(n)], what="one of the jobs to start")
     assert len(started) == 1
     (first,) = started
     second = "other" if first == "demo" else "demo"
@@ -495,9 +476,9 @@ def test_while_draining_healthz_and_webhooks_answer_503_and_the_running_job_fini
                     "/webhooks/github", content=body, headers=github_headers(body, "push", "d-1")
                 )
                 job = one_job(answer)
-                await wait_until(lambda: marks.runs("held") == 1)
+                await await_until(lambda: marks.runs("held") == 1)
                 stop.set()  # what SIGTERM does
-                await wait_until(lambda: daemon.pool.draining)
+                await await_until(lambda: daemon.pool.draining)
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and health.json()["status"] == "draining"
                 assert health.json()["running"] == 1
@@ -572,7 +553,7 @@ def test_a_drain_while_a_job_is_being_set_up_leaves_it_to_the_next_start(tmp_pat
 
     async def next_start() -> JobView:
         async with running(config) as (daemon, _):
-            return await wait_until(lambda: (v := daemon.store.view(job)).status in ENDED and v)
+            return await await_until(lambda: (v := daemon.store.view(job)).status in ENDED and v)
 
     view = asyncio.run(next_start())
     assert view.status == JobStatus.SUCCEEDED and marks.runs("held") == 1
@@ -617,8 +598,8 @@ def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_lat
             jobs = {daemon.store.view(j).job.pipeline: j for j in answer.json()["jobs"]}
             assert sorted(jobs) == ["demo", "secretive"], answer.text
             for job in jobs.values():
-                await wait_until(lambda job=job: daemon.store.view(job).status in ENDED)
-            await wait_until(lambda: daemon.ledger.open_queue() == [])
+                await await_until(lambda job=job: daemon.store.view(job).status in ENDED)
+            await await_until(lambda: daemon.ledger.open_queue() == [])
             return jobs
 
     jobs = asyncio.run(first_start())
@@ -637,16 +618,6 @@ def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_lat
     assert (marks.runs("use"), marks.runs("plain")) == (0, 1)
 
 
-async def wait_until(predicate: Callable, timeout: float = PATIENCE):
-    """Poll inside the test's loop until predicate() is truthy (its value)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s")
-        await asyncio.sleep(0.05)
-    return value
-
-
 # -- one job per commit, whoever reports it --------------------------------------------------------------------
 
 
@@ -659,10 +630,10 @@ def test_a_commit_seen_by_the_watcher_a_webhook_and_a_restart_makes_one_job(daem
         """,
     )
     served = daemon(repo_extra="watch: true\n").start()
-    eventually(lambda: "" in served.positions(), "the watcher's first scan")
+    wait_until(lambda: "" in served.positions(), what="the watcher's first scan")
     before = head(source_repo)
     c1 = commit_file(source_repo, "pipelines/demo.yaml", text, "c1")
-    seen = eventually(lambda: [j for j in served.jobs() if j["commit"] == c1], "the watcher to make a job")
+    seen = wait_until(lambda: [j for j in served.jobs() if j["commit"] == c1], what="the watcher to make a job")
     job1 = seen[0]["id"]
     assert seen[0]["trigger"]["sender"] == "watch"
     reported = served.push(contracts, before=before, after=c1, delivery="d-1")
@@ -673,7 +644,7 @@ def test_a_commit_seen_by_the_watcher_a_webhook_and_a_restart_makes_one_job(daem
     c2 = commit_file(source_repo, "pipelines/demo.yaml", text + "# c2\n", "c2")  # while no daemon runs
     served.start()
 
-    moved = eventually(lambda: [j for j in served.jobs() if j["commit"] == c2], "the restart to notice c2")
+    moved = wait_until(lambda: [j for j in served.jobs() if j["commit"] == c2], what="the restart to notice c2")
     job2 = moved[0]["id"]
     for before_, after_, delivery in ((c1, c2, "d-2"), (before, c1, "d-3")):
         again = served.push(contracts, before=before_, after=after_, delivery=delivery)

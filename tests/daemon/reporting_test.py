@@ -12,8 +12,8 @@ import json
 
 import httpx
 import pytest
-from conftest import git
-from daemon.conftest import SECRET, commit_file, deliver, pipeline_text, push_payload, running, wait_for, write_config
+from conftest import await_until, git
+from daemon.conftest import SECRET, commit_file, deliver, pipeline_text, push_payload, running, write_config
 from engine.reporters.contract_server import Answer
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
@@ -97,9 +97,9 @@ def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(
                         "rep-1",
                     )
                 ).json()["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.FAILED)
-            await wait_for(lambda: any(r.get("status") == "completed" for r in github.check_runs.values()), 30)
-            await wait_for(lambda: any(m["thread_ts"] for m in slack.messages.values()), 30)  # the log reply
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.FAILED)
+            await await_until(lambda: any(r.get("status") == "completed" for r in github.check_runs.values()))
+            await await_until(lambda: any(m["thread_ts"] for m in slack.messages.values()))  # the log reply
             async with httpx.AsyncClient(base_url=url) as client:  # where the check's Details link leads
                 page = await client.get(f"/jobs/{job}")
                 assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -145,8 +145,8 @@ def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(
                         "rep-2",
                     )
                 ).json()["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
-            await wait_for(lambda: github.server.calls("POST", r"/repos/.*/check-runs"))
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: github.server.calls("POST", r"/repos/.*/check-runs"))
             assert daemon.outbox.pending().get("github") == 1  # owed, not lost
             return job
 
@@ -156,7 +156,9 @@ def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(
 
     async def second_life():
         async with running(config) as (daemon, url):
-            await wait_for(lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()), 60)
+            await await_until(
+                lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()), timeout=60
+            )
 
     asyncio.run(second_life())
     (check,) = github.check_runs.values()
@@ -178,8 +180,8 @@ def test_params_the_job_does_not_apply_are_a_warning_annotation_on_its_check(
             async with httpx.AsyncClient(base_url=url) as client:
                 push = push_payload(contracts, ref="refs/heads/main", before=before, after=after)
                 (job,) = (await deliver(client, "push", push, "p-1")).json()["jobs"]
-            await wait_for(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
-            await wait_for(lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()), 30)
+            await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
+            await await_until(lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()))
 
     asyncio.run(scenario())
     (check,) = github.check_runs.values()

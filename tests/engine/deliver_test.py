@@ -11,6 +11,7 @@ import json
 import random
 
 import pytest
+from conftest import await_until
 from engine.reporters.contract_server import Answer
 from engine.reporters.github_test import CHECK_RUNS, REPO, FakeGitHub, job_report, token_reporter
 from engine.reporters.github_test import Clock as GitHubClock
@@ -195,10 +196,7 @@ def test_the_loop_sends_when_woken_and_stops_when_asked(world):
         await asyncio.sleep(0.05)
         outbox.mark("j1", ["svc"])
         deliverer.wake()
-        for _ in range(100):
-            if service.sent:
-                break
-            await asyncio.sleep(0.01)
+        await await_until(lambda: service.sent, what="the woken deliverer to send")
         stop.set()
         await asyncio.wait_for(loop, 5)
 

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import await_until, git
 
 from fasttrack_gitops.core.errors import FastTrackError, UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze, rerun
@@ -246,11 +246,7 @@ async def _signalled(sig: signal.Signals, received: list[signal.Signals]) -> Non
     """Send ourselves the signal; return once the handler has seen it (the loop runs it soon after)."""
     before = len(received)
     os.kill(os.getpid(), sig)
-    for _ in range(500):
-        if len(received) > before:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{sig.name} never reached the handler")
+    await await_until(lambda: len(received) > before, interval=0.01, what=f"{sig.name} to reach the handler")
 
 
 def test_sigint_and_sigterm_call_the_handler_while_the_block_runs():

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL, alive
+from conftest import MINIMAL, alive, await_until
 
 from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState, freeze, tolerated_failures
 from fasttrack_gitops.core.pipeline import check_pipeline
@@ -88,13 +88,9 @@ def log(store: Store, job: PipelineJob, task: str, attempt: int = 1) -> str:
     return store.log_path(job.id, task, attempt).read_text()
 
 
-async def when(runner: JobRunner, condition, *, timeout: float = 10.0) -> None:
-    """Wait (inside the runner's loop) until condition(runner) holds."""
-    deadline = time.monotonic() + timeout
-    while not condition(runner):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s: {states_of(runner)}")
-        await asyncio.sleep(0.02)
+async def when(runner: JobRunner, condition) -> None:
+    """Wait (inside the runner's loop) until condition(runner) holds; a failure shows every task's state."""
+    await await_until(lambda: condition(runner), what=lambda: f"the condition on the tasks (now {states_of(runner)})")
 
 
 def states_of(runner: JobRunner) -> dict[str, str]:
@@ -698,7 +694,7 @@ def test_interrupt_leaves_the_job_open_and_a_resumed_runner_goes_on(tmp_path: Pa
 
     async def interrupted() -> None:
         task = asyncio.ensure_future(drive(runner))
-        await when(runner, lambda r: (runs / "pid").exists() and (runs / "pid").read_text().strip(), timeout=30)
+        await when(runner, lambda r: (runs / "pid").exists() and (runs / "pid").read_text().strip())
         runner.interrupt("the daemon stopped (SIGTERM) before the task ended")
         await asyncio.wait_for(task, 30)
 

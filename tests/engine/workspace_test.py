@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL, git
+from conftest import MINIMAL, cannot_run, git
 
 from fasttrack_gitops.core.pipeline.yamlsource import Limits
 from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, Repository, find_root, open_repository, read_bytes
@@ -17,7 +17,7 @@ def root(tmp_path) -> Path:
     """A folder with no .git or .fasttrack.yaml above it, so find_root's answers come from the test alone."""
     for folder in (tmp_path, *tmp_path.parents):
         if (folder / ".git").exists() or (folder / ".fasttrack.yaml").exists():
-            pytest.skip(f"{folder} holds a .git or .fasttrack.yaml above the test folder")
+            cannot_run(f"{folder} holds a .git or .fasttrack.yaml above the test folder")
     return tmp_path.resolve()
 
 

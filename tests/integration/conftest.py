@@ -3,7 +3,8 @@
 These tests run only when asked to: FTG_REALSTACK=1 and the three BACKEND_* variables
 set, which scripts/realstack-env.sh prints after bringing the stack up. Everywhere else
 (a laptop, CI without the stack) every test here is skipped with the command that runs
-them. The gate is an autouse fixture, so it applies to this folder only.
+them; asked to run (FTG_REALSTACK=1) without the variables, they fail. The gate is an
+autouse fixture, so it applies to this folder only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _realstack_only() -> None:
         pytest.skip(f"real-manager tests run only with FTG_REALSTACK=1; run them with: {HOW_TO_RUN}")
     missing = [name for name in (ENDPOINT, ACCESS_KEY, SECRET_KEY) if not os.environ.get(name, "").strip()]
     if missing:
-        pytest.skip(f"FTG_REALSTACK=1 but {', '.join(missing)} not set; run them with: {HOW_TO_RUN}")
+        pytest.fail(f"FTG_REALSTACK=1 asks for them, but {', '.join(missing)} not set; run them with: {HOW_TO_RUN}")
 
 
 @pytest.fixture

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import git
 
 from fasttrack_gitops.cli import main
+
+# ~7 s on a warm stack; three sessions one after another on a cold one may take minutes to schedule.
+pytestmark = pytest.mark.timeout(300)
 
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"  # the one image the real stack knows
 PIPELINE = f"""\

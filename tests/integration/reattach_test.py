@@ -16,12 +16,15 @@ import sys
 import time
 
 import pytest
-from conftest import git
+from conftest import git, wait_until
 
 from fasttrack_gitops.core.job import JobStatus, TaskState
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.launch import Launch, source_of
 from fasttrack_gitops.engine.state.store import Store
+
+# ~20 s each on a warm stack, but they wait up to 120 s for the manager to schedule the session, then follow it.
+pytestmark = pytest.mark.timeout(300)
 
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"
 PIPELINE = f"""\
@@ -51,17 +54,15 @@ def start_and_kill(tmp_path, seconds: int):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if state.joinpath("state.db").exists():
-                with Store(state) as store:
-                    views = store.list_jobs()
-                    if views and views[0].tasks["slow"].state == TaskState.RUNNING:
-                        job = views[0].job.id
-                        break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the session never started running")
+
+        def running_job() -> str | None:
+            if not state.joinpath("state.db").exists():
+                return None
+            with Store(state) as store:
+                views = store.list_jobs()
+            return views[0].job.id if views and views[0].tasks["slow"].state == TaskState.RUNNING else None
+
+        job = wait_until(running_job, timeout=120, interval=0.2, what="the session to start running")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -164,13 +164,6 @@ class Sessions:
     def get(self, name_or_id: str) -> EmuSession:
         return next(s for s in reversed(self.sessions) if name_or_id in (s.name, s.id))
 
-    def wait(self, name: str, *statuses: str, timeout: float = 10.0) -> EmuSession:
-        deadline = time.monotonic() + timeout
-        while self.get(name).status not in statuses:
-            assert time.monotonic() < deadline, f"{name} is {self.get(name).status}, not {statuses}"
-            time.sleep(0.01)
-        return self.get(name)
-
     def close(self) -> None:
         for s in self.sessions:
             s.cancelled.set()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
-from conftest import alive
+from conftest import alive, await_until
 from engine.backendai.emulator import Emulator
 from engine.backendai.emulator_sessions import install
 
@@ -42,14 +41,14 @@ def run(client, scenario):
     return asyncio.run(main())
 
 
-async def until(client, name: str, *statuses: SessionStatus, timeout: float = 10.0):
-    """Poll GET /session/{name} (tests only: the executor waits on events) until one of `statuses`."""
-    deadline = time.monotonic() + timeout
-    while True:
+async def until(client, name: str, *statuses: SessionStatus):
+    """Poll GET /session/{name} (tests only: the executor waits on events) until one of `statuses`, or gone."""
+
+    async def reached():
         info = await session_info(client, name)
-        if isinstance(info, SessionGone) or info.status in statuses or time.monotonic() > deadline:
-            return info
-        await asyncio.sleep(0.02)
+        return info if isinstance(info, SessionGone) or info.status in statuses else None
+
+    return await await_until(reached, what=f"session {name} to be {' or '.join(s.value for s in statuses)}")
 
 
 def bodies(emu: Emulator) -> list[dict]:
@@ -159,8 +158,7 @@ def test_destroying_a_running_session_kills_its_processes(session_emulator, make
         created = await create_batch_session(client, task)
         running = await until(client, task.name, SessionStatus.RUNNING)
         emulated = sessions.get(task.name)
-        while not (emulated.root / "work" / "child.pid").exists():
-            await asyncio.sleep(0.01)
+        await await_until((emulated.root / "work" / "child.pid").exists, what="the task's child to write its pid")
         stats = await destroy_session(client, task.name)
         gone = await until(client, task.name, SessionStatus.TERMINATED)
         return (

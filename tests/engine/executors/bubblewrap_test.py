@@ -1,6 +1,7 @@
 """The local executor under bubblewrap: the task sees the pipeline data folder where FastTrack mounts it.
 
-Tests marked needs_bwrap run only where bubblewrap works; the fallback and the probe run anywhere.
+Tests marked needs_bwrap run only where bubblewrap works (under CI they fail where it does not); the fallback and
+the probe run anywhere.
 """
 
 from __future__ import annotations
@@ -23,11 +24,7 @@ make_spec = local_fixtures.make_spec  # the fixture these tests use
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
 
-def bwrap_usable() -> bool:
-    return asyncio.run(LocalExecutor().sandboxed())
-
-
-needs_bwrap = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is not installed or does not work here")
+needs_bwrap = pytest.mark.usefixtures("bwrap_works")
 
 
 @needs_bwrap

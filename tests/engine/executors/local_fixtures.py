@@ -7,11 +7,10 @@ import dataclasses
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import alive
+from conftest import alive, wait_until
 
 from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec
@@ -65,12 +64,8 @@ def log_of(spec: AttemptSpec) -> str:
 
 
 def gone(pid: int, within: float = 2.0) -> bool:
-    deadline = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    """True once process pid has ended; fails the test, naming it, when it still runs after `within` seconds."""
+    return wait_until(lambda: not alive(pid), timeout=within, interval=0.01, what=f"process {pid} to end")
 
 
 @pytest.fixture
@@ -93,8 +88,4 @@ def group(tmp_path):
 
 
 def written_pid(path: Path) -> int:
-    deadline = time.monotonic() + 30
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} was never written"
-        time.sleep(0.01)
-    return int(path.read_text())
+    return int(wait_until(lambda: path.exists() and path.read_text().strip(), what=f"a pid in {path}"))

@@ -8,13 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL, PROJECT
+from conftest import MINIMAL, PATIENCE, PROJECT
 
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.job import JobStatus, Outcome, PipelineJob, TaskState, freeze
@@ -82,8 +83,21 @@ def python(code: str, *args: object) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def read_line(proc: subprocess.Popen, timeout: float = PATIENCE) -> str:
+    """The next line proc prints; the test fails, and proc is killed, when none comes within timeout seconds."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():  # readline() cannot be given a deadline: killing proc ends it (at end of file)
+        proc.kill()
+        reader.join()
+        pytest.fail(f"the subprocess printed no line in {timeout:g}s:\n{proc.communicate()[1]}")
+    return lines[0].strip()
+
+
 def wait_for_line(proc: subprocess.Popen, expected: str) -> None:
-    line = proc.stdout.readline().strip()
+    line = read_line(proc)
     if line != expected:
         proc.kill()
         pytest.fail(f"the subprocess said {line!r}, not {expected!r}:\n{proc.communicate()[1]}")
@@ -272,14 +286,14 @@ def test_the_event_log_is_append_only(store, tmp_path):
 
 def test_two_processes_writing_different_jobs_at_once_all_land(tmp_path):
     writer = """
+    from conftest import wait_until
     from engine.state.store_test import make_job
     folder, go = Path(sys.argv[1]), Path(sys.argv[2])
     store = Store(folder)  # both open a fresh folder at once: one migrates, the other waits
     job = make_job()
     store.create_job(job)
     print(job.id, flush=True)
-    while not go.exists():
-        time.sleep(0.001)
+    wait_until(go.exists, interval=0.001, what="the test to say go")
     for i in range(200):
         if i % 2:
             store.add_event(job.id, "note", data={"i": i})
@@ -288,7 +302,7 @@ def test_two_processes_writing_different_jobs_at_once_all_land(tmp_path):
     """
     go = tmp_path / "go"
     procs = [python(writer, tmp_path / "state", go) for _ in range(2)]
-    ids = [p.stdout.readline().strip() for p in procs]
+    ids = [read_line(p) for p in procs]
     go.touch()
     for p in procs:
         finish(p)

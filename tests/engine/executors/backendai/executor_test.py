@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import alive
+from conftest import alive, await_until
 from engine.executors.backendai import fixtures
 from engine.executors.backendai.fixtures import FOLDER, JOB, TREE, attempt, run
 
@@ -195,10 +195,12 @@ def test_cancel_destroys_the_session(cluster, make_spec):
         cancel = asyncio.Event()
         spec = make_spec("sleep 30")
         running = asyncio.ensure_future(attempt(ex, spec, cancel=cancel))
-        while (
-            cluster.sessions.sessions == [] or cluster.sessions.get(session_name(JOB, "train", 1)).status != "RUNNING"
-        ):
-            await asyncio.sleep(0.02)
+        await await_until(
+            lambda: (
+                cluster.sessions.sessions and cluster.sessions.get(session_name(JOB, "train", 1)).status == "RUNNING"
+            ),
+            what="the session to run",
+        )
         cancel.set()
         return await running
 
@@ -211,8 +213,10 @@ def test_cancel_destroys_the_session(cluster, make_spec):
 def test_closing_the_executor_stops_what_runs(cluster, make_spec):
     async def scenario(ex):
         running = asyncio.ensure_future(attempt(ex, make_spec("sleep 30")))
-        while not cluster.sessions.sessions or cluster.sessions.sessions[0].status != "RUNNING":
-            await asyncio.sleep(0.02)
+        await await_until(
+            lambda: cluster.sessions.sessions and cluster.sessions.sessions[0].status == "RUNNING",
+            what="the session to run",
+        )
         await ex.close()
         return await running
 
