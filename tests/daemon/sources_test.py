@@ -184,7 +184,6 @@ def test_the_remote_head_is_recorded_when_it_changes(source: Path, mirror: Path)
 
 
 def test_an_unreachable_host_is_a_fetch_error_without_the_credentials(tmp_path: Path):
-    started = time.monotonic()
     with pytest.raises(FetchError) as failure:
         fetch("https://user:secret@127.0.0.1:9/x.git", tmp_path / "m.git", timeout=2)
     message = str(failure.value)
@@ -192,7 +191,6 @@ def test_an_unreachable_host_is_a_fetch_error_without_the_credentials(tmp_path: 
     assert "https://***@127.0.0.1:9/x.git" in message
     assert "connection refused" in message and "check the url" in message
     assert failure.value.__cause__ is None and failure.value.__suppress_context__  # no traceback to leak it either
-    assert time.monotonic() - started < 30
 
 
 def test_a_host_that_never_answers_times_out(tmp_path: Path):
@@ -203,7 +201,8 @@ def test_a_host_that_never_answers_times_out(tmp_path: Path):
         started = time.monotonic()
         with pytest.raises(FetchError, match="no answer within 0.5 s"):
             fetch(url, tmp_path / "m.git", timeout=0.5)
-    assert time.monotonic() - started < 20  # urllib3 retries a few times; never the 60 s default
+    # the bound is the behaviour: the timeout given is kept (urllib3 retries a few times), never the 60 s default
+    assert time.monotonic() - started < 20
 
 
 def test_a_path_that_is_no_repository_is_a_fetch_error(tmp_path: Path):
