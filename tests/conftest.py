@@ -161,6 +161,12 @@ def wait_until(
 ) -> Any:
     """Call predicate() until it returns something truthy, and return that; fail the test after `timeout` seconds
     with a message naming `what` (a text, or a function that describes the state; default: the predicate's code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop runs in this thread: sleeping between the calls holds nothing up
+        pass
+    else:
+        raise AssertionError("wait_until would stop the running event loop it waits on: use await_until")
     deadline = _Deadline(predicate, timeout, what)
     while not (value := predicate()):
         deadline.check()

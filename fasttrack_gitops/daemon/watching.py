@@ -68,7 +68,12 @@ _NOT_REFS = frozenset({"objects", "logs", "hooks", "info", "lfs", "modules"})  #
 
 
 async def watch_repository(
-    path: Path, on_change: Callable[[], Awaitable[None] | None], *, stop: asyncio.Event, debounce_ms: int = 50
+    path: Path,
+    on_change: Callable[[], Awaitable[None] | None],
+    *,
+    stop: asyncio.Event,
+    debounce_ms: int = 50,
+    on_idle: Callable[[], None] | None = None,
 ) -> None:
     """Call on_change() after each batch of ref changes (a commit, a branch made or moved) in the repository at path.
 
@@ -80,6 +85,13 @@ async def watch_repository(
     `rm -rf` and a new clone), on_change() is called once, as its refs may
     have changed meanwhile. An on_change() that raises is logged, and
     watching goes on.
+
+    on_idle(), when given, says the watcher has caught up: it is called
+    once the OS watches are in place (at the start, and whenever a
+    repository is watched anew), and after each batch of file changes,
+    handled or ignored. Whatever happens to the repository after the first
+    call is seen. Tests wait for it instead of sleeping, and for the next
+    one to know a change was looked at (and, say, found to move no ref).
     """
     warned = False  # the missing-repository warning, once per absence
     resumed = False  # watching again after a gap: commits may have come meanwhile
@@ -98,7 +110,7 @@ async def watch_repository(
         if resumed:
             await _call(on_change, path)
         try:
-            await _watch_folders(Path(path), roots, on_change, stop, debounce_ms)
+            await _watch_folders(Path(path), roots, on_change, stop, debounce_ms, on_idle)
         except (OSError, RuntimeError) as e:  # the folder went away under the watcher
             log.warning("watching %s stopped (%s); looking again every second", path, e)
             await _wait(stop, _POLL_SECONDS)
@@ -111,16 +123,21 @@ async def _watch_folders(
     on_change: Callable[[], Awaitable[None] | None],
     stop: asyncio.Event,
     debounce_ms: int,
+    on_idle: Callable[[], None] | None,
 ) -> None:
     """Call on_change() per batch of ref changes in roots, until stop is set or path's git folders are not roots."""
     from watchfiles import awatch  # imported here: only `serve` with a local repository needs it
 
+    is_ref_change = _ref_filter(roots)
     halt = threading.Event()  # awatch sets its stop event when cancelled: never hand it the caller's
     relay = asyncio.ensure_future(_relay(stop, halt))
+    # Runs once this task first waits, which awatch does only after its watcher has set the OS watches up
+    # (should that fail, the finally below cancels it before it runs).
+    watching = asyncio.get_running_loop().call_soon(on_idle) if on_idle is not None else None
     try:
         async for changes in awatch(
             *roots,
-            watch_filter=_ref_filter(roots),
+            watch_filter=None,  # every batch comes here, filtered below, so that each one ends with on_idle
             debounce=max(1, debounce_ms),
             step=max(1, min(50, debounce_ms)),
             stop_event=halt,
@@ -129,9 +146,13 @@ async def _watch_folders(
         ):
             if _torn_down(changes, roots) or _git_folders(path) != roots:
                 return  # deleted, replaced (rm -rf; git clone), or now another git folder: look again
-            if changes:
+            if any(is_ref_change(change, changed) for change, changed in changes):
                 await _call(on_change, path)
+            if changes and on_idle is not None:
+                on_idle()
     finally:
+        if watching is not None:
+            watching.cancel()
         halt.set()
         relay.cancel()
 
@@ -179,7 +200,7 @@ def _torn_down(changes: Iterable[tuple[object, str]], roots: Sequence[Path]) -> 
 
 
 def _ref_filter(roots: Sequence[Path]) -> Callable[[object, str], bool]:
-    """watchfiles' filter: a change to HEAD, packed-refs or under refs/; not objects, logs, or *.lock files."""
+    """A test of one (change, path) watchfiles reports: HEAD, packed-refs or under refs/; not objects, logs, *.lock."""
 
     def is_ref_change(_change: object, changed: str) -> bool:
         where = Path(changed)

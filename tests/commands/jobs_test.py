@@ -539,6 +539,7 @@ def test_cancel_a_running_job(tmp_path, state, capsys):
         assert out == f"job {job}: cancel requested\n"
         assert runner.wait(timeout=15) == 1
         took = time.monotonic() - asked
+        # the bound is the behaviour: the runner notices the request, long before the sleep ends
         assert took < 5, f"the runner took {took:.1f}s to stop a cancelled job"
         record = show(capsys, state, job)
         assert record["status"] == "cancelled"

@@ -462,13 +462,9 @@ def test_a_task_that_prints_a_gigabyte_leaves_a_capped_log(capsys, tmp_path: Pat
             command: head -c 1000000000 /dev/zero | tr '\0' x; echo; echo the end
         """,
     )
-    started = time.monotonic()
-
     code, record, _ = run_json(capsys, tmp_path / "big/p.yaml", "--state-dir", state)
 
-    took = time.monotonic() - started
     assert code == 0, record
-    assert took < 20
     log = state / "logs" / record["id"] / "loud" / "1.log"
     size = log.stat().st_size
     assert 2 * 2**20 <= size < 2 * 2**20 + 200
@@ -499,7 +495,7 @@ def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
 
     code, record, _ = run_json(capsys, tmp_path / "slow/p.yaml", "--state-dir", state)
 
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 10  # the bound is the behaviour: the timeout fires, long before the sleep ends
     assert code == 1
     assert record["status"] == "failed"
     [task] = record["tasks"]
@@ -509,27 +505,26 @@ def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
 
 
 def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path):
+    outlived = tmp_path / "outlived"  # the child's mark, had the run waited for it to live out its sleep
     put(
         tmp_path / "fork",
         "p.yaml",
-        """\
+        f"""\
         version: "26.4.4"
         name: fork
         tasks:
           - name: parent
-            command: sleep 300 & echo $!
+            command: (sleep 300; touch {outlived}) & echo $!
         """,
     )
     pid = None
     try:
-        started = time.monotonic()
         code, record, _ = run_json(capsys, tmp_path / "fork/p.yaml", "--state-dir", state)
-        took = time.monotonic() - started
         pid = int(logs(capsys, state, record["id"], "parent"))
 
         assert code == 0, record
-        assert took < 10
         assert not alive(pid)
+        assert not outlived.exists()
     finally:
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)

@@ -303,9 +303,15 @@ def test_a_commit_to_a_watched_repository_starts_its_job_without_any_webhook(tmp
             assert view.job.commit == after and view.job.trigger["sender"] == "watch"
             await await_until(lambda: daemon.store.view(view.job.id).status == JobStatus.SUCCEEDED)
             git(source_repo, "checkout", "-q", "-b", "elsewhere")  # a branch not followed: nothing runs
-            commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# not followed\n")
-            await asyncio.sleep(0.5)
-            assert len(_jobs(daemon)) == 1
+            ignored = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# not followed\n")
+            git(source_repo, "checkout", "-q", "main")
+            followed = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text() + "# followed again\n")
+            # Changes are scanned in order, and a scan handles the refs that moved by name ("elsewhere" before
+            # "main"): once main's new position is recorded, the commit to elsewhere was looked at too.
+            await await_until(lambda: daemon.ledger.positions(REPO_NAME).get("refs/heads/main") == followed)
+            jobs = {v.job.commit: v.job.id for v in _jobs(daemon)}
+            assert ignored not in jobs and sorted(jobs) == sorted([after, followed])
+            await await_until(lambda: daemon.store.view(jobs[followed]).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())
 

@@ -588,7 +588,7 @@ def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_lat
     )
     config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n", extra="max_running_jobs: 1\n"))
 
-    async def first_start() -> dict[str, str]:
+    async def first_start() -> tuple[dict[str, str], list[str]]:
         async with running(config) as (daemon, url):
             body = json.dumps(push_payload(contracts, ref="refs/heads/main", before=before, after=after)).encode()
             async with httpx.AsyncClient(base_url=url, timeout=PATIENCE) as client:
@@ -600,14 +600,20 @@ def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_lat
             for job in jobs.values():
                 await await_until(lambda job=job: daemon.store.view(job).status in ENDED)
             await await_until(lambda: daemon.ledger.open_queue() == [])
-            return jobs
+            return jobs, [e.kind for e in daemon.store.events(jobs["secretive"])]
 
-    jobs = asyncio.run(first_start())
+    jobs, history = asyncio.run(first_start())
 
     async def second_start() -> None:
+        from fasttrack_gitops.core.events import Manual
+
         async with running(config) as (daemon, _):
             assert daemon.ledger.open_queue() == []
-            await asyncio.sleep(1.0)  # were it taken over, it would be running now
+            # One slot: a job asked for now runs after whatever this start took over, so once it has ended,
+            # anything taken over has run (and left its events).
+            (later,) = (await daemon.handle(Manual(REPO_NAME, "demo", "main", "after-the-restart"))).created
+            await await_until(lambda: daemon.store.view(later).status in ENDED)
+            assert [e.kind for e in daemon.store.events(jobs["secretive"])] == history, "it was taken over"
             secretive = daemon.store.view(jobs["secretive"])
             assert secretive.status == JobStatus.FAILED
             assert secretive.tasks["use"].reason.startswith("secret API_TOKEN is not given to the daemon")
@@ -615,7 +621,7 @@ def test_a_job_that_cannot_start_fails_at_once_frees_its_slot_and_never_runs_lat
             assert daemon.store.view(jobs["demo"]).status == JobStatus.SUCCEEDED
 
     asyncio.run(second_start())
-    assert (marks.runs("use"), marks.runs("plain")) == (0, 1)
+    assert (marks.runs("use"), marks.runs("plain")) == (0, 2)  # plain: the first start's job, and the later one
 
 
 # -- one job per commit, whoever reports it --------------------------------------------------------------------

@@ -384,6 +384,7 @@ def test_a_timeout_kills_the_task(tmp_path: Path):
     assert sleeper.attempts[0].outcome == Outcome.TIMED_OUT
     assert sleeper.attempts[0].message == "timed out after 1s"
     assert sleeper.reason == "timed out after 1s"
+    # the bounds are the behaviour: the timeout fires after its second, long before the sleep ends
     assert 1.0 <= sleeper.attempts[0].duration < 10
     assert took < 10
     assert view.status == JobStatus.FAILED
@@ -424,7 +425,7 @@ def test_cancel_stops_running_waiting_and_pending_tasks(tmp_path: Path):
     took = asyncio.run(main())
 
     view = store.view(job.id)
-    assert took < 5
+    assert took < 5  # the bound is the behaviour: the cancel stops the job, long before the sleep ends
     assert view.status == JobStatus.CANCELLED
     assert not view.runner_alive
     long, after, flaky = view.tasks["long"], view.tasks["after"], view.tasks["flaky"]
@@ -457,7 +458,7 @@ def test_a_cancel_requested_through_another_store_is_noticed(tmp_path: Path):
     took = asyncio.run(main())
 
     view = other.view(job.id)
-    assert took < 5
+    assert took < 5  # the bound is the behaviour: the request is noticed, long before the sleep ends
     assert view.cancel_requested
     assert view.status == JobStatus.CANCELLED
     assert view.tasks["long"].state == TaskState.CANCELLED

@@ -8,7 +8,6 @@ the part of the message that says what to do.
 from __future__ import annotations
 
 import textwrap
-import time
 
 import pytest
 from conftest import MINIMAL
@@ -205,13 +204,12 @@ def _billion_laughs() -> str:
     return 'version: "1"\nname: bomb\n' + "\n".join(lines) + "\ntasks:\n  - name: a\n    command: x\n"
 
 
-def test_billion_laughs_alias_bomb_is_refused_fast():
-    """9**9 'lol's after expansion: the loader must refuse before expanding, not after."""
-    started = time.perf_counter()
-    result = check(_billion_laughs())
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"took {elapsed:.2f}s: aliases are being expanded"
-    d = only(result, "FT008")
+def test_billion_laughs_alias_bomb_is_refused_before_expanding():
+    """9**9 'lol's after expansion: the loader must count and refuse, never expand (that would not end).
+
+    How long the refusal takes is bench/validate_bench.py's figure.
+    """
+    d = only(check(_billion_laughs()), "FT008")
     assert d.line >= 3
     assert "YAML aliases expand to more than 200,000 nodes" in d.message
     assert "alias bomb" in d.message

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 
 import pytest
 from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, VALID_23_09, Emulator, Reply
@@ -334,12 +333,12 @@ def test_the_emulators_own_rolling_limit_is_honoured(make_client, sleeps):
 # -- the network failing -------------------------------------------------------------------------------
 
 
-def test_a_hanging_server_times_out_quickly(make_client, emulator):
+def test_a_hanging_server_times_out_after_the_read_timeout(make_client, emulator):
+    # the server would answer after 5 s: the error, not the clock, shows the 0.2 s timeout ended each attempt
     client = make_client(emulator, timeout=0.2, retry=RetryPolicy(max_attempts=2, base_delay=0.01))
-    started = time.monotonic()
     with pytest.raises(errors.RequestTimeoutError) as caught:
         run(client, negotiate, after(lambda: emulator.slow(5, times=5, path="/config/resource-slots"), slots))
-    assert time.monotonic() - started < 2
+    assert len(emulator.requests_to("/config/resource-slots")) == 2
     assert str(caught.value) == (
         f"the Backend.AI manager at {emulator.endpoint} did not answer "
         "GET /config/resource-slots within 0.2 s (read timeout) (2 attempts)"

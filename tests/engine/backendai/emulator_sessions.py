@@ -128,6 +128,7 @@ class Sessions:
         like_realstack: bool = False,
     ):
         self.emu, self.step, self.ping_interval, self.grace = emu, step, ping_interval, grace
+        self.pings_sent = 0  # keep-alives written, on every stream: a test counts them instead of sleeping
         self.like_realstack = like_realstack
         self.release = tuple(int(p) for p in emu.manager.split(".")[:2])
         self.modern = self.release >= (25, 0)  # 25.x event names, exitCode always null
@@ -523,6 +524,7 @@ class Sessions:
                     if time.monotonic() >= ping_at:
                         ping_at = time.monotonic() + self.ping_interval
                         yield b": ping\r\n\r\n"  # aiohttp-sse's keep-alive, with its \r\n separator
+                        self.pings_sent += 1
                     continue
                 if not wanted(event, row):
                     continue

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from conftest import await_until
 from engine.backendai.emulator import Emulator
 from engine.backendai.emulator_sessions import install
 
@@ -225,6 +226,7 @@ def test_a_silent_stream_is_dropped_after_the_idle_timeout(session_emulator, mak
         return time.monotonic() - started, dropped.value
 
     waited, dropped = run(make_client(session_emulator), scenario)
+    # the bounds are the behaviour: the stream is given its idle timeout, and dropped once it passes
     assert 0.3 <= waited < 3 and "no data (not even a keep-alive) for 0.3 s" in str(dropped)
 
 
@@ -241,13 +243,16 @@ def test_a_stream_whose_headers_never_come_is_dropped_too(session_emulator, make
 
 def test_keep_alives_hold_a_quiet_stream_open(make_client):
     with Emulator() as emu:
-        install(emu, step=0.02, ping_interval=0.1)
+        sessions = install(emu, step=0.02, ping_interval=0.05)
 
         async def scenario(client):
-            async with session_events(client, session_name="ftg-late-1", idle_timeout=0.4) as events:
-                await asyncio.sleep(1.0)  # quiet: nothing but pings for 2.5 idle timeouts
+            async with session_events(client, session_name="ftg-late-1", idle_timeout=1.0) as events:
+                reading = asyncio.ensure_future(collect(events))  # waiting on the stream from now on
+                # nothing but pings, at least 0.05 s apart (20 to an idle timeout, room for a busy machine),
+                # until 25 have come: the reader waited longer than its idle timeout, held by them alone
+                await await_until(lambda: sessions.pings_sent >= 25 or reading.done(), what="25 keep-alive pings")
                 await create_batch_session(client, batch("ftg-late-1"))
-                return await collect(events)
+                return await reading
 
         seen = run(make_client(emu), scenario)
     assert seen[-1].name == "session_terminated"

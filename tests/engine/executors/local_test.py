@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from engine.executors import local_fixtures
@@ -84,7 +85,7 @@ def test_a_timeout_kills_the_whole_group(make_spec, tmp_path):
     spec = make_spec(f"sleep 30 & echo $! > {tmp_path}/child; wait", timeout=0.5)
     began = time.monotonic()
     result = run(spec)
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 5  # the bound is the behaviour: the timeout fires, long before the sleep ends
     assert result.outcome == Outcome.TIMED_OUT
     assert result.message == "timed out after 0.5s"
     assert result.ended_at - result.started_at >= 0.5
@@ -95,7 +96,7 @@ def test_a_task_ignoring_sigterm_is_killed_after_the_grace(make_spec, tmp_path):
     spec = make_spec(f"trap '' TERM; echo $$ > {tmp_path}/pid; while :; do sleep 0.05; done", timeout=0.3)
     began = time.monotonic()
     result = run(spec, grace=0.3)
-    assert 0.6 <= time.monotonic() - began < 5
+    assert 0.6 <= time.monotonic() - began < 5  # the bounds are the behaviour: the grace is given, then the kill comes
     assert result.outcome == Outcome.TIMED_OUT and result.exit_code == -9
     assert gone(int((tmp_path / "pid").read_text()))
 
@@ -104,7 +105,7 @@ def test_cancel_stops_a_running_task(make_spec, tmp_path):
     spec = make_spec(f"echo $$ > {tmp_path}/pid; sleep 30")
     began = time.monotonic()
     result = run(spec, cancel_after=0.3)
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 5  # the bound is the behaviour: cancelling stops it, long before the sleep ends
     assert result.outcome == Outcome.CANCELLED
     assert gone(int((tmp_path / "pid").read_text()))
 
@@ -134,17 +135,17 @@ def test_closing_the_executor_stops_what_still_runs(make_spec):
     began = time.monotonic()
     result = asyncio.run(main())
     assert result.outcome == Outcome.CANCELLED and result.message == "executor closed"
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 5  # the bound is the behaviour: closing stops it, long before the sleep ends
 
 
 def test_a_background_child_left_behind_is_killed_and_does_not_hold_the_run(make_spec, tmp_path):
-    # The child keeps the output pipe open; run() must not wait for it to close.
-    spec = make_spec(f"sleep 300 & echo $! > {tmp_path}/child; echo parent done")
-    began = time.monotonic()
+    # The child keeps the output pipe open; run() must not wait for it to close. Had it waited, the child
+    # would have lived out its sleep and left its mark.
+    spec = make_spec(f"(sleep 300; touch {tmp_path}/outlived) & echo $! > {tmp_path}/child; echo parent done")
     result = run(spec)
-    assert time.monotonic() - began < 2
     assert result.outcome == Outcome.SUCCEEDED
     assert gone(int((tmp_path / "child").read_text()))
+    assert not (tmp_path / "outlived").exists()
     assert log_of(spec) == "parent done\n"
 
 
@@ -190,19 +191,40 @@ def test_a_task_without_a_command_is_an_error(make_spec):
 # -- the log ---------------------------------------------------------------------
 
 
-def test_a_gigabyte_of_output_is_capped_quickly_with_flat_memory(make_spec):
+def test_a_gigabyte_of_output_is_capped_with_flat_memory(make_spec):
+    """The output streams through the executor into the log's head and tail; it is never held in memory.
+
+    How fast it goes is bench/log_bench.py's figure.
+    """
     size = 1_000_000_000
     spec = make_spec(f"head -c {size} /dev/zero | tr '\\0' x; echo; echo the end")
-    began = time.monotonic()
+    forget_peak_memory()
+    before = memory_kib("VmRSS")
     result = run(spec)
-    elapsed = time.monotonic() - began
+    grown = memory_kib("VmHWM") - before
     assert result.outcome == Outcome.SUCCEEDED
-    assert elapsed < 60, f"1 GB took {elapsed:.1f}s"
+    assert grown < 100 * 1024, f"this process's peak memory grew by {grown // 1024} MiB for 1 GB of output"
     data = spec.log_path.read_bytes()
     head = tail = 1 << 20
     total = size + len(b"\nthe end\n")
     marker = b"\n[... %d bytes omitted ...]\n" % (total - head - tail)
     assert data == b"x" * head + marker + b"x" * (tail - 9) + b"\nthe end\n"
+
+
+def forget_peak_memory() -> None:
+    """Reset this process's peak resident memory (VmHWM) to what it uses now; Linux only."""
+    clear_refs = Path("/proc/self/clear_refs")
+    if not clear_refs.exists():
+        pytest.skip("the peak memory is read from Linux's /proc")
+    clear_refs.write_text("5")
+
+
+def memory_kib(field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak) of this process, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"/proc/self/status has no {field}")
 
 
 def test_head_and_tail_sizes_are_options(make_spec):
