@@ -13,7 +13,6 @@ import sys
 
 import click
 
-from fasttrack_gitops import __version__
 from fasttrack_gitops.core.errors import FastTrackError
 
 COMMANDS = {
@@ -48,8 +47,24 @@ class LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
+def show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from fasttrack_gitops.version import describe  # reads .git files: only when asked
+
+    click.echo(f"fasttrack-gitops {describe()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="fasttrack-gitops")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=show_version,
+    help="Show the version (and the commit, from a git checkout) and exit.",
+)
 def cli() -> None:
     """Backend.AI FastTrack 2 pipelines from a git repository.
 
