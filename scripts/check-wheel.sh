@@ -6,19 +6,25 @@
 # nothing reaches back into the checkout. Leaves dist/ behind and nothing else in the tree; exits non-zero on any
 # failure, naming the step.
 #
-#   scripts/check-wheel.sh            # with the checkout's .venv (pip install -e '.[test]' has build and twine)
+#   scripts/check-wheel.sh            # the checkout's .venv (pip install -e '.[test]' has build and twine), else python3
 #   PYTHON=python3.11 scripts/check-wheel.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-python="${PYTHON:-$repo/.venv/bin/python}"
+if [ -n "${PYTHON:-}" ]; then
+  python="$PYTHON"
+elif [ -x "$repo/.venv/bin/python" ]; then
+  python="$repo/.venv/bin/python"
+else
+  python=python3
+fi
 
 fail() { printf 'check-wheel: FAILED: %s\n' "$*" >&2; exit 1; }
 step() { printf '== %s\n' "$*"; }
 
 command -v "$python" >/dev/null 2>&1 || fail "no Python at $python (make .venv as README's Set up says, or set PYTHON)"
 "$python" -c 'import build, twine' 2>/dev/null \
-  || fail "$python lacks build or twine: pip install -e '.[test]' installs both"
+  || fail "$python lacks build or twine: pip install build twine (or -e '.[test]', which has both)"
 version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' fasttrack_gitops/__init__.py)"
 [ -n "$version" ] || fail "no __version__ = \"...\" line in fasttrack_gitops/__init__.py"
 
