@@ -30,6 +30,8 @@ FROM python:3.11-slim AS builder
 RUN pip install --no-cache-dir build==1.6.1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# fasttrack_gitops/schemas/*.json are symlinks into schemas/.
+COPY schemas ./schemas
 COPY fasttrack_gitops ./fasttrack_gitops
 RUN python -m build --wheel --outdir /dist
 
