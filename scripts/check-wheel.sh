@@ -97,6 +97,30 @@ while read -r name; do secrets+=("$name=dummy-for-check"); done \
 env "${secrets[@]}" FTG_STATE_DIR="$work/serve-state" "$ftg" serve --check --config "$repo/deploy/serve.yaml" \
   || fail "serve --check of deploy/serve.yaml"
 
+step "the image's entrypoint from the wheel: FTG_CONFIG=serve.yaml fasttrack-gitops serve, until /healthz answers"
+# What the Dockerfile runs (ENTRYPOINT fasttrack-gitops, CMD serve, the config named by FTG_CONFIG), started from
+# the installed wheel: a copy of deploy/serve.yaml listening on a free loopback port and following a local
+# repository instead of github.com (nothing here reaches another host). SIGTERM must drain it to exit 0.
+git init -q -b main "$work/repo" && git -C "$work/repo" -c user.name=check -c user.email=check@localhost \
+  commit -q --allow-empty -m "an empty repository to follow"
+port="$("$work/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+sed -e "s|^listen: .*|listen: \"127.0.0.1:$port\"|" -e "s|url: https://github.com/acme/ml-pipelines.git|url: $work/repo|" \
+  "$repo/deploy/serve.yaml" >"$work/serve.yaml"
+env "${secrets[@]}" FTG_STATE_DIR="$work/serve-state" FTG_CONFIG="$work/serve.yaml" "$ftg" serve >"$work/serve.log" 2>&1 &
+daemon=$!
+healthy=""
+for _ in $(seq 1 150); do  # 30 s at most
+  if "$work/venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$port/healthz" 2>/dev/null; then healthy=yes; break; fi
+  kill -0 "$daemon" 2>/dev/null || break
+  sleep 0.2
+done
+[ -n "$healthy" ] || { kill "$daemon" 2>/dev/null || true; cat "$work/serve.log" >&2; fail "serve from the wheel never answered /healthz"; }
+kill -TERM "$daemon"
+rc=0
+wait "$daemon" || rc=$?
+[ "$rc" = 0 ] || { cat "$work/serve.log" >&2; fail "serve from the wheel exited $rc after SIGTERM (0 expected: a clean drain)"; }
+
 cd "$repo"
 after="$(tree_state)"
 if [ "$before" != "$after" ]; then
