@@ -294,10 +294,10 @@ version: "26.4.4"
 name: shared
 tasks:
   - name: a
-    code: code/shared
+    code: code/common
     command: test "$(ls | wc -l)" -eq 300
   - name: b
-    code: code/shared
+    code: code/common
     command: test "$(ls | wc -l)" -eq 300
 """
 
@@ -305,16 +305,16 @@ tasks:
 def test_tasks_that_start_together_from_one_code_tree_both_get_it(tmp_path: Path):
     # Their working directories are prepared in two worker threads at once: one copy wins, both use it.
     repo = tmp_path / "repo"
-    (repo / "code" / "shared").mkdir(parents=True)
+    (repo / "code" / "common").mkdir(parents=True)
     for i in range(300):
-        (repo / "code" / "shared" / f"f{i:03d}.txt").write_text(f"file {i}\n" * 100)
+        (repo / "code" / "common" / f"f{i:03d}.txt").write_text(f"file {i}\n" * 100)
     (repo / "pipelines").mkdir()
     (repo / "pipelines" / "shared.yaml").write_text(SHARED)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "one code tree, two tasks")
     snap = gitrepo.open_snapshot(repo)
-    tree = gitrepo.tree_id(snap, "code/shared")
+    tree = gitrepo.tree_id(snap, "code/common")
     checked = check_pipeline(textwrap.dedent(SHARED).encode(), "pipelines/shared.yaml")
     assert checked.pipeline is not None, checked.diagnostics
     job = freeze(
