@@ -30,13 +30,15 @@ class TaskState(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    REUSED = "reused"  # not run: the outputs of an earlier run with the same cache key stand in for it
     CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         return self.value
 
 
-ENDED = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED})
+ENDED = frozenset({TaskState.SUCCEEDED, TaskState.REUSED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED})
+DONE = frozenset({TaskState.SUCCEEDED, TaskState.REUSED})  # its outputs are there: it counts as a success
 ACTIVE = frozenset({TaskState.SUBMITTED, TaskState.RUNNING})
 
 
@@ -94,6 +96,7 @@ class TaskInstance:
     attempts: tuple[Attempt, ...] = ()
     reason: str = ""  # why it was skipped, cancelled or failed
     next_attempt_at: float | None = None  # a retry waits until then
+    reused_from: str | None = None  # REUSED: the job whose outputs stand in for this task's
 
     @property
     def ended(self) -> bool:
@@ -252,7 +255,7 @@ def rerun(job: PipelineJob, *, trigger: Mapping[str, Any] | None = None, now: fl
 
 def satisfies_dependents(instance: TaskInstance, continue_on_failure: bool) -> bool:
     """Whether a dependency lets its dependents run."""
-    if instance.state == TaskState.SUCCEEDED:
+    if instance.state in DONE:
         return True
     if instance.state == TaskState.SKIPPED:
         return instance.reason == SKIP_REQUESTED

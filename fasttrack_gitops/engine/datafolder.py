@@ -91,6 +91,27 @@ def task_outputs(task: str) -> str:
 JOB_VFROOT = "vfroot"  # the job's shared folder, relative to its job's folder
 
 
+def task_manifest(task: str) -> str:
+    """Where a Backend.AI session writes its outputs' manifest (core/cache.py), relative to its job's folder:
+    beside the outputs, not in them."""
+    return f"tasks/{task}/manifest.txt"
+
+
+# -- the task cache (engine/cache), relative to the cache's folder: the same on this machine and in the vfolder
+
+CACHE_IN_FOLDER = "cache"  # the cache's folder in the Backend.AI pipeline data folder
+
+
+def cache_entry(key: str) -> str:
+    """A cache entry: the outputs one cache key stands for."""
+    return f"entries/{component(key, 'cache key')}.json"
+
+
+def cache_latest(task: str) -> str:
+    """The newest entry recorded for a task of this name."""
+    return f"latest/{component(task, 'task')}.json"
+
+
 # -- on this machine, under the state folder
 
 
@@ -117,6 +138,11 @@ def work_folder(job: Path, tree: str) -> Path:
 def tree_folder(state_dir: Path, tree: str) -> Path:
     """A code tree materialised once for every job: <state dir>/trees/<tree id>."""
     return state_dir / "trees" / tree
+
+
+def cache_folder(state_dir: Path, repository: str, pipeline: str) -> Path:
+    """The local task cache of one (repository, pipeline): <state dir>/cache/<folder name>."""
+    return state_dir / "cache" / folder_name(repository, pipeline)
 
 
 def copy_outputs(task: str, source_job: Path, target_job: Path) -> bool:

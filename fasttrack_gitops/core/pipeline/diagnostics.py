@@ -51,6 +51,7 @@ CODES: dict[str, tuple[str, str]] = {
     "FT115": (ERROR, "a duration (timeout, retry delay) does not parse"),
     "FT116": (ERROR, "a schedule is not a valid cron expression"),
     "FT117": (ERROR, "an unknown placeholder in concurrency.group"),
+    "FT118": (ERROR, "a cache path is not a path inside the repository"),
     # Warnings: probably a slip.
     "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),

@@ -90,7 +90,8 @@ class Task:
     service: Mapping[str, Any] | None = None
     code: str | None = None  # repository-relative directory, normalised
     timeout: float | None = None  # seconds
-    cache: bool = False
+    cache: bool = False  # reuse outputs of an earlier run with the same cache key (core/cache.py)
+    cache_paths: tuple[str, ...] = ()  # repository globs whose content is part of the key
 
     @property
     def is_service(self) -> bool:
@@ -130,15 +131,16 @@ def normalise(data: Mapping[str, Any]) -> Pipeline:
         ownership={k: v for k, v in (data.get("ownership") or {}).items() if not k.startswith("x-")},
         envs=_envs((data.get("environment") or {}).get("envs")),
         params=tuple(data.get("params") or ()),
-        tasks=tuple(_task(t) for t in data["tasks"]),
+        tasks=tuple(_task(t, data.get("cache")) for t in data["tasks"]),
         triggers=_triggers(data["on"]) if "on" in data else None,
         concurrency=_concurrency(data.get("concurrency")),
         notify=_strip_x(data.get("notify") or {}),
     )
 
 
-def _task(t: Mapping[str, Any]) -> Task:
+def _task(t: Mapping[str, Any], default_cache: Any = None) -> Task:
     env = t.get("environment") or {}
+    cache, cache_paths = _cache(t["cache"] if "cache" in t else _default_cache(t, default_cache))
     retry = t.get("retry") or {}
     service = t.get("service")
     return Task(
@@ -166,8 +168,22 @@ def _task(t: Mapping[str, Any]) -> Task:
         service=_strip_x(service) if service is not None else None,
         code=_code_path(t["code"]) if t.get("code") else None,
         timeout=parse_duration(t["timeout"]) if t.get("timeout") is not None else None,
-        cache=t.get("cache", False),
+        cache=cache,
+        cache_paths=cache_paths,
     )
+
+
+def _default_cache(t: Mapping[str, Any], default: Any) -> Any:
+    """The pipeline's cache default, for a task that has none; a deployment or serving task has side effects
+    (it changes a running service), so it is cached only when it says so itself."""
+    return False if t.get("type") in SERVICE_TYPES else default
+
+
+def _cache(value: Any) -> tuple[bool, tuple[str, ...]]:
+    """`cache: true | false | {paths: [...]}` -> (on, paths); paths alone turn it on."""
+    if isinstance(value, Mapping):
+        return True, tuple(value.get("paths") or ())
+    return bool(value), ()
 
 
 def _resources(res: Mapping[str, Any], opts: Mapping[str, Any]) -> Resources:
@@ -308,6 +324,8 @@ def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict[str, Any]:
             out["code"] = t.code
         if t.timeout is not None:
             out["timeout"] = t.timeout
-        if t.cache:
+        if t.cache_paths:
+            out["cache"] = {"paths": list(t.cache_paths)}
+        elif t.cache:
             out["cache"] = True
     return out

@@ -57,6 +57,7 @@ def check(doc: Document, code_lookup: CodeLookup | None = None) -> list[Diagnost
     found += _check_expressions(doc, data, ())
     found += _check_envs(doc, ("environment", "envs"), _get(data, "environment", "envs"))
     found += _check_schedules(doc, data)
+    found += _check_cache_paths(doc, "the pipeline", data.get("cache"), ("cache", "paths"))
     return found
 
 
@@ -189,6 +190,8 @@ def _check_task_values(
     if isinstance(code, str) and code:
         yield from _check_code(doc, who, code, base + ("code",), code_lookup)
 
+    yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
+
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))
     image = _get(env, "image")
@@ -272,6 +275,22 @@ def _check_code(
         )
     elif state == "not-a-dir":
         yield _at(doc, "FT113", f"{who} has code '{code}', which is a file, not a directory", path)
+
+
+def _check_cache_paths(doc: Document, who: str, cache: Any, path: NodePath) -> Iterator[Diagnostic]:
+    paths = _get(cache, "paths")
+    for j, pattern in enumerate(paths if isinstance(paths, list) else []):
+        if not isinstance(pattern, str) or not pattern:
+            continue  # the schema reports it
+        parts = pattern.lstrip("!").split("/")
+        if pattern.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", pattern) or "\\" in pattern or ".." in parts:
+            yield _at(
+                doc,
+                "FT118",
+                f"{who} has cache path '{pattern}', which is not a path inside the repository; "
+                "write it relative to the repository root, without '..' (data/labels.csv, configs/**)",
+                path + (j,),
+            )
 
 
 def _check_envs(doc: Document, path: NodePath, envs: Any) -> Iterator[Diagnostic]:

@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.job import Outcome, PipelineJob
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources, Task
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.cache import CacheIndex
 
 # What an executor calls once an attempt runs: started(handle) (see Executor.run).
 Started = Callable[..., None]
@@ -42,6 +45,10 @@ class AttemptSpec:
     pipeline: str = ""  # the pipeline's name
     repository: str = ""  # the job's repository (names the pipeline data folder with the pipeline)
     code_tree: str = ""  # the git tree id of the task's code (content-addressed: shipped once per id)
+    # The job whose folder holds the k-th dependency's outputs: this job's, or for a dependency reused from the
+    # cache, the job that made them (a remote executor mounts them from there; locally they are linked in).
+    input_jobs: tuple[str, ...] = ()  # empty: all this job's
+    manifest: bool = False  # a remote executor records the outputs' manifest (core/cache.py) when the attempt succeeds
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ class Executor(Protocol):
         """Release what the executor holds (sessions, connections, processes still running)."""
         ...
 
+    def cache_index(self, job: PipelineJob, state_dir: Path) -> CacheIndex:
+        """Where the task cache of the job's pipeline lives: beside the outputs this executor writes."""
+        ...
+
 
 # Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
 
@@ -99,6 +110,13 @@ def no_capacity(self: object) -> Resources | None:
 
 async def nothing_to_close(self: object) -> None:
     return None
+
+
+def local_cache_index(self: object, job: PipelineJob, state_dir: Path) -> CacheIndex:
+    """The cache under the state folder, beside the jobs' data folders where this executor writes outputs."""
+    from fasttrack_gitops.engine.cache.local import LocalCacheIndex
+
+    return LocalCacheIndex(state_dir, job.repository, job.pipeline)
 
 
 def format_seconds(seconds: float) -> str:

@@ -41,6 +41,7 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Started,
     error_result,
+    local_cache_index,
     oserror_message,
     stop_live_attempts,
     timed_out,
@@ -78,6 +79,8 @@ class LocalExecutor:
 
     def capacity(self) -> Resources | None:
         return self._capacity
+
+    cache_index = local_cache_index
 
     async def close(self) -> None:
         """Stop attempts still running (they end CANCELLED) and wait for them."""

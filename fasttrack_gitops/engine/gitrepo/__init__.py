@@ -185,21 +185,26 @@ def list_files(snap: Snapshot, patterns: Sequence[str]) -> list[str]:
     a file when it leads to one inside the tree; symlinked folders and
     submodules are not entered (as os.walk does in workspace.py).
     """
+    return sorted(file_ids(snap, patterns))
+
+
+def file_ids(snap: Snapshot, patterns: Sequence[str]) -> dict[str, str]:
+    """The files the globs select at the snapshot (as list_files), each with its blob id (a symlink: its target's)."""
     root = snap.tree.encode()
-    found: set[str] = set()
+    found: dict[str, str] = {}
     with _reading(snap) as objects:
         for prefix in sorted({static_prefix(p) for p in patterns if not p.startswith("!")}):
             state, mode, sha = _lookup(objects, root, prefix)
             if state != "found" or not stat.S_ISDIR(mode):
                 continue
-            for path, mode, _ in _walk(objects, sha, prefix):
+            for path, mode, blob in _walk(objects, sha, prefix):
                 if stat.S_ISLNK(mode):
-                    state, mode, _ = _lookup(objects, root, path)
+                    state, mode, blob = _lookup(objects, root, path)
                     if state != "found":
                         continue
                 if stat.S_ISREG(mode) and matches(path, patterns):
-                    found.add(path)
-    return sorted(found)
+                    found[path] = blob.decode()
+    return dict(sorted(found.items()))
 
 
 def code_state(snap: Snapshot, relpath: str) -> CodeDirState:
