@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import executor_option, format_option, state_dir_option
+from fasttrack_gitops.commands.options import executor_option, format_option, no_cache_option, state_dir_option
 
 
 @click.group("jobs")
@@ -43,15 +43,21 @@ def list_jobs(pipeline: str | None, status: str | None, limit: int, state_dir, f
 
 @group.command("show")
 @click.argument("job")
+@click.option("--cache", "with_cache", is_flag=True, help="Each task's cache key, its ingredients, and the decision.")
 @state_dir_option
 @format_option
-def show(job: str, state_dir, fmt: str) -> int:
+def show(job: str, with_cache: bool, state_dir, fmt: str) -> int:
     """A job's record, its tasks, and where each would run on a cluster."""
+    from fasttrack_gitops.core.render.cache import cache_text
     from fasttrack_gitops.core.render.jobs import job_record, job_summary
 
-    view = _store(state_dir).view(job)
+    store = _store(state_dir)
+    view = store.view(job)
+    records = store.task_cache(view.job.id) if with_cache else {}
     if fmt == "json":
-        _json(job_record(view))
+        _json({**job_record(view), "cache": records} if with_cache else job_record(view))
+    elif with_cache:
+        click.echo(cache_text(view, records), nl=False)
     else:
         click.echo(job_summary(view, details=True), nl=False)
     return 0
@@ -121,10 +127,18 @@ def cancel(job: str, state_dir) -> int:
 @executor_option
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N")
 @click.option("--secrets-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE")
+@no_cache_option
 @state_dir_option
 @format_option
 def rerun(
-    job: str, failed_only: bool, executor: str, max_parallel: int | None, secrets_file: str | None, state_dir, fmt: str
+    job: str,
+    failed_only: bool,
+    executor: str,
+    max_parallel: int | None,
+    secrets_file: str | None,
+    no_cache: bool,
+    state_dir,
+    fmt: str,
 ) -> int:
     """A new job with the same frozen spec and snapshot, run like `run` runs one."""
     from pathlib import Path
@@ -135,6 +149,7 @@ def rerun(
     from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
+    from fasttrack_gitops.engine.cache.job_cache import without_reuse
     from fasttrack_gitops.engine.launch import source_of
     from fasttrack_gitops.engine.plan import rerun_job
 
@@ -151,6 +166,8 @@ def rerun(
             "(the check's Re-run button, /fasttrack retest, or fasttrack-gitops trigger)"
         )
     new = rerun_job(old.job)
+    if no_cache:
+        new = without_reuse(new)
     for d in new.diagnostics:  # what the job does not do as its file says (params), as `run` showed it
         click.echo(text_line(Diagnostic(**d)), err=True)
     secrets = gather_secrets(secrets_file)

@@ -42,6 +42,12 @@ state_dir_option = click.option(
     "else ~/.local/state/fasttrack-gitops).",
 )
 
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Reuse no cached task outputs: every task runs (what it makes is still cached for later jobs).",
+)
+
 format_option = click.option(
     "--format",
     "fmt",

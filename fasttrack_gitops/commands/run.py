@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import executor_option, format_option, max_file_size, state_dir_option
+from fasttrack_gitops.commands.options import (
+    executor_option,
+    format_option,
+    max_file_size,
+    no_cache_option,
+    state_dir_option,
+)
 
 
 @click.command("run")
@@ -35,6 +41,7 @@ from fasttrack_gitops.commands.options import executor_option, format_option, ma
     metavar="FILE",
     help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).",
 )
+@no_cache_option
 @state_dir_option
 @format_option
 @max_file_size
@@ -46,6 +53,7 @@ def command(
     executor: str,
     max_parallel: int | None,
     secrets_file: str | None,
+    no_cache: bool,
     state_dir,
     fmt: str,
     max_file_size: int,
@@ -62,6 +70,7 @@ def command(
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
+    from fasttrack_gitops.engine.cache.job_cache import without_reuse
     from fasttrack_gitops.engine.launch import snapshot_store
     from fasttrack_gitops.engine.plan import NotInSnapshot, plan_file
     from fasttrack_gitops.engine.state.store import Store
@@ -90,9 +99,8 @@ def command(
         return 1
     secrets = gather_secrets(secrets_file)
     check_secrets(planned.job.pipeline_model(), secrets)
-    return run_job(
-        planned.job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt
-    )
+    job = without_reuse(planned.job) if no_cache else planned.job
+    return run_job(job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
 
 
 def locate(pipeline: str, repo: str | None):

@@ -35,9 +35,11 @@ def run_job(
     from fasttrack_gitops.engine.launch import Launch, opened_executor, stop_signals
 
     pipeline = job.pipeline_model()
+    shown: set[str] = set()
     for task in pipeline.tasks:
         for warning in task_environment(pipeline, task, secrets).warnings:
             click.echo(f"warning: {warning}", err=True)
+            shown.add(warning)
 
     async def main() -> JobView:
         async with opened_executor(executor) as opened:
@@ -63,6 +65,12 @@ def run_job(
                     return await launch.run()
 
     view = asyncio.run(main())
+    # What the run found on its way (the cache's: outputs that cannot be cached, a damaged entry), said once.
+    for event in store.events(view.job.id):
+        message = event.data.get("message", "") if event.kind == "task.warning" else ""
+        if message and message not in shown:
+            click.echo(f"warning: task '{event.task}': {message}", err=True)
+            shown.add(message)
     if fmt == "json":
         import json
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fasttrack_gitops.commands.options import no_cache_option
+
 
 @click.command("trigger")
 @click.argument("repository", metavar="REPO")
@@ -26,8 +28,11 @@ import click
     metavar="ID",
     help="Makes retries safe: the daemon makes one job per request id (default: a new one).",
 )
+@no_cache_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def command(repository: str, pipeline: str, ref: str, url: str, request_id: str | None, fmt: str) -> int:
+def command(
+    repository: str, pipeline: str, ref: str, url: str, request_id: str | None, no_cache: bool, fmt: str
+) -> int:
     """Run PIPELINE (a name or a file path) of REPO (owner/repo, as configured) through the daemon.
 
     The daemon reads the pipeline at REF, makes a job and queues it like any
@@ -51,6 +56,7 @@ def command(repository: str, pipeline: str, ref: str, url: str, request_id: str 
             request_id=request_id or secrets.token_hex(8),
             sender=os.environ.get("USER", "cli"),
             api_token=os.environ.get(API_TOKEN_VARIABLE) or None,
+            no_cache=no_cache,
             where="--daemon or $FTG_DAEMON_URL",
         )
     except DaemonError as e:

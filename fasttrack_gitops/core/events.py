@@ -105,6 +105,7 @@ class Manual:
     ref: str  # a branch, tag or commit id
     request_id: str  # one job per request, however often it is retried
     sender: str = ""
+    no_cache: bool = False  # reuse no cached task outputs
 
 
 Event = Push | PullRequest | Comment | Rerequest | Tick | Manual

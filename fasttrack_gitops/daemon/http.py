@@ -6,7 +6,7 @@
     GET  /metrics           Prometheus text format
     GET  /api/jobs          the newest jobs (?pipeline=, ?status=, ?limit=), as `jobs --format json` prints them
     GET  /api/jobs/{id}     one job (an id or a unique prefix)
-    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?}: a manual run (`fasttrack-gitops trigger`)
+    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?}: a manual run (`fasttrack-gitops trigger`)
 
 A refused webhook changes nothing: the signature is checked before the body
 is parsed, and a body over the limit is not even read to its end. A webhook
@@ -234,6 +234,7 @@ class App:
             str(request.get("ref") or "HEAD"),
             str(request.get("request_id") or secrets.token_hex(8)),
             str(request.get("sender") or "api"),
+            no_cache=request.get("no_cache") is True,
         )
         handled = await self.daemon.handle(manual, delivery=manual.request_id)
         return (201 if handled.jobs else 422), {**handled.as_dict(), "note": self._public(handled.note)}

@@ -40,6 +40,7 @@ from fasttrack_gitops.daemon.reports import gate_id
 from fasttrack_gitops.daemon.repositories import Repositories
 from fasttrack_gitops.daemon.sources import FetchError
 from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.cache.job_cache import NO_CACHE_TRIGGER
 from fasttrack_gitops.engine.plan import (
     Pipelines,
     Planned,
@@ -331,6 +332,8 @@ class Daemon:
                 note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
                 f"valid pipelines there: {names}"
             )
+        if manual.no_cache:
+            extra = {**extra, NO_CACHE_TRIGGER: True}
         handled = self._store(await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra))
         handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
         return handled

@@ -61,6 +61,7 @@ def trigger(
     request_id: str,
     sender: str,
     api_token: str | None = None,
+    no_cache: bool = False,
     where: str = "",
     timeout: httpx.Timeout = TIMEOUT,
 ) -> Triggered:
@@ -68,6 +69,8 @@ def trigger(
     often it is asked). `where` names, for the messages, where the caller's user sets the daemon's address."""
     hint = f" ({where})" if where else ""
     body = {"repository": repository, "pipeline": pipeline, "ref": ref, "request_id": request_id, "sender": sender}
+    if no_cache:
+        body["no_cache"] = True
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     try:
         response = httpx.post(url.rstrip("/") + "/api/trigger", json=body, headers=headers, timeout=timeout)

@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fasttrack_gitops.core.job import JobView, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.core.job import DONE, JobView, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.executors.base import Executor
+from fasttrack_gitops.engine.cache import CacheIndex
+from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
+from fasttrack_gitops.engine.executors.base import Executor, local_cache_index
 from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -85,6 +87,7 @@ class Launch:
         # The runner is made here, after the copying of reused outputs (in a worker thread), so a cancel()
         # or interrupt() that comes meanwhile is remembered and passed on.
         initial = await reused_tasks(self.store, self.job) if self.failed_only else {}
+        cache = await task_cache(self.job, self.store, self.executor, self.source) if self.unreadable is None else None
         runner = self._runner = JobRunner(
             self.job,
             self.store,
@@ -93,6 +96,7 @@ class Launch:
             secrets=self.secrets,
             max_parallel=self.max_parallel,
             initial=initial,
+            cache=cache,
             new=self.new,
             resume=self.resume,
             on_change=self.on_change,
@@ -157,7 +161,7 @@ async def reused_tasks(store: Store, job: PipelineJob) -> dict[str, TaskInstance
     if job.rerun_of is None:  # it repeats no job
         return {}
     old = store.view(job.rerun_of)
-    succeeded = [name for name, instance in old.tasks.items() if instance.state == TaskState.SUCCEEDED]
+    succeeded = [name for name, instance in old.tasks.items() if instance.state in DONE]
     old_folder, new_folder = store.data_dir(old.job.id), store.data_dir(job.id)
 
     def copy() -> None:
@@ -165,7 +169,34 @@ async def reused_tasks(store: Store, job: PipelineJob) -> dict[str, TaskInstance
             datafolder.copy_outputs(name, old_folder, new_folder)
 
     await asyncio.to_thread(copy)
-    return {name: TaskInstance(name, TaskState.SUCCEEDED, reason=f"reused from job {old.job.id}") for name in succeeded}
+    return {
+        # The outputs' home: the repeated job's folder, or for a task that job reused, the folder it reused.
+        name: TaskInstance(
+            name,
+            TaskState.REUSED,
+            reason=f"reused from job {old.job.id}",
+            reused_from=old.tasks[name].reused_from or old.job.id,
+        )
+        for name in succeeded
+    }
+
+
+async def task_cache(
+    job: PipelineJob, store: Store, executor: Executor, source: Any
+) -> tuple[JobKeys, CacheIndex] | None:
+    """What the runner needs for the job's cached tasks: their key parts and the executor's index; None when no
+    task of the job is cached (nothing is read or digested then)."""
+    pipeline = job.pipeline_model()
+    if job.invalid or not any(t.cache for t in pipeline.tasks):
+        return None
+    keys = await asyncio.to_thread(job_keys, job, source)
+    make_index = getattr(executor, "cache_index", None)  # a test's bare executor may not name one
+    index = (
+        make_index(job, store.state_dir)
+        if make_index is not None
+        else local_cache_index(executor, job, store.state_dir)
+    )
+    return keys, index
 
 
 def source_of(job: PipelineJob, store: Store):

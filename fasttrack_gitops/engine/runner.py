@@ -25,6 +25,9 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
 from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.cache import CacheIndex
+from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
+from fasttrack_gitops.engine.cache.keys import JobKeys
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
 from fasttrack_gitops.engine.state.store import Store
 
@@ -51,6 +54,7 @@ class JobRunner:
         secrets: Mapping[str, str] | None = None,
         max_parallel: int | None = None,
         initial: Mapping[str, TaskInstance] | None = None,
+        cache: tuple[JobKeys, CacheIndex] | None = None,
         new: bool = False,
         resume: bool = False,
         on_change: Callable[[Change], None] = lambda change: None,
@@ -75,6 +79,7 @@ class JobRunner:
         self._cancel = asyncio.Event()
         self.data_dir = store.data_dir(job.id)
         self._made: set[str] = set()  # output folders (by task) already created
+        self.cache = JobCache(job, store, *cache, lambda: self.tasks) if cache is not None else None
 
     def cancel(self) -> None:
         """Stop the job: running attempts are killed, the rest cancelled (from a signal handler too)."""
@@ -91,7 +96,7 @@ class JobRunner:
             if self.new:
                 self.store.create_job(self.job)
             for name, instance in self.initial.items():  # e.g. tasks reused by `jobs rerun --failed-only`
-                self._set(name, instance.state, reason=instance.reason)
+                self._set(name, instance.state, reason=instance.reason, reused_from=instance.reused_from)
             if self.resume:
                 self._take_over()
             await self._drive()
@@ -163,7 +168,7 @@ class JobRunner:
                         self._set(name, TaskState.WAITING, next_attempt_at=self.tasks[name].next_attempt_at)
                 for name in decision.start:
                     self._set(name, TaskState.SUBMITTED)
-                    running[name] = asyncio.create_task(self._attempt(name))
+                    running[name] = asyncio.create_task(self._start(name))
                 if all(i.state in ENDED for i in self.tasks.values()):
                     return
                 if decision.skip or decision.fail:
@@ -184,6 +189,15 @@ class JobRunner:
                 if instance.state not in ENDED and not self._interrupted:
                     self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
 
+    async def _start(self, name: str) -> None:
+        """A task's first attempt, unless the cache has its outputs already: then it is REUSED and runs nothing."""
+        if self.cache is not None and not self.tasks[name].attempts:
+            entry = await self.cache.reuse(name)
+            if entry is not None:
+                self._set(name, TaskState.REUSED, reason=describe(entry), reused_from=entry.job)
+                return
+        await self._attempt(name)
+
     async def _attempt(self, name: str) -> None:
         number = len(self.tasks[name].attempts) + 1
         outputs = self._outputs(name)
@@ -203,7 +217,13 @@ class JobRunner:
             self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
 
         result = await self.executor.run(spec, cancel=self._cancel, started=started)
+        await self._outputs_done(name, result)
         self._finish(name, number, result)
+
+    async def _outputs_done(self, name: str, result: AttemptResult) -> None:
+        """Before a successful task is marked succeeded (and its dependants decided): its outputs into the cache."""
+        if self.cache is not None and result.outcome == Outcome.SUCCEEDED and not self._interrupted:
+            await self.cache.finished(name)
 
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
         """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""
@@ -214,6 +234,8 @@ class JobRunner:
         result = None
         if spec is not None:
             result = await self.executor.reattach(spec, handle, cancel=self._cancel, started=lambda handle=None: None)
+            if result is not None:
+                await self._outputs_done(name, result)
         if result is None:
             result = AttemptResult(
                 Outcome.INTERRUPTED,
@@ -247,6 +269,8 @@ class JobRunner:
             pipeline=self.job.pipeline,
             repository=self.job.repository,
             code_tree=self.job.code_trees.get(name, self.job.tree),
+            input_jobs=self.cache.input_jobs(name) if self.cache is not None else (),
+            manifest=self.cache is not None and self.cache.wants_manifest(name),
         )
 
     def _finish(self, name: str, number: int, result: AttemptResult) -> None:
@@ -300,11 +324,14 @@ class JobRunner:
         reason: str = "",
         attempt: Attempt | None = None,
         next_attempt_at: float | None = None,
+        reused_from: str | None = None,
     ) -> None:
         current = self.tasks[name]
         attempts = self._with(current.attempts, attempt) if attempt is not None else current.attempts
-        self.tasks[name] = TaskInstance(name, state, attempts, reason, next_attempt_at)
-        self.store.set_task_state(self.job.id, name, state, reason=reason, next_attempt_at=next_attempt_at)
+        self.tasks[name] = TaskInstance(name, state, attempts, reason, next_attempt_at, reused_from)
+        self.store.set_task_state(
+            self.job.id, name, state, reason=reason, next_attempt_at=next_attempt_at, reused_from=reused_from
+        )
         self.on_change(Change(name, self.tasks[name], reason))
 
     @staticmethod

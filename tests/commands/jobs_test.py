@@ -699,7 +699,7 @@ def test_rerun_failed_only_reuses_what_succeeded(capsys, state, chain):
     assert new["status"] == "succeeded"
     assert new["rerun_of"] == old["id"] and new["spec_id"] == old["spec_id"] and new["commit"] == old["commit"]
     a, b = task(new, "a"), task(new, "b")
-    assert (a["status"], a["attempts"], a["reason"]) == ("succeeded", [], f"reused from job {old['id']}")
+    assert (a["status"], a["attempts"], a["reason"]) == ("reused", [], f"reused from job {old['id']}")
     assert a_runs.read_text() == "run\n"  # a did not run again
     assert (b["status"], len(b["attempts"])) == ("succeeded", 1)
     # b saw the outputs a wrote in the old job

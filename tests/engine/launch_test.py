@@ -123,7 +123,8 @@ def test_a_failed_only_rerun_reuses_the_succeeded_tasks_and_their_outputs(tmp_pa
     view = launched(Launch(new, store, local(), source=source_of(old, store), failed_only=True, new=True))
     assert view.status == JobStatus.SUCCEEDED
     a, b = view.tasks["a"], view.tasks["b"]
-    assert (a.state, a.attempts, a.reason) == (TaskState.SUCCEEDED, (), f"reused from job {old.id}")
+    assert (a.state, a.attempts, a.reason) == (TaskState.REUSED, (), f"reused from job {old.id}")
+    assert a.reused_from == old.id
     assert (b.state, len(b.attempts)) == (TaskState.SUCCEEDED, 1)
     assert (tmp_path / "a-runs").read_text() == "a ran\n"  # a did not run again
     assert store.log_path(new.id, "b", 1).read_text() == "from-a\n"  # b read the outputs a left in the old job

@@ -19,6 +19,7 @@ STATE_COLOURS = {
     "submitted": ("#ddf4ff", "#54aeff"),
     "running": ("#ddf4ff", "#0969da"),
     "succeeded": ("#dafbe1", "#1a7f37"),
+    "reused": ("#dafbe1", "#4ac26b"),
     "failed": ("#ffebe9", "#cf222e"),
     "skipped": ("#f6f8fa", "#d0d7de"),
     "cancelled": ("#fff8c5", "#9a6700"),

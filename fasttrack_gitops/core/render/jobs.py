@@ -53,6 +53,7 @@ def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> di
         "code_tree": code_tree,
         "status": str(instance.state),
         "reason": instance.reason,
+        "reused_from": instance.reused_from,  # the job whose outputs a reused task stands on
         "exit_code": instance.exit_code,
         "duration": instance.duration,
         "attempts": [

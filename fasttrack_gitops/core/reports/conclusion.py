@@ -77,12 +77,15 @@ def title(view: JobView, pipeline: Pipeline | None, ended: str | None) -> str:
         return f"Invalid pipeline file: {_diagnostic_counts(view.job.diagnostics)}"
     instances = list(view.tasks.values())
     total, done = len(instances), sum(i.ended for i in instances)
-    succeeded = f"{_count(instances, TaskState.SUCCEEDED)} of {total} tasks succeeded"
+    reused = _count(instances, TaskState.REUSED)
+    succeeded = f"{_count(instances, TaskState.SUCCEEDED) + reused} of {total} tasks succeeded"
     if ended is None:
         return _open_title(view, done, total)
     if ended == "success":
         skipped = _count(instances, TaskState.SKIPPED)
         ran = f"{total - skipped} of {total} tasks" if skipped else plural(total, "task")
+        if reused:  # "ran 3 · reused 7": what the cache saved is the headline
+            ran = f"ran {total - skipped - reused} · reused {reused} of {total} tasks"
         took = _job_duration(instances)
         return (
             f"Succeeded: {ran}{f' in {format_duration(took)}' if took is not None else ''}"

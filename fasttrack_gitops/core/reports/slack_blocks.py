@@ -32,7 +32,7 @@ MAX_ANNOTATIONS = 5
 ELLIPSIS = "…"
 
 # Sections in the order a person reads them: what went wrong first, then what is moving, then what is done.
-STATE_ORDER = ("failed", "cancelled", "running", "submitted", "waiting", "pending", "succeeded", "skipped")
+STATE_ORDER = ("failed", "cancelled", "running", "submitted", "waiting", "pending", "succeeded", "reused", "skipped")
 STATE_LABELS = {
     "failed": "Failed",
     "cancelled": "Cancelled",
@@ -41,6 +41,7 @@ STATE_LABELS = {
     "waiting": "Waiting",
     "pending": "Pending",
     "succeeded": "Succeeded",
+    "reused": "Reused",  # the cache's outputs of an earlier job stand in for it
     "skipped": "Skipped",
 }
 _WITH_REASON = frozenset({"failed", "cancelled"})  # where "why" is worth its room in the list

@@ -25,6 +25,7 @@ ICONS = {
     "submitted": "📤",
     "running": "🔄",
     "succeeded": "✅",
+    "reused": "♻️",
     "failed": "❌",
     "skipped": "⏭️",
     "cancelled": "🚫",

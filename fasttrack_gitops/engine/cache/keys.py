@@ -23,7 +23,11 @@ class JobKeys:
     pipeline: Pipeline
     code_trees: Mapping[str, str]  # task -> tree id of its code folder
     paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # task -> {repository path: blob id}
-    warnings: tuple[str, ...] = ()  # a `cache.paths` glob that matches nothing, ...
+    warnings_by_task: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a glob matching nothing...
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(f"task '{task}': {w}" for task, found in self.warnings_by_task.items() for w in found)
 
     def ingredients(self, task: str, digests: Mapping[str, str]) -> dict[str, Any] | None:
         """The task's ingredients given its dependencies' outputs digests; None while one of them is unknown."""
@@ -49,7 +53,7 @@ def job_keys(job: PipelineJob, source: Any) -> JobKeys:
     pipeline = job.pipeline_model()
     code_trees = {t.name: job.code_trees.get(t.name, job.tree) for t in pipeline.tasks}
     paths: dict[str, dict[str, str]] = {}
-    warnings: list[str] = []
+    warnings: dict[str, tuple[str, ...]] = {}
     for task in pipeline.tasks:
         if not (task.cache and task.cache_paths) or source is None:
             continue
@@ -57,10 +61,11 @@ def job_keys(job: PipelineJob, source: Any) -> JobKeys:
         for pattern in task.cache_paths:
             matched = gitrepo.file_ids(source, [pattern])
             if not matched:
-                warnings.append(
-                    f"task '{task.name}': cache path '{pattern}' matches no file at this commit, so it adds nothing "
-                    "to the cache key; fix the path or remove it"
+                warnings[task.name] = (
+                    *warnings.get(task.name, ()),
+                    f"cache path '{pattern}' matches no file at this commit, so it adds nothing "
+                    "to the cache key; fix the path or remove it",
                 )
             found.update(matched)
         paths[task.name] = found
-    return JobKeys(pipeline, code_trees, paths, tuple(warnings))
+    return JobKeys(pipeline, code_trees, paths, warnings)

@@ -170,6 +170,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX outbox_pending ON outbox (reporter, retry_at) WHERE version > sent_version AND gave_up IS NULL",
     ),
+    # 4: the task cache (engine/cache): a reused task instance names the job whose outputs stand in for it;
+    # `task_cache` keeps each task instance's cache key, what it was made of, and what the cache decided.
+    (
+        "ALTER TABLE task_instances ADD COLUMN reused_from TEXT",
+        """CREATE TABLE task_cache (
+            job_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            key TEXT,
+            ingredients_json TEXT NOT NULL DEFAULT '{}',
+            decision TEXT NOT NULL DEFAULT '',
+            digest TEXT,
+            PRIMARY KEY (job_id, task),
+            FOREIGN KEY (job_id, task) REFERENCES task_instances (job_id, name)
+        ) WITHOUT ROWID""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,7 +18,7 @@ JOB_COLUMNS = (
     " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json"
 )
 ATTEMPT_COLUMNS = "number, started_at, ended_at, exit_code, outcome, message"
-TASK_INSTANCE_COLUMNS = "name, state, reason, next_attempt_at"
+TASK_INSTANCE_COLUMNS = "name, state, reason, next_attempt_at, reused_from"
 EVENT_COLUMNS = "seq, job_id, at, kind, task, data_json"
 
 _STATES = {s.value: s for s in TaskState}  # faster than TaskState(value), which shows in Store.view()
@@ -112,8 +112,8 @@ def attempt_from_row(row: sqlite3.Row | tuple) -> Attempt:
 
 def task_instance_from_row(row: sqlite3.Row | tuple, attempts: tuple[Attempt, ...]) -> TaskInstance:
     """The task instance a row of TASK_INSTANCE_COLUMNS holds, with its attempts."""
-    name, state, reason, next_attempt_at = row
-    return TaskInstance(name, _STATES[state], attempts, reason, next_attempt_at)
+    name, state, reason, next_attempt_at, reused_from = row
+    return TaskInstance(name, _STATES[state], attempts, reason, next_attempt_at, reused_from)
 
 
 def event_from_row(row: sqlite3.Row | tuple) -> JobEvent:

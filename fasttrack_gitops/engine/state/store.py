@@ -19,13 +19,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state import runner_lock
 from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.job_views import read_views
-from fasttrack_gitops.engine.state.migrations import connect, translated, writing
+from fasttrack_gitops.engine.state.migrations import connect, reading, translated, writing
 from fasttrack_gitops.engine.state.records import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -108,23 +109,59 @@ class Store:
         *,
         reason: str = "",
         next_attempt_at: float | None = None,
+        reused_from: str | None = None,
         at: float | None = None,
     ) -> None:
-        """Set a task instance's state (and why, and when its next attempt may start); event "task.<state>"."""
+        """Set a task instance's state (and why, when its next attempt may start, whose outputs it reuses);
+        event "task.<state>"."""
         state = TaskState(state)
         with writing(self._cx) as cx:
             changed = cx.execute(
-                "UPDATE task_instances SET state = ?, reason = ?, next_attempt_at = ? WHERE job_id = ? AND name = ?",
-                (state.value, reason, next_attempt_at, job_id, task),
+                "UPDATE task_instances SET state = ?, reason = ?, next_attempt_at = ?, reused_from = ?"
+                " WHERE job_id = ? AND name = ?",
+                (state.value, reason, next_attempt_at, reused_from, job_id, task),
             ).rowcount
             if not changed:
                 raise JobRecordError(f"no task {task!r} in job {job_id!r} in {self.state_dir}")
-            data = (
-                {"reason": reason}
-                if next_attempt_at is None
-                else {"reason": reason, "next_attempt_at": next_attempt_at}
-            )
+            data: dict[str, Any] = {"reason": reason}
+            if next_attempt_at is not None:
+                data["next_attempt_at"] = next_attempt_at
+            if reused_from is not None:
+                data["reused_from"] = reused_from
             self._event(cx, job_id, f"task.{state.value}", task, data, at)
+
+    @translated
+    def set_task_cache(
+        self,
+        job_id: str,
+        task: str,
+        *,
+        key: str | None,
+        ingredients: Mapping[str, Any],
+        decision: str,
+        digest: str | None = None,
+    ) -> None:
+        """Record a task instance's cache key, what it was made of, and what the cache decided (`jobs show
+        --cache`); `digest`: its outputs' digest once known. A later call for the same task replaces it."""
+        with writing(self._cx) as cx:
+            cx.execute(
+                "INSERT OR REPLACE INTO task_cache (job_id, task, key, ingredients_json, decision, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, task, key, json.dumps(ingredients, sort_keys=True), decision, digest),
+            )
+
+    @translated
+    def task_cache(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """Per task: {"key", "ingredients", "decision", "digest"} as set_task_cache recorded them."""
+        job_id = self._resolve(job_id)
+        with reading(self._cx) as cx:
+            rows = cx.execute(
+                "SELECT task, key, ingredients_json, decision, digest FROM task_cache WHERE job_id = ?", (job_id,)
+            ).fetchall()
+        return {
+            task: {"key": key, "ingredients": json.loads(ingredients), "decision": decision, "digest": digest}
+            for task, key, ingredients, decision, digest in rows
+        }
 
     @translated
     def start_attempt(
