@@ -60,6 +60,7 @@ class JobCache:
         self.reuse_allowed = not job.trigger.get(NO_CACHE_TRIGGER)
         self._digests: dict[str, str] = {}
         self._ingredients: dict[str, dict[str, Any]] = {}
+        self._decisions: dict[str, str] = {}  # why each task ran, kept when its digest is recorded
         dependants: dict[str, list[str]] = {t.name: [] for t in self.pipeline.tasks}
         for t in self.pipeline.tasks:
             for dependency in t.dependencies:
@@ -137,7 +138,7 @@ class JobCache:
         self._digests[task] = digest
         ingredients = self._ingredients.get(task)
         key = cache.cache_key(ingredients) if ingredients is not None else None
-        decision = "ran" if key is not None else "ran: outputs digested for its dependants"
+        decision = self._decisions.get(task, "run: cache off for this task (outputs digested for its dependants)")
         self.store.set_task_cache(
             self.job.id, task, key=key, ingredients=ingredients or {}, decision=decision, digest=digest
         )
@@ -180,6 +181,7 @@ class JobCache:
     def _decided(
         self, task: str, key: str | None, ingredients: Mapping[str, Any], decision: str, digest: str | None = None
     ) -> None:
+        self._decisions[task] = decision
         self.store.set_task_cache(self.job.id, task, key=key, ingredients=ingredients, decision=decision, digest=digest)
 
     def _warn(self, task: str, message: str) -> None:
