@@ -68,7 +68,13 @@ def trigger(
     """Ask the daemon at `url` to run `pipeline` of `repository` at `ref` (one job per `request_id`, however
     often it is asked). `where` names, for the messages, where the caller's user sets the daemon's address."""
     hint = f" ({where})" if where else ""
-    body = {"repository": repository, "pipeline": pipeline, "ref": ref, "request_id": request_id, "sender": sender}
+    body: dict[str, str | bool] = {
+        "repository": repository,
+        "pipeline": pipeline,
+        "ref": ref,
+        "request_id": request_id,
+        "sender": sender,
+    }
     if no_cache:
         body["no_cache"] = True
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
