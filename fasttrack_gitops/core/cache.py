@@ -3,6 +3,8 @@
 A task's cache key is the sha256 of its *ingredients*, everything that can
 change its outputs (README, "Caching", lists them for users):
 
+- the task's name: a dependant reads its input at the dependency's path in
+  the job that made it, so outputs made under another name are not its own;
 - the spec fields that matter: image, command, type, cluster mode and size,
   mounts, the service spec, the task's envs and the pipeline's envs as
   written: a secret is `${{ secrets.NAME }}` there, so it enters by name,
@@ -34,7 +36,7 @@ from typing import Any
 
 from fasttrack_gitops.core.pipeline.model import Pipeline, Task
 
-KEY_VERSION = 1  # bump when the ingredients change meaning: every earlier key then misses
+KEY_VERSION = 2  # bump when the ingredients change meaning: every earlier key then misses
 SHORT = 7  # characters of a digest shown to people
 
 
@@ -93,6 +95,7 @@ def ingredients(
     `inputs`: (dependency, outputs digest) in input order."""
     return {
         "version": KEY_VERSION,
+        "task": task.name,
         "image": task.image,
         "command": task.command,
         "type": task.type,
@@ -149,6 +152,7 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 _FIELDS = (
+    ("task", "task name"),
     ("image", "image"),
     ("command", "command"),
     ("type", "task type"),
