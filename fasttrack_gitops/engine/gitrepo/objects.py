@@ -176,7 +176,7 @@ def _object_id(sha: str) -> bytes:
 # code: folders of N tasks that share a parent folder reads that parent N times (check, then freeze): parsed
 # once instead, a 1,000-task pipeline plans in a tenth of the time. Nothing mutates a tree read here.
 _TREES: dict[bytes, Tree] = {}
-_TREES_MAX = 4096
+_TREES_MAX = 1024  # a daemon lives long: a bound, not a size any one plan needs (a few trees per commit)
 _trees_lock = threading.Lock()
 
 
