@@ -1,6 +1,6 @@
 """The task cache: what a re-run executes and what it costs, locally and on the Backend.AI emulator; `plan` at scale.
 
-    python bench/cache_bench.py [--tasks 50] [--plan-tasks 1000] [--skip-backendai]
+    python bench/cache_bench.py [--tasks 50] [--plan-tasks 1000] [--skip-backendai] [--plan-only]
 
 A git repository holds a `cache: true` pipeline of N tasks (a layered DAG, as
 run_bench.py makes it); each task has its own code folder, copies its
@@ -14,7 +14,7 @@ what the processes did. Each step is a whole `fasttrack-gitops run` process:
 
 Then the unchanged re-run on the Backend.AI 23.09 emulator (tests/engine/backendai):
 target 0 `POST /session`. Then `plan --format json` of a generated 1,000-task
-pipeline: target <= 0.5 s (in-process, after start-up; the process wall time is printed too).
+pipeline: target <= 0.5 s for the whole process (the in-process time is printed too).
 """
 
 from __future__ import annotations
@@ -179,20 +179,23 @@ def backendai_steps(n: int, tmp: Path) -> None:
 
 
 def plan_steps(n: int, tmp: Path) -> None:
+    """`plan --format json` of an n-task pipeline before any run: the whole process, best of 5 after one
+    warm-up (which writes the bytecode a real install ships; PYTHONDONTWRITEBYTECODE is dropped for it)."""
     graph = layered(n)
     root = tmp / "repo-plan"
     make_repo(root, graph, tmp / "unused.log")
     state = tmp / "state-plan"
-    started = time.perf_counter()
-    done = subprocess.run(
-        [console(), "plan", str(root / "pipelines/bench.yaml"), "--state-dir", str(state), "--format", "json"],
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"plan failed ({done.returncode}): {done.stderr[-2000:]}")
+    argv = ["plan", str(root / "pipelines/bench.yaml"), "--state-dir", str(state), "--format", "json"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    walls = []
+    for _ in range(6):
+        started = time.perf_counter()
+        done = subprocess.run([console(), *argv], capture_output=True, text=True, env=env)
+        walls.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"plan failed ({done.returncode}): {done.stderr[-2000:]}")
     planned = json.loads(done.stdout)
+    assert len(planned["tasks"]) == n and planned["counts"]["run"] == n, planned["counts"]
     # In-process: what plan itself costs after Python and the package have started.
     sys.path.insert(0, str(PROJECT))
     from fasttrack_gitops.cli import main
@@ -203,13 +206,15 @@ def plan_steps(n: int, tmp: Path) -> None:
         saved, sys.stdout = sys.stdout, sink
         try:
             started = time.perf_counter()
-            main(["plan", str(root / "pipelines/bench.yaml"), "--state-dir", str(state), "--format", "json"])
+            main(argv)
             best = min(best, time.perf_counter() - started)
         finally:
             sys.stdout = saved
             sink.close()
+    process = min(walls[1:])
     print(
-        f"plan, {n} tasks: {best:.3f} s in-process (target <= 0.5 s), {wall:.2f} s as a process; "
+        f"plan, {n} tasks: {process:.3f} s as a process (best of 5; median {sorted(walls[1:])[2]:.3f} s; "
+        f"target <= 0.5 s: {'met' if process <= 0.5 else 'MISSED'}), {best:.3f} s in-process; "
         f"{len(planned['tasks'])} tasks planned"
     )
 
@@ -219,8 +224,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--plan-tasks", type=int, default=1000)
     parser.add_argument("--skip-backendai", action="store_true")
+    parser.add_argument("--plan-only", action="store_true", help="only `plan` at --plan-tasks")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ftg-cache-bench-") as tmp:
+        if args.plan_only:
+            plan_steps(args.plan_tasks, Path(tmp))
+            return
         local_steps(args.tasks, Path(tmp))
         if not args.skip_backendai:
             backendai_steps(args.tasks, Path(tmp))

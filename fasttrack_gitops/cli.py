@@ -20,6 +20,7 @@ COMMANDS = {
     "graph": "fasttrack_gitops.commands.graph:command",
     "schema": "fasttrack_gitops.commands.schema:command",
     "run": "fasttrack_gitops.commands.run:command",
+    "plan": "fasttrack_gitops.commands.plan:command",
     "jobs": "fasttrack_gitops.commands.jobs:group",
     "doctor": "fasttrack_gitops.commands.doctor:command",
     "trigger": "fasttrack_gitops.commands.trigger:command",

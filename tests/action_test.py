@@ -32,6 +32,7 @@ COMMAND_INPUTS = {
     "slack-webhook-url",
     "slack-channel",
     "daemon-url",
+    "no-cache",
     "state-dir",
 }
 # The daemon's API token: the command reads it, as `trigger` does, from FTG_API_TOKEN.
@@ -114,6 +115,7 @@ def test_input_defaults():
     assert defaults["github-token"] == "${{ github.token }}"
     assert defaults["pipelines"] == ""
     assert defaults["version"] == ""
+    assert defaults["no-cache"] == "false"
     assert all(not spec.get("required") for spec in ACTION["inputs"].values())
 
 

@@ -23,10 +23,11 @@ def _token(value: str | None) -> str | None:
 @click.command("ci")
 @_input(
     "mode",
-    type=click.Choice(["validate", "run"], case_sensitive=False),
+    type=click.Choice(["validate", "run", "plan"], case_sensitive=False),
     default="validate",
     show_default=True,
-    help="validate: check every pipeline file and show what the event selects; run: also run the selection.",
+    help="validate: check every pipeline file and show what the event selects; run: also run the selection; "
+    "plan: say what running it would run and reuse from the task cache, and why, in the step summary.",
 )
 @_input(
     "executor",
@@ -71,6 +72,14 @@ def _token(value: str | None) -> str | None:
     help="A running `fasttrack-gitops serve` that drives the jobs when --wait false (FTG_API_TOKEN: its token).",
 )
 @_input(
+    "no-cache",
+    type=click.BOOL,
+    default="false",
+    show_default=True,
+    metavar="true|false",
+    help="true: reuse no cached task outputs, every task runs (run mode) or is planned to (plan mode).",
+)
+@_input(
     "state-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -90,6 +99,7 @@ def command(
     slack_webhook_url: str | None,
     slack_channel: str | None,
     daemon_url: str | None,
+    no_cache: bool,
     state_dir: str | None,
 ) -> int:
     """Run as a GitHub Actions step: validate, select the pipelines the event selects, run them, report.
@@ -120,5 +130,6 @@ def command(
         slack_channel=slack_channel,
         daemon_url=daemon_url,
         state_dir=Path(state_dir) if state_dir else None,
+        no_cache=no_cache,
     )
     return run(inputs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fasttrack_gitops.ci import runner_env, summary
@@ -38,7 +38,7 @@ CREDENTIAL_VARIABLES = (
 class Inputs:
     """The action's inputs, as the command's options gave them."""
 
-    mode: str = "validate"  # validate | run
+    mode: str = "validate"  # validate | run | plan
     executor: str = "backendai"  # backendai | local
     pipelines: tuple[str, ...] = ()  # globs; () means the repository's (as `validate` finds them)
     wait: bool = True
@@ -51,6 +51,7 @@ class Inputs:
     slack_channel: str | None = None
     daemon_url: str | None = None
     state_dir: Path | None = None
+    no_cache: bool = False  # run: reuse no cached outputs; plan: forecast as if so
 
 
 def parse_globs(text: str | None) -> tuple[str, ...]:
@@ -121,6 +122,9 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
 
     jobs: list[summary.JobResult] = []
     submitted: list[summary.Submitted] = []
+    plans: list[str] = []
+    if inputs.mode == "plan" and choice.selections:
+        plans = _plan(ctx, inputs, log, prepared)
     if inputs.mode == "run" and choice.selections:
         if inputs.wait:
             jobs = _run(ctx, inputs, env, log, hidden, prepared)
@@ -151,6 +155,7 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
         jobs=jobs,
         submitted=submitted,
         notes=prepared.notes,
+        plans=plans,
     )
     markdown = masked(summary.markdown(facts), tuple(hidden))
     conclusion = summary.conclusion(facts)
@@ -176,11 +181,14 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
     from fasttrack_gitops.ci.jobs import run_jobs
     from fasttrack_gitops.ci.reporters import Reporters
     from fasttrack_gitops.core.taskenv import check_secrets, secrets_from_environ
+    from fasttrack_gitops.engine.cache.job_cache import without_reuse
     from fasttrack_gitops.engine.plan import plan
     from fasttrack_gitops.engine.state.store import Store
 
     secrets = secrets_from_environ(env)
     planned = plan(prepared.source, prepared.found, prepared.choice.selections, ref=prepared.ref)
+    if inputs.no_cache:
+        planned = [replace(p, job=without_reuse(p.job)) for p in planned]
     for p in planned:
         check_secrets(p.job.pipeline_model(), secrets)
         for d in p.job.diagnostics:  # what the job will not do as its file says (params), beside validation's
@@ -220,6 +228,40 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
         return [summary.JobResult(reporters.report(store, v.job.id), reporters.link(v.job.id)) for v in views]
     finally:
         store.close()
+
+
+def _plan(ctx, inputs: Inputs, log: Log, prepared) -> list[str]:
+    """`mode: plan`: each selected pipeline's forecast as a summary section; nothing is run or stored."""
+    import asyncio
+
+    from fasttrack_gitops.core.reports.plan import headline, plan_markdown
+    from fasttrack_gitops.engine.cache.forecast import forecast_job
+    from fasttrack_gitops.engine.launch import cache_index_of
+    from fasttrack_gitops.engine.plan import plan
+    from fasttrack_gitops.engine.state.store import Store
+
+    planned = plan(prepared.source, prepared.found, prepared.choice.selections, ref=prepared.ref)
+    executor = _executor(inputs)  # the cache lives where its executor keeps outputs
+    with Store(inputs.state_dir or ctx.default_state_dir()) as store:
+
+        async def main():
+            try:
+                found = []
+                for p in planned:
+                    durations = store.past_durations(p.job.pipeline, repository=p.job.repository)
+                    index = cache_index_of(executor, p.job, store.state_dir)
+                    snapshot = prepared.found.snapshot
+                    found.append(await forecast_job(p.job, snapshot, index, durations, no_cache=inputs.no_cache))
+                return found
+            finally:
+                await executor.close()
+
+        forecasts = asyncio.run(main())
+    for p, forecast in zip(planned, forecasts):
+        log.line(f"plan {p.job.pipeline_path}: {headline(forecast)}")
+        for warning in forecast.warnings:
+            log.warning(f"{p.job.pipeline_path}: {warning}", title=TITLE)
+    return [plan_markdown(forecast) for forecast in forecasts]
 
 
 def _executor(inputs: Inputs):

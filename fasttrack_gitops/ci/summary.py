@@ -64,11 +64,13 @@ class Facts:
     jobs: Sequence[JobResult] = ()
     submitted: Sequence[Submitted] = ()
     notes: Sequence[str] = ()
+    plans: Sequence[str] = ()  # `mode: plan`: each selected pipeline's forecast (core/reports/plan.py's Markdown)
 
 
 def conclusion(facts: Facts) -> str:
     """The step's conclusion output: success | failure | cancelled | invalid | skipped, or submitted (`wait:
-    false`). `validate` mode concludes success or invalid; `run` mode skipped when nothing was selected."""
+    false`). `validate` mode concludes success or invalid; `run` and `plan` mode skipped when nothing was
+    selected (`plan` mode success when it planned something: it runs nothing)."""
     ended = [r.report.conclusion for r in facts.jobs]
     if any(c in ("failure", "timed_out") for c in ended) or any(s.error for s in facts.submitted):
         return "failure"
@@ -76,7 +78,7 @@ def conclusion(facts: Facts) -> str:
         return "cancelled"
     if any(d.is_error for d in facts.diagnostics):
         return "invalid"
-    if facts.jobs:
+    if facts.jobs or facts.plans:
         return "success"
     if facts.submitted:
         return "submitted"
@@ -85,6 +87,7 @@ def conclusion(facts: Facts) -> str:
 
 def markdown(facts: Facts, *, limit: int = MAX_BYTES) -> str:
     parts = [_head(facts), _notes(facts), _validation(facts), _selection(facts)]
+    parts += [plan.rstrip("\n") + "\n\n" for plan in facts.plans]
     parts += [_details(result) for result in facts.jobs]
     return clip("".join(parts).rstrip("\n") + "\n", limit)
 
@@ -117,6 +120,11 @@ def _head(facts: Facts) -> str:
     elif facts.mode == "validate":
         names = ", ".join(code(d.candidate.name) for d in selected)
         lines.append(f"Validation only (`mode: validate`): {names} would run in `mode: run`.")
+    elif facts.mode == "plan":
+        names = ", ".join(code(d.candidate.name) for d in selected)
+        lines.append(
+            f"Plan only (`mode: plan`): nothing ran; what `mode: run` would run and reuse of {names} is below."
+        )
     return "\n".join(lines) + "\n\n"
 
 
@@ -129,6 +137,8 @@ def _verdict_words(facts: Facts, verdict: str) -> str:
         return f"{passed} of {len(facts.jobs)} pipeline{'s' if len(facts.jobs) != 1 else ''} succeeded"
     if facts.submitted:
         return f"{len(facts.submitted)} submitted to the daemon"
+    if facts.plans:
+        return f"{len(facts.plans)} pipeline{'s' if len(facts.plans) != 1 else ''} planned, nothing run"
     if verdict == "skipped":
         return "nothing selected"
     return f"{len(facts.files)} pipeline file{'s' if len(facts.files) != 1 else ''} valid"

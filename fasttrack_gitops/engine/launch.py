@@ -190,13 +190,13 @@ async def task_cache(
     if job.invalid or not any(t.cache for t in pipeline.tasks):
         return None
     keys = await asyncio.to_thread(job_keys, job, source)
+    return keys, cache_index_of(executor, job, store.state_dir)
+
+
+def cache_index_of(executor: Executor, job: PipelineJob, state_dir: Path) -> CacheIndex:
+    """The task cache the executor keeps the job's pipeline's entries in (the runner's and `plan`'s)."""
     make_index = getattr(executor, "cache_index", None)  # a test's bare executor may not name one
-    index = (
-        make_index(job, store.state_dir)
-        if make_index is not None
-        else local_cache_index(executor, job, store.state_dir)
-    )
-    return keys, index
+    return make_index(job, state_dir) if make_index is not None else local_cache_index(executor, job, state_dir)
 
 
 def source_of(job: PipelineJob, store: Store):

@@ -37,7 +37,7 @@ NO_EARLIER_RUN = "no earlier run with this key"
 
 # What an index raises when its storage fails (a full disk, the manager answering 500: a BackendAIError is a
 # FastTrackError): a warning on the task, never its failure.
-_INDEX_ERRORS = (OSError, ValueError, FastTrackError)
+INDEX_ERRORS = (OSError, ValueError, FastTrackError)
 
 
 class JobCache:
@@ -102,7 +102,7 @@ class JobCache:
             return None
         try:
             found = await self.index.lookup(key)
-        except _INDEX_ERRORS as e:
+        except INDEX_ERRORS as e:
             self._warn(task, f"the task cache could not be read ({e}); the task runs")
             self._decided(task, key, ingredients, "run: the cache could not be read")
             return None
@@ -114,7 +114,7 @@ class JobCache:
         entry = found.entry
         try:
             await self.index.reuse(entry, self.job.id)
-        except _INDEX_ERRORS as e:
+        except INDEX_ERRORS as e:
             self._warn(task, f"the outputs of job {entry.job} could not be reused ({e}); the task runs")
             self._decided(task, key, ingredients, "run: the cached outputs could not be reused")
             return None
@@ -131,7 +131,7 @@ class JobCache:
         except cache.ManifestError as e:
             self._warn(task, f"{e}; its outputs are not cached and its dependants run")
             return
-        except _INDEX_ERRORS as e:
+        except INDEX_ERRORS as e:
             self._warn(task, f"the outputs could not be digested ({e}); they are not cached")
             return
         digest = cache.outputs_digest(files)
@@ -147,7 +147,7 @@ class JobCache:
         entry = Entry(key, self.job.id, task, self.job.pipeline, self.job.commit, time.time(), ingredients, files)
         try:
             await self.index.record(entry)
-        except _INDEX_ERRORS as e:
+        except INDEX_ERRORS as e:
             self._warn(task, f"the cache entry could not be written in {self.index.where} ({e})")
 
     def _digest(self, task: str) -> str | None:
@@ -166,17 +166,7 @@ class JobCache:
         return None
 
     async def _why_run(self, task: str, reason: str, ingredients: Mapping[str, Any]) -> str:
-        """A miss in words: what changed since the task's latest entry, when there is one to compare with."""
-        if reason != NO_EARLIER_RUN:
-            return reason
-        try:
-            latest = await self.index.latest(task)
-        except _INDEX_ERRORS:
-            latest = None
-        if latest is None:
-            return reason
-        changed = cache.changes(latest.ingredients, ingredients)
-        return "; ".join(changed) if changed else reason
+        return await why_run(self.index, task, reason, ingredients)
 
     def _decided(
         self, task: str, key: str | None, ingredients: Mapping[str, Any], decision: str, digest: str | None = None
@@ -186,6 +176,24 @@ class JobCache:
 
     def _warn(self, task: str, message: str) -> None:
         self.store.add_event(self.job.id, "task.warning", task=task, data={"message": message})
+
+
+async def why_run(index: CacheIndex, task: str, reason: str, ingredients: Mapping[str, Any]) -> str:
+    """A miss in words: what changed since the task's latest entry, when there is one to compare with (the runner
+    and `plan` say it alike)."""
+    if reason != NO_EARLIER_RUN:
+        return reason
+    try:
+        latest = await index.latest(task)
+    except INDEX_ERRORS:
+        latest = None
+    return miss_reason(latest, ingredients)
+
+
+def miss_reason(latest: Entry | None, ingredients: Mapping[str, Any]) -> str:
+    """Why a key that has no entry misses: what changed since the task's latest entry, else NO_EARLIER_RUN."""
+    changed = cache.changes(latest.ingredients, ingredients) if latest is not None else []
+    return "; ".join(changed) if changed else NO_EARLIER_RUN
 
 
 def without_reuse(job: PipelineJob) -> PipelineJob:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fasttrack_gitops.core import cache
 from fasttrack_gitops.core.job import PipelineJob
-from fasttrack_gitops.core.pipeline.model import Pipeline
+from fasttrack_gitops.core.pipeline.model import Pipeline, Task
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,18 @@ class JobKeys:
     paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # task -> {repository path: blob id}
     warnings_by_task: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a glob matching nothing...
 
+    @cached_property
+    def _tasks(self) -> dict[str, Task]:
+        """The tasks by name (Pipeline.task looks through them all: a 1,000-task job asks 1,000 times)."""
+        return {t.name: t for t in self.pipeline.tasks}
+
     @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(f"task '{task}': {w}" for task, found in self.warnings_by_task.items() for w in found)
 
     def ingredients(self, task: str, digests: Mapping[str, str]) -> dict[str, Any] | None:
         """The task's ingredients given its dependencies' outputs digests; None while one of them is unknown."""
-        spec = self.pipeline.task(task)
+        spec = self._tasks[task]
         if any(d not in digests for d in spec.dependencies):
             return None
         return cache.ingredients(

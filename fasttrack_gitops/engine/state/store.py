@@ -304,12 +304,13 @@ class Store:
         return row is not None
 
     @translated
-    def past_durations(self, pipeline: str, *, limit_jobs: int = 5) -> dict[str, float]:
+    def past_durations(self, pipeline: str, *, limit_jobs: int = 5, repository: str | None = None) -> dict[str, float]:
         """Task name -> median duration (seconds) of its last `limit_jobs` succeeded instances.
 
-        Looks at the pipeline's most recent `limit_jobs * 10` jobs; for critical-path ordering.
+        Looks at the pipeline's most recent `limit_jobs * 10` jobs (of `repository` only, when given; one
+        query); for critical-path ordering and `plan`'s estimates.
         """
-        return median_durations(self._cx, pipeline, limit_jobs)
+        return median_durations(self._cx, pipeline, limit_jobs, repository)
 
     def log_path(self, job_id: str, task: str, attempt: int) -> Path:
         """Where an attempt's output goes: <state dir>/logs/<job id>/<task>/<attempt>.log (folders made)."""

@@ -13,12 +13,16 @@ import statistics
 LOOKBACK = 10  # median_durations looks at most limit_jobs * LOOKBACK jobs back
 
 
-def median_durations(cx: sqlite3.Connection, pipeline: str, limit_jobs: int) -> dict[str, float]:
-    """Task name -> median duration (seconds) of its last `limit_jobs` succeeded instances; tasks never seen are absent."""
+def median_durations(
+    cx: sqlite3.Connection, pipeline: str, limit_jobs: int, repository: str | None = None
+) -> dict[str, float]:
+    """Task name -> median duration (seconds) of its last `limit_jobs` succeeded instances; tasks never seen are
+    absent. `repository`: only that repository's jobs of the pipeline (None: any repository's)."""
     rows = cx.execute(
         """
         WITH recent AS (
-            SELECT id, created_at FROM jobs WHERE pipeline = ? ORDER BY created_at DESC, id DESC LIMIT ?),
+            SELECT id, created_at FROM jobs WHERE pipeline = ?1 AND (?4 IS NULL OR repository = ?4)
+            ORDER BY created_at DESC, id DESC LIMIT ?2),
         spans AS (
             SELECT t.name, max(a.ended_at) - min(a.started_at) AS duration,
                    row_number() OVER (PARTITION BY t.name ORDER BY r.created_at DESC, r.id DESC) AS nth
@@ -26,8 +30,8 @@ def median_durations(cx: sqlite3.Connection, pipeline: str, limit_jobs: int) -> 
             JOIN task_instances t ON t.job_id = r.id AND t.state = 'succeeded'
             JOIN attempts a ON a.job_id = t.job_id AND a.task = t.name
             GROUP BY t.job_id, t.name HAVING count(a.ended_at) = count(*))
-        SELECT name, duration FROM spans WHERE nth <= ?""",
-        (pipeline, limit_jobs * LOOKBACK, limit_jobs),
+        SELECT name, duration FROM spans WHERE nth <= ?3""",
+        (pipeline, limit_jobs * LOOKBACK, limit_jobs, repository),
     ).fetchall()
     durations: dict[str, list[float]] = {}
     for name, duration in rows:
