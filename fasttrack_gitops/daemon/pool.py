@@ -19,6 +19,7 @@ from fasttrack_gitops.core.job import ENDED, JobStatus, Outcome, TaskState
 from fasttrack_gitops.core.taskenv import referenced_secrets
 from fasttrack_gitops.daemon import dispatch
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
+from fasttrack_gitops.daemon.forecasts import plan_queued
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.engine.executors.base import Executor
 from fasttrack_gitops.engine.launch import Launch
@@ -60,6 +61,7 @@ class JobPool:
         self.report = report
         self.launches: dict[str, Launch] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._planning: set[asyncio.Task] = set()  # plans of queued jobs being worked out (forecasts.py)
         self._wake = asyncio.Event()
         self.draining = False
         self._stopping = ""  # set by drain() once running jobs are interrupted: why
@@ -80,6 +82,21 @@ class JobPool:
                 await asyncio.wait_for(self._wake.wait(), timeout=5.0)
             except asyncio.TimeoutError:
                 pass
+
+    def plan(self, job_id: str) -> None:
+        """Work out a newly queued job's plan in the background; its reports show it once known."""
+        task = asyncio.get_running_loop().create_task(self._plan(job_id))
+        self._planning.add(task)
+        task.add_done_callback(self._planning.discard)
+
+    async def _plan(self, job_id: str) -> None:
+        try:
+            if await plan_queued(job_id, self.store, self.executor, self.find_repository):
+                self.report(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a plan is a courtesy: whatever stops it, the job runs as it would without one
+            log.warning("job %s: no plan for its reports: %s", job_id, e)
 
     def _start(self, job_id: str, *, resume: bool = False) -> None:
         if not resume:  # a job that cannot start ends before it is marked started: it never holds a slot
@@ -203,6 +220,8 @@ class JobPool:
         """
         self.draining = True
         self.wake()
+        for planning in list(self._planning):
+            planning.cancel()
         running = list(self._tasks.values())
         if running:
             log.info("draining: waiting up to %gs for %d running job(s)", grace, len(running))

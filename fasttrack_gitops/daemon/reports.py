@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.reports.model import JobReport, Reporter
 from fasttrack_gitops.daemon.config import DaemonConfig
+from fasttrack_gitops.daemon.forecasts import PLAN_EVENT
 from fasttrack_gitops.engine.state.ledger import Ledger
 from fasttrack_gitops.engine.state.store import Store
 
@@ -62,6 +63,8 @@ def report_builder(
         except FastTrackError:
             return None
         tails = failed_log_tails(store, view, masks=hidden)
-        return job_report(view, log_tails=tails, masks=hidden, public_url=public_url)
+        planned = store.last_event(job_id, PLAN_EVENT)
+        plan = str(planned.data.get("markdown") or "") if planned else None
+        return job_report(view, log_tails=tails, masks=hidden, public_url=public_url, plan=plan)
 
     return build

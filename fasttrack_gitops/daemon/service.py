@@ -358,6 +358,8 @@ class Daemon:
                 handled.created.append(job_id)
                 self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
                 self.report(job_id, final=p.job.invalid)  # a queued check, or an invalid job's diagnostics
+                if not p.job.invalid:
+                    self.pool.plan(job_id)  # what will run and be reused, shown in the check once worked out
                 if p.group and p.cancel_in_progress:
                     self.pool.supersede(job_id)
         return handled

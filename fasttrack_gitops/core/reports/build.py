@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fasttrack_gitops.core.comment_commands import Gate
-from fasttrack_gitops.core.job import JobView
+from fasttrack_gitops.core.job import JobView, TaskState
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.reports.conclusion import conclusion_for, title
 from fasttrack_gitops.core.reports.failures import failures_text
@@ -33,9 +33,15 @@ GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
 
 
 def job_report(
-    view: JobView, *, log_tails: Mapping[str, str], masks: Sequence[str], public_url: str | None = None
+    view: JobView,
+    *,
+    log_tails: Mapping[str, str],
+    masks: Sequence[str],
+    public_url: str | None = None,
+    plan: str | None = None,
 ) -> JobReport:
-    """The job as a person should see it now; `log_tails` are the failed tasks' (failed_log_tails)."""
+    """The job as a person should see it now; `log_tails` are the failed tasks' (failed_log_tails), `plan` the
+    Markdown of what the job was to run and reuse (core/reports/plan.py), when it was worked out."""
     job = view.job
     masks = tuple(m for m in masks if m)
     pipeline = None if job.invalid else job.pipeline_model()
@@ -43,6 +49,9 @@ def job_report(
     url = f"{public_url.rstrip('/')}/jobs/{job.id}" if public_url else None
     tails = {name: masked(tail, masks) for name, tail in log_tails.items() if tail and name in view.tasks}
     body = summary_sections(view, pipeline)
+    started = any(i.attempts or i.state == TaskState.REUSED for i in view.tasks.values())
+    if plan:  # first while nothing has run (it says what will); folded under the task table after
+        body = f"{plan}\n{body}" if not started else f"{body}{_folded('The plan before the run', plan)}"
     footer = masked(origin(job, url), masks)
     return JobReport(
         job_id=job.id,
@@ -69,6 +78,10 @@ def job_report(
         created_at=job.created_at,
         **_times(view, ended),
     )
+
+
+def _folded(title: str, markdown: str) -> str:
+    return f"<details><summary>{title}</summary>\n\n{markdown}\n</details>\n\n"
 
 
 def _times(view: JobView, ended: str | None) -> dict[str, float | None]:

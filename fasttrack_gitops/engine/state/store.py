@@ -290,6 +290,14 @@ class Store:
         return [event_from_row(row) for row in rows]
 
     @translated
+    def last_event(self, job_id: str, kind: str) -> JobEvent | None:
+        """The job's newest event of a kind ("job.plan"), or None."""
+        row = self._cx.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1", (job_id, kind)
+        ).fetchone()
+        return event_from_row(row) if row else None
+
+    @translated
     def attempt_handle(self, job_id: str, task: str, number: int) -> dict | None:
         """The handle an attempt was started with (see start_attempt), or None."""
         row = self._cx.execute(
