@@ -161,6 +161,10 @@ def test_empty_outputs_have_an_empty_manifest_and_no_manifest_leaves_the_exec_pa
         ('mkdir "$PIPELINE_OUTPUT_ROOT/d" && mkfifo "$PIPELINE_OUTPUT_ROOT/d/pipe"', "outputs/d/pipe is a FIFO"),
         ('touch "$PIPELINE_OUTPUT_ROOT/two\nlines"', "outputs/two?lines has a name with a line break"),
         ('touch "$PIPELINE_OUTPUT_ROOT/cr\r"', "outputs/cr? has a name with a line break"),
+        (
+            "touch \"$PIPELINE_OUTPUT_ROOT/ls$(printf '\\342\\200\\250')x\"",
+            "outputs/ls\u2028x has a name with a line break",
+        ),
     ],
 )
 def test_outputs_that_cannot_be_cached_get_one_reason_line(tmp_path, make, reason):
