@@ -19,7 +19,8 @@ mkdir exist_ok=false, which fails while another writer holds it. A valid
 entry is never replaced (the first complete writer wins); a damaged one is.
 A writer that dies holding the lock leaves it behind: a waiter that sees the
 same lock (its listed modification time) for `stale_after` seconds of its own
-clock, so the manager's clock does not matter, removes it and takes the lock.
+clock, so the manager's clock does not matter, removes it and takes the lock;
+one that cannot take it in GIVE_UP times that long stops with an error.
 Two waiters taking over one stale lock at once could both place an entry;
 each then returns what it reads back, so both return the entry that stands,
 and it is always complete.
@@ -57,6 +58,7 @@ log = logging.getLogger("fasttrack_gitops.engine.backendai")
 CACHE = datafolder.CACHE_IN_FOLDER
 NOT_CACHED = "; the outputs are not cached"  # how the session's `!` line ends (layout.py)
 LISTINGS_AT_ONCE = 8  # folder listings in flight while an entry's outputs are checked
+GIVE_UP = 3  # times stale_after: a writer that cannot take a lock in that long stops (the runner warns)
 
 
 class BackendAICacheIndex:
@@ -233,15 +235,22 @@ class BackendAICacheIndex:
         lock = f"{CACHE}/locks/{datafolder.component(key, 'cache key')}"
         loop = asyncio.get_running_loop()
         seen: str | None = None  # the holder's lock as first seen (its listed modification time)
-        since = 0.0  # when we first saw it, by our clock
+        since = started = loop.time()  # when we first saw it, and began to wait, by our clock
         while True:
             try:
                 await vfolders.mkdir(self.client, self.folder, lock, exist_ok=False)
                 break
             except vfolders.PathExistsError:
                 pass
+            if loop.time() - started > GIVE_UP * self.stale_after:  # a folder we cannot make sense of: stop
+                raise errors.BackendAIError(
+                    f"the cache lock {lock} in vfolder {self.folder} could not be taken in "
+                    f"{GIVE_UP * self.stale_after:g}s"
+                )
             held = await self._lock_stamp(key)
-            if held is None:  # released meanwhile: try again at once
+            if held is None:  # released meanwhile: try again after a pause
+                seen = None
+                await asyncio.sleep(self.poll)
                 continue
             if held != seen:
                 seen, since = held, loop.time()

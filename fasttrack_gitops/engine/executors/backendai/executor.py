@@ -275,7 +275,8 @@ def _check(spec: AttemptSpec) -> str:
     return ""
 
 
-JOB_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # new_job_id()'s, and any a test names
+# A job id as one safe folder name: new_job_id()'s shape (20261128-101530-3fa9c1), loosely; never an option.
+JOB_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _check_input_jobs(spec: AttemptSpec) -> None:
