@@ -1,4 +1,4 @@
-"""Virtual folders: create, list, files, mkdir, upload and download (backendai-api.md §3).
+"""Virtual folders: create, list, files, mkdir, upload, download, rename and move (backendai-api.md §3).
 
 The name-based `/folders` API (23.09 to HEAD). File bytes go through the
 storage proxy (`tus.py`); the rest are signed manager requests. Paths in a
@@ -42,6 +42,10 @@ class NoSuchVFolderError(errors.NotFoundError):
 
 class NoSuchPathError(errors.NotFoundError):
     """The folder exists; the path in it does not (or a part of it is a file)."""
+
+
+class PathExistsError(errors.BackendAIError):
+    """The path is there already (a mkdir with exist_ok=False: what a lock taken by someone else looks like)."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +294,16 @@ async def rename(client: Client, name: str, path: str, new_name: str) -> None:
         )
 
 
+async def move(client: Client, name: str, src: str, dst: str) -> None:
+    """Move a file to another path in the folder, replacing a file there (the storage proxy's shutil.move:
+    one rename on one volume, so a reader sees the old file or the new one)."""
+    source, target = vfolder_path(src, root_ok=False), vfolder_path(dst, root_ok=False)
+    with _about(client, name, "move to", f"{source} -> {target}"):
+        await client.request(
+            "POST", FOLDER + "/move-file", path_params={"name": _name(name)}, json={"src": source, "dst": target}
+        )
+
+
 async def delete_files(client: Client, name: str, paths: list[str], *, recursive: bool = False) -> None:
     rels = [vfolder_path(p, root_ok=False) for p in paths]
     with _about(client, name, "delete from", ", ".join(rels)):
@@ -387,6 +401,8 @@ def _explain(exc: errors.BackendAIError, key: str, name: str, doing: str, path: 
         )
     if code in (2, 20):  # ENOENT, ENOTDIR on the storage proxy's host
         return NoSuchPathError(f"Backend.AI: no such path {where} (while trying to {doing} it): {said}", **fields)
+    if code == 17:  # EEXIST
+        return PathExistsError(f"Backend.AI: {where} exists already (while trying to {doing} it): {said}", **fields)
     if exc.status == 403:
         return errors.BackendAIError(
             f"Backend.AI does not let access key {key} {doing} {where}: {said}; ask for the permission", **fields

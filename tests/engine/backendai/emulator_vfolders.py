@@ -8,7 +8,9 @@ live in a temp dir, one directory per folder id. Shapes and errors follow the
 `vfolder-already-exists`, 404 `object-not-found` "No such virtual folder."
 with the name as data, file errors as 400 `invalid-api-params` with the
 strerror as msg and `data = {"errno", "paths"}`, delete-files by DELETE only
-(POST is 405); request-upload creates the tus staging file
+(POST is 405), mkdir with exist_ok false on an existing path is that
+400 with errno 17, move-file `{src, dst}` is the storage proxy's shutil.move
+(a file there is replaced; a missing parent is errno 2); request-upload creates the tus staging file
 `.upload/<session>` and answers `{token, url}`; the proxy serves OPTIONS, HEAD
 and PATCH on /upload (no tus creation: POST is 405) and GET /download with
 Range, checking the HS256 JWT in `?token=`. As on 23.09, PATCH appends
@@ -109,6 +111,7 @@ class VFolders:
             ("POST", "/folders/{name}/request-upload", self.request_upload),
             ("POST", "/folders/{name}/request-download", self.request_download),
             ("POST", "/folders/{name}/rename-file", self.rename_file),
+            ("POST", "/folders/{name}/move-file", self.move_file),
             ("DELETE", "/folders/{name}/delete-files", self.delete_files),
         ]:
             emu.route(method, pattern, self._locked(handler))
@@ -267,6 +270,13 @@ class VFolders:
             return Reply.json({})
 
         return self._file_op(req, rename, {"target_path", "new_name", "is_dir"})
+
+    def move_file(self, req) -> Reply:
+        def move(base, body):  # the 23.09 storage proxy's move_file: shutil.move, which replaces a file there
+            shutil.move(_inside(base, body["src"]), _inside(base, body["dst"]))
+            return Reply.json({})
+
+        return self._file_op(req, move, {"src", "dst"}, required={"src", "dst"})
 
     def delete_files(self, req) -> Reply:
         def remove(base, body):

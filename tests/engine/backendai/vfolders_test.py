@@ -119,7 +119,7 @@ def test_mkdir_without_exist_ok_on_an_existing_directory_is_the_servers_error(cl
         await vfolders.mkdir(client, "data", "a")
         await vfolders.mkdir(client, "data", "a", exist_ok=False)
 
-    with pytest.raises(errors.BackendAIError, match="File exists") as caught:
+    with pytest.raises(vfolders.PathExistsError, match="File exists") as caught:  # what a lock held looks like
         run(client, step)
     assert caught.value.slug == "invalid-api-params" and caught.value.problem.data["errno"] == 17
 
@@ -259,6 +259,28 @@ def test_rename_then_delete(client, vf):
     assert run(client, step) == (b"print(1)", [])
     with pytest.raises(InvalidPathError):
         run(client, lambda c: vfolders.rename(c, "data", "code/x", "../y"))
+
+
+def test_move_replaces_a_file_at_the_target_and_needs_its_folder(client, vf):
+    async def step(client):
+        await vfolders.create_vfolder(client, "data")
+        await vfolders.upload(client, "data", "cache/tmp/1.json", b"new")
+        await vfolders.upload(client, "data", "cache/entries/k.json", b"old")
+        await vfolders.move(client, "data", "cache/tmp/1.json", "cache/entries/k.json")
+        moved = await vfolders.download(client, "data", "cache/entries/k.json")
+        await vfolders.upload(client, "data", "cache/tmp/2.json", b"x")
+        try:
+            await vfolders.move(client, "data", "cache/tmp/2.json", "cache/nowhere/k.json")
+        except NoSuchPathError as e:
+            return moved, [x.name for x in await vfolders.list_files(client, "data", "cache/tmp")], str(e)
+
+    moved, left, error = run(client, step)
+    assert moved == b"new" and left == ["2.json"]
+    assert "no such path 'cache/tmp/2.json -> cache/nowhere/k.json' in vfolder 'data'" in error
+    assert json.loads(vf.emu.requests_to("/folders/data/move-file")[0].body) == {
+        "src": "cache/tmp/1.json",
+        "dst": "cache/entries/k.json",
+    }
 
 
 # -- errors ------------------------------------------------------------------------------------------

@@ -28,17 +28,22 @@ session (GraphQL failing again and again) fails the attempt and destroys it.
 
 Outputs stay in the pipeline folder (`jobs/<job id>/tasks/<task>/outputs`);
 nothing is downloaded. `spec.outputs` is created empty, so local readers of
-the job's data folder find the folders they expect.
+the job's data folder find the folders they expect. The task cache lives in
+the same folder (cache.py): a dependency reused from an earlier job is read
+from that job's folder (`spec.input_jobs`), and the session writes the
+manifest of its outputs when `spec.manifest` asks for it (layout.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
-from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.job import Outcome, PipelineJob
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import errors
@@ -52,6 +57,7 @@ from fasttrack_gitops.engine.backendai.events import (
 )
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
 from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
@@ -99,6 +105,11 @@ class BackendAIExecutor:
         await stop_live_attempts(self._live)
         if self._owns_client:
             await self.client.aclose()
+
+    def cache_index(self, job: PipelineJob, state_dir: Path) -> BackendAICacheIndex:
+        """The task cache in the job's pipeline data folder, beside the outputs (cache.py); shared by everyone
+        who runs this pipeline on the cluster, so `state_dir` plays no part."""
+        return BackendAICacheIndex(self.client, datafolder.folder_name(job.repository, job.pipeline))
 
     async def reattach(
         self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
@@ -255,12 +266,32 @@ def _check(spec: AttemptSpec) -> str:
             *((d, "dependency") for d in task.dependencies),
         ):
             datafolder.component(value, what)
+        _check_input_jobs(spec)
         spec.outputs.mkdir(parents=True, exist_ok=True)  # the outputs themselves stay in the pipeline folder
     except ValueError as exc:
         return str(exc)
     except OSError as exc:
         return f"cannot create the outputs folder: {exc.strerror or exc}"
     return ""
+
+
+# A job id as one safe folder name: new_job_id()'s shape (20261128-101530-3fa9c1), loosely; never an option.
+JOB_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _check_input_jobs(spec: AttemptSpec) -> None:
+    """ValueError unless `spec.input_jobs` names one job per dependency, each a job id (one folder name)."""
+    jobs, dependencies = spec.input_jobs, spec.task.dependencies
+    if not jobs:
+        return
+    if len(jobs) != len(dependencies):
+        raise ValueError(
+            f"task '{spec.task.name}' has {len(dependencies)} dependencies but {len(jobs)} input jobs were given: "
+            "each dependency needs the job whose folder holds its outputs"
+        )
+    for job, dependency in zip(jobs, dependencies, strict=True):
+        if job != spec.job_id and not JOB_ID_SHAPE.fullmatch(job):
+            raise ValueError(f"the outputs of '{dependency}' are said to be in job {job!r}, which is not a job id")
 
 
 def _stop_reason(stops: tuple[asyncio.Future, ...]) -> str:

@@ -5,7 +5,9 @@ option), cluster mode and size, scaling group, project (group), its own
 `vfolder:alias` mounts, the pipeline data folder (mounted at
 datafolder.FOLDER_MOUNT), and environ = the task's variables (secrets
 resolved) + PIPELINE_* at FastTrack's paths + FTG_TASK_COMMAND (the command,
-which layout.py's startup script runs).
+which layout.py's startup script runs); the script reads each input from
+the job `spec.input_jobs` names and writes the outputs' manifest when
+`spec.manifest` asks for it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ def session_spec(spec: AttemptSpec, folder: str, tree: str) -> SessionSpec:
         layout.COMMAND_VARIABLE: task.command or "",
     }
     script = layout.startup_script(
-        job_id=spec.job_id, task=task.name, dependencies=task.dependencies, attempt=spec.number, tree=tree
+        job_id=spec.job_id,
+        task=task.name,
+        dependencies=task.dependencies,
+        attempt=spec.number,
+        tree=tree,
+        input_jobs=spec.input_jobs,
+        manifest=spec.manifest,
     )
     return SessionSpec(
         name=session_name(spec.job_id, task.name, spec.number),

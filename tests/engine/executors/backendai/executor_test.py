@@ -326,3 +326,21 @@ def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_s
     result, started = run(cluster, scenario)
     assert (result.outcome, result.exit_code) == (Outcome.FAILED, 4)
     assert len(cluster.sessions.sessions) == 1 and started and started[0]["session_id"]
+
+
+# -- the task cache: where inputs are read, and the index beside them
+
+
+@pytest.mark.parametrize(
+    "input_jobs, expected",
+    [
+        (("job-1",), "task 'train' has 2 dependencies but 1 input jobs were given"),
+        (("job-1", "../elsewhere"), "the outputs of 'b' are said to be in job '../elsewhere', which is not"),
+        (("job-1", "-rf"), "the outputs of 'b' are said to be in job '-rf', which is not a job id"),
+    ],
+)
+def test_input_jobs_that_do_not_name_one_job_per_dependency_are_an_error(cluster, make_spec, input_jobs, expected):
+    spec = make_spec("echo never", dependencies=("a", "b"), inputs=(Path("a"), Path("b")), input_jobs=input_jobs)
+    ran = run(cluster, lambda ex: attempt(ex, spec))
+    assert ran.result.outcome == Outcome.ERROR and ran.result.message.startswith(expected)
+    assert not cluster.sessions.sessions  # refused before any session
