@@ -31,7 +31,10 @@ tasks:
 
 
 def test_the_check_run_shows_the_plan_and_why_each_task_runs_or_is_reused(
-    tmp_path, source_repo, contracts, services  # noqa: F811
+    tmp_path,
+    source_repo,
+    contracts,
+    services,  # noqa: F811
 ):
     github, slack = services
     commit_file(source_repo, "tasks/prepare/run.txt", "prepare v1\n")

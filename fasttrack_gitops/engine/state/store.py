@@ -293,7 +293,8 @@ class Store:
     def last_event(self, job_id: str, kind: str) -> JobEvent | None:
         """The job's newest event of a kind ("job.plan"), or None."""
         row = self._cx.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1", (job_id, kind)
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
+            (job_id, kind),
         ).fetchone()
         return event_from_row(row) if row else None
 
