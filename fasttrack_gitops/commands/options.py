@@ -71,3 +71,22 @@ executor_option = click.option(
     show_default=True,
     help="Where tasks run: local (processes on this machine) or backendai (BACKEND_* variables).",
 )
+
+repo_option = click.option(
+    "--repo",
+    "repo",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git). "
+    "May be a subfolder of a git repository; code: paths are relative to it.",
+)
+
+
+def rev_option(verb: str):
+    """`--rev REV`: the commit a command reads the pipeline at ("Run", "Plan")."""
+    return click.option(
+        "--rev",
+        default=None,
+        metavar="REV",
+        help=f"{verb} the pipeline as of this commit, branch or tag (default HEAD).",
+    )

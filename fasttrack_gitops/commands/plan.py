@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import executor_option, max_file_size, no_cache_option, state_dir_option
+from fasttrack_gitops.commands.options import (
+    executor_option,
+    max_file_size,
+    no_cache_option,
+    repo_option,
+    rev_option,
+    state_dir_option,
+)
 
 
 @click.command("plan")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option(
-    "--repo",
-    "repo",
-    type=click.Path(file_okay=False),
-    metavar="DIR",
-    help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git).",
-)
-@click.option(
-    "--rev", default=None, metavar="REV", help="Plan the pipeline as of this commit, branch or tag (default HEAD)."
-)
+@repo_option
+@rev_option("Plan")
 @click.option(
     "--base",
     default=None,

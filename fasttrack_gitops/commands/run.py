@@ -9,23 +9,16 @@ from fasttrack_gitops.commands.options import (
     format_option,
     max_file_size,
     no_cache_option,
+    repo_option,
+    rev_option,
     state_dir_option,
 )
 
 
 @click.command("run")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option(
-    "--repo",
-    "repo",
-    type=click.Path(file_okay=False),
-    metavar="DIR",
-    help="The pipeline repository (default: the folder above PIPELINE with a .fasttrack.yaml or .git). "
-    "May be a subfolder of a git repository; code: paths are relative to it.",
-)
-@click.option(
-    "--rev", default=None, metavar="REV", help="Run the pipeline as of this commit, branch or tag (default HEAD)."
-)
+@repo_option
+@rev_option("Run")
 @click.option("--worktree", is_flag=True, help="Run the uncommitted working tree (the job is marked dirty).")
 @executor_option
 @click.option(
