@@ -7,6 +7,7 @@ contract-checking server of tests/reporting.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 from conftest import await_until, git
@@ -19,6 +20,8 @@ PIPELINE = """\
 version: "26.4.4"
 name: cached
 cache: true
+notify:
+  slack: {channel: "#ml-pipelines", on: [success]}
 tasks:
   - name: prepare
     code: tasks/prepare
@@ -72,6 +75,11 @@ def test_the_check_run_shows_the_plan_and_why_each_task_runs_or_is_reused(
     assert "code of tasks/train changed" in _row(plan[1], "train")
     for task in ("prepare", "train"):
         assert "reuse" in _row(plan[2], task), plan[2]
+    # the title says what the cache saved, on GitHub and in Slack
+    titles = [_check(github, job)["output"]["title"] for job in jobs]
+    assert "ran 1 · reused 1 of 2 tasks" in titles[1] and "ran 0 · reused 2 of 2 tasks" in titles[2], titles
+    slack_text = json.dumps([m["blocks"] for m in slack.messages.values()], ensure_ascii=False)
+    assert "ran 1 · reused 1" in slack_text and "ran 0 · reused 2" in slack_text
     # the task table above the plan says what happened: reused tasks as such
     assert "reused" in _row(summaries[2].split("<details>", 1)[0], "train")
 

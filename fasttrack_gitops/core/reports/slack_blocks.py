@@ -166,16 +166,27 @@ def header_block(report: JobReport) -> dict[str, Any]:
 
 
 def context_block(report: JobReport) -> dict[str, Any]:
-    """Where and why: repository, pipeline file, branch, short commit, trigger; at most 10 elements."""
+    """Where and why: repository, pipeline file, branch, short commit, trigger, what the cache saved; at most 10
+    elements."""
     words = [
         f"*{escape(report.repository)}*",
         f"`{escape(report.pipeline_path)}`" if report.pipeline_path else None,
         _ref_words(report.ref),
         f"commit `{escape(report.commit[:7])}`" if report.commit else None,
         _trigger_words(report.trigger),
+        _cache_words(report.tasks),
     ]
     elements = [_text(fit(w, MAX_SECTION)) for w in words if w]
     return {"type": "context", "elements": elements[:MAX_CONTEXT]}
+
+
+def _cache_words(tasks: Sequence[TaskRow]) -> str | None:
+    """What the task cache saved, once it stood in for a task: "ran 3 · reused 7"."""
+    reused = sum(row.state == "reused" for row in tasks)
+    if not reused:
+        return None
+    ran = sum(row.attempts > 0 for row in tasks)
+    return f"ran {ran} · reused {reused}"
 
 
 def _task_label(row: TaskRow) -> str:
