@@ -235,8 +235,7 @@ def _plan(ctx, inputs: Inputs, log: Log, prepared) -> list[str]:
     import asyncio
 
     from fasttrack_gitops.core.reports.plan import headline, plan_markdown
-    from fasttrack_gitops.engine.cache.forecast import forecast_job
-    from fasttrack_gitops.engine.launch import cache_index_of
+    from fasttrack_gitops.engine.cache.forecast import forecast_for
     from fasttrack_gitops.engine.plan import plan
     from fasttrack_gitops.engine.state.store import Store
 
@@ -248,10 +247,8 @@ def _plan(ctx, inputs: Inputs, log: Log, prepared) -> list[str]:
             try:
                 found = []
                 for p in planned:
-                    durations = store.past_durations(p.job.pipeline, repository=p.job.repository)
-                    index = cache_index_of(executor, p.job, store.state_dir)
                     snapshot = prepared.found.snapshot
-                    found.append(await forecast_job(p.job, snapshot, index, durations, no_cache=inputs.no_cache))
+                    found.append(await forecast_for(p.job, snapshot, executor, store, no_cache=inputs.no_cache))
                 return found
             finally:
                 await executor.close()

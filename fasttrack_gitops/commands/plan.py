@@ -66,8 +66,8 @@ def command(
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.reports.plan import plan_markdown, plan_text
-    from fasttrack_gitops.engine.cache.forecast import base_changes, forecast_job
-    from fasttrack_gitops.engine.launch import cache_index_of, opened_executor, snapshot_store
+    from fasttrack_gitops.engine.cache.forecast import base_changes, forecast_for
+    from fasttrack_gitops.engine.launch import opened_executor, snapshot_store
     from fasttrack_gitops.engine.state.store import Store
 
     repo_dir, relpath = locate(pipeline, repo)
@@ -81,12 +81,10 @@ def command(
         if job is None:
             click.echo("the pipeline is not valid; nothing to plan", err=True)
             return 1
-        durations = store.past_durations(job.pipeline, repository=job.repository)
 
         async def main():
             async with opened_executor(executor) as opened:
-                index = cache_index_of(opened, job, store.state_dir)
-                return await forecast_job(job, planned.snapshot, index, durations, no_cache=no_cache)
+                return await forecast_for(job, planned.snapshot, opened, store, no_cache=no_cache)
 
         found = asyncio.run(main())
         if base is not None:

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fasttrack_gitops.core.reports.plan import headline, plan_markdown
-from fasttrack_gitops.engine.cache.forecast import forecast_job
+from fasttrack_gitops.engine.cache.forecast import forecast_for
 from fasttrack_gitops.engine.cache.job_cache import NO_CACHE_TRIGGER
 from fasttrack_gitops.engine.executors.base import Executor
-from fasttrack_gitops.engine.launch import cache_index_of
 from fasttrack_gitops.engine.plan import snapshot_at
 from fasttrack_gitops.engine.state.store import Store
 
@@ -35,8 +34,6 @@ async def plan_queued(job_id: str, store: Store, executor: Executor, find_reposi
     if job.invalid or job.trigger.get("failed_only") or found is None:
         return False
     snapshot = await asyncio.to_thread(snapshot_at, found[1], job.commit, job.ref)
-    durations = store.past_durations(job.pipeline, repository=job.repository)
-    index = cache_index_of(executor, job, store.state_dir)
-    forecast = await forecast_job(job, snapshot, index, durations, no_cache=bool(job.trigger.get(NO_CACHE_TRIGGER)))
+    forecast = await forecast_for(job, snapshot, executor, store, no_cache=bool(job.trigger.get(NO_CACHE_TRIGGER)))
     store.add_event(job_id, PLAN_EVENT, data={"markdown": plan_markdown(forecast), "headline": headline(forecast)})
     return True

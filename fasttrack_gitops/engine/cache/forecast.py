@@ -48,6 +48,18 @@ async def forecast_job(
     return replace(found, warnings=keys.warnings)
 
 
+async def forecast_for(
+    job: PipelineJob, snapshot: object, executor: Any, store: Any, *, no_cache: bool = False
+) -> Forecast:
+    """The forecast every shell shows (`plan`, the Action's plan mode, a queued job's check): the task cache of
+    the executor that would run the job, the durations of its repository's earlier jobs of the pipeline."""
+    from fasttrack_gitops.engine.launch import cache_index_of  # launch imports this package
+
+    durations = store.past_durations(job.pipeline, repository=job.repository)
+    index = cache_index_of(executor, job, store.state_dir)
+    return await forecast_job(job, snapshot, index, durations, no_cache=no_cache)
+
+
 async def _ask(keys: JobKeys, index: CacheIndex) -> tuple[dict[str, Cached], set[str]]:
     """The cache's answer for each task whose key is known, and the tasks waiting on an input that have an entry.
 
