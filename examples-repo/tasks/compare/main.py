@@ -3,7 +3,10 @@
 Reads metrics.json (and model.json) from input 1 and input 2, in the order of
 this task's `dependencies`, picks the best by --metric (ties go to f1, then to
 the earlier input), and writes comparison.json, best_metrics.json and
-best_model.json to the outputs folder.
+best_model.json to the outputs folder, plus what the check run shows: the
+winner's numbers as results.json (the pipeline declares them as metrics,
+with a gate) and plots/accuracy.svg, a bar chart drawn without a plotting
+library.
 """
 from __future__ import annotations
 
@@ -73,10 +76,35 @@ def main() -> int:
     model = input_dir(best["input"]) / "model.json"
     if model.is_file():
         shutil.copyfile(model, out / "best_model.json")
+    results = {key: best[key] for key in ("accuracy", "f1", "precision", "recall", "log_loss") if key in best}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "plots" / "accuracy.svg").write_text(bar_chart(args.metric, candidates, best))
     print(f"winner: {best['model']} by {args.metric} (margin {comparison['margin']})")
     print(f"wrote {out / 'comparison.json'}, {out / 'best_metrics.json'}"
           + (f", {out / 'best_model.json'}" if model.is_file() else ""))
     return 0
+
+
+def bar_chart(metric: str, candidates: list[dict], best: dict) -> str:
+    """An SVG bar per candidate model, the winner highlighted: small enough to read in a pull request."""
+    width, bar, gap, top = 320, 48, 40, 30
+    height = top + 150 + 30
+    bars = []
+    for i, c in enumerate(candidates):
+        value = float(c[metric])
+        h = max(1, round(150 * value))
+        x = gap + i * (bar + gap)
+        colour = "#2da44e" if c is best else "#8c959f"
+        bars.append(
+            f'<rect x="{x}" y="{top + 150 - h}" width="{bar}" height="{h}" fill="{colour}"/>'
+            f'<text x="{x + bar / 2}" y="{top + 150 - h - 6}" text-anchor="middle" font-size="12">{value:.3f}</text>'
+            f'<text x="{x + bar / 2}" y="{top + 168}" text-anchor="middle" font-size="12">{c["model"]}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">'
+        f'<text x="{gap}" y="18" font-size="14">test {metric} by model</text>{"".join(bars)}</svg>\n'
+    )
 
 
 if __name__ == "__main__":
