@@ -173,10 +173,36 @@ def plan_file(
             checked.pipeline,
             pipeline_path=path,
             repository=str(Path(folder).resolve()),
-            trigger={"event": "cli"},  # one file planned on request: the command line's
+            trigger=with_base_commit({"event": "cli"}, snap),  # one file planned on request: the command line's
             warnings=checked.warnings,
         )
     return FilePlan(snap, checked.diagnostics, job)
+
+
+def base_commit(snap: Snapshot, trigger: Mapping) -> str | None:
+    """The commit whose job a new job's model results are compared with (engine/results.py): a push's `before`,
+    a pull request's merge base (the daemon records it as `merge_base`), a work tree's HEAD, else the commit's
+    first parent; None when there is none (a new branch, a root commit, a folder outside git)."""
+    event = trigger.get("event")
+    if event == "push":
+        before = trigger.get("before")
+        return str(before) if before and before != gitrepo.ZERO_COMMIT else None
+    if event == "pull_request":
+        return trigger.get("merge_base")
+    if snap.kind == "worktree":
+        return snap.commit
+    if snap.kind != "commit" or not snap.commit:
+        return None
+    try:
+        return gitrepo.resolve_revision(snap.repo_root, f"{snap.commit}~1")[0]
+    except gitrepo.GitError:
+        return None
+
+
+def with_base_commit(trigger: dict, snap: Snapshot, base: str | None = None) -> dict:
+    """The trigger with its `base_commit`, when there is one (base: already worked out for the event)."""
+    found = base if base is not None else base_commit(snap, trigger)
+    return {**trigger, "base_commit": found} if found else trigger
 
 
 # -- a repository at a commit: the daemon and the Action ----------------------------------------------
@@ -300,6 +326,7 @@ def plan(
     """
     snap = replace(found.snapshot, ref=ref)
     commit = snap.commit or ""
+    base = base_commit(snap, selections[0].trigger) if selections else None  # one event: one base for all
     planned = []
     for selection in selections:
         pipeline = found.valid[selection.path]
@@ -308,7 +335,9 @@ def plan(
             pipeline,
             pipeline_path=selection.path,
             repository=source.name,
-            trigger={**selection.trigger, "reason": selection.reason, **(trigger_extra or {})},
+            trigger=with_base_commit(
+                {**selection.trigger, "reason": selection.reason, **(trigger_extra or {})}, snap, base
+            ),
             warnings=found.warnings.get(selection.path, ()),
         )
         group, cancel = None, False

@@ -185,6 +185,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
             FOREIGN KEY (job_id, task) REFERENCES task_instances (job_id, name)
         ) WITHOUT ROWID""",
     ),
+    # 5: `task_results` keeps the metrics a task instance's declared files held, and what was wrong with them.
+    (
+        """CREATE TABLE task_results (
+            job_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            metrics_json TEXT NOT NULL DEFAULT '{}',
+            problems_json TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (job_id, task),
+            FOREIGN KEY (job_id, task) REFERENCES task_instances (job_id, name)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX jobs_by_commit ON jobs (repository, commit_id, created_at DESC)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

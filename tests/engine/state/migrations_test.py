@@ -13,7 +13,7 @@ from fasttrack_gitops.engine.state.store import Store
 
 def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
     with raw(tmp_path / "state") as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 4
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 5
         assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
         assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -30,6 +30,8 @@ def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
         "positions",
         "pr_gates",
         "outbox",
+        "task_cache",
+        "task_results",
     } <= tables
     pragmas = {
         p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys", "busy_timeout")
