@@ -212,6 +212,9 @@ class Daemon:
         base = pr.base_sha if known_base else f"refs/heads/{pr.base_ref}"  # GitLab sends no base sha
         changed = await asyncio.to_thread(gitrepo.pr_changes, source.top, base, pr.head_sha, prefix=source.prefix)
         selections = triggers.select_pull_request(pipes.candidates, pr, changed=changed)
+        merge_base = await asyncio.to_thread(gitrepo.merge_base, source.top, base, pr.head_sha)
+        if merge_base:  # where model results find their baseline (engine/plan.py base_commit)
+            selections = [_with_trigger(s, merge_base=merge_base) for s in selections]
         ref = f"refs/pull/{pr.number}/head"
         trigger = {
             "event": "pull_request",
