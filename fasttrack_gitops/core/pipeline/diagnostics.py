@@ -52,6 +52,11 @@ CODES: dict[str, tuple[str, str]] = {
     "FT116": (ERROR, "a schedule is not a valid cron expression"),
     "FT117": (ERROR, "an unknown placeholder in concurrency.group"),
     "FT118": (ERROR, "a cache path is not a path inside the repository"),
+    "FT119": (ERROR, "a metrics file, plot or artifact is not a path inside the task's outputs"),
+    "FT120": (ERROR, "a plot is not a PNG, SVG or JPEG image by its name"),
+    "FT121": (ERROR, "a metrics file is not .json, .yaml, .yml or .toml"),
+    "FT122": (ERROR, "a metric rule has an empty name"),
+    "FT123": (ERROR, "a metric gate has max_regression but its rule has no direction"),
     # Warnings: probably a slip.
     "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),

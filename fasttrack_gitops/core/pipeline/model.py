@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from fasttrack_gitops.core.pipeline import results
+from fasttrack_gitops.core.pipeline.results import MetricsSpec, Plot
 from fasttrack_gitops.core.pipeline.units import format_size, parse_amount, parse_duration, parse_size
 
 DEFAULT_CPU = 1.0
@@ -20,7 +22,7 @@ DEFAULT_MEM = 1 << 30  # 1g
 SERVICE_TYPES = ("deployment", "serving")
 # The keys fasttrack-gitops adds to the FastTrack format; FastTrack itself does not know them.
 GITOPS_PIPELINE_KEYS = ("on", "concurrency", "notify")
-GITOPS_TASK_KEYS = ("code", "timeout", "cache")
+GITOPS_TASK_KEYS = ("code", "timeout", "cache", "metrics", "plots", "artifacts")
 # The ${{ name }} placeholders a concurrency group may use; concurrency_groups.PLACEHOLDERS documents each
 # and fills them in. Kept here so the semantic check needs nothing outside the pipeline package.
 CONCURRENCY_PLACEHOLDERS = ("ref", "branch", "pr", "sha", "pipeline", "repository", "event")
@@ -92,6 +94,10 @@ class Task:
     timeout: float | None = None  # seconds
     cache: bool = False  # reuse outputs of an earlier run with the same cache key (core/cache.py)
     cache_paths: tuple[str, ...] = ()  # repository globs whose content is part of the key
+    # What the task's outputs hold for people (pipeline/results.py); a job frozen before these existed has none.
+    metrics: MetricsSpec | None = None
+    plots: tuple[Plot, ...] = ()
+    artifacts: tuple[str, ...] = ()  # files or folders (ending in /) under the outputs
 
     @property
     def is_service(self) -> bool:
@@ -170,6 +176,9 @@ def _task(t: Mapping[str, Any], default_cache: Any = None) -> Task:
         timeout=parse_duration(t["timeout"]) if t.get("timeout") is not None else None,
         cache=cache,
         cache_paths=cache_paths,
+        metrics=results.metrics_spec(t.get("metrics")),
+        plots=results.plots(t.get("plots")),
+        artifacts=results.artifacts(t.get("artifacts")),
     )
 
 
@@ -264,8 +273,8 @@ def _number(x: float) -> str:
 def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict[str, Any]:
     """The pipeline in FastTrack's export shape (for import into the FastTrack GUI).
 
-    With include_gitops the GitOps additions (code, timeout, cache, on,
-    concurrency, notify) are written too, so the result is a complete
+    With include_gitops the GitOps additions (code, timeout, cache, metrics,
+    plots, artifacts, on, concurrency, notify) are written too, so the result is a complete
     repository pipeline file again.
     """
     out: dict[str, Any] = {"version": p.version, "name": p.name, "description": p.description}
@@ -328,4 +337,5 @@ def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict[str, Any]:
             out["cache"] = {"paths": list(t.cache_paths)}
         elif t.cache:
             out["cache"] = True
+        out.update(results.results_to_spec(t.metrics, t.plots, t.artifacts))
     return out

@@ -1,5 +1,8 @@
 """Checks of meaning that a schema cannot express: the DAG, names, secrets, placeholders, code paths.
 
+A task's result declarations (metrics, plots, artifacts) are checked by
+results.check, beside their model.
+
 They read the raw loaded data defensively (a value of the wrong type is the
 schema's to report, and is skipped here), so one run reports schema and
 semantic problems together.
@@ -13,7 +16,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag
+from fasttrack_gitops.core.pipeline import dag, results
 from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
@@ -191,6 +194,7 @@ def _check_task_values(
         yield from _check_code(doc, who, code, base + ("code",), code_lookup)
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
+    yield from results.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from fasttrack_gitops.core.pipeline import check_pipeline
-from fasttrack_gitops.core.pipeline.model import DEFAULT_MEM, Mount, Resources, Retry, to_fasttrack
+from fasttrack_gitops.core.pipeline.model import DEFAULT_MEM, Mount, Resources, Retry, normalise, to_fasttrack
+from fasttrack_gitops.core.pipeline.results import MetricGate, MetricRule, Threshold
 from fasttrack_gitops.engine.workspace import open_repository
 
 FILE = "pipelines/p.yaml"
@@ -234,3 +235,50 @@ def test_round_trip_keeps_precise_gpu_shares():
     ).pipeline
     again, _ = round_trip(original)
     assert again.pipeline == original
+
+
+def test_round_trip_keeps_the_results_keys():
+    original = check("""\
+        version: '1'
+        name: d
+        tasks:
+          - name: evaluate
+            command: x
+            metrics:
+              files: [metrics.json, extra/scores.toml]
+              rules:
+                accuracy: {direction: higher, noise: 0.002, gate: {min: 0.9, max_regression: '1%'}}
+                loss: {direction: lower, noise: '0.5%', gate: {max: 2, max_regression: 0.1, required: true}}
+                val.f1: {gate: {required: true}}
+            plots: [{path: plots/roc.png, title: ROC curve}, plots/pr.svg]
+            artifacts: [model/, report.html]
+        """).pipeline
+    again, dumped = round_trip(original, include_gitops=True)
+    assert again.diagnostics == [], dumped
+    assert again.pipeline == original
+    rules = original.tasks[0].metrics.rules
+    assert rules["accuracy"].gate.max_regression == Threshold(1.0, percent=True)
+    assert rules["loss"].noise == Threshold(0.5, percent=True) and rules["loss"].gate.max_regression == Threshold(0.1)
+    assert rules["val.f1"] == MetricRule(gate=MetricGate(required=True))
+
+
+def test_a_task_without_results_keys_has_none_and_its_export_is_unchanged():
+    p = check("version: '1'\nname: d\ntasks:\n  - {name: a, command: x}\n").pipeline
+    task = p.tasks[0]
+    assert (task.metrics, task.plots, task.artifacts) == (None, (), ())
+    exported = to_fasttrack(p, include_gitops=True)["tasks"][0]
+    assert not {"metrics", "plots", "artifacts"} & set(exported)
+
+
+def test_a_job_frozen_before_the_results_keys_still_loads():
+    """A spec stored by an older version (no metrics, plots or artifacts keys) normalises with their defaults."""
+    spec = {
+        "version": "1",
+        "name": "d",
+        "description": "",
+        "environment": {"envs": {}},
+        "params": [],
+        "tasks": [{"name": "a", "type": "custom", "command": "x", "dependencies": [], "cache": True}],
+    }
+    task = normalise(spec).tasks[0]
+    assert (task.metrics, task.plots, task.artifacts, task.cache) == (None, (), (), True)

@@ -432,3 +432,57 @@ def test_schema_file_is_the_one_shipped_in_schemas():
     data = json.loads(schema_path().read_text(encoding="utf-8"))
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(data["required"]) == {"version", "name", "tasks"}
+
+
+# --- model results: metrics, plots, artifacts ----------------------------------------
+
+
+def test_the_results_keys_of_the_issue_example_are_valid():
+    result = check(
+        one_task("""\
+            metrics:
+              files: [metrics.json]
+              rules:
+                accuracy: {direction: higher, noise: 0.002, gate: {min: 0.90, max_regression: "1%"}}
+                loss: {direction: lower}
+            plots: [{path: plots/roc.png, title: ROC curve}, plots/pr.svg]
+            artifacts: [model/]
+            """)
+    )
+    assert_valid(result)
+    task = result.pipeline.tasks[0]
+    assert task.metrics.files == ("metrics.json",)
+    assert [p.label for p in task.plots] == ["ROC curve", "pr.svg"]
+    assert task.artifacts == ("model/",)
+
+
+def test_a_direction_other_than_higher_or_lower_is_a_schema_error():
+    d = only(check(one_task("metrics: {files: [m.json], rules: {acc: {direction: up}}}\n")), "FT100")
+    assert at(d) == (6, 57)
+    assert "higher" in d.message and "lower" in d.message
+
+
+@pytest.mark.parametrize("noise", ["-1", "'1'", "'-1%'", "'1 %'", "'abc'"])
+def test_noise_is_a_non_negative_number_or_a_percentage(noise):
+    d = only(check(one_task(f"metrics: {{files: [m.json], rules: {{acc: {{noise: {noise}}}}}}}\n")), "FT100")
+    assert d.line == 6
+
+
+@pytest.mark.parametrize("noise", ["0", "0.002", "'1%'", "'0.5%'"])
+def test_noise_spellings(noise):
+    assert_valid(check(one_task(f"metrics: {{files: [m.json], rules: {{acc: {{noise: {noise}}}}}}}\n")))
+
+
+def test_an_unknown_gate_key_suggests_the_right_one():
+    d = only(check(one_task("metrics: {files: [m.json], rules: {acc: {gate: {minimum: 0.9}}}}\n")), "FT101")
+    assert "minimum" in d.message and "did you mean 'min'" in d.message
+
+
+def test_metrics_need_files():
+    d = only(check(one_task("metrics: {rules: {acc: {direction: higher}}}\n")), "FT102")
+    assert "files" in d.message
+
+
+def test_a_plot_needs_a_path():
+    d = only(check(one_task("plots: [{title: ROC}]\n")), "FT102")
+    assert "plots[0] has no 'path'" in d.message

@@ -594,3 +594,68 @@ def test_diagnostics_come_sorted_by_position():
     result = check(pipeline(task("b", ["zz"]), task("a", ["a"]), top="descriptin: x\n"))
     keys = [(d.line, d.column) for d in result.diagnostics]
     assert keys == sorted(keys) and len(keys) == 3
+
+
+# --- model results: metrics files, plots, artifacts -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "what"),
+    [
+        ("metrics: {files: [../metrics.json]}\n", "metrics file '../metrics.json'"),
+        ("metrics: {files: [/tmp/metrics.json]}\n", "metrics file '/tmp/metrics.json'"),
+        ("plots: [../x.png]\n", "plot '../x.png'"),
+        ("plots: [{path: /etc/x.png, title: X}]\n", "plot '/etc/x.png'"),
+        ("plots: ['out\\x.png']\n", "plot 'out\\x.png'"),
+        ("artifacts: [model/../../x]\n", "artifact 'model/../../x'"),
+        ("artifacts: ['C:/model']\n", "artifact 'C:/model'"),
+    ],
+)
+def test_a_results_path_must_stay_inside_the_task_outputs(extra, what):
+    d = only(check(pipeline(task("a", extra=extra))), "FT119")
+    assert d.line == 6
+    assert f"task 'a' has {what}, which is not a path inside the task's outputs" in d.message
+    assert "without '..'" in d.message
+
+
+def test_a_plot_escaping_the_outputs_is_located_at_its_path():
+    d = only(check(pipeline(task("a", extra="plots:\n  - {path: ../x.png, title: X}\n"))), "FT119")
+    assert at(d) == (7, 16)
+
+
+@pytest.mark.parametrize("path", ["plots/roc.pdf", "plots/roc", "report.html"])
+def test_a_plot_must_be_an_image(path):
+    d = only(check(pipeline(task("a", extra=f"plots: [{path}]\n"))), "FT120")
+    assert f"plot '{path}', which is not a PNG, SVG or JPEG image" in d.message
+    assert "artifacts" in d.message
+
+
+@pytest.mark.parametrize("path", ["a.png", "b.SVG", "c.jpg", "d/e.jpeg"])
+def test_plot_extensions_that_are_images(path):
+    assert check(pipeline(task("a", extra=f"plots: [{path}]\n"))).diagnostics == []
+
+
+def test_a_metrics_file_must_be_json_yaml_or_toml():
+    d = only(check(pipeline(task("a", extra="metrics: {files: [ok.json, ok.yml, ok.toml, bad.csv]}\n"))), "FT121")
+    assert "metrics file 'bad.csv', which is not JSON, YAML or TOML" in d.message
+
+
+def test_max_regression_needs_a_direction():
+    extra = "metrics:\n  files: [m.json]\n  rules:\n    acc: {gate: {max_regression: '1%'}}\n"
+    d = only(check(pipeline(task("a", extra=extra))), "FT123")
+    assert at(d) == (9, 22)
+    assert "gates metric 'acc' on max_regression but gives no direction" in d.message
+    assert "direction: higher" in d.message
+
+
+def test_an_empty_rule_name_is_refused_at_the_key():
+    extra = "metrics:\n  files: [m.json]\n  rules:\n    '': {direction: higher}\n"
+    d = only(check(pipeline(task("a", extra=extra))), "FT122")
+    assert at(d) == (9, 9)
+
+
+def test_x_keys_in_rules_are_anchors_not_metrics():
+    extra = "metrics:\n  files: [m.json]\n  rules:\n    x-up: &up {direction: higher}\n    acc: *up\n"
+    result = check(pipeline(task("a", extra=extra)))
+    assert result.diagnostics == []
+    assert list(result.pipeline.tasks[0].metrics.rules) == ["acc"]
