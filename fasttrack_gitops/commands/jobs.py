@@ -1,15 +1,16 @@
-"""`fasttrack-gitops jobs`: list, show, follow the logs of, cancel and re-run stored jobs."""
+"""`fasttrack-gitops jobs`: list, show, follow the logs of, cancel and re-run stored jobs (`outputs`: outputs.py)."""
 
 from __future__ import annotations
 
 import click
 
 from fasttrack_gitops.commands.options import executor_option, format_option, no_cache_option, state_dir_option
+from fasttrack_gitops.commands.outputs import outputs
 
 
 @click.group("jobs")
 def group() -> None:
-    """Jobs in the state directory: list, show, logs, cancel, rerun.
+    """Jobs in the state directory: list, show, logs, outputs, cancel, rerun.
 
     JOB is a job id or any unique prefix of one.
     """
@@ -83,6 +84,9 @@ def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_di
     if follow:
         return follow_logs(store, view.job.id, task, attempt)
     return print_logs(store, view, task, attempt)
+
+
+group.add_command(outputs)
 
 
 @group.command("cancel")

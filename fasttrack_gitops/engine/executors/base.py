@@ -22,6 +22,7 @@ from fasttrack_gitops.core.pipeline.model import Resources, Task
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.cache import CacheIndex
+    from fasttrack_gitops.engine.outputs import OutputsFolder
 
 # What an executor calls once an attempt runs: started(handle) (see Executor.run).
 Started = Callable[..., None]
@@ -93,6 +94,10 @@ class Executor(Protocol):
         """Where the task cache of the job's pipeline lives: beside the outputs this executor writes."""
         ...
 
+    def task_outputs(self, job: PipelineJob, state_dir: Path) -> OutputsFolder:
+        """Where this executor wrote the outputs of the job's task instances, to list and read them (outputs.py)."""
+        ...
+
 
 # Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
 
@@ -117,6 +122,13 @@ def local_cache_index(self: object, job: PipelineJob, state_dir: Path) -> CacheI
     from fasttrack_gitops.engine.cache.local import LocalCacheIndex
 
     return LocalCacheIndex(state_dir, job.repository, job.pipeline)
+
+
+def local_task_outputs(self: object, job: PipelineJob, state_dir: Path) -> OutputsFolder:
+    """The job folders under the state folder, where this executor writes outputs."""
+    from fasttrack_gitops.engine.outputs import LocalOutputsFolder
+
+    return LocalOutputsFolder(state_dir)
 
 
 def format_seconds(seconds: float) -> str:

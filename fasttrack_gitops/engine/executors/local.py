@@ -42,6 +42,7 @@ from fasttrack_gitops.engine.executors.base import (
     Started,
     error_result,
     local_cache_index,
+    local_task_outputs,
     oserror_message,
     stop_live_attempts,
     timed_out,
@@ -81,6 +82,7 @@ class LocalExecutor:
         return self._capacity
 
     cache_index = local_cache_index
+    task_outputs = local_task_outputs
 
     async def close(self) -> None:
         """Stop attempts still running (they end CANCELLED) and wait for them."""

@@ -9,4 +9,5 @@ The registry names `executor.BackendAIExecutor`; the rest of this package is its
 - watch.py         following a session to its end: the event stream, GraphQL looks, polling, destroying it, its log
 - verdict.py       how an ended session becomes the attempt's outcome (pure)
 - cache.py         the task cache in the pipeline data folder (the executor's CacheIndex)
+- outputs.py       the tasks' outputs read where the sessions wrote them (the executor's OutputsFolder)
 """

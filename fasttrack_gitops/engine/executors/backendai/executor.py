@@ -27,8 +27,9 @@ image or command is an ERROR with the manager's message; losing track of the
 session (GraphQL failing again and again) fails the attempt and destroys it.
 
 Outputs stay in the pipeline folder (`jobs/<job id>/tasks/<task>/outputs`);
-nothing is downloaded. `spec.outputs` is created empty, so local readers of
-the job's data folder find the folders they expect. The task cache lives in
+nothing is downloaded (outputs.py reads them there when asked). `spec.outputs`
+is created empty, so local readers of the job's data folder find the folders
+they expect. The task cache lives in
 the same folder (cache.py): a dependency reused from an earlier job is read
 from that job's folder (`spec.input_jobs`), and the session writes the
 manifest of its outputs when `spec.manifest` asks for it (layout.py).
@@ -58,6 +59,7 @@ from fasttrack_gitops.engine.backendai.events import (
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import create_batch_session
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
+from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
 from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
@@ -110,6 +112,11 @@ class BackendAIExecutor:
         """The task cache in the job's pipeline data folder, beside the outputs (cache.py); shared by everyone
         who runs this pipeline on the cluster, so `state_dir` plays no part."""
         return BackendAICacheIndex(self.client, datafolder.folder_name(job.repository, job.pipeline))
+
+    def task_outputs(self, job: PipelineJob, state_dir: Path) -> BackendAIOutputsFolder:
+        """The outputs in the job's pipeline data folder, where the sessions wrote them (outputs.py); `state_dir`
+        plays no part (its job folders hold empty outputs folders only)."""
+        return BackendAIOutputsFolder(self.client, datafolder.folder_name(job.repository, job.pipeline))
 
     async def reattach(
         self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
