@@ -66,9 +66,11 @@ class Reporters:
         """The job's report now, as GitHub should show it for this workflow run."""
         from fasttrack_gitops.core.reports.build import job_report
         from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
+        from fasttrack_gitops.engine.results import results_section
 
         view = store.view(job_id)
-        report = job_report(view, log_tails=failed_log_tails(store, view, masks=self.masks), masks=self.masks)
+        tails = failed_log_tails(store, view, masks=self.masks)
+        report = job_report(view, log_tails=tails, masks=self.masks, results=results_section(store, view))
         notify = dict(report.notify)
         if self.slack and "slack" not in notify:  # Slack inputs given: a pipeline that says nothing gets the default
             notify["slack"] = {}

@@ -30,9 +30,12 @@ def run_job(
     import asyncio
 
     from fasttrack_gitops.commands.progress import progress_for
+    from fasttrack_gitops.core.metrics import as_json as metrics_json
     from fasttrack_gitops.core.render.jobs import job_record, job_summary
+    from fasttrack_gitops.core.reports.results import gate_title, results_text
     from fasttrack_gitops.core.taskenv import task_environment
     from fasttrack_gitops.engine.launch import Launch, opened_executor, stop_signals
+    from fasttrack_gitops.engine.results import base_label, comparison
 
     pipeline = job.pipeline_model()
     shown: set[str] = set()
@@ -71,13 +74,22 @@ def run_job(
         if message and message not in shown:
             click.echo(f"warning: task '{event.task}': {message}", err=True)
             shown.add(message)
+    found = comparison(store, view)
     if fmt == "json":
         import json
 
-        click.echo(json.dumps(job_record(view), indent=2))
+        record = job_record(view)
+        if found is not None:
+            record["metrics"] = metrics_json(found)
+        click.echo(json.dumps(record, indent=2))
     else:
         click.echo(job_summary(view), nl=False)
+        if found is not None:
+            click.echo(f"\nmodel results (baseline: {base_label(view, found)})\n{results_text(found)}", nl=False)
         _point_at_logs(view)
+    if found is not None and found.gates_failed and view.status == JobStatus.SUCCEEDED:
+        click.echo(f"gate failed: {gate_title(found)}", err=True)
+        return 1
     return 0 if view.status == JobStatus.SUCCEEDED else 1
 
 

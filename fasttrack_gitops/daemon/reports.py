@@ -51,6 +51,7 @@ def report_builder(
     def build(job_id: str) -> JobReport | None:
         from fasttrack_gitops.core.reports.build import gate_report, job_report
         from fasttrack_gitops.engine.reporters.logtail import failed_log_tails
+        from fasttrack_gitops.engine.results import results_section
 
         hidden = tuple(masks())
         if job_id.startswith(GATE_PREFIX):
@@ -65,6 +66,7 @@ def report_builder(
         tails = failed_log_tails(store, view, masks=hidden)
         planned = store.last_event(job_id, PLAN_EVENT)
         plan = str(planned.data.get("markdown") or "") if planned else None
-        return job_report(view, log_tails=tails, masks=hidden, public_url=public_url, plan=plan)
+        found = results_section(store, view, public_url=public_url)
+        return job_report(view, log_tails=tails, masks=hidden, public_url=public_url, plan=plan, results=found)
 
     return build

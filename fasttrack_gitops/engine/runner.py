@@ -24,11 +24,11 @@ from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
-from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine import datafolder, results
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
 from fasttrack_gitops.engine.cache.keys import JobKeys
-from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor
+from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor, local_task_outputs
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
@@ -221,9 +221,20 @@ class JobRunner:
         self._finish(name, number, result)
 
     async def _outputs_done(self, name: str, result: AttemptResult) -> None:
-        """Before a successful task is marked succeeded (and its dependants decided): its outputs into the cache."""
-        if self.cache is not None and result.outcome == Outcome.SUCCEEDED and not self._interrupted:
+        """Before a successful task is marked succeeded (and its dependants decided): its outputs into the cache,
+        its metrics into the record (engine/results.py)."""
+        if result.outcome != Outcome.SUCCEEDED or self._interrupted:
+            return
+        if self.cache is not None:
             await self.cache.finished(name)
+        if self.pipeline.task(name).metrics is not None:
+            outputs = getattr(self.executor, "task_outputs", None)  # a test's bare executor may not name one
+            folder = (
+                outputs(self.job, self.store.state_dir)
+                if outputs
+                else local_task_outputs(None, self.job, self.store.state_dir)
+            )
+            await results.collect(self.job, name, self.store, folder)
 
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
         """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""

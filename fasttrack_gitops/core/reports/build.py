@@ -20,10 +20,12 @@ from typing import Any
 from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import JobView, TaskState
 from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.core.metrics import Comparison
 from fasttrack_gitops.core.reports.conclusion import conclusion_for, title
 from fasttrack_gitops.core.reports.failures import failures_text
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, code, fit, inline
 from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
+from fasttrack_gitops.core.reports.results import gate_title, slack_lines
 from fasttrack_gitops.core.reports.summary import origin, summary_sections
 
 GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
@@ -39,19 +41,27 @@ def job_report(
     masks: Sequence[str],
     public_url: str | None = None,
     plan: str | None = None,
+    results: tuple[str, Comparison] | None = None,
 ) -> JobReport:
     """The job as a person should see it now; `log_tails` are the failed tasks' (failed_log_tails), `plan` the
-    Markdown of what the job was to run and reuse (core/reports/plan.py), when it was worked out."""
+    Markdown of what the job was to run and reuse (core/reports/plan.py), when it was worked out, `results` its
+    model results (the Markdown of core/reports/results.py and the comparison it shows), when it declares any.
+
+    A failed gate fails the job's conclusion even when every task succeeded, and leads its title."""
     job = view.job
     masks = tuple(m for m in masks if m)
     pipeline = None if job.invalid else job.pipeline_model()
-    ended = conclusion_for(view, pipeline)
+    by_tasks = conclusion_for(view, pipeline)
+    gate = gate_title(results[1]) if results and results[1].gates_failed else None
+    ended = "failure" if gate and by_tasks in ("success", "neutral") else by_tasks
     url = f"{public_url.rstrip('/')}/jobs/{job.id}" if public_url else None
     tails = {name: masked(tail, masks) for name, tail in log_tails.items() if tail and name in view.tasks}
     body = summary_sections(view, pipeline)
     started = any(i.attempts or i.state == TaskState.REUSED for i in view.tasks.values())
     if plan:  # first while nothing has run (it says what will); folded under the task table after
         body = f"{plan}\n{body}" if not started else f"{body}{_folded('The plan before the run', plan)}"
+    if results:  # first: on a pull request, what the model did is the question
+        body = f"{results[0]}\n{body}"
     footer = masked(origin(job, url), masks)
     return JobReport(
         job_id=job.id,
@@ -64,7 +74,7 @@ def job_report(
         status=str(view.status),
         conclusion=ended,
         started=any(i.attempts for i in view.tasks.values()),
-        title=masked(title(view, pipeline, ended), masks),
+        title=masked(_gated(gate, title(view, pipeline, by_tasks)) if ended else title(view, pipeline, ended), masks),
         summary=fit(masked(body, masks), job.id, limit=MAX_BYTES - byte_size(footer)) + footer,
         text=fit(masked(failures_text(view, pipeline, tails), masks), job.id),
         tasks=tuple(
@@ -77,7 +87,13 @@ def job_report(
         notify=dict(pipeline.notify) if pipeline else {},
         created_at=job.created_at,
         **_times(view, ended),
+        results=tuple(masked(line, masks) for line in slack_lines(results[1])) if results else (),
     )
+
+
+def _gated(gate: str | None, tasks_title: str) -> str:
+    """'Gate failed: accuracy 0.93 → 0.88 (gate ≥ 0.90) · Succeeded: 5 tasks in 3s'."""
+    return f"Gate failed: {gate} · {tasks_title}" if gate else tasks_title
 
 
 def _folded(title: str, markdown: str) -> str:

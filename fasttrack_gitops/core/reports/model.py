@@ -104,6 +104,7 @@ class JobReport:
     created_at: float = 0.0
     started_at: float | None = None  # when its first task started (epoch seconds)
     completed_at: float | None = None  # when its last task ended
+    results: tuple[str, ...] = ()  # model results in a few lines for Slack (failed gates first); () when none
 
     @property
     def ended(self) -> bool:

@@ -231,6 +231,13 @@ def notes_section(report: JobReport) -> dict[str, Any] | None:
     return section("\n".join(lines))
 
 
+def results_section(report: JobReport) -> dict[str, Any] | None:
+    """The model results' headline: failed gates first, then the biggest changes (core/reports/results.py)."""
+    if not report.results:
+        return None
+    return section("*Model results*\n" + "\n".join(report.results))
+
+
 def actions_block(link: str | None) -> dict[str, Any] | None:
     """A link button to the job's page; none for a link Slack would refuse (a cut URL is a broken one)."""
     if not link or len(link) > MAX_URL or not link.startswith(("https://", "http://")):
@@ -250,6 +257,7 @@ def blocks(report: JobReport, *, link: str | None) -> list[dict[str, Any]]:
         header_block(report),
         context_block(report),
         notes_section(report),
+        results_section(report),
         *task_sections(report),
         actions_block(link),
     ]
