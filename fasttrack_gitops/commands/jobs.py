@@ -1,9 +1,11 @@
-"""`fasttrack-gitops jobs`: list, show, follow the logs of, cancel and re-run stored jobs (`outputs`: outputs.py)."""
+"""`fasttrack-gitops jobs`: list, show, follow the logs of, cancel and re-run stored jobs (`outputs`: outputs.py,
+`metrics`: metrics.py)."""
 
 from __future__ import annotations
 
 import click
 
+from fasttrack_gitops.commands.metrics import metrics
 from fasttrack_gitops.commands.options import executor_option, format_option, no_cache_option, state_dir_option
 from fasttrack_gitops.commands.outputs import outputs
 
@@ -87,6 +89,7 @@ def logs(job: str, task: str | None, attempt: int | None, follow: bool, state_di
 
 
 group.add_command(outputs)
+group.add_command(metrics)
 
 
 @group.command("cancel")

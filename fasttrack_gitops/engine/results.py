@@ -50,8 +50,11 @@ def declares_metrics(job: PipelineJob) -> bool:
     return not job.invalid and any(t.metrics is not None for t in job.pipeline_model().tasks)
 
 
-def comparison(store: Store, view: JobView, *, public_url: str | None = None) -> metrics.Comparison | None:
-    """The job's metrics against its baseline's; None when no task of it declares metrics."""
+def comparison(
+    store: Store, view: JobView, *, public_url: str | None = None, against: JobView | None = None
+) -> metrics.Comparison | None:
+    """The job's metrics against its baseline's (or `against`'s, a job named by `jobs metrics --base`); None when
+    no task of it declares metrics."""
     job = view.job
     if not declares_metrics(job):
         return None
@@ -59,7 +62,7 @@ def comparison(store: Store, view: JobView, *, public_url: str | None = None) ->
     found = results.of_job(view)
     head = {task: dict(r.metrics) for task, r in found.items()}
     problems = [f"task '{task}': {p}" for task, r in found.items() for p in r.problems]
-    base_view = results.baseline(view, job.trigger.get("base_commit"))
+    base_view = against or results.baseline(view, job.trigger.get("base_commit"))
     if base_view is None:
         return metrics.compare(job.pipeline_model(), head, None, problems=problems)
     base = {task: dict(r.metrics) for task, r in results.of_job(base_view).items()}
