@@ -50,6 +50,7 @@ async def run_daemon(
 
     from fasttrack_gitops.daemon import follow
     from fasttrack_gitops.daemon.http import App
+    from fasttrack_gitops.daemon.outputs_http import signing_key
     from fasttrack_gitops.daemon.reports import make_reporters
     from fasttrack_gitops.daemon.service import Daemon
 
@@ -82,7 +83,9 @@ async def run_daemon(
             background.append(asyncio.create_task(follow.watch(daemon, repo, following)))
         elif repo.poll_interval:
             background.append(asyncio.create_task(follow.poll(daemon, repo, following)))
-    server = _server(uvicorn.Config(App(daemon), log_level="warning", access_log=False, lifespan="off"))
+    signing_secret = signing_key(config)  # one per process: the links it signs die with it unless configured
+    app = App(daemon, signing_secret=signing_secret)
+    server = _server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     host, port = sock.getsockname()[:2]
     log.info(

@@ -101,7 +101,9 @@ def _as_json(config, found) -> str:
                 "max_running_jobs": config.max_running_jobs,
                 "shutdown_grace": config.shutdown_grace,
                 "webhook_max_body": config.webhook_max_body,
+                "outputs_max_size": config.outputs_max_size,
                 "api_token": config.api_token is not None,
+                "signing_secret": config.signing_secret is not None,
                 "integrations": {
                     name: getattr(config, name) is not None for name in ("github", "gitlab", "slack", "backendai")
                 },

@@ -108,7 +108,9 @@ class DaemonConfig:
     max_running_jobs: int
     shutdown_grace: float  # seconds
     webhook_max_body: int  # bytes
+    outputs_max_size: int  # bytes: the largest output file the outputs API serves
     api_token: str | None = field(repr=False)
+    signing_secret: str | None = field(repr=False)  # signs output links; None: a random one per process
     repositories: tuple[RepositoryConfig, ...]
     github: GitHubConfig | None
     gitlab: GitLabConfig | None
@@ -122,7 +124,7 @@ class DaemonConfig:
 
     def secret_values(self) -> tuple[str, ...]:
         """Every resolved secret, for the log writer to mask."""
-        found = [self.api_token]
+        found = [self.api_token, self.signing_secret]
         if self.github:
             found += [self.github.webhook_secret, self.github.token, self.github.private_key]
         if self.gitlab:

@@ -38,6 +38,7 @@ DEFAULT_BRANCHES = ("main", "master")
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_SHUTDOWN_GRACE = "30s"
 DEFAULT_WEBHOOK_MAX_BODY = "5m"
+DEFAULT_OUTPUTS_MAX_SIZE = "50m"
 DEFAULT_MAX_RUNNING_JOBS = 4
 
 
@@ -90,7 +91,9 @@ class Resolver:
             max_running_jobs=data.get("max_running_jobs", DEFAULT_MAX_RUNNING_JOBS),
             shutdown_grace=self.duration(("shutdown_grace",), data.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE)),
             webhook_max_body=self.size(("webhook_max_body",), data.get("webhook_max_body", DEFAULT_WEBHOOK_MAX_BODY)),
+            outputs_max_size=self.size(("outputs_max_size",), data.get("outputs_max_size", DEFAULT_OUTPUTS_MAX_SIZE)),
             api_token=self.secret((), data, "api_token"),
+            signing_secret=self.secret((), data, "signing_secret"),
             repositories=self.repositories(data["repositories"]),
             github=self.github(data["github"]) if "github" in data else None,
             gitlab=self.gitlab(data["gitlab"]) if "gitlab" in data else None,

@@ -6,6 +6,8 @@
     GET  /metrics           Prometheus text format
     GET  /api/jobs          the newest jobs (?pipeline=, ?status=, ?limit=), as `jobs --format json` prints them
     GET  /api/jobs/{id}     one job (an id or a unique prefix)
+    GET  /api/jobs/{id}/tasks/{task}/outputs         a task's outputs, listed (outputs_http.py: token or signed link)
+    GET  /api/jobs/{id}/tasks/{task}/outputs/{path}  one output file
     POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?}: a manual run (`fasttrack-gitops trigger`)
 
 A refused webhook changes nothing: the signature is checked before the body
@@ -32,6 +34,8 @@ from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.webhooks import WebhookError, check_size
 from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
 from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
+from fasttrack_gitops.daemon.outputs_http import ROUTE as OUTPUTS
+from fasttrack_gitops.daemon.outputs_http import OutputsAPI, signing_key
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.engine.state.errors import StoreError
 
@@ -43,8 +47,11 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class App:
-    def __init__(self, daemon: Daemon):
+    def __init__(self, daemon: Daemon, *, signing_secret: bytes | None = None):
+        """`signing_secret`: what signs output links (outputs_http.signing_key when not given)."""
         self.daemon = daemon
+        secret = signing_key(daemon.config) if signing_secret is None else signing_secret
+        self.outputs = OutputsAPI(daemon.store, daemon.pool.executor, daemon.config, secret, self._public)
 
     async def __call__(self, scope: dict, receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # the daemon starts and stops around the server, not inside it
@@ -81,6 +88,11 @@ class App:
             elif path.startswith("/jobs/") and method in ("GET", "HEAD"):
                 status, page = self._page(path.removeprefix("/jobs/"))
                 await _answer(send, status, page.encode(), "text/html; charset=utf-8")
+                return
+            elif (route := OUTPUTS.fullmatch(path)) is not None:
+                _allow(method, "GET")
+                answer = await self.outputs.answer(scope, headers, route)
+                await _answer(send, answer.status, answer.body, answer.content_type, answer.headers)
                 return
             elif path.startswith("/api/jobs/"):
                 _allow(method, "GET")

@@ -142,3 +142,19 @@ def test_no_secret_value_appears_in_any_diagnostic(tmp_path):
     assert [line.split(": error ")[1][:5] for line in lines] == ["FT406", "FT410", "FT402", "FT410"]
     for secret in (*environ.values(), "file-s3cret"):
         assert secret not in text
+
+
+def test_the_signing_secret_is_named_never_written_and_never_shown(tmp_path):
+    from fasttrack_gitops.daemon.config_loading import load_config
+
+    line = one_error(tmp_path, "signing_secret: hunter2-literal\n" + REPO)
+    assert ":1:1: error FT401: signing_secret: secrets are never written" in line and "signing_secret_env" in line
+    assert "hunter2" not in line
+    text = "signing_secret_env: FTG_SIGNING\noutputs_max_size: 2m\n" + REPO
+    config, found = load_config(config_file(tmp_path, text), {"FTG_SIGNING": "sign-hunter2"})
+    assert config is not None and found == []
+    assert (config.signing_secret, config.outputs_max_size) == ("sign-hunter2", 2 * 1024 * 1024)
+    assert "hunter2" not in repr(config) and "sign-hunter2" in config.secret_values()
+    default, _ = load_config(config_file(tmp_path, REPO), {})
+    assert default is not None and (default.signing_secret, default.outputs_max_size) == (None, 50 * 1024 * 1024)
+    assert "outputs_max_size is '0'" in one_error(tmp_path, "outputs_max_size: '0'\n" + REPO)

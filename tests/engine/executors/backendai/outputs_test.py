@@ -168,3 +168,17 @@ def test_links_large_files_and_jobs_that_ran_elsewhere_are_refused(pair, cluster
     ]
     assert listed == ["deep", "deep/er", "deep/er/data.txt"]  # links are never followed, nor shown
     assert f"no folder of job {local['id']}" in elsewhere and "--executor local" in elsewhere
+
+
+def test_jobs_outputs_with_executor_backendai_lists_and_downloads_from_the_cluster(pair, capsys, tmp_path):
+    _, state, job = pair
+    args = ("jobs", "outputs", job["id"], "--executor", "backendai", "--state-dir", state)
+    code, out, err = cli(capsys, *args, "--format", "json")
+    clean(err)
+    assert code == 0, err
+    listed = {t["name"]: [o["path"] for o in t["outputs"]] for t in json.loads(out)["tasks"]}
+    assert listed == {"prepare": ["deep", "deep/er", "deep/er/data.txt"], "use": ["result.txt"]}
+    code, out, err = cli(capsys, *args, "use", "--download", tmp_path / "got")
+    clean(err)
+    assert code == 0 and out == f"use: 1 file -> {tmp_path / 'got/use'}\n"
+    assert (tmp_path / "got/use/result.txt").read_text() == "ABC\n"
