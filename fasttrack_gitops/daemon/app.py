@@ -71,7 +71,8 @@ async def run_daemon(
     if resumed:
         log.info("re-attached to %d job(s) left running: %s", len(resumed), ", ".join(resumed))
     following = asyncio.Event()  # set to stop the followers
-    deliverer = _deliverer(daemon, make_reporters(config) if reporters is None else reporters)
+    signing_secret = signing_key(config)  # one per process: the links it signs die with it unless configured
+    deliverer = _deliverer(daemon, make_reporters(config) if reporters is None else reporters, signing_secret)
     delivering = asyncio.Event()  # set to stop the reporters, after the drain's last reports
     background = [
         asyncio.create_task(daemon.pool.dispatch_forever()),
@@ -83,7 +84,6 @@ async def run_daemon(
             background.append(asyncio.create_task(follow.watch(daemon, repo, following)))
         elif repo.poll_interval:
             background.append(asyncio.create_task(follow.poll(daemon, repo, following)))
-    signing_secret = signing_key(config)  # one per process: the links it signs die with it unless configured
     app = App(daemon, signing_secret=signing_secret)
     server = _server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -120,12 +120,14 @@ async def run_daemon(
     return 0
 
 
-def _deliverer(daemon, reporters):
+def _deliverer(daemon, reporters, signing_secret: bytes):
     """The reporters' deliverer, fed by the daemon's outbox (engine/state/outbox.py)."""
     from fasttrack_gitops.daemon.reports import report_builder
     from fasttrack_gitops.engine.deliver import Deliverer
 
-    build = report_builder(daemon.store, daemon.ledger, masks=daemon.masks, public_url=daemon.config.public_url)
+    build = report_builder(
+        daemon.store, daemon.ledger, masks=daemon.masks, public_url=daemon.config.public_url, signing=signing_secret
+    )
     deliverer = Deliverer(daemon.outbox, reporters, build, on_result=daemon.metrics.report_result)
     daemon.reporter_names = tuple(deliverer.names)
     daemon.wake_reporters = deliverer.wake

@@ -44,9 +44,15 @@ def gate_id(repository: str, number: int, head_sha: str) -> str:
 
 
 def report_builder(
-    store: Store, ledger: Ledger, *, masks: Callable[[], Sequence[str]], public_url: str | None
+    store: Store,
+    ledger: Ledger,
+    *,
+    masks: Callable[[], Sequence[str]],
+    public_url: str | None,
+    signing: bytes | None = None,
 ) -> Callable[[str], JobReport | None]:
-    """job id (or gate id) -> its report now, every secret masked; None when it is gone."""
+    """job id (or gate id) -> its report now, every secret masked; None when it is gone. `signing` signs the
+    links to plots (daemon/outputs_http.py serves them)."""
 
     def build(job_id: str) -> JobReport | None:
         from fasttrack_gitops.core.reports.build import gate_report, job_report
@@ -66,7 +72,7 @@ def report_builder(
         tails = failed_log_tails(store, view, masks=hidden)
         planned = store.last_event(job_id, PLAN_EVENT)
         plan = str(planned.data.get("markdown") or "") if planned else None
-        found = results_section(store, view, public_url=public_url)
+        found = results_section(store, view, public_url=public_url, signing=signing)
         return job_report(view, log_tails=tails, masks=hidden, public_url=public_url, plan=plan, results=found)
 
     return build

@@ -21,11 +21,17 @@ from __future__ import annotations
 
 from fasttrack_gitops.core import metrics
 from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.core.job import JobView, PipelineJob
-from fasttrack_gitops.core.reports.results import results_markdown
-from fasttrack_gitops.engine.outputs import OutputsFolder
+from fasttrack_gitops.core.job import JobView, PipelineJob, TaskState
+from fasttrack_gitops.core.pipeline.results import Plot
+from fasttrack_gitops.core.reports.results import ResultsSection, results_markdown
+from fasttrack_gitops.core.signing import signed_output_url
+from fasttrack_gitops.engine.outputs import OutputNotFoundError, OutputsFolder, OutputTooLargeError
 from fasttrack_gitops.engine.state.results import Results
 from fasttrack_gitops.engine.state.store import Store
+
+# How long a plot's link in a check run or a Slack message works: a pull request is read for weeks, and GitHub's
+# image proxy fetches it again when its cache expires. The link names one file of one finished job.
+PLOT_LINK_TTL = 90 * 86400
 
 
 async def collect(job: PipelineJob, task: str, store: Store, outputs: OutputsFolder) -> None:
@@ -39,7 +45,11 @@ async def collect(job: PipelineJob, task: str, store: Store, outputs: OutputsFol
         try:
             data = await outputs.read(job.id, task, path, limit=metrics.MAX_METRICS_FILE)
             values.update(metrics.read_metrics(path, data))
-        except (FastTrackError, metrics.MetricsFileError) as e:  # not there, too big, not metrics: said, not fatal
+        except OutputNotFoundError:
+            problems.append(f"{path}: not in the task's outputs; the task should write its metrics there")
+        except OutputTooLargeError as e:
+            problems.append(f"{path}: {e.size} bytes, more than the 1 MiB a metrics file may have; keep it small")
+        except (FastTrackError, metrics.MetricsFileError) as e:  # unreadable, not metrics: said, never fatal
             problems.append(str(e))
         except OSError as e:
             problems.append(f"{path}: cannot be read ({e.strerror or e})")
@@ -87,13 +97,39 @@ def base_label(view: JobView, found: metrics.Comparison) -> str:
 
 
 def results_section(
-    store: Store, view: JobView, *, public_url: str | None = None
-) -> tuple[str, metrics.Comparison] | None:
-    """The "Model results" Markdown and its comparison, for a job whose tasks declare metrics."""
+    store: Store, view: JobView, *, public_url: str | None = None, signing: bytes | None = None
+) -> ResultsSection | None:
+    """The "Model results" Markdown and its comparison, for a job whose tasks declare metrics. Its plots are
+    images at signed links to the daemon (`public_url` and `signing`), never a third-party host; without them,
+    where to download them."""
     found = comparison(store, view, public_url=public_url)
     if found is None:
         return None
-    return results_markdown(found, base_label=base_label(view, found)), found
+    images = plot_links(view, public_url, signing) if public_url and signing else []
+    text = results_markdown(found, base_label=base_label(view, found), images=images)
+    if not images and (plots := _plots(view)):
+        names = ", ".join(f"`{task}/{plot.path}`" for task, _, plot in plots)
+        text += f"Plots: {names} (`fasttrack-gitops jobs outputs {view.job.id} TASK --download DIR`)\n\n"
+    return ResultsSection(text, found, tuple(images))
+
+
+def plot_links(view: JobView, public_url: str, signing: bytes) -> list[tuple[str, str]]:
+    """(title, signed URL) of every declared plot of a task that succeeded or was reused."""
+    return [
+        (plot.label, signed_output_url(public_url, signing, job_id, task, plot.path, PLOT_LINK_TTL))
+        for task, job_id, plot in _plots(view)
+    ]
+
+
+def _plots(view: JobView) -> list[tuple[str, str, Plot]]:
+    """(task, the job whose folder holds its outputs, plot) for the declared plots of tasks that made outputs."""
+    found = []
+    for task in view.job.pipeline_model().tasks:
+        instance = view.tasks.get(task.name)
+        if instance is None or instance.state not in (TaskState.SUCCEEDED, TaskState.REUSED):
+            continue
+        found += [(task.name, instance.reused_from or view.job.id, plot) for plot in task.plots]
+    return found
 
 
 def _branch(ref: str | None) -> str:

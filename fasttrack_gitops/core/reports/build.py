@@ -20,12 +20,11 @@ from typing import Any
 from fasttrack_gitops.core.comment_commands import Gate
 from fasttrack_gitops.core.job import JobView, TaskState
 from fasttrack_gitops.core.masking import masked
-from fasttrack_gitops.core.metrics import Comparison
 from fasttrack_gitops.core.reports.conclusion import conclusion_for, title
 from fasttrack_gitops.core.reports.failures import failures_text
 from fasttrack_gitops.core.reports.markdown import MAX_BYTES, byte_size, code, fit, inline
 from fasttrack_gitops.core.reports.model import Annotation, JobReport, TaskRow
-from fasttrack_gitops.core.reports.results import gate_title, slack_lines
+from fasttrack_gitops.core.reports.results import ResultsSection, gate_title, slack_lines
 from fasttrack_gitops.core.reports.summary import origin, summary_sections
 
 GATE_PIPELINE = "ok-to-test"  # a held fork's check is fasttrack/ok-to-test
@@ -41,18 +40,18 @@ def job_report(
     masks: Sequence[str],
     public_url: str | None = None,
     plan: str | None = None,
-    results: tuple[str, Comparison] | None = None,
+    results: ResultsSection | None = None,
 ) -> JobReport:
     """The job as a person should see it now; `log_tails` are the failed tasks' (failed_log_tails), `plan` the
     Markdown of what the job was to run and reuse (core/reports/plan.py), when it was worked out, `results` its
-    model results (the Markdown of core/reports/results.py and the comparison it shows), when it declares any.
+    model results (core/reports/results.py), when it declares any.
 
     A failed gate fails the job's conclusion even when every task succeeded, and leads its title."""
     job = view.job
     masks = tuple(m for m in masks if m)
     pipeline = None if job.invalid else job.pipeline_model()
     by_tasks = conclusion_for(view, pipeline)
-    gate = gate_title(results[1]) if results and results[1].gates_failed else None
+    gate = gate_title(results.comparison) if results and results.comparison.gates_failed else None
     ended = "failure" if gate and by_tasks in ("success", "neutral") else by_tasks
     url = f"{public_url.rstrip('/')}/jobs/{job.id}" if public_url else None
     tails = {name: masked(tail, masks) for name, tail in log_tails.items() if tail and name in view.tasks}
@@ -61,7 +60,7 @@ def job_report(
     if plan:  # first while nothing has run (it says what will); folded under the task table after
         body = f"{plan}\n{body}" if not started else f"{body}{_folded('The plan before the run', plan)}"
     if results:  # first: on a pull request, what the model did is the question
-        body = f"{results[0]}\n{body}"
+        body = f"{results.markdown}\n{body}"
     footer = masked(origin(job, url), masks)
     return JobReport(
         job_id=job.id,
@@ -87,7 +86,8 @@ def job_report(
         notify=dict(pipeline.notify) if pipeline else {},
         created_at=job.created_at,
         **_times(view, ended),
-        results=tuple(masked(line, masks) for line in slack_lines(results[1])) if results else (),
+        results=tuple(masked(line, masks) for line in slack_lines(results.comparison)) if results else (),
+        images=results.images if results else (),
     )
 
 

@@ -105,6 +105,7 @@ class JobReport:
     started_at: float | None = None  # when its first task started (epoch seconds)
     completed_at: float | None = None  # when its last task ended
     results: tuple[str, ...] = ()  # model results in a few lines for Slack (failed gates first); () when none
+    images: tuple[tuple[str, str], ...] = ()  # plots as (title, signed URL at the daemon) for a check run
 
     @property
     def ended(self) -> bool:

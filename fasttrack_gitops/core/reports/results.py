@@ -11,6 +11,7 @@ a Slack message) the unchanged metrics go first and rows with a gate never go.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fasttrack_gitops.core.metrics import Comparison, MetricRow
 from fasttrack_gitops.core.render.jobs import table
@@ -21,6 +22,16 @@ NAME_MAX = 120  # characters of a metric's name in a table
 PROBLEM_MAX = 300  # characters of one problem
 PROBLEMS_SHOWN = 20
 _COLUMNS = ("metric", "base", "head", "Δ", "Δ%", "")
+
+
+@dataclass(frozen=True)
+class ResultsSection:
+    """What a report shows of a job's model results: the Markdown section, the comparison it shows (the gates
+    decide the conclusion) and the plots as (title, signed URL) for a check run's images."""
+
+    markdown: str
+    comparison: Comparison
+    images: tuple[tuple[str, str], ...] = ()
 
 
 def results_markdown(

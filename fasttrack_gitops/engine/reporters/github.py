@@ -277,9 +277,14 @@ def check_run(report: JobReport, *, details_url: str | None = None) -> dict:
     if report.ended:
         body["conclusion"] = report.conclusion
     title = one_line(report.title, MAX_TITLE) or f"{report.pipeline}: {report.status}"
-    output = {"title": title, "summary": clip_markdown(report.summary) if report.summary.strip() else title}
+    output: dict[str, Any] = {
+        "title": title,
+        "summary": clip_markdown(report.summary) if report.summary.strip() else title,
+    }
     if report.text.strip():
         output["text"] = clip_markdown(report.text)
+    if report.images:  # plots at signed links to the daemon (engine/results.py): GitHub shows them with the check
+        output["images"] = [{"alt": title, "image_url": url, "caption": title} for title, url in report.images]
     body["output"] = output
     if report.conclusion in RERUN_CONCLUSIONS:
         body["actions"] = [dict(RERUN_FAILED)]
