@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
+from commands.backendai_cluster import cluster  # noqa: F401 (a fixture)
 from commands.run_test import clean, cli, commit, make_repo, put
-from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
-from engine.backendai.emulator_sessions import install as install_sessions
-from engine.backendai.emulator_vfolders import install as install_vfolders
+from engine.backendai.emulator import Emulator
 
 from fasttrack_gitops.engine import datafolder
 
@@ -40,18 +39,6 @@ tasks:
 USE = 'tr a-z A-Z < "$PIPELINE_INPUT1/data.txt" > "$PIPELINE_OUTPUT_ROOT/result.txt"; echo "read $PIPELINE_INPUT1"\n'
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    """A 23.09 manager emulator whose sessions run and mount its vfolders; the CLI's credentials name it."""
-    with Emulator() as emu:
-        install_sessions(emu, step=0.02)
-        with install_vfolders(emu):
-            monkeypatch.setenv("BACKEND_ENDPOINT", emu.endpoint)
-            monkeypatch.setenv("BACKEND_ACCESS_KEY", ACCESS_KEY)
-            monkeypatch.setenv("BACKEND_SECRET_KEY", SECRET_KEY)
-            yield emu
-
-
 def sessions(emu: Emulator) -> int:
     """How many sessions were asked for so far."""
     return sum(1 for r in emu.requests_to("/session") if r.method == "POST")
@@ -71,7 +58,9 @@ def states(record: dict) -> dict[str, str]:
 
 
 def test_a_rerun_on_backendai_starts_no_session_and_a_changed_task_reads_the_earlier_jobs_outputs(
-    capsys, cluster, tmp_path
+    capsys,
+    cluster,  # noqa: F811
+    tmp_path,
 ):
     repo, state = tmp_path / "repo", tmp_path / "state"
     make_repo(
