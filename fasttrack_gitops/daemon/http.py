@@ -6,6 +6,7 @@
     GET  /metrics           Prometheus text format
     GET  /api/jobs          the newest jobs (?pipeline=, ?status=, ?limit=), as `jobs --format json` prints them
     GET  /api/jobs/{id}     one job (an id or a unique prefix)
+    GET  /api/jobs/{id}/metrics                      its model results against its baseline, as `jobs metrics --format json`
     GET  /api/jobs/{id}/tasks/{task}/outputs         a task's outputs, listed (outputs_http.py: token or signed link)
     GET  /api/jobs/{id}/tasks/{task}/outputs/{path}  one output file
     POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?}: a manual run (`fasttrack-gitops trigger`)
@@ -94,6 +95,9 @@ class App:
                 answer = await self.outputs.answer(scope, headers, route)
                 await _answer(send, answer.status, answer.body, answer.content_type, answer.headers)
                 return
+            elif path.startswith("/api/jobs/") and path.endswith("/metrics"):
+                _allow(method, "GET")
+                status, body = self._metrics(path.removeprefix("/api/jobs/").removesuffix("/metrics"))
             elif path.startswith("/api/jobs/"):
                 _allow(method, "GET")
                 status, body = self._job(path.removeprefix("/api/jobs/"))
@@ -219,6 +223,20 @@ class App:
             return 200, job_record(self.daemon.store.view(job_id))
         except FastTrackError as e:
             return 404, {"error": self._public(str(e))}
+
+    def _metrics(self, job_id: str) -> tuple[int, dict]:
+        from fasttrack_gitops.core.metrics import as_json
+        from fasttrack_gitops.engine.results import comparison
+
+        try:
+            found = comparison(
+                self.daemon.store, self.daemon.store.view(job_id), public_url=self.daemon.config.public_url
+            )
+        except FastTrackError as e:
+            return 404, {"error": self._public(str(e))}
+        if found is None:
+            return 404, {"error": f"no task of job {job_id}'s pipeline declares metrics"}
+        return 200, as_json(found)
 
     # -- manual runs
 

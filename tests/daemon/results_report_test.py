@@ -71,6 +71,10 @@ def test_a_pull_request_that_makes_the_model_worse_gets_a_red_check_with_the_gat
                 signed = await client.get(f"{link.path}?{link.query}")  # no token: the signature is the key
                 tampered = await client.get(f"{link.path}?{link.query.replace('expires=', 'expires=9')}")
                 unsigned = await client.get(link.path)
+                api = (await client.get(f"/api/jobs/{second}/metrics")).json()
+                assert api["base"]["job"] == first and api["gates_failed"] == 1
+                assert {m["name"]: m["verdict"] for m in api["metrics"]} == {"accuracy": "worse", "loss": "better"}
+                assert (await client.get("/api/jobs/nope/metrics")).status_code == 404
             return first, second, image, signed, tampered, unsigned
 
     first, second, image, signed, tampered, unsigned = asyncio.run(scenario())
