@@ -210,9 +210,12 @@ class App:
         import html
 
         from fasttrack_gitops.daemon.page import job_page
+        from fasttrack_gitops.engine.results import base_label, comparison
 
         try:
-            return 200, job_page(self.daemon.store.view(job_id))
+            view = self.daemon.store.view(job_id)
+            found = comparison(self.daemon.store, view, public_url=self.daemon.config.public_url)
+            return 200, job_page(view, found, base_label(view, found) if found is not None else "")
         except FastTrackError as e:
             return 404, f"<!doctype html><title>Not found</title><p>{html.escape(self._public(str(e)))}</p>"
 

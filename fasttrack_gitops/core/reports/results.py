@@ -91,15 +91,21 @@ def gate_title(c: Comparison) -> str | None:
     return None
 
 
+PLAIN_COLUMNS = (*_COLUMNS[:-1], "result")
+
+
+def plain_rows(c: Comparison) -> list[list[str]]:
+    """The comparison's rows as plain text cells (PLAIN_COLUMNS), failed gates first: a terminal or a page."""
+    names = _labels(c)
+    return [_cells(r, names[r], plain=True, has_base=c.base is not None) for r in _ordered(c)]
+
+
 def results_text(c: Comparison) -> str:
     """The comparison as a plain terminal table, with the failed gates and problems under it."""
     if not c.rows:
         out = "no metrics\n"
     else:
-        names = _labels(c)
-        has_base = c.base is not None
-        rows = [_cells(r, names[r], plain=True, has_base=has_base) for r in _ordered(c)]
-        out = table(rows, _COLUMNS[:-1] + ("result",))
+        out = table(plain_rows(c), PLAIN_COLUMNS)
     if c.gates_failed:
         out += f"{c.gates_failed} gate{'s' if c.gates_failed != 1 else ''} failed\n"
     out += "".join(f"problem: {p}\n" for p in c.problems)
