@@ -45,7 +45,7 @@ SECRET_INPUTS = {
     "slack-webhook-url",
     "daemon-token",
 }
-OUTPUTS = {"job-ids", "conclusion", "summary"}
+OUTPUTS = {"job-ids", "conclusion", "summary", "results-dir"}
 BRANDING_COLORS = {"white", "black", "yellow", "blue", "green", "orange", "red", "purple", "gray-dark"}
 
 
@@ -147,12 +147,19 @@ def test_every_command_input_reaches_the_ci_step_as_its_variable():
 def test_every_input_is_used_and_secrets_only_where_the_command_runs():
     used = {}
     for step in STEPS:
-        for value in step.get("env", {}).values():
+        for value in [*step.get("env", {}).values(), *step.get("with", {}).values()]:
             for name in re.findall(r"\$\{\{ inputs\.([\w-]+) \}\}", value):
                 used.setdefault(name, []).append(step.get("id") or step["name"])
     assert set(used) == set(ACTION["inputs"])
     for name in SECRET_INPUTS:
         assert used[name] == ["ci"], f"{name} reaches {used[name]}"
+
+
+def test_the_declared_plots_and_artifacts_are_uploaded_by_an_action_pinned_to_a_commit():
+    [upload] = [step for step in STEPS if "upload-artifact" in step.get("uses", "")]
+    assert re.fullmatch(r"actions/upload-artifact@[0-9a-f]{40}", upload["uses"])
+    assert upload["with"]["path"] == "${{ steps.ci.outputs.results-dir }}"
+    assert "steps.ci.outputs.results-dir != ''" in upload["if"]
 
 
 def test_outputs_come_from_the_ci_step():

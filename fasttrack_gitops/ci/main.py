@@ -123,11 +123,12 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
     jobs: list[summary.JobResult] = []
     submitted: list[summary.Submitted] = []
     plans: list[str] = []
+    uploads: list[Path] = []  # the folder of plots and artifacts to upload, once there is one (artifacts.py)
     if inputs.mode == "plan" and choice.selections:
         plans = _plan(ctx, inputs, log, prepared)
     if inputs.mode == "run" and choice.selections:
         if inputs.wait:
-            jobs = _run(ctx, inputs, env, log, hidden, prepared)
+            jobs = _run(ctx, inputs, env, log, hidden, prepared, uploads)
         else:
             from fasttrack_gitops.ci.submit import submit
             from fasttrack_gitops.engine.daemon_client import API_TOKEN_VARIABLE
@@ -167,6 +168,7 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
             ("job-ids", " ".join(job_ids)),
             ("conclusion", conclusion),
             ("summary", summary.clip(markdown, summary.OUTPUT_BYTES)),
+            ("results-dir", str(uploads[0]) if uploads else ""),
         ],
     )
     if job_ids and submitted:
@@ -174,14 +176,18 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
     return 0 if conclusion in ("success", "skipped", "submitted") else 1
 
 
-def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence[str], prepared) -> list:
+def _run(
+    ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence[str], prepared, uploads: list[Path]
+) -> list:
     """Freeze and run the selected pipelines here; their results."""
     import asyncio
 
+    from fasttrack_gitops.ci.artifacts import RESULTS_FOLDER, collect
     from fasttrack_gitops.ci.jobs import run_jobs
     from fasttrack_gitops.ci.reporters import Reporters
     from fasttrack_gitops.core.taskenv import check_secrets, secrets_from_environ
     from fasttrack_gitops.engine.cache.job_cache import without_reuse
+    from fasttrack_gitops.engine.outputs import TaskOutputs
     from fasttrack_gitops.engine.plan import plan
     from fasttrack_gitops.engine.state.store import Store
 
@@ -209,7 +215,7 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
 
     async def main():
         try:
-            return await run_jobs(
+            views = await run_jobs(
                 [p.job for p in planned],
                 store=store,
                 executor=executor,
@@ -219,6 +225,14 @@ def _run(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequence
                 reporters=reporters,
                 log=log,
             )
+            results = store.state_dir / RESULTS_FOLDER
+
+            def warn(message: str) -> None:
+                log.warning(message, title=TITLE)
+
+            if await collect(TaskOutputs(store, executor), views, results, warn):
+                uploads.append(results)  # action.yml uploads it (its `results-dir` output)
+            return views
         finally:
             await executor.close()
             await reporters.aclose()

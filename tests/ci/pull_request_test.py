@@ -78,7 +78,7 @@ def test_a_pull_request_that_touches_no_pipeline_runs_nothing_and_says_so(runner
     )
 
     assert step.code == 0, step.out + step.err
-    assert step.outputs == {"job-ids": "", "conclusion": "skipped", "summary": step.summary}
+    assert step.outputs == {"job-ids": "", "conclusion": "skipped", "summary": step.summary, "results-dir": ""}
     assert github.server.requests == []
     assert step.summary.startswith("## FastTrack pipelines: ⏭️ nothing selected\n")
     assert "No pipeline was selected by this pull request #8 into main (opened), so nothing ran." in step.summary

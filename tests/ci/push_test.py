@@ -81,7 +81,7 @@ def test_validate_mode_runs_nothing_and_says_what_would_run(runner, github):
     )
 
     assert step.code == 0, step.out + step.err
-    assert step.outputs == {"job-ids": "", "conclusion": "success", "summary": step.summary}
+    assert step.outputs == {"job-ids": "", "conclusion": "success", "summary": step.summary, "results-dir": ""}
     assert github.server.requests == []  # no check run: nothing ran
     assert not (runner.temp / "fasttrack-gitops").exists()
     assert "::group::" + "FastTrack: what the push to main selects" in step.out
