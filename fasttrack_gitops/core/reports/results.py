@@ -18,6 +18,7 @@ from fasttrack_gitops.core.render.jobs import table
 from fasttrack_gitops.core.reports.markdown import byte_size, code, inline, shorten
 
 HEADING = "### Model results"
+STALE_AFTER = 14 * 86400  # seconds: a baseline older than this is called stale in the report
 NAME_MAX = 120  # characters of a metric's name in a table
 PROBLEM_MAX = 300  # characters of one problem
 PROBLEMS_SHOWN = 20
@@ -164,7 +165,8 @@ def _baseline_line(c: Comparison, base_label: str) -> str:
     job = f"[{c.base.job}]({c.base.url})" if c.base.url else code(c.base.job)
     parts.append(f"job {job}")
     if c.base.age_s is not None:
-        parts.append(f"{_age(c.base.age_s)} old")
+        stale = " (stale: more than 14 days older than this job)"
+        parts.append(f"{_age(c.base.age_s)} old" + (stale if c.base.age_s > STALE_AFTER else ""))
     return " · ".join(parts)
 
 

@@ -44,6 +44,15 @@ def test_the_section_leads_with_the_baseline_then_the_failed_gates():
     assert lines[4:6] == ["**❌ 1 gate failed**", "- accuracy 0.93 → 0.88 (gate ≥ 0.9)"]
 
 
+def test_a_stale_baseline_is_said():
+    from dataclasses import replace
+
+    found = story()
+    old = replace(found, base=replace(BASE, age_s=40 * 86400))
+    assert "40 days old (stale: more than 14 days older than this job)" in results_markdown(old, base_label="main@d")
+    assert "stale" not in results_markdown(found, base_label="main@d")
+
+
 def test_changed_metrics_have_arrows_for_the_sign_and_marks_for_the_direction():
     text = results_markdown(story(), base_label="main@def5678")
     table = text[text.index("| metric") : text.index("<details>")]
