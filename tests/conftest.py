@@ -231,3 +231,20 @@ tasks:
     dependencies: [prepare]
     command: echo train
 """
+
+
+@pytest.fixture
+def emulated_cluster(monkeypatch):
+    """A Backend.AI 23.09 manager emulator whose sessions run their startup scripts and mount its vfolders; the
+    BACKEND_* variables name it, so `run --executor backendai` and `jobs outputs --executor backendai` use it."""
+    from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+    from engine.backendai.emulator_sessions import install as install_sessions
+    from engine.backendai.emulator_vfolders import install as install_vfolders
+
+    with Emulator() as emu:
+        install_sessions(emu, step=0.02)
+        with install_vfolders(emu):
+            monkeypatch.setenv("BACKEND_ENDPOINT", emu.endpoint)
+            monkeypatch.setenv("BACKEND_ACCESS_KEY", ACCESS_KEY)
+            monkeypatch.setenv("BACKEND_SECRET_KEY", SECRET_KEY)
+            yield emu

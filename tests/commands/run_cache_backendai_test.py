@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-from commands.backendai_cluster import cluster  # noqa: F401 (a fixture)
 from commands.run_test import clean, cli, commit, make_repo, put
 from engine.backendai.emulator import Emulator
 
@@ -59,7 +58,7 @@ def states(record: dict) -> dict[str, str]:
 
 def test_a_rerun_on_backendai_starts_no_session_and_a_changed_task_reads_the_earlier_jobs_outputs(
     capsys,
-    cluster,  # noqa: F811
+    emulated_cluster,
     tmp_path,
 ):
     repo, state = tmp_path / "repo", tmp_path / "state"
@@ -67,24 +66,24 @@ def test_a_rerun_on_backendai_starts_no_session_and_a_changed_task_reads_the_ear
         repo,
         {"pipelines/pair.yaml": PIPELINE, "tasks/prepare/data.txt": "abc\n", "tasks/use/use.sh": USE},
     )
-    vfolder = cluster.vfolders.directory
+    vfolder = emulated_cluster.vfolders.directory
     folder_name = datafolder.folder_name(str(repo), "pair")
 
     first = run(capsys, repo, state)
-    assert states(first) == {"prepare": "succeeded", "use": "succeeded"} and sessions(cluster) == 2
+    assert states(first) == {"prepare": "succeeded", "use": "succeeded"} and sessions(emulated_cluster) == 2
     jobs = vfolder(folder_name) / "jobs"
     assert (jobs / first["id"] / "tasks/use/outputs/result.txt").read_text() == "ABC\n"
     assert len(list((vfolder(folder_name) / "cache/entries").iterdir())) == 2
 
     second = run(capsys, repo, state)
-    assert sessions(cluster) == 2  # not one session more
+    assert sessions(emulated_cluster) == 2  # not one session more
     assert states(second) == {"prepare": "reused", "use": "reused"}
     assert all(t["reused_from"] == first["id"] for t in second["tasks"])
 
     put(repo, "tasks/use/use.sh", USE.replace("tr a-z A-Z", "rev"))
     commit(repo, "use: another result")
     third = run(capsys, repo, state)
-    assert sessions(cluster) == 3  # only the changed task ran
+    assert sessions(emulated_cluster) == 3  # only the changed task ran
     assert states(third) == {"prepare": "reused", "use": "succeeded"}
     assert (jobs / third["id"] / "tasks/use/outputs/result.txt").read_text() == "cba\n"
     assert not (jobs / third["id"] / "tasks/prepare").exists()  # read where it was made: nothing copied

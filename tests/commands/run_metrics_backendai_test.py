@@ -11,7 +11,6 @@ import json
 import os
 
 import pytest
-from commands.backendai_cluster import cluster  # noqa: F401 (a fixture)
 from commands.run_test import clean, cli, commit, make_repo, put
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the emulator runs POSIX shells")
@@ -31,7 +30,7 @@ tasks:
 """
 
 
-def test_metrics_come_from_the_vfolder_and_a_regression_fails_the_gate(capsys, tmp_path, cluster):  # noqa: F811
+def test_metrics_come_from_the_vfolder_and_a_regression_fails_the_gate(capsys, tmp_path, emulated_cluster):
     root, state = tmp_path / "repo", tmp_path / "state"
     make_repo(root, {"pipelines/p.yaml": PIPELINE, "tasks/evaluate/score.yaml": "accuracy: 0.91\nval: {loss: 0.2}\n"})
     args = ["run", root / "pipelines/p.yaml", "--executor", "backendai", "--state-dir", state, "--format", "json"]

@@ -50,6 +50,7 @@ from fasttrack_gitops.core.cache import ManifestError, OutputFile, parse_manifes
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import errors, vfolders
 from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.vfolder_tree import walk
 from fasttrack_gitops.engine.cache import Entry, EntryError, Hit, Miss
 from fasttrack_gitops.engine.cache.job_cache import NO_EARLIER_RUN
 
@@ -177,25 +178,8 @@ class BackendAICacheIndex:
 
     async def _listing(self, top: str) -> dict[str, vfolders.FileEntry]:
         """Everything under `top` but folders: relative path -> its listing; NoSuchPathError when `top` is gone."""
-        found: dict[str, vfolders.FileEntry] = {}
-        gate = asyncio.Semaphore(LISTINGS_AT_ONCE)
-
-        async def listed(prefix: str) -> list[vfolders.FileEntry]:
-            async with gate:
-                return await vfolders.list_files(self.client, self.folder, f"{top}/{prefix}")
-
-        pending = [""]
-        while pending:
-            listings = await asyncio.gather(*(listed(prefix) for prefix in pending))
-            deeper = []
-            for prefix, items in zip(pending, listings, strict=True):
-                for item in items:
-                    if item.is_dir:
-                        deeper.append(f"{prefix}{item.name}/")
-                    else:
-                        found[prefix + item.name] = item
-            pending = deeper
-        return found
+        found = await walk(self.client, self.folder, top, at_once=LISTINGS_AT_ONCE)
+        return {path: item for path, item in found.items() if not item.is_dir}
 
     # -- files in the folder
 

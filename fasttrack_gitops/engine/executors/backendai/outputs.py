@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import vfolders
 from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.vfolder_tree import walk
 from fasttrack_gitops.engine.outputs import Entries, OutputEntry, OutputNotFoundError, OutputsError, too_large
 
 AT_ONCE = 8  # listings or downloads in flight
@@ -86,30 +87,17 @@ class BackendAIOutputsFolder:
 
     async def _walk(self, top: str) -> Entries:
         """Every folder and regular file under `top`, sorted by path; [] when `top` is not there."""
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def listed(prefix: str) -> list[vfolders.FileEntry]:
-            async with gate:
-                try:
-                    return await vfolders.list_files(self.client, self.folder, f"{top}/{prefix}".rstrip("/"))
-                except vfolders.NoSuchPathError:
-                    return []
-
-        found: Entries = []
-        pending = [""]
         with self._known_folder():
-            while pending:
-                listings = await asyncio.gather(*(listed(prefix) for prefix in pending))
-                deeper = []
-                for prefix, items in zip(pending, listings, strict=True):
-                    for item in items:
-                        if item.is_dir:
-                            deeper.append(f"{prefix}{item.name}/")
-                            found.append(OutputEntry(prefix + item.name, 0, True))
-                        elif item.type.upper() == "FILE":  # a SYMLINK is not followed
-                            found.append(OutputEntry(prefix + item.name, item.size, False))
-                pending = deeper
-        return sorted(found, key=lambda e: e.path)
+            try:
+                found = await walk(self.client, self.folder, top, at_once=AT_ONCE)
+            except vfolders.NoSuchPathError:
+                return []
+        entries = [
+            OutputEntry(path, 0 if item.is_dir else item.size, item.is_dir)
+            for path, item in found.items()
+            if item.is_dir or item.type.upper() == "FILE"  # a SYMLINK is not followed
+        ]
+        return sorted(entries, key=lambda e: e.path)
 
     async def _file_size(self, top: str, task: str, path: str) -> int:
         """The size of the regular file `path`, reached through real folders only; OutputNotFoundError else."""

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 from commands.run_test import clean, cli, commit, make_repo, put
-from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
-from engine.backendai.emulator_sessions import install as install_sessions
-from engine.backendai.emulator_vfolders import install as install_vfolders
 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors import get_executor
@@ -49,18 +46,6 @@ tasks:
 """
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    """A 23.09 manager emulator whose sessions run and mount its vfolders; BACKEND_* name it."""
-    with Emulator() as emu:
-        install_sessions(emu, step=0.02)
-        with install_vfolders(emu):
-            monkeypatch.setenv("BACKEND_ENDPOINT", emu.endpoint)
-            monkeypatch.setenv("BACKEND_ACCESS_KEY", ACCESS_KEY)
-            monkeypatch.setenv("BACKEND_SECRET_KEY", SECRET_KEY)
-            yield emu
-
-
 def run(capsys, repo: Path, state: Path, executor: str = "backendai") -> dict:
     code, out, err = cli(
         capsys, "run", repo / "pipelines/pair.yaml", "--executor", executor, "--state-dir", state, "--format", "json"
@@ -85,7 +70,7 @@ def on_cluster(state: Path, scenario):
 
 
 @pytest.fixture
-def pair(cluster, capsys, tmp_path) -> tuple[Path, Path, dict]:
+def pair(emulated_cluster, capsys, tmp_path) -> tuple[Path, Path, dict]:
     """(repository, state folder, the record of one run of `pair` on the cluster)."""
     repo, state = tmp_path / "repo", tmp_path / "state"
     make_repo(repo, {"pipelines/pair.yaml": PIPELINE, "tasks/prepare/data.txt": "abc\n", "tasks/use/README": "u\n"})
@@ -130,9 +115,9 @@ def test_a_reused_task_is_read_in_the_folder_of_the_job_that_made_it(pair, capsy
     assert [e.path for e in listed] == ["deep", "deep/er", "deep/er/data.txt"] and data == b"abc\n"
 
 
-def test_links_large_files_and_jobs_that_ran_elsewhere_are_refused(pair, cluster, capsys, tmp_path):
+def test_links_large_files_and_jobs_that_ran_elsewhere_are_refused(pair, emulated_cluster, capsys, tmp_path):
     repo, state, job = pair
-    outputs = cluster.vfolders.directory(datafolder.folder_name(str(repo), "pair")) / "jobs" / job["id"]
+    outputs = emulated_cluster.vfolders.directory(datafolder.folder_name(str(repo), "pair")) / "jobs" / job["id"]
     outputs = outputs / "tasks/prepare/outputs"
     (outputs / "passwd").symlink_to("/etc/passwd")
     (outputs / "linked").symlink_to("deep")
