@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from fasttrack_gitops.commands.options import state_dir_option
+from fasttrack_gitops.commands.options import markdown_format_option, state_dir_option
 from fasttrack_gitops.core.errors import UsageError
 
 
@@ -28,14 +28,7 @@ from fasttrack_gitops.core.errors import UsageError
     "(default: the job's base commit: a push's previous commit, a pull request's merge base).",
 )
 @state_dir_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="json: base, metrics (task, name, head, base, delta, verdict, gate, reason), gates_failed.",
-)
+@markdown_format_option("json: base, metrics (task, name, head, base, delta, verdict, gate, reason), gates_failed.")
 def metrics(job: str, base: str | None, state_dir, fmt: str) -> int:
     """A job's metrics against its baseline: direction-aware changes, noise, and the gates that decide."""
     from fasttrack_gitops.core.metrics import as_json

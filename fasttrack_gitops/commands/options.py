@@ -72,6 +72,19 @@ executor_option = click.option(
     help="Where tasks run: local (processes on this machine) or backendai (BACKEND_* variables).",
 )
 
+
+def markdown_format_option(help: str):
+    """`--format text|json|markdown`: for what people also paste into a pull request or a step summary."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
 repo_option = click.option(
     "--repo",
     "repo",

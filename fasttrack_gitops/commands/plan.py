@@ -11,6 +11,7 @@ import click
 
 from fasttrack_gitops.commands.options import (
     executor_option,
+    markdown_format_option,
     max_file_size,
     no_cache_option,
     repo_option,
@@ -32,14 +33,7 @@ from fasttrack_gitops.commands.options import (
 @executor_option
 @no_cache_option
 @state_dir_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="json: the forecast as a record; markdown: a table for a pull request or a step summary.",
-)
+@markdown_format_option("json: the forecast as a record; markdown: a table for a pull request or a step summary.")
 @max_file_size
 def command(
     pipeline: str,
