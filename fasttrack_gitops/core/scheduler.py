@@ -253,7 +253,8 @@ def _add(a: Resources, b: Resources) -> Resources:
     return Resources(cpu=a.cpu + b.cpu, mem=a.mem + b.mem, accelerators=tuple(accelerators.items()))
 
 
-def _total(resources: Iterable[Resources]) -> Resources:
+def total(resources: Iterable[Resources]) -> Resources:
+    """The sum of some resources (accelerators slot by slot)."""
     total = _zero()
     for r in resources:
         total = _add(total, r)
