@@ -33,7 +33,13 @@ from fasttrack_gitops.engine import datafolder, results
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
 from fasttrack_gitops.engine.cache.keys import JobKeys
-from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor, local_task_outputs
+from fasttrack_gitops.engine.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    Executor,
+    LearnsCapacity,
+    local_task_outputs,
+)
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
@@ -146,7 +152,7 @@ class JobRunner:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
         order = scheduler.order(self.pipeline)
         capacity: scheduler.CapacityLike = self.executor.capacity()
-        refresh = getattr(self.executor, "refresh_capacity", None)  # an executor that learns its cluster's
+        refresh = self.executor.refresh_capacity if isinstance(self.executor, LearnsCapacity) else None
         refresh_at: float | None = 0.0  # when to ask it next; None: when an attempt ends
         running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
