@@ -17,7 +17,8 @@ What one attempt does (calls to the manager in brackets):
    just before it is reported ended.
 4. When the session ended (watch.py follows it), its log is written to
    `spec.log_path` and its result becomes the attempt's (verdict.py). So the
-   success path costs 4 calls per task instance after the one-time work.
+   success path costs 4 calls per task instance after the one-time work (and
+   the runner's look at the free capacity after it, below).
 5. `spec.timeout` counts from the session's creation, so a session stuck in
    PENDING times out too (the message says it never left the queue, with the
    scheduler's reason). A timeout or a cancel destroys the session.
