@@ -60,6 +60,7 @@ class Cluster:
         self.others = {name: dict(slots) for name, slots in (others or {}).items()}
         self.projects = projects
         self.placed: set[str] = set()  # ids of sessions the scheduler placed
+        self._queue: list[EmuSession] = []  # those that did not fit when enqueued, oldest first
         self.passes = 0  # timer passes so far
         self.peak = 0
         self.waited = 0  # sessions that did not fit when enqueued and waited for a timer pass
@@ -71,10 +72,11 @@ class Cluster:
         """Called by the session's lifecycle thread: True once placed, False when it was cancelled meanwhile."""
         with self._changed:
             self.peak = max(self.peak, sum(1 for x in self.sessions.sessions if x.status not in ENDED))
-            if not any(self._waiting(x, s) for x in self._pending()) and self._fits(s):
+            if not any(group_of(x) == group_of(s) for x in self._pending()) and self._fits(s):
                 self.placed.add(s.id)  # the SessionEnqueued pass
                 return True
             self.waited += 1
+            self._queue.append(s)
             while s.id not in self.placed:
                 if s.cancelled.is_set() or self.emu.stopping.is_set():
                     return False
@@ -91,10 +93,9 @@ class Cluster:
                 self._changed.notify_all()
 
     def _pending(self) -> list[EmuSession]:
-        return [s for s in self.sessions.sessions if s.id not in self.placed and s.status == "PENDING"]
-
-    def _waiting(self, older: EmuSession, s: EmuSession) -> bool:
-        return older is not s and older.created_at <= s.created_at and group_of(older) == group_of(s)
+        """The queue of sessions waiting for a pass (a destroyed one leaves it)."""
+        self._queue = [s for s in self._queue if s.id not in self.placed and s.status == "PENDING"]
+        return self._queue
 
     def _fits(self, s: EmuSession) -> bool:
         group = group_of(s)
