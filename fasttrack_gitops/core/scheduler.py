@@ -13,10 +13,19 @@ Rules, FastTrack's and GitHub Actions' way:
 - among the tasks ready to start, the one on the longest remaining path goes
   first (past durations where known), within `max_parallel` and the
   executor's capacity.
+
+Capacity is one `Resources` for an executor whose tasks share one pool (the
+local machine), or a `Capacity` per scaling group (Backend.AI: a task draws
+on the group it names, None being the cluster's default). A group's `free`
+counts what the job's own active tasks hold as free too, because the
+scheduler adds those back as used; its `limit` is the most the group could
+ever give: a task asking for more fails at once, one that only has to wait
+says for what ("waiting for capacity (cpu 2 of 2 in use)").
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +42,25 @@ from fasttrack_gitops.core.job import (
 )
 from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline.model import Pipeline, Resources, Task
+from fasttrack_gitops.core.pipeline.units import format_size
 
 _SETTLED = ENDED | ACTIVE  # nothing to decide about these
 DEFAULT_DURATION = 1.0  # seconds assumed for a task never seen before; only the ratios matter
+# A slot without a limit: math.inf for cpu and accelerators; mem is whole bytes, so this (8 EiB) stands for it.
+UNLIMITED_MEM = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What one scaling group gives a job: `free` now (its own active tasks' share included) and `limit`, the most
+    it could ever give. A slot without a limit is math.inf (cpu, accelerators) or UNLIMITED_MEM."""
+
+    free: Resources
+    limit: Resources
+
+
+# One pool for every task (Resources: free and limit at once), one per scaling group (None: the default), or none.
+CapacityLike = Resources | Mapping[str | None, Capacity] | None
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,7 @@ class Decision:
     wait: tuple[str, ...] = ()  # ready, but no slot, capacity or the retry delay is not over
     fail: Mapping[str, str] = field(default_factory=dict)  # can never run here: task -> reason
     wake_at: float | None = None  # the earliest retry that is not due yet
+    why: Mapping[str, str] = field(default_factory=dict)  # waiting task -> reason, when it waits for capacity
 
 
 def priorities(pipeline: Pipeline, durations: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -71,7 +97,7 @@ def decide(
     priority: Mapping[str, float],
     order: Sequence[str] | None = None,
     max_parallel: int | None = None,
-    capacity: Resources | None = None,
+    capacity: CapacityLike = None,
 ) -> Decision:
     """The next step for a job whose task instances are in `tasks` (missing ones are pending)."""
     by_name = {t.name: t for t in pipeline.tasks}
@@ -119,18 +145,27 @@ def decide(
     ready.sort(key=lambda t: (-priority.get(t.name, 0.0), position[t.name]))  # ties: file order
     active = [by_name[n] for n, i in state.items() if i.state in ACTIVE]
     slots = None if max_parallel is None else max(0, max_parallel - len(active))
-    used = _total(t.resources for t in active)
+    used: dict[str | None, Resources] = {}
+    for t in active:
+        used[_pool(t, capacity)] = _add(used.get(_pool(t, capacity), _zero()), t.resources)
     start: list[str] = []
     fail: dict[str, str] = {}
+    why: dict[str, str] = {}
     for task in ready:
-        if capacity is not None and not _fits(task.resources, _zero(), capacity):
-            fail[task.name] = f"needs {task.resources.describe()}, more than the executor has ({capacity.describe()})"
-        elif (slots is None or len(start) < slots) and (capacity is None or _fits(task.resources, used, capacity)):
+        pool = _pool(task, capacity)
+        room = _capacity_for(task, capacity)
+        held = used.get(pool, _zero())
+        if room is not None and not _fits(task.resources, _zero(), room.limit):
+            fail[task.name] = _too_big(task, capacity, room.limit)
+        elif slots is not None and len(start) >= slots:
+            waiting.append(task.name)
+        elif room is None or _fits(task.resources, held, room.free):
             start.append(task.name)
-            used = _add(used, task.resources)
+            used[pool] = _add(held, task.resources)
         else:
             waiting.append(task.name)
-    return Decision(tuple(start), skip, tuple(waiting), fail, wake_at)
+            why[task.name] = f"waiting for capacity ({_short(task.resources, held, room.free)})"
+    return Decision(tuple(start), skip, tuple(waiting), fail, wake_at, why)
 
 
 def retry_at(task: Task, attempts: tuple[Attempt, ...], now: float, rng: random.Random | None = None) -> float | None:
@@ -154,6 +189,59 @@ def _ended_how(instance: TaskInstance) -> str:
     return {TaskState.FAILED: "failed", TaskState.CANCELLED: "was cancelled"}.get(instance.state, "was skipped")
 
 
+def _pool(task: Task, capacity: CapacityLike) -> str | None:
+    """Which pool a task draws on: its scaling group when capacity is per group, else the one pool (None)."""
+    return task.scaling_group if capacity is not None and not isinstance(capacity, Resources) else None
+
+
+def _capacity_for(task: Task, capacity: CapacityLike) -> Capacity | None:
+    """The capacity a task draws on; None: no limit (no capacity known, or its scaling group was not reported)."""
+    if capacity is None:
+        return None
+    if isinstance(capacity, Resources):
+        return Capacity(capacity, capacity)
+    return capacity.get(task.scaling_group)
+
+
+def _too_big(task: Task, capacity: CapacityLike, limit: Resources) -> str:
+    needs = f"needs {task.resources.describe()}"
+    if isinstance(capacity, Resources):
+        return f"{needs}, more than the executor has ({capacity.describe()})"
+    group = f"scaling group '{task.scaling_group}'" if task.scaling_group else "the default scaling group"
+    return f"{needs}, more than {group} could ever give ({_limited(limit)})"
+
+
+def _slots(r: Resources) -> dict[str, float]:
+    return {"cpu": r.cpu, "mem": float(r.mem), **dict(r.accelerators)}
+
+
+def _amount(slot: str, value: float) -> str:
+    if slot == "mem":
+        return format_size(int(value))
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _unlimited(slot: str, value: float) -> bool:
+    return value >= (UNLIMITED_MEM if slot == "mem" else math.inf)
+
+
+def _limited(limit: Resources) -> str:
+    """The slots of a limit that have one: 'cpu 2 · mem 8g'."""
+    words = [f"{slot} {_amount(slot, v)}" for slot, v in _slots(limit).items() if not _unlimited(slot, v)]
+    return " · ".join(words) or "no limit"
+
+
+def _short(request: Resources, used: Resources, free: Resources) -> str:
+    """The slots a request does not fit in: 'cpu 2 of 2 in use'."""
+    have, held = _slots(free), _slots(used)
+    words = [
+        f"{slot} {_amount(slot, held.get(slot, 0.0))} of {_amount(slot, have.get(slot, 0.0))} in use"
+        for slot, amount in _slots(request).items()
+        if amount and held.get(slot, 0.0) + amount > have.get(slot, 0.0)
+    ]
+    return ", ".join(words)
+
+
 def _zero() -> Resources:
     return Resources(cpu=0.0, mem=0, accelerators=())
 
@@ -165,7 +253,8 @@ def _add(a: Resources, b: Resources) -> Resources:
     return Resources(cpu=a.cpu + b.cpu, mem=a.mem + b.mem, accelerators=tuple(accelerators.items()))
 
 
-def _total(resources: Iterable[Resources]) -> Resources:
+def total(resources: Iterable[Resources]) -> Resources:
+    """The sum of some resources (accelerators slot by slot)."""
     total = _zero()
     for r in resources:
         total = _add(total, r)

@@ -8,6 +8,11 @@ directory (a code tree written and copied) and emptying a retried task's
 outputs run in worker threads: the loop goes on serving the other tasks (and
 the daemon's webhooks) meanwhile. The store's writes stay on the loop (its
 connection belongs to the loop's thread).
+
+An executor that learns what its cluster has free (`refresh_capacity`, the
+Backend.AI one) is asked before the first decision, after attempts end, and
+every CAPACITY_REFRESH seconds while a task waits for capacity (others'
+sessions end too); the scheduler then starts only what fits.
 """
 
 from __future__ import annotations
@@ -28,10 +33,17 @@ from fasttrack_gitops.engine import datafolder, results
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
 from fasttrack_gitops.engine.cache.keys import JobKeys
-from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Executor, local_task_outputs
+from fasttrack_gitops.engine.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    Executor,
+    LearnsCapacity,
+    local_task_outputs,
+)
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
+CAPACITY_REFRESH = 5.0  # seconds between looks at the cluster's free capacity while a task waits for it
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class JobRunner:
         resume: bool = False,
         on_change: Callable[[Change], None] = lambda change: None,
         rng: random.Random | None = None,
+        capacity_refresh: float = CAPACITY_REFRESH,
     ):
         self.job = job
         self.store = store
@@ -68,6 +81,7 @@ class JobRunner:
         self.max_parallel = max_parallel
         self.on_change = on_change
         self.rng = rng or random.Random()
+        self.capacity_refresh = capacity_refresh  # seconds between looks at free capacity while a task waits for it
         self.pipeline = job.pipeline_model()
         self.tasks: dict[str, TaskInstance] = {t.name: TaskInstance(t.name) for t in self.pipeline.tasks}
         self.initial = dict(initial or {})
@@ -137,13 +151,20 @@ class JobRunner:
     async def _drive(self) -> None:
         priority = scheduler.priorities(self.pipeline, self.store.past_durations(self.pipeline.name))
         order = scheduler.order(self.pipeline)
-        capacity = self.executor.capacity()
+        capacity: scheduler.CapacityLike = self.executor.capacity()
+        refresh = self.executor.refresh_capacity if isinstance(self.executor, LearnsCapacity) else None
+        refresh_at: float | None = 0.0  # when to ask it next; None: when an attempt ends
         running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
         next_poll = 0.0
         try:
             while True:
                 now = time.time()
+                if refresh is not None and refresh_at is not None and now >= refresh_at:
+                    refresh_at = None
+                    if self._unstarted():
+                        capacity = await refresh(self.job.id, self.pipeline.tasks)
+                        now = time.time()
                 if now >= next_poll:
                     next_poll = now + CANCEL_POLL
                     if self.store.cancel_requested(self.job.id):
@@ -164,8 +185,14 @@ class JobRunner:
                 for name, reason in decision.fail.items():
                     self._set(name, TaskState.FAILED, reason=reason)
                 for name in decision.wait:
-                    if self.tasks[name].state != TaskState.WAITING:
-                        self._set(name, TaskState.WAITING, next_attempt_at=self.tasks[name].next_attempt_at)
+                    why, instance = decision.why.get(name), self.tasks[name]
+                    if instance.state != TaskState.WAITING or (why is not None and why != instance.reason):
+                        reason = (
+                            why if why is not None else instance.reason if instance.state == TaskState.WAITING else ""
+                        )
+                        self._set(name, TaskState.WAITING, reason=reason, next_attempt_at=instance.next_attempt_at)
+                if decision.why and refresh_at is None:
+                    refresh_at = now + self.capacity_refresh
                 for name in decision.start:
                     self._set(name, TaskState.SUBMITTED)
                     running[name] = asyncio.create_task(self._start(name))
@@ -180,6 +207,7 @@ class JobRunner:
                 await asyncio.wait([*running.values(), cancelled], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for name in [n for n, t in running.items() if t.done()]:
                     running.pop(name).result()  # re-raise a bug in _attempt rather than hide it
+                    refresh_at = 0.0  # what it held is free again
         finally:
             cancelled.cancel()
             if running:
@@ -188,6 +216,10 @@ class JobRunner:
             for name, instance in self.tasks.items():
                 if instance.state not in ENDED and not self._interrupted:
                     self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
+
+    def _unstarted(self) -> bool:
+        """Whether a task is still to be started (else what the cluster has free does not matter any more)."""
+        return any(i.state in (TaskState.PENDING, TaskState.WAITING) for i in self.tasks.values())
 
     async def _start(self, name: str) -> None:
         """A task's first attempt, unless the cache has its outputs already: then it is REUSED and runs nothing."""

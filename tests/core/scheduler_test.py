@@ -434,8 +434,9 @@ def test_tasks_that_fit_together_start_and_the_next_waits():
 
 def test_a_waiting_task_starts_when_capacity_frees():
     p = pipeline(FOUR_TWO_CPU)
-    assert step(p, instances(a=S.RUNNING, b=S.RUNNING), capacity=CAPACITY) == Decision(wait=("c",))
-    assert step(p, instances(a=S.SUBMITTED, b=S.RUNNING), capacity=CAPACITY) == Decision(wait=("c",))
+    full = Decision(wait=("c",), why={"c": "waiting for capacity (cpu 4 of 4 in use)"})
+    assert step(p, instances(a=S.RUNNING, b=S.RUNNING), capacity=CAPACITY) == full
+    assert step(p, instances(a=S.SUBMITTED, b=S.RUNNING), capacity=CAPACITY) == full
     assert step(p, instances(a=S.SUCCEEDED, b=S.RUNNING), capacity=CAPACITY) == Decision(start=("c",))
 
 
@@ -451,8 +452,14 @@ def test_capacity_counts_memory_and_accelerators_of_running_tasks():
     d = step(p, capacity=CAPACITY)
     assert d.start == ("gpu1", "mem1")
     assert d.wait == ("gpu2", "mem2")
+    assert d.why == {
+        "gpu2": "waiting for capacity (cuda.shares 1.5 of 2 in use)",
+        "mem2": "waiting for capacity (mem 7g of 8g in use)",
+    }
     d = step(p, instances(gpu1=S.RUNNING, mem1=S.SUCCEEDED), capacity=CAPACITY)
-    assert d == Decision(start=("mem2",), wait=("gpu2",))
+    assert d == Decision(
+        start=("mem2",), wait=("gpu2",), why={"gpu2": "waiting for capacity (cuda.shares 1.5 of 2 in use)"}
+    )
 
 
 def test_capacity_and_max_parallel_together():
@@ -468,7 +475,8 @@ def test_ties_keep_file_order_within_capacity():
             "{name: b, command: b, resources: {cpu: 3, mem: 1g}}",
         )
     )
-    assert step(p, capacity=CAPACITY) == Decision(start=("c",), wait=("a", "b"))
+    d = step(p, capacity=CAPACITY)
+    assert (d.start, d.wait) == (("c",), ("a", "b"))
 
 
 def test_no_capacity_means_no_limit():

@@ -22,6 +22,8 @@ Layers, httpx's way (each module answers one question):
   events) with an incremental parser; a dropped stream raises StreamDropped.
 - `vfolders` and `tus`: virtual folders (create, list, mkdir, upload and
   download through the storage proxy, resumable).
+- `resources`: what each scaling group has free and the keypair's limits
+  (`/resource/check-presets`), so that only sessions that fit are asked for.
 
 Still to come (the rest of issue 4): the `backendai` executor built on these,
 `fasttrack-gitops doctor`, and the end-to-end lane on the real stack.

@@ -70,6 +70,13 @@ class SessionStatus(str, Enum):
         """Queued, not yet given resources (what a timeout stuck in PENDING reports)."""
         return self in _WAITING
 
+    @property
+    def holds_resources(self) -> bool:
+        """The manager counts the session's slots as used (it was scheduled and has not ended; not PENDING)."""
+        return (
+            not (self.is_waiting or self.is_final or self is SessionStatus.UNKNOWN) or self is SessionStatus.SCHEDULED
+        )
+
 
 _WAITING = frozenset(
     {

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fasttrack_gitops.core.job import Outcome, PipelineJob
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources, Task
+from fasttrack_gitops.core.scheduler import Capacity
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.cache import CacheIndex
@@ -96,6 +97,16 @@ class Executor(Protocol):
 
     def task_outputs(self, job: PipelineJob, state_dir: Path) -> OutputsFolder:
         """Where this executor wrote the outputs of the job's task instances, to list and read them (outputs.py)."""
+        ...
+
+
+@runtime_checkable
+class LearnsCapacity(Protocol):
+    """An executor whose cluster says what it has free (the Backend.AI one); the runner asks before it decides."""
+
+    async def refresh_capacity(self, job_id: str, tasks: Iterable[Task]) -> Mapping[str | None, Capacity] | None:
+        """Per scaling group (None: the default), what the job may hold now, its own active tasks' share included,
+        and the most it ever could; None when nothing limits what is asked."""
         ...
 
 

@@ -24,6 +24,9 @@ Faults, each for the next session or stream: `error_next(reason)`,
 `stuck_next()` (PENDING until destroyed), `unknown_status_next("WARMING_UP")`
 (shown instead of PREPARING), `quota_next()`, `drop_stream(after=N)`,
 `silent_stream()` (headers, then nothing, not even pings).
+
+A cluster of limited size (emulator_capacity.py) sets `gate`, which holds a
+session PENDING until the emulated scheduler places it.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ class Sessions:
         self.slots = {"cpu": "count", "mem": "bytes"}
         self.images = dict(IMAGES)
         self.resolve_mount = None  # set to name -> Path | None to check and link config.mounts
+        self.gate = None  # set to session -> bool: holds it PENDING until placed (False: cancelled meanwhile)
         self.sessions: list[EmuSession] = []
         self._faults: list[tuple] = []
         self._stream_faults: list[tuple] = []
@@ -285,7 +289,9 @@ class Sessions:
     def _run(self, s: EmuSession, mounts: dict[str, Path]) -> None:
         fault = s.fault or ("",)
         scheduled = [] if self.like_realstack else ["session_scheduled"]
-        if fault[0] == "stuck" or not self._advance(s, "SCHEDULED", *scheduled):
+        if fault[0] == "stuck" or (self.gate is not None and not self.gate(s)):
+            return
+        if not self._advance(s, "SCHEDULED", *scheduled):
             return
         if fault[0] == "unknown" and not self._advance(s, fault[1], f"session_{fault[1].lower()}"):
             return

@@ -17,10 +17,20 @@ What one attempt does (calls to the manager in brackets):
    just before it is reported ended.
 4. When the session ended (watch.py follows it), its log is written to
    `spec.log_path` and its result becomes the attempt's (verdict.py). So the
-   success path costs 4 calls per task instance after the one-time work.
+   success path costs 4 calls per task instance after the one-time work (and
+   the runner's look at the free capacity after it, below).
 5. `spec.timeout` counts from the session's creation, so a session stuck in
    PENDING times out too (the message says it never left the queue, with the
    scheduler's reason). A timeout or a cancel destroys the session.
+
+What the cluster can take is learnt before asking (refresh_capacity, which
+the runner awaits before it decides): check-presets gives what is free per
+scaling group (engine/backendai/resources.py); the slots our own scheduled
+sessions hold are added back, since the scheduler counts every active task
+as used. A session asked for beyond that would wait PENDING for one of the
+manager's scheduler passes (10 s apart in 23.09), which slows the whole job;
+so the runner asks only for what fits. A manager that cannot say (older,
+404, unreachable) is warned about once; then nothing limits what is asked.
 
 A refusal at creation (unknown image, missing slot, quota) or a task without
 image or command is an ERROR with the manager's message; losing track of the
@@ -41,11 +51,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from fasttrack_gitops.core.job import Outcome, PipelineJob
 from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.core.pipeline.model import Resources, Task
+from fasttrack_gitops.core.scheduler import Capacity, total
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import errors
 from fasttrack_gitops.engine.backendai.client import Client
@@ -56,6 +68,7 @@ from fasttrack_gitops.engine.backendai.events import (
     StreamDropped,
     session_events,
 )
+from fasttrack_gitops.engine.backendai.resources import check_presets, held, least
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import create_batch_session
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
@@ -79,7 +92,7 @@ log = logging.getLogger("fasttrack_gitops.engine.backendai")
 
 class BackendAIExecutor:
     name = "backendai"
-    capacity = no_capacity  # the cluster's scheduler queues what does not fit
+    capacity = no_capacity  # none known before refresh_capacity() asks the manager
 
     def __init__(
         self,
@@ -101,6 +114,41 @@ class BackendAIExecutor:
         self.idle_timeout = idle_timeout
         self.uploads = FolderUploads(self.client, host=folder_host, group=folder_group)
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
+        self._sessions: dict[str, tuple[str, Task, WatchedSession]] = {}  # by name: (job, task, session) of ours
+        self._capacity_unknown = False  # check-presets failed once: nothing limits what is asked
+
+    async def refresh_capacity(self, job_id: str, tasks: Iterable[Task]) -> dict[str | None, Capacity] | None:
+        """What each scaling group the job's tasks name gives it now, the slots its own sessions hold included;
+        None (after one warning) when the manager cannot say. A group the manager does not report is left out
+        (no limit: the manager refuses a session there itself)."""
+        if self._capacity_unknown:
+            return None
+        tasks = list(tasks)
+        try:
+            found = [await check_presets(self.client, group=p) for p in sorted({t.project or "default" for t in tasks})]
+        except (errors.BackendAIError, ValueError) as exc:
+            self._capacity_unknown = True
+            log.warning("cannot learn what the cluster has free (%s); asking for sessions without a limit", exc)
+            return None
+        seen: dict[str | None, list[Resources]] = {}
+        unsure: dict[str | None, list[Resources]] = {}
+        all_seen: dict[str | None, list[Resources]] = {}
+        for job, task, s in self._sessions.values():
+            group = task.scaling_group
+            if s.status.holds_resources:
+                all_seen.setdefault(group, []).append(task.resources)
+                if job == job_id:
+                    seen.setdefault(group, []).append(task.resources)
+            elif job == job_id and s.status.is_waiting:
+                unsure.setdefault(group, []).append(task.resources)
+        capacity = {}
+        for group in {t.scaling_group for t in tasks}:
+            if all(group in c.remaining for c in found):
+                free = least(*(c.remaining[group] for c in found))
+                using = found[0].using.get(group, {})
+                ours = held(seen.get(group, []), unsure.get(group, []), all_seen.get(group, []), using)
+                capacity[group] = Capacity(total([free, *ours]), least(*(c.limits for c in found)))
+        return capacity
 
     async def close(self) -> None:
         """Stop attempts still running (their sessions are destroyed: CANCELLED), then close the client."""
@@ -195,6 +243,7 @@ class BackendAIExecutor:
             s.id, s.status, s.status_raw = created.id, created.status, created.status_raw or "PENDING"
             s.created_at = asyncio.get_running_loop().time()
             s.ran = created.status in RAN  # a session found again may be running already
+            self._sessions[s.name] = (spec.job_id, spec.task, s)
             if events is not None:
                 events.session_id = created.id
             log.debug(
@@ -210,6 +259,7 @@ class BackendAIExecutor:
                 await asyncio.shield(s.destroy_quietly())
                 raise
         finally:
+            self._sessions.pop(s.name, None)
             if s.next_event is not None and not s.next_event.done():
                 s.next_event.cancel()
             if events is not None:
