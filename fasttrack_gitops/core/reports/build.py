@@ -51,6 +51,8 @@ def job_report(
     masks = tuple(m for m in masks if m)
     pipeline = None if job.invalid else job.pipeline_model()
     by_tasks = conclusion_for(view, pipeline)
+    if by_tasks is None:  # still running: a metric not read yet is not missing, and no gate is judged yet
+        results = None
     gate = gate_title(results.comparison) if results and results.comparison.gates_failed else None
     ended = "failure" if gate and by_tasks in ("success", "neutral") else by_tasks
     url = f"{public_url.rstrip('/')}/jobs/{job.id}" if public_url else None
