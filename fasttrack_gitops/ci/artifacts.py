@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.core.job import JobView, TaskState
+from fasttrack_gitops.core.job import JobView
 from fasttrack_gitops.engine.outputs import OutputEntry, OutputTooLargeError, TaskOutputs
+from fasttrack_gitops.engine.results import made_outputs
 
 RESULTS_FOLDER = "results"  # in the step's state folder ($RUNNER_TEMP/fasttrack-gitops)
 MAX_FILE = 100 << 20  # bytes: a bigger file stays in the outputs (`fasttrack-gitops jobs outputs` fetches it)
@@ -27,10 +28,9 @@ async def collect(outputs: TaskOutputs, views: Sequence[JobView], dest: Path, wa
     """Copy the declared plots and artifacts of the jobs' finished tasks under dest; how many files."""
     copied = 0
     for view in views:
-        for task in view.job.pipeline_model().tasks:
-            instance = view.tasks.get(task.name)
+        for task, _ in made_outputs(view):  # TaskOutputs reads a reused task's outputs where they are
             wanted = [p.path for p in task.plots] + list(task.artifacts)
-            if not wanted or instance is None or instance.state not in (TaskState.SUCCEEDED, TaskState.REUSED):
+            if not wanted:
                 continue
             try:
                 entries = await outputs.list(view.job.id, task.name)

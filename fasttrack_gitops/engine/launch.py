@@ -24,7 +24,7 @@ from fasttrack_gitops.core.job import DONE, JobView, PipelineJob, TaskInstance, 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
-from fasttrack_gitops.engine.executors.base import Executor, local_cache_index
+from fasttrack_gitops.engine.executors.base import Executor, cache_index_of
 from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -191,12 +191,6 @@ async def task_cache(
         return None
     keys = await asyncio.to_thread(job_keys, job, source)
     return keys, cache_index_of(executor, job, store.state_dir)
-
-
-def cache_index_of(executor: Executor, job: PipelineJob, state_dir: Path) -> CacheIndex:
-    """The task cache the executor keeps the job's pipeline's entries in (the runner's and `plan`'s)."""
-    make_index = getattr(executor, "cache_index", None)  # a test's bare executor may not name one
-    return make_index(job, state_dir) if make_index is not None else local_cache_index(executor, job, state_dir)
 
 
 def source_of(job: PipelineJob, store: Store):

@@ -22,6 +22,7 @@ from __future__ import annotations
 from fasttrack_gitops.core import metrics
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import JobView, PipelineJob, TaskState
+from fasttrack_gitops.core.pipeline.model import Task
 from fasttrack_gitops.core.pipeline.results import Plot
 from fasttrack_gitops.core.reports.results import ResultsSection, results_markdown
 from fasttrack_gitops.core.signing import signed_output_url
@@ -121,15 +122,19 @@ def plot_links(view: JobView, public_url: str, signing: bytes) -> list[tuple[str
     ]
 
 
-def _plots(view: JobView) -> list[tuple[str, str, Plot]]:
-    """(task, the job whose folder holds its outputs, plot) for the declared plots of tasks that made outputs."""
+def made_outputs(view: JobView) -> list[tuple[Task, str]]:
+    """(task, the job whose folder holds its outputs) for each task that succeeded or was reused."""
     found = []
     for task in view.job.pipeline_model().tasks:
         instance = view.tasks.get(task.name)
-        if instance is None or instance.state not in (TaskState.SUCCEEDED, TaskState.REUSED):
-            continue
-        found += [(task.name, instance.reused_from or view.job.id, plot) for plot in task.plots]
+        if instance is not None and instance.state in (TaskState.SUCCEEDED, TaskState.REUSED):
+            found.append((task, instance.reused_from or view.job.id))
     return found
+
+
+def _plots(view: JobView) -> list[tuple[str, str, Plot]]:
+    """(task, the job whose folder holds its outputs, plot) for the declared plots of tasks that made outputs."""
+    return [(task.name, job_id, plot) for task, job_id in made_outputs(view) for plot in task.plots]
 
 
 def _branch(ref: str | None) -> str:

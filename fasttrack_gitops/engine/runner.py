@@ -38,7 +38,7 @@ from fasttrack_gitops.engine.executors.base import (
     AttemptSpec,
     Executor,
     LearnsCapacity,
-    local_task_outputs,
+    task_outputs_of,
 )
 from fasttrack_gitops.engine.state.store import Store
 
@@ -260,12 +260,7 @@ class JobRunner:
         if self.cache is not None:
             await self.cache.finished(name)
         if self.pipeline.task(name).metrics is not None:
-            outputs = getattr(self.executor, "task_outputs", None)  # a test's bare executor may not name one
-            folder = (
-                outputs(self.job, self.store.state_dir)
-                if outputs
-                else local_task_outputs(None, self.job, self.store.state_dir)
-            )
+            folder = task_outputs_of(self.executor, self.job, self.store.state_dir)
             await results.collect(self.job, name, self.store, folder)
 
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:

@@ -28,6 +28,7 @@ from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.engine.cache import CacheIndex, Entry, Hit
 from fasttrack_gitops.engine.cache.job_cache import INDEX_ERRORS, NO_EARLIER_RUN, describe, miss_reason
 from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
+from fasttrack_gitops.engine.executors.base import cache_index_of
 
 
 async def forecast_job(
@@ -53,8 +54,6 @@ async def forecast_for(
 ) -> Forecast:
     """The forecast every shell shows (`plan`, the Action's plan mode, a queued job's check): the task cache of
     the executor that would run the job, the durations of its repository's earlier jobs of the pipeline."""
-    from fasttrack_gitops.engine.launch import cache_index_of  # launch imports this package
-
     durations = store.past_durations(job.pipeline, repository=job.repository)
     index = cache_index_of(executor, job, store.state_dir)
     return await forecast_job(job, snapshot, index, durations, no_cache=no_cache)

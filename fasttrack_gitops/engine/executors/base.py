@@ -142,6 +142,18 @@ def local_task_outputs(self: object, job: PipelineJob, state_dir: Path) -> Outpu
     return LocalOutputsFolder(state_dir)
 
 
+def cache_index_of(executor: object, job: PipelineJob, state_dir: Path) -> CacheIndex:
+    """The task cache the executor keeps the job's pipeline's entries in (the runner's and `plan`'s)."""
+    make_index = getattr(executor, "cache_index", None)  # a test's bare executor may not name one
+    return make_index(job, state_dir) if make_index is not None else local_cache_index(executor, job, state_dir)
+
+
+def task_outputs_of(executor: object, job: PipelineJob, state_dir: Path) -> OutputsFolder:
+    """Where the executor wrote the job's outputs (the runner reads declared metrics there)."""
+    folder = getattr(executor, "task_outputs", None)  # a test's bare executor may not name one
+    return folder(job, state_dir) if folder is not None else local_task_outputs(executor, job, state_dir)
+
+
 def format_seconds(seconds: float) -> str:
     """10 -> '10s', 0.5 -> '0.5s', for messages."""
     return f"{seconds:g}s"
