@@ -6,7 +6,8 @@ and writes every change through to the store, so any other process (`jobs
 show`, `jobs logs --follow`) sees the job as it runs. Preparing a working
 directory (a code tree written and copied) and emptying a retried task's
 outputs run in worker threads: the loop goes on serving the other tasks (and
-the daemon's webhooks) meanwhile. The store's writes stay on the loop (its
+the daemon's webhooks) meanwhile; the folders of tasks sure to run are made
+ahead of their start (prepare.py). The store's writes stay on the loop (its
 connection belongs to the loop's thread).
 
 An executor that learns what its cluster has free (`refresh_capacity`, the
@@ -40,6 +41,7 @@ from fasttrack_gitops.engine.executors.base import (
     LearnsCapacity,
     task_outputs_of,
 )
+from fasttrack_gitops.engine.prepare import AheadOfStart
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
@@ -92,6 +94,7 @@ class JobRunner:
         self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
         self._cancel = asyncio.Event()
         self.data_dir = store.data_dir(job.id)
+        self._ahead = AheadOfStart((), self._make_folders, workdir)  # _drive starts the real one
         self._made: set[str] = set()  # output folders (by task) already created
         self.cache = JobCache(job, store, *cache, lambda: self.tasks) if cache is not None else None
 
@@ -157,6 +160,12 @@ class JobRunner:
         running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
         next_poll = 0.0
+        self._ahead = AheadOfStart(
+            (n for n in order if self.tasks[n].state not in ENDED and self._sure_to_run(n)),
+            self._make_folders,
+            self.workdir,
+        )
+        self._ahead.start()
         try:
             while True:
                 now = time.time()
@@ -210,12 +219,23 @@ class JobRunner:
                     refresh_at = 0.0  # what it held is free again
         finally:
             cancelled.cancel()
+            await self._ahead.stop()
             if running:
                 self._cancel.set()
                 await asyncio.gather(*running.values(), return_exceptions=True)
             for name, instance in self.tasks.items():
                 if instance.state not in ENDED and not self._interrupted:
                     self._set(name, TaskState.CANCELLED, reason="the job was cancelled")
+
+    def _sure_to_run(self, name: str) -> bool:
+        """Whether the task runs if it starts at all: the cache may reuse it instead (and needs its outputs folder
+        absent until it decides, local.py's _reuse), and its working directory would be made for nothing."""
+        return self.cache is None or not self.pipeline.task(name).cache
+
+    def _make_folders(self, name: str) -> None:
+        """The task's outputs and log folders (called in AheadOfStart's thread: paths only, no store connection)."""
+        self._outputs(name).mkdir(parents=True, exist_ok=True)
+        self.store.log_path(self.job.id, name, 1)
 
     def _unstarted(self) -> bool:
         """Whether a task is still to be started (else what the cluster has free does not matter any more)."""
@@ -291,7 +311,7 @@ class JobRunner:
         if warn:
             for warning in environment.warnings:
                 self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
-        workdir = await asyncio.to_thread(self.workdir, name)
+        workdir = await self._ahead.workdir(name)
         return AttemptSpec(
             job_id=self.job.id,
             task=replace(task, command=environment.command),
