@@ -1,6 +1,7 @@
-"""Each task's folders and working directory, made ahead of its start in one worker thread.
+"""What a task's attempt needs before it starts: its folders, its working directory, its AttemptSpec.
 
-Starting a task needs its outputs folder, its log folder and its working
+The folders and working directories of tasks sure to run are made ahead of
+their start, in one worker thread (AheadOfStart). Starting a task needs its outputs folder, its log folder and its working
 directory (a code tree copied for the job). On this kind of disk a folder
 that does not exist yet costs 0.2-0.4 ms to make, three or four of them a
 task: in a chain, where every task waits for the one before, that was half
@@ -22,8 +23,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
+
+from fasttrack_gitops.core.job import PipelineJob
+from fasttrack_gitops.core.pipeline.model import Pipeline
+from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
+from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.cache.job_cache import JobCache
+from fasttrack_gitops.engine.executors.base import AttemptSpec
+from fasttrack_gitops.engine.state.store import Store
 
 
 class AheadOfStart:
@@ -98,3 +108,87 @@ class AheadOfStart:
                 self._failed(task, claim, e)
                 continue
             claim.set_result(path)
+
+
+class Preparation:
+    """One job's attempts made ready: folders, working directories (ahead of time where it is safe), specs."""
+
+    def __init__(
+        self,
+        job: PipelineJob,
+        pipeline: Pipeline,
+        store: Store,
+        workdir: Callable[[str], Path],  # called in worker threads: it must not use the store's connection
+        secrets: Mapping[str, str],
+        cache: JobCache | None,
+    ):
+        self.job = job
+        self.pipeline = pipeline
+        self.store = store
+        self.workdir = workdir
+        self.secrets = secrets
+        self.cache = cache
+        self.masks = masks(secrets, referenced_secrets(pipeline))
+        self.data_dir = store.data_dir(job.id)
+        self._made: set[str] = set()  # folders (by task; "/vfroot") already made
+        self._ahead = AheadOfStart((), self._make_folders, workdir)
+
+    def ahead(self, tasks: Iterable[str]) -> None:
+        """Start making the folders of these tasks (in the order given) in a worker thread: those sure to run."""
+        self._ahead = AheadOfStart((t for t in tasks if self._sure_to_run(t)), self._make_folders, self.workdir)
+        self._ahead.start()
+
+    async def stop(self) -> None:
+        await self._ahead.stop()
+
+    async def spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
+        """What the executor needs for one attempt (the working directory made in a worker thread, or ahead)."""
+        task = self.pipeline.task(name)
+        environment = task_environment(self.pipeline, task, self.secrets)
+        if warn:
+            for warning in environment.warnings:
+                self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
+        workdir = await self._ahead.workdir(name)
+        return AttemptSpec(
+            job_id=self.job.id,
+            task=replace(task, command=environment.command),
+            number=number,
+            workdir=workdir,
+            outputs=self.outputs(name),
+            inputs=tuple(self.outputs(dep, create=True) for dep in task.dependencies),
+            vfroot=self._vfroot(),
+            env=environment.env,
+            log_path=self.store.log_path(self.job.id, name, number),
+            timeout=task.timeout,
+            masks=self.masks,
+            pipeline=self.job.pipeline,
+            repository=self.job.repository,
+            code_tree=self.job.code_trees.get(name, self.job.tree),
+            input_jobs=self.cache.input_jobs(name) if self.cache is not None else (),
+            manifest=self.cache is not None and self.cache.wants_manifest(name),
+        )
+
+    def outputs(self, name: str, *, create: bool = False) -> Path:
+        """The task's outputs folder in the job's folder (made when `create`: a skipped dependency's empty one)."""
+        path = datafolder.outputs_folder(self.data_dir, name)
+        if create and name not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(name)
+        return path
+
+    def _vfroot(self) -> Path:
+        path = datafolder.vfroot_folder(self.data_dir)
+        if "/vfroot" not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add("/vfroot")
+        return path
+
+    def _sure_to_run(self, name: str) -> bool:
+        """Whether the task runs if it starts at all: the cache may reuse it instead (and needs its outputs folder
+        absent until it decides, cache/local.py's _reuse), and its working directory would be made for nothing."""
+        return self.cache is None or not self.pipeline.task(name).cache
+
+    def _make_folders(self, name: str) -> None:
+        """The task's outputs and log folders (in AheadOfStart's thread: the store for paths only)."""
+        self.outputs(name).mkdir(parents=True, exist_ok=True)
+        self.store.log_path(self.job.id, name, 1)
