@@ -32,7 +32,7 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.cache.job_cache import JobCache
-from fasttrack_gitops.engine.executors.base import AttemptSpec
+from fasttrack_gitops.engine.executors.base import AttemptSpec, ShipsAhead
 from fasttrack_gitops.engine.state.store import Store
 
 
@@ -132,14 +132,30 @@ class Preparation:
         self.data_dir = store.data_dir(job.id)
         self._made: set[str] = set()  # folders (by task; "/vfroot") already made
         self._ahead = AheadOfStart((), self._make_folders, workdir)
+        self._shipping: asyncio.Future | None = None
 
-    def ahead(self, tasks: Iterable[str]) -> None:
-        """Start making the folders of these tasks (in the order given) in a worker thread: those sure to run."""
-        self._ahead = AheadOfStart((t for t in tasks if self._sure_to_run(t)), self._make_folders, self.workdir)
+    def ahead(self, tasks: Iterable[str], executor: object = None) -> None:
+        """Start making the folders of these tasks (in the order given) in a worker thread: those sure to run; and
+        when the executor ships code (ShipsAhead), shipping it, task by task in the same order, on the loop."""
+        sure = [t for t in tasks if self._sure_to_run(t)]
+        self._ahead = AheadOfStart(sure, self._make_folders, self.workdir)
         self._ahead.start()
+        if isinstance(executor, ShipsAhead) and sure:
+            self._shipping = asyncio.ensure_future(self._ship_all(sure, executor))
 
     async def stop(self) -> None:
+        if self._shipping is not None:  # an upload for a job that ended is of no use
+            self._shipping.cancel()
+            await asyncio.gather(self._shipping, return_exceptions=True)
         await self._ahead.stop()
+
+    async def _ship_all(self, tasks: list[str], executor: ShipsAhead) -> None:
+        for name in tasks:
+            try:
+                spec = await self.spec(name, 1)
+            except Exception:  # noqa: BLE001 - the attempt meets it again when the task starts, and reports it
+                continue
+            await executor.ship_ahead(spec)
 
     async def spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
         """What the executor needs for one attempt (the working directory made in a worker thread, or ahead)."""

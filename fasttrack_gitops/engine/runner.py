@@ -157,7 +157,7 @@ class JobRunner:
         running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
         next_poll = 0.0
-        self.prepare.ahead(n for n in order if self.tasks[n].state not in ENDED)
+        self.prepare.ahead((n for n in order if self.tasks[n].state not in ENDED), self.executor)
         try:
             while True:
                 now = time.time()
