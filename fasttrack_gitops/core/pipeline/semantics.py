@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results
+from fasttrack_gitops.core.pipeline import dag, results, services
 from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
@@ -195,6 +195,7 @@ def _check_task_values(
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
     yield from results.check(doc, who, task, base)
+    yield from services.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))

@@ -48,6 +48,7 @@ from fasttrack_gitops.engine.executors.base import (
     timed_out,
 )
 from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting
+from fasttrack_gitops.engine.executors.local_services import LocalServices
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import ProcessGroup, process_handle, start_group, stop_orphan
 
@@ -67,6 +68,7 @@ class LocalExecutor:
         tail: int = DEFAULT_TAIL,
         grace: float = KILL_GRACE,
         capacity: Resources | None = None,
+        keep_services: bool = False,  # deployment tasks' servers keep running after their job (run --keep-services)
     ):
         self.bwrap = bwrap if bwrap is not None else bwrap_setting(os.environ.get("FTG_BWRAP", ""))
         self.shell = shell
@@ -77,6 +79,7 @@ class LocalExecutor:
         self._bubblewrap = Bubblewrap(shell)
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
+        self.services = LocalServices(keep=keep_services, environ_filter=_withheld)  # deployment tasks
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -85,8 +88,13 @@ class LocalExecutor:
     task_outputs = local_task_outputs
 
     async def close(self) -> None:
-        """Stop attempts still running (they end CANCELLED) and wait for them."""
+        """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept."""
         await stop_live_attempts(self._live)
+        await self.services.close()
+
+    async def job_ended(self, job_id: str) -> None:
+        """The job ended: its deployment tasks' servers are stopped (unless kept)."""
+        await self.services.job_ended(job_id)
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -111,6 +119,8 @@ class LocalExecutor:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
+        if spec.task.is_service:  # a model server, ready when healthy (local_services.py)
+            return await self.services.run(spec, cancel=cancel, started=started)
         problem = self._check(spec)
         if problem:
             return self._error(spec, started_at, problem)
