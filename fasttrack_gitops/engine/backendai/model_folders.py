@@ -67,8 +67,11 @@ async def stage(client: Client, name: str, local: Path) -> int:
 
 
 async def read_file(client: Client, name: str, path: str) -> bytes | None:
-    """A file of the model folder, or None when it is not there."""
-    if not await vfolders.exists(client, name, path):
+    """A file of the model folder, or None when it (or the folder) is not there."""
+    try:
+        if not await vfolders.exists(client, name, path):
+            return None
+    except vfolders.NoSuchVFolderError:
         return None
     return await vfolders.download(client, name, path)
 

@@ -55,6 +55,10 @@ class ServiceFailed(Exception):
     """The service will not become ready; the message says why."""
 
 
+class _Cancelled(Exception):
+    """The job was cancelled while the service was not ready yet."""
+
+
 class Deployments:
     """The model services one Backend.AI executor made, per job (to delete ephemeral ones when the job ends)."""
 
@@ -99,18 +103,19 @@ class Deployments:
         try:
             timeout = spec.timeout or DEFAULT_READY_TIMEOUT  # counted from the creation, just done
             url = await self._wait_ready(service, endpoint_id, dialect, timeout, cancel, lines)
-        except (ServiceFailed, errors.BackendAIError, asyncio.CancelledError) as exc:
-            cancelled = isinstance(exc, asyncio.CancelledError) or cancel.is_set()
-            outcome = Outcome.CANCELLED if cancelled else Outcome.FAILED
-            message = "cancelled" if cancelled else str(exc)
-            if isinstance(exc, ServiceFailed) and message.startswith("timed out"):
-                outcome = Outcome.TIMED_OUT
+        except asyncio.CancelledError:  # our caller gave up on us: leave no unfinished service behind
             await asyncio.shield(self._delete(endpoint_id, service.name, lines))
+            raise
+        except (ServiceFailed, errors.BackendAIError, _Cancelled) as exc:
+            cancelled = isinstance(exc, _Cancelled)
+            message = "cancelled" if cancelled else str(exc)
+            outcome = Outcome.CANCELLED if cancelled else Outcome.FAILED
+            if message.startswith("timed out"):
+                outcome = Outcome.TIMED_OUT
+            await self._delete(endpoint_id, service.name, lines)
             self._ephemeral.get(spec.job_id, {}).pop(service.name, None)
             message += f"; the service {service.name} was deleted"
             lines.write(f"fasttrack-gitops: {message}")
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return AttemptResult(outcome, None, started_at, time.time(), masked(message, spec.masks))
         access = "" if service.open_to_public else _token_hint(endpoint_id)
         ready = f"service {service.name} is ready at {url}" + (
@@ -247,7 +252,7 @@ class Deployments:
             except asyncio.TimeoutError:
                 pass
             else:
-                raise asyncio.CancelledError
+                raise _Cancelled
             delay = min(delay * 2, 15.0)
 
     async def _delete(self, endpoint_id: str, name: str, lines: _AttemptLog) -> None:
