@@ -240,6 +240,9 @@ def _check_port(port: int, *, wait: float = 0.0) -> None:
     deadline = time.monotonic() + wait
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As servers bind (HTTPServer, uvicorn): connections in TIME_WAIT, such as our own health probes',
+            # do not count; a listening socket does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
                 return
