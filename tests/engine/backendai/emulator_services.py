@@ -114,13 +114,13 @@ class Services:
         ]:
             emu.route(method, pattern, self._locked(handler))
         if not self.strict:
-            emu.gql_field("endpoint", self._gql_endpoint, "Endpoint")
+            emu.gql_field("endpoint", self._locked(self._gql_endpoint), "Endpoint")
 
     def _locked(self, handler):
-        def serve(req):
+        def serve(req, *args):
             with self.lock:
                 self._advance()
-                return handler(req)
+                return handler(req, *args)
 
         return serve
 
