@@ -13,10 +13,11 @@ current (pydantic: extra keys ignored, create answers 201 with the service,
 readiness read through GraphQL `endpoint { url routings { status
 health_status } }`).
 
-Create checks, in the manager's order: the coordinator (`coordinator =
-False` -> 503 "No coordinator configured for this resource group"), the
-resource group's session types (`inference_groups`; a group without
-`inference` is refused), the model folder (a usage_mode model vfolder by
+Create checks, in the order the real 23.09 stack showed (tests/integration/services_test.py):
+the resource group's session types (`inference_groups`; a group without
+`inference` is 404 "No such scaling group."), the coordinator
+(`coordinator = False` -> 503 "No coordinator configured for this resource
+group"), the model folder (a usage_mode model vfolder by
 name), its definition, then the name among every live service, also other
 users' (`foreign_names`: 400 "Cannot create multiple services with same
 name"). Every create body is kept in `bodies` with the server's version.
@@ -162,12 +163,17 @@ class Services:
         config = body["config"]
         name = _first(body, "name", "service_name", "clientSessionToken")
         group = _first(config, "scaling_group", "scalingGroup") or "default"
-        if not self.coordinator:
+        if group not in self.inference_groups:  # the realstack's answer, checked before the coordinator
             return Reply.problem(
-                503, "service-unavailable", "Service unavailable", "No coordinator configured for this resource group"
+                404,
+                "object-not-found",
+                "No such scaling group.",
+                f"The scaling group '{group}' does not accept the session type 'SessionTypes.INFERENCE'. ",
             )
-        if group not in self.inference_groups:
-            return _bad(f"Scaling group {group} does not accept the session type inference.")
+        if not self.coordinator:  # the realstack's words, typo included
+            return Reply.problem(
+                503, "service-unavailable", "Serivce unavailable.", "No coordinator configured for this resource group"
+            )
         folder = self.emu.vfolders.folders.get(config.get("model"))
         if folder is None:
             return Reply.problem(404, "object-not-found", "No such virtual folder.", data=config.get("model"))
