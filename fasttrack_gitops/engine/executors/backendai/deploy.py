@@ -77,7 +77,11 @@ class Deployments:
         self.poll = poll  # the first wait between looks; it doubles up to 15 s
         self._ephemeral: dict[str, dict[str, str]] = {}  # job id -> {service name: endpoint id}
 
-    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
+    async def run(
+        self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started, endpoint_id: str | None = None
+    ) -> AttemptResult:
+        """Make the task's service ready; with `endpoint_id` (a runner that died had created it: reattach), follow
+        that service to readiness instead of creating one."""
         started_at = time.time()
         task = spec.task
         try:
@@ -92,12 +96,15 @@ class Deployments:
         lines = _AttemptLog(spec)
         try:
             dialect = await services.dialect_of(self.client)
-            await self._prepare_model_folder(spec, service, dialect, notes, lines)
-            endpoint_id = await self._create(spec, service, dialect, notes, lines)
+            if endpoint_id is None:
+                await self._prepare_model_folder(spec, service, dialect, notes, lines)
+                endpoint_id = await self._create(spec, service, dialect, notes, lines)
+                started({"service": service.name, "endpoint_id": endpoint_id})
+            else:
+                lines.write(f"fasttrack-gitops: following service {service.name} ({endpoint_id}) again")
         except (errors.BackendAIError, ServiceFailed, OSError) as exc:
             lines.write(f"fasttrack-gitops: {exc}")
             return AttemptResult(Outcome.ERROR, None, started_at, time.time(), masked(str(exc), spec.masks))
-        started({"service": service.name, "endpoint_id": endpoint_id})
         if service.ephemeral and not self.keep:
             self._ephemeral.setdefault(spec.job_id, {})[service.name] = endpoint_id
         try:

@@ -181,6 +181,9 @@ class BackendAIExecutor:
         """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
         still knows a finished session; creating it again would run the task twice); a live one is asked
         for by its name and image again, which gets it back (step 2), and is followed like a new one."""
+        endpoint_id = (handle or {}).get("endpoint_id")
+        if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
+            return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
