@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import urllib.request
 
 import pytest
 from commands.docs_rag import docs_rag_repo
 from commands.run_test import clean, cli, make_repo
-from conftest import DATA
+from conftest import DATA, wait_until
 
 from fasttrack_gitops.engine.executors.processes import stop_orphan
+from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 SECRET = "sk-local-openai-key-456"
@@ -150,3 +152,26 @@ def test_a_missing_or_invalid_definition_fails_before_anything_starts(capsys, tm
     sick_repo(root2, "models:\n- name: m\n  model_path: /models\n  service: {port: 9}\n")
     code, record, _ = run(capsys, root2, state)
     assert code == 1 and "start_command is required" in record["tasks"][0]["reason"]
+
+
+def test_a_cancelled_job_stops_a_server_that_was_not_ready(capsys, tmp_path):
+    root, state = tmp_path / "repo", tmp_path / "state"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        number = s.getsockname()[1]
+    sick_repo(
+        root,
+        f"models:\n- name: sick\n  model_path: /models\n  service:\n    start_command: [python3, server.py, '{number}', --sick]\n"
+        f"    port: {number}\n    health_check: {{path: /health, max_retries: 1000, max_wait_time: 0.2}}\n",
+        timeout="5m",
+    )
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.setdefault("run", run(capsys, root, state)))
+    thread.start()
+    wait_until(lambda: answers(f"http://127.0.0.1:{number}/") is not None, what="the server to answer")
+    with Store(state) as store:
+        store.request_cancel(store.list_jobs()[0].job.id)
+    thread.join(timeout=30)
+    code, record, _ = done["run"]
+    assert code == 1 and record["tasks"][0]["status"] == "cancelled"
+    assert answers(f"http://127.0.0.1:{number}/") is None

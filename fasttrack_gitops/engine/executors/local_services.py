@@ -60,6 +60,10 @@ class ServiceError(Exception):
     """The local service cannot start or never became ready; the message says why."""
 
 
+class _Cancelled(Exception):
+    """The job was cancelled while the server was not ready yet."""
+
+
 class LocalServices:
     """The model services the local executor runs, by job; stopped when their job ends unless kept."""
 
@@ -83,17 +87,18 @@ class LocalServices:
         self._running.setdefault(spec.job_id, {})[service.name] = (proc, state_dir)
         try:
             await self._wait_ready(spec, service, definition, proc, port, cancel)
-        except (ServiceError, asyncio.CancelledError) as exc:
+        except asyncio.CancelledError:  # our caller gave up on us: leave no server behind
             self._stop(spec.job_id, service.name)
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            tail = masked(_tail(log), spec.masks)
+            raise
+        except (ServiceError, _Cancelled) as exc:
+            self._stop(spec.job_id, service.name)
+            cancelled = isinstance(exc, _Cancelled)
             message = "cancelled" if cancelled else str(exc)
+            tail = masked(_tail(log), spec.masks)
             _append(
                 spec,
                 f"fasttrack-gitops: {masked(message, spec.masks)}\n--- the end of the service's output ---\n{tail}",
             )
-            if cancelled and not cancel.is_set():
-                raise
             outcome = (
                 Outcome.CANCELLED
                 if cancelled
@@ -220,7 +225,7 @@ class LocalServices:
                 await asyncio.wait_for(cancel.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 continue
-            raise asyncio.CancelledError
+            raise _Cancelled
 
     def _stop(self, job_id: str, name: str) -> None:
         """Stop a service's whole process group and forget its record."""
