@@ -153,6 +153,7 @@ def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None
             graph[own] = edges
         yield from _check_task_values(doc, task, i, code_lookup)
 
+    yield from services.check_names(doc, tasks)
     cycle = dag.find_cycle(graph)
     if cycle:
         i = first_index[cycle[0]]

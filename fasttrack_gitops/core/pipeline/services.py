@@ -121,6 +121,27 @@ def check(doc: Document, who: str, task: Mapping[str, Any], base: NodePath) -> I
         )
 
 
+def check_names(doc: Document, tasks: list[Any]) -> Iterator[Diagnostic]:
+    """Two deployment tasks of one pipeline that name the same service would replace each other: FT134."""
+    first: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        service = task.get("service") if isinstance(task, dict) else None
+        name = service.get("name") if isinstance(service, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            line = doc.source.value(("tasks", first[name], "service", "name")).line
+            yield _at(
+                doc,
+                "FT134",
+                f"task '{task.get('name')}' names service '{name}', which the task on line {line} names too: "
+                "one name is one service, so each deployment task needs its own service.name",
+                ("tasks", i, "service", "name"),
+            )
+        else:
+            first[name] = i
+
+
 def _at(doc: Document, code: str, message: str, path: NodePath) -> Diagnostic:
     m = doc.source.value(path)
     return diagnostic(code, message, doc.file, m.line, m.column, json_path(path))

@@ -69,3 +69,11 @@ def test_the_real_export_validates_and_its_services_have_defaults(fasttrack_exam
 def test_a_task_without_service_block_is_refused_when_run():
     with pytest.raises(ValueError, match="deployment task without a service: block"):
         service_spec("serve", None)
+
+
+def test_two_deployment_tasks_naming_one_service():
+    text = deployment("    service: {name: docs-rag-api}\n") + (
+        "  - name: serve2\n    type: serving\n    environment: {image: python}\n    service: {name: docs-rag-api}\n"
+    )
+    d = only(check(text), "FT134")
+    assert at(d)[0] == 11 and "the task on line 7 names too" in d.message
