@@ -72,6 +72,7 @@ def test_docs_rag_runs_to_the_end_with_both_services_ready(capsys, tmp_path, clu
     api_body = next(b for b in bodies if b["name"] == "docs-rag-api")
     assert api_body["desired_session_count"] == 1 and api_body["open_to_public"] is True
     assert api_body["config"]["model"] == "docs-rag-api" and api_body["config"]["resources"] == {"cpu": 2, "mem": "8g"}
+    assert api_body["config"]["resource_opts"] == {"shmem": "512m"} and api_body["group"] == "default"
     assert api_body["config"]["environ"]["OPENAI_API_KEY"] == SECRET  # resolved late, for the service only
     if cluster.manager.startswith("23."):
         # 23.09 is sent no key it does not know; the definition was copied to the one name it reads.

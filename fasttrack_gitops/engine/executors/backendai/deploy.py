@@ -42,6 +42,7 @@ from fasttrack_gitops.core import model_definition
 from fasttrack_gitops.core.job import Outcome, ServiceEndpoint
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.services import DEFAULT_READY_TIMEOUT, ServiceSpec, service_spec
+from fasttrack_gitops.core.pipeline.units import format_size
 from fasttrack_gitops.engine.backendai import errors, model_folders, services
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.executors.backendai.task_spec import resources
@@ -185,7 +186,7 @@ class Deployments:
             cluster_mode=task.cluster_mode,
             cluster_size=task.cluster_size,
             resources={k: str(v) if isinstance(v, float) else v for k, v in resources(task).items()},
-            resource_opts={"shmem": str(task.resources.shmem)} if task.resources.shmem else {},
+            resource_opts={"shmem": format_size(task.resources.shmem)} if task.resources.shmem else {},
             environ=spec.env,
         )
         body = services.create_body(deployment, dialect)
