@@ -4,9 +4,10 @@ The real export's custom tasks clone from GitHub and call an LLM API: each
 command is replaced by a stand-in `echo` (nothing here may reach a
 third-party host). Its two deployment tasks are kept as exported (service
 names, model_definition_path, replicas, open_to_public, max_surge...) and get
-the one thing the GUI picks in a dialog and an export cannot carry: where the
-model definitions come from, a `code:` folder holding the stand-in
-definitions and server of tests/data/services (ports filled in).
+what the GUI's model storage dialog gives in FastTrack: a `code:` folder
+holding the stand-in definitions and server of tests/data/services (ports
+filled in), and `stage_inputs`, so what stage-service wrote reaches the
+model folder.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ def docs_rag_repo(root: Path, *, image: str | None = None, edit=None) -> dict[st
     for task in doc["tasks"]:
         if image:
             task["environment"]["image"] = image
-        if task["type"] == "custom":
+        if task["name"] == "stage-service":  # what the services need from the run: here, one file
+            task["command"] = 'echo "indices of this run" > "$PIPELINE_OUTPUT_ROOT/indices.txt"'
+        elif task["type"] == "custom":
             task["command"] = f"echo 'stand-in for {task['name']}'"
         else:
             task["code"] = "services"
+            task["service"]["stage_inputs"] = True
     if edit:
         edit(doc)
     ports = {"api": free_port(), "ui": free_port()}

@@ -66,6 +66,7 @@ def test_docs_rag_runs_to_the_end_with_both_services_ready(capsys, tmp_path, clu
     assert folders["docs-rag-api"]["usage_mode"] == folders["docs-rag-ui"]["usage_mode"] == "model"
     api = cluster.vfolders.directory("docs-rag-api")
     assert (api / "server.py").is_file() and (api / "model-definition-fastapi.yaml").is_file()
+    assert (api / "indices.txt").read_text() == "indices of this run\n"  # stage-service's outputs, staged
 
     bodies = [body for _, body in cluster.services.bodies]
     assert {b["name"] for b in bodies} == {"docs-rag-api", "docs-rag-ui"}

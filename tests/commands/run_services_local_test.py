@@ -63,6 +63,7 @@ def test_docs_rag_runs_locally_and_its_servers_stop_with_the_job(capsys, tmp_pat
     models = state / "models"
     assert (models / "docs-rag-api" / "model-definition-fastapi.yaml").is_file()  # the code folder, staged
     assert (models / "docs-rag-api" / "answer.txt").read_text() == "api ready"  # its pre_start_action ran
+    assert (models / "docs-rag-ui" / "indices.txt").read_text() == "indices of this run\n"  # stage_inputs
     code, text, _ = cli(capsys, "jobs", "show", record["id"], "--state-dir", state)
     assert f"http://127.0.0.1:{ports['ui']}" in text
 

@@ -44,6 +44,7 @@ class ServiceSpec:
     replicas: int = 1
     open_to_public: bool = False
     ephemeral: bool = False
+    stage_inputs: bool = False  # copy the dependencies' outputs into the model folder too
     max_surge: int | None = None
     max_unavailable: int | None = None
 
@@ -70,6 +71,7 @@ def service_spec(task_name: str, service: Mapping[str, Any] | None) -> ServiceSp
         replicas=int(service.get("replicas", 1)),
         open_to_public=bool(service.get("open_to_public", False)),
         ephemeral=bool(service.get("ephemeral", False)),
+        stage_inputs=bool(service.get("stage_inputs", False)),
         max_surge=service.get("max_surge"),
         max_unavailable=service.get("max_unavailable"),
     )

@@ -12,10 +12,13 @@ name 23.09 reads (`model-definition.yaml`) when the task names another file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import tempfile
 from pathlib import Path
 
-from fasttrack_gitops.engine.backendai import errors, vfolders
+from fasttrack_gitops.engine.backendai import errors, vfolder_tree, vfolders
 from fasttrack_gitops.engine.backendai.client import Client
 
 log = logging.getLogger("fasttrack_gitops.engine.backendai")
@@ -78,3 +81,24 @@ async def read_file(client: Client, name: str, path: str) -> bytes | None:
 
 async def put_definition(client: Client, name: str, content: bytes, target: str = "model-definition.yaml") -> None:
     await vfolders.upload(client, name, target, content)
+
+
+async def copy_in(client: Client, source: str, top: str, name: str) -> int:
+    """Copy everything under `top` of the vfolder `source` (a dependency's outputs in the pipeline data folder)
+    to the model folder's root, through this machine (one file at a time); the files copied. A `top` that is not
+    there (a skipped dependency wrote nothing) copies nothing."""
+    try:
+        entries = await vfolder_tree.walk(client, source, top)
+    except vfolders.NoSuchPathError:
+        return 0
+    files = [rel for rel, entry in entries.items() if not entry.is_dir]
+    handle, scratch = tempfile.mkstemp(prefix="ftg-stage-")
+    os.close(handle)
+    try:
+        for rel in files:
+            await vfolders.download_to(client, source, f"{top}/{rel}", scratch)
+            with await asyncio.to_thread(open, scratch, "rb") as data:
+                await vfolders.upload(client, name, rel, data)
+    finally:
+        os.unlink(scratch)
+    return len(files)

@@ -138,6 +138,10 @@ class LocalServices:
         folder.mkdir(parents=True, exist_ok=True)
         if spec.task.code:
             shutil.copytree(spec.workdir, folder, dirs_exist_ok=True, symlinks=True)
+        if service.stage_inputs:  # the dependencies' outputs, after the code
+            for inputs in spec.inputs:
+                if inputs.is_dir():
+                    shutil.copytree(inputs, folder, dirs_exist_ok=True, symlinks=True)
         path = folder / service.definition_path
         where = f"the task's code folder {spec.task.code}/" if spec.task.code else f"the model folder {folder}"
         try:

@@ -43,6 +43,7 @@ from fasttrack_gitops.core.job import Outcome, ServiceEndpoint
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.services import DEFAULT_READY_TIMEOUT, ServiceSpec, service_spec
 from fasttrack_gitops.core.pipeline.units import format_size
+from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.backendai import errors, model_folders, services
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.executors.backendai.task_spec import resources
@@ -167,6 +168,15 @@ class Deployments:
         if spec.task.code:
             count = await model_folders.stage(self.client, folder, spec.workdir)
             lines.write(f"fasttrack-gitops: staged {count} files of {spec.task.code}/ into model folder {folder}")
+        if service.stage_inputs:
+            pipeline_folder = datafolder.folder_name(spec.repository, spec.pipeline)
+            for k, dependency in enumerate(spec.task.dependencies):
+                job = spec.input_jobs[k] if spec.input_jobs else spec.job_id
+                top = f"{datafolder.job_in_folder(job)}/{datafolder.task_outputs(dependency)}"
+                count = await model_folders.copy_in(self.client, pipeline_folder, top, folder)
+                lines.write(
+                    f"fasttrack-gitops: staged {count} files of {dependency}'s outputs into model folder {folder}"
+                )
         if not dialect.definition_path and not service.definition_is_default:
             await model_folders.put_definition(self.client, folder, content)
             lines.write(
