@@ -15,7 +15,7 @@ import threading
 import pytest
 from commands.run_test import clean, cli, make_repo
 from conftest import DATA, wait_until
-from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator, GQLError
 from engine.backendai.emulator_services import install as install_services
 from engine.backendai.emulator_sessions import install as install_sessions
 from engine.backendai.emulator_vfolders import install as install_vfolders
@@ -188,3 +188,40 @@ def test_a_cancelled_job_deletes_the_service_it_had_not_finished(capsys, tmp_pat
     assert cluster.services.deleted == ["my-service"]
     with Store(state) as store:
         assert store.list_jobs()[0].tasks["serve"].state == TaskState.CANCELLED
+
+
+@pytest.fixture
+def current(monkeypatch):
+    """A current (26.4) manager emulator: services roll out."""
+    with Emulator("26.4") as emu:
+        install_sessions(emu, step=0.02)
+        with install_vfolders(emu):
+            install_services(emu, step=0.05)
+            monkeypatch.setenv("BACKEND_ENDPOINT", emu.endpoint)
+            monkeypatch.setenv("BACKEND_ACCESS_KEY", ACCESS_KEY)
+            monkeypatch.setenv("BACKEND_SECRET_KEY", SECRET_KEY)
+            yield emu
+
+
+def test_a_rollout_that_never_finishes_times_out_and_leaves_the_service(capsys, tmp_path, current):
+    assert serve(capsys, tmp_path / "one")[0] == 0
+    current.services.behaviour["my-service"] = "provisioning"
+    code, task, _ = serve(capsys, tmp_path / "two", extra="    timeout: 2s\n")
+    assert code == 1 and task["reason"].startswith("timed out after 2s")
+    assert "left as the rolling update left it" in task["reason"]
+    assert current.services.deleted == [] and len(current.services.rollouts) == 1
+
+
+def test_a_server_that_refuses_the_rolling_update_gets_delete_and_create(capsys, tmp_path, current):
+    assert serve(capsys, tmp_path / "one")[0] == 0
+
+    def refuse(req, args):
+        raise GQLError("Cannot query field 'modify_endpoint' on type 'Mutations'.")
+
+    current.gql_mutation("modify_endpoint", refuse, "ModifyEndpoint")
+    code, task, _ = serve(capsys, tmp_path / "two")
+    assert code == 0 and current.services.deleted == ["my-service"]
+    assert (
+        "refused the rolling update" in task["service"]["note"]
+        and "deleting it and creating it again" in task["service"]["note"]
+    )

@@ -18,6 +18,7 @@ fix (`explain`): no coordinator (503), a resource group without the
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,13 @@ class Dialect:
     def healthy_routes_listed(self) -> bool:
         """GET /services/{id} lists only healthy routes (23.09); later it lists every route."""
         return self.release < (24, 3, 0)
+
+    @property
+    def rolling(self) -> bool:
+        """A rolling update exists: GraphQL modify_endpoint makes a new revision that the deployment controller
+        rolls out, with /deployments/{id}/policy's max_surge / max_unavailable (sokovan, 26.x; from the
+        reference, not yet tried on a live 26.x manager)."""
+        return self.release >= (26, 4, 0)
 
     @property
     def health_status(self) -> bool:
@@ -195,6 +203,55 @@ async def generate_token(client: Client, endpoint_id: str, *, duration: str = "1
         "POST", SERVICE + "/token", path_params={"id": endpoint_id}, json={"duration": duration}
     )
     return str(answer["token"])
+
+
+MODIFY = (
+    "mutation($id: UUID!, $props: ModifyEndpointInput!) { modify_endpoint(endpoint_id: $id, props: $props) { ok msg } }"
+)
+
+
+async def set_rolling_policy(
+    client: Client, endpoint_id: str, *, max_surge: int | None, max_unavailable: int | None
+) -> None:
+    """PUT /deployments/{id}/policy: a rolling update with these bounds (the server's defaults for one not given)."""
+    rolling = {k: v for k, v in (("max_surge", max_surge), ("max_unavailable", max_unavailable)) if v is not None}
+    body = {"strategy": "ROLLING", "rolling_update": rolling}
+    await client.request("PUT", "/deployments/{id}/policy", path_params={"id": endpoint_id}, json=body, idempotent=True)
+
+
+async def modify_service(client: Client, endpoint_id: str, d: Deployment) -> None:
+    """A new revision of the service from the task (GraphQL modify_endpoint); the deployment controller rolls it out."""
+    props: dict[str, Any] = {
+        "image": {"name": d.image},
+        "resource_slots": json.dumps(dict(d.resources)),
+        "resource_opts": json.dumps(dict(d.resource_opts)),
+        "environ": json.dumps(dict(d.environ)),
+        "replicas": d.spec.replicas,
+        "cluster_mode": d.cluster_mode.upper().replace("-", "_"),
+        "cluster_size": d.cluster_size,
+        "open_to_public": d.spec.open_to_public,
+        "model_definition_path": d.spec.definition_path,
+        "runtime_variant": d.spec.runtime_variant,
+    }
+    if d.scaling_group:
+        props["resource_group"] = d.scaling_group
+    answer = await client.request(
+        "POST", "/admin/gql", json={"query": MODIFY, "variables": {"id": endpoint_id, "props": props}}, idempotent=False
+    )
+    problems = (answer or {}).get("errors") if isinstance(answer, dict) else None
+    result = ((answer or {}).get("data") or {}).get("modify_endpoint") or {} if isinstance(answer, dict) else {}
+    if problems or not result.get("ok"):
+        said = "; ".join(str(p.get("message", p)) for p in problems) if problems else str(result.get("msg"))
+        raise errors.BackendAIError(
+            f"Backend.AI refused to update the service: {said}", method="POST", path="/admin/gql"
+        )
+
+
+async def deployment_status(client: Client, endpoint_id: str) -> str:
+    """The deployment's status (PENDING, DEPLOYING, READY, ...) from GET /deployments/{id}."""
+    answer = await client.request("GET", "/deployments/{id}", path_params={"id": endpoint_id}) or {}
+    deployment = answer.get("deployment", answer) if isinstance(answer, dict) else {}
+    return str(deployment.get("status") or "").upper()
 
 
 @dataclass(frozen=True)

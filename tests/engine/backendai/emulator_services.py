@@ -27,6 +27,14 @@ what `behaviour[name]` says (default "healthy"): "healthy" (and the endpoint
 gets its URL), "fail" (FAILED_TO_START, listed by /errors with retries), or
 "provisioning" (never leaves it). DELETE makes the service DESTROYING, and
 `step` seconds later it is gone and its name free again.
+
+A 26.x server also rolls out: GraphQL `modify_endpoint(endpoint_id, props)`
+(props checked against ModifyEndpointInput: JSONString slots, environ) makes
+a new revision, `GET /deployments/{id}` is DEPLOYING for `step` seconds
+(for ever with behaviour "provisioning") while the old routes keep serving,
+then READY; `PUT /deployments/{id}/policy` sets `{strategy: ROLLING,
+rolling_update: {max_surge, max_unavailable}}`. Each rollout is kept in
+`rollouts` with the policy it had.
 """
 
 from __future__ import annotations
@@ -82,6 +90,9 @@ class Service:
     public: bool
     body: dict
     created: float = field(default_factory=time.monotonic)
+    revision: int = 1
+    rolled_at: float | None = None  # the latest revision's rollout began then
+    policy: dict | None = None
     destroying_at: float | None = None
     url: str | None = None
 
@@ -96,6 +107,8 @@ class Services:
     def __init__(self, emu, step: float) -> None:
         self.emu, self.step = emu, step
         self.strict = emu.manager.startswith("23.")
+        self.rolling = not self.strict and int(emu.manager.split(".")[0]) >= 26  # sokovan: revisions roll out
+        self.rollouts: list[tuple[str, dict, dict | None]] = []  # (service name, props, its policy then)
         self.coordinator = True
         self.inference_groups = {"default"}  # resource groups whose allowed session types include inference
         self.foreign_names: set[str] = set()  # names other users' services hold
@@ -116,6 +129,10 @@ class Services:
             emu.route(method, pattern, self._locked(handler))
         if not self.strict:
             emu.gql_field("endpoint", self._locked(self._gql_endpoint), "Endpoint")
+        if self.rolling:
+            emu.gql_mutation("modify_endpoint", self._locked(self._modify), "ModifyEndpoint")
+            emu.route("GET", "/deployments/{id}", self._locked(self.deployment))
+            emu.route("PUT", "/deployments/{id}/policy", self._locked(self.policy))
 
     def _locked(self, handler):
         def serve(req, *args):
@@ -333,6 +350,57 @@ class Services:
         self.tokens += 1
         return Reply.json({"token": f"emu-token-{uuid.uuid4().hex}"})
 
+    def _modify(self, req, args) -> dict:
+        from engine.backendai.emulator import GQLError
+
+        s = self.services.get(str(args.get("endpoint_id")))
+        problem = _modify_errors(args.get("props"))
+        if problem:
+            raise GQLError(problem)
+        if s is None or s.owner != req.access_key or s.destroying_at is not None:
+            return {"ok": False, "msg": "no such endpoint"}
+        props = args["props"]
+        s.desired = int(props.get("replicas", props.get("desired_session_count", s.desired)))
+        s.revision += 1
+        s.rolled_at = time.monotonic()
+        self.rollouts.append((s.name, props, s.policy))
+        return {"ok": True, "msg": "success"}
+
+    def deployment(self, req) -> Reply:
+        s = self._service(req)
+        if isinstance(s, Reply):
+            return s
+        deploying = s.rolled_at is not None and (
+            time.monotonic() - s.rolled_at < self.step or self.behaviour.get(s.name) == "provisioning"
+        )
+        return Reply.json(
+            {
+                "id": s.id,
+                "status": "DEPLOYING" if deploying else "READY",
+                "network_config": {"url": s.url, "open_to_public": s.public},
+                "replica_state": {
+                    "desired_replica_count": s.desired,
+                    "replica_ids": [r["route_id"] for r in self._routes(s)],
+                },
+            }
+        )
+
+    def policy(self, req) -> Reply:
+        s = self._service(req)
+        if isinstance(s, Reply):
+            return s
+        body = req.json() or {}
+        rolling = body.get("rolling_update") or {}
+        if body.get("strategy") not in ("ROLLING", "BLUE_GREEN") or not isinstance(rolling, dict):
+            return _invalid({"strategy": "ROLLING or BLUE_GREEN"})
+        if any(not isinstance(v, int) or v < 0 for v in rolling.values()) or set(rolling) - {
+            "max_surge",
+            "max_unavailable",
+        }:
+            return _invalid({"rolling_update": "max_surge, max_unavailable: int >= 0"})
+        s.policy = body
+        return Reply.json({"policy": body})
+
     def _gql_endpoint(self, req, args) -> dict | None:
         s = self.services.get(str(args.get("endpoint_id")))
         if s is None or s.owner != req.access_key:
@@ -348,6 +416,25 @@ class Services:
                 {"status": states[r["status"]][0], "health_status": states[r["status"]][1]} for r in self._routes(s)
             ],
         }
+
+
+MODIFY_FIELDS = {  # HEAD's ModifyEndpointInput (gql_legacy/endpoint.py L1021-1042)
+    "resource_slots", "resource_opts", "cluster_mode", "cluster_size", "replicas", "desired_session_count", "image",
+    "name", "resource_group", "open_to_public", "model_definition_path", "extra_mounts", "environ", "runtime_variant",
+}  # fmt: skip
+
+
+def _modify_errors(props: Any) -> str | None:
+    if not isinstance(props, dict):
+        return "props: expected an input object"
+    if extra := sorted(set(props) - MODIFY_FIELDS):
+        return f"Field '{extra[0]}' is not defined by type 'ModifyEndpointInput'."
+    for key in ("resource_slots", "resource_opts", "environ"):  # JSONString
+        if key in props and not isinstance(props[key], str):
+            return f"{key}: JSONString cannot represent a non-string value"
+    if "image" in props and not (isinstance(props["image"], dict) and isinstance(props["image"].get("name"), str)):
+        return "image: expected ImageRefType {name, registry, architecture}"
+    return None
 
 
 def _first(node: dict, *keys: str) -> Any:

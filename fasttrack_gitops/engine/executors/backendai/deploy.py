@@ -98,9 +98,10 @@ class Deployments:
         lines = _AttemptLog(spec)
         try:
             dialect = await services.dialect_of(self.client)
+            rolling = False
             if endpoint_id is None:
                 await self._prepare_model_folder(spec, service, dialect, notes, lines)
-                endpoint_id = await self._create(spec, service, dialect, notes, lines)
+                endpoint_id, rolling = await self._create(spec, service, dialect, notes, lines)
                 started({"service": service.name, "endpoint_id": endpoint_id})
             else:
                 lines.write(f"fasttrack-gitops: following service {service.name} ({endpoint_id}) again")
@@ -111,7 +112,7 @@ class Deployments:
             self._ephemeral.setdefault(spec.job_id, {})[service.name] = endpoint_id
         try:
             timeout = spec.timeout or DEFAULT_READY_TIMEOUT  # counted from the creation, just done
-            url = await self._wait_ready(service, endpoint_id, dialect, timeout, cancel, lines)
+            url = await self._wait_ready(service, endpoint_id, dialect, timeout, cancel, lines, rolling=rolling)
         except asyncio.CancelledError:  # our caller gave up on us: leave no unfinished service behind
             await asyncio.shield(self._delete(endpoint_id, service.name, lines))
             raise
@@ -121,9 +122,12 @@ class Deployments:
             outcome = Outcome.CANCELLED if cancelled else Outcome.FAILED
             if message.startswith("timed out"):
                 outcome = Outcome.TIMED_OUT
-            await self._delete(endpoint_id, service.name, lines)
-            self._ephemeral.get(spec.job_id, {}).pop(service.name, None)
-            message += f"; the service {service.name} was deleted"
+            if rolling:  # the earlier revision served before: the server keeps what it can of it
+                message += f"; the service {service.name} was left as the rolling update left it"
+            else:
+                await self._delete(endpoint_id, service.name, lines)
+                self._ephemeral.get(spec.job_id, {}).pop(service.name, None)
+                message += f"; the service {service.name} was deleted"
             lines.write(f"fasttrack-gitops: {message}")
             return AttemptResult(outcome, None, started_at, time.time(), masked(message, spec.masks))
         access = "" if service.open_to_public else _token_hint(endpoint_id)
@@ -186,7 +190,8 @@ class Deployments:
 
     async def _create(
         self, spec: AttemptSpec, service: ServiceSpec, dialect: services.Dialect, notes: list[str], lines: _AttemptLog
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """The service's endpoint id, and whether it was rolled (an existing one updated in place)."""
         task = spec.task
         deployment = services.Deployment(
             spec=service,
@@ -206,9 +211,16 @@ class Deployments:
         existing = await services.find_service(self.client, service.name)
         if existing is not None:
             old = str(existing.get("id") or existing.get("endpoint_id"))
+            why = f"Backend.AI {dialect.manager} has no rolling update"
+            if dialect.rolling:
+                try:
+                    await self._roll(old, service, deployment, notes, lines)
+                    return old, True
+                except errors.BackendAIError as exc:  # a server that does not take it after all: the old way
+                    why = f"Backend.AI {dialect.manager} refused the rolling update ({exc})"
             replaced = (
-                f"replaced the service {service.name} ({old}) by deleting it and creating it again: the /services API "
-                f"of Backend.AI {dialect.manager} has no rolling update, so it was down meanwhile"
+                f"replaced the service {service.name} ({old}) by deleting it and creating it again: {why}, "
+                "so it was down meanwhile"
             )
             if service.max_surge is not None or service.max_unavailable is not None:
                 replaced += " (max_surge / max_unavailable could not be honoured)"
@@ -229,7 +241,27 @@ class Deployments:
         lines.write(
             f"fasttrack-gitops: created model service {service.name} ({endpoint_id}) on Backend.AI {dialect.manager}"
         )
-        return endpoint_id
+        return endpoint_id, False
+
+    async def _roll(
+        self,
+        endpoint_id: str,
+        service: ServiceSpec,
+        deployment: services.Deployment,
+        notes: list[str],
+        lines: _AttemptLog,
+    ) -> None:
+        """Update the service in place: its rolling policy (when the task bounds it), then a new revision."""
+        bounds = ""
+        if service.max_surge is not None or service.max_unavailable is not None:
+            await services.set_rolling_policy(
+                self.client, endpoint_id, max_surge=service.max_surge, max_unavailable=service.max_unavailable
+            )
+            bounds = f" (max_surge {service.max_surge}, max_unavailable {service.max_unavailable})"
+        await services.modify_service(self.client, endpoint_id, deployment)
+        rolled = f"updated the service {service.name} ({endpoint_id}) by a rolling update{bounds}"
+        notes.append(rolled)
+        lines.write(f"fasttrack-gitops: {rolled}")
 
     async def _wait_ready(
         self,
@@ -239,10 +271,14 @@ class Deployments:
         timeout: float,
         cancel: asyncio.Event,
         lines: _AttemptLog,
+        *,
+        rolling: bool = False,
     ) -> str:
+        """The URL once enough routes are healthy (and, for a rolling update, the deployment READY again)."""
         deadline = time.monotonic() + timeout
         delay = self.poll
-        seen = None
+        seen: tuple[int, bool] | None = None
+        seen_status: str | None = None
         while True:
             state = await services.readiness(self.client, endpoint_id, dialect)
             if (state.healthy, bool(state.url)) != seen:
@@ -252,7 +288,14 @@ class Deployments:
                     + (f", endpoint {state.url}" if state.url else ", no endpoint URL yet")
                 )
             if state.healthy >= service.replicas and state.url:
-                return state.url
+                if not rolling:
+                    return state.url
+                status = await services.deployment_status(self.client, endpoint_id)
+                if status == "READY":  # the new revision has replaced the old routes
+                    return state.url
+                if status != seen_status:
+                    seen_status = status
+                    lines.write(f"fasttrack-gitops: rolling update: the deployment is {status or 'not ready'}")
             failed, retries = await services.service_errors(self.client, endpoint_id)
             if failed:
                 raise ServiceFailed(
