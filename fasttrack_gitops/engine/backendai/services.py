@@ -10,6 +10,8 @@ must be `model-definition.yaml` at the model folder's root), no
 healthy routes. Current servers (24.03.4+) take `model_definition_path`
 and (24.03.5+) `runtime_variant`, answer create with 201, and list every
 route in `active_routes`, so readiness is read from GraphQL `routings`.
+26.x rolls a service out (`set_rolling_policy`, `modify_service`,
+`deployment_status`: from the reference, not yet met live).
 
 Errors that mean "this cluster cannot serve" become one clear line naming the
 fix (`explain`): no coordinator (503), a resource group without the

@@ -5,24 +5,29 @@ What one attempt does (calls to the manager in brackets):
 1. The model folder `service.model` is found or created with usage_mode
    model (engine/backendai/model_folders.py); the task's `code:` folder is
    staged into its root [uploads], where the manager looks for the model
-   definition. The definition (`service.model_definition_path`, from the code
+   definition, and with `service.stage_inputs` the dependencies' outputs
+   (copied from the pipeline data folder). The definition (`service.model_definition_path`, from the code
    folder, else already in the model folder) is checked before anything is
    created: missing, or invalid for this server (23.09 refuses unknown keys),
    is an ERROR naming the file. 23.09 reads only `model-definition.yaml`
    at the root: another path is copied to that name (and said).
 2. The service is idempotent by name [GET /services?name=]: one of ours with
-   that name is replaced. No server offers a rolling update through the
-   legacy `/services` API this client speaks, so the old one is deleted and
-   the new one created (downtime; said in the log and the check); the name
-   stays taken until the manager destroyed the old one, so creation is
-   retried meanwhile. A name held by someone else's service is refused.
+   that name is updated. On 26.x it is rolled out [PUT
+   /deployments/{id}/policy with max_surge / max_unavailable; GraphQL
+   modify_endpoint: a new revision] and ready when the deployment is READY
+   again [GET /deployments/{id}]. Elsewhere (23.09 has no rolling update),
+   or when the server refuses the rollout, the old one is deleted and a new
+   one created (downtime; said in the log and the check); the name stays
+   taken until the manager destroyed the old service, so creation is retried
+   meanwhile. A name held by someone else's service is refused.
 3. Create [POST /services, only the keys this server accepts]; the attempt
    has started. Then it is polled with backoff until enough routes are
    healthy and the endpoint has a URL [GET /services/{id} on 23.09, GraphQL
    routings later]; routes that failed to start fail it at once [GET
    /services/{id}/errors]. The timeout (the task's, else 30 minutes) counts
    from creation. A service that never became ready, or whose attempt was
-   cancelled, is deleted [DELETE /services/{id}].
+   cancelled, is deleted [DELETE /services/{id}] (a rolled-out one is kept:
+   its earlier revision served before).
 4. Ready: SUCCEEDED, with the URL; for a service that is not public, how to
    get a token (never a token). `ephemeral: true` services are deleted when
    their job ends (`job_ended`, also on cancel).
