@@ -174,7 +174,9 @@ class LocalServices:
         env.update(spec.env)
         env.update({"BACKEND_MODEL_NAME": d.model, "BACKEND_MODEL_PATH": str(cwd)})
         log = services / f"{service.name}.log"
-        with open(log, "wb") as out:
+        # The server's own output, as it wrote it (secrets it prints included): readable by us only; what we show
+        # of it (the attempt's log, the reason) is masked.
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             for action in d.pre_start_actions:
                 _run_action(action, service.mount_destination, folder, cwd, env, out)
             if isinstance(d.start_command, tuple):
