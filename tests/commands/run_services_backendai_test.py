@@ -129,3 +129,21 @@ def test_a_newer_commit_updates_the_service_and_says_how(capsys, tmp_path, clust
         assert json.loads(props["environ"])["OPENAI_API_KEY"] == SECRET
         assert "by a rolling update (max_surge 1, max_unavailable 0)" in note
     assert (cluster.vfolders.directory("docs-rag-api") / "answer.txt").read_text() == "a newer answer\n"
+
+
+def test_on_23_09_two_services_cannot_share_a_model_folder_with_two_definitions(capsys, tmp_path, cluster):
+    def share(doc):  # what FastTrack's GUI does with docs-rag: one model storage for both services
+        for task in doc["tasks"]:
+            if task["type"] == "deployment":
+                task["service"]["model"] = "docs-rag-models"
+
+    root, state = tmp_path / "repo", tmp_path / "state"
+    docs_rag_repo(root, image="python", edit=share)
+    code, out, err = run(capsys, root, state)
+    tasks = {t["name"]: t for t in json.loads(out)["tasks"]}
+    if cluster.manager.startswith("23."):
+        assert code == 1
+        failed = [t for t in tasks.values() if t["status"] == "failed"]
+        assert len(failed) == 1 and "give each service its own service.model" in failed[0]["reason"]
+    else:  # current servers read each service's own model_definition_path
+        assert code == 0 and all(t["status"] == "succeeded" for t in tasks.values())

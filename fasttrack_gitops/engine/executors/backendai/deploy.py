@@ -83,6 +83,8 @@ class Deployments:
         self.folder_host, self.folder_group = folder_host, folder_group
         self.poll = poll  # the first wait between looks; it doubles up to 15 s
         self._ephemeral: dict[str, dict[str, str]] = {}  # job id -> {service name: endpoint id}
+        # 23.09: model folder -> (service, definition) copied to its model-definition.yaml; one per folder
+        self._copied: dict[str, tuple[str, bytes]] = {}
 
     async def run(
         self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started, endpoint_id: str | None = None
@@ -187,6 +189,14 @@ class Deployments:
                     f"fasttrack-gitops: staged {count} files of {dependency}'s outputs into model folder {folder}"
                 )
         if not dialect.definition_path and not service.definition_is_default:
+            other = self._copied.get(folder)
+            if other is not None and other[0] != service.name and other[1] != content:
+                raise ServiceFailed(
+                    f"Backend.AI {dialect.manager} reads only model-definition.yaml at the model folder's root, and "
+                    f"the service {other[0]} put its own definition there in model folder {folder}: give each "
+                    "service its own service.model"
+                )
+            self._copied[folder] = (service.name, content)
             await model_folders.put_definition(self.client, folder, content)
             lines.write(
                 f"fasttrack-gitops: Backend.AI {dialect.manager} reads only model-definition.yaml: copied "
