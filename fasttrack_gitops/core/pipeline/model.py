@@ -118,10 +118,10 @@ class Pipeline:
     notify: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(name)
+        by_name: dict[str, Task] | None = self.__dict__.get("_by_name")
+        if by_name is None:  # built on first use, beside the fields: a runner looks tasks up thousands of times
+            by_name = self.__dict__["_by_name"] = {t.name: t for t in self.tasks}
+        return by_name[name]
 
     @property
     def graph(self) -> dict[str, tuple[str, ...]]:

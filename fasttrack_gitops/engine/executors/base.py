@@ -121,6 +121,16 @@ class EndsJobs(Protocol):
         ...
 
 
+@runtime_checkable
+class ShipsAhead(Protocol):
+    """An executor that must ship a task's code somewhere before its session can start (the Backend.AI one): the
+    runner hands it each task sure to run, in order, early, so no upload is left for the critical path."""
+
+    async def ship_ahead(self, spec: AttemptSpec) -> None:
+        """Ship what the attempt will need; quietly, a failure is the attempt's to meet again and report."""
+        ...
+
+
 # Shared defaults; an executor takes them as methods (`capacity = no_capacity`).
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -212,6 +213,7 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])  # field 22 of proc(5): starttime
 
 
+@functools.cache  # it cannot change while we run; read once rather than per task
 def _boot_id() -> str | None:
     try:
         return _BOOT_ID.read_text().strip()

@@ -26,7 +26,7 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state import runner_lock
 from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.job_views import read_views
-from fasttrack_gitops.engine.state.migrations import connect, reading, translated, writing
+from fasttrack_gitops.engine.state.migrations import connect, reading, translated, translating, writing
 from fasttrack_gitops.engine.state.records import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -99,6 +99,13 @@ class Store:
             {"pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)},
             at,
         )
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes inside as one transaction: all or none of them, and one commit rather than one each (the
+        runner records an attempt's end and its task's new state together)."""
+        with translating(self._db), writing(self._cx):
+            yield
 
     @translated
     def set_task_state(

@@ -70,6 +70,7 @@ class Recorded:
     body: bytes
     status: int | None = None  # None when dropped
     reply_headers: dict[str, str] | None = None
+    at: float = field(default_factory=time.time)  # when it arrived (bench/critical_path_bench.py)
 
 
 @dataclass

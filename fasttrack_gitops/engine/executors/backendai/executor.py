@@ -155,6 +155,16 @@ class BackendAIExecutor:
                 capacity[group] = Capacity(total([free, *ours]), least(*(c.limits for c in found)))
         return capacity
 
+    async def ship_ahead(self, spec: AttemptSpec) -> None:
+        """The pipeline folder and the task's code tree in it, before the task is ready to start (runner: prepare.py);
+        the attempt awaits the same upload if it is still going, and tries again if it failed."""
+        if spec.task.is_service:  # its code goes to its model folder when it starts (deploy.py), not here
+            return
+        try:
+            await self.uploads.ready(spec)
+        except (errors.BackendAIError, OSError) as e:
+            log.debug("shipping task %s's code ahead failed (its attempt tries again): %s", spec.task.name, e)
+
     async def close(self) -> None:
         """Stop attempts still running (their sessions are destroyed: CANCELLED), then close the client."""
         await stop_live_attempts(self._live)
