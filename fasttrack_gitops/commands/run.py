@@ -34,6 +34,12 @@ from fasttrack_gitops.commands.options import (
     metavar="FILE",
     help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).",
 )
+@click.option(
+    "--keep-services",
+    is_flag=True,
+    help="Leave deployment tasks' services running when the job ends (locally: their servers; on Backend.AI: "
+    "ephemeral services too).",
+)
 @no_cache_option
 @state_dir_option
 @format_option
@@ -46,6 +52,7 @@ def command(
     executor: str,
     max_parallel: int | None,
     secrets_file: str | None,
+    keep_services: bool,
     no_cache: bool,
     state_dir,
     fmt: str,
@@ -93,7 +100,16 @@ def command(
     secrets = gather_secrets(secrets_file)
     check_secrets(planned.job.pipeline_model(), secrets)
     job = without_reuse(planned.job) if no_cache else planned.job
-    return run_job(job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
+    return run_job(
+        job,
+        store,
+        planned.snapshot,
+        executor=executor,
+        secrets=secrets,
+        max_parallel=max_parallel,
+        fmt=fmt,
+        executor_options={"keep_services": True} if keep_services else None,
+    )
 
 
 def locate(pipeline: str, repo: str | None):

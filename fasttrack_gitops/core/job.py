@@ -76,6 +76,30 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True)
+class ServiceEndpoint:
+    """Where a deployment task's model service answers, once it is ready; never a token."""
+
+    name: str  # the service's name on the cluster (or locally)
+    url: str
+    public: bool = True  # False: a caller needs a token; `access` says how to get one
+    access: str = ""  # how to get a token for a non-public service (a command, an API call), never the token
+    note: str = ""  # what the server could not honour, e.g. "23.09: deleted and created again (no rolling update)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "public": self.public, "access": self.access, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServiceEndpoint:
+        return cls(
+            str(data.get("name", "")),
+            str(data.get("url", "")),
+            bool(data.get("public", True)),
+            str(data.get("access", "")),
+            str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Attempt:
     number: int  # from 1
     started_at: float
@@ -83,6 +107,7 @@ class Attempt:
     exit_code: int | None = None
     outcome: Outcome | None = None  # None while it runs
     message: str = ""
+    service: ServiceEndpoint | None = None  # a deployment task's service, once ready
 
     @property
     def duration(self) -> float | None:
@@ -105,6 +130,11 @@ class TaskInstance:
     @property
     def exit_code(self) -> int | None:
         return self.attempts[-1].exit_code if self.attempts else None
+
+    @property
+    def service(self) -> ServiceEndpoint | None:
+        """The model service the last attempt made ready (a deployment task); None for any other."""
+        return self.attempts[-1].service if self.attempts else None
 
     @property
     def duration(self) -> float | None:

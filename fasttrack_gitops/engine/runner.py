@@ -298,7 +298,9 @@ class JobRunner:
                 self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
                 return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
-        attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome, result.message)
+        attempt = Attempt(
+            number, result.started_at, result.ended_at, result.exit_code, result.outcome, result.message, result.service
+        )
         if not started:
             self.store.start_attempt(self.job.id, name, number, started_at=result.started_at)  # never started
         self.store.end_attempt(
@@ -309,6 +311,7 @@ class JobRunner:
             exit_code=result.exit_code,
             outcome=result.outcome,
             message=result.message,
+            service=result.service,
         )
         if result.outcome == Outcome.SUCCEEDED:
             self._set(name, TaskState.SUCCEEDED, attempt=attempt)

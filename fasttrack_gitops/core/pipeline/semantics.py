@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results
+from fasttrack_gitops.core.pipeline import dag, results, services
 from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
@@ -153,6 +153,7 @@ def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None
             graph[own] = edges
         yield from _check_task_values(doc, task, i, code_lookup)
 
+    yield from services.check_names(doc, tasks)
     cycle = dag.find_cycle(graph)
     if cycle:
         i = first_index[cycle[0]]
@@ -195,6 +196,7 @@ def _check_task_values(
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
     yield from results.check(doc, who, task, base)
+    yield from services.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))

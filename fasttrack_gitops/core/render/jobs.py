@@ -54,6 +54,9 @@ def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> di
         "status": str(instance.state),
         "reason": instance.reason,
         "reused_from": instance.reused_from,  # the job whose outputs a reused task stands on
+        # A deployment task's ready service: where it answers, and for a non-public one how to get a token.
+        "url": instance.service.url if instance.service else None,
+        "service": instance.service.as_dict() if instance.service else None,
         "exit_code": instance.exit_code,
         "duration": instance.duration,
         "attempts": [
@@ -101,10 +104,18 @@ def task_table(view: JobView, now: float | None = None) -> str:
                 elapsed(instance, now),
                 str(attempts) if attempts else "-",
                 "" if instance.exit_code is None else str(instance.exit_code),
-                instance.reason,
+                _note(instance),
             )
         )
     return table(rows, ("task", "status", "duration", "attempts", "exit", "note"))
+
+
+def _note(instance: TaskInstance) -> str:
+    """The task's reason, or for a ready deployment task its URL (and how to get a token)."""
+    service = instance.service
+    if service is None:
+        return instance.reason
+    return " ".join(part for part in (service.url, "" if service.public else f"(token: {service.access})") if part)
 
 
 def job_summary(view: JobView, *, details: bool = False) -> str:

@@ -52,6 +52,7 @@ from fasttrack_gitops.engine.executors.base import (
     timed_out,
 )
 from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting, mounted_folders
+from fasttrack_gitops.engine.executors.local_services import LocalServices
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import (
     ProcessGroup,
@@ -81,6 +82,7 @@ class LocalExecutor:
         tail: int = DEFAULT_TAIL,
         grace: float = KILL_GRACE,
         capacity: Resources | None = None,
+        keep_services: bool = False,  # deployment tasks' servers keep running after their job (run --keep-services)
     ):
         self.bwrap = bwrap if bwrap is not None else bwrap_setting(os.environ.get("FTG_BWRAP", ""))
         self.shell = shell
@@ -93,6 +95,7 @@ class LocalExecutor:
         self._launcher_start: asyncio.Future | None = None  # its start, shared by the attempts that wait for it
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
+        self.services = LocalServices(keep=keep_services, environ_filter=_withheld)  # deployment tasks
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -101,10 +104,16 @@ class LocalExecutor:
     task_outputs = local_task_outputs
 
     async def close(self) -> None:
-        """Stop attempts still running (they end CANCELLED) and wait for them; then the sandbox's launcher."""
+        """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept; then the
+        sandbox's launcher."""
         await stop_live_attempts(self._live)
+        await self.services.close()
         if self._launcher is not None:
             await self._launcher.close()
+
+    async def job_ended(self, job_id: str) -> None:
+        """The job ended: its deployment tasks' servers are stopped (unless kept)."""
+        await self.services.job_ended(job_id)
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -129,6 +138,8 @@ class LocalExecutor:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
+        if spec.task.is_service:  # a model server, ready when healthy (local_services.py)
+            return await self.services.run(spec, cancel=cancel, started=started)
         problem = self._check(spec)
         if problem:
             return self._error(spec, started_at, problem)
