@@ -27,6 +27,14 @@ from fasttrack_gitops.commands.options import max_file_size, repo_option, rev_op
     help="Write each task's code: folder into DIR/<tree id>/ and make its command enter "
     "/pipeline/vfroot/fasttrack-gitops/code/<tree id>; upload DIR's folders there in FastTrack.",
 )
+@click.option(
+    "--upload-to",
+    "upload_to",
+    default=None,
+    metavar="VFOLDER",
+    help="With --ship-code: upload the code trees into this vfolder (the FastTrack pipeline's data folder) under "
+    "fasttrack-gitops/code/, with the BACKEND_* credentials; trees already there are skipped.",
+)
 @click.option("-o", "--output", "output", required=True, metavar="FILE", help="The file to write ('-': stdout).")
 @max_file_size
 def command(
@@ -35,6 +43,7 @@ def command(
     rev: str | None,
     target_version: str | None,
     ship_code: str | None,
+    upload_to: str | None,
     output: str,
     max_file_size: int,
 ) -> int:
@@ -55,6 +64,8 @@ def command(
     from fasttrack_gitops.engine.fasttrack_files import export_at
     from fasttrack_gitops.engine.plan import NotInSnapshot
 
+    if upload_to and not ship_code:
+        raise UsageError("--upload-to needs --ship-code DIR: the folder the code trees are written to first")
     repo_dir, relpath = locate(pipeline, repo)
     ship_to = Path(ship_code) if ship_code else None
     try:
@@ -76,12 +87,33 @@ def command(
         except OSError as e:
             raise UsageError(f"cannot write {output}: {e.strerror or e}") from None
         click.echo(f"wrote {output} ({relpath} at {(exported.commit or '')[:12]})", err=True)
-    if exported.shipped:
+    if exported.shipped and upload_to:
+        uploaded = _upload(upload_to, Path(ship_code or "."), set(exported.shipped.values()))
         click.echo(
-            f"code of {len(exported.shipped)} task(s) in {ship_code}/: upload each folder into the pipeline's data "
-            "folder under fasttrack-gitops/code/ before running it in FastTrack",
+            f"code of {len(exported.shipped)} task(s) in vfolder {upload_to} under fasttrack-gitops/code/ "
+            f"({len(uploaded)} tree(s) uploaded now, the others there already)",
             err=True,
         )
-        for task, tree in exported.shipped.items():
-            click.echo(f"  {task}: {ship_code}/{tree}", err=True)
+    elif exported.shipped:
+        click.echo(
+            f"code of {len(exported.shipped)} task(s) in {ship_code}/: upload each folder into the pipeline's data "
+            "folder under fasttrack-gitops/code/ before running it in FastTrack (or give --upload-to)",
+            err=True,
+        )
+    for task, tree in exported.shipped.items():
+        click.echo(f"  {task}: {ship_code}/{tree}", err=True)
     return 0
+
+
+def _upload(vfolder: str, ship_to, trees: set[str]) -> list[str]:
+    import asyncio
+
+    from fasttrack_gitops.engine.backendai.client import Client
+    from fasttrack_gitops.engine.backendai.credentials import Credentials
+    from fasttrack_gitops.engine.fasttrack_files import upload_code
+
+    async def main() -> list[str]:
+        async with Client(Credentials.from_env()) as client:
+            return await upload_code(client, vfolder, ship_to, trees)
+
+    return asyncio.run(main())

@@ -2,13 +2,16 @@
 
 `export_at` reads a pipeline file at a revision (as `run` would), checks
 it, and writes it in FastTrack's shape; with a ship folder, every task's
-`code:` tree is written there by its tree id, ready to upload into the
-pipeline data folder. `import_file` reads a GUI export and writes the
+`code:` tree is written there by its tree id, and `upload_code` puts those
+trees into the pipeline's data folder on Backend.AI, as the Backend.AI
+executor ships code (the upload, then its marker; a tree whose marker is
+there already is skipped). `import_file` reads a GUI export and writes the
 repository pipeline file, refusing to overwrite one unless asked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,7 @@ from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.core.pipeline import check_pipeline
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors
 from fasttrack_gitops.core.pipeline.fasttrack_export import (
+    CODE_FOLDER,
     NotAnExport,
     export,
     from_export,
@@ -25,6 +29,10 @@ from fasttrack_gitops.core.pipeline.fasttrack_export import (
 )
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
+from fasttrack_gitops.engine.backendai import vfolders
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.executors.backendai import layout
+from fasttrack_gitops.engine.executors.backendai.uploads import executable_files
 from fasttrack_gitops.engine.plan import NotInSnapshot, check_at, code_trees_at
 
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -61,6 +69,32 @@ def export_at(
         assert ship_to is not None
         gitrepo.materialise(snap, tree, ship_to / tree)
     return Exported(checked.diagnostics, to_yaml(data), trees, snap.commit)
+
+
+async def upload_code(client: Client, vfolder: str, ship_to: Path, trees: set[str]) -> list[str]:
+    """Each shipped tree into the vfolder at CODE_FOLDER/<tree id> (its marker last); the trees uploaded now.
+
+    UsageError when the vfolder does not exist: FastTrack makes a pipeline's
+    data folder when the pipeline is created, so create it there first.
+    """
+    uploaded = []
+    for tree in sorted(trees):
+        where = f"{CODE_FOLDER}/{tree}"
+        marker = f"{where}/{layout.CODE_MARKER}"
+        try:
+            if await vfolders.exists(client, vfolder, marker):
+                continue
+        except vfolders.NoSuchVFolderError:
+            raise UsageError(
+                f"there is no vfolder {vfolder!r}: create the pipeline in FastTrack first and give its data "
+                "folder's name (FastTrack names it after the pipeline)"
+            ) from None
+        local = ship_to / tree
+        executables = await asyncio.to_thread(executable_files, local)
+        await vfolders.upload_tree(client, vfolder, where, local)
+        await vfolders.upload(client, vfolder, marker, layout.code_marker(executables))
+        uploaded.append(tree)
+    return uploaded
 
 
 @dataclass(frozen=True)

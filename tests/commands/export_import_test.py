@@ -176,3 +176,51 @@ def test_export_of_an_invalid_or_missing_pipeline(capsys, repo, tmp_path):
         capsys, "export", repo / "pipelines/tuned.yaml", "--rev", "no-such-rev", "-o", tmp_path / "x.yaml"
     )
     assert code == 2, err
+
+
+def make_vfolder(name: str) -> None:
+    """A vfolder made through the manager's API, as FastTrack makes a pipeline's data folder."""
+    import asyncio
+
+    from fasttrack_gitops.engine.backendai import vfolders
+    from fasttrack_gitops.engine.backendai.client import Client
+    from fasttrack_gitops.engine.backendai.credentials import Credentials
+
+    async def main():
+        async with Client(Credentials.from_env()) as client:
+            await vfolders.create_vfolder(client, name)
+
+    asyncio.run(main())
+
+
+def test_upload_to_puts_each_code_tree_into_the_pipeline_data_folder_once(capsys, repo, tmp_path, emulated_cluster):
+    make_vfolder("tuned-1a2b")
+    tree = git(repo, "rev-parse", "HEAD:tasks/train").strip()
+    args = ("export", repo / "pipelines/tuned.yaml", "--ship-code", tmp_path / "ship", "--upload-to", "tuned-1a2b")
+
+    code, _, err = cli(capsys, *args, "-o", tmp_path / "out.yaml")
+
+    assert code == 0, err
+    folder = emulated_cluster.vfolders.directory("tuned-1a2b") / "fasttrack-gitops/code" / tree
+    assert (folder / "train.py").read_text() == "print('v1')\n" and (folder / ".ftg-complete").exists()
+    assert "1 tree(s) uploaded now" in err
+    uploads = sum(1 for r in emulated_cluster.requests_to("/folders/tuned-1a2b/request-upload"))
+    assert uploads >= 2  # the file and the marker
+    code, _, err = cli(capsys, *args, "-o", tmp_path / "again.yaml")
+    assert code == 0 and "0 tree(s) uploaded now" in err
+    assert sum(1 for r in emulated_cluster.requests_to("/folders/tuned-1a2b/request-upload")) == uploads  # none more
+
+    code, _, err = cli(
+        capsys,
+        "export",
+        repo / "pipelines/tuned.yaml",
+        "--ship-code",
+        tmp_path / "s2",
+        "--upload-to",
+        "nope",
+        "-o",
+        "-",
+    )
+    assert code == 2 and "there is no vfolder 'nope': create the pipeline in FastTrack first" in err
+    code, _, err = cli(capsys, "export", repo / "pipelines/tuned.yaml", "--upload-to", "tuned-1a2b", "-o", "-")
+    assert code == 2 and "--upload-to needs --ship-code DIR" in err

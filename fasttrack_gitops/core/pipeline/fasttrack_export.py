@@ -38,7 +38,8 @@ from fasttrack_gitops.core.pipeline.semantics import literal_secret
 
 GITOPS_KEY = "x-fasttrack-gitops"
 GITOPS_SERVICE_KEYS = ("model",)  # the model folder: the GUI picks it in a dialog, exports do not carry it
-CODE_ROOT = "/pipeline/vfroot/fasttrack-gitops/code"  # where --ship-code puts each code tree, by its id
+CODE_FOLDER = "fasttrack-gitops/code"  # where --ship-code puts each code tree (by its id) in the pipeline data folder
+CODE_ROOT = f"/pipeline/vfroot/{CODE_FOLDER}"  # the same, as a task of a FastTrack pipeline sees it
 _RELEASE = re.compile(r"(\d+)\.(\d+)")
 
 
