@@ -57,8 +57,8 @@ CODES: dict[str, tuple[str, str]] = {
     "FT121": (ERROR, "a metrics file is not .json, .yaml, .yml or .toml"),
     "FT122": (ERROR, "a metric rule has an empty name"),
     "FT123": (ERROR, "a metric gate has max_regression but its rule has no direction"),
-    "FT130": (ERROR, "a parameter's default or choice is not of its type, or the default is not one of its choices"),
-    "FT131": (ERROR, "two parameters have the same name, ignoring case"),
+    "FT140": (ERROR, "a parameter's default or choice is not of its type, or the default is not one of its choices"),
+    "FT141": (ERROR, "two parameters have the same name, ignoring case"),
     # Warnings: probably a slip.
     "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),

@@ -117,7 +117,7 @@ def environment(params: Iterable[Param]) -> dict[str, str]:
     return {p.env_name: env_text(p.value) for p in params}
 
 
-# -- checking definitions (semantics.py turns these into FT130/FT131 at their line) ------------------
+# -- checking definitions (semantics.py turns these into FT140/FT141 at their line) ------------------
 
 
 def problems(items: list[Any]) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
@@ -130,7 +130,7 @@ def problems(items: list[Any]) -> Iterator[tuple[tuple[str | int, ...], str, str
         if name.upper() in seen:
             yield (
                 (i, "name"),
-                "FT131",
+                "FT141",
                 (
                     f"parameter '{name}' has the same name as '{seen[name.upper()]}' (names are compared ignoring "
                     f"case: both would be {env_name(name)}); rename one"
@@ -141,7 +141,7 @@ def problems(items: list[Any]) -> Iterator[tuple[tuple[str | int, ...], str, str
         if "default" in item and not _fits(param.type, param.default):
             yield (
                 (i, "default"),
-                "FT130",
+                "FT140",
                 (
                     f"parameter '{name}': default {param.default!r} is not of its type {param.type}; "
                     f"write {_example(param.type)}"
@@ -151,13 +151,13 @@ def problems(items: list[Any]) -> Iterator[tuple[tuple[str | int, ...], str, str
             if not _fits(param.type, choice):
                 yield (
                     (i, "choices", j),
-                    "FT130",
+                    "FT140",
                     f"parameter '{name}': choice {choice!r} is not of its type {param.type}",
                 )
         if param.choices and "default" in item and not any(_same(param.default, c) for c in param.choices):
             yield (
                 (i, "default"),
-                "FT130",
+                "FT140",
                 (f"parameter '{name}': default {param.default!r} is not one of its choices {_listed(param.choices)}"),
             )
 

@@ -499,10 +499,10 @@ def test_params_with_defaults_of_their_type_are_valid_and_typed_by_their_default
 @pytest.mark.parametrize(
     ("item", "code", "where", "says"),
     [
-        ("{name: lr, type: integer, default: 0.5}", "FT130", (4, 40), "default 0.5 is not of its type integer"),
-        ("{name: ok, type: boolean, default: 'yes'}", "FT130", (4, 40), "default 'yes' is not of its type boolean"),
-        ("{name: m, default: a, choices: [b, c]}", "FT130", (4, 22), "default 'a' is not one of its choices b, c"),
-        ("{name: n, type: integer, default: 1, choices: [1, x]}", "FT130", (4, 52), "choice 'x' is not of its type"),
+        ("{name: lr, type: integer, default: 0.5}", "FT140", (4, 40), "default 0.5 is not of its type integer"),
+        ("{name: ok, type: boolean, default: 'yes'}", "FT140", (4, 40), "default 'yes' is not of its type boolean"),
+        ("{name: m, default: a, choices: [b, c]}", "FT140", (4, 22), "default 'a' is not one of its choices b, c"),
+        ("{name: n, type: integer, default: 1, choices: [1, x]}", "FT140", (4, 52), "choice 'x' is not of its type"),
         ("{name: 9lives, default: 1}", "FT100", (4, 13), ""),
         ("{name: lr, kind: float}", "FT101", (4, 5), ""),
     ],
@@ -517,7 +517,7 @@ def test_a_parameter_that_does_not_fit_is_an_error_at_its_line(item, code, where
 def test_two_parameters_whose_names_differ_only_in_case_clash():
     result = check(pipeline(task("a"), top="params:\n  - {name: lr, default: 1}\n  - {name: LR, default: 2}\n"))
     [d] = result.diagnostics
-    assert (d.code, d.line) == ("FT131", 5)
+    assert (d.code, d.line) == ("FT141", 5)
     assert "both would be PARAM_LR" in d.message
 
 
