@@ -24,6 +24,8 @@ COMMANDS = {
     "jobs": "fasttrack_gitops.commands.jobs:group",
     "doctor": "fasttrack_gitops.commands.doctor:command",
     "trigger": "fasttrack_gitops.commands.trigger:command",
+    "export": "fasttrack_gitops.commands.export:command",
+    "import": "fasttrack_gitops.commands.import_:command",
     "serve": "fasttrack_gitops.daemon.command:command",
     "ci": "fasttrack_gitops.ci.command:command",
 }

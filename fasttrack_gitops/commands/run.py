@@ -9,6 +9,7 @@ from fasttrack_gitops.commands.options import (
     format_option,
     max_file_size,
     no_cache_option,
+    param_option,
     repo_option,
     rev_option,
     state_dir_option,
@@ -40,6 +41,7 @@ from fasttrack_gitops.commands.options import (
     help="Leave deployment tasks' services running when the job ends (locally: their servers; on Backend.AI: "
     "ephemeral services too).",
 )
+@param_option
 @no_cache_option
 @state_dir_option
 @format_option
@@ -53,6 +55,7 @@ def command(
     max_parallel: int | None,
     secrets_file: str | None,
     keep_services: bool,
+    params: tuple[str, ...],
     no_cache: bool,
     state_dir,
     fmt: str,
@@ -67,6 +70,7 @@ def command(
     """
     from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.core.pipeline.params import parse_assignments
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
@@ -77,6 +81,7 @@ def command(
 
     if rev is not None and worktree:
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
+    overrides = parse_assignments(params)
     repo_dir, relpath = locate(pipeline, repo)
     store = Store(state_dir)
     try:
@@ -88,6 +93,7 @@ def command(
             objects=snapshot_store(store),
             shown=pipeline,
             limits=Limits(max_bytes=max_file_size),
+            params=overrides,
         )
     except NotInSnapshot as e:
         advice = "; commit it, or run the working tree with --worktree" if e.snapshot.kind == "commit" else ""

@@ -15,10 +15,11 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline.model import Pipeline, normalise, to_fasttrack
 
 
@@ -186,6 +187,13 @@ def spec_of(pipeline: Pipeline) -> dict[str, Any]:
     return spec
 
 
+def with_params(pipeline: Pipeline, overrides: Mapping[str, Any] | None) -> Pipeline:
+    """The pipeline with the overrides as its parameters' values (the job's spec records them)."""
+    if not overrides:
+        return pipeline
+    return replace(pipeline, params=parameters.apply(pipeline.params, overrides, pipeline=pipeline.name))
+
+
 def spec_id(spec: Mapping[str, Any]) -> str:
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -211,9 +219,10 @@ def freeze(
     dirty: bool = False,
     now: float | None = None,
 ) -> PipelineJob:
-    """A new job for a checked pipeline at a snapshot."""
+    """A new job for a checked pipeline at a snapshot, with the parameter values its trigger gives (`params`:
+    name -> text or JSON scalar; ParamError, before any job exists, for an unknown name or a wrong value)."""
     now = time.time() if now is None else now
-    spec = spec_of(pipeline)
+    spec = spec_of(with_params(pipeline, (trigger or {}).get("params")))
     return PipelineJob(
         id=new_job_id(now),
         pipeline=pipeline.name,

@@ -9,7 +9,7 @@
     GET  /api/jobs/{id}/metrics                      its model results against its baseline, as `jobs metrics --format json`
     GET  /api/jobs/{id}/tasks/{task}/outputs         a task's outputs, listed (outputs_http.py: token or signed link)
     GET  /api/jobs/{id}/tasks/{task}/outputs/{path}  one output file
-    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?}: a manual run (`fasttrack-gitops trigger`)
+    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?, "params"?}: a manual run (`fasttrack-gitops trigger`)
 
 A refused webhook changes nothing: the signature is checked before the body
 is parsed, and a body over the limit is not even read to its end. A webhook
@@ -32,6 +32,7 @@ from urllib.parse import parse_qs
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Manual
 from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.pipeline.params import ParamError, from_request
 from fasttrack_gitops.core.webhooks import WebhookError, check_size
 from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
 from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
@@ -261,6 +262,10 @@ class App:
             return 400, {"error": "give a JSON object with repository and pipeline (and ref, request_id)"}
         if self.daemon.repositories.find(request["repository"]) is None:
             return 404, {"error": f"repository {request['repository']} is not configured in this daemon"}
+        try:
+            params = from_request(request.get("params"))  # their names and types are checked against the pipeline
+        except ParamError as e:
+            return 400, {"error": str(e)}
         manual = Manual(
             request["repository"],
             request["pipeline"],
@@ -268,9 +273,11 @@ class App:
             str(request.get("request_id") or secrets.token_hex(8)),
             str(request.get("sender") or "api"),
             no_cache=request.get("no_cache") is True,
+            params=tuple(params.items()),
         )
         handled = await self.daemon.handle(manual, delivery=manual.request_id)
-        return (201 if handled.jobs else 422), {**handled.as_dict(), "note": self._public(handled.note)}
+        status = 201 if handled.jobs else 400 if handled.refused else 422
+        return status, {**handled.as_dict(), "note": self._public(handled.note)}
 
 
 class _NotAllowed(WebhookError):
