@@ -66,20 +66,20 @@ class Launched:
 
 
 class SandboxLauncher:
-    def __init__(self, prefix: Sequence[str]):
-        self.prefix = list(prefix)  # bubblewrap's argv prefix that shows the host's root (bubblewrap.py)
+    def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Launched | str]] = {}  # spawn id -> the task, or why not
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
 
-    async def start(self, shell: str) -> str:
-        """Start the launcher and run a probe task in it; "" when it works, else why not (then it is closed)."""
+    async def start(self, prefix: Sequence[str], shell: str) -> str:
+        """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
+        run a probe task in it; "" when it works, else why not (then it is closed)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
-                [*self.prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+                [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
                 + [str(theirs.fileno())],  # pass_fds keeps its number; bubblewrap passes it on
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -126,6 +126,11 @@ class SandboxLauncher:
     def running(self) -> bool:
         return self._sock is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of its bubblewrap (the launcher's parent), while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def reap(self, pid: int) -> None:
         if self._sock is not None:
             try:
@@ -134,19 +139,18 @@ class SandboxLauncher:
                 pass  # the launcher is gone, and its zombies with it
 
     async def close(self) -> None:
-        """Close our end: the launcher kills what still runs and exits."""
+        """Close our end and end the launcher (and whatever still runs through it)."""
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         self._fail_all("the sandbox launcher was closed")
         if self._process is not None:
+            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher and
+            # anything left of its tasks die with it (PR_SET_PDEATHSIG) rather than winding down one by one.
             process, self._process = self._process, None
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), START_TIMEOUT)
-            except asyncio.TimeoutError:
-                process.kill()
-                await asyncio.to_thread(process.wait)
+            process.kill()
+            await asyncio.to_thread(process.wait)
             if process.stderr is not None:
                 process.stderr.close()
 

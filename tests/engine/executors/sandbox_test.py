@@ -98,9 +98,9 @@ def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_
     async def kill_the_launcher(executor: LocalExecutor) -> None:
         while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
             await asyncio.sleep(0.02)
-        launcher = executor._launcher
-        assert launcher is not None and launcher._process is not None
-        os.kill(launcher._process.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
+        launcher = executor.launcher
+        assert launcher is not None and launcher.pid is not None
+        os.kill(launcher.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
 
     executor = LocalExecutor(bwrap=True)
 
@@ -126,4 +126,4 @@ def test_closing_the_executor_ends_its_launcher(make_spec):
     executor = LocalExecutor(bwrap=True)
     (result,) = attempts(executor, [make_spec("true")])
     assert result.outcome == Outcome.SUCCEEDED
-    assert executor._launcher is not None and not executor._launcher.running
+    assert executor.launcher is not None and not executor.launcher.running and executor.launcher.pid is None
