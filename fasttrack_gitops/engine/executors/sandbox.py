@@ -20,19 +20,21 @@ ended never reaches another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 
 LAUNCHER = Path(__file__).with_name("sandbox_init.py")
 START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
+INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
 
 
 class LauncherGone(OSError):
@@ -112,8 +114,15 @@ class SandboxLauncher:
         reply = self._replies[request_id] = asyncio.get_running_loop().create_future()
         message = {"op": "spawn", "id": request_id, "argv": list(argv), "cwd": cwd, "env": dict(env)}
         message["binds"] = [list(b) for b in binds]
+        data = json.dumps(message).encode()
         try:
-            socket.send_fds(self._sock, [json.dumps(message).encode()], [out])
+            if len(data) <= INLINE_REQUEST:
+                socket.send_fds(self._sock, [data], [out])
+            else:  # beyond what one datagram carries (the socket's buffer): the request in a memory file
+                with _memory_file(data) as request_fd:
+                    socket.send_fds(
+                        self._sock, [json.dumps({"op": "spawn", "id": request_id}).encode()], [out, request_fd]
+                    )
             answer = await reply
         except OSError as e:
             self._replies.pop(request_id, None)
@@ -214,3 +223,16 @@ class SandboxLauncher:
             said = process.stderr.read().decode(errors="replace").strip()
             return f"the sandbox launcher ended ({said or f'exit {process.returncode}'})"
         return "the sandbox launcher ended"
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[int]:
+    """A file in memory holding `data`, read from its start by whoever receives the descriptor."""
+    fd = os.memfd_create("ftg-spawn-request", os.MFD_CLOEXEC)
+    try:
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(fd, view[written:])
+        yield fd
+    finally:
+        os.close(fd)

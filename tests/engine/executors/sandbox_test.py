@@ -127,3 +127,12 @@ def test_closing_the_executor_ends_its_launcher(make_spec):
     (result,) = attempts(executor, [make_spec("true")])
     assert result.outcome == Outcome.SUCCEEDED
     assert executor.launcher is not None and not executor.launcher.running and executor.launcher.pid is None
+
+
+def test_a_large_environment_reaches_the_task_whole(make_spec):
+    # 400 KB in all: far beyond one datagram of the launcher's socket, within what execve takes
+    env = {f"BIG{i}": str(i) * 100_000 for i in range(4)}
+    spec = dataclasses.replace(make_spec('echo ${#BIG0} ${#BIG1} ${#BIG2} ${#BIG3} "${BIG3%"${BIG3#?}"}"'), env=env)
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
+    assert log_of(spec) == "100000 100000 100000 100000 3\n"
