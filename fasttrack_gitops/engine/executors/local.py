@@ -33,6 +33,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.masking import masked
@@ -51,7 +52,6 @@ from fasttrack_gitops.engine.executors.base import (
     timed_out,
 )
 from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting, mounted_folders
-from fasttrack_gitops.engine.executors.local_services import LocalServices
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import (
     ProcessGroup,
@@ -61,6 +61,9 @@ from fasttrack_gitops.engine.executors.processes import (
     stop_orphan,
 )
 from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.executors.local_services import LocalServices
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_CHUNK = 1 << 20
@@ -90,7 +93,8 @@ class LocalExecutor:
         self._bubblewrap = Bubblewrap(shell, SandboxLauncher() if launcher else None)
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
-        self.services = LocalServices(keep=keep_services, environ_filter=_withheld)  # deployment tasks
+        self._keep_services = keep_services
+        self._services: LocalServices | None = None  # deployment tasks' servers, once one runs
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -102,13 +106,24 @@ class LocalExecutor:
         """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept; then the
         sandbox's launcher."""
         await stop_live_attempts(self._live)
-        await self.services.close()
+        if self._services is not None:
+            await self._services.close()
         if self._bubblewrap.launcher is not None:
             await self._bubblewrap.launcher.close()
 
     async def job_ended(self, job_id: str) -> None:
         """The job ended: its deployment tasks' servers are stopped (unless kept)."""
-        await self.services.job_ended(job_id)
+        if self._services is not None:
+            await self._services.job_ended(job_id)
+
+    @property
+    def services(self) -> LocalServices:
+        """Deployment tasks' servers (local_services.py, imported on first need: most runs have none)."""
+        if self._services is None:
+            from fasttrack_gitops.engine.executors.local_services import LocalServices
+
+            self._services = LocalServices(keep=self._keep_services, environ_filter=_withheld)
+        return self._services
 
     @property
     def launcher(self) -> SandboxLauncher | None:
