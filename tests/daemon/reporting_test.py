@@ -103,7 +103,8 @@ def test_a_failing_job_shows_as_a_check_and_a_slack_thread_with_its_log_masked(
             async with httpx.AsyncClient(base_url=url) as client:  # where the check's Details link leads
                 page = await client.get(f"/jobs/{job}")
                 assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-                assert "<td>train</td><td class='failed'>failed</td>" in page.text and "flowchart LR" in page.text
+                assert '<a class="node state-failed" id="node-1" data-task="train"' in page.text  # the DAG, drawn here
+                assert '<span class="state state-failed" data-field="state">failed</span>' in page.text  # the table
                 assert CANARY not in page.text
                 assert (await client.get("/jobs/nope")).status_code == 404
             return job
