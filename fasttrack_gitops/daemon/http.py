@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -94,7 +95,8 @@ class App:
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            return JSONResponse({"error": f"no such endpoint {request.url.path}"}, 404)
+            # quoted: the path is the caller's text, and a 404 is no place to hand markup back
+            return JSONResponse({"error": f"no such endpoint {quote(request.url.path[:200], safe='/')}"}, 404)
         if exc.status_code == 405:
             order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")  # Starlette's is a set's: stable for clients
             methods = (exc.headers or {}).get("Allow", "").split(", ")

@@ -66,6 +66,7 @@ class LiveEvents:
         self._next = 1
         self._dirty: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
+        self.closed = False
 
     @property
     def last_id(self) -> int:
@@ -73,7 +74,7 @@ class LiveEvents:
 
     def follow(self, job: str | None, last_id: int | None = None) -> Follower:
         """A new follower; with `last_id`, first the events after it (or a reset when they are gone)."""
-        if len(self.followers) >= MAX_FOLLOWERS:
+        if len(self.followers) >= MAX_FOLLOWERS or self.closed:
             raise TooManyFollowers
         follower = Follower(job)
         if last_id is not None:
@@ -93,6 +94,19 @@ class LiveEvents:
 
     def unfollow(self, follower: Follower) -> None:
         self.followers.discard(follower)
+
+    def close(self) -> None:
+        """The daemon stops: every stream ends now (an open one would hold the server's shutdown forever)."""
+        self.closed = True
+        for follower in list(self.followers):
+            follower.dropped = True
+            try:
+                follower.queue.put_nowait(None)  # wakes a stream waiting for its next event
+            except asyncio.QueueFull:
+                pass  # it is not waiting: it sees `dropped` after its current write
+        self.followers.clear()
+        if self._flush is not None:
+            self._flush.cancel()
 
     def task_changed(self, job_id: str, task: str, instance) -> None:
         """A task instance changed (the pool's runner Change)."""

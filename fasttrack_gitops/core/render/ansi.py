@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from html import escape
 
-# CSI (ESC [ params final), OSC (ESC ] ... BEL or ESC \), other two-byte ESC sequences, lone ESC.
+# CSI (ESC [ params final), OSC (ESC ] ... BEL or ESC \), other ESC sequences (charsets, RIS), lone ESC, 8-bit CSI.
 _ESCAPES = re.compile(
-    r"\x1b\[([0-?]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]"
+    r"\x1b\[([0-?]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]?|\x9b[0-?]*[ -/]*[@-~]"
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

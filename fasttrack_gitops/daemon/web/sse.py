@@ -31,9 +31,13 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, live: LiveEvents, follower: Follower):
-        super().__init__(
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"}, media_type="text/event-stream"
-        )
+        # Not Response.__init__: it would declare a Content-Length of 0 for a body that never ends.
+        self.status_code, self.background = 200, None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),  # a proxy (nginx) passes each event on at once
+        ]
         self.live, self.follower = live, follower
 
     async def __call__(self, scope, receive, send) -> None:
@@ -54,14 +58,18 @@ class EventStream(Response):
                 done, _ = await asyncio.wait({getting, closing}, timeout=PING, return_when=asyncio.FIRST_COMPLETED)
                 closing.cancel()
                 if getting in done:
-                    chunks = [getting.result().sse()]
+                    pending = [getting.result()]
                     while not self.follower.queue.empty():  # what piled up goes in one write
-                        chunks.append(self.follower.queue.get_nowait().sse())
-                    await _timed(_body(send, b"".join(chunks)))
+                        pending.append(self.follower.queue.get_nowait())
+                    chunks = [event.sse() for event in pending if event is not None]  # None: the daemon stops
+                    if chunks:
+                        await _timed(_body(send, b"".join(chunks)))
                 else:
                     getting.cancel()
                     if not gone.is_set():
                         await _timed(_body(send, b": ping\n\n"))
+            if not gone.is_set():  # dropped, or the daemon stops: the response ends properly
+                await _timed(send({"type": "http.response.body", "body": b"", "more_body": False}))
         except (asyncio.TimeoutError, OSError):
             pass  # a client that does not read, or went away: its stream ends here
         finally:
