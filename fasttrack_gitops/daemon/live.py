@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("fasttrack_gitops.daemon")
 
-HISTORY = 2000  # events kept for clients that resume
-QUEUE = 500  # events one client may be behind before it is dropped
-MAX_FOLLOWERS = 1000  # more at once are refused (503): each holds a connection and a queue
+HISTORY = 4000  # events kept for clients that resume (~1 MB)
+QUEUE = 1000  # events one client may be behind before it is dropped: a 200-task fan-out starting is ~400 at once
+MAX_FOLLOWERS = 256  # more at once are refused (503): each holds a connection and up to QUEUE events (~300 kB)
 JOB_COALESCE = 0.1  # seconds: one job event for a burst of changes
 
 

@@ -70,7 +70,9 @@ def svg(pipeline: Pipeline, states: Mapping[str, str], href: Callable[[str], str
             fr = boxes[dep]
             x1, y1, x2, y2 = fr.x + BOX_W, fr.y + BOX_H // 2, to.x, to.y + BOX_H // 2
             mid = (x1 + x2) // 2
-            edges.append(f'<path class="edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>')
+            edges.append(
+                f'<path class="edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" marker-end="url(#arrow)"/>'
+            )
     nodes = []
     for task in pipeline.tasks:
         b = boxes[task.name]
@@ -87,5 +89,7 @@ def svg(pipeline: Pipeline, states: Mapping[str, str], href: Callable[[str], str
     return (
         f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="group" aria-label="the pipeline\'s tasks and dependencies">'
+        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" '
+        'orient="auto"><path class="arrow" d="M0,0 L8,4 L0,8 z"/></marker></defs>'
         f'<g class="edges">{"".join(edges)}</g><g class="nodes">{"".join(nodes)}</g></svg>'
     )

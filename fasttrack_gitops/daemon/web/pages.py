@@ -2,7 +2,7 @@
 
 Server-rendered with Jinja2 (autoescaped); the little JavaScript that keeps
 a page live is /static/console.js, the only script the CSP allows. Every
-page needs the read level (access.py); a refusal is the login form (401) or
+page needs the read level (access.py); a refusal is a redirect to the login form or
 why this daemon answers its own machine only (403). The data of each page
 is views.py's; the buttons are actions.py's.
 """
@@ -71,8 +71,14 @@ class Console:
     def caller(self, request: Request) -> Caller:
         return self.access.caller(request.headers, request.cookies, request.client.host if request.client else None)
 
-    def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
-        """The page, with the CSRF token its forms carry (and the cookie it hangs off, set when missing)."""
+    def render(
+        self, request: Request, template: str, status: int = 200, since: int | None = None, **context
+    ) -> HTMLResponse:
+        """The page, with the CSRF token its forms carry (and the cookie it hangs off, set when missing).
+
+        `since`: the last live event before the page's data was read; its script follows the events after it,
+        so nothing that happens between the read and the stream's start is lost.
+        """
         csrf_cookie = request.cookies.get(CSRF_COOKIE) or self.access.new_csrf_cookie()
         caller = self.caller(request)
         html = self.env.get_template(template).render(
@@ -81,6 +87,7 @@ class Console:
             logged_in=caller.level is not None,
             has_tokens=bool(self.daemon.config.api_token or self.daemon.config.read_token),
             path=request.url.path,
+            since=self.daemon.live.last_id if since is None else since,
             **context,
         )
         response = HTMLResponse(html, status, headers={"cache-control": "no-store"})
@@ -89,12 +96,15 @@ class Console:
         return response
 
     def refused(self, request: Request) -> Response | None:
-        """None when the page may be read; else the login form (401) or the loopback notice (403)."""
+        """None when the page may be read; else a redirect to the login form (303) or the loopback notice (403)."""
         caller = self.caller(request)
         if self.access.may_read(caller):
             return None
         status, message = self.access.read_refusal(caller)
-        return self.render(request, "login.html", status, message=message, next=request.url.path)
+        if status == 401:  # to the login form, and back here after it
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
+        return self.render(request, "error.html", status, title="Not served here", message=message)
 
     def not_found(self, request: Request, message: str) -> HTMLResponse:
         return self.render(request, "error.html", 404, title="Not found", message=self.public(message))
@@ -104,6 +114,7 @@ class Console:
     async def jobs(self, request: Request) -> Response:
         if (refused := self.refused(request)) is not None:
             return refused
+        since = self.daemon.live.last_id
         query = request.query_params
         chosen = {k: query.get(k, "").strip() for k in FILTERS}
         page = int(query["page"]) if query.get("page", "").isdigit() and len(query["page"]) < 7 else 1
@@ -128,6 +139,7 @@ class Console:
         return self.render(
             request,
             "jobs.html",
+            since=since,
             rows=rows,
             chosen=chosen,
             page=page,
@@ -143,6 +155,7 @@ class Console:
 
         if (refused := self.refused(request)) is not None:
             return refused
+        since = self.daemon.live.last_id
         try:
             view = self.daemon.store.view(request.path_params["job"])
         except FastTrackError as e:
@@ -168,6 +181,7 @@ class Console:
         return self.render(
             request,
             "job.html",
+            since=since,
             job=job,
             row=views.job_row(view),
             open=views.is_open(view),
@@ -183,6 +197,7 @@ class Console:
     async def task(self, request: Request) -> Response:
         if (refused := self.refused(request)) is not None:
             return refused
+        since = self.daemon.live.last_id
         try:
             view = self.daemon.store.view(request.path_params["job"])
         except FastTrackError as e:
@@ -203,6 +218,7 @@ class Console:
         return self.render(
             request,
             "task.html",
+            since=since,
             job=view.job,
             job_url=views.job_url(view.job.id),
             task=row,

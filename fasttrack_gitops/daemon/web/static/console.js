@@ -51,7 +51,9 @@
   }
 
   if (body.dataset.events && window.EventSource) {
-    var source = new EventSource(body.dataset.events);
+    // From the last event before the page's data was read: what changed since then is replayed first.
+    var url = body.dataset.events + (body.dataset.events.indexOf("?") < 0 ? "?" : "&") + "last_event_id=" + body.dataset.since;
+    var source = new EventSource(url);
     source.addEventListener("open", function () { if (liveBadge) liveBadge.textContent = "live"; });
     source.addEventListener("error", function () { if (liveBadge) liveBadge.textContent = "reconnecting…"; });
     source.addEventListener("task", function (e) { onTask(JSON.parse(e.data)); });
