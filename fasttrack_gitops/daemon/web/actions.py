@@ -92,7 +92,9 @@ class Actions:
                 next=fields.get("next", "/"),
             )
         response = login_redirect(fields.get("next", "/"))
-        set_cookie(response, SESSION_COOKIE, self.access.session(level), SESSION_SECONDS)
+        set_cookie(
+            response, SESSION_COOKIE, self.access.session(level), SESSION_SECONDS, secure=self.console.https(request)
+        )
         return response
 
     async def logout(self, request: Request) -> Response:

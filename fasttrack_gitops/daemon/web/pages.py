@@ -92,8 +92,11 @@ class Console:
         )
         response = HTMLResponse(html, status, headers={"cache-control": "no-store"})
         if request.cookies.get(CSRF_COOKIE) != csrf_cookie:
-            set_cookie(response, CSRF_COOKIE, csrf_cookie, SESSION_SECONDS)
+            set_cookie(response, CSRF_COOKIE, csrf_cookie, SESSION_SECONDS, secure=self.https(request))
         return response
+
+    def https(self, request: Request) -> bool:
+        return request.url.scheme == "https" or (self.daemon.config.public_url or "").startswith("https://")
 
     def refused(self, request: Request) -> Response | None:
         """None when the page may be read; else a redirect to the login form (303) or the loopback notice (403)."""
@@ -151,8 +154,6 @@ class Console:
         )
 
     async def job(self, request: Request) -> Response:
-        from fasttrack_gitops.engine.results import base_label, comparison
-
         if (refused := self.refused(request)) is not None:
             return refused
         since = self.daemon.live.last_id
@@ -163,21 +164,7 @@ class Console:
         job = view.job
         secrets = self.daemon.masks()
         states = {name: str(i.state) for name, i in view.tasks.items()}
-        results: dict | None = None
-        try:
-            found = comparison(self.daemon.store, view, public_url=self.daemon.config.public_url)
-            if found is not None:
-                from fasttrack_gitops.core.reports.results import PLAIN_COLUMNS, plain_rows
-
-                results = {
-                    "base": base_label(view, found),
-                    "columns": PLAIN_COLUMNS,
-                    "rows": plain_rows(found),
-                    "problems": list(found.problems),
-                    "gates_failed": found.gates_failed,
-                }
-        except FastTrackError:
-            results = None  # results are a courtesy on this page; `jobs metrics` says what is wrong
+        results = self._results(view)
         return self.render(
             request,
             "job.html",
@@ -232,6 +219,7 @@ class Console:
             follow=bool(attempt) and attempt == numbers[-1] and not row["ended"],
             outputs=outputs,
             images=images,
+            results=self._results(view, name),
         )
 
     async def log(self, request: Request) -> Response:
@@ -289,6 +277,32 @@ class Console:
 
     # -- helpers
 
+    def _results(self, view, task: str | None = None) -> dict | None:
+        """The model results for the page (of one task, or all), or None when none are declared or readable."""
+        from dataclasses import replace
+
+        from fasttrack_gitops.core.reports.results import PLAIN_COLUMNS, plain_rows
+        from fasttrack_gitops.engine.results import base_label, comparison
+
+        try:
+            found = comparison(self.daemon.store, view, public_url=self.daemon.config.public_url)
+        except FastTrackError:
+            return None  # results are a courtesy on a page; `jobs metrics` says what is wrong
+        if found is None:
+            return None
+        label = base_label(view, found)
+        if task is not None:
+            found = replace(found, rows=tuple(r for r in found.rows if r.task == task))
+            if not found.rows:
+                return None
+        return {
+            "base": label,
+            "columns": PLAIN_COLUMNS,
+            "rows": plain_rows(found),
+            "problems": list(found.problems),
+            "gates_failed": sum(1 for r in found.rows if r.gate == "fail"),
+        }
+
     def _session(self, job_id: str, task: str, number: int) -> str:
         handle = self.daemon.store.attempt_handle(job_id, task, number) or {}
         return str(handle.get("session_id") or "")
@@ -339,24 +353,30 @@ class Console:
                 state = json.loads(row["state_json"])
             except ValueError:
                 continue
-            found.append({"reporter": name, **_report_link(name, job, state)})
+            github_api = self.daemon.config.github.api_url if self.daemon.config.github else None
+            found.append({"reporter": name, **_report_link(name, job, state, github_api)})
         return found
 
 
-def _report_link(reporter: str, job, state: dict) -> dict:
-    url = state.get("html_url") or state.get("url") or state.get("permalink") or ""
-    if not url and reporter == "github" and state.get("check_run_id"):
-        url = f"https://github.com/{job.repository}/runs/{state['check_run_id']}"
+def _report_link(reporter: str, job, state: dict, github_api: str | None) -> dict:
+    """What a reporter sent for the job, and a link to it where its recorded state makes one."""
+    url = ""
+    if reporter == "github" and state.get("check_run_id"):
+        api = (github_api or "https://api.github.com").rstrip("/")
+        web = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        url = f"{web}/{quote(job.repository)}/runs/{int(state['check_run_id'])}"
     what = {"github": "check run", "gitlab": "commit status", "slack": "Slack message"}.get(reporter, reporter)
-    return {"what": what, "url": url if str(url).startswith("https://") else ""}
+    where = f" in {state['channel']}" if reporter == "slack" and state.get("channel") else ""
+    return {"what": what, "url": url if url.startswith("https://") else "", "where": where}
 
 
 def _bad_status(chosen: dict) -> str:
     return f"status {chosen['status']!r} is not one of: {', '.join(s.value for s in JobStatus)}"
 
 
-def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", path="/")
+def set_cookie(response: Response, name: str, value: str, max_age: int, *, secure: bool = False) -> None:
+    """HttpOnly and SameSite=Strict always; Secure when the console is reached over https (its public_url)."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", path="/", secure=secure)
 
 
 def login_redirect(target: str) -> RedirectResponse:
