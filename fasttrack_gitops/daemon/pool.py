@@ -236,6 +236,10 @@ class JobPool:
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
+    def driving(self, job_id: str) -> bool:
+        """Whether this process drives the job now (set up or running), whatever its runner lock says yet."""
+        return job_id in self._tasks
+
     def jobs_by_status(self) -> dict[str, int]:
         counts = {"queued": 0, "running": 0}
         for entry in self.ledger.open_queue():

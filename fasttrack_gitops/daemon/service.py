@@ -88,7 +88,7 @@ class Daemon:
         self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
         self.wake_reporters: Callable[[], None] = lambda: None
         self.repositories = Repositories(config, self.metrics)
-        self.live = LiveEvents(job_status=lambda job_id: str(self.store.view(job_id).status))
+        self.live = LiveEvents(job_status=lambda job_id: str(self.shown_status(self.store.view(job_id))))
         self.pool = JobPool(
             config,
             self.store,
@@ -420,6 +420,13 @@ class Daemon:
         handled = self._store(planned)
         handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
         return handled
+
+    def shown_status(self, view) -> JobStatus:
+        """The status people see: a job this daemon is still setting up (its code trees copied, its runner not
+        started) is running, not `interrupted`, which the store derives from the runner lock nobody holds yet."""
+        if view.status == JobStatus.INTERRUPTED and self.pool.driving(view.job.id):
+            return JobStatus.RUNNING
+        return view.status
 
     def masks(self) -> tuple[str, ...]:
         """Secret values to hide from logs and API answers."""

@@ -138,7 +138,7 @@ class Console:
             ref=ref,
             event=chosen["trigger"] or None,
         )
-        rows = [views.job_row(v) for v in found[:PAGE]]
+        rows = [views.job_row(v, self.daemon.shown_status(v)) for v in found[:PAGE]]
         return self.render(
             request,
             "jobs.html",
@@ -170,7 +170,7 @@ class Console:
             "job.html",
             since=since,
             job=job,
-            row=views.job_row(view),
+            row=views.job_row(view, self.daemon.shown_status(view)),
             open=views.is_open(view),
             has_failed=view.status == JobStatus.FAILED,
             dag="" if job.invalid else svg(job.pipeline_model(), states, lambda t: views.task_url(job.id, t)),

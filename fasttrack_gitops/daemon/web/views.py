@@ -45,7 +45,8 @@ def trigger_words(trigger) -> str:
     return f"{event}{number}{of}{' by ' + str(who) if who else ''}"
 
 
-def job_row(view: JobView) -> dict:
+def job_row(view: JobView, status: JobStatus | None = None) -> dict:
+    """A job's facts for the list and its page; `status` the one to show (Daemon.shown_status), else the view's."""
     job = view.job
     ran = sum(1 for i in view.tasks.values() if i.attempts)
     reused = sum(1 for i in view.tasks.values() if i.state == TaskState.REUSED)
@@ -57,7 +58,7 @@ def job_row(view: JobView) -> dict:
         "commit": (job.commit or "")[:12],
         "ref": (job.ref or "").removeprefix("refs/heads/"),
         "trigger": trigger_words(job.trigger),
-        "status": str(view.status),
+        "status": str(status or view.status),
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created_at)),
         "duration": job_duration(view),
         "ran": ran,

@@ -174,7 +174,8 @@ def test_list_then_job_then_a_task_log_followed_live_and_the_state_changing_with
         await talk.wait_for()
         await expect(page.locator('.dag .node.state-running[data-task="talk"]')).to_have_count(1)
         await shoot(page, dirs, "job.png")
-        await talk.click()  # job -> task, from the graph
+        await talk.focus()  # job -> task, from the graph, by keyboard: every node is a link
+        await page.keyboard.press("Enter")
         await page.wait_for_url(f"**/jobs/{job}/tasks/talk")
         await page.wait_for_selector("#follow:text('following')")
         first = await page.inner_text("#log")
