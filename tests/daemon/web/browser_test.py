@@ -186,6 +186,7 @@ def test_list_then_job_then_a_task_log_followed_live_and_the_state_changing_with
         await page.evaluate("window.__sameDocument = true")
         gate.touch()  # let the task finish: its state changes, the page follows without a reload
         await expect(page.locator("#task-state")).to_have_text("succeeded")
+        await expect(page.locator("#task-exit-code")).to_have_text("0")
         await expect(page.locator("#log")).to_contain_text("finished talking")
         assert await page.evaluate("window.__sameDocument === true")
         await shoot(page, dirs, "task.png")

@@ -13,6 +13,8 @@
     el.textContent = state;
   }
 
+  function seconds(s) { return s < 1 ? Math.round(s * 1000) + "ms" : s < 120 ? s.toFixed(1) + "s" : Math.round(s / 60) + "m"; }
+
   function onTask(data) {
     if (page === "job") {
       var node = null, row = null;
@@ -29,10 +31,12 @@
         row.querySelector("[data-field=attempts]").textContent = data.attempts;
         row.querySelector("[data-field=exit_code]").textContent = data.exit_code === null ? "" : data.exit_code;
         row.querySelector("[data-field=reason]").textContent = data.reason || "";
-        if (data.duration !== null) row.querySelector("[data-field=duration]").textContent = Math.round(data.duration) + "s";
+        if (data.duration !== null) row.querySelector("[data-field=duration]").textContent = seconds(data.duration);
       }
     } else if (page === "task" && data.task === body.dataset.task) {
       setState(document.getElementById("task-state"), "state-", data.state);
+      var code = document.getElementById("task-exit-code"); if (code) code.textContent = data.exit_code === null ? "" : data.exit_code;
+      var took = document.getElementById("task-duration"); if (took && data.duration !== null) took.textContent = seconds(data.duration);
       if (!body.dataset.follow && data.attempts > 0 && ENDED.indexOf(data.state) < 0) location.reload(); // its first attempt began
     }
   }
