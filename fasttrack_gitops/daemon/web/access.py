@@ -112,7 +112,9 @@ class Access:
     def _session_level(self, cookie: str) -> str | None:
         level, _, rest = cookie.partition(".")
         expires, _, mac = rest.partition(".")
-        if level not in self._tokens or not expires.isdigit() or int(expires) < time.time():
+        if level not in self._tokens or not (expires.isascii() and expires.isdigit() and len(expires) < 12):
+            return None
+        if int(expires) < time.time():
             return None
         return level if hmac.compare_digest(mac, self._mac(level, f"{level}.{expires}")) else None
 

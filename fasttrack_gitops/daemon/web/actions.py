@@ -151,7 +151,7 @@ class Actions:
         if isinstance(fields, Response):
             return fields
         number = fields.get("number", "")
-        if not number.isdigit() or len(number) > 9 or not fields.get("repository"):
+        if not (number.isascii() and number.isdigit()) or len(number) > 9 or not fields.get("repository"):
             return self._refuse(request, 400, "give the repository and the pull request's number")
         handled = await self.daemon.approve_fork(fields["repository"], int(number), self._who(request))
         if not handled.jobs:

@@ -120,7 +120,7 @@ class Console:
         since = self.daemon.live.last_id
         query = request.query_params
         chosen = {k: query.get(k, "").strip() for k in FILTERS}
-        page = int(query["page"]) if query.get("page", "").isdigit() and len(query["page"]) < 7 else 1
+        page = int(query["page"]) if _small_number(query.get("page", "")) else 1
         status = None
         if chosen["status"]:
             try:
@@ -195,7 +195,7 @@ class Console:
             return self.not_found(request, f"job {view.job.id} has no task '{name}'")
         numbers = [a.number for a in instance.attempts]
         wanted = request.query_params.get("attempt", "")
-        attempt = int(wanted) if wanted.isdigit() and int(wanted) in numbers else (numbers[-1] if numbers else 0)
+        attempt = int(wanted) if _small_number(wanted) and int(wanted) in numbers else (numbers[-1] if numbers else 0)
         log_html, offset, cut = "", 0, False
         if attempt:
             data, offset, cut = await asyncio.to_thread(self._read_log, view.job.id, name, attempt, None)
@@ -235,7 +235,7 @@ class Console:
         name, query = request.path_params["task"], request.query_params
         instance = view.tasks.get(name)
         attempt, offset = query.get("attempt", ""), query.get("offset", "")
-        if instance is None or not attempt.isdigit() or not offset.isdigit() or len(offset) > 15:
+        if instance is None or not _small_number(attempt) or not _small_number(offset, 15):
             return JSONResponse({"error": "give a task of the job, ?attempt=N and ?offset=BYTES"}, 400)
         ended = instance.ended or int(attempt) < len(instance.attempts)
         data, end, _ = await asyncio.to_thread(self._read_log, view.job.id, name, int(attempt), int(offset), ended)
@@ -368,6 +368,11 @@ def _report_link(reporter: str, job, state: dict, github_api: str | None) -> dic
     what = {"github": "check run", "gitlab": "commit status", "slack": "Slack message"}.get(reporter, reporter)
     where = f" in {state['channel']}" if reporter == "slack" and state.get("channel") else ""
     return {"what": what, "url": url if url.startswith("https://") else "", "where": where}
+
+
+def _small_number(text: str, digits: int = 6) -> bool:
+    """ASCII digits only (str.isdigit takes '²'), and few of them (int() of thousands of digits is refused)."""
+    return text.isascii() and text.isdigit() and len(text) <= digits
 
 
 def _bad_status(chosen: dict) -> str:

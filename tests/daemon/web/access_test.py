@@ -41,7 +41,13 @@ def test_every_page_and_api_wants_a_credential_and_takes_the_right_one(tmp_path,
             await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
             for route in READ_ROUTES:
                 path = route.format(job=job)
-                for headers in ({}, bearer("wrong-token"), {"Cookie": "ftg_session=write.99999999999.forged"}):
+                for headers in (
+                    {},
+                    bearer("wrong-token"),
+                    {"Cookie": "ftg_session=write.99999999999.forged"},
+                    {"Cookie": "ftg_session=write.².x".encode()},  # a digit to str.isdigit, not to int()
+                    {"Cookie": f"ftg_session=write.{'9' * 5000}.x"},
+                ):
                     refused = await client.get(path, headers=headers)
                     if path.startswith("/api/") or path == "/metrics" or path.endswith("offset=0"):
                         assert refused.status_code == 401, (path, headers, refused.status_code)

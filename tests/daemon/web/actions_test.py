@@ -129,6 +129,11 @@ def test_approve_from_the_repositories_page_runs_a_held_fork_pull_request(tmp_pa
             (job,) = [v.job for v in daemon.store.list_jobs(limit=0)]
             assert job.trigger["approved_by"] == "the console (API token)" and job.trigger["number"] == 7
             assert "None is waiting" in (await client.get("/repos")).text
+            for number in ("²", "9" * 5000, "-1", ""):
+                bad = await client.post(
+                    "/repos/approve", data={"csrf": csrf_of(page), "repository": REPO_NAME, "number": number}
+                )
+                assert bad.status_code == 400, number
             again = await client.post(
                 "/repos/approve", data={"csrf": csrf_of(page), "repository": REPO_NAME, "number": "7"}
             )
