@@ -14,7 +14,9 @@ from the credential itself: the token never leaves the login POST, and a
 changed token ends every session made with the old one.
 
 With no credential configured and `public_read` false, reads are answered to
-loopback clients only (`serve --check` warns when the daemon listens wider).
+loopback clients only (`serve --check` warns when the daemon listens wider);
+a request a proxy forwarded (Forwarded, X-Forwarded-For, X-Real-IP) is not
+one, though the proxy connects from 127.0.0.1.
 A button's POST needs the write level and a CSRF token: an HMAC of a random
 per-browser cookie, so a page of another origin can neither read nor forge
 it; a POST whose Origin is another site's is refused before anything else.
@@ -37,6 +39,8 @@ READ, WRITE = "read", "write"
 SESSION_COOKIE = "ftg_session"
 CSRF_COOKIE = "ftg_csrf"
 SESSION_SECONDS = 12 * 3600
+# A request that came through a proxy is no local caller, even when the proxy connects from 127.0.0.1.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host")
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Access:
     # -- who is calling
 
     def caller(self, headers, cookies, client_host: str | None) -> Caller:
-        loopback = _is_loopback(client_host)
+        loopback = _is_loopback(client_host) and not any(headers.get(h) is not None for h in PROXY_HEADERS)
         given = headers.get("authorization")
         if given is not None:
             level = self.level_of_token(given.removeprefix("Bearer ").strip() if given.startswith("Bearer ") else "")

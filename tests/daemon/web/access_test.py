@@ -164,6 +164,8 @@ def test_without_any_credential_the_console_answers_loopback_clients_only():
         status, message = access.read_refusal(remote)
         assert status == 403 and "read_token_env" in message and "public_read" in message
     assert access.may_read(access.caller({}, {}, "::1"))
+    for proxied in ({"x-forwarded-for": "203.0.113.9"}, {"forwarded": "for=203.0.113.9"}, {"x-real-ip": "203.0.113.9"}):
+        assert not access.may_read(access.caller(proxied, {}, "127.0.0.1")), proxied  # a proxy on this machine
     assert listens_beyond_loopback("0.0.0.0") and listens_beyond_loopback("::") and listens_beyond_loopback("ftg.lan")
     assert not listens_beyond_loopback("127.0.0.1") and not listens_beyond_loopback("::1")
     public = Access(DaemonConfig(**{**fields, "public_read": True, "host": "0.0.0.0"}), b"k" * 32)
