@@ -21,6 +21,7 @@ STEPS = ACTION["runs"]["steps"]
 # The inputs that `fasttrack-gitops ci` takes as --NAME / FTG_CI_NAME (the rest configure the action itself).
 COMMAND_INPUTS = {
     "mode",
+    "params",
     "executor",
     "pipelines",
     "wait",

@@ -21,7 +21,20 @@ from fasttrack_gitops import __version__
 from fasttrack_gitops.cli import main
 from fasttrack_gitops.engine.state.store import Store
 
-COMMANDS = ["ci", "doctor", "graph", "jobs", "plan", "run", "schema", "serve", "trigger", "validate"]
+COMMANDS = [
+    "ci",
+    "doctor",
+    "export",
+    "graph",
+    "import",
+    "jobs",
+    "plan",
+    "run",
+    "schema",
+    "serve",
+    "trigger",
+    "validate",
+]
 # Stacks that validating must never pay for (or need installed).
 HEAVY = ["httpx", "dulwich", "git", "uvicorn", "starlette", "sqlite3", "_sqlite3"]
 

@@ -80,6 +80,13 @@ def _token(value: str | None) -> str | None:
     help="true: reuse no cached task outputs, every task runs (run mode) or is planned to (plan mode).",
 )
 @_input(
+    "params",
+    default=None,
+    metavar="NAME=VALUE lines",
+    help="Parameter values for the selected pipelines, one NAME=VALUE a line (a workflow_dispatch event's inputs "
+    "named like a parameter apply too; these win).",
+)
+@_input(
     "state-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -100,6 +107,7 @@ def command(
     slack_channel: str | None,
     daemon_url: str | None,
     no_cache: bool,
+    params: str | None,
     state_dir: str | None,
 ) -> int:
     """Run as a GitHub Actions step: validate, select the pipelines the event selects, run them, report.
@@ -131,5 +139,6 @@ def command(
         daemon_url=daemon_url,
         state_dir=Path(state_dir) if state_dir else None,
         no_cache=no_cache,
+        params=params,
     )
     return run(inputs)

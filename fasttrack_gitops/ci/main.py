@@ -52,6 +52,7 @@ class Inputs:
     daemon_url: str | None = None
     state_dir: Path | None = None
     no_cache: bool = False  # run: reuse no cached outputs; plan: forecast as if so
+    params: str | None = None  # NAME=VALUE lines: parameter values for every selected pipeline
 
 
 def parse_globs(text: str | None) -> tuple[str, ...]:
@@ -111,6 +112,10 @@ def _flow(ctx, inputs: Inputs, env: Mapping[str, str], log: Log, hidden: Sequenc
         f"{len(report.diagnostics) - errors} warning(s)"
     )
     prepared = session.prepare(ctx, inputs.pipelines)
+    if prepared.choice.selections:
+        from fasttrack_gitops.ci.dispatch_params import dispatch_inputs, with_params
+
+        prepared = with_params(prepared, inputs.params, dispatch_inputs(ctx.event_name, ctx.event_path.read_bytes()))
     choice = prepared.choice
     with log.group(f"FastTrack: what the {choice.what} selects"):
         for decision in choice.decisions:

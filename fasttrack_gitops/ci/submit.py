@@ -45,6 +45,7 @@ def submit(
             request_id=request_id(ctx, s.name),
             sender=ctx.actor or "github-actions",
             api_token=api_token,
+            params=s.trigger.get("params"),
             where="the daemon-url input",
         )
         if triggered.made:

@@ -48,6 +48,15 @@ no_cache_option = click.option(
     help="Reuse no cached task outputs: every task runs (what it makes is still cached for later jobs).",
 )
 
+param_option = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give the pipeline's parameter NAME this value instead of its default (repeatable); tasks read it as "
+    "$PARAM_<NAME>. An unknown name or a value of the wrong type stops before anything runs.",
+)
+
 format_option = click.option(
     "--format",
     "fmt",

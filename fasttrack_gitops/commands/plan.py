@@ -14,6 +14,7 @@ from fasttrack_gitops.commands.options import (
     markdown_format_option,
     max_file_size,
     no_cache_option,
+    param_option,
     repo_option,
     rev_option,
     state_dir_option,
@@ -31,6 +32,7 @@ from fasttrack_gitops.commands.options import (
     help="Also say, per task, what of its cache key changed between REV and --rev (e.g. --base main).",
 )
 @executor_option
+@param_option
 @no_cache_option
 @state_dir_option
 @markdown_format_option("json: the forecast as a record; markdown: a table for a pull request or a step summary.")
@@ -41,6 +43,7 @@ def command(
     rev: str | None,
     base: str | None,
     executor: str,
+    params: tuple[str, ...],
     no_cache: bool,
     state_dir,
     fmt: str,
@@ -57,6 +60,7 @@ def command(
 
     from fasttrack_gitops.commands.run import locate
     from fasttrack_gitops.core.forecast import as_json, with_base
+    from fasttrack_gitops.core.pipeline.params import ParamError, parse_assignments
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.reports.plan import plan_markdown, plan_text
@@ -64,11 +68,12 @@ def command(
     from fasttrack_gitops.engine.launch import opened_executor, snapshot_store
     from fasttrack_gitops.engine.state.store import Store
 
+    overrides = parse_assignments(params)
     repo_dir, relpath = locate(pipeline, repo)
     limits = Limits(max_bytes=max_file_size)
     with Store(state_dir) as store:
         objects = snapshot_store(store)
-        planned = _plan(repo_dir, relpath, rev, shown=pipeline, limits=limits, objects=objects)
+        planned = _plan(repo_dir, relpath, rev, shown=pipeline, limits=limits, objects=objects, params=overrides)
         for d in planned.diagnostics:
             click.echo(text_line(d), err=True)
         job = planned.job
@@ -82,7 +87,19 @@ def command(
 
         found = asyncio.run(main())
         if base is not None:
-            before = _plan(repo_dir, relpath, base, shown=pipeline, limits=limits, objects=objects, what="--base")
+            try:  # the same values at the base, so that only what the commits changed shows as changed
+                before = _plan(
+                    repo_dir,
+                    relpath,
+                    base,
+                    shown=pipeline,
+                    limits=limits,
+                    objects=objects,
+                    what="--base",
+                    params=overrides,
+                )
+            except ParamError:  # the base has no such parameter: compare with its defaults
+                before = _plan(repo_dir, relpath, base, shown=pipeline, limits=limits, objects=objects, what="--base")
             if before.job is None:
                 click.echo(f"warning: the pipeline is not valid at {base}; nothing to compare with", err=True)
             else:
@@ -96,12 +113,12 @@ def command(
     return 0
 
 
-def _plan(repo_dir, relpath: str, rev: str | None, *, shown: str, limits, objects, what: str = "--rev"):
+def _plan(repo_dir, relpath: str, rev: str | None, *, shown: str, limits, objects, what: str = "--rev", params=None):
     """The file planned at rev (a job not stored); a usage error naming the revision when it is not there."""
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.engine.plan import NotInSnapshot, plan_file
 
     try:
-        return plan_file(repo_dir, relpath, rev=rev, objects=objects, shown=shown, limits=limits)
+        return plan_file(repo_dir, relpath, rev=rev, objects=objects, shown=shown, limits=limits, params=params)
     except NotInSnapshot as e:
         raise UsageError(f"{e}; commit it, or give {what} a revision that has it") from None

@@ -9,6 +9,7 @@ from fasttrack_gitops.commands.options import (
     format_option,
     max_file_size,
     no_cache_option,
+    param_option,
     repo_option,
     rev_option,
     state_dir_option,
@@ -34,6 +35,13 @@ from fasttrack_gitops.commands.options import (
     metavar="FILE",
     help="NAME=value lines for ${{ secrets.NAME }} (also read: FTG_SECRET_NAME variables).",
 )
+@click.option(
+    "--keep-services",
+    is_flag=True,
+    help="Leave deployment tasks' services running when the job ends (locally: their servers; on Backend.AI: "
+    "ephemeral services too).",
+)
+@param_option
 @no_cache_option
 @state_dir_option
 @format_option
@@ -46,6 +54,8 @@ def command(
     executor: str,
     max_parallel: int | None,
     secrets_file: str | None,
+    keep_services: bool,
+    params: tuple[str, ...],
     no_cache: bool,
     state_dir,
     fmt: str,
@@ -60,6 +70,7 @@ def command(
     """
     from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError
+    from fasttrack_gitops.core.pipeline.params import parse_assignments
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
@@ -70,6 +81,7 @@ def command(
 
     if rev is not None and worktree:
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
+    overrides = parse_assignments(params)
     repo_dir, relpath = locate(pipeline, repo)
     store = Store(state_dir)
     try:
@@ -81,6 +93,7 @@ def command(
             objects=snapshot_store(store),
             shown=pipeline,
             limits=Limits(max_bytes=max_file_size),
+            params=overrides,
         )
     except NotInSnapshot as e:
         advice = "; commit it, or run the working tree with --worktree" if e.snapshot.kind == "commit" else ""
@@ -93,7 +106,16 @@ def command(
     secrets = gather_secrets(secrets_file)
     check_secrets(planned.job.pipeline_model(), secrets)
     job = without_reuse(planned.job) if no_cache else planned.job
-    return run_job(job, store, planned.snapshot, executor=executor, secrets=secrets, max_parallel=max_parallel, fmt=fmt)
+    return run_job(
+        job,
+        store,
+        planned.snapshot,
+        executor=executor,
+        secrets=secrets,
+        max_parallel=max_parallel,
+        fmt=fmt,
+        executor_options={"keep_services": True} if keep_services else None,
+    )
 
 
 def locate(pipeline: str, repo: str | None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 import click
 
@@ -25,6 +26,7 @@ def run_job(
     max_parallel: int | None,
     fmt: str,
     failed_only: bool = False,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Store a new job and run it to its end, showing progress; print its record; the exit code."""
     import asyncio
@@ -45,7 +47,7 @@ def run_job(
             shown.add(warning)
 
     async def main() -> JobView:
-        async with opened_executor(executor) as opened:
+        async with opened_executor(executor, **(executor_options or {})) as opened:
             with progress_for(job) as progress:
                 launch = Launch(
                     job,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fasttrack_gitops.commands.options import no_cache_option
+from fasttrack_gitops.commands.options import no_cache_option, param_option
 
 
 @click.command("trigger")
@@ -28,10 +28,18 @@ from fasttrack_gitops.commands.options import no_cache_option
     metavar="ID",
     help="Makes retries safe: the daemon makes one job per request id (default: a new one).",
 )
+@param_option
 @no_cache_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(
-    repository: str, pipeline: str, ref: str, url: str, request_id: str | None, no_cache: bool, fmt: str
+    repository: str,
+    pipeline: str,
+    ref: str,
+    url: str,
+    request_id: str | None,
+    params: tuple[str, ...],
+    no_cache: bool,
+    fmt: str,
 ) -> int:
     """Run PIPELINE (a name or a file path) of REPO (owner/repo, as configured) through the daemon.
 
@@ -45,7 +53,10 @@ def command(
     import os
     import secrets
 
+    from fasttrack_gitops.core.pipeline.params import parse_assignments
     from fasttrack_gitops.engine.daemon_client import API_TOKEN_VARIABLE, DaemonError, trigger
+
+    overrides = parse_assignments(params)  # malformed: exit 2 here; unknown or mistyped: the daemon's 400
 
     try:
         triggered = trigger(
@@ -57,6 +68,7 @@ def command(
             sender=os.environ.get("USER", "cli"),
             api_token=os.environ.get(API_TOKEN_VARIABLE) or None,
             no_cache=no_cache,
+            params=overrides,
             where="--daemon or $FTG_DAEMON_URL",
         )
     except DaemonError as e:

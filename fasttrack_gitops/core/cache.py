@@ -106,7 +106,7 @@ def ingredients(
         "pipeline_envs": dict(pipeline.envs),
         "code": {"path": task.code or ".", "tree": code_tree},
         "paths": dict(sorted(paths.items())),
-        "params": _plain(list(pipeline.params)),
+        "params": [[p.name, p.value] for p in pipeline.params],  # the values the job runs with
         "inputs": [[name, digest] for name, digest in inputs],
     }
 

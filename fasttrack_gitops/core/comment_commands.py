@@ -8,10 +8,12 @@ A trusted person drives the daemon from a pull request: `run [PIPELINE]`,
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from fasttrack_gitops.core.events import TRUSTED_ASSOCIATIONS
+from fasttrack_gitops.core.pipeline.params import ParamError, parse_assignments
 
 COMMAND_VERBS = ("run", "retest", "cancel", "ok-to-test")
 
@@ -47,6 +49,21 @@ def parse_command(body: str) -> Command | None:
                 return Command(verb.lower(), argument)
             return Command("unknown", verb)
     return None
+
+
+def run_arguments(argument: str | None) -> tuple[str | None, dict[str, str]]:
+    """`/fasttrack run [PIPELINE] [NAME=VALUE ...]` -> (the pipeline or None, the parameter values).
+
+    The words are split as a shell would split them (quotes keep spaces in a
+    value) but never given to one: the values reach tasks as environment
+    variables only.
+    """
+    try:
+        words = shlex.split(argument or "")
+    except ValueError as e:
+        raise ParamError(f"cannot read the arguments ({e}); close the quotes around a value") from None
+    pipeline = words.pop(0) if words and "=" not in words[0] else None
+    return pipeline, parse_assignments(words, where="parameter")
 
 
 def command_allowed(association: str) -> bool:

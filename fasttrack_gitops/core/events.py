@@ -13,6 +13,7 @@ the `name` of the repository in the daemon's configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ZERO_COMMIT = "0" * 40  # `before` of a new branch, `after` of a deleted one, in push webhooks
 
@@ -106,6 +107,7 @@ class Manual:
     request_id: str  # one job per request, however often it is retried
     sender: str = ""
     no_cache: bool = False  # reuse no cached task outputs
+    params: tuple[tuple[str, Any], ...] = ()  # parameter overrides, name -> text or JSON scalar (checked later)
 
 
 Event = Push | PullRequest | Comment | Rerequest | Tick | Manual

@@ -15,10 +15,11 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline.model import Pipeline, normalise, to_fasttrack
 
 
@@ -76,6 +77,30 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True)
+class ServiceEndpoint:
+    """Where a deployment task's model service answers, once it is ready; never a token."""
+
+    name: str  # the service's name on the cluster (or locally)
+    url: str
+    public: bool = True  # False: a caller needs a token; `access` says how to get one
+    access: str = ""  # how to get a token for a non-public service (a command, an API call), never the token
+    note: str = ""  # what the server could not honour, e.g. "23.09: deleted and created again (no rolling update)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "public": self.public, "access": self.access, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServiceEndpoint:
+        return cls(
+            str(data.get("name", "")),
+            str(data.get("url", "")),
+            bool(data.get("public", True)),
+            str(data.get("access", "")),
+            str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Attempt:
     number: int  # from 1
     started_at: float
@@ -83,6 +108,7 @@ class Attempt:
     exit_code: int | None = None
     outcome: Outcome | None = None  # None while it runs
     message: str = ""
+    service: ServiceEndpoint | None = None  # a deployment task's service, once ready
 
     @property
     def duration(self) -> float | None:
@@ -105,6 +131,11 @@ class TaskInstance:
     @property
     def exit_code(self) -> int | None:
         return self.attempts[-1].exit_code if self.attempts else None
+
+    @property
+    def service(self) -> ServiceEndpoint | None:
+        """The model service the last attempt made ready (a deployment task); None for any other."""
+        return self.attempts[-1].service if self.attempts else None
 
     @property
     def duration(self) -> float | None:
@@ -140,13 +171,27 @@ class PipelineJob:
         return not self.spec
 
     def pipeline_model(self) -> Pipeline:
-        return normalise(dict(self.spec))
+        """The spec as a Pipeline, made once per record: normalising a 200-task spec takes ~10 ms, and a run asks
+        for it from the runner, the cache, the results and the reports (seven times, in a profile of one `run`).
+        The record and the model are both immutable, so the one copy is shared."""
+        model = self.__dict__.get("_model")
+        if model is None:
+            model = normalise(dict(self.spec))
+            self.__dict__["_model"] = model  # beside the fields: a frozen dataclass takes no attribute assignment
+        return model
 
 
 def spec_of(pipeline: Pipeline) -> dict[str, Any]:
     """The frozen spec: the normalised pipeline in the export shape (plain JSON)."""
     spec: dict[str, Any] = json.loads(json.dumps(to_fasttrack(pipeline, include_gitops=True)))
     return spec
+
+
+def with_params(pipeline: Pipeline, overrides: Mapping[str, Any] | None) -> Pipeline:
+    """The pipeline with the overrides as its parameters' values (the job's spec records them)."""
+    if not overrides:
+        return pipeline
+    return replace(pipeline, params=parameters.apply(pipeline.params, overrides, pipeline=pipeline.name))
 
 
 def spec_id(spec: Mapping[str, Any]) -> str:
@@ -174,9 +219,10 @@ def freeze(
     dirty: bool = False,
     now: float | None = None,
 ) -> PipelineJob:
-    """A new job for a checked pipeline at a snapshot."""
+    """A new job for a checked pipeline at a snapshot, with the parameter values its trigger gives (`params`:
+    name -> text or JSON scalar; ParamError, before any job exists, for an unknown name or a wrong value)."""
     now = time.time() if now is None else now
-    spec = spec_of(pipeline)
+    spec = spec_of(with_params(pipeline, (trigger or {}).get("params")))
     return PipelineJob(
         id=new_job_id(now),
         pipeline=pipeline.name,

@@ -1,4 +1,4 @@
-"""A task's environment: pipeline and task envs in FastTrack's order, secrets resolved. Pure.
+"""A task's environment: pipeline and task envs in FastTrack's order, secrets resolved, parameters added. Pure.
 
 `${{ secrets.NAME }}` is resolved when a job starts, from the secrets the
 caller gathered (FTG_SECRET_NAME variables, a --secrets-file). Every secret
@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from fasttrack_gitops.core.errors import UsageError
+from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline.model import Pipeline, Task
 
 SECRET_ENV_PREFIX = "FTG_SECRET_"
@@ -27,7 +28,7 @@ class SecretsError(UsageError):
 
 @dataclass(frozen=True)
 class TaskEnvironment:
-    env: dict[str, str]  # pipeline envs, then the task's (which win), secrets resolved
+    env: dict[str, str]  # pipeline envs, then the task's (which win), secrets resolved, then PARAM_<NAME>
     command: str | None  # the command with secret references resolved
     warnings: tuple[str, ...]  # e.g. a PIPELINE_* variable that the data folder path replaces
 
@@ -59,14 +60,25 @@ def check_secrets(pipeline: Pipeline, secrets: Mapping[str, str]) -> None:
 
 
 def task_environment(pipeline: Pipeline, task: Task, secrets: Mapping[str, str]) -> TaskEnvironment:
-    """The variables a task instance gets (before the executor adds PIPELINE_*)."""
+    """The variables a task instance gets (before the executor adds PIPELINE_*).
+
+    The job's parameter values come last and win: a value given with
+    --param reaches the task as data in its environment, never through a
+    command line, so shell metacharacters in it are harmless.
+    """
     env = {k: _resolve(v, secrets) for k, v in pipeline.envs}
     env.update({k: _resolve(v, secrets) for k, v in task.envs})
+    values = parameters.environment(pipeline.params)
     warnings = tuple(
         f"task '{task.name}': {name} is set to the pipeline data folder path, not to the value in the pipeline file"
         for name in env
         if _RESERVED.match(name)
+    ) + tuple(
+        f"task '{task.name}': {name} is set to the parameter's value, not to the value in the pipeline file"
+        for name in env
+        if name in values
     )
+    env.update(values)
     command = _resolve(task.command, secrets) if task.command is not None else None
     return TaskEnvironment(env, command, warnings)
 

@@ -248,7 +248,14 @@ def explain_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Cons
 
 def select_manual(candidates: Sequence[Candidate], manual: Manual) -> list[Selection]:
     """The pipeline named (or at the path) the request asks for; [] when there is none."""
-    trigger = {"event": "manual", "ref": manual.ref, "request_id": manual.request_id, "sender": manual.sender}
+    trigger: dict[str, Any] = {
+        "event": "manual",
+        "ref": manual.ref,
+        "request_id": manual.request_id,
+        "sender": manual.sender,
+    }
+    if manual.params:
+        trigger["params"] = dict(manual.params)  # freeze() gives them to the job (core/job.py)
     return _selected(explain_manual(candidates, manual), trigger)
 
 

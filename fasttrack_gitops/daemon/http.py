@@ -9,7 +9,7 @@
     GET  /api/jobs/{id}/metrics                      its model results, as `jobs metrics --format json` (read)
     GET  /api/jobs/{id}/tasks/{task}/outputs[/{path}] a task's outputs (outputs_http.py: read, or a signed link)
     GET  /api/events        live job and task changes as Server-Sent Events (web/sse.py)  (read)
-    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?}: a manual run (write)
+    POST /api/trigger       {"repository", "pipeline", "ref", "request_id"?, "no_cache"?, "params"?}: a manual run (write)
     GET  /, /jobs, /jobs/{id}, /jobs/{id}/tasks/{task}, /repos, /login: the console (web/pages.py) (read)
     POST /jobs/{id}/cancel, /jobs/{id}/rerun, /repos/approve: the console's buttons (web/actions.py) (write + CSRF)
 
@@ -34,6 +34,7 @@ from starlette.routing import Route
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Manual
 from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.pipeline.params import ParamError, from_request
 from fasttrack_gitops.core.webhooks import WebhookError
 from fasttrack_gitops.daemon.outputs_http import OutputsAPI, signing_key
 from fasttrack_gitops.daemon.service import Daemon
@@ -217,6 +218,10 @@ class App:
             return _error(400, "give a JSON object with repository and pipeline (and ref, request_id)")
         if self.daemon.repositories.find(body["repository"]) is None:
             return _error(404, f"repository {body['repository']} is not configured in this daemon")
+        try:
+            params = from_request(body.get("params"))  # their names and types are checked against the pipeline
+        except ParamError as e:
+            return _error(400, str(e))
         manual = Manual(
             body["repository"],
             body["pipeline"],
@@ -224,9 +229,11 @@ class App:
             str(body.get("request_id") or secrets.token_hex(8)),
             str(body.get("sender") or "api"),
             no_cache=body.get("no_cache") is True,
+            params=tuple(params.items()),
         )
         handled = await self.daemon.handle(manual, delivery=manual.request_id)
-        return JSONResponse({**handled.as_dict(), "note": self.public(handled.note)}, 201 if handled.jobs else 422)
+        status = 201 if handled.jobs else 400 if handled.refused else 422
+        return JSONResponse({**handled.as_dict(), "note": self.public(handled.note)}, status)
 
 
 def _error(status: int, message: str) -> Response:

@@ -28,10 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.comment_commands import command_allowed, parse_command
+from fasttrack_gitops.core.comment_commands import command_allowed, parse_command, run_arguments
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.pipeline.params import ParamError
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.live import LiveEvents
@@ -46,6 +47,7 @@ from fasttrack_gitops.engine.plan import (
     Pipelines,
     Planned,
     RepoSource,
+    check_params,
     default_head,
     pipelines_at,
     plan,
@@ -70,6 +72,7 @@ class Handled:
     created: list[str] = field(default_factory=list)
     note: str = ""
     failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
+    refused: bool = False  # the request itself is wrong (a parameter the pipeline lacks): no retry helps
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -264,8 +267,11 @@ class Daemon:
             head = await self.repositories.pr_head(repo, source, comment.number)
             if head is None or not await self.repositories.has(repo, source, head):
                 return Handled(note=f"/fasttrack run: the head of #{comment.number} cannot be fetched")
+            try:
+                wanted, overrides = run_arguments(command.argument)
+            except ParamError as e:
+                return Handled(note=f"/fasttrack run: {e}", refused=True)
             pipes = await asyncio.to_thread(pipelines_at, source, head)
-            wanted = command.argument
             chosen = [c for c in pipes.candidates if wanted in (None, c.name, c.path)]
             if not chosen:
                 names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
@@ -276,12 +282,15 @@ class Daemon:
                 "command": "run",
                 "number": comment.number,
                 "by": comment.author,
+                **({"params": overrides} if overrides else {}),
             }
             reason = f"/fasttrack run by {comment.author} on #{comment.number}"
             selections = [
                 triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason, c.concurrency)
                 for c in chosen
             ]
+            if refused := _refused_params(pipes, selections, "/fasttrack run: "):
+                return refused
             ref = f"refs/pull/{comment.number}/head"
             handled = self._store(
                 await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra)
@@ -369,6 +378,8 @@ class Daemon:
                 note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
                 f"valid pipelines there: {names}"
             )
+        if refused := _refused_params(pipes, selections):
+            return refused
         if manual.no_cache:
             extra = {**extra, NO_CACHE_TRIGGER: True}
         handled = self._store(await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra))
@@ -439,6 +450,15 @@ class Daemon:
 def _resolve(source: RepoSource, rev: str) -> tuple[str, str]:
     """A branch, tag or commit id in the repository -> (commit, full ref or the revision as given)."""
     return gitrepo.resolve_revision(source.top, rev)
+
+
+def _refused_params(pipes: Pipelines, selections: list, what: str = "") -> Handled | None:
+    """A refusal when a selection's parameter values do not fit its pipeline (no job is made for any)."""
+    try:
+        check_params(pipes, selections)
+    except ParamError as e:
+        return Handled(note=f"{what}{e}", refused=True)
+    return None
 
 
 def _with_trigger(selection: triggers.Selection, **extra) -> triggers.Selection:

@@ -12,7 +12,9 @@ it means.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -62,13 +64,14 @@ def trigger(
     sender: str,
     api_token: str | None = None,
     no_cache: bool = False,
+    params: Mapping[str, str] | None = None,
     where: str = "",
     timeout: httpx.Timeout = TIMEOUT,
 ) -> Triggered:
     """Ask the daemon at `url` to run `pipeline` of `repository` at `ref` (one job per `request_id`, however
     often it is asked). `where` names, for the messages, where the caller's user sets the daemon's address."""
     hint = f" ({where})" if where else ""
-    body: dict[str, str | bool] = {
+    body: dict[str, Any] = {
         "repository": repository,
         "pipeline": pipeline,
         "ref": ref,
@@ -77,6 +80,8 @@ def trigger(
     }
     if no_cache:
         body["no_cache"] = True
+    if params:
+        body["params"] = dict(params)
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     try:
         response = httpx.post(url.rstrip("/") + "/api/trigger", json=body, headers=headers, timeout=timeout)

@@ -135,6 +135,16 @@ def work_folder(job: Path, tree: str) -> Path:
     return job / "work" / tree
 
 
+def state_of_job_folder(job: Path) -> Path:
+    """The state folder a job's folder (job_folder) is in."""
+    return job.parent.parent
+
+
+def model_folder(state_dir: Path, name: str) -> Path:
+    """A model storage folder on this machine (a deployment task's `service.model`): <state dir>/models/<name>."""
+    return state_dir / "models" / component(name, "model folder")
+
+
 def tree_folder(state_dir: Path, tree: str) -> Path:
     """A code tree materialised once for every job: <state dir>/trees/<tree id>."""
     return state_dir / "trees" / tree

@@ -24,7 +24,7 @@ from fasttrack_gitops.core.job import DONE, JobView, PipelineJob, TaskInstance, 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
-from fasttrack_gitops.engine.executors.base import Executor, cache_index_of
+from fasttrack_gitops.engine.executors.base import EndsJobs, Executor, cache_index_of
 from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -105,7 +105,12 @@ class Launch:
             runner.interrupt(self._interrupted)
         elif self._cancelled:
             runner.cancel()
-        return await runner.run()
+        try:
+            return await runner.run()
+        finally:
+            # What the job's deployment tasks keep until the job ends (an interrupted job goes on later).
+            if isinstance(self.executor, EndsJobs) and not self._interrupted:
+                await self.executor.job_ended(self.job.id)
 
 
 class Workdirs:

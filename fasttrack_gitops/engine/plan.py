@@ -22,11 +22,10 @@ from pathlib import Path
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.concurrency_groups import concurrency_group, group_context
-from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun
+from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun, with_params
 from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
 from fasttrack_gitops.core.pipeline.model import Pipeline
-from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitUsageError, Snapshot
@@ -62,9 +61,7 @@ def check_at(snap: Snapshot, path: str, *, shown: str | None = None, limits: Lim
     raw = gitrepo.read_file(snap, path, max_bytes=limits.max_bytes + 1)
     if raw is None:
         return None
-    result = check_pipeline(raw, shown or path, limits=limits, code_lookup=gitrepo.code_lookup(snap))
-    warnings = unapplied(result.document) if result.ok and result.document is not None else []
-    return Checked(result, tuple(warnings))
+    return Checked(check_pipeline(raw, shown or path, limits=limits, code_lookup=gitrepo.code_lookup(snap)))
 
 
 def code_trees_at(snap: Snapshot, pipeline: Pipeline) -> dict[str, str]:
@@ -153,14 +150,17 @@ def plan_file(
     objects: Path | None = None,
     shown: str | None = None,
     limits: Limits = Limits(),
+    params: Mapping[str, str] | None = None,
 ) -> FilePlan:
     """The pipeline file at path in the repository at folder as a job, not stored.
 
     The repository is read at rev (default HEAD), or as its work tree stands
     (worktree; the job is dirty when it differs from HEAD), or, for a folder
     in no git repository, as the folder is. Work-tree and unversioned
-    snapshots write their objects to `objects`. Raises NotInSnapshot when
-    the file is not there.
+    snapshots write their objects to `objects`. `params` override the
+    pipeline's parameters (core/pipeline/params.py; ParamError, before any
+    job exists, when one does not fit). Raises NotInSnapshot when the file
+    is not there.
     """
     snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
     checked = check_at(snap, path, shown=shown, limits=limits)
@@ -173,7 +173,8 @@ def plan_file(
             checked.pipeline,
             pipeline_path=path,
             repository=str(Path(folder).resolve()),
-            trigger=with_base_commit({"event": "cli"}, snap),  # one file planned on request: the command line's
+            # one file planned on request: the command line's
+            trigger=with_base_commit({"event": "cli", **({"params": dict(params)} if params else {})}, snap),
             warnings=checked.warnings,
         )
     return FilePlan(snap, checked.diagnostics, job)
@@ -225,7 +226,7 @@ class Pipelines:
     snapshot: Snapshot
     valid: Mapping[str, Pipeline]  # path -> pipeline
     invalid: Mapping[str, tuple[str, tuple[dict, ...]]]  # path -> (pipeline name or file stem, diagnostics)
-    warnings: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=dict)  # path -> a valid one's (FT205)
+    warnings: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=dict)  # path -> a valid one's
 
     @property
     def candidates(self) -> list[triggers.Candidate]:
@@ -348,6 +349,13 @@ def plan(
         key = JobKey(source.name, commit, selection.path, selection.key)
         planned.append(Planned(key, job, group, cancel, selection.reason))
     return planned
+
+
+def check_params(found: Pipelines, selections: Sequence[triggers.Selection]) -> None:
+    """ParamError when a selection's trigger gives its pipeline a parameter it lacks or a value that does not
+    fit: the daemon and the Action ask before planning, so a bad request makes no job at all."""
+    for selection in selections:
+        with_params(found.valid[selection.path], selection.trigger.get("params"))
 
 
 def plan_invalid(

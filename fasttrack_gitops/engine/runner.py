@@ -6,7 +6,8 @@ and writes every change through to the store, so any other process (`jobs
 show`, `jobs logs --follow`) sees the job as it runs. Preparing a working
 directory (a code tree written and copied) and emptying a retried task's
 outputs run in worker threads: the loop goes on serving the other tasks (and
-the daemon's webhooks) meanwhile. The store's writes stay on the loop (its
+the daemon's webhooks) meanwhile; the folders of tasks sure to run are made
+ahead of their start (prepare.py). The store's writes stay on the loop (its
 connection belongs to the loop's thread).
 
 An executor that learns what its cluster has free (`refresh_capacity`, the
@@ -21,25 +22,25 @@ import asyncio
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
-from fasttrack_gitops.engine import datafolder, results
+from fasttrack_gitops.engine import results
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
 from fasttrack_gitops.engine.cache.keys import JobKeys
 from fasttrack_gitops.engine.executors.base import (
     AttemptResult,
-    AttemptSpec,
     Executor,
     LearnsCapacity,
     task_outputs_of,
 )
+from fasttrack_gitops.engine.prepare import Preparation
 from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
@@ -89,11 +90,10 @@ class JobRunner:
         self.resume = resume  # take over a stored job a runner that died left unfinished
         self._interrupted = ""  # why interrupt() stopped the job: its attempts end INTERRUPTED, its tasks stay open
         self._running: dict[str, asyncio.Task] = {}
-        self.masks = masks(self.secrets, referenced_secrets(self.pipeline))
         self._cancel = asyncio.Event()
-        self.data_dir = store.data_dir(job.id)
-        self._made: set[str] = set()  # output folders (by task) already created
+        self._held: list[Change] | None = None  # changes told once the batch they are in commits (_batch)
         self.cache = JobCache(job, store, *cache, lambda: self.tasks) if cache is not None else None
+        self.prepare = Preparation(job, self.pipeline, store, workdir, self.secrets, self.cache)
 
     def cancel(self) -> None:
         """Stop the job: running attempts are killed, the rest cancelled (from a signal handler too)."""
@@ -157,6 +157,7 @@ class JobRunner:
         running = self._running
         cancelled = asyncio.ensure_future(self._cancel.wait())
         next_poll = 0.0
+        self.prepare.ahead((n for n in order if self.tasks[n].state not in ENDED), self.executor)
         try:
             while True:
                 now = time.time()
@@ -210,6 +211,7 @@ class JobRunner:
                     refresh_at = 0.0  # what it held is free again
         finally:
             cancelled.cancel()
+            await self.prepare.stop()
             if running:
                 self._cancel.set()
                 await asyncio.gather(*running.values(), return_exceptions=True)
@@ -232,21 +234,22 @@ class JobRunner:
 
     async def _attempt(self, name: str) -> None:
         number = len(self.tasks[name].attempts) + 1
-        outputs = self._outputs(name)
+        outputs = self.prepare.outputs(name)
         if number > 1 and outputs.exists():  # a retry starts from an empty outputs folder
             await asyncio.to_thread(shutil.rmtree, outputs)
         outputs.mkdir(parents=True, exist_ok=True)
         started_at = time.time()
         try:
-            spec = await self._spec(name, number, warn=True)
+            spec = await self.prepare.spec(name, number, warn=True)
         except (FastTrackError, OSError) as e:  # e.g. the commit's objects are gone: this task cannot start
             reason = f"cannot prepare the working directory: {getattr(e, 'strerror', None) or e}"
             self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
             return
 
         def started(handle: Mapping | None = None) -> None:
-            self.store.start_attempt(self.job.id, name, number, started_at=started_at, handle=handle)
-            self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
+            with self._batch():  # one commit for the attempt and the state
+                self.store.start_attempt(self.job.id, name, number, started_at=started_at, handle=handle)
+                self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
 
         result = await self.executor.run(spec, cancel=self._cancel, started=started)
         await self._outputs_done(name, result)
@@ -266,7 +269,7 @@ class JobRunner:
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:
         """Follow an attempt that a runner which died had started; interrupted when the executor cannot."""
         try:
-            spec = await self._spec(name, attempt.number)
+            spec = await self.prepare.spec(name, attempt.number)
         except (FastTrackError, OSError):
             spec = None
         result = None
@@ -284,41 +287,20 @@ class JobRunner:
             )
         self._finish(name, attempt.number, result)
 
-    async def _spec(self, name: str, number: int, *, warn: bool = False) -> AttemptSpec:
-        """What the executor needs for one attempt (the working directory is prepared here, in a worker thread)."""
-        task = self.pipeline.task(name)
-        environment = task_environment(self.pipeline, task, self.secrets)
-        if warn:
-            for warning in environment.warnings:
-                self.store.add_event(self.job.id, "task.warning", task=name, data={"message": warning})
-        workdir = await asyncio.to_thread(self.workdir, name)
-        return AttemptSpec(
-            job_id=self.job.id,
-            task=replace(task, command=environment.command),
-            number=number,
-            workdir=workdir,
-            outputs=self._outputs(name),
-            inputs=tuple(self._outputs(dep, create=True) for dep in task.dependencies),
-            vfroot=self._vfroot(),
-            env=environment.env,
-            log_path=self.store.log_path(self.job.id, name, number),
-            timeout=task.timeout,
-            masks=self.masks,
-            pipeline=self.job.pipeline,
-            repository=self.job.repository,
-            code_tree=self.job.code_trees.get(name, self.job.tree),
-            input_jobs=self.cache.input_jobs(name) if self.cache is not None else (),
-            manifest=self.cache is not None and self.cache.wants_manifest(name),
-        )
-
     def _finish(self, name: str, number: int, result: AttemptResult) -> None:
+        with self._batch():  # the attempt's end and the task's next state: one commit, never one without the other
+            self._record_end(name, number, result)
+
+    def _record_end(self, name: str, number: int, result: AttemptResult) -> None:
         started = any(a.number == number for a in self.tasks[name].attempts)
         if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
             if not started:  # handed to the executor, stopped before it ran: no attempt; the next runner starts it
                 self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
                 return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")
-        attempt = Attempt(number, result.started_at, result.ended_at, result.exit_code, result.outcome, result.message)
+        attempt = Attempt(
+            number, result.started_at, result.ended_at, result.exit_code, result.outcome, result.message, result.service
+        )
         if not started:
             self.store.start_attempt(self.job.id, name, number, started_at=result.started_at)  # never started
         self.store.end_attempt(
@@ -329,6 +311,7 @@ class JobRunner:
             exit_code=result.exit_code,
             outcome=result.outcome,
             message=result.message,
+            service=result.service,
         )
         if result.outcome == Outcome.SUCCEEDED:
             self._set(name, TaskState.SUCCEEDED, attempt=attempt)
@@ -370,22 +353,26 @@ class JobRunner:
         self.store.set_task_state(
             self.job.id, name, state, reason=reason, next_attempt_at=next_attempt_at, reused_from=reused_from
         )
-        self.on_change(Change(name, self.tasks[name], reason))
+        change = Change(name, self.tasks[name], reason)
+        if self._held is not None:
+            self._held.append(change)
+        else:
+            self.on_change(change)
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """The store's writes inside as one transaction; whoever shows progress hears of them once it committed
+        (and not at all when it rolled back)."""
+        self._held = []
+        try:
+            with self.store.batch():
+                yield
+            held = self._held
+        finally:
+            self._held = None
+        for change in held:
+            self.on_change(change)
 
     @staticmethod
     def _with(attempts: tuple[Attempt, ...], attempt: Attempt) -> tuple[Attempt, ...]:
         return tuple(a for a in attempts if a.number != attempt.number) + (attempt,)
-
-    def _outputs(self, name: str, *, create: bool = False) -> Path:
-        path = datafolder.outputs_folder(self.data_dir, name)
-        if create and name not in self._made:
-            path.mkdir(parents=True, exist_ok=True)  # a skipped dependency: an empty input folder
-            self._made.add(name)
-        return path
-
-    def _vfroot(self) -> Path:
-        path = datafolder.vfroot_folder(self.data_dir)
-        if "/vfroot" not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
-            self._made.add("/vfroot")
-        return path

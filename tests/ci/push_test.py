@@ -9,6 +9,8 @@ import pytest
 from ci.conftest import REPO, RUN_ID, TOKEN
 from conftest import console_script, git
 
+from fasttrack_gitops.engine.state.store import Store
+
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
 
 RUN = ("--mode", "run", "--executor", "local")
@@ -243,16 +245,67 @@ def test_the_pipelines_input_limits_what_is_validated_and_selected(runner):
     assert "report" not in step.summary and "broken" not in step.summary
 
 
-def test_a_job_whose_params_are_not_applied_says_so_as_a_warning_on_the_file(runner):
-    from ci.conftest import TRAIN
+TUNED = """\
+version: "26.4.4"
+name: tuned
+on: [workflow_dispatch]
+params:
+  - {name: lr, type: number, default: 0.1}
+  - {name: note, default: none}
+tasks:
+  - name: fit
+    command: printf '%s %s' "$PARAM_LR" "$PARAM_NOTE" > "$PIPELINE_OUTPUT_ROOT/seen.txt"
+"""
 
-    first = runner.standard()
-    runner.write("pipelines/train.yaml", TRAIN.replace("tasks:\n", "params:\n  - name: lr\n    value: 0.1\ntasks:\n"))
-    after = runner.commit("tune")
 
-    step = runner.step("push", runner.push(first, after), *RUN, sha=after)
+def test_workflow_dispatch_inputs_named_like_parameters_and_the_params_input_reach_the_job(runner):
+    runner.standard()
+    runner.write("pipelines/tuned.yaml", TUNED.replace("on: [workflow_dispatch]", "on: {manual: {}}"))
+    head = runner.commit("tuned")
+    event = {
+        "inputs": {"lr": "0.5", "environment": "staging"},
+        "ref": "refs/heads/main",
+        "repository": {"full_name": "acme/pipes"},
+    }
+
+    step = runner.step(
+        "workflow_dispatch",
+        event,
+        *RUN,
+        "--pipelines",
+        "pipelines/tuned.yaml",
+        "--state-dir",
+        runner.temp / "st",
+        sha=head,
+        env={"FTG_CI_PARAMS": "note=from the input; $(id)\n"},
+    )
 
     assert step.code == 0, step.out + step.err
-    [warning] = step.commands("warning")
-    assert warning.startswith("::warning file=pipelines/train.yaml,line=9,col=1,title=FT205::params are kept but")
-    assert runner.step("push", runner.push(first, after), sha=after).commands("warning") == []  # validation: none
+    [job_id] = step.outputs["job-ids"].split()
+    store = Store(runner.temp / "st")
+    job = store.view(job_id).job
+    assert job.trigger["params"] == {"lr": "0.5", "note": "from the input; $(id)"}  # `environment` is not ours
+    assert [(p.name, p.value) for p in job.pipeline_model().params] == [("lr", 0.5), ("note", "from the input; $(id)")]
+
+
+def test_a_params_input_the_pipeline_does_not_have_stops_the_step_before_anything_runs(runner):
+    runner.standard()
+    runner.write("pipelines/tuned.yaml", TUNED.replace("on: [workflow_dispatch]", "on: {manual: {}}"))
+    head = runner.commit("tuned")
+
+    step = runner.step(
+        "workflow_dispatch",
+        {"inputs": {}},
+        *RUN,
+        "--pipelines",
+        "pipelines/tuned.yaml",
+        sha=head,
+        env={"FTG_CI_PARAMS": "epochs=3"},
+    )
+
+    assert step.code == 2, step.out + step.err
+    assert (
+        "::error title=fasttrack-gitops ci::pipeline 'tuned' has no parameter 'epochs'; its parameters: lr, note"
+        in step.out
+    )
+    assert step.outputs.get("job-ids", "") == ""

@@ -644,15 +644,18 @@ def test_rerun_text_output_is_the_summary(capsys, state, three_jobs):
     assert "Traceback" not in err
 
 
-def test_rerun_says_again_that_params_are_not_applied(tmp_path, state, capsys):
-    repo = make_repo(tmp_path, {"tuned.yaml": HELLO.replace("tasks:", "params:\n  - name: lr\n    value: 0.1\ntasks:")})
-    code, old = run_job(capsys, repo, "tuned.yaml", state)
+def test_rerun_runs_with_the_parameter_values_of_the_job_it_repeats(tmp_path, state, capsys):
+    tuned = HELLO.replace("tasks:", "params:\n  - name: lr\n    default: 0.1\ntasks:")
+    repo = make_repo(tmp_path, {"tuned.yaml": tuned})
+    code, old = run_job(capsys, repo, "tuned.yaml", state, "--param", "lr=0.7")
     assert code == 0
 
-    code, out, err = cli(capsys, "jobs", "rerun", old["id"], "--state-dir", str(state))
+    code, out, err = cli(capsys, "jobs", "rerun", old["id"], "--state-dir", str(state), "--format", "json")
 
-    assert code == 0
-    assert "tuned.yaml:3:1: warning FT205: params are kept but not applied yet: " in err
+    assert code == 0, err
+    new = json.loads(out)
+    assert new["rerun_of"] == old["id"]
+    assert [(p["name"], p["value"], p["overridden"]) for p in new["params"]] == [("lr", 0.7, True)]
 
 
 FLAKY_CHAIN = """\

@@ -222,3 +222,25 @@ def test_an_unknown_revision_is_a_usage_error(capsys, chain):
         clean(err)
         assert code == 2, err
         assert "no-such-rev" in err
+
+
+def test_parameter_values_are_part_of_the_cache_key(capsys, chain):
+    repo, state, runs = chain
+    text = (
+        (repo / "pipelines/chain.yaml")
+        .read_text()
+        .replace("tasks:\n", "params:\n  - {name: lr, default: 1}\ntasks:\n", 1)
+    )
+    put(repo, "pipelines/chain.yaml", text)
+    commit(repo)
+    run(capsys, repo, state, "--param", "lr=2")
+    assert ran(runs) == ["prepare", "train", "report"]
+
+    code, same, _ = plan(capsys, repo, state, "--param", "lr=2")
+    assert code == 0 and {a for a, _ in actions(same).values()} == {"reuse"}
+    code, other, _ = plan(capsys, repo, state)  # the default, 1: not the values that ran
+    assert actions(other)["prepare"] == ("run", "pipeline params changed")
+    code, _, err = plan(capsys, repo, state, "--param", "lr=x")
+    assert code == 2 and "parameter 'lr' is an integer: 'x' is not" in err
+    run(capsys, repo, state, "--param", "lr=2")
+    assert ran(runs) == []  # the same values: every task reused

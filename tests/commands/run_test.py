@@ -283,16 +283,65 @@ def test_a_pipeline_variable_the_data_folder_replaces_is_a_warning(capsys, repo:
     assert "warning: task 'where': PIPELINE_OUTPUT_ROOT is set to the pipeline data folder path" in err
 
 
-def test_params_are_kept_but_run_says_they_are_not_applied_yet(capsys, repo: Path, state: Path):
-    put(repo, "pipelines/p.yaml", PIPELINE.replace("tasks:\n", "params:\n  - name: lr\n    value: 0.1\ntasks:\n"))
-    commit(repo)
+PARAMS = """\
+version: "26.4.4"
+name: tuned
+params:
+  - {name: lr, type: number, default: 0.1}
+  - {name: note, default: plain}
+  - {name: dry, type: boolean, default: false}
+tasks:
+  - name: fit
+    command: printf '%s|%s|%s' "$PARAM_LR" "$PARAM_NOTE" "$PARAM_DRY" > "$PIPELINE_OUTPUT_ROOT/seen.txt"
+"""
 
-    code, record, err = run_json(capsys, repo / "pipelines/p.yaml", "--state-dir", state)
+
+def test_params_reach_the_tasks_as_environment_variables_and_show_in_the_job(
+    capsys, repo: Path, state: Path, tmp_path: Path
+):
+    put(repo, "pipelines/tuned.yaml", PARAMS)
+    commit(repo)
+    hostile = "$(touch pwned); `touch pwned2` && rm -rf / ; 'quoted' \"double\" *"
+
+    code, record, _ = run_json(
+        capsys, repo / "pipelines/tuned.yaml", "--state-dir", state, "--param", "lr=0.5", "--param", f"note={hostile}"
+    )
 
     assert (code, record["status"]) == (0, "succeeded")
-    assert f"{repo / 'pipelines/p.yaml'}:3:1: warning FT205: params are kept but not applied yet: " in err
-    assert "lr" in err.split("FT205")[1].splitlines()[0]
-    assert show(capsys, state, record["id"])["status"] == "succeeded"  # a warning: the job ran as before
+    code, _, err = cli(capsys, "jobs", "outputs", record["id"], "fit", "--download", tmp_path, "--state-dir", state)
+    assert code == 0, err
+    assert (tmp_path / "fit/seen.txt").read_text() == f"0.5|{hostile}|false"  # as given: no shell ever read it
+    assert [*state.rglob("pwned*"), *repo.rglob("pwned*"), *tmp_path.rglob("pwned*")] == []
+    shown = show(capsys, state, record["id"])
+    assert [(p["name"], p["value"], p["overridden"], p["env"]) for p in shown["params"]] == [
+        ("lr", 0.5, True, "PARAM_LR"),
+        ("note", hostile, True, "PARAM_NOTE"),
+        ("dry", False, False, "PARAM_DRY"),
+    ]
+    code, text, _ = cli(capsys, "jobs", "show", record["id"], "--state-dir", state)
+    assert "params: lr=0.5 (given; default 0.1) · note=" in text and "dry=false" in text
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("epochs=3", "pipeline 'tuned' has no parameter 'epochs'; its parameters: lr, note, dry"),
+        ("lr=fast", "parameter 'lr' is a number: 'fast' is not; write e.g. 0.01"),
+        ("dry=maybe", "parameter 'dry' is a boolean: 'maybe' is not; write true or false"),
+        ("lr", "--param 'lr': write NAME=VALUE"),
+    ],
+)
+def test_an_unknown_parameter_or_a_wrong_type_exits_2_before_anything_runs(
+    capsys, repo: Path, state: Path, given, says
+):
+    put(repo, "pipelines/tuned.yaml", PARAMS)
+    commit(repo)
+
+    code, out, err = cli(capsys, "run", repo / "pipelines/tuned.yaml", "--state-dir", state, "--param", given)
+
+    assert code == 2 and says in err, err
+    clean(err)
+    assert jobs(capsys, state) == []  # no job was made
 
 
 def test_the_record_and_jobs_show_say_where_a_task_would_run_on_a_cluster(capsys, state: Path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fasttrack_gitops.core.comment_commands import Command, command_allowed, parse_command
+from fasttrack_gitops.core.comment_commands import Command, command_allowed, parse_command, run_arguments
+from fasttrack_gitops.core.pipeline.params import ParamError
 
 
 @pytest.mark.parametrize(
@@ -55,3 +56,25 @@ def test_parse_command(body, command):
 )
 def test_only_owners_members_and_collaborators_may_command(association, allowed):
     assert command_allowed(association) is allowed
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        (None, (None, {})),
+        ("train", ("train", {})),
+        ("train lr=0.5 note='two words'", ("train", {"lr": "0.5", "note": "two words"})),
+        ("lr=0.5", (None, {"lr": "0.5"})),
+        ("train cmd='$(rm -rf /); echo'", ("train", {"cmd": "$(rm -rf /); echo"})),  # text, for an env var only
+    ],
+)
+def test_run_arguments_are_the_pipeline_and_name_value_words(argument, expected):
+    assert run_arguments(argument) == expected
+
+
+@pytest.mark.parametrize(
+    ("argument", "says"), [("train lr", "write NAME=VALUE"), ("train note='open", "close the quotes")]
+)
+def test_run_arguments_that_do_not_read_are_refused(argument, says):
+    with pytest.raises(ParamError, match=says):
+        run_arguments(argument)

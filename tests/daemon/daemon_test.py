@@ -217,6 +217,24 @@ def test_comment_commands_run_retest_and_cancel(tmp_path, source_repo, contracts
                 )
             ).json()
             assert unknown["jobs"] == [] and "demo" in unknown["note"]
+            given = (
+                await deliver(
+                    client,
+                    "issue_comment",
+                    comment_payload(contracts, number=4, body="/fasttrack run demo greeting='hi there'"),
+                    "c-run-3",
+                )
+            ).json()
+            assert given["jobs"] == [] and "pipeline 'demo' has no parameter 'greeting'" in given["note"]
+            outsider = (
+                await deliver(
+                    client,
+                    "issue_comment",
+                    comment_payload(contracts, number=4, body="/fasttrack run flaky x=1", association="NONE"),
+                    "c-run-4",
+                )
+            ).json()
+            assert outsider["jobs"] == [] and "refused" in outsider["note"]
             await await_until(lambda: daemon.store.view(manual).status == JobStatus.SUCCEEDED)
 
     asyncio.run(scenario())
@@ -537,5 +555,36 @@ def test_the_installation_a_webhook_names_is_recorded_on_each_job_it_makes_but_k
             assert rerun.trigger["installation"] == rerequest["installation"]["id"]
             assert rerun.trigger["event"] == "rerun" and rerun.trigger["of"] == demo
             await await_until(lambda: daemon.store.view(again).status == JobStatus.SUCCEEDED)
+
+    asyncio.run(scenario())
+
+
+def test_a_members_run_comment_gives_the_job_parameter_values(tmp_path, source_repo, contracts):
+    tuned = pipeline_text(
+        "tuned", "params:\n  - {name: lr, type: number, default: 0.1}\n  - {name: note, default: ''}\n"
+    )
+    commit_file(source_repo, "pipelines/tuned.yaml", tuned)
+    git(source_repo, "checkout", "-q", "-b", "feature")
+    head = commit_file(source_repo, "notes.txt", "work\n")
+    git(source_repo, "update-ref", "refs/pull/4/head", head)
+    git(source_repo, "checkout", "-q", "main")
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+    body = "/fasttrack run tuned lr=0.25 note='a; b && $(c)'"
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            run = (
+                await deliver(client, "issue_comment", comment_payload(contracts, number=4, body=body), "c-1")
+            ).json()
+            (job,) = run["jobs"]
+            view = await await_until(lambda: (v := daemon.store.view(job)).status == JobStatus.SUCCEEDED and v)
+            assert view.job.trigger["params"] == {"lr": "0.25", "note": "a; b && $(c)"}
+            assert [(p.name, p.value) for p in view.job.pipeline_model().params] == [
+                ("lr", 0.25),
+                ("note", "a; b && $(c)"),
+            ]
+            wrong = comment_payload(contracts, number=4, body="/fasttrack run tuned lr=high")
+            refused = (await deliver(client, "issue_comment", wrong, "c-2")).json()
+            assert refused["jobs"] == [] and "parameter 'lr' is a number: 'high' is not" in refused["note"]
 
     asyncio.run(scenario())

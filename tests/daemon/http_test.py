@@ -903,3 +903,58 @@ def test_the_trigger_command_explains_an_answer_that_is_not_the_daemons_in_one_l
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err and "internal" not in err
     assert url in err or status_line.split()[0] in err
+
+
+TUNED = "params:\n  - {name: lr, type: number, default: 0.1}\n"
+
+
+def test_post_api_trigger_gives_the_job_the_parameter_values_and_refuses_bad_ones(tmp_path, source_repo):
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra=TUNED))
+    config = quiet_config(tmp_path, source_repo)
+    request = {"repository": REPO_NAME, "pipeline": "demo", "ref": "main"}
+
+    async def scenario():
+        async with serving(config) as (daemon, client):
+            answer = await client.post("/api/trigger", json={**request, "request_id": "p-1", "params": {"lr": "0.5"}})
+            assert answer.status_code == 201, answer.text
+            (job,) = answer.json()["jobs"]
+            view = daemon.store.view(job)
+            assert view.job.trigger["params"] == {"lr": "0.5"}
+            assert [(p.name, p.value) for p in view.job.pipeline_model().params] == [("lr", 0.5)]
+            for params, says in (
+                ({"epochs": 3}, "pipeline 'demo' has no parameter 'epochs'; its parameters: lr"),
+                ({"lr": "fast"}, "parameter 'lr' is a number: 'fast' is not"),
+                ({"lr": [1]}, "params.lr: give a string, a number or a boolean"),
+                ("lr=1", "params must be an object"),
+            ):
+                answer = await client.post("/api/trigger", json={**request, "params": params})
+                assert answer.status_code == 400, answer.text
+                assert says in (answer.json().get("error") or answer.json()["note"])
+            assert [v.job.id for v in all_jobs(daemon)] == [job]  # no job for a refused request
+
+    asyncio.run(scenario())
+
+
+def test_the_trigger_command_passes_params_and_exits_2_when_the_daemon_refuses_them(
+    tmp_path, source_repo, capsys, monkeypatch
+):
+    monkeypatch.delenv("FTG_API_TOKEN", raising=False)
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra=TUNED))
+    config = quiet_config(tmp_path, source_repo)
+
+    async def scenario():
+        async with serving(config) as (daemon, client):
+            url = str(client.base_url).rstrip("/")
+            argv = trigger_cli(REPO_NAME, "demo", "--ref", "main", "--daemon", url, "--param", "lr=2")
+            assert await asyncio.to_thread(cli.main, argv) == 0
+            (job,) = json.loads(capsys.readouterr().out)["jobs"]
+            assert daemon.store.view(job).job.pipeline_model().params[0].value == 2
+            bad = trigger_cli(REPO_NAME, "demo", "--daemon", url, "--param", "lr=two")
+            assert await asyncio.to_thread(cli.main, bad) == 2
+            assert "parameter 'lr' is a number: 'two' is not" in capsys.readouterr().err
+            malformed = trigger_cli(REPO_NAME, "demo", "--daemon", url, "--param", "lr")
+            assert await asyncio.to_thread(cli.main, malformed) == 2
+            assert "write NAME=VALUE" in capsys.readouterr().err
+            assert len(all_jobs(daemon)) == 1
+
+    asyncio.run(scenario())

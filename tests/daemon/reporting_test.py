@@ -168,15 +168,17 @@ def test_a_report_that_could_not_be_sent_goes_out_after_a_restart(
     assert check["external_id"] == job and check["status"] == "completed"
 
 
-def test_params_the_job_does_not_apply_are_a_warning_annotation_on_its_check(
+def test_a_pushed_job_runs_with_its_parameter_defaults_and_its_check_has_no_warning(
     tmp_path, source_repo, contracts, services
 ):
     github, slack = services
     before = git(source_repo, "rev-parse", "HEAD").strip()
     after = commit_file(
-        source_repo, "pipelines/demo.yaml", pipeline_text(extra="params:\n  - name: lr\n    value: 0.1\n")
+        source_repo, "pipelines/demo.yaml", pipeline_text(extra="params:\n  - name: lr\n    default: 0.1\n")
     )
     config = config_for(tmp_path, source_repo, github, slack)
+
+    daemon_jobs = []
 
     async def scenario():
         async with running(config) as (daemon, url):
@@ -185,13 +187,10 @@ def test_params_the_job_does_not_apply_are_a_warning_annotation_on_its_check(
                 (job,) = (await deliver(client, "push", push, "p-1")).json()["jobs"]
             await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED)
             await await_until(lambda: any(r.get("conclusion") == "success" for r in github.check_runs.values()))
+            daemon_jobs.append(daemon.store.view(job).job)
 
     asyncio.run(scenario())
     (check,) = github.check_runs.values()
-    [annotation] = check["annotations"]
-    assert (annotation["path"], annotation["start_line"], annotation["annotation_level"]) == (
-        "pipelines/demo.yaml",
-        3,
-        "warning",
-    )
-    assert annotation["title"] == "FT205" and annotation["message"].startswith("params are kept but not applied yet")
+    assert check.get("annotations", []) == []  # parameters are applied: nothing to warn about
+    [job] = daemon_jobs
+    assert [(p.name, p.value) for p in job.pipeline_model().params] == [("lr", 0.1)]

@@ -6,7 +6,9 @@ or run here (the shells' tests do that).
 
 from __future__ import annotations
 
+import re
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from conftest import git
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.job import rerun
+from fasttrack_gitops.core.pipeline.params import ParamError
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitError
 from fasttrack_gitops.engine.plan import (
@@ -48,9 +51,9 @@ version: "26.4.4"
 name: tuned
 params:
   - name: lr
-    value: 0.1
+    default: 0.1
   - name: epochs
-    value: 3
+    default: 3
 tasks:
   - name: fit
     command: echo fit
@@ -307,47 +310,59 @@ def test_rerun_job_repeats_the_frozen_job_and_its_findings(repo):
     put(repo, "pipelines/tuned.yaml", PARAMS)
     head = commit(repo)
     source = RepoSource("acme/pipes", repo)
-    [old] = plan(source, pipelines_at(source, head), [_selection("pipelines/tuned.yaml", "tuned")], ref=None)
+    [old] = plan(
+        source, pipelines_at(source, head), [_selection("pipelines/tuned.yaml", "tuned", params={"lr": "1"})], ref=None
+    )
+    warning = {"file": "pipelines/tuned.yaml", "line": 3, "code": "FT201", "message": "a finding"}
+    old = replace(old, job=replace(old.job, diagnostics=(warning,)))
 
     new = rerun_job(old.job, trigger={"event": "rerun", "id": "x", "of": old.job.id})
 
     assert new.id != old.job.id and new.rerun_of == old.job.id
     assert (new.spec, new.code_trees, new.commit, new.tree) == (old.job.spec, old.job.code_trees, head, old.job.tree)
     assert new.trigger == {"event": "rerun", "id": "x", "of": old.job.id}
-    assert new.diagnostics == old.job.diagnostics != ()  # the params warning goes with it
+    assert new.diagnostics == old.job.diagnostics != ()  # the findings go with it
+    assert new.pipeline_model().params[0].value == 1.0  # and the parameter values given to the first
     assert rerun(old.job).diagnostics == ()  # which the core's rerun alone would drop
 
 
-# -- params are not applied yet: said wherever a job is planned --------------------------------------
+# -- parameters: overrides frozen into the job, refused before a job exists ---------------------------
 
 
-def test_params_are_a_warning_at_their_line_when_a_job_is_planned(repo):
+def test_a_job_runs_with_the_defaults_or_the_values_given_and_records_them(repo):
     put(repo, "pipelines/tuned.yaml", PARAMS)
     head = commit(repo)
 
-    checked = check_at(gitrepo.open_snapshot(repo, head), "pipelines/tuned.yaml")
-    assert checked.result.diagnostics == []  # validate's check is unchanged: a FastTrack export passes --strict
-    [warning] = checked.warnings
-    assert (warning.code, warning.severity, warning.file, warning.line) == (
-        "FT205",
-        "warning",
-        "pipelines/tuned.yaml",
-        3,
-    )
-    assert warning.message.startswith("params are kept but not applied yet: ")
-    assert "lr, epochs" in warning.message
+    defaults = plan_file(repo, "pipelines/tuned.yaml").job
+    given = plan_file(repo, "pipelines/tuned.yaml", params={"epochs": "5"}).job
 
-    planned = plan_file(repo, "pipelines/tuned.yaml")
-    assert planned.diagnostics == [warning]
-    assert planned.job.diagnostics == (warning.as_dict(),) and not planned.job.invalid
+    assert [(p.name, p.value) for p in defaults.pipeline_model().params] == [("lr", 0.1), ("epochs", 3)]
+    assert [(p.name, p.value) for p in given.pipeline_model().params] == [("lr", 0.1), ("epochs", 5)]
+    assert given.spec["params"][1] == {"name": "epochs", "type": "integer", "default": 3, "value": 5}
+    assert given.trigger["params"] == {"epochs": "5"} and "params" not in defaults.trigger
+    assert given.spec_id != defaults.spec_id
 
     source = RepoSource("acme/pipes", repo)
-    found = pipelines_at(source, head)
-    assert found.warnings == {"pipelines/tuned.yaml": (warning,)}
-    [job] = [p.job for p in plan(source, found, [_selection("pipelines/tuned.yaml", "tuned")], ref=None)]
-    assert job.diagnostics == (warning.as_dict(),)
-    [train] = [p.job for p in plan(source, found, [_selection("pipelines/train.yaml", "train")], ref=None)]
-    assert train.diagnostics == ()
+    [planned] = plan(
+        source, pipelines_at(source, head), [_selection("pipelines/tuned.yaml", "tuned", params={"lr": 0.5})], ref=None
+    )
+    assert planned.job.pipeline_model().params[0].value == 0.5
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"batch": "8"}, "pipeline 'tuned' has no parameter 'batch'; its parameters: lr, epochs"),
+        ({"epochs": "three"}, "parameter 'epochs' is an integer: 'three' is not; write e.g. 3"),
+        ({"lr": "nan"}, "parameter 'lr' is a number: 'nan' is not"),
+    ],
+)
+def test_an_unknown_parameter_or_a_wrong_value_makes_no_job(repo, given, says):
+    put(repo, "pipelines/tuned.yaml", PARAMS)
+    commit(repo)
+
+    with pytest.raises(ParamError, match=re.escape(says)):
+        plan_file(repo, "pipelines/tuned.yaml", params=given)
 
 
 def test_empty_params_as_fasttrack_exports_them_are_no_warning(repo):

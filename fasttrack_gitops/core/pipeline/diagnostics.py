@@ -57,13 +57,18 @@ CODES: dict[str, tuple[str, str]] = {
     "FT121": (ERROR, "a metrics file is not .json, .yaml, .yml or .toml"),
     "FT122": (ERROR, "a metric rule has an empty name"),
     "FT123": (ERROR, "a metric gate has max_regression but its rule has no direction"),
+    "FT130": (ERROR, "a service name breaks Backend.AI's name rule (4-24 characters of [A-Za-z0-9_-])"),
+    "FT131": (ERROR, "a service asks for fewer than 1 or more than 64 replicas"),
+    "FT132": (ERROR, "a model definition path is not a .yaml/.yml file inside the model folder"),
+    "FT133": (ERROR, "a model folder name is not a vfolder name"),
+    "FT134": (ERROR, "two deployment tasks name the same service"),
+    "FT140": (ERROR, "a parameter's default or choice is not of its type, or the default is not one of its choices"),
+    "FT141": (ERROR, "two parameters have the same name, ignoring case"),
     # Warnings: probably a slip.
     "FT201": (WARNING, "a GPU image on a task that requests no GPU"),
     "FT202": (WARNING, "a secret-looking environment variable has a literal value"),
     "FT203": (WARNING, "an unquoted yes/no/on/off value that YAML 1.1 reads as a boolean"),
     "FT204": (WARNING, "a memory size given as a bare small number (bytes)"),
-    # Planning a job (run, serve, ci): what the job will not do as the file says.
-    "FT205": (WARNING, "top-level params are kept but not applied to the job yet"),
     # The repository.
     "FT301": (ERROR, "no pipeline files found in the repository"),
     "FT302": (ERROR, "two pipeline files use the same pipeline name"),

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline import results
+from fasttrack_gitops.core.pipeline.params import Param
 from fasttrack_gitops.core.pipeline.results import MetricsSpec, Plot
 from fasttrack_gitops.core.pipeline.units import format_size, parse_amount, parse_duration, parse_size
 
@@ -112,16 +114,16 @@ class Pipeline:
     description: str = ""
     ownership: Mapping[str, Any] = field(default_factory=dict)
     envs: tuple[tuple[str, str], ...] = ()
-    params: tuple[Any, ...] = ()
+    params: tuple[Param, ...] = ()  # each with the value a job runs with (params.py)
     triggers: Mapping[str, Any] | None = None  # normalised `on`; None when the file has none
     concurrency: Concurrency | None = None
     notify: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(name)
+        by_name: dict[str, Task] | None = self.__dict__.get("_by_name")
+        if by_name is None:  # built on first use, beside the fields: a runner looks tasks up thousands of times
+            by_name = self.__dict__["_by_name"] = {t.name: t for t in self.tasks}
+        return by_name[name]
 
     @property
     def graph(self) -> dict[str, tuple[str, ...]]:
@@ -136,7 +138,7 @@ def normalise(data: Mapping[str, Any]) -> Pipeline:
         description=data.get("description") or "",
         ownership={k: v for k, v in (data.get("ownership") or {}).items() if not k.startswith("x-")},
         envs=_envs((data.get("environment") or {}).get("envs")),
-        params=tuple(data.get("params") or ()),
+        params=tuple(parameters.from_item(i) for i in data.get("params") or () if isinstance(i, Mapping)),
         tasks=tuple(_task(t, data.get("cache")) for t in data["tasks"]),
         triggers=_triggers(data["on"]) if "on" in data else None,
         concurrency=_concurrency(data.get("concurrency")),
@@ -281,7 +283,7 @@ def to_fasttrack(p: Pipeline, *, include_gitops: bool = False) -> dict[str, Any]
     if p.ownership:
         out["ownership"] = dict(p.ownership)
     out["environment"] = {"envs": dict(p.envs)}
-    out["params"] = list(p.params)
+    out["params"] = [parameters.to_item(param, with_value=include_gitops) for param in p.params]
     out["tasks"] = [_task_to_fasttrack(t, include_gitops) for t in p.tasks]
     if include_gitops:
         if p.triggers is not None:

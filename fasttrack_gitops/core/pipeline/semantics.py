@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results
+from fasttrack_gitops.core.pipeline import dag, results, services
+from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
@@ -60,34 +61,16 @@ def check(doc: Document, code_lookup: CodeLookup | None = None) -> list[Diagnost
     found += _check_expressions(doc, data, ())
     found += _check_envs(doc, ("environment", "envs"), _get(data, "environment", "envs"))
     found += _check_schedules(doc, data)
+    found += _check_params(doc, data.get("params"))
     found += _check_cache_paths(doc, "the pipeline", data.get("cache"), ("cache", "paths"))
     return found
 
 
-def unapplied(doc: Document) -> list[Diagnostic]:
-    """What a valid pipeline file asks for that a job made from it does not do yet: warnings to show when planning.
-
-    Not part of `check`: validating a file stays as it was (a FastTrack
-    export with params still passes `validate --strict`); `run`, the daemon
-    and the Action say it when they freeze a job. Today that is top-level
-    `params`, kept in the job's spec but given to no task.
-    """
-    data = doc.data if isinstance(doc.data, dict) else {}
-    params = data.get("params")
-    if not isinstance(params, list) or not params:
-        return []
-    names = [p["name"] for p in params if isinstance(p, dict) and isinstance(p.get("name"), str)]
-    what = ", ".join(names) if len(names) == len(params) else f"{len(params)} of them"
-    return [
-        _at(
-            doc,
-            "FT205",
-            f"params are kept but not applied yet: the job's tasks do not receive {what}; "
-            "set the values in environment.envs or the commands for now",
-            ("params",),
-            key=True,
-        )
-    ]
+def _check_params(doc: Document, items: Any) -> Iterator[Diagnostic]:
+    """Parameters whose default or choices do not fit their type, and names that clash (params.py)."""
+    if isinstance(items, list):
+        for path, code, message in parameters.problems(items):
+            yield _at(doc, code, message, ("params", *path))
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -153,6 +136,7 @@ def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None
             graph[own] = edges
         yield from _check_task_values(doc, task, i, code_lookup)
 
+    yield from services.check_names(doc, tasks)
     cycle = dag.find_cycle(graph)
     if cycle:
         i = first_index[cycle[0]]
@@ -195,6 +179,7 @@ def _check_task_values(
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
     yield from results.check(doc, who, task, base)
+    yield from services.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))
@@ -301,13 +286,7 @@ def _check_envs(doc: Document, path: NodePath, envs: Any) -> Iterator[Diagnostic
     if not isinstance(envs, dict):
         return
     for key, value in envs.items():
-        if (
-            isinstance(value, str)
-            and value
-            and "${{" not in value
-            and _SECRET_NAME_HINT.search(key)
-            and not key.startswith("x-")
-        ):
+        if literal_secret(key, value):
             yield _at(
                 doc,
                 "FT202",
@@ -315,6 +294,17 @@ def _check_envs(doc: Document, path: NodePath, envs: Any) -> Iterator[Diagnostic
                 f'which ends up in git and in job records; write "${{{{ secrets.{key} }}}}"',
                 path + (key,),
             )
+
+
+def literal_secret(name: str, value: Any) -> bool:
+    """An environment variable whose name looks secret (API_KEY, HF_TOKEN) holding a literal value (FT202)."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and "${{" not in value
+        and bool(_SECRET_NAME_HINT.search(name))
+        and not name.startswith("x-")
+    )
 
 
 def _check_expressions(doc: Document, node: Any, path: NodePath) -> Iterator[Diagnostic]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fasttrack_gitops.core.job import JobView, TaskInstance
 from fasttrack_gitops.core.pipeline.model import Task
+from fasttrack_gitops.core.pipeline.params import Param, env_text
 from fasttrack_gitops.core.pipeline.units import format_duration
 
 
@@ -37,9 +38,34 @@ def job_record(view: JobView) -> dict[str, Any]:
         if pipeline is not None
         else [],
     }
+    if pipeline is not None:
+        record["params"] = [param_record(p) for p in pipeline.params]
     if job.invalid:  # the pipeline file was not valid at the commit: why, instead of tasks
         record["diagnostics"] = [dict(d) for d in job.diagnostics]
     return record
+
+
+def param_record(param: Param) -> dict[str, Any]:
+    """A job's parameter: the value it runs with, where a task reads it, and whether it was given."""
+    return {
+        "name": param.name,
+        "type": param.type,
+        "value": param.value,
+        "default": param.default,
+        "overridden": param.overridden,
+        "env": param.env_name,
+    }
+
+
+def params_line(params: Sequence[Param]) -> str:
+    """'params: lr=0.01 (given; default 0.001) · epochs=3', or '' when the pipeline has none."""
+    if not params:
+        return ""
+    shown = [
+        f"{p.name}={env_text(p.value)}" + (f" (given; default {env_text(p.default)})" if p.overridden else "")
+        for p in params
+    ]
+    return "params: " + " · ".join(shown)
 
 
 def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> dict[str, Any]:
@@ -54,6 +80,9 @@ def task_record(instance: TaskInstance, task: Task, code_tree: str | None) -> di
         "status": str(instance.state),
         "reason": instance.reason,
         "reused_from": instance.reused_from,  # the job whose outputs a reused task stands on
+        # A deployment task's ready service: where it answers, and for a non-public one how to get a token.
+        "url": instance.service.url if instance.service else None,
+        "service": instance.service.as_dict() if instance.service else None,
         "exit_code": instance.exit_code,
         "duration": instance.duration,
         "attempts": [
@@ -101,10 +130,18 @@ def task_table(view: JobView, now: float | None = None) -> str:
                 elapsed(instance, now),
                 str(attempts) if attempts else "-",
                 "" if instance.exit_code is None else str(instance.exit_code),
-                instance.reason,
+                _note(instance),
             )
         )
     return table(rows, ("task", "status", "duration", "attempts", "exit", "note"))
+
+
+def _note(instance: TaskInstance) -> str:
+    """The task's reason, or for a ready deployment task its URL (and how to get a token)."""
+    service = instance.service
+    if service is None:
+        return instance.reason
+    return " ".join(part for part in (service.url, "" if service.public else f"(token: {service.access})") if part)
 
 
 def job_summary(view: JobView, *, details: bool = False) -> str:
@@ -120,9 +157,10 @@ def job_summary(view: JobView, *, details: bool = False) -> str:
 
         lines = [text_line(Diagnostic(**d)) for d in job.diagnostics]
         return head + "\n\n" + "\n".join(lines) + "\n"
-    text = head + "\n\n" + task_table(view)
+    pipeline = job.pipeline_model()
+    given = params_line(pipeline.params)
+    text = head + ("\n" + given if given else "") + "\n\n" + task_table(view)
     if details:
-        pipeline = job.pipeline_model()
         rows = [
             (
                 t.name,

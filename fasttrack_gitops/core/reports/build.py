@@ -79,7 +79,15 @@ def job_report(
         summary=fit(masked(body, masks), job.id, limit=MAX_BYTES - byte_size(footer)) + footer,
         text=fit(masked(failures_text(view, pipeline, tails), masks), job.id),
         tasks=tuple(
-            TaskRow(i.name, str(i.state), i.duration, len(i.attempts), masked(i.reason, masks))
+            TaskRow(
+                i.name,
+                str(i.state),
+                i.duration,
+                len(i.attempts),
+                masked(i.reason, masks),
+                url=masked(i.service.url, masks) if i.service else "",
+                access=masked(i.service.access, masks) if i.service and not i.service.public else "",
+            )
             for i in view.tasks.values()
         ),
         annotations=tuple(_annotation(d, masks) for d in job.diagnostics),

@@ -76,6 +76,8 @@ class TaskRow:
     duration: float | None  # seconds, first attempt's start to the last one's end; None while it runs or never ran
     attempts: int
     reason: str = ""  # why it failed, was skipped or cancelled (masked)
+    url: str = ""  # a deployment task's ready service: where it answers
+    access: str = ""  # for a non-public service, how to get a token (never a token)
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,17 @@ def results_section(report: JobReport) -> dict[str, Any] | None:
     return section("*Model results*\n" + "\n".join(report.results))
 
 
+def services_section(report: JobReport) -> dict[str, Any] | None:
+    """The model services the job made ready: each task's URL, and how to get a token for a non-public one."""
+    lines = [
+        f"• {fit(escape(row.name), MAX_NAME)}: {escape(row.url)}"
+        + (f" (token: {escape(row.access)})" if row.access else "")
+        for row in report.tasks
+        if row.url
+    ]
+    return section(fit("*Services*\n" + "\n".join(lines), MAX_SECTION)) if lines else None
+
+
 def actions_block(link: str | None) -> dict[str, Any] | None:
     """A link button to the job's page; none for a link Slack would refuse (a cut URL is a broken one)."""
     if not link or len(link) > MAX_URL or not link.startswith(("https://", "http://")):
@@ -259,6 +270,7 @@ def blocks(report: JobReport, *, link: str | None) -> list[dict[str, Any]]:
         notes_section(report),
         results_section(report),
         *task_sections(report),
+        services_section(report),
         actions_block(link),
     ]
     found = [b for b in candidates if b is not None]

@@ -36,7 +36,23 @@ def summary_sections(view: JobView, pipeline: Pipeline | None) -> str:
     """The task table and the graph; an invalid file's diagnostics instead (`pipeline` is None then)."""
     if pipeline is None:
         return _diagnostics_list(view.job)
-    return _task_table(view, pipeline) + _graph(view, pipeline)
+    return _task_table(view, pipeline) + services_section(view) + _graph(view, pipeline)
+
+
+def services_section(view: JobView) -> str:
+    """The model services the job's deployment tasks made ready: where each answers, how to reach a non-public
+    one (a token is got, never shown), and what the server could not honour; '' when there are none."""
+    ready = [(name, i.service) for name, i in view.tasks.items() if i.service is not None]
+    if not ready:
+        return ""
+    rows = ["**Services**", "", "| task | service | URL | access |", "| --- | --- | --- | --- |"]
+    notes = []
+    for name, service in ready:
+        access = "public" if service.public else f"token: {service.access}"
+        rows.append(f"| {code(name, cell=True)} | {cell(service.name)} | {cell(service.url)} | {cell(access)} |")
+        if service.note:
+            notes.append(f"- {inline(service.name)}: {inline(service.note)}")
+    return "\n".join(rows) + "\n\n" + ("\n".join(notes) + "\n\n" if notes else "")
 
 
 def _task_table(view: JobView, pipeline: Pipeline) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from fasttrack_gitops.core.job import Outcome, PipelineJob
+from fasttrack_gitops.core.job import Outcome, PipelineJob, ServiceEndpoint
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.pipeline.model import Resources, Task
 from fasttrack_gitops.core.scheduler import Capacity
@@ -60,6 +60,7 @@ class AttemptResult:
     started_at: float
     ended_at: float
     message: str = ""  # "timed out after 10s", "killed by signal 9", "working directory missing: ..."
+    service: ServiceEndpoint | None = None  # a deployment task's model service, ready (its URL is recorded)
 
 
 class Executor(Protocol):
@@ -107,6 +108,26 @@ class LearnsCapacity(Protocol):
     async def refresh_capacity(self, job_id: str, tasks: Iterable[Task]) -> Mapping[str | None, Capacity] | None:
         """Per scaling group (None: the default), what the job may hold now, its own active tasks' share included,
         and the most it ever could; None when nothing limits what is asked."""
+        ...
+
+
+@runtime_checkable
+class EndsJobs(Protocol):
+    """An executor that keeps something beyond an attempt (a deployment task's model service) until its job ends."""
+
+    async def job_ended(self, job_id: str) -> None:
+        """The job ended, or was cancelled (not interrupted): release what it kept (ephemeral services, local
+        service processes)."""
+        ...
+
+
+@runtime_checkable
+class ShipsAhead(Protocol):
+    """An executor that must ship a task's code somewhere before its session can start (the Backend.AI one): the
+    runner hands it each task sure to run, in order, early, so no upload is left for the critical path."""
+
+    async def ship_ahead(self, spec: AttemptSpec) -> None:
+        """Ship what the attempt will need; quietly, a failure is the attempt's to meet again and report."""
         ...
 
 

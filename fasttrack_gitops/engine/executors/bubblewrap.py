@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors.base import AttemptSpec, oserror_message
@@ -91,15 +92,20 @@ class Bubblewrap:
 
 
 def bwrap_command(prefix: list[str], argv: list[str], spec: AttemptSpec, workdir: str) -> list[str]:
-    """argv under bubblewrap in workdir, the attempt's folders bound where FastTrack mounts them.
-
-    The folders are created when missing: bwrap needs every source to exist.
-    """
+    """argv under bubblewrap in workdir, the attempt's folders bound where FastTrack mounts them."""
     binds: list[str] = []
-    for source, target in datafolder.mounts(spec.outputs, spec.inputs, spec.vfroot):
-        source.mkdir(parents=True, exist_ok=True)
+    for source, target in mounted_folders(spec):
         binds += ["--bind", os.path.abspath(source), target]
     return [*prefix, *binds, "--chdir", workdir, "--", *argv]
+
+
+def mounted_folders(spec: AttemptSpec) -> list[tuple[Path, str]]:
+    """(folder, where FastTrack mounts it) for the attempt; the folders are made when missing: a bind needs its
+    source to exist."""
+    found = datafolder.mounts(spec.outputs, spec.inputs, spec.vfroot)
+    for source, _target in found:
+        source.mkdir(parents=True, exist_ok=True)
+    return found
 
 
 def _host_root_binds() -> list[str]:

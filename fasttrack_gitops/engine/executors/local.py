@@ -8,14 +8,17 @@
   a FastTrack task ourselves), then the task's variables, then PIPELINE_*.
 - When bubblewrap works here the task also sees the pipeline data folder
   where FastTrack mounts it (/pipeline/outputs, /pipeline/input1..N,
-  /pipeline/vfroot) with the rest of the host filesystem unchanged
-  (bubblewrap.py); without it, PIPELINE_* point at the real folders.
+  /pipeline/vfroot) with the rest of the host filesystem unchanged: one
+  bubblewrap sandbox per executor, with a launcher inside that starts each
+  task in a mount namespace of its own (sandbox.py); where the launcher
+  cannot work, a bubblewrap per task (bubblewrap.py). Without bubblewrap,
+  PIPELINE_* point at the real folders.
 - When the shell exits, whatever it left running in its group is killed; a
   timeout or a cancel sends SIGTERM to the group, then SIGKILL after a grace.
 - A shell killed by signal N has exit_code -N (Python's convention) and the
-  message "killed by signal N". Under bubblewrap the shell is bwrap's child
-  and bwrap exits 128+N instead, which is reported as a plain exit code, as a
-  shell reports a command of its own that a signal killed.
+  message "killed by signal N". Under a bubblewrap per task the shell is
+  bwrap's child and bwrap exits 128+N instead, which is reported as a plain
+  exit code, as a shell reports a command of its own that a signal killed.
 
 No thread per attempt: the exit is watched through a pidfd (Linux >= 5.3)
 on the event loop, the output through a non-blocking pipe read on the loop
@@ -25,6 +28,7 @@ on the event loop, the output through a non-blocking pipe read on the loop
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -47,9 +51,19 @@ from fasttrack_gitops.engine.executors.base import (
     stop_live_attempts,
     timed_out,
 )
-from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting
+from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting, mounted_folders
+from fasttrack_gitops.engine.executors.local_services import LocalServices
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
-from fasttrack_gitops.engine.executors.processes import ProcessGroup, process_handle, start_group, stop_orphan
+from fasttrack_gitops.engine.executors.processes import (
+    ProcessGroup,
+    output_pipe,
+    process_handle,
+    start_group,
+    stop_orphan,
+)
+from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
+
+log = logging.getLogger("fasttrack_gitops.engine.local")
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_CHUNK = 1 << 20
@@ -62,11 +76,13 @@ class LocalExecutor:
         self,
         *,
         bwrap: bool | None = None,  # None: use bubblewrap when it works here; False: never; True: required
+        launcher: bool = True,  # under bubblewrap: one sandbox with a launcher (sandbox.py); False: one per task
         shell: str = "/bin/sh",
         head: int = DEFAULT_HEAD,
         tail: int = DEFAULT_TAIL,
         grace: float = KILL_GRACE,
         capacity: Resources | None = None,
+        keep_services: bool = False,  # deployment tasks' servers keep running after their job (run --keep-services)
     ):
         self.bwrap = bwrap if bwrap is not None else bwrap_setting(os.environ.get("FTG_BWRAP", ""))
         self.shell = shell
@@ -75,8 +91,11 @@ class LocalExecutor:
         self.grace = grace
         self._capacity = capacity
         self._bubblewrap = Bubblewrap(shell)
+        self._launcher = SandboxLauncher([]) if launcher else None
+        self._launcher_start: asyncio.Future | None = None  # its start, shared by the attempts that wait for it
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
+        self.services = LocalServices(keep=keep_services, environ_filter=_withheld)  # deployment tasks
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -85,8 +104,16 @@ class LocalExecutor:
     task_outputs = local_task_outputs
 
     async def close(self) -> None:
-        """Stop attempts still running (they end CANCELLED) and wait for them."""
+        """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept; then the
+        sandbox's launcher."""
         await stop_live_attempts(self._live)
+        await self.services.close()
+        if self._launcher is not None:
+            await self._launcher.close()
+
+    async def job_ended(self, job_id: str) -> None:
+        """The job ended: its deployment tasks' servers are stopped (unless kept)."""
+        await self.services.job_ended(job_id)
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -111,6 +138,8 @@ class LocalExecutor:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
+        if spec.task.is_service:  # a model server, ready when healthy (local_services.py)
+            return await self.services.run(spec, cancel=cancel, started=started)
         problem = self._check(spec)
         if problem:
             return self._error(spec, started_at, problem)
@@ -130,7 +159,7 @@ class LocalExecutor:
                 masked(f"cannot write the log {spec.log_path}: {e.strerror}", spec.masks),
             )
         try:
-            proc, read_fd = self._spawn(spec, prefix)
+            proc, read_fd = await self._spawn(spec, prefix)
         except OSError as e:
             message = f"cannot start the task: {oserror_message(e)}"
             log.write(f"fasttrack-gitops: {message}\n".encode())
@@ -201,17 +230,46 @@ class LocalExecutor:
     def _error(self, spec: AttemptSpec, started_at: float, message: str) -> AttemptResult:
         return error_result(spec, started_at, message, head=self.head, tail=self.tail)
 
-    def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen, int]:
+    async def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen | Launched, int]:
         env = {k: v for k, v in os.environ.items() if not _withheld(k)}
         env.update(spec.env)
         workdir = os.path.abspath(spec.workdir)
         argv = [self.shell, "-c", spec.task.command or ""]
-        if prefix is not None:  # the folders appear where FastTrack mounts them
-            env.update(datafolder.mounted_variables(len(spec.inputs)))
-            argv = bwrap_command(prefix, argv, spec, workdir)
-        else:
+        if prefix is None:
             env.update(datafolder.variables(spec.outputs, spec.inputs, spec.vfroot))
-        return start_group(argv, cwd=workdir, env=env)
+            return start_group(argv, cwd=workdir, env=env)
+        # the folders appear where FastTrack mounts them
+        env.update(datafolder.mounted_variables(len(spec.inputs)))
+        launcher = await self._started_launcher(prefix)
+        if launcher is None:
+            return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
+        binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+        read_fd, write_fd = output_pipe()
+        try:
+            return await launcher.spawn(argv, cwd=workdir, env=env, binds=binds, out=write_fd), read_fd
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+
+    async def _started_launcher(self, prefix: list[str]) -> SandboxLauncher | None:
+        """The sandbox's launcher, started on first need (attempts that start together share the start); None
+        when it cannot work here: then each task gets a bubblewrap of its own."""
+        if self._launcher is None:
+            return None
+        if self._launcher_start is not None and self._launcher_start.done() and not self._launcher.running:
+            log.warning("the sandbox's launcher ended; starting another")  # killed from outside: tasks go on
+            self._launcher, self._launcher_start = SandboxLauncher(prefix), None
+        if self._launcher_start is None:
+            self._launcher.prefix = prefix
+            self._launcher_start = asyncio.ensure_future(self._launcher.start(self.shell))
+        problem = await asyncio.shield(self._launcher_start)
+        if problem:
+            log.info("tasks get a bubblewrap sandbox each: %s", problem)
+            self._launcher = None
+            return None
+        return self._launcher
 
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""

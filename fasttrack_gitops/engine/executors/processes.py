@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fasttrack_gitops.engine.executors.logcap import LogCapture
+from fasttrack_gitops.engine.executors.sandbox import Launched
 
 DRAIN_TIMEOUT = 0.5  # seconds to wait for the pipe to close once the group is killed (a setsid escapee holds it)
 PIPE_SIZE = 1 << 20  # fewer, larger reads of a chatty task (Linux; silently skipped where not allowed)
@@ -32,16 +34,22 @@ FLUSH_INTERVAL = 0.5  # seconds: how stale a followed log may be
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
+def output_pipe() -> tuple[int, int]:
+    """A task's output pipe: the read end non-blocking (ours), the write end for its stdout and stderr."""
+    read_fd, write_fd = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # over the per-user pipe budget: the default size works, only slower
+    os.set_blocking(read_fd, False)
+    return read_fd, write_fd
+
+
 def start_group(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> tuple[subprocess.Popen, int]:
     """Start argv leading a new session; the process and the read end of its (non-blocking) output pipe."""
-    read_fd, write_fd = os.pipe()
+    read_fd, write_fd = output_pipe()
     try:
-        if hasattr(fcntl, "F_SETPIPE_SZ"):
-            try:
-                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            except OSError:
-                pass  # over the per-user pipe budget: the default size works, only slower
-        os.set_blocking(read_fd, False)
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -63,7 +71,12 @@ class ProcessGroup:
     """One running process group: its exit, its output (into the log), its kill."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen, read_fd: int, log: LogCapture, buffer: bytearray
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proc: subprocess.Popen | Launched,
+        read_fd: int,
+        log: LogCapture,
+        buffer: bytearray,
     ):
         self.loop = loop
         self._buffer = buffer
@@ -78,6 +91,9 @@ class ProcessGroup:
         self._pidfd: int | None = None
         self._poller: asyncio.Task | None = None
         loop.add_reader(read_fd, self._on_output)
+        if isinstance(proc, Launched):  # not our child: its exit comes from the sandbox's launcher
+            proc.exited.add_done_callback(lambda _: self._on_exit())
+            return
         try:
             self._pidfd = os.pidfd_open(proc.pid)
         except (AttributeError, OSError):  # not Linux >= 5.3: poll with waitid(WNOWAIT)
@@ -212,6 +228,7 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])  # field 22 of proc(5): starttime
 
 
+@functools.cache  # it cannot change while we run; read once rather than per task
 def _boot_id() -> str | None:
     try:
         return _BOOT_ID.read_text().strip()

@@ -272,7 +272,13 @@ def _newer(db: Path, version: int) -> StoreUnavailableError:
 
 @contextmanager
 def writing(cx: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, committed on success and rolled back on any error."""
+    """One short write transaction, committed on success and rolled back on any error.
+
+    Inside another writing() (Store.batch) it joins that one: the outer one commits or rolls back it all.
+    """
+    if cx.in_transaction:
+        yield cx
+        return
     cx.execute("BEGIN IMMEDIATE")  # take the write lock now, so that the busy timeout applies
     try:
         yield cx
@@ -299,15 +305,22 @@ def translated(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        try:
+        with translating(self._db):
             return method(self, *args, **kwargs)
-        except sqlite3.Error as e:
-            translation = failure(e, self._db)
-            if translation is None:
-                raise
-            raise translation from e
 
     return wrapper
+
+
+@contextmanager
+def translating(db: Path) -> Iterator[None]:
+    """Errors of the database file `db` inside become a StoreError (a bug's stay as they are)."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        translation = failure(e, db)
+        if translation is None:
+            raise
+        raise translation from e
 
 
 def unwritable(folder: Path, reason: str) -> StateFolderError:

@@ -11,13 +11,14 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fasttrack_gitops.core.job import Attempt, Outcome, PipelineJob, TaskInstance, TaskState
+from fasttrack_gitops.core.job import Attempt, Outcome, PipelineJob, ServiceEndpoint, TaskInstance, TaskState
 
 JOB_COLUMNS = (
     "id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
     " spec_json, spec_id, trigger_json, created_at, rerun_of, dirty, diagnostics_json"
 )
-ATTEMPT_COLUMNS = "number, started_at, ended_at, exit_code, outcome, message"
+# handle_json: the executor's handle, and for a deployment task the service it made ready (key "service")
+ATTEMPT_COLUMNS = "number, started_at, ended_at, exit_code, outcome, message, handle_json"
 TASK_INSTANCE_COLUMNS = "name, state, reason, next_attempt_at, reused_from"
 EVENT_COLUMNS = "seq, job_id, at, kind, task, data_json"
 
@@ -106,8 +107,17 @@ def job_from_row(row: sqlite3.Row | tuple) -> PipelineJob:
 
 def attempt_from_row(row: sqlite3.Row | tuple) -> Attempt:
     """The attempt a row of ATTEMPT_COLUMNS holds (no outcome while it runs)."""
-    number, started, ended, exit_code, outcome, message = row
-    return Attempt(number, started, ended, exit_code, _OUTCOMES.get(outcome), message)
+    number, started, ended, exit_code, outcome, message, handle = row
+    service = json.loads(handle).get("service") if handle and '"service"' in handle else None
+    return Attempt(
+        number,
+        started,
+        ended,
+        exit_code,
+        _OUTCOMES.get(outcome),
+        message,
+        ServiceEndpoint.from_dict(service) if isinstance(service, dict) else None,
+    )
 
 
 def task_instance_from_row(row: sqlite3.Row | tuple, attempts: tuple[Attempt, ...]) -> TaskInstance:

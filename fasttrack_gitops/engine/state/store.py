@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, TaskState
+from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, ServiceEndpoint, TaskState
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state import runner_lock
 from fasttrack_gitops.engine.state.errors import JobRecordError
 from fasttrack_gitops.engine.state.job_views import read_views
-from fasttrack_gitops.engine.state.migrations import connect, reading, translated, writing
+from fasttrack_gitops.engine.state.migrations import connect, reading, translated, translating, writing
 from fasttrack_gitops.engine.state.records import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -107,6 +107,13 @@ class Store:
             {"pipeline": job.pipeline, "commit": job.commit, "ref": job.ref, "trigger": dict(job.trigger)},
             at,
         )
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes inside as one transaction: all or none of them, and one commit rather than one each (the
+        runner records an attempt's end and its task's new state together)."""
+        with translating(self._db), writing(self._cx):
+            yield
 
     @translated
     def set_task_state(
@@ -201,8 +208,10 @@ class Store:
         exit_code: int | None,
         outcome: Outcome,
         message: str = "",
+        service: ServiceEndpoint | None = None,
     ) -> None:
-        """Record how a started attempt ended; event "attempt.ended"."""
+        """Record how a started attempt ended; event "attempt.ended". `service`: the model service a deployment
+        task made ready, kept in the attempt's handle (key "service": plain JSON, never a token)."""
         outcome = Outcome(outcome)
         with writing(self._cx) as cx:
             changed = cx.execute(
@@ -212,14 +221,24 @@ class Store:
             ).rowcount
             if not changed:
                 raise JobRecordError(f"no attempt {number} of task {task!r} in job {job_id!r} in {self.state_dir}")
-            self._event(
-                cx,
-                job_id,
-                "attempt.ended",
-                task,
-                {"number": number, "exit_code": exit_code, "outcome": outcome.value, "message": message},
-                ended_at,
-            )
+            data: dict[str, Any] = {
+                "number": number,
+                "exit_code": exit_code,
+                "outcome": outcome.value,
+                "message": message,
+            }
+            if service is not None:
+                (handle,) = cx.execute(
+                    "SELECT handle_json FROM attempts WHERE job_id = ? AND task = ? AND number = ?",
+                    (job_id, task, number),
+                ).fetchone()
+                merged = {**(json.loads(handle) if handle else {}), "service": service.as_dict()}
+                cx.execute(
+                    "UPDATE attempts SET handle_json = ? WHERE job_id = ? AND task = ? AND number = ?",
+                    (to_json(merged), job_id, task, number),
+                )
+                data["url"] = service.url
+            self._event(cx, job_id, "attempt.ended", task, data, ended_at)
 
     @translated
     def add_event(

@@ -375,7 +375,7 @@ def test_service_task_types(task_type):
   - name: serve
     type: {task_type}
     service:
-      name: api
+      name: api-service
       replicas: 1
       open_to_public: true
 """
@@ -383,7 +383,7 @@ def test_service_task_types(task_type):
     assert_valid(result)
     task = result.pipeline.task("serve")
     assert task.is_service and task.command is None
-    assert task.service == {"name": "api", "replicas": 1, "open_to_public": True}
+    assert task.service == {"name": "api-service", "replicas": 1, "open_to_public": True}
 
 
 def test_unknown_service_key_suggests_the_right_one():

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from fasttrack_gitops.core.pipeline import Limits, check_pipeline
 from fasttrack_gitops.core.pipeline.diagnostics import CODES
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
-from fasttrack_gitops.core.pipeline.semantics import unapplied
 from fasttrack_gitops.core.render.diagnostics import text_line
 
 FILE = "pipelines/p.yaml"
@@ -483,25 +482,43 @@ def test_memory_as_a_large_byte_count_does_not_warn():
     assert check(pipeline(task("a", extra="resources:\n  mem: 1073741824\n"))).diagnostics == []
 
 
-# --- what a job does not do yet: said when planning, not by the check -------------------------------
+# --- parameters ------------------------------------------------------------------------------------
 
 
-def test_params_are_not_a_check_finding_but_a_planning_warning_at_the_params_key():
-    result = check(pipeline(task("a"), top="params:\n  - name: lr\n    value: 0.1\n  - {value: 2}\n"))
-    assert result.diagnostics == [] and result.pipeline.params  # validate passes; the spec keeps them
+def test_params_with_defaults_of_their_type_are_valid_and_typed_by_their_default():
+    top = "params:\n  - {name: lr, type: number, default: 0.1}\n  - {name: epochs, default: 3}\n  - {name: tag, default: x}\n"
+    result = check(pipeline(task("a"), top=top))
+    assert result.diagnostics == []
+    assert [(p.name, p.type, p.value) for p in result.pipeline.params] == [
+        ("lr", "number", 0.1),
+        ("epochs", "integer", 3),
+        ("tag", "string", "x"),
+    ]
 
-    [d] = unapplied(result.document)
 
-    assert (d.code, d.severity, d.file, at(d)) == ("FT205", "warning", FILE, (3, 1))
-    assert d.message.startswith("params are kept but not applied yet: the job's tasks do not receive 2 of them;")
+@pytest.mark.parametrize(
+    ("item", "code", "where", "says"),
+    [
+        ("{name: lr, type: integer, default: 0.5}", "FT140", (4, 40), "default 0.5 is not of its type integer"),
+        ("{name: ok, type: boolean, default: 'yes'}", "FT140", (4, 40), "default 'yes' is not of its type boolean"),
+        ("{name: m, default: a, choices: [b, c]}", "FT140", (4, 22), "default 'a' is not one of its choices b, c"),
+        ("{name: n, type: integer, default: 1, choices: [1, x]}", "FT140", (4, 52), "choice 'x' is not of its type"),
+        ("{name: 9lives, default: 1}", "FT100", (4, 13), ""),
+        ("{name: lr, kind: float}", "FT101", (4, 5), ""),
+    ],
+)
+def test_a_parameter_that_does_not_fit_is_an_error_at_its_line(item, code, where, says):
+    result = check(pipeline(task("a"), top=f"params:\n  - {item}\n"))
+    [d] = result.diagnostics
+    assert (d.code, d.severity) == (code, "error")
+    assert d.line == where[0] and says in d.message
 
 
-def test_params_with_names_are_named_and_no_params_say_nothing():
-    named = check(pipeline(task("a"), top="params:\n  - name: lr\n  - name: epochs\n")).document
-    assert "do not receive lr, epochs;" in unapplied(named)[0].message
-    assert unapplied(check(pipeline(task("a"), top="params: []\n")).document) == []
-    assert unapplied(check(pipeline(task("a"), top="params:\n")).document) == []
-    assert unapplied(check(pipeline(task("a"))).document) == []
+def test_two_parameters_whose_names_differ_only_in_case_clash():
+    result = check(pipeline(task("a"), top="params:\n  - {name: lr, default: 1}\n  - {name: LR, default: 2}\n"))
+    [d] = result.diagnostics
+    assert (d.code, d.line) == ("FT141", 5)
+    assert "both would be PARAM_LR" in d.message
 
 
 # --- every diagnostic is complete -------------------------------------------------------------------

@@ -70,6 +70,7 @@ class Recorded:
     body: bytes
     status: int | None = None  # None when dropped
     reply_headers: dict[str, str] | None = None
+    at: float = field(default_factory=time.time)  # when it arrived (bench/critical_path_bench.py)
 
 
 @dataclass
@@ -144,6 +145,10 @@ class Emulator:
     def gql_field(self, name: str, resolve: Callable[[Request, dict], Any], type_name: str) -> None:
         """Answer the GraphQL root field `name` with `resolve(req, args)`: a dict, a list of dicts, or None."""
         self._gql_fields[name] = (resolve, type_name)
+
+    def gql_mutation(self, name: str, resolve: Callable[[Request, dict], Any], type_name: str) -> None:
+        """Answer the GraphQL mutation `name` with `resolve(req, args)` (the emulator refuses any other mutation)."""
+        self._gql_fields["mutation:" + name] = (resolve, type_name)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc) + self.clock_skew
@@ -265,12 +270,17 @@ class Emulator:
         doc = req.json() or {}
         try:
             data = {}
-            for name, args, selection in parse_query(doc.get("query", ""), doc.get("variables") or {}):
+            mutations = any(key.startswith("mutation:") for key in self._gql_fields)
+            for name, args, selection in parse_query(
+                doc.get("query", ""), doc.get("variables") or {}, mutations=mutations
+            ):
                 if name not in self._gql_fields:
-                    raise GQLError(f"Cannot query field '{name}' on type 'Queries'.")
+                    kind = "Mutations" if name.startswith("mutation:") else "Queries"
+                    raise GQLError(f"Cannot query field '{name.removeprefix('mutation:')}' on type '{kind}'.")
                 resolve, type_name = self._gql_fields[name]
                 found = resolve(req, args)
-                data[name] = None if found is None else select(found, selection, type_name)
+                key = name.removeprefix("mutation:")
+                data[key] = None if found is None else select(found, selection, type_name)
         except GQLError as exc:
             return Reply.json({"data": None, "errors": [{"message": str(exc), "locations": None, "path": None}]})
         return Reply.json({"data": data})
@@ -360,8 +370,9 @@ class GQLError(Exception):
     """A query graphene would refuse; the message is graphene's wording where it matters."""
 
 
-def parse_query(text: str, variables: dict) -> list[tuple[str, dict, list | None]]:
-    """The root fields of a query document: [(name, {arg: value}, selection or None)]."""
+def parse_query(text: str, variables: dict, *, mutations: bool = False) -> list[tuple[str, dict, list | None]]:
+    """The root fields of a query document: [(name, {arg: value}, selection or None)]; a mutation only when
+    `mutations` (the fields registered with gql_mutation), each root field then named `mutation:<name>`."""
     tokens = []
     for match in _GQL_TOKEN.finditer(text):
         if match.lastgroup == "bad":
@@ -404,9 +415,12 @@ def parse_query(text: str, variables: dict) -> list[tuple[str, dict, list | None
         take("}")
         return fields
 
+    prefix = ""
     if tokens[at][1] in ("query", "mutation"):
         if take() == "mutation":
-            raise GQLError("this emulator answers queries only")
+            if not mutations:
+                raise GQLError("this emulator answers queries only")
+            prefix = "mutation:"
         if tokens[at][0] == "w":
             take()  # the operation's name
         if tokens[at][1] == "(":  # variable definitions: the values come from `variables`
@@ -415,7 +429,7 @@ def parse_query(text: str, variables: dict) -> list[tuple[str, dict, list | None
     fields = selection()
     if tokens[at][0] != "end":
         raise GQLError(f"Syntax Error: Unexpected {tokens[at][1]!r}.")
-    return fields
+    return [(prefix + name, args, sub) for name, args, sub in fields]
 
 
 def select(found: Any, selection: list | None, type_name: str) -> Any:

@@ -143,6 +143,7 @@ class Sessions:
         self._faults: list[tuple] = []
         self._stream_faults: list[tuple] = []
         self._subscribers: set[queue.Queue] = set()
+        self.published: list[tuple[float, str, str]] = []  # (when, event, session name): every event streamed
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self._tmp = Path(tempfile.mkdtemp(prefix="emu-sessions-"))
@@ -389,6 +390,7 @@ class Sessions:
             row.update(id=s.kernel_id, cluster_role="main", cluster_idx=0)
         with self._lock:
             subscribers = list(self._subscribers)
+            self.published.append((time.time(), event, s.name))
         for subscriber in subscribers:
             subscriber.put((event, row, reason, exit_code))
 

@@ -37,6 +37,7 @@ SERVERS = {
     "23.09": ("v7.20230615", "23.09.10", VALID_23_09),
     "24.03": ("v8.20240315", "24.03.5", VALID_24_03),
     "25.15": ("v9.20250722", "25.15.2", VALID_25_15),
+    "26.4": ("v9.20250722", "26.4.4", VALID_25_15),  # a current release (for /services: its dialect)
 }
 ACCESS_KEY = "AKIAEMULATORTEST0001"
 SECRET_KEY = "emulator/Secret+Key0123456789abcdefghijkl"

@@ -28,13 +28,14 @@ needs_bwrap = pytest.mark.usefixtures("bwrap_works")
 
 
 @needs_bwrap
-def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it(make_spec):
+@pytest.mark.parametrize("launcher", [True, False], ids=["launcher", "bwrap-per-task"])
+def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it(make_spec, launcher):
     spec = make_spec(
         "env | grep ^PIPELINE_ | sort; cat /pipeline/input1/data.txt /pipeline/input2/data.txt; "
         "echo out > /pipeline/outputs/a; echo seed > /pipeline/output/b; echo shared > /pipeline/vfroot/c; "
         "test -d /usr && pwd"
     )
-    result = run(spec, bwrap=True)
+    result = run(spec, bwrap=True, launcher=launcher)
     assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
     assert log_of(spec) == (
         "PIPELINE_INPUT1=/pipeline/input1\nPIPELINE_INPUT2=/pipeline/input2\nPIPELINE_INPUT_ROOT=/pipeline/input1\n"
@@ -47,8 +48,15 @@ def test_under_bwrap_the_task_sees_the_pipeline_folder_where_fasttrack_mounts_it
 
 
 @needs_bwrap
-def test_under_bwrap_a_killed_shell_shows_as_exit_128_plus_the_signal(make_spec):
+def test_in_the_sandbox_a_killed_shell_shows_as_killed_by_the_signal(make_spec):
     result = run(make_spec("kill -9 $$"), bwrap=True)
+    assert (result.outcome, result.exit_code, result.message) == (Outcome.FAILED, -9, "killed by signal 9")
+
+
+@needs_bwrap
+def test_under_a_bwrap_per_task_a_killed_shell_shows_as_exit_128_plus_the_signal(make_spec):
+    # without the launcher (where nested user namespaces are not allowed) the shell is bwrap's child
+    result = run(make_spec("kill -9 $$"), bwrap=True, launcher=False)
     assert (result.outcome, result.exit_code, result.message) == (Outcome.FAILED, 137, "")
 
 

@@ -72,6 +72,7 @@ from fasttrack_gitops.engine.backendai.resources import check_presets, held, lea
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import create_batch_session
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
+from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
 from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
@@ -106,6 +107,7 @@ class BackendAIExecutor:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         folder_host: str | None = None,
         folder_group: str | None = None,
+        keep_services: bool = False,  # ephemeral model services outlive their job (run --keep-services)
     ):
         """`client` (e.g. a test's) is used as given and left open; otherwise one is made and close() closes it."""
         self._owns_client = client is None
@@ -113,6 +115,9 @@ class BackendAIExecutor:
         self.timing = Timing(poll_interval, check_interval, pending_notice, destroy_wait)
         self.idle_timeout = idle_timeout
         self.uploads = FolderUploads(self.client, host=folder_host, group=folder_group)
+        self.deployments = Deployments(
+            self.client, folder_host=folder_host, folder_group=folder_group, keep=keep_services
+        )
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._sessions: dict[str, tuple[str, Task, WatchedSession]] = {}  # by name: (job, task, session) of ours
         self._capacity_unknown = False  # check-presets failed once: nothing limits what is asked
@@ -150,11 +155,25 @@ class BackendAIExecutor:
                 capacity[group] = Capacity(total([free, *ours]), least(*(c.limits for c in found)))
         return capacity
 
+    async def ship_ahead(self, spec: AttemptSpec) -> None:
+        """The pipeline folder and the task's code tree in it, before the task is ready to start (runner: prepare.py);
+        the attempt awaits the same upload if it is still going, and tries again if it failed."""
+        if spec.task.is_service:  # its code goes to its model folder when it starts (deploy.py), not here
+            return
+        try:
+            await self.uploads.ready(spec)
+        except (errors.BackendAIError, OSError) as e:
+            log.debug("shipping task %s's code ahead failed (its attempt tries again): %s", spec.task.name, e)
+
     async def close(self) -> None:
         """Stop attempts still running (their sessions are destroyed: CANCELLED), then close the client."""
         await stop_live_attempts(self._live)
         if self._owns_client:
             await self.client.aclose()
+
+    async def job_ended(self, job_id: str) -> None:
+        """The job ended (or was cancelled): its ephemeral model services are deleted."""
+        await self.deployments.job_ended(job_id)
 
     def cache_index(self, job: PipelineJob, state_dir: Path) -> BackendAICacheIndex:
         """The task cache in the job's pipeline data folder, beside the outputs (cache.py); shared by everyone
@@ -172,6 +191,9 @@ class BackendAIExecutor:
         """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
         still knows a finished session; creating it again would run the task twice); a live one is asked
         for by its name and image again, which gets it back (step 2), and is followed like a new one."""
+        endpoint_id = (handle or {}).get("endpoint_id")
+        if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
+            return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
@@ -192,6 +214,8 @@ class BackendAIExecutor:
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
+        if spec.task.is_service:  # a model service, not a batch session (deploy.py)
+            return await self.deployments.run(spec, cancel=cancel, started=started)
         problem = _check(spec)
         if problem:
             return error_result(spec, started_at, problem)

@@ -344,3 +344,41 @@ def test_input_jobs_that_do_not_name_one_job_per_dependency_are_an_error(cluster
     ran = run(cluster, lambda ex: attempt(ex, spec))
     assert ran.result.outcome == Outcome.ERROR and ran.result.message.startswith(expected)
     assert not cluster.sessions.sessions  # refused before any session
+
+
+def test_parameter_values_reach_the_session_as_environ_not_in_the_command(cluster, tmp_path):
+    text = textwrap.dedent("""\
+        version: "26.4.4"
+        name: tuned
+        params:
+          - {name: note, default: plain}
+        tasks:
+          - name: fit
+            command: echo "note=$PARAM_NOTE"
+            environment: {image: python}
+        """)
+    checked = check_pipeline(text.encode(), "pipelines/tuned.yaml")
+    assert checked.pipeline is not None, checked.diagnostics
+    hostile = "a; echo pwned $(id) `id`"
+    job = freeze(
+        checked.pipeline,
+        pipeline_path="pipelines/tuned.yaml",
+        repository="/repos/tuned",
+        source="commit",
+        commit="c0ffee" * 6 + "beef",
+        ref="refs/heads/main",
+        tree=TREE,
+        code_trees={},
+        trigger={"event": "cli", "params": {"note": hostile}},
+    )
+    store = Store(tmp_path / "state")
+    store.create_job(job)
+    (tmp_path / "repo").mkdir()
+
+    view = run(cluster, lambda ex: JobRunner(job, store, ex, workdir=lambda task: tmp_path / "repo").run())
+
+    assert view.status == JobStatus.SUCCEEDED
+    assert store.log_path(job.id, "fit", 1).read_text() == f"note={hostile}\n"
+    [create] = [json.loads(r.body) for r in cluster.requests if r.method == "POST" and r.target == "/session"]
+    environ = create["config"]["environ"]
+    assert environ["PARAM_NOTE"] == hostile and hostile not in environ[layout.COMMAND_VARIABLE]

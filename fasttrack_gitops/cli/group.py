@@ -1,4 +1,4 @@
-"""The `fasttrack-gitops` command line: parsing and dispatch only.
+"""The command group: parsing, dispatch, and what an error becomes (a line and an exit code).
 
 Each command lives in its own module under commands/ and is imported only
 when it runs, so `--help` and `validate` stay fast and never load the HTTP,
@@ -24,6 +24,8 @@ COMMANDS = {
     "jobs": "fasttrack_gitops.commands.jobs:group",
     "doctor": "fasttrack_gitops.commands.doctor:command",
     "trigger": "fasttrack_gitops.commands.trigger:command",
+    "export": "fasttrack_gitops.commands.export:command",
+    "import": "fasttrack_gitops.commands.import_:command",
     "serve": "fasttrack_gitops.daemon.command:command",
     "ci": "fasttrack_gitops.ci.command:command",
 }
@@ -77,8 +79,7 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
+def invoke(args: list[str]) -> int:
     try:
         # make_context + invoke rather than cli.main(): click's main() turns a
         # broken pipe into exit 1 before we could see it.

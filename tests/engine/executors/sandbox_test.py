@@ -1,0 +1,129 @@
+"""The sandbox's launcher (sandbox.py, sandbox_init.py): one bubblewrap, each task with a /pipeline of its own.
+
+Real processes throughout: the launcher under bubblewrap, real shells, real folders. Where bubblewrap does
+not work these tests do not run (under CI they fail instead, like every needs_bwrap test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import alive, wait_until
+from engine.executors import local_fixtures
+from engine.executors.local_fixtures import log_of
+
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.pipeline.model import Task
+from fasttrack_gitops.engine.executors.local import LocalExecutor
+
+make_spec = local_fixtures.make_spec  # the fixture these tests use
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX shells"), pytest.mark.usefixtures("bwrap_works")]
+
+
+def attempts(executor: LocalExecutor, specs, *, during=None):
+    """Run the specs at once on one executor (closed after); `during(executor)` runs while they do."""
+
+    async def main():
+        cancel = asyncio.Event()
+        runs = [executor.run(s, cancel=cancel, started=lambda handle=None: None) for s in specs]
+        try:
+            if during is None:
+                return await asyncio.gather(*runs)
+            gathered = asyncio.gather(*runs)
+            await during(executor)
+            return await gathered
+        finally:
+            await executor.close()
+
+    return asyncio.run(main())
+
+
+def task_spec(make_spec, tmp_path: Path, name: str, command: str):
+    spec = make_spec(command)
+    return dataclasses.replace(
+        spec,
+        task=Task(name=name, command=command),
+        outputs=tmp_path / "data" / name / "outputs",
+        log_path=tmp_path / "logs" / name / "1.log",
+    )
+
+
+def test_tasks_running_at_once_each_see_their_own_outputs_at_the_same_path(make_spec, tmp_path):
+    specs = [
+        task_spec(make_spec, tmp_path, name, f"sleep 0.2; echo {name} > /pipeline/outputs/who; ls /pipeline")
+        for name in ("a", "b", "c")
+    ]
+    results = attempts(LocalExecutor(bwrap=True), specs)
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED] * 3, [log_of(s) for s in specs]
+    for spec in specs:
+        assert (spec.outputs / "who").read_text() == f"{spec.task.name}\n"
+        assert log_of(spec).split() == ["input1", "input2", "output", "outputs", "vfroot"]
+    assert not os.path.lexists("/pipeline")  # nothing made on the host
+
+
+def test_a_task_keeps_our_user_and_group_ids_and_starts_with_default_signal_handling(make_spec, tmp_path):
+    spec = make_spec("id -u; id -g; touch /pipeline/outputs/mine; grep SigIgn /proc/$$/status")
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
+    # nothing ignored: not SIGINT (the launcher's), nor SIGPIPE and SIGXFSZ (Python's)
+    assert log_of(spec).split() == [str(os.getuid()), str(os.getgid()), "SigIgn:", "0000000000000000"]
+    assert (spec.outputs / "mine").stat().st_uid == os.getuid()
+
+
+def test_a_task_inherits_no_descriptor_of_ours_but_its_three(make_spec):
+    spec = make_spec("ls /proc/self/fd")
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED
+    assert set(log_of(spec).split()) <= {"0", "1", "2", "3"}  # 3: ls's own listing of the folder
+
+
+def test_a_timeout_kills_the_whole_group_started_through_the_launcher(make_spec, tmp_path):
+    spec = make_spec(f"sleep 30 & echo $! > {tmp_path}/child; wait", timeout=0.5)
+    began = time.monotonic()
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.TIMED_OUT and time.monotonic() - began < 5
+    wait_until(lambda: not alive(int((tmp_path / "child").read_text())), timeout=5)
+
+
+def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_new_one(make_spec, tmp_path):
+    first = task_spec(make_spec, tmp_path, "first", f"echo $$ > {tmp_path}/pid; exec sleep 30")
+    second = task_spec(make_spec, tmp_path, "second", "echo second > /pipeline/outputs/x")
+
+    async def kill_the_launcher(executor: LocalExecutor) -> None:
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            await asyncio.sleep(0.02)
+        launcher = executor._launcher
+        assert launcher is not None and launcher._process is not None
+        os.kill(launcher._process.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
+
+    executor = LocalExecutor(bwrap=True)
+
+    async def main():
+        cancel = asyncio.Event()
+        try:
+            run_first = asyncio.ensure_future(executor.run(first, cancel=cancel, started=lambda handle=None: None))
+            await kill_the_launcher(executor)
+            ended = await asyncio.wait_for(run_first, 10)
+            again = await executor.run(second, cancel=cancel, started=lambda handle=None: None)
+            return ended, again
+        finally:
+            await executor.close()
+
+    ended, again = asyncio.run(main())
+    assert ended.outcome == Outcome.FAILED and ended.exit_code == -9  # its process died with the launcher
+    wait_until(lambda: not alive(int((tmp_path / "pid").read_text())), timeout=5)
+    assert again.outcome == Outcome.SUCCEEDED, log_of(second)
+    assert (second.outputs / "x").read_text() == "second\n"
+
+
+def test_closing_the_executor_ends_its_launcher(make_spec):
+    executor = LocalExecutor(bwrap=True)
+    (result,) = attempts(executor, [make_spec("true")])
+    assert result.outcome == Outcome.SUCCEEDED
+    assert executor._launcher is not None and not executor._launcher.running
