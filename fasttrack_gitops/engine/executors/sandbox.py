@@ -20,19 +20,21 @@ ended never reaches another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 
 LAUNCHER = Path(__file__).with_name("sandbox_init.py")
 START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
+INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
 
 
 class LauncherGone(OSError):
@@ -66,20 +68,20 @@ class Launched:
 
 
 class SandboxLauncher:
-    def __init__(self, prefix: Sequence[str]):
-        self.prefix = list(prefix)  # bubblewrap's argv prefix that shows the host's root (bubblewrap.py)
+    def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Launched | str]] = {}  # spawn id -> the task, or why not
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
 
-    async def start(self, shell: str) -> str:
-        """Start the launcher and run a probe task in it; "" when it works, else why not (then it is closed)."""
+    async def start(self, prefix: Sequence[str], shell: str) -> str:
+        """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
+        run a probe task in it; "" when it works, else why not (then it is closed)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
-                [*self.prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+                [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
                 + [str(theirs.fileno())],  # pass_fds keeps its number; bubblewrap passes it on
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -112,8 +114,15 @@ class SandboxLauncher:
         reply = self._replies[request_id] = asyncio.get_running_loop().create_future()
         message = {"op": "spawn", "id": request_id, "argv": list(argv), "cwd": cwd, "env": dict(env)}
         message["binds"] = [list(b) for b in binds]
+        data = json.dumps(message).encode()
         try:
-            socket.send_fds(self._sock, [json.dumps(message).encode()], [out])
+            if len(data) <= INLINE_REQUEST:
+                socket.send_fds(self._sock, [data], [out])
+            else:  # beyond what one datagram carries (the socket's buffer): the request in a memory file
+                with _memory_file(data) as request_fd:
+                    socket.send_fds(
+                        self._sock, [json.dumps({"op": "spawn", "id": request_id}).encode()], [out, request_fd]
+                    )
             answer = await reply
         except OSError as e:
             self._replies.pop(request_id, None)
@@ -126,6 +135,11 @@ class SandboxLauncher:
     def running(self) -> bool:
         return self._sock is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of its bubblewrap (the launcher's parent), while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def reap(self, pid: int) -> None:
         if self._sock is not None:
             try:
@@ -134,19 +148,18 @@ class SandboxLauncher:
                 pass  # the launcher is gone, and its zombies with it
 
     async def close(self) -> None:
-        """Close our end: the launcher kills what still runs and exits."""
+        """Close our end and end the launcher (and whatever still runs through it)."""
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         self._fail_all("the sandbox launcher was closed")
         if self._process is not None:
+            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher and
+            # anything left of its tasks die with it (PR_SET_PDEATHSIG) rather than winding down one by one.
             process, self._process = self._process, None
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), START_TIMEOUT)
-            except asyncio.TimeoutError:
-                process.kill()
-                await asyncio.to_thread(process.wait)
+            process.kill()
+            await asyncio.to_thread(process.wait)
             if process.stderr is not None:
                 process.stderr.close()
 
@@ -210,3 +223,16 @@ class SandboxLauncher:
             said = process.stderr.read().decode(errors="replace").strip()
             return f"the sandbox launcher ended ({said or f'exit {process.returncode}'})"
         return "the sandbox launcher ended"
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[int]:
+    """A file in memory holding `data`, read from its start by whoever receives the descriptor."""
+    fd = os.memfd_create("ftg-spawn-request", os.MFD_CLOEXEC)
+    try:
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(fd, view[written:])
+        yield fd
+    finally:
+        os.close(fd)

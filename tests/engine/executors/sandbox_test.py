@@ -98,9 +98,9 @@ def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_
     async def kill_the_launcher(executor: LocalExecutor) -> None:
         while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
             await asyncio.sleep(0.02)
-        launcher = executor._launcher
-        assert launcher is not None and launcher._process is not None
-        os.kill(launcher._process.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
+        launcher = executor.launcher
+        assert launcher is not None and launcher.pid is not None
+        os.kill(launcher.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
 
     executor = LocalExecutor(bwrap=True)
 
@@ -126,4 +126,13 @@ def test_closing_the_executor_ends_its_launcher(make_spec):
     executor = LocalExecutor(bwrap=True)
     (result,) = attempts(executor, [make_spec("true")])
     assert result.outcome == Outcome.SUCCEEDED
-    assert executor._launcher is not None and not executor._launcher.running
+    assert executor.launcher is not None and not executor.launcher.running and executor.launcher.pid is None
+
+
+def test_a_large_environment_reaches_the_task_whole(make_spec):
+    # 400 KB in all: far beyond one datagram of the launcher's socket, within what execve takes
+    env = {f"BIG{i}": str(i) * 100_000 for i in range(4)}
+    spec = dataclasses.replace(make_spec('echo ${#BIG0} ${#BIG1} ${#BIG2} ${#BIG3} "${BIG3%"${BIG3#?}"}"'), env=env)
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
+    assert log_of(spec) == "100000 100000 100000 100000 3\n"
