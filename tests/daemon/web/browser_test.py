@@ -137,6 +137,13 @@ async def start(client, pipeline: str) -> str:
     return answer.json()["jobs"][0]
 
 
+def _states(view) -> str:
+    from collections import Counter
+
+    reasons = {i.reason for i in view.tasks.values() if i.reason}
+    return f"{view.status}, tasks {dict(Counter(str(i.state) for i in view.tasks.values()))}, reasons {sorted(reasons)[:3]}"
+
+
 def shots_dir(tmp_path: Path) -> list[Path]:
     out = [tmp_path / "screenshots"]
     if os.environ.get("FTG_SCREENSHOTS"):
@@ -229,7 +236,11 @@ def test_a_two_hundred_task_job_page_renders(tmp_path, source_repo):
         usable = time.perf_counter() - started
         assert await page.locator(".dag .node").count() == 200
         assert await page.locator("#tasks tr[data-task]").count() == 200
-        await await_until(lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED, timeout=120)
+        await await_until(
+            lambda: daemon.store.view(job).status == JobStatus.SUCCEEDED,
+            timeout=120,
+            what=lambda: f"the job to succeed: {_states(daemon.store.view(job))}",
+        )
         await expect(page.locator("#job-status")).to_have_text("succeeded")
         await expect(page.locator(".dag .node.state-succeeded")).to_have_count(200)  # every change arrived, live
         print(f"200-task job page usable in {usable * 1000:.0f} ms")
