@@ -37,6 +37,12 @@ START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
 INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    """The socket can take a request again (a writability callback may come more than once)."""
+    if not future.done():
+        future.set_result(None)
+
+
 class LauncherGone(OSError):
     """The launcher ended (or never answered): no task can start through it."""
 
@@ -145,7 +151,7 @@ class SandboxLauncher:
                 except BlockingIOError:
                     writable: asyncio.Future[None] = loop.create_future()
                     fileno = self._sock.fileno()
-                    loop.add_writer(fileno, lambda: writable.done() or writable.set_result(None))
+                    loop.add_writer(fileno, _settle, writable)
                     try:
                         await asyncio.wait_for(writable, START_TIMEOUT)
                     except asyncio.TimeoutError:
