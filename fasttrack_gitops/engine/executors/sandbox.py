@@ -37,6 +37,12 @@ START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
 INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    """The socket can take a request again (a writability callback may come more than once)."""
+    if not future.done():
+        future.set_result(None)
+
+
 class LauncherGone(OSError):
     """The launcher ended (or never answered): no task can start through it."""
 
@@ -74,6 +80,7 @@ class SandboxLauncher:
         self._ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Launched | str]] = {}  # spawn id -> the task, or why not
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
+        self._sending = asyncio.Lock()  # requests go one at a time (_send)
 
     async def start(self, prefix: Sequence[str], shell: str) -> str:
         """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
@@ -117,12 +124,10 @@ class SandboxLauncher:
         data = json.dumps(message).encode()
         try:
             if len(data) <= INLINE_REQUEST:
-                socket.send_fds(self._sock, [data], [out])
+                await self._send(data, [out])
             else:  # beyond what one datagram carries (the socket's buffer): the request in a memory file
                 with _memory_file(data) as request_fd:
-                    socket.send_fds(
-                        self._sock, [json.dumps({"op": "spawn", "id": request_id}).encode()], [out, request_fd]
-                    )
+                    await self._send(json.dumps({"op": "spawn", "id": request_id}).encode(), [out, request_fd])
             answer = await reply
         except OSError as e:
             self._replies.pop(request_id, None)
@@ -130,6 +135,29 @@ class SandboxLauncher:
         if isinstance(answer, str):
             raise OSError(0, answer)
         return answer
+
+    async def _send(self, data: bytes, fds: list[int]) -> None:
+        """One request to the launcher. When its queue is full (EAGAIN: a wide fan of tasks starts at once and the
+        launcher is still forking the first ones), wait until the socket takes more instead of failing the task.
+        One sender at a time: the loop keeps one writability callback per socket."""
+        loop = asyncio.get_running_loop()
+        async with self._sending:
+            while True:
+                if self._sock is None:
+                    raise LauncherGone(0, "the sandbox launcher is not running")
+                try:
+                    socket.send_fds(self._sock, [data], fds)
+                    return
+                except BlockingIOError:
+                    writable: asyncio.Future[None] = loop.create_future()
+                    fileno = self._sock.fileno()
+                    loop.add_writer(fileno, _settle, writable)
+                    try:
+                        await asyncio.wait_for(writable, START_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        raise LauncherGone(0, f"the sandbox launcher took no request for {START_TIMEOUT:g}s") from None
+                    finally:
+                        loop.remove_writer(fileno)
 
     @property
     def running(self) -> bool:

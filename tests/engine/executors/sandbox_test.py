@@ -136,3 +136,12 @@ def test_a_large_environment_reaches_the_task_whole(make_spec):
     (result,) = attempts(LocalExecutor(bwrap=True), [spec])
     assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
     assert log_of(spec) == "100000 100000 100000 100000 3\n"
+
+
+def test_a_fan_of_three_hundred_tasks_started_at_once_all_start(make_spec, tmp_path):
+    """More requests at once than the launcher's socket queues (EAGAIN): they wait for room, none fails to start.
+    Found by the console's 200-task browser test, where a 198-task fan failed 'Resource temporarily unavailable'."""
+    specs = [task_spec(make_spec, tmp_path, f"t{i:03d}", "echo ok > /pipeline/outputs/x") for i in range(300)]
+    results = attempts(LocalExecutor(bwrap=True), specs)
+    failed = [(s.task.name, r.outcome, r.message) for s, r in zip(specs, results) if r.outcome != Outcome.SUCCEEDED]
+    assert failed == [], failed[:3]
