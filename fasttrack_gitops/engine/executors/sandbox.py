@@ -81,6 +81,7 @@ class SandboxLauncher:
         self._replies: dict[int, asyncio.Future[Launched | str]] = {}  # spawn id -> the task, or why not
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
         self._sending = asyncio.Lock()  # requests go one at a time (_send)
+        self._queued: set[asyncio.Future] = set()  # reap requests waiting for room in the socket
 
     async def start(self, prefix: Sequence[str], shell: str) -> str:
         """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
@@ -146,7 +147,10 @@ class SandboxLauncher:
                 if self._sock is None:
                     raise LauncherGone(0, "the sandbox launcher is not running")
                 try:
-                    socket.send_fds(self._sock, [data], fds)
+                    if fds:
+                        socket.send_fds(self._sock, [data], fds)
+                    else:
+                        self._sock.send(data)
                     return
                 except BlockingIOError:
                     writable: asyncio.Future[None] = loop.create_future()
@@ -169,11 +173,27 @@ class SandboxLauncher:
         return self._process.pid if self._process is not None else None
 
     def reap(self, pid: int) -> None:
-        if self._sock is not None:
+        """Tell the launcher it may reap `pid`; queued behind other requests when its socket is full (a zombie left
+        unreaped would hold its pid until the launcher ends)."""
+        if self._sock is None:
+            return  # the launcher is gone, and its zombies with it
+        data = json.dumps({"op": "reap", "pid": pid}).encode()
+        if not self._sending.locked():
             try:
-                self._sock.send(json.dumps({"op": "reap", "pid": pid}).encode())
+                self._sock.send(data)
+                return
+            except BlockingIOError:
+                pass
             except OSError:
-                pass  # the launcher is gone, and its zombies with it
+                return
+        queued = asyncio.ensure_future(self._send(data, []))
+        self._queued.add(queued)
+        queued.add_done_callback(self._reaped)
+
+    def _reaped(self, queued: asyncio.Future) -> None:
+        self._queued.discard(queued)
+        if not queued.cancelled():
+            queued.exception()  # the launcher gone: nothing to reap any more (retrieved, so never logged)
 
     async def close(self) -> None:
         """Close our end and end the launcher (and whatever still runs through it)."""

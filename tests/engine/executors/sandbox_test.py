@@ -142,6 +142,44 @@ def test_a_fan_of_three_hundred_tasks_started_at_once_all_start(make_spec, tmp_p
     """More requests at once than the launcher's socket queues (EAGAIN): they wait for room, none fails to start.
     Found by the console's 200-task browser test, where a 198-task fan failed 'Resource temporarily unavailable'."""
     specs = [task_spec(make_spec, tmp_path, f"t{i:03d}", "echo ok > /pipeline/outputs/x") for i in range(300)]
-    results = attempts(LocalExecutor(bwrap=True), specs)
+    zombies: list[int] = []
+
+    async def count_zombies(executor: LocalExecutor) -> None:
+        # once every task has ended and been reaped: the launcher holds no zombie (the reap requests got through)
+        while any(not (s.outputs / "x").exists() for s in specs):
+            await asyncio.sleep(0.05)
+        launcher = executor.launcher
+        assert launcher is not None and launcher.pid is not None
+        for _ in range(100):
+            zombies[:] = _zombie_children_below(launcher.pid)
+            if not zombies:
+                return
+            await asyncio.sleep(0.05)
+
+    results = attempts(LocalExecutor(bwrap=True), specs, during=count_zombies)
     failed = [(s.task.name, r.outcome, r.message) for s, r in zip(specs, results) if r.outcome != Outcome.SUCCEEDED]
     assert failed == [], failed[:3]
+    assert zombies == []
+
+
+def _zombie_children_below(pid: int) -> list[int]:
+    """Zombies among the descendants of `pid` (bubblewrap -> launcher -> tasks), from /proc."""
+    children: dict[int, list[int]] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        states[int(entry)] = fields[0]
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            if states.get(child) == "Z":
+                found.append(child)
+    return found
