@@ -16,6 +16,7 @@ from fasttrack_gitops.engine.state import runner_lock
 from fasttrack_gitops.engine.state.migrations import reading
 from fasttrack_gitops.engine.state.records import (
     ATTEMPT_COLUMNS,
+    JOB_COLUMNS,
     TASK_INSTANCE_COLUMNS,
     attempt_from_row,
     task_instance_from_row,
@@ -69,3 +70,40 @@ def read_views(
         status = job_status(pipeline_of(job), tasks, runner_alive=runner_alive, queued=job.id in queued)
         views.append(JobView(job, tasks, status, runner_alive, job.id in cancelled))
     return views
+
+
+_PAGE = 50  # jobs per query when list_jobs filters by status
+
+# The columns list_jobs may narrow by (the keys are its keyword arguments).
+_FILTERS = {
+    "pipeline": "pipeline",
+    "repository": "repository",
+    "ref": "ref",
+    "event": "json_extract(trigger_json, '$.event')",
+}
+
+
+def list_views(
+    cx: sqlite3.Connection,
+    views: Callable[[list], list[JobView]],
+    columns: dict[str, str | None],
+    status: JobStatus | None,
+    limit: int,
+    offset: int,
+) -> list[JobView]:
+    """Store.list_jobs's query: the newest jobs first, narrowed by `columns` (the keys of _FILTERS) and status."""
+    clauses = [f"{_FILTERS[k]} = ?" for k, v in columns.items() if v is not None]
+    params: list = [v for v in columns.values() if v is not None]
+    sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = f"SELECT {JOB_COLUMNS} FROM jobs {sql_where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+    wanted = limit + offset if limit > 0 else None
+    page = _PAGE if status is not None or wanted is None else wanted
+    found: list[JobView] = []
+    at = 0
+    while wanted is None or len(found) < wanted:
+        rows = cx.execute(query, (*params, page, at)).fetchall()
+        found += [v for v in views(rows) if status is None or v.status == status]
+        if len(rows) < page:
+            break
+        at += page
+    return found[offset:wanted]

@@ -10,8 +10,10 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from fasttrack_gitops.core.job import Attempt, Outcome, PipelineJob, ServiceEndpoint, TaskInstance, TaskState
+from fasttrack_gitops.engine.state.errors import JobRecordError
 
 JOB_COLUMNS = (
     "id, pipeline, pipeline_path, repository, source, commit_id, ref, tree, code_trees_json,"
@@ -130,3 +132,31 @@ def event_from_row(row: sqlite3.Row | tuple) -> JobEvent:
     """The event a row of EVENT_COLUMNS holds."""
     seq, job_id, at, kind, task, data = row
     return JobEvent(seq, job_id, at, kind, task, json.loads(data))
+
+
+def resolve_job_id(cx: sqlite3.Connection, id_or_prefix: str, state_dir: Path) -> str:
+    """The id of the one job whose id is, or starts with, `id_or_prefix`."""
+    if not id_or_prefix:
+        raise JobRecordError("give a job id, or the first few characters of one")
+    if cx.execute("SELECT 1 FROM jobs WHERE id = ?", (id_or_prefix,)).fetchone():
+        return id_or_prefix
+    ids = [
+        r[0]
+        for r in cx.execute(  # a range scan on the primary key, not LIKE
+            "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 6",
+            (id_or_prefix, id_or_prefix + "\U0010ffff"),
+        )
+    ]
+    if not ids:
+        raise unknown_job(id_or_prefix, state_dir)
+    if len(ids) > 1:
+        more = ", ..." if len(ids) > 5 else ""
+        raise JobRecordError(
+            f"job id {id_or_prefix!r} is ambiguous in {state_dir}: it starts {', '.join(ids[:5])}{more}; "
+            "give more of the id"
+        )
+    return ids[0]
+
+
+def unknown_job(job_id: str, state_dir: Path) -> JobRecordError:
+    return JobRecordError(f"no job {job_id!r} in {state_dir}")

@@ -25,7 +25,7 @@ from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, PipelineJob, 
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.engine.state import runner_lock
 from fasttrack_gitops.engine.state.errors import JobRecordError
-from fasttrack_gitops.engine.state.job_views import read_views
+from fasttrack_gitops.engine.state.job_views import list_views, read_views
 from fasttrack_gitops.engine.state.migrations import connect, reading, translated, translating, writing
 from fasttrack_gitops.engine.state.records import (
     EVENT_COLUMNS,
@@ -34,20 +34,12 @@ from fasttrack_gitops.engine.state.records import (
     event_from_row,
     job_from_row,
     job_values,
+    resolve_job_id,
     to_json,
+    unknown_job,
 )
 from fasttrack_gitops.engine.state.state_folder import StateFolder
 from fasttrack_gitops.engine.state.task_durations import median_durations
-
-_PAGE = 50  # jobs per query when list_jobs filters by status
-
-# The columns list_jobs may narrow by (the keys are its keyword arguments).
-_FILTERS = {
-    "pipeline": "pipeline",
-    "repository": "repository",
-    "ref": "ref",
-    "event": "json_extract(trigger_json, '$.event')",
-}
 
 
 class Store:
@@ -303,22 +295,7 @@ class Store:
         reads pages of jobs until it has `limit` matches. A limit of 0 or
         less means no limit.
         """
-        columns = {"pipeline": pipeline, **where}
-        clauses = [f"{_FILTERS[k]} = ?" for k, v in columns.items() if v is not None]
-        params: list = [v for v in columns.values() if v is not None]
-        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = f"SELECT {JOB_COLUMNS} FROM jobs {sql_where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        wanted = limit + offset if limit > 0 else None
-        page = _PAGE if status is not None or wanted is None else wanted
-        found: list[JobView] = []
-        at = 0
-        while wanted is None or len(found) < wanted:
-            rows = self._cx.execute(query, (*params, page, at)).fetchall()
-            found += [v for v in self._views(rows) if status is None or v.status == status]
-            if len(rows) < page:
-                break
-            at += page
-        return found[offset:wanted]
+        return list_views(self._cx, self._views, {"pipeline": pipeline, **where}, status, limit, offset)
 
     @translated
     def events(self, job_id: str, *, after: int = 0) -> list[JobEvent]:
@@ -396,27 +373,7 @@ class Store:
         return model
 
     def _resolve(self, id_or_prefix: str) -> str:
-        """The id of the one job whose id is, or starts with, `id_or_prefix`."""
-        if not id_or_prefix:
-            raise JobRecordError("give a job id, or the first few characters of one")
-        if self._cx.execute("SELECT 1 FROM jobs WHERE id = ?", (id_or_prefix,)).fetchone():
-            return id_or_prefix
-        ids = [
-            r[0]
-            for r in self._cx.execute(  # a range scan on the primary key, not LIKE
-                "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 6",
-                (id_or_prefix, id_or_prefix + "\U0010ffff"),
-            )
-        ]
-        if not ids:
-            raise self._unknown(id_or_prefix)
-        if len(ids) > 1:
-            more = ", ..." if len(ids) > 5 else ""
-            raise JobRecordError(
-                f"job id {id_or_prefix!r} is ambiguous in {self.state_dir}: it starts "
-                f"{', '.join(ids[:5])}{more}; give more of the id"
-            )
-        return ids[0]
+        return resolve_job_id(self._cx, id_or_prefix, self.state_dir)
 
     @translated
     def _row(self, job_id: str) -> tuple:
@@ -426,4 +383,4 @@ class Store:
         return row
 
     def _unknown(self, job_id: str) -> JobRecordError:
-        return JobRecordError(f"no job {job_id!r} in {self.state_dir}")
+        return unknown_job(job_id, self.state_dir)
