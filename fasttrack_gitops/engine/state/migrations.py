@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fasttrack_gitops.engine.state import health
 from fasttrack_gitops.engine.state.errors import StateFolderError, StoreError, StoreUnavailableError
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another one before giving up
@@ -197,6 +198,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX jobs_by_commit ON jobs (repository, commit_id, created_at DESC)",
     ),
+    # 6: retention (retention.py): `collecting` names the jobs gc removes, inside its one transaction; a job's
+    # events may be deleted only then, so the event log stays append-only for everything else.
+    (
+        "CREATE TABLE collecting (job_id TEXT PRIMARY KEY) WITHOUT ROWID",
+        "DROP TRIGGER events_are_append_only_delete",
+        """CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+           WHEN NOT EXISTS (SELECT 1 FROM collecting WHERE job_id = OLD.job_id)
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        "CREATE INDEX task_instances_reused ON task_instances (reused_from) WHERE reused_from IS NOT NULL",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -235,6 +246,8 @@ def _prepare(cx: sqlite3.Connection, db: Path) -> None:
         raise StateFolderError(
             f"{db} is a SQLite database of some other program: move it aside or use another --state-dir"
         )
+    if version:
+        health.quick_check(cx, db)  # a damaged file is said at start, not in the middle of a job
     _use_wal(cx)
     cx.execute("PRAGMA synchronous = NORMAL")
     cx.execute("PRAGMA foreign_keys = ON")

@@ -1,0 +1,108 @@
+"""`gc`: real runs in a real state folder, then what gc removes from the store and the disk, and what it keeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from commands.run_cache_test import chain, ran, run  # noqa: F401  (chain is a fixture)
+from commands.run_test import clean, cli, commit, put
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the local executor runs POSIX shells")
+
+
+def gc(capsys, state: Path, *args) -> tuple[int, str, str]:
+    code, out, err = cli(capsys, "gc", "--state-dir", state, *args)
+    clean(err)
+    return code, out, err
+
+
+def stored(state: Path) -> set[str]:
+    with sqlite3.connect(state / "state.db") as cx:
+        return {r[0] for r in cx.execute("SELECT id FROM jobs")}
+
+
+def test_gc_keeps_the_newest_jobs_and_the_outputs_they_reuse(capsys, chain):  # noqa: F811
+    repo, state, runs = chain
+    _, first, _ = run(capsys, repo, state)
+    put(repo, "tasks/report/README", "changed: only report runs again\n")
+    commit(repo)
+    _, second, _ = run(capsys, repo, state)
+    _, third, _ = run(capsys, repo, state)  # everything reused
+    ran(runs)
+    assert {t["status"] for t in third["tasks"]} == {"reused"}
+    ids = [first["id"], second["id"], third["id"]]
+
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "1", "--dry-run")
+    # the third job reuses prepare and train from the first, report from the second: nothing may go
+    assert code == 0 and "would remove 0 job(s)" in out
+    assert f"kept job {first['id']}: job {third['id']} reuses its outputs" in out
+    assert stored(state) == set(ids)
+
+    shutil.rmtree(state / "data" / third["id"])  # a job whose files were deleted by hand...
+    code, out, _ = gc(capsys, state, "--max-age", "0s", "--format", "json")
+    record = json.loads(out)
+    assert code == 0 and {i["name"] for i in record["items"] if i["kind"] == "job"} == set(ids)  # ...goes as well
+    assert stored(state) == set()
+    assert record["rows"]["jobs"] == 3 and record["rows"]["events"] > 0 and record["problems"] == []
+    for job_id in ids:
+        assert not (state / "data" / job_id).exists() and not (state / "logs" / job_id).exists()
+    assert not list((state / "cache").glob("*/entries/*.json")), "entries pointing at removed outputs go"
+    trees = list((state / "trees").iterdir())
+    assert len(trees) == 4, "trees made in the last ten minutes stay: a job being planned may need them"
+    for tree in trees:
+        os.utime(tree, (0, 0))
+    code, out, _ = gc(capsys, state, "--max-age", "0s")
+    assert code == 0 and "removed 0 job(s) and 4 other item(s)" in out
+    assert not list((state / "trees").iterdir()), "no kept job names a tree"
+    with sqlite3.connect(state / "state.db") as cx:
+        assert cx.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert cx.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    # the cache misses cleanly afterwards: the next run runs every task again
+    code, fourth, _ = run(capsys, repo, state)
+    assert code == 0 and ran(runs) == ["prepare", "train", "report"]
+
+
+def test_dry_run_prints_what_would_go_and_its_bytes_and_removes_nothing(capsys, chain):  # noqa: F811
+    repo, state, _ = chain
+    _, first, _ = run(capsys, repo, state, "--no-cache")
+    _, second, _ = run(capsys, repo, state, "--no-cache")
+    before = sorted(p.relative_to(state) for p in state.rglob("*") if "state.db" not in p.name)
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "1", "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["WHAT", "NAME", "DETAIL", "SIZE"]
+    assert any(line.startswith(f"job          {first['id']}") or first["id"] in line for line in out.splitlines())
+    assert second["id"] not in out
+    assert "dry run: would remove 1 job(s)" in out and "would free" in out
+    after = sorted(p.relative_to(state) for p in state.rglob("*") if "state.db" not in p.name)
+    assert after == before and stored(state) == {first["id"], second["id"]}
+
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "1")
+    assert code == 0 and "removed 1 job(s)" in out and "freed" in out
+    assert stored(state) == {second["id"]}
+    assert (state / "data" / second["id"]).is_dir() and not (state / "data" / first["id"]).exists()
+
+
+def test_gc_on_a_state_folder_that_does_not_exist_says_so_and_makes_none(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    code, out, err = cli(capsys, "gc", "--state-dir", missing, "--max-age", "30d")
+    clean(err)
+    assert code == 2 and f"{missing} holds no fasttrack-gitops state" in err and "--state-dir" in err
+    assert not missing.exists()
+
+
+def test_gc_without_a_limit_or_with_a_bad_one_is_a_usage_error(capsys, tmp_path):
+    code, _, err = cli(capsys, "gc", "--state-dir", tmp_path)
+    clean(err)
+    assert code == 2 and "gc needs a limit" in err
+    code, _, err = cli(capsys, "gc", "--state-dir", tmp_path, "--max-age", "30w")
+    clean(err)
+    assert code == 2 and "'30w' is not a duration" in err
+    code, _, err = cli(capsys, "gc", "--state-dir", tmp_path, "--keep-per-pipeline", "-1")
+    clean(err)
+    assert code == 2 and "-1" in err
