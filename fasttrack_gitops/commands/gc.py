@@ -38,9 +38,17 @@ def _duration(_ctx, _param, value: str | None) -> float | None:
     metavar="N",
     help="Keep the newest N jobs of each pipeline; remove the ended ones beyond them.",
 )
+@click.option(
+    "--backendai",
+    is_flag=True,
+    help="Also remove the jobs' folders (jobs/<id>) in their pipelines' Backend.AI data folders "
+    "(the manager named by BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY).",
+)
 @state_dir_option
 @format_option
-def command(dry_run: bool, max_age: float | None, keep_per_pipeline: int | None, state_dir, fmt: str) -> int:
+def command(
+    dry_run: bool, max_age: float | None, keep_per_pipeline: int | None, backendai: bool, state_dir, fmt: str
+) -> int:
     """Remove ended jobs past a limit, and what only they used.
 
     A job goes when it is older than --max-age or beyond the newest
@@ -59,6 +67,10 @@ def command(dry_run: bool, max_age: float | None, keep_per_pipeline: int | None,
     policy = RetentionPolicy(max_age=max_age, keep_per_pipeline=keep_per_pipeline)
     with existing_store(state_dir) as store:
         done = collect(store, policy, dry_run=dry_run)
+    if backendai and done.collected:
+        import asyncio
+
+        asyncio.run(_backendai(done))
     if fmt == "json":
         import json
 
@@ -78,3 +90,15 @@ def command(dry_run: bool, max_age: float | None, keep_per_pipeline: int | None,
         for problem in done.problems:
             click.echo(f"warning: could not remove {problem}", err=True)
     return 0
+
+
+async def _backendai(done) -> None:
+    from fasttrack_gitops.engine.backendai.client import Client
+    from fasttrack_gitops.engine.backendai.credentials import Credentials
+    from fasttrack_gitops.engine.gc_vfolders import collect_folders
+
+    client = Client(Credentials.from_env())
+    try:
+        await collect_folders(client, done)
+    finally:
+        await client.aclose()

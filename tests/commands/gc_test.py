@@ -106,3 +106,33 @@ def test_gc_without_a_limit_or_with_a_bad_one_is_a_usage_error(capsys, tmp_path)
     code, _, err = cli(capsys, "gc", "--state-dir", tmp_path, "--keep-per-pipeline", "-1")
     clean(err)
     assert code == 2 and "-1" in err
+
+
+def test_gc_removes_the_jobs_folders_in_the_backendai_data_folder(capsys, emulated_cluster, tmp_path):
+    from commands.run_cache_backendai_test import PIPELINE, USE
+    from commands.run_cache_backendai_test import run as run_on_backendai
+    from commands.run_test import make_repo
+
+    from fasttrack_gitops.engine import datafolder
+
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    make_repo(repo, {"pipelines/pair.yaml": PIPELINE, "tasks/prepare/data.txt": "abc\n", "tasks/use/use.sh": USE})
+    first = run_on_backendai(capsys, repo, state)
+    put(repo, "tasks/use/use.sh", USE.replace("tr a-z A-Z", "rev"))
+    commit(repo, "use: another result")
+    second = run_on_backendai(capsys, repo, state)  # reuses prepare from the first job
+    put(repo, "tasks/prepare/data.txt", "xyz\n")
+    commit(repo, "new data: both run")
+    third = run_on_backendai(capsys, repo, state)
+    jobs = emulated_cluster.vfolders.directory(datafolder.folder_name(str(repo), "pair")) / "jobs"
+    assert {p.name for p in jobs.iterdir()} == {first["id"], second["id"], third["id"]}
+
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "2", "--backendai", "--dry-run")
+    assert code == 0 and "would remove 0 job(s)" in out  # the second job reads prepare in the first's folder
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "1", "--backendai", "--dry-run")
+    assert code == 0 and f"jobs/{first['id']}" in out and f"jobs/{second['id']}" in out
+    assert {p.name for p in jobs.iterdir()} == {first["id"], second["id"], third["id"]}
+    code, out, _ = gc(capsys, state, "--keep-per-pipeline", "1", "--backendai")
+    assert code == 0 and "removed 2 job(s)" in out
+    assert {p.name for p in jobs.iterdir()} == {third["id"]}
+    assert stored(state) == {third["id"]}
