@@ -136,3 +136,29 @@ def test_gc_removes_the_jobs_folders_in_the_backendai_data_folder(capsys, emulat
     assert code == 0 and "removed 2 job(s)" in out
     assert {p.name for p in jobs.iterdir()} == {third["id"]}
     assert stored(state) == {third["id"]}
+
+
+def test_gc_while_a_job_runs_never_touches_it(capsys, tmp_path):
+    from commands.jobs_test import SLEEPER, kill_pid_file, make_repo, spawn_run, started_job, wait_while_running
+    from commands.jobs_test import stop as stop_run
+
+    state, pidfile = tmp_path / "state", tmp_path / "nap.pid"
+    repo = make_repo(tmp_path, {"sleeper.yaml": SLEEPER.format(pidfile=pidfile)})
+    runner = spawn_run(repo, "sleeper.yaml", state)
+    try:
+        job = started_job(state, runner, "nap")
+        wait_while_running(runner, lambda: pidfile.is_file() and pidfile.read_text().strip(), "the task's pid")
+        before = sorted(p.relative_to(state) for p in state.rglob("*") if job in str(p))
+        code, out, _ = gc(capsys, state, "--max-age", "0s", "--keep-per-pipeline", "0")
+        assert code == 0 and "removed 0 job(s)" in out and f"kept job {job}: it has not ended" in out
+        assert stored(state) == {job}
+        assert sorted(p.relative_to(state) for p in state.rglob("*") if job in str(p)) == before
+        assert runner.poll() is None, "the run goes on"
+        code, _, err = cli(capsys, "jobs", "cancel", job, "--state-dir", state)
+        assert code == 0, err
+        assert runner.wait(timeout=15) == 1
+    finally:
+        stop_run(runner)
+        kill_pid_file(pidfile)
+    code, out, _ = gc(capsys, state, "--max-age", "0s")  # ended now: it goes
+    assert code == 0 and "removed 1 job(s)" in out and stored(state) == set()

@@ -24,13 +24,18 @@ _SHOWN = 5  # problems named in a message; `state check` lists them all
 
 def quick_check(cx: sqlite3.Connection, db: Path) -> None:
     """StoreUnavailableError naming the file and the way out when its pages are damaged."""
-    problems = [r[0] for r in cx.execute("PRAGMA quick_check")]
+    problems = _lines(cx.execute(f"PRAGMA quick_check({_SHOWN})"))
     if problems != ["ok"]:
         raise damaged(db, problems)
 
 
+def _lines(rows) -> list[str]:
+    """SQLite's check rows as one problem a line (a row may hold several), without its "*** in database" banners."""
+    return [line for (row,) in rows for line in str(row).splitlines() if line and not line.startswith("***")]
+
+
 def damaged(db: Path, problems: list[str]) -> StoreUnavailableError:
-    shown = "; ".join(problems[:_SHOWN]) + (f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else "")
+    shown = "; ".join(problems[:_SHOWN]) + ("; ..." if len(problems) >= _SHOWN else "")
     return StoreUnavailableError(
         f"{db} is damaged ({shown}): put back a copy made by `fasttrack-gitops state backup`, or move the file "
         f"aside (mv {db} {db}.damaged) to start with an empty one; the jobs' logs and data folders stay. "
@@ -47,11 +52,18 @@ def check(db: Path) -> list[str]:
     except sqlite3.Error as e:
         return [f"cannot open it: {e}"]
     try:
-        problems = [r[0] for r in cx.execute("PRAGMA integrity_check")]
-        problems = [] if problems == ["ok"] else problems
-        for table, rowid, parent, _ in cx.execute("PRAGMA foreign_key_check"):
-            problems.append(f"row {rowid} of {table} refers to a missing row of {parent}")
-        return problems
+        for pragma in ("integrity_check", f"quick_check({_SHOWN})"):  # the second when the first stops at damage
+            try:
+                problems = _lines(cx.execute(f"PRAGMA {pragma}"))
+                break
+            except sqlite3.DatabaseError as e:
+                problems = [str(e)]
+        if problems != ["ok"]:
+            return problems
+        return [
+            f"row {rowid} of {table} refers to a missing row of {parent}"
+            for table, rowid, parent, _ in cx.execute("PRAGMA foreign_key_check")
+        ]
     except sqlite3.DatabaseError as e:
         return [str(e)]
     finally:

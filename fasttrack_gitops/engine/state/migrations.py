@@ -346,8 +346,11 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
         return None
     text = str(e)
     if "not a database" in text or "malformed" in text:
+        return health.damaged(db, [text])
+    if "disk is full" in text:  # SQLite rolled the transaction back: nothing of it is stored
         return StoreUnavailableError(
-            f"{db} is not a usable fasttrack-gitops state database ({text}): move it aside or use another --state-dir"
+            f"the disk holding {db} is full ({text}): nothing of this change was stored; free space there and try "
+            "again (`fasttrack-gitops gc` removes old jobs)"
         )
     if "locked" in text or "busy" in text:
         return StoreUnavailableError(f"{db} stayed locked by another process for {BUSY_TIMEOUT:g} s: try again")
