@@ -107,4 +107,4 @@ def test_a_corrupt_database_is_a_store_error_not_a_traceback(tmp_path):
     (tmp_path / "state.db").write_bytes(b"this is not SQLite at all\n" * 200)
     with pytest.raises(StoreError) as corrupt:
         Store(tmp_path)
-    assert str(tmp_path / "state.db") in str(corrupt.value) and "move it aside" in str(corrupt.value)
+    assert str(tmp_path / "state.db") in str(corrupt.value) and "move the file aside" in str(corrupt.value)
