@@ -10,6 +10,7 @@ executescript, which would commit the migration transaction halfway).
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -347,7 +348,9 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
     text = str(e)
     if "not a database" in text or "malformed" in text:
         return health.damaged(db, [text])
-    if "disk is full" in text:  # SQLite rolled the transaction back: nothing of it is stored
+    if "disk is full" in text or ("disk I/O error" in text and _nearly_full(db.parent)):
+        # SQLite rolled the transaction back: nothing of it is stored. (Growing the WAL's index on a full disk is
+        # an I/O error to SQLite: the free space says which it was.)
         return StoreUnavailableError(
             f"the disk holding {db} is full ({text}): nothing of this change was stored; free space there and try "
             "again (`fasttrack-gitops gc` removes old jobs)"
@@ -357,3 +360,12 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
     if "unable to open" in text or "readonly" in text:
         return unwritable(db.parent, text)
     return StoreUnavailableError(f"{db}: {text}: check the file and the disk, or use another --state-dir")
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding `folder` has less than a few pages left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 256 * 1024
