@@ -23,6 +23,7 @@ import shutil
 import stat
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from fasttrack_gitops.engine.state.store import Store
 
 log = logging.getLogger(__name__)
 
+REMOVERS = 8  # threads removing files
 TREE_GRACE = 600.0  # seconds: a tree this young may belong to a job being planned, not stored yet
 _TREE_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # materialise's temporary names never match
 
@@ -105,10 +107,9 @@ def collect(store: Store, policy: RetentionPolicy, *, dry_run: bool = False, now
     if not dry_run:
         done.rows = delete_jobs(store, decision.collect)
         still_named = {t for f in job_facts(store) for t in f.trees}  # jobs stored since the decision
-        for job in done.collected:
-            _remove(_job_paths(folder, job.id), done.problems)
-        _remove([t for t in trees if t.name not in still_named], done.problems)
-        _remove(entries, done.problems)
+        paths = [p for job in done.collected for p in _job_paths(folder, job.id)]
+        paths += [t for t in trees if t.name not in still_named] + entries
+        _remove_all(paths, done.problems)
     done.seconds = time.monotonic() - started
     return done
 
@@ -173,6 +174,19 @@ def _cache_entries(state_dir: Path, jobs: set[str]) -> list[Path]:
     return sorted(found)
 
 
+def _remove_all(paths: list[Path], problems: list[str]) -> None:
+    """_remove in REMOVERS threads: a folder's unlink and rmdir wait for the file system's journal, not the CPU
+    (bench/gc_bench.py: 18 s for 7,200 jobs in one thread on ext4)."""
+    if len(paths) < 2 * REMOVERS:
+        _remove(paths, problems)
+        return
+    shares = [paths[i::REMOVERS] for i in range(REMOVERS)]
+    found: list[list[str]] = [[] for _ in shares]
+    with ThreadPoolExecutor(REMOVERS, thread_name_prefix="gc") as pool:
+        list(pool.map(_remove, shares, found))
+    problems += [p for share in found for p in share]
+
+
 def _remove(paths: Iterable[Path], problems: list[str]) -> None:
     """Remove files and folders; a path already gone (deleted by hand) is fine, one that stays is a problem."""
 
@@ -201,8 +215,7 @@ def _remove(paths: Iterable[Path], problems: list[str]) -> None:
                 path.unlink(missing_ok=True)
         except OSError as e:
             problems.append(f"{path}: {e.strerror or e}")
-    for problem in problems:
-        log.warning("gc could not remove %s", problem)
+            log.warning("gc could not remove %s: %s", path, e.strerror or e)
 
 
 class _Usage:
@@ -220,7 +233,9 @@ class _Usage:
                 seen = self._inodes.get(key)
                 if seen is None:
                     size = st.st_blocks * 512
-                    self._inodes[key] = [size, st.st_nlink, 1]
+                    # a folder's links are its entries' "..": removing it with them frees it whatever they say
+                    links = 1 if stat.S_ISDIR(st.st_mode) else st.st_nlink
+                    self._inodes[key] = [size, links, 1]
                     total += size
                 else:
                     seen[2] += 1
