@@ -6,9 +6,13 @@ first; but never while anything still needs it: a job that has not ended
 (queued, running, interrupted: the daemon may resume it), one whose newest
 report a reporter still owes, and every job whose outputs a kept job reuses
 (`reused_from`: the cache entry it was served from points at them) or, for
-a re-run that has not ended, the job it copies outputs from. What a kept job
-needs is kept transitively. The code trees under the state folder that no
-kept job names go with the last job that named them.
+a re-run that has not ended, the job it copies outputs from. One level is
+enough: `reused_from` always names the job that made the outputs (a cache
+entry points at its maker, never at a job that reused them), so a job kept
+for its outputs does not keep what it reused itself; kept transitively, a
+pipeline whose every job reuses the one before would keep all of them. The
+code trees under the state folder that no kept job names go with the last
+job that named them.
 """
 
 from __future__ import annotations
@@ -76,13 +80,11 @@ def decide(jobs: Sequence[JobFacts], policy: RetentionPolicy, now: float) -> Dec
             kept[job_id] = "a report of it is still to be sent"
     staying = [j for j in jobs if j.id not in expired or j.id in kept]
     needed = {j.id for j in staying}
-    while staying:  # what a kept job needs stays, and what that needs
-        job = staying.pop()
+    for job in staying:  # one level: a source's own sources are not needed (see the module's docstring)
         for source, why in _needs(job):
             if source in expired and source not in needed:
                 kept[source] = why
                 needed.add(source)
-                staying.append(by_id[source])
     collect = sorted((by_id[i] for i in expired - needed), key=lambda j: (j.created_at, j.id))
     trees = frozenset(t for j in jobs if j.id in needed for t in j.trees)
     return Decision(tuple(j.id for j in collect), kept, trees)

@@ -52,16 +52,23 @@ def test_a_job_whose_report_is_owed_stays():
     assert decision.collect == () and "report" in decision.kept["owed"]
 
 
-def test_outputs_a_kept_job_reuses_stay_and_what_they_need_too():
+def test_outputs_a_kept_job_reuses_stay_but_not_what_those_reused_in_turn():
     jobs = [
         job("kept", 1, reused_from=frozenset({"mid"})),
-        job("mid", 50, reused_from=frozenset({"root"})),
+        job("mid", 50, reused_from=frozenset({"root"})),  # its outputs that kept reuses were made by mid itself
         job("root", 60),
         job("alone", 70),
     ]
     decision = decide(jobs, RetentionPolicy(max_age=30 * DAY), NOW)
-    assert decision.collect == ("alone",)
-    assert decision.kept == {"mid": "job kept reuses its outputs", "root": "job mid reuses its outputs"}
+    assert decision.collect == ("alone", "root")
+    assert decision.kept == {"mid": "job kept reuses its outputs"}
+
+
+def test_a_chain_of_reuse_keeps_one_source_per_kept_job_not_the_whole_history():
+    jobs = [job(f"j{i}", i, reused_from=frozenset({f"j{i + 1}"})) for i in range(10)]  # each reuses the one before
+    decision = decide(jobs, RetentionPolicy(keep_per_pipeline=2), NOW)
+    assert decision.collect == tuple(f"j{i}" for i in range(9, 2, -1))
+    assert decision.kept == {"j2": "job j1 reuses its outputs"}
 
 
 def test_a_collected_job_does_not_keep_what_it_reused():
