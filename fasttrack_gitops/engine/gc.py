@@ -38,6 +38,7 @@ from fasttrack_gitops.engine.state.store import Store
 log = logging.getLogger(__name__)
 
 REMOVERS = 8  # threads removing files
+BATCH = 500  # jobs whose rows go in one transaction (each job's rows always in one)
 TREE_GRACE = 600.0  # seconds: a tree this young may belong to a job being planned, not stored yet
 _TREE_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # materialise's temporary names never match
 
@@ -101,7 +102,9 @@ def collect(store: Store, policy: RetentionPolicy, *, dry_run: bool = False, now
     trees = _old_trees(folder.path, decision, now)
     entries = _cache_entries(folder.path, set(decision.collect))
     if not dry_run:
-        done.rows = delete_jobs(store, decision.collect)
+        for i in range(0, len(decision.collect), BATCH):  # short transactions: the daemon's loop writes meanwhile
+            for table, n in delete_jobs(store, decision.collect[i : i + BATCH]).items():
+                done.rows[table] = done.rows.get(table, 0) + n
         still_named = {t for f in job_facts(store) for t in f.trees}  # jobs stored since the decision
         trees = [t for t in trees if t.name not in still_named]
     targets += [("tree", t.name, "", [t]) for t in trees]
