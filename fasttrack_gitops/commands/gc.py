@@ -55,7 +55,8 @@ def command(
     --keep-per-pipeline of its pipeline; never one that has not ended, one
     whose report is still owed, or one whose outputs a kept job reuses. Its
     rows, logs, data folder and cache entries go with it, and the code trees
-    no kept job names. Exit 0, or 2 without a limit or a state folder.
+    no kept job names. Exit 0; 2 without a limit or a state folder; 3 when the
+    state database cannot be used (damaged, locked: the message says what to do).
     """
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.render.retention import gc_text
