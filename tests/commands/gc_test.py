@@ -162,3 +162,23 @@ def test_gc_while_a_job_runs_never_touches_it(capsys, tmp_path):
         kill_pid_file(pidfile)
     code, out, _ = gc(capsys, state, "--max-age", "0s")  # ended now: it goes
     assert code == 0 and "removed 1 job(s)" in out and stored(state) == set()
+
+
+def test_a_file_gc_cannot_remove_is_a_warning_and_the_rest_goes(capsys, chain):  # noqa: F811
+    import subprocess
+
+    repo, state, _ = chain
+    _, first, _ = run(capsys, repo, state, "--no-cache")
+    _, second, _ = run(capsys, repo, state, "--no-cache")
+    stuck = state / "logs" / first["id"] / "prepare" / "1.log"
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", stuck], capture_output=True).returncode:
+        pytest.skip("needs chattr +i (root, a file system with the immutable flag) to make a file gc cannot remove")
+    try:
+        code, out, err = gc(capsys, state, "--keep-per-pipeline", "1")
+        assert code == 0 and "removed 1 job(s)" in out
+        assert f"warning: could not remove {stuck}: Operation not permitted" in err
+        assert stored(state) == {second["id"]}  # the rows went; the one file stays
+        assert not (state / "data" / first["id"]).exists() and stuck.exists()
+        assert not (state / "logs" / first["id"] / "train").exists()
+    finally:
+        subprocess.run(["chattr", "-i", stuck], check=False)
