@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import yaml
+from benchlib import emulator_env, git
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "bench"))
@@ -39,12 +40,6 @@ IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"  # the emulator's (and the
 
 def console() -> str:
     return str(Path(sys.executable).with_name("fasttrack-gitops"))
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    env["GIT_COMMITTER_EMAIL"] = "b@b"
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 def pipeline(graph: dict[str, list[str]], runs: Path, *, image: bool = False) -> str:
@@ -149,7 +144,7 @@ def local_steps(n: int, tmp: Path) -> None:
 
 def backendai_steps(n: int, tmp: Path) -> None:
     sys.path.insert(0, str(PROJECT / "tests"))
-    from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+    from engine.backendai.emulator import Emulator
     from engine.backendai.emulator_sessions import install as install_sessions
     from engine.backendai.emulator_vfolders import install as install_vfolders
 
@@ -161,12 +156,7 @@ def backendai_steps(n: int, tmp: Path) -> None:
     with Emulator(rate_limit=30_000) as emu:
         install_sessions(emu, step=0.01)
         with install_vfolders(emu):
-            env = {
-                **os.environ,
-                "BACKEND_ENDPOINT": emu.endpoint,
-                "BACKEND_ACCESS_KEY": ACCESS_KEY,
-                "BACKEND_SECRET_KEY": SECRET_KEY,
-            }
+            env = emulator_env(emu)
             cold, executed, _ = run(root, state, runs, "--executor", "backendai", env=env)
             created, cold_requests = sum(r.method == "POST" for r in emu.requests_to("/session")), len(emu.requests)
             warm, executed_again, record = run(root, state, runs, "--executor", "backendai", env=env)

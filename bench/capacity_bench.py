@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,16 +26,11 @@ import time
 from pathlib import Path
 
 import yaml
+from benchlib import emulator_env, git
 
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"  # the emulator's (and the real stack's) image
 PARALLEL = (1, 4, 16)
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    env["GIT_COMMITTER_EMAIL"] = "b@b"
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 def make_repo(root: Path, tasks: int, sleep: float) -> None:
@@ -59,7 +53,7 @@ def make_repo(root: Path, tasks: int, sleep: float) -> None:
 
 def one_run(root: Path, state: Path, parallel: int, args: argparse.Namespace, *, capacity: bool) -> tuple[float, int]:
     """(wall seconds of the whole process, the most sessions asked for and not ended at once)."""
-    from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator, Reply
+    from engine.backendai.emulator import Emulator, Reply
     from engine.backendai.emulator_capacity import install as install_capacity
     from engine.backendai.emulator_sessions import install as install_sessions
     from engine.backendai.emulator_vfolders import install as install_vfolders
@@ -74,12 +68,7 @@ def one_run(root: Path, state: Path, parallel: int, args: argparse.Namespace, *,
                     "/resource/check-presets",
                     lambda req: Reply.problem(404, "url-not-found", "Unknown URL path.", data=req.path),
                 )
-            env = {
-                **os.environ,
-                "BACKEND_ENDPOINT": emu.endpoint,
-                "BACKEND_ACCESS_KEY": ACCESS_KEY,
-                "BACKEND_SECRET_KEY": SECRET_KEY,
-            }
+            env = emulator_env(emu)
             command = [
                 str(Path(sys.executable).with_name("fasttrack-gitops")),
                 "run",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,16 +25,11 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from benchlib import emulator_env, git
 
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGE = "cr.backend.ai/stable/python:3.9-ubuntu20.04"  # the emulator's (and the real stack's) image
 TERMINAL = "session_terminated"
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    env["GIT_COMMITTER_EMAIL"] = "b@b"
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 def make_repo(root: Path, tasks: int, *, own_code: bool) -> None:
@@ -69,19 +63,14 @@ def task_of(name: str, tasks: int) -> str | None:
 
 def one_run(root: Path, state: Path, tasks: int) -> tuple[list[float], float]:
     """(ms from each dependency's terminal event to its dependant's POST /session, wall seconds)."""
-    from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
+    from engine.backendai.emulator import Emulator
     from engine.backendai.emulator_sessions import install as install_sessions
     from engine.backendai.emulator_vfolders import install as install_vfolders
 
     with Emulator(rate_limit=100_000) as emu:
         sessions = install_sessions(emu, step=0.02)
         with install_vfolders(emu):
-            env = {
-                **os.environ,
-                "BACKEND_ENDPOINT": emu.endpoint,
-                "BACKEND_ACCESS_KEY": ACCESS_KEY,
-                "BACKEND_SECRET_KEY": SECRET_KEY,
-            }
+            env = emulator_env(emu)
             command = [
                 str(Path(sys.executable).with_name("fasttrack-gitops")),
                 *("run", "pipelines/chain.yaml", "--executor", "backendai", "--state-dir", str(state)),

@@ -46,12 +46,14 @@ sdist="dist/fasttrack_gitops-$version.tar.gz"
 step "twine check"
 "$python" -m twine check --strict dist/* || fail "twine check: the metadata or the README would not render on PyPI"
 
-step "the JSON Schemas are in the wheel and the sdist"
+step "the JSON Schemas and the console's templates and assets are in the wheel and the sdist"
 "$python" - "$wheel" "$sdist" <<'PY' || fail "package data missing (above)"
 import sys, tarfile, zipfile
 
 wheel, sdist = sys.argv[1:]
 wanted = [f"fasttrack_gitops/schemas/{name}.schema.json" for name in ("pipeline", "repository", "config")]
+wanted += [f"fasttrack_gitops/daemon/web/templates/{name}.html" for name in ("base", "jobs", "job", "task", "login")]
+wanted += [f"fasttrack_gitops/daemon/web/static/console.{ext}" for ext in ("js", "css")]
 in_wheel = set(zipfile.ZipFile(wheel).namelist())
 in_sdist = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
 missing = [f"{wheel}: {f}" for f in wanted if f not in in_wheel] + [f"{sdist}: {f}" for f in wanted if f not in in_sdist]
@@ -116,6 +118,10 @@ for _ in $(seq 1 150); do  # 30 s at most
   sleep 0.2
 done
 [ -n "$healthy" ] || { kill "$daemon" 2>/dev/null || true; cat "$work/serve.log" >&2; fail "serve from the wheel never answered /healthz"; }
+for path in /login /static/console.js /static/console.css; do  # the console's templates and assets, from the wheel
+  "$work/venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+    "http://127.0.0.1:$port$path" || { kill "$daemon" 2>/dev/null || true; cat "$work/serve.log" >&2; fail "the console's $path from the wheel"; }
+done
 kill -TERM "$daemon"
 rc=0
 wait "$daemon" || rc=$?

@@ -41,6 +41,7 @@ def test_the_daemon_configuration_shown_in_the_readme_is_valid(tmp_path):
             "BACKEND_ACCESS_KEY",
             "BACKEND_SECRET_KEY",
             "FTG_API_TOKEN",
+            "FTG_READ_TOKEN",
             "FTG_SIGNING_SECRET",
         ),
         "set",

@@ -32,12 +32,9 @@ def run_job(
     import asyncio
 
     from fasttrack_gitops.commands.progress import progress_for
-    from fasttrack_gitops.core.metrics import as_json as metrics_json
     from fasttrack_gitops.core.render.jobs import job_record, job_summary
-    from fasttrack_gitops.core.reports.results import gate_title, results_text
     from fasttrack_gitops.core.taskenv import task_environment
     from fasttrack_gitops.engine.launch import Launch, opened_executor, stop_signals
-    from fasttrack_gitops.engine.results import base_label, comparison
 
     pipeline = job.pipeline_model()
     shown: set[str] = set()
@@ -76,7 +73,13 @@ def run_job(
         if message and message not in shown:
             click.echo(f"warning: task '{event.task}': {message}", err=True)
             shown.add(message)
-    found = comparison(store, view)
+    found = None
+    if any(t.metrics is not None for t in pipeline.tasks):  # else the results code is not even imported (start-up)
+        from fasttrack_gitops.core.metrics import as_json as metrics_json
+        from fasttrack_gitops.core.reports.results import gate_title, results_text
+        from fasttrack_gitops.engine.results import base_label, comparison
+
+        found = comparison(store, view)
     if fmt == "json":
         import json
 

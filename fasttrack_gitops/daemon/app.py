@@ -107,6 +107,7 @@ async def run_daemon(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        daemon.live.close()  # the console's event streams end, or the server would wait for them
         server.should_exit = True
         await serving
         with contextlib.suppress(asyncio.TimeoutError):  # the drained jobs' last reports, briefly

@@ -46,6 +46,8 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
         click.echo(_as_json(config, found))
     if config is None or has_errors(found):
         raise UsageError("the configuration is not valid; nothing was started")
+    for warning in warnings(config):
+        click.echo(f"{path}: warning: {warning}", err=True)
     if check:
         if fmt == "text":
             click.echo(summary(config))
@@ -53,6 +55,19 @@ def command(config_file: str | None, check: bool, fmt: str) -> int:
     from fasttrack_gitops.daemon.app import serve as run_daemon  # the server stack loads only now
 
     return run_daemon(config)
+
+
+def warnings(config) -> list[str]:
+    """What is valid but probably not meant: today, a console nobody away from the machine can read."""
+    from fasttrack_gitops.daemon.web.access import listens_beyond_loopback
+
+    if config.loopback_only and listens_beyond_loopback(config.host):
+        return [
+            f"the daemon listens on {_address(config)} but has no read_token_env (nor api_token_env), so its console "
+            "and read APIs answer only on this machine (127.0.0.1); set read_token_env, or public_read: true to "
+            "open them to anyone deliberately"
+        ]
+    return []
 
 
 def _config_path(given: str | None) -> Path:
@@ -103,6 +118,9 @@ def _as_json(config, found) -> str:
                 "webhook_max_body": config.webhook_max_body,
                 "outputs_max_size": config.outputs_max_size,
                 "api_token": config.api_token is not None,
+                "read_token": config.read_token is not None,
+                "public_read": config.public_read,
+                "warnings": warnings(config),
                 "signing_secret": config.signing_secret is not None,
                 "integrations": {
                     name: getattr(config, name) is not None for name in ("github", "gitlab", "slack", "backendai")

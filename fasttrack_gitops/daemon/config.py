@@ -110,7 +110,9 @@ class DaemonConfig:
     shutdown_grace: float  # seconds
     webhook_max_body: int  # bytes
     outputs_max_size: int  # bytes: the largest output file the outputs API serves
-    api_token: str | None = field(repr=False)
+    api_token: str | None = field(repr=False)  # the write credential: POST /api/trigger, the console's buttons
+    read_token: str | None = field(repr=False)  # the read credential: the console, GET /api/*, /metrics
+    public_read: bool  # the console and read APIs open to anyone (deliberately); else credential or loopback
     signing_secret: str | None = field(repr=False)  # signs output links; None: a random one per process
     repositories: tuple[RepositoryConfig, ...]
     github: GitHubConfig | None
@@ -124,9 +126,14 @@ class DaemonConfig:
         folded = name.casefold()
         return next((r for r in self.repositories if r.name.casefold() == folded), None)
 
+    @property
+    def loopback_only(self) -> bool:
+        """No credential and not public: the console and read APIs answer loopback clients only (web/access.py)."""
+        return not (self.public_read or self.read_token or self.api_token)
+
     def secret_values(self) -> tuple[str, ...]:
         """Every resolved secret, for the log writer to mask."""
-        found = [self.api_token, self.signing_secret]
+        found = [self.api_token, self.read_token, self.signing_secret]
         if self.github:
             found += [self.github.webhook_secret, self.github.token, self.github.private_key]
         if self.gitlab:

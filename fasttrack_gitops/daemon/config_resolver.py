@@ -95,6 +95,8 @@ class Resolver:
             webhook_max_body=self.size(("webhook_max_body",), data.get("webhook_max_body", DEFAULT_WEBHOOK_MAX_BODY)),
             outputs_max_size=self.size(("outputs_max_size",), data.get("outputs_max_size", DEFAULT_OUTPUTS_MAX_SIZE)),
             api_token=self.secret((), data, "api_token"),
+            read_token=self.secret((), data, "read_token"),
+            public_read=data.get("public_read", False) is True,
             signing_secret=self.secret((), data, "signing_secret"),
             repositories=self.repositories(data["repositories"]),
             github=self.github(data["github"]) if "github" in data else None,

@@ -20,7 +20,7 @@ from fasttrack_gitops.daemon.config_values import dotted, local_path, looks_like
 
 # Where secrets may be named, and which: each as <secret>_env or <secret>_file, never <secret> itself.
 SECRETS: dict[tuple[str, ...], tuple[str, ...]] = {
-    (): ("api_token", "signing_secret"),
+    (): ("api_token", "read_token", "signing_secret"),
     ("github",): ("webhook_secret", "token", "private_key"),
     ("gitlab",): ("webhook_token", "token"),
     ("slack",): ("bot_token", "webhook_url"),

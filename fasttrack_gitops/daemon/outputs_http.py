@@ -3,14 +3,14 @@
     GET /api/jobs/{id}/tasks/{task}/outputs          the task's files and folders, as JSON
     GET /api/jobs/{id}/tasks/{task}/outputs/{path}   one file
 
-Who may read: a request with the API token (`Authorization: Bearer`, the
-daemon's api_token_env), or one whose query signs its path and has not
-expired (core/signing.py): a signed link, which is how a check run or a
+Who may read: a request with a read credential (web/access.py: the read or
+the API token as `Authorization: Bearer`, or the console's login cookie), or
+one whose query signs its path and has not expired (core/signing.py): a signed link, which is how a check run or a
 Slack message can show an image, since GitHub's image proxy fetches it
 with no token of ours and the token must never be put in a URL. Without
-an api_token_env only signed links work: outputs hold what a repository's
-code computed, and a daemon without a token must not hand them to anyone
-who can reach it. The signing secret is signing_secret_env's, else random
+a token (nor public_read) only signed links work: outputs hold what a
+repository's code computed, and a daemon without a token must not hand them
+to anyone who can reach it. The signing secret is signing_secret_env's, else random
 per process (`signing_key`): then the links die when the daemon restarts.
 
 Files are read where the daemon's executor wrote them (engine/outputs.py),
@@ -26,7 +26,6 @@ traceback; the manager's errors are logged and answered 502 in general words.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -35,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.signing import EXPIRED, verify
@@ -50,7 +49,6 @@ from fasttrack_gitops.engine.outputs import (
 
 log = logging.getLogger("fasttrack_gitops.daemon.http")
 
-ROUTE = re.compile(r"/api/jobs/(?P<job>[^/]+)/tasks/(?P<task>[^/]+)/outputs(?:/(?P<path>.*))?")
 TYPES = {
     ".png": "image/png",
     ".svg": "image/svg+xml",
@@ -83,13 +81,13 @@ class OutputsAPI:
         self.reader = TaskOutputs(store, executor)
         self.config, self.secret, self.public = config, secret, public
 
-    async def answer(self, scope: dict, headers: dict[str, str], route: re.Match) -> Answer:
-        path = scope["path"]
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
-        refused = self._refusal(path, headers, query)
+    async def answer(self, request, caller) -> Answer:
+        """The answer to GET .../outputs[/{path}]; `caller` is web/access.py's view of who asks."""
+        refused = self._refusal(request.url.path, caller, dict(request.query_params))
         if refused is not None:
             return refused
-        job, task, file = route["job"], route["task"], route["path"]
+        route = request.path_params
+        job, task, file = route["job"], route["task"], route.get("path", "")
         try:
             if not file:
                 return await self._listing(job, task)
@@ -124,10 +122,9 @@ class OutputsAPI:
         }
         return Answer(200, json.dumps(body).encode(), "application/json")
 
-    def _refusal(self, path: str, headers: dict[str, str], query: dict[str, str]) -> Answer | None:
+    def _refusal(self, path: str, caller, query: dict[str, str]) -> Answer | None:
         """None when the request may read; else the 401 or 403 that says why."""
-        token, given = self.config.api_token, headers.get("authorization")
-        if given is not None and token is not None and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if caller.level is not None or self.config.public_read:
             return None
         if "signature" in query or "expires" in query:
             reason = verify(self.secret, path, query, now=time.time())
@@ -135,13 +132,13 @@ class OutputsAPI:
                 return None
             again = "; ask for a new link" if reason == EXPIRED else ""
             return _json(403, f"this signed link is refused: {reason}{again}")
-        if given is not None:
+        if caller.wrong_credential:
             return _json(
                 401,
-                "the Authorization header does not hold this daemon's API token; send Authorization: Bearer <token> "
-                "(its api_token_env), or use a signed link",
+                "the Authorization header does not hold this daemon's read or API token; send Authorization: Bearer "
+                "<token> (its read_token_env or api_token_env), or use a signed link",
             )
-        if token is None:
+        if self.config.api_token is None and self.config.read_token is None:
             return _json(401, "this daemon has no API token (api_token_env), so it serves outputs by signed link only")
         return _json(401, "this daemon wants Authorization: Bearer <token> (its api_token_env), or a signed link")
 

@@ -50,6 +50,7 @@ class JobPool:
         *,
         find_repository: RepositoryLookup,
         report: ReportMarker,
+        on_change: Callable[[str, Change], None] = lambda job_id, change: None,
     ):
         self.config = config
         self.store = store
@@ -59,6 +60,7 @@ class JobPool:
         self.secrets = secrets
         self.find_repository = find_repository
         self.report = report
+        self.on_change = on_change  # every task change, as it happens (the console's live events)
         self.launches: dict[str, Launch] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._planning: set[asyncio.Task] = set()  # plans of queued jobs being worked out (forecasts.py)
@@ -165,6 +167,7 @@ class JobPool:
         await launch.run()
 
     def _observe(self, job_id: str, change: Change) -> None:
+        self.on_change(job_id, change)
         self.report(job_id)
         instance = change.instance
         if instance.state in ENDED and instance.duration is not None:
@@ -232,6 +235,10 @@ class JobPool:
             launch.interrupt(self._stopping)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def driving(self, job_id: str) -> bool:
+        """Whether this process drives the job now (set up or running), whatever its runner lock says yet."""
+        return job_id in self._tasks
 
     def jobs_by_status(self) -> dict[str, int]:
         counts = {"queued": 0, "running": 0}

@@ -35,6 +35,7 @@ from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.pipeline.params import ParamError
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
+from fasttrack_gitops.daemon.live import LiveEvents
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
 from fasttrack_gitops.daemon.reports import gate_id
@@ -90,6 +91,7 @@ class Daemon:
         self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
         self.wake_reporters: Callable[[], None] = lambda: None
         self.repositories = Repositories(config, self.metrics)
+        self.live = LiveEvents(job_status=lambda job_id: str(self.shown_status(self.store.view(job_id))))
         self.pool = JobPool(
             config,
             self.store,
@@ -99,11 +101,13 @@ class Daemon:
             self.secrets,
             find_repository=self.repositories.find,
             report=self.report,
+            on_change=lambda job_id, change: self.live.task_changed(job_id, change.task, change.instance),
         )
         self._locks: dict[str, asyncio.Lock] = {}  # one event of a repository at a time
 
     def report(self, job_id: str, *, final: bool = False) -> None:
-        """Tell the reporters that the job changed; the outbox keeps it until each has sent it."""
+        """Tell the reporters that the job changed (the outbox keeps it until each has sent it), and the console."""
+        self.live.job_changed(job_id)
         if self.reporter_names:
             self.outbox.mark(job_id, self.reporter_names, final=final)
             self.wake_reporters()
@@ -247,11 +251,7 @@ class Daemon:
                 f"collaborators may run commands (they are {comment.author_association or 'unknown'})"
             )
         if command.verb == "ok-to-test":
-            gate = self.ledger.approve(repo.name, comment.number, comment.author)
-            if gate is None:
-                return Handled(note=f"/fasttrack ok-to-test: pull request #{comment.number} is not waiting")
-            self.report(gate_id(repo.name, gate.number, gate.head_sha), final=True)
-            return await self._pull_request(repo, source, PullRequest(**gate.event), extra, approved_by=comment.author)
+            return await self._approve(repo, source, comment.number, comment.author, extra)
         if command.verb == "cancel":
             return self._cancel_jobs(
                 self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}", open_only=True),
@@ -301,6 +301,40 @@ class Daemon:
             note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
             "cancel, ok-to-test"
         )
+
+    async def _approve(
+        self, repo: RepositoryConfig, source: RepoSource, number: int, by: str, extra: Mapping
+    ) -> Handled:
+        """Run a fork's held pull request, approved by `by` (/fasttrack ok-to-test, or the console's button)."""
+        gate = self.ledger.approve(repo.name, number, by)
+        if gate is None:
+            return Handled(note=f"/fasttrack ok-to-test: pull request #{number} is not waiting")
+        self.report(gate_id(repo.name, gate.number, gate.head_sha), final=True)
+        return await self._pull_request(repo, source, PullRequest(**gate.event), extra, approved_by=by)
+
+    # -- the console's buttons (web/actions.py): what a comment command does, asked by a person on the page
+
+    async def approve_fork(self, repository: str, number: int, by: str) -> Handled:
+        found = self.repositories.find(repository)
+        if found is None:
+            return Handled(note=f"repository {repository} is not configured here; nothing to do")
+        repo, source = found
+        async with self._locks.setdefault(repo.name.lower(), asyncio.Lock()):
+            handled = await self._approve(repo, source, number, by, {})
+        if handled.created:
+            self.pool.wake()
+        return handled
+
+    def cancel_job(self, job_id: str, by: str) -> Handled:
+        return self._cancel_jobs([job_id], f"cancelled by {by} (console)")
+
+    def rerun_job(self, job_id: str, *, failed_only: bool, by: str, request: str) -> Handled:
+        """A new job repeating this one (its failed tasks only, or all); `request` keys it (a repeated POST)."""
+        details = {"by": by, "failed_only": failed_only, "command": "console"}
+        handled = self._rerun([self.store.job(job_id)], f"console:{request}", details, {})
+        if handled.created:
+            self.pool.wake()
+        return handled
 
     async def _rerequest(self, repo: RepositoryConfig, event: Rerequest, delivery: str, extra: Mapping) -> Handled:
         if event.check_name is not None and not event.check_name.startswith(CHECK_PREFIX):
@@ -397,6 +431,13 @@ class Daemon:
         handled = self._store(planned)
         handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
         return handled
+
+    def shown_status(self, view) -> JobStatus:
+        """The status people see: a job this daemon is still setting up (its code trees copied, its runner not
+        started) is running, not `interrupted`, which the store derives from the runner lock nobody holds yet."""
+        if view.status == JobStatus.INTERRUPTED and self.pool.driving(view.job.id):
+            return JobStatus.RUNNING
+        return view.status
 
     def masks(self) -> tuple[str, ...]:
         """Secret values to hide from logs and API answers."""

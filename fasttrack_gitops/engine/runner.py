@@ -30,7 +30,6 @@ from pathlib import Path
 from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine import results
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
 from fasttrack_gitops.engine.cache.keys import JobKeys
@@ -264,6 +263,8 @@ class JobRunner:
             await self.cache.finished(name)
         if self.pipeline.task(name).metrics is not None:
             folder = task_outputs_of(self.executor, self.job, self.store.state_dir)
+            from fasttrack_gitops.engine import results  # here: most runs have no metrics (start-up time)
+
             await results.collect(self.job, name, self.store, folder)
 
     async def _reattach(self, name: str, attempt: Attempt, handle: Mapping | None) -> None:

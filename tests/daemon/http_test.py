@@ -681,15 +681,16 @@ def test_a_wrong_method_is_405_and_an_unknown_path_404(tmp_path, source_repo):
                 ("PUT", "/webhooks/gitlab", "POST"),
                 ("POST", "/healthz", "GET, HEAD"),
                 ("DELETE", "/metrics", "GET, HEAD"),
-                ("POST", "/api/jobs", "GET"),
-                ("DELETE", "/api/jobs/abc", "GET"),
+                ("POST", "/api/jobs", "GET, HEAD"),
+                ("DELETE", "/api/jobs/abc", "GET, HEAD"),
+                ("DELETE", "/jobs/abc", "GET, HEAD"),
                 ("GET", "/api/trigger", "POST"),
             ):
                 answer = await client.request(method, path)
                 assert answer.status_code == 405, (method, path, answer.text)
                 assert answer.headers["allow"] == allowed
                 assert allowed.split(",")[0] in answer.json()["error"]
-            for path in ("/", "/webhooks", "/webhooks/bitbucket", "/api", "/api/jobsx", "/metrics/x"):
+            for path in ("/webhooks", "/webhooks/bitbucket", "/api", "/api/jobsx", "/metrics/x"):
                 answer = await client.get(path)
                 assert answer.status_code == 404, (path, answer.text)
                 assert answer.json()["error"].startswith("no such endpoint")
@@ -807,8 +808,9 @@ def test_the_trigger_command_needs_the_api_token_when_one_is_configured(tmp_path
             assert await asyncio.to_thread(cli.main, argv) == 0
             (job,) = json.loads(capsys.readouterr().out)["jobs"]
             assert [v.job.id for v in all_jobs(daemon)] == [job]
-            # the token guards /api/trigger only; webhooks keep their own signatures
-            assert (await client.get("/api/jobs")).status_code == 200
+            # with a token configured the read API wants a credential too (issue 15); the API token reads
+            assert (await client.get("/api/jobs")).status_code == 401
+            assert (await client.get("/api/jobs", headers={"Authorization": f"Bearer {token}"})).status_code == 200
 
     asyncio.run(scenario())
 

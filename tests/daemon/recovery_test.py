@@ -117,7 +117,9 @@ class Served:
         )
 
     def jobs(self) -> list[dict]:
-        answer = httpx.get(self.url + "/api/jobs", params={"limit": 100}, timeout=PATIENCE)
+        token = self.env.get("FTG_TEST_API_TOKEN")  # with a token configured, the read API wants it too
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = httpx.get(self.url + "/api/jobs", params={"limit": 100}, timeout=PATIENCE, headers=headers)
         assert answer.status_code == 200, answer.text
         return answer.json()
 

@@ -76,7 +76,10 @@ def test_a_pull_request_that_makes_the_model_worse_gets_a_red_check_with_the_gat
                 assert {m["name"]: m["verdict"] for m in api["metrics"]} == {"accuracy": "worse", "loss": "better"}
                 assert (await client.get("/api/jobs/nope/metrics")).status_code == 404
                 page = (await client.get(f"/jobs/{second}")).text  # where GitLab's commit status links
-                assert "<h2>Model results</h2>" in page and "<td class='gate'>❌ gate ≥ 0.9</td>" in page
+                assert "<h2>Model results</h2>" in page and '<td class="gate">❌ gate ≥ 0.9</td>' in page
+                task_page = (await client.get(f"/jobs/{second}/tasks/train")).text  # the task's own, and its plot
+                assert '<td class="gate">❌ gate ≥ 0.9</td>' in task_page and "1 gate(s) failed" in task_page
+                assert f'<img src="/api/jobs/{second}/tasks/train/outputs/plots/roc.svg"' in task_page
             return first, second, image, signed, tampered, unsigned
 
     first, second, image, signed, tampered, unsigned = asyncio.run(scenario())

@@ -12,6 +12,7 @@ own /pipeline. FTG_BWRAP chooses: 0 never, 1 required, unset when it works.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,9 @@ from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.executors.base import AttemptSpec, oserror_message
+from fasttrack_gitops.engine.executors.sandbox import SandboxLauncher
+
+log = logging.getLogger("fasttrack_gitops.engine.local")
 
 PROBE_TIMEOUT = 10.0
 
@@ -30,14 +34,20 @@ def bwrap_setting(value: str) -> bool | None:
 
 
 class Bubblewrap:
-    """Whether bubblewrap works on this machine, probed once (on first need) with a task shell."""
+    """Whether bubblewrap works on this machine, probed once (on first need) with a task shell.
 
-    def __init__(self, shell: str):
+    With a launcher (sandbox.py), starting it is the probe: it runs a task under bubblewrap. When it
+    cannot start (no nested user namespaces), the plain probe decides and each task gets a bubblewrap.
+    """
+
+    def __init__(self, shell: str, launcher: SandboxLauncher | None = None):
         self.shell = shell
+        self.launcher = launcher  # None: a bubblewrap per task
         self.reason = ""  # why not, when it does not work
         self._prefix: list[str] | None = None  # the bwrap argv prefix, once probed and working
         self._probed = False
         self._probe_task: asyncio.Future | None = None
+        self._restart: asyncio.Future | None = None
 
     async def prefix(self) -> list[str] | None:
         """The argv prefix that runs a command under bubblewrap; None when bubblewrap does not work here."""
@@ -53,6 +63,27 @@ class Bubblewrap:
             self._probed = True
         return self._prefix
 
+    async def running_launcher(self) -> SandboxLauncher | None:
+        """The launcher, once bubblewrap works with it; started again if it died (killed from outside)."""
+        launcher = self.launcher
+        if launcher is None or self._prefix is None:
+            return None
+        if not launcher.running:
+            if self._restart is None:
+                log.warning("the sandbox's launcher ended; starting another")
+                self._restart = asyncio.ensure_future(launcher.start(self._prefix, self.shell))
+            restart = self._restart
+            try:
+                problem = await asyncio.shield(restart)
+            finally:
+                if restart.done() and self._restart is restart:
+                    self._restart = None
+            if problem:
+                log.warning("tasks get a bubblewrap sandbox each from now on: %s", problem)
+                self.launcher = None
+                return None
+        return launcher
+
     async def _probe(self) -> tuple[list[str] | None, str]:
         """Try bubblewrap once with a trivial command: it fails where user namespaces are not allowed."""
         bwrap = shutil.which("bwrap")
@@ -61,6 +92,12 @@ class Bubblewrap:
         if os.path.lexists(datafolder.ROOT):
             return None, f"this machine has its own {datafolder.ROOT}"
         prefix = [bwrap, "--die-with-parent", *_host_root_binds()]
+        if self.launcher is not None:
+            problem = await self.launcher.start(prefix, self.shell)
+            if not problem:
+                return prefix, ""
+            log.info("tasks get a bubblewrap sandbox each: %s", problem)
+            self.launcher = None
         with tempfile.TemporaryDirectory(prefix="ftg-bwrap-probe-") as tmp:
             argv = [
                 *prefix,

@@ -28,12 +28,12 @@ on the event loop, the output through a non-blocking pipe read on the loop
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.masking import masked
@@ -52,7 +52,6 @@ from fasttrack_gitops.engine.executors.base import (
     timed_out,
 )
 from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting, mounted_folders
-from fasttrack_gitops.engine.executors.local_services import LocalServices
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import (
     ProcessGroup,
@@ -63,7 +62,8 @@ from fasttrack_gitops.engine.executors.processes import (
 )
 from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
 
-log = logging.getLogger("fasttrack_gitops.engine.local")
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.executors.local_services import LocalServices
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_CHUNK = 1 << 20
@@ -90,12 +90,11 @@ class LocalExecutor:
         self.tail = tail
         self.grace = grace
         self._capacity = capacity
-        self._bubblewrap = Bubblewrap(shell)
-        self._launcher = SandboxLauncher([]) if launcher else None
-        self._launcher_start: asyncio.Future | None = None  # its start, shared by the attempts that wait for it
+        self._bubblewrap = Bubblewrap(shell, SandboxLauncher() if launcher else None)
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
-        self.services = LocalServices(keep=keep_services, environ_filter=_withheld)  # deployment tasks
+        self._keep_services = keep_services
+        self._services: LocalServices | None = None  # deployment tasks' servers, once one runs
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -107,13 +106,29 @@ class LocalExecutor:
         """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept; then the
         sandbox's launcher."""
         await stop_live_attempts(self._live)
-        await self.services.close()
-        if self._launcher is not None:
-            await self._launcher.close()
+        if self._services is not None:
+            await self._services.close()
+        if self._bubblewrap.launcher is not None:
+            await self._bubblewrap.launcher.close()
 
     async def job_ended(self, job_id: str) -> None:
         """The job ended: its deployment tasks' servers are stopped (unless kept)."""
-        await self.services.job_ended(job_id)
+        if self._services is not None:
+            await self._services.job_ended(job_id)
+
+    @property
+    def services(self) -> LocalServices:
+        """Deployment tasks' servers (local_services.py, imported on first need: most runs have none)."""
+        if self._services is None:
+            from fasttrack_gitops.engine.executors.local_services import LocalServices
+
+            self._services = LocalServices(keep=self._keep_services, environ_filter=_withheld)
+        return self._services
+
+    @property
+    def launcher(self) -> SandboxLauncher | None:
+        """The sandbox's launcher (sandbox.py); None when tasks get a bubblewrap each, or none."""
+        return self._bubblewrap.launcher
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -246,7 +261,7 @@ class LocalExecutor:
             return start_group(argv, cwd=workdir, env=env)
         # the folders appear where FastTrack mounts them
         env.update(datafolder.mounted_variables(len(spec.inputs)))
-        launcher = await self._started_launcher(prefix)
+        launcher = await self._bubblewrap.running_launcher()
         if launcher is None:
             return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
         binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
@@ -258,24 +273,6 @@ class LocalExecutor:
             raise
         finally:
             os.close(write_fd)
-
-    async def _started_launcher(self, prefix: list[str]) -> SandboxLauncher | None:
-        """The sandbox's launcher, started on first need (attempts that start together share the start); None
-        when it cannot work here: then each task gets a bubblewrap of its own."""
-        if self._launcher is None:
-            return None
-        if self._launcher_start is not None and self._launcher_start.done() and not self._launcher.running:
-            log.warning("the sandbox's launcher ended; starting another")  # killed from outside: tasks go on
-            self._launcher, self._launcher_start = SandboxLauncher(prefix), None
-        if self._launcher_start is None:
-            self._launcher.prefix = prefix
-            self._launcher_start = asyncio.ensure_future(self._launcher.start(self.shell))
-        problem = await asyncio.shield(self._launcher_start)
-        if problem:
-            log.info("tasks get a bubblewrap sandbox each: %s", problem)
-            self._launcher = None
-            return None
-        return self._launcher
 
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""

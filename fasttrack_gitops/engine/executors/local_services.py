@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
 import os
 import shutil
@@ -273,6 +272,8 @@ def _probe(port: int, health: model_definition.HealthCheck | None) -> tuple[bool
         if health is None:
             with socket.create_connection(("127.0.0.1", port), timeout=1.0):
                 return True, "open"
+        import http.client  # here: a run with no deployment task never loads the HTTP client (start-up time)
+
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=health.max_wait_time)
         try:
             connection.request("GET", health.path)

@@ -20,19 +20,27 @@ ended never reaches another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 
 LAUNCHER = Path(__file__).with_name("sandbox_init.py")
 START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
+INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    """The socket can take a request again (a writability callback may come more than once)."""
+    if not future.done():
+        future.set_result(None)
 
 
 class LauncherGone(OSError):
@@ -66,20 +74,22 @@ class Launched:
 
 
 class SandboxLauncher:
-    def __init__(self, prefix: Sequence[str]):
-        self.prefix = list(prefix)  # bubblewrap's argv prefix that shows the host's root (bubblewrap.py)
+    def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Launched | str]] = {}  # spawn id -> the task, or why not
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
+        self._sending = asyncio.Lock()  # requests go one at a time (_send)
+        self._queued: set[asyncio.Future] = set()  # reap requests waiting for room in the socket
 
-    async def start(self, shell: str) -> str:
-        """Start the launcher and run a probe task in it; "" when it works, else why not (then it is closed)."""
+    async def start(self, prefix: Sequence[str], shell: str) -> str:
+        """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
+        run a probe task in it; "" when it works, else why not (then it is closed)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
-                [*self.prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+                [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
                 + [str(theirs.fileno())],  # pass_fds keeps its number; bubblewrap passes it on
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -112,8 +122,13 @@ class SandboxLauncher:
         reply = self._replies[request_id] = asyncio.get_running_loop().create_future()
         message = {"op": "spawn", "id": request_id, "argv": list(argv), "cwd": cwd, "env": dict(env)}
         message["binds"] = [list(b) for b in binds]
+        data = json.dumps(message).encode()
         try:
-            socket.send_fds(self._sock, [json.dumps(message).encode()], [out])
+            if len(data) <= INLINE_REQUEST:
+                await self._send(data, [out])
+            else:  # beyond what one datagram carries (the socket's buffer): the request in a memory file
+                with _memory_file(data) as request_fd:
+                    await self._send(json.dumps({"op": "spawn", "id": request_id}).encode(), [out, request_fd])
             answer = await reply
         except OSError as e:
             self._replies.pop(request_id, None)
@@ -122,31 +137,77 @@ class SandboxLauncher:
             raise OSError(0, answer)
         return answer
 
+    async def _send(self, data: bytes, fds: list[int]) -> None:
+        """One request to the launcher. When its queue is full (EAGAIN: a wide fan of tasks starts at once and the
+        launcher is still forking the first ones), wait until the socket takes more instead of failing the task.
+        One sender at a time: the loop keeps one writability callback per socket."""
+        loop = asyncio.get_running_loop()
+        async with self._sending:
+            while True:
+                if self._sock is None:
+                    raise LauncherGone(0, "the sandbox launcher is not running")
+                try:
+                    if fds:
+                        socket.send_fds(self._sock, [data], fds)
+                    else:
+                        self._sock.send(data)
+                    return
+                except BlockingIOError:
+                    writable: asyncio.Future[None] = loop.create_future()
+                    fileno = self._sock.fileno()
+                    loop.add_writer(fileno, _settle, writable)
+                    try:
+                        await asyncio.wait_for(writable, START_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        raise LauncherGone(0, f"the sandbox launcher took no request for {START_TIMEOUT:g}s") from None
+                    finally:
+                        loop.remove_writer(fileno)
+
     @property
     def running(self) -> bool:
         return self._sock is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of its bubblewrap (the launcher's parent), while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def reap(self, pid: int) -> None:
-        if self._sock is not None:
+        """Tell the launcher it may reap `pid`; queued behind other requests when its socket is full (a zombie left
+        unreaped would hold its pid until the launcher ends)."""
+        if self._sock is None:
+            return  # the launcher is gone, and its zombies with it
+        data = json.dumps({"op": "reap", "pid": pid}).encode()
+        if not self._sending.locked():
             try:
-                self._sock.send(json.dumps({"op": "reap", "pid": pid}).encode())
+                self._sock.send(data)
+                return
+            except BlockingIOError:
+                pass
             except OSError:
-                pass  # the launcher is gone, and its zombies with it
+                return
+        queued = asyncio.ensure_future(self._send(data, []))
+        self._queued.add(queued)
+        queued.add_done_callback(self._reaped)
+
+    def _reaped(self, queued: asyncio.Future) -> None:
+        self._queued.discard(queued)
+        if not queued.cancelled():
+            queued.exception()  # the launcher gone: nothing to reap any more (retrieved, so never logged)
 
     async def close(self) -> None:
-        """Close our end: the launcher kills what still runs and exits."""
+        """Close our end and end the launcher (and whatever still runs through it)."""
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         self._fail_all("the sandbox launcher was closed")
         if self._process is not None:
+            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher and
+            # anything left of its tasks die with it (PR_SET_PDEATHSIG) rather than winding down one by one.
             process, self._process = self._process, None
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), START_TIMEOUT)
-            except asyncio.TimeoutError:
-                process.kill()
-                await asyncio.to_thread(process.wait)
+            process.kill()
+            await asyncio.to_thread(process.wait)
             if process.stderr is not None:
                 process.stderr.close()
 
@@ -210,3 +271,16 @@ class SandboxLauncher:
             said = process.stderr.read().decode(errors="replace").strip()
             return f"the sandbox launcher ended ({said or f'exit {process.returncode}'})"
         return "the sandbox launcher ended"
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[int]:
+    """A file in memory holding `data`, read from its start by whoever receives the descriptor."""
+    fd = os.memfd_create("ftg-spawn-request", os.MFD_CLOEXEC)
+    try:
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(fd, view[written:])
+        yield fd
+    finally:
+        os.close(fd)

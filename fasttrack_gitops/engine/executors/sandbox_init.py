@@ -19,6 +19,7 @@ this launcher dies (PR_SET_PDEATHSIG), as they were under bubblewrap's
 Messages, one JSON object per datagram:
   executor -> launcher  {"op": "spawn", "id": N, "argv": [...], "cwd": "...", "env": {...},
                          "binds": [[source, target], ...]} with one fd: the task's stdout and stderr
+                         (over 64 KiB, the request comes in a memory file passed as a second fd)
                         {"op": "reap", "pid": P}: the executor has done with P's process group
   launcher -> executor  {"id": N, "pid": P} or {"id": N, "error": "..."}
                         {"exit": P, "returncode": R}: P ended (R < 0: killed by signal -R)
@@ -46,7 +47,7 @@ MS_REC = 16384
 PR_SET_PDEATHSIG = 1
 ROOT = b"/pipeline"
 MAX_FD = 65536  # what closerange goes up to in the child (close_range(2) makes it one call)
-MAX_MESSAGE = (2 << 20) + (64 << 10)  # a task's command and environment: Linux caps them at 2 MiB
+INLINE_MESSAGE = 64 << 10  # the largest request sent as a datagram (sandbox.py); larger ones come by fd
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -110,10 +111,14 @@ class Launcher:
                     self._ended(key.data)
 
     def _message(self) -> bool:
-        data, fds, _flags, _address = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
+        data, fds, _flags, _address = socket.recv_fds(self.sock, INLINE_MESSAGE, 2)
         if not data:
             return False
         request = json.loads(data)
+        if len(fds) == 2:  # a large request comes in a memory file, read from its start
+            with os.fdopen(fds.pop(), "rb") as f:
+                f.seek(0)
+                request = json.loads(f.read())
         if request["op"] == "spawn":
             self._spawn(request, fds[0])
         elif request["op"] == "reap":

@@ -41,6 +41,14 @@ from fasttrack_gitops.engine.state.task_durations import median_durations
 
 _PAGE = 50  # jobs per query when list_jobs filters by status
 
+# The columns list_jobs may narrow by (the keys are its keyword arguments).
+_FILTERS = {
+    "pipeline": "pipeline",
+    "repository": "repository",
+    "ref": "ref",
+    "event": "json_extract(trigger_json, '$.event')",
+}
+
 
 class Store:
     """The state database of one state folder. One per thread; any number per process or machine."""
@@ -279,26 +287,38 @@ class Store:
 
     @translated
     def list_jobs(
-        self, *, pipeline: str | None = None, status: JobStatus | None = None, limit: int = 20
+        self,
+        *,
+        pipeline: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        **where: str | None,
     ) -> list[JobView]:
         """The newest jobs first (created_at, then id, descending), of one pipeline and/or status.
 
-        Status is derived, not stored, so a status filter reads pages of jobs
-        until it has `limit` matches. A limit of 0 or less means no limit.
+        `where` narrows by more columns (repository=, ref=, and event= the
+        trigger's), as the console's filters do; `offset` skips that many
+        matches (a page). Status is derived, not stored, so a status filter
+        reads pages of jobs until it has `limit` matches. A limit of 0 or
+        less means no limit.
         """
-        where, params = ("WHERE pipeline = ?", [pipeline]) if pipeline is not None else ("", [])
-        query = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        wanted = limit if limit > 0 else None
+        columns = {"pipeline": pipeline, **where}
+        clauses = [f"{_FILTERS[k]} = ?" for k, v in columns.items() if v is not None]
+        params: list = [v for v in columns.values() if v is not None]
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {JOB_COLUMNS} FROM jobs {sql_where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        wanted = limit + offset if limit > 0 else None
         page = _PAGE if status is not None or wanted is None else wanted
         found: list[JobView] = []
-        offset = 0
+        at = 0
         while wanted is None or len(found) < wanted:
-            rows = self._cx.execute(query, (*params, page, offset)).fetchall()
+            rows = self._cx.execute(query, (*params, page, at)).fetchall()
             found += [v for v in self._views(rows) if status is None or v.status == status]
             if len(rows) < page:
                 break
-            offset += page
-        return found[:wanted]
+            at += page
+        return found[offset:wanted]
 
     @translated
     def events(self, job_id: str, *, after: int = 0) -> list[JobEvent]:

@@ -98,9 +98,9 @@ def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_
     async def kill_the_launcher(executor: LocalExecutor) -> None:
         while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
             await asyncio.sleep(0.02)
-        launcher = executor._launcher
-        assert launcher is not None and launcher._process is not None
-        os.kill(launcher._process.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
+        launcher = executor.launcher
+        assert launcher is not None and launcher.pid is not None
+        os.kill(launcher.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
 
     executor = LocalExecutor(bwrap=True)
 
@@ -126,4 +126,60 @@ def test_closing_the_executor_ends_its_launcher(make_spec):
     executor = LocalExecutor(bwrap=True)
     (result,) = attempts(executor, [make_spec("true")])
     assert result.outcome == Outcome.SUCCEEDED
-    assert executor._launcher is not None and not executor._launcher.running
+    assert executor.launcher is not None and not executor.launcher.running and executor.launcher.pid is None
+
+
+def test_a_large_environment_reaches_the_task_whole(make_spec):
+    # 400 KB in all: far beyond one datagram of the launcher's socket, within what execve takes
+    env = {f"BIG{i}": str(i) * 100_000 for i in range(4)}
+    spec = dataclasses.replace(make_spec('echo ${#BIG0} ${#BIG1} ${#BIG2} ${#BIG3} "${BIG3%"${BIG3#?}"}"'), env=env)
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
+    assert log_of(spec) == "100000 100000 100000 100000 3\n"
+
+
+def test_a_fan_of_three_hundred_tasks_started_at_once_all_start(make_spec, tmp_path):
+    """More requests at once than the launcher's socket queues (EAGAIN): they wait for room, none fails to start.
+    Found by the console's 200-task browser test, where a 198-task fan failed 'Resource temporarily unavailable'."""
+    specs = [task_spec(make_spec, tmp_path, f"t{i:03d}", "echo ok > /pipeline/outputs/x") for i in range(300)]
+    zombies: list[int] = []
+
+    async def count_zombies(executor: LocalExecutor) -> None:
+        # once every task has ended and been reaped: the launcher holds no zombie (the reap requests got through)
+        while any(not (s.outputs / "x").exists() for s in specs):
+            await asyncio.sleep(0.05)
+        launcher = executor.launcher
+        assert launcher is not None and launcher.pid is not None
+        for _ in range(100):
+            zombies[:] = _zombie_children_below(launcher.pid)
+            if not zombies:
+                return
+            await asyncio.sleep(0.05)
+
+    results = attempts(LocalExecutor(bwrap=True), specs, during=count_zombies)
+    failed = [(s.task.name, r.outcome, r.message) for s, r in zip(specs, results) if r.outcome != Outcome.SUCCEEDED]
+    assert failed == [], failed[:3]
+    assert zombies == []
+
+
+def _zombie_children_below(pid: int) -> list[int]:
+    """Zombies among the descendants of `pid` (bubblewrap -> launcher -> tasks), from /proc."""
+    children: dict[int, list[int]] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        states[int(entry)] = fields[0]
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            if states.get(child) == "Z":
+                found.append(child)
+    return found

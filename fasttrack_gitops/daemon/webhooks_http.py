@@ -1,0 +1,94 @@
+"""POST /webhooks/github and /webhooks/gitlab: a delivery checked, deduplicated and handed to the daemon.
+
+A refused webhook changes nothing: the signature is checked before the body
+is parsed, and a body over the limit is not even read to its end. A webhook
+runs only the repositories configured with its provider: the GitLab token is
+no key to a GitHub repository, nor the GitHub secret to a GitLab one. The
+answer says what it did, which GitHub shows in the delivery log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from starlette.requests import ClientDisconnect, Request
+
+from fasttrack_gitops.core.webhooks import WebhookError, check_size
+from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
+from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
+from fasttrack_gitops.daemon.service import Daemon
+from fasttrack_gitops.engine.state.errors import StoreError
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it grows past the limit."""
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise WebhookError(413, f"the body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise WebhookError(400, "the client went away before the body was complete") from None
+    return b"".join(chunks)
+
+
+async def webhook(daemon: Daemon, provider: str, request: Request, public: Callable[[str], str]) -> tuple[int, dict]:
+    """(status, JSON answer) for one delivery; WebhookError for a refused one."""
+    config = daemon.config
+    metrics = daemon.metrics
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        length = headers.get("content-length")
+        check_size(int(length) if length and length.isdigit() else None, config.webhook_max_body)
+        raw = await read_body(request, config.webhook_max_body)
+        if provider == "github":
+            verify_github(
+                raw, headers.get("x-hub-signature-256"), config.github.webhook_secret if config.github else None
+            )
+            delivery = parse_github(headers, raw)
+        else:
+            verify_gitlab(headers.get("x-gitlab-token"), config.gitlab.webhook_token if config.gitlab else None)
+            delivery = parse_gitlab(headers, raw)
+    except WebhookError as e:
+        metrics.delivery(provider, {401: "unauthorized", 413: "too_large"}.get(e.status, "malformed"))
+        raise
+    if delivery.record is None:
+        metrics.delivery(provider, "ignored")
+        return 202, {"delivery": delivery.id, "ignored": delivery.ignored}
+    repo = config.repository(delivery.repository)
+    if repo is not None and repo.provider != provider:
+        metrics.delivery(provider, "ignored")
+        return 202, {
+            "delivery": delivery.id,
+            "ignored": f"repository {repo.name} is configured with provider {repo.provider}, so its "
+            f"{provider} webhooks run nothing",
+        }
+    if daemon.pool.draining:
+        metrics.delivery(provider, "draining")
+        return 503, {"error": "the daemon is shutting down; deliver again later"}
+    ledger = daemon.ledger
+    try:
+        fresh = ledger.record_delivery(provider, delivery.id, delivery.event, "received")
+    except StoreError:
+        metrics.delivery(provider, "error")
+        return 503, {"error": "the daemon's state cannot be written now; deliver again later"}
+    if not fresh:
+        metrics.delivery(provider, "duplicate")
+        return 200, {
+            "delivery": delivery.id,
+            "duplicate": True,
+            "note": "this delivery was handled already; nothing was done again",
+        }
+    handled = await daemon.handle(delivery.record, delivery=delivery.id, installation=delivery.installation_id)
+    if handled.failed:  # forgotten, so that the host's redelivery is handled again
+        with contextlib.suppress(StoreError):
+            ledger.forget_delivery(provider, delivery.id)
+        metrics.delivery(provider, "error")
+        return 500, {"delivery": delivery.id, "error": public(handled.note)}
+    with contextlib.suppress(StoreError):  # only the log line of a delivery done
+        ledger.update_delivery(provider, delivery.id, handled.note[:500])
+    metrics.delivery(provider, "accepted")
+    return 202, {"delivery": delivery.id, **handled.as_dict(), "note": public(handled.note)}
