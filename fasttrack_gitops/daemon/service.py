@@ -25,16 +25,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 
 from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.comment_commands import command_allowed, parse_command, run_arguments
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
-from fasttrack_gitops.core.pipeline.params import ParamError
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
+from fasttrack_gitops.daemon.comments import handle_comment
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
+from fasttrack_gitops.daemon.handled import Handled, refused_params, selection_note, with_trigger
 from fasttrack_gitops.daemon.live import LiveEvents
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
@@ -44,10 +44,8 @@ from fasttrack_gitops.daemon.sources import FetchError
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.cache.job_cache import NO_CACHE_TRIGGER
 from fasttrack_gitops.engine.plan import (
-    Pipelines,
     Planned,
     RepoSource,
-    check_params,
     default_head,
     pipelines_at,
     plan,
@@ -62,20 +60,6 @@ from fasttrack_gitops.engine.state.store import Store
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 CHECK_PREFIX = "fasttrack/"  # our check runs are named fasttrack/<pipeline>
-
-
-@dataclass
-class Handled:
-    """What one event did: the jobs it made (or found made already), and a line for the log and the webhook reply."""
-
-    jobs: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    note: str = ""
-    failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
-    refused: bool = False  # the request itself is wrong (a parameter the pipeline lacks): no retry helps
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Daemon:
@@ -156,7 +140,7 @@ class Daemon:
         if isinstance(event, PullRequest):
             return await self._pull_request(repo, source, event, extra)
         if isinstance(event, Comment):
-            return await self._comment(repo, source, event, delivery, extra)
+            return await handle_comment(self, repo, source, event, delivery, extra)
         if isinstance(event, Rerequest):
             return await self._rerequest(repo, event, delivery, extra)
         if isinstance(event, Tick):
@@ -185,12 +169,12 @@ class Daemon:
         )
         selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
         trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
-        handled = self._store(
+        handled = self.store_planned(
             await asyncio.to_thread(plan, source, pipes, selections, ref=push.ref, trigger_extra=extra)
             + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
         )
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
-        handled.note = _note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
+        handled.note = selection_note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
         return handled
 
     async def _pull_request(
@@ -221,7 +205,7 @@ class Daemon:
         selections = triggers.select_pull_request(pipes.candidates, pr, changed=changed)
         merge_base = await asyncio.to_thread(gitrepo.merge_base, source.top, base, pr.head_sha)
         if merge_base:  # where model results find their baseline (engine/plan.py base_commit)
-            selections = [_with_trigger(s, merge_base=merge_base) for s in selections]
+            selections = [with_trigger(s, merge_base=merge_base) for s in selections]
         ref = f"refs/pull/{pr.number}/head"
         trigger = {
             "event": "pull_request",
@@ -231,78 +215,17 @@ class Daemon:
             "fork": pr.from_fork,
         }
         if approved_by:
-            selections = [_with_trigger(s, approved_by=approved_by) for s in selections]
-        handled = self._store(
+            selections = [with_trigger(s, approved_by=approved_by) for s in selections]
+        handled = self.store_planned(
             await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra)
             + plan_invalid(source, pipes, ref=ref, trigger=trigger, trigger_extra=extra)
         )
-        handled.note = _note(f"pull request #{pr.number} ({pr.action}) at {pr.head_sha[:12]}", selections, pipes)
+        handled.note = selection_note(
+            f"pull request #{pr.number} ({pr.action}) at {pr.head_sha[:12]}", selections, pipes
+        )
         return handled
 
-    async def _comment(
-        self, repo: RepositoryConfig, source: RepoSource, comment: Comment, delivery: str, extra: Mapping
-    ) -> Handled:
-        command = parse_command(comment.body)
-        if command is None:
-            return Handled(note=f"comment on #{comment.number} has no /fasttrack command")
-        if not command_allowed(comment.author_association):
-            return Handled(
-                note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
-                f"collaborators may run commands (they are {comment.author_association or 'unknown'})"
-            )
-        if command.verb == "ok-to-test":
-            return await self._approve(repo, source, comment.number, comment.author, extra)
-        if command.verb == "cancel":
-            return self._cancel_jobs(
-                self.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}", open_only=True),
-                f"cancelled by {comment.author} (/fasttrack cancel)",
-            )
-        if command.verb == "retest":
-            head = await self.repositories.pr_head(repo, source, comment.number)
-            if head is None:
-                return Handled(note=f"/fasttrack retest: the head of #{comment.number} is not known")
-            failed = [v.job for v in self._latest_views(repo.name, head) if v.status == JobStatus.FAILED]
-            return self._rerun(failed, f"retest:{delivery}", {"by": comment.author, "command": "retest"}, extra)
-        if command.verb == "run":
-            head = await self.repositories.pr_head(repo, source, comment.number)
-            if head is None or not await self.repositories.has(repo, source, head):
-                return Handled(note=f"/fasttrack run: the head of #{comment.number} cannot be fetched")
-            try:
-                wanted, overrides = run_arguments(command.argument)
-            except ParamError as e:
-                return Handled(note=f"/fasttrack run: {e}", refused=True)
-            pipes = await asyncio.to_thread(pipelines_at, source, head)
-            chosen = [c for c in pipes.candidates if wanted in (None, c.name, c.path)]
-            if not chosen:
-                names = ", ".join(sorted(c.name for c in pipes.candidates)) or "none"
-                return Handled(note=f"/fasttrack run: no valid pipeline {wanted} at {head[:12]}; valid: {names}")
-            trigger = {
-                "event": "comment",
-                "id": delivery or str(time.time()),
-                "command": "run",
-                "number": comment.number,
-                "by": comment.author,
-                **({"params": overrides} if overrides else {}),
-            }
-            reason = f"/fasttrack run by {comment.author} on #{comment.number}"
-            selections = [
-                triggers.Selection(c.path, c.name, trigger, triggers.trigger_key(trigger), reason, c.concurrency)
-                for c in chosen
-            ]
-            if refused := _refused_params(pipes, selections, "/fasttrack run: "):
-                return refused
-            ref = f"refs/pull/{comment.number}/head"
-            handled = self._store(
-                await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra)
-            )
-            handled.note = reason
-            return handled
-        return Handled(
-            note=f"unknown command /fasttrack {command.argument or ''}; known: run [PIPELINE], retest, "
-            "cancel, ok-to-test"
-        )
-
-    async def _approve(
+    async def approve(
         self, repo: RepositoryConfig, source: RepoSource, number: int, by: str, extra: Mapping
     ) -> Handled:
         """Run a fork's held pull request, approved by `by` (/fasttrack ok-to-test, or the console's button)."""
@@ -320,18 +243,18 @@ class Daemon:
             return Handled(note=f"repository {repository} is not configured here; nothing to do")
         repo, source = found
         async with self._locks.setdefault(repo.name.lower(), asyncio.Lock()):
-            handled = await self._approve(repo, source, number, by, {})
+            handled = await self.approve(repo, source, number, by, {})
         if handled.created:
             self.pool.wake()
         return handled
 
     def cancel_job(self, job_id: str, by: str) -> Handled:
-        return self._cancel_jobs([job_id], f"cancelled by {by} (console)")
+        return self.cancel_jobs([job_id], f"cancelled by {by} (console)")
 
     def rerun_job(self, job_id: str, *, failed_only: bool, by: str, request: str) -> Handled:
         """A new job repeating this one (its failed tasks only, or all); `request` keys it (a repeated POST)."""
         details = {"by": by, "failed_only": failed_only, "command": "console"}
-        handled = self._rerun([self.store.job(job_id)], f"console:{request}", details, {})
+        handled = self.rerun([self.store.job(job_id)], f"console:{request}", details, {})
         if handled.created:
             self.pool.wake()
         return handled
@@ -347,11 +270,11 @@ class Daemon:
         else:
             jobs = [
                 v.job
-                for v in self._latest_views(repo.name, event.head_sha)
+                for v in self.latest_views(repo.name, event.head_sha)
                 if event.check_name is None or CHECK_PREFIX + v.job.pipeline == event.check_name
             ]
         details = {"by": event.sender, "failed_only": event.failed_only}
-        return self._rerun(jobs, f"rerequest:{delivery or time.time()}", details, extra)
+        return self.rerun(jobs, f"rerequest:{delivery or time.time()}", details, extra)
 
     async def _tick(self, repo: RepositoryConfig, source: RepoSource, tick: Tick, extra: Mapping) -> Handled:
         ref, commit = await asyncio.to_thread(default_head, source)
@@ -359,7 +282,9 @@ class Daemon:
             return Handled(note=f"schedule {tick.cron}: the default branch of {repo.name} has no commit")
         pipes = await asyncio.to_thread(pipelines_at, source, commit)
         selections = triggers.select_tick(pipes.candidates, tick)
-        handled = self._store(await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra))
+        handled = self.store_planned(
+            await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra)
+        )
         handled.note = f"schedule {tick.cron} of {tick.pipeline_path}"
         return handled
 
@@ -378,17 +303,19 @@ class Daemon:
                 note=f"no valid pipeline {manual.pipeline} at {manual.ref} ({commit[:12]}); "
                 f"valid pipelines there: {names}"
             )
-        if refused := _refused_params(pipes, selections):
+        if refused := refused_params(pipes, selections):
             return refused
         if manual.no_cache:
             extra = {**extra, NO_CACHE_TRIGGER: True}
-        handled = self._store(await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra))
+        handled = self.store_planned(
+            await asyncio.to_thread(plan, source, pipes, selections, ref=ref, trigger_extra=extra)
+        )
         handled.note = f"manual run of {manual.pipeline} at {manual.ref} by {manual.sender or 'someone'}"
         return handled
 
     # -- jobs stored
 
-    def _latest_views(self, repository: str, commit: str) -> list:
+    def latest_views(self, repository: str, commit: str) -> list:
         """The newest job of each valid pipeline at the commit (re-runs included)."""
         latest: dict[str, object] = {}
         for job_id in self.ledger.jobs_of(repository, commit=commit):  # newest first
@@ -397,7 +324,7 @@ class Daemon:
                 latest.setdefault(view.job.pipeline_path, view)
         return list(latest.values())
 
-    def _store(self, planned: list[Planned]) -> Handled:
+    def store_planned(self, planned: list[Planned]) -> Handled:
         handled = Handled()
         for p in planned:
             job_id, created = self.ledger.add_job(p.key, p.job, group=p.group, cancel_in_progress=p.cancel_in_progress)
@@ -412,14 +339,14 @@ class Daemon:
                     self.pool.supersede(job_id)
         return handled
 
-    def _cancel_jobs(self, job_ids: list[str], reason: str) -> Handled:
+    def cancel_jobs(self, job_ids: list[str], reason: str) -> Handled:
         entries = {e.job_id: e for e in self.ledger.open_queue()}
         for job_id in job_ids:
             if job_id in entries:
                 self.pool.cancel(entries[job_id], reason)
         return Handled(jobs=job_ids, note=f"{len(job_ids)} job(s) {reason}")
 
-    def _rerun(self, jobs: list, request: str, details: Mapping, extra: Mapping) -> Handled:
+    def rerun(self, jobs: list, request: str, details: Mapping, extra: Mapping) -> Handled:
         """New jobs repeating these, keyed by the request; `details` say who asked, `extra` as in plan()."""
         planned = []
         for old in jobs:
@@ -428,7 +355,7 @@ class Daemon:
             planned.append(
                 Planned(JobKey(old.repository, old.commit or "", old.pipeline_path, triggers.trigger_key(trigger)), new)
             )
-        handled = self._store(planned)
+        handled = self.store_planned(planned)
         handled.note = f"re-run of {len(jobs)} job(s)" if jobs else "nothing to re-run"
         return handled
 
@@ -450,25 +377,3 @@ class Daemon:
 def _resolve(source: RepoSource, rev: str) -> tuple[str, str]:
     """A branch, tag or commit id in the repository -> (commit, full ref or the revision as given)."""
     return gitrepo.resolve_revision(source.top, rev)
-
-
-def _refused_params(pipes: Pipelines, selections: list, what: str = "") -> Handled | None:
-    """A refusal when a selection's parameter values do not fit its pipeline (no job is made for any)."""
-    try:
-        check_params(pipes, selections)
-    except ParamError as e:
-        return Handled(note=f"{what}{e}", refused=True)
-    return None
-
-
-def _with_trigger(selection: triggers.Selection, **extra) -> triggers.Selection:
-    """The selection with more facts in its trigger record (its key stays: the same trigger, better described)."""
-    return replace(selection, trigger={**selection.trigger, **extra})
-
-
-def _note(what: str, selections: list, pipes: Pipelines) -> str:
-    parts = [what]
-    parts.append(f"runs {', '.join(s.name for s in selections)}" if selections else "selects no pipeline")
-    if pipes.invalid:
-        parts.append(f"{len(pipes.invalid)} invalid pipeline file(s): {', '.join(sorted(pipes.invalid))}")
-    return "; ".join(parts)

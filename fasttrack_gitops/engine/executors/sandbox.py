@@ -203,8 +203,8 @@ class SandboxLauncher:
             self._sock = None
         self._fail_all("the sandbox launcher was closed")
         if self._process is not None:
-            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher and
-            # anything left of its tasks die with it (PR_SET_PDEATHSIG) rather than winding down one by one.
+            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher dies with
+            # it (--die-with-parent) rather than winding down on its own.
             process, self._process = self._process, None
             process.kill()
             await asyncio.to_thread(process.wait)

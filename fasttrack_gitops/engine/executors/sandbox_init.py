@@ -12,9 +12,10 @@ of its own (~1 ms more than a plain fork and exec), mounts a tmpfs on
 /pipeline and binds its folders into it (outputs, output, input1..N,
 vfroot), so concurrent tasks each see their own /pipeline while sharing the
 sandbox's root. The user namespace maps our own user id and group id to
-themselves, so files keep their owners; the task's processes are killed if
-this launcher dies (PR_SET_PDEATHSIG), as they were under bubblewrap's
---die-with-parent.
+themselves, so files keep their owners; a task's shell is killed if this
+launcher dies (PR_SET_PDEATHSIG), as it was under bubblewrap's
+--die-with-parent, and what it started runs on in its process group until
+the executor (or the next runner, from the attempt's handle) kills the group.
 
 Messages, one JSON object per datagram:
   executor -> launcher  {"op": "spawn", "id": N, "argv": [...], "cwd": "...", "env": {...},
@@ -26,8 +27,7 @@ Messages, one JSON object per datagram:
 A task is left unreaped (a zombie) until the executor says "reap": until then
 its process id, and so its process group id, cannot be given to another
 process, and the executor may still kill what the task left in its group.
-When the executor's end of the socket closes, every task still running is
-killed and the launcher exits.
+When the executor's end of the socket closes, the launcher exits.
 """
 
 from __future__ import annotations
@@ -105,8 +105,7 @@ class Launcher:
             for key, _ in self.selector.select():
                 if key.fileobj is self.sock:
                     if not self._message():
-                        self._kill_all()
-                        return
+                        return  # its tasks' shells die with it (PR_SET_PDEATHSIG), as under --die-with-parent
                 else:
                     self._ended(key.data)
 
@@ -164,13 +163,6 @@ class Launcher:
 
     def _send(self, message: dict) -> None:
         self.sock.send(json.dumps(message).encode())
-
-    def _kill_all(self) -> None:
-        for pid in self.pidfds:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def main() -> None:
