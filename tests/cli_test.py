@@ -25,6 +25,7 @@ COMMANDS = [
     "ci",
     "doctor",
     "export",
+    "gc",
     "graph",
     "import",
     "jobs",
@@ -32,6 +33,7 @@ COMMANDS = [
     "run",
     "schema",
     "serve",
+    "state",
     "trigger",
     "validate",
 ]

@@ -26,6 +26,8 @@ COMMANDS = {
     "trigger": "fasttrack_gitops.commands.trigger:command",
     "export": "fasttrack_gitops.commands.export:command",
     "import": "fasttrack_gitops.commands.import_:command",
+    "gc": "fasttrack_gitops.commands.gc:command",
+    "state": "fasttrack_gitops.commands.state:group",
     "serve": "fasttrack_gitops.daemon.command:command",
     "ci": "fasttrack_gitops.ci.command:command",
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from fasttrack_gitops.core.retention import RetentionPolicy
 from fasttrack_gitops.daemon.config_values import url_kind
 from fasttrack_gitops.engine.reporters.config import (
     GITHUB_API,
@@ -118,6 +119,7 @@ class DaemonConfig:
     gitlab: GitLabConfig | None
     slack: SlackConfig | None
     backendai: BackendAIConfig | None
+    retention: RetentionPolicy = RetentionPolicy()  # no limit: nothing is collected
 
     def repository(self, name: str) -> RepositoryConfig | None:
         """The repository of that name; case-insensitive, as GitHub and GitLab compare names."""

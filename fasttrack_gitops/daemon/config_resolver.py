@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, diagnostic, json_path
 from fasttrack_gitops.core.pipeline.units import parse_duration, parse_size
 from fasttrack_gitops.core.pipeline.yamlsource import Document
+from fasttrack_gitops.core.retention import RetentionPolicy
 from fasttrack_gitops.daemon.config import (
     BackendAIConfig,
     DaemonConfig,
@@ -40,6 +41,7 @@ DEFAULT_SHUTDOWN_GRACE = "30s"
 DEFAULT_WEBHOOK_MAX_BODY = "5m"
 DEFAULT_OUTPUTS_MAX_SIZE = "50m"
 DEFAULT_MAX_RUNNING_JOBS = 4
+DEFAULT_GC_INTERVAL = "1d"
 
 
 class Resolver:
@@ -101,6 +103,7 @@ class Resolver:
             gitlab=self.gitlab(data["gitlab"]) if "gitlab" in data else None,
             slack=self.slack(data["slack"]) if "slack" in data else None,
             backendai=self.backendai(data.get("backendai"), executor),
+            retention=self.retention(data.get("retention", {})),
         )
 
     # --- values ---
@@ -175,6 +178,15 @@ class Resolver:
             return None
 
     # --- sections ---
+
+    def retention(self, section: dict) -> RetentionPolicy:
+        """Durations parsed (an unknown unit is FT409); the schema has judged keep_per_pipeline already."""
+        age = ("retention", "max_age")
+        return RetentionPolicy(
+            max_age=self.duration(age, section["max_age"]) if "max_age" in section else None,
+            keep_per_pipeline=section.get("keep_per_pipeline"),
+            interval=self.duration(("retention", "interval"), section.get("interval", DEFAULT_GC_INTERVAL), 60.0),
+        )
 
     def repositories(self, items: list[dict]) -> tuple[RepositoryConfig, ...]:
         first: dict[str, int] = {}

@@ -16,6 +16,7 @@ import time
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Tick
 from fasttrack_gitops.core.pipeline.cron import latest_tick, next_tick, parse_cron
+from fasttrack_gitops.daemon import retention
 from fasttrack_gitops.daemon.config import RepositoryConfig
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.daemon.sources import Backoff
@@ -96,17 +97,22 @@ async def watch(daemon: Daemon, repo: RepositoryConfig, stop: asyncio.Event) -> 
 
 
 async def schedules(daemon: Daemon, stop: asyncio.Event, *, clock=time.time) -> None:
-    """Run each pipeline's on.schedule ticks (of its default branch); after downtime a missed tick runs once."""
-    while not stop.is_set():
-        wake = clock() + SCHEDULE_CHECK
-        for repo in daemon.config.repositories:
-            try:
-                wake = min(wake, await _due_ticks(daemon, repo, clock()))
-            except FastTrackError as e:
-                log.warning("%s: schedules: %s", repo.name, e)
-            except Exception:  # a bug in one repository's schedules must not stop the others'
-                log.exception("%s: schedules failed", repo.name)
-        await _sleep(stop, max(0.5, wake - clock()))
+    """Run each pipeline's on.schedule ticks (of its default branch); after downtime a missed tick runs once.
+    Beside them, on its own clock, gc as the retention section says (retention.py)."""
+    collecting = asyncio.create_task(retention.collect_forever(daemon.config, stop))
+    try:
+        while not stop.is_set():
+            wake = clock() + SCHEDULE_CHECK
+            for repo in daemon.config.repositories:
+                try:
+                    wake = min(wake, await _due_ticks(daemon, repo, clock()))
+                except FastTrackError as e:
+                    log.warning("%s: schedules: %s", repo.name, e)
+                except Exception:  # a bug in one repository's schedules must not stop the others'
+                    log.exception("%s: schedules failed", repo.name)
+            await _sleep(stop, max(0.5, wake - clock()))
+    finally:
+        collecting.cancel()
 
 
 async def _due_ticks(daemon: Daemon, repo: RepositoryConfig, now: float) -> float:

@@ -203,12 +203,16 @@ class LocalExecutor:
         cancelled = asyncio.ensure_future(cancel.wait())
         try:
             done, _ = await asyncio.wait(
-                {attempt.exited, cancelled, stop}, timeout=spec.timeout, return_when=asyncio.FIRST_COMPLETED
+                {attempt.exited, cancelled, stop, attempt.log_failed},
+                timeout=spec.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             cancelled.cancel()
         if attempt.exited in done:
             outcome, message = None, ""
+        elif attempt.log_failed in done:  # its output can no longer be kept: stop it rather than run blind
+            outcome, message = Outcome.FAILED, log_failed(spec, attempt.log_failed.result())
         elif cancelled in done or stop in done:
             outcome, message = Outcome.CANCELLED, stop.result() if stop.done() else "cancelled"
         else:
@@ -223,6 +227,8 @@ class LocalExecutor:
             await attempt.exited
         returncode = await attempt.finish()
         ended_at = time.time()
+        if outcome is None and attempt.log_failed.done():  # the log's last write (at close) failed
+            outcome, message = Outcome.FAILED, log_failed(spec, attempt.log_failed.result())
         if outcome is not None:
             return AttemptResult(outcome, returncode, started_at, ended_at, message)
         if returncode == 0:
@@ -277,4 +283,13 @@ def _withheld(name: str) -> bool:
     """A variable of ours the task must not inherit: a secret, or our own pipeline data folder paths."""
     return name.startswith(SECRET_ENV_PREFIX) or (
         name.startswith("PIPELINE_") and datafolder.VARIABLE.fullmatch(name) is not None
+    )
+
+
+def log_failed(spec: AttemptSpec, error: OSError) -> str:
+    """Why an attempt failed when its log could not be written."""
+    return masked(
+        f"cannot write the log {spec.log_path} ({error.strerror or error}): the task was stopped; "
+        "free space in the state folder (`fasttrack-gitops gc` removes old jobs) and run it again",
+        spec.masks,
     )

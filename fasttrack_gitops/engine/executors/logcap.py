@@ -5,6 +5,11 @@ The log keeps the first `head` bytes and the last `tail` bytes of the
 that prints a gigabyte leaves a log of about head + tail bytes and never
 makes us hold more than head + tail + one chunk. Until the output outgrows
 head + tail the file is written as it comes, so it can be followed live.
+
+A log that cannot be written (a full disk) raises its OSError once, from the
+write that met it, and keeps it in `error`; after that the output is counted
+and dropped, and neither flush() nor close() raises again, so the executor
+can end the attempt with one clear message rather than a trace per chunk.
 """
 
 from __future__ import annotations
@@ -45,34 +50,55 @@ class LogCapture:
         self.total = 0  # bytes of output (after masking)
         self.omitted = 0
         self.closed = False
+        self.error: OSError | None = None  # the first write the file refused; nothing is written after it
 
     def write(self, data: bytes | memoryview) -> None:
         """Take a chunk of output (a view of a reused buffer is fine: nothing keeps it)."""
         data = self._masker.feed(data)
-        if data:
-            self._append(data)
+        if data and self.error is None:
+            self._guarded(self._append, data)
+        elif data:
+            self.total += len(data)
 
     def flush(self) -> None:
-        if not self.closed:
-            self._file.flush()
+        if not self.closed and self.error is None:
+            self._guarded(self._file.flush)
 
     def close(self) -> None:
         if self.closed:
             return
         try:
-            rest = self._masker.flush()
-            if rest:
-                self._append(rest)
-            if self._overflowed:
-                self._file.seek(self._head)
-                self._file.truncate()
-                newline = b"" if self._last_head_byte == b"\n" else b"\n"
-                self._file.write(b"%s[... %d bytes omitted ...]\n" % (newline, self.omitted))
-                self._file.write(self._tail)
+            if self.error is None:
+                self._guarded(self._finish)
         finally:
             self.closed = True
-            self._file.close()
-            self._tail = bytearray()
+            try:
+                self._file.close()
+            except OSError as e:  # its buffer could not be written: the disk filled since
+                if self.error is None:
+                    self.error = e
+                    raise
+            finally:
+                self._tail = bytearray()
+
+    def _finish(self) -> None:
+        rest = self._masker.flush()
+        if rest:
+            self._append(rest)
+        if self._overflowed:
+            self._file.seek(self._head)
+            self._file.truncate()
+            newline = b"" if self._last_head_byte == b"\n" else b"\n"
+            self._file.write(b"%s[... %d bytes omitted ...]\n" % (newline, self.omitted))
+            self._file.write(self._tail)
+
+    def _guarded(self, operation, *args) -> None:
+        """Run a file operation; the first OSError is kept and raised, and the file is written no more."""
+        try:
+            operation(*args)
+        except OSError as e:
+            self.error = e
+            raise
 
     def _append(self, data: bytes | memoryview) -> None:
         self.total += len(data)

@@ -86,6 +86,7 @@ class ProcessGroup:
         self.log = log
         self.exited = loop.create_future()  # the leader ended (not yet reaped, so its group id stays ours)
         self.eof = loop.create_future()
+        self.log_failed = loop.create_future()  # the OSError that stopped the log (a full disk)
         self._read_fd: int | None = read_fd
         self._flush: asyncio.TimerHandle | None = None
         self._pidfd: int | None = None
@@ -141,7 +142,11 @@ class ProcessGroup:
         except OSError:
             n = 0
         if n:
-            self.log.write(self._view[:n])  # consumed before returning: the buffer is shared
+            try:
+                self.log.write(self._view[:n])  # consumed before returning: the buffer is shared
+            except OSError as e:  # the disk is full: the attempt fails (LocalExecutor); we keep draining the pipe
+                if not self.log_failed.done():
+                    self.log_failed.set_result(e)
             if self._flush is None:
                 self._flush = self.loop.call_later(FLUSH_INTERVAL, self._flush_log)
         else:
@@ -151,7 +156,11 @@ class ProcessGroup:
 
     def _flush_log(self) -> None:
         self._flush = None
-        self.log.flush()
+        try:
+            self.log.flush()
+        except OSError as e:
+            if not self.log_failed.done():
+                self.log_failed.set_result(e)
 
     def _on_exit(self) -> None:
         self._stop_watching_exit()
@@ -188,7 +197,11 @@ class ProcessGroup:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
-        self.log.close()
+        try:
+            self.log.close()
+        except OSError as e:
+            if not self.log_failed.done():
+                self.log_failed.set_result(e)
 
 
 def process_handle(pid: int) -> dict:

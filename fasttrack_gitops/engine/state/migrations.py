@@ -10,12 +10,14 @@ executescript, which would commit the migration transaction halfway).
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fasttrack_gitops.engine.state import health
 from fasttrack_gitops.engine.state.errors import StateFolderError, StoreError, StoreUnavailableError
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another one before giving up
@@ -197,6 +199,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX jobs_by_commit ON jobs (repository, commit_id, created_at DESC)",
     ),
+    # 6: retention (retention.py): `collecting` names the jobs gc removes, inside its one transaction; a job's
+    # events may be deleted only then, so the event log stays append-only for everything else.
+    (
+        "CREATE TABLE collecting (job_id TEXT PRIMARY KEY) WITHOUT ROWID",
+        "DROP TRIGGER events_are_append_only_delete",
+        """CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+           WHEN NOT EXISTS (SELECT 1 FROM collecting WHERE job_id = OLD.job_id)
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        "CREATE INDEX task_instances_reused ON task_instances (reused_from) WHERE reused_from IS NOT NULL",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -235,6 +247,8 @@ def _prepare(cx: sqlite3.Connection, db: Path) -> None:
         raise StateFolderError(
             f"{db} is a SQLite database of some other program: move it aside or use another --state-dir"
         )
+    if version:
+        health.quick_check(cx, db)  # a damaged file is said at start, not in the middle of a job
     _use_wal(cx)
     cx.execute("PRAGMA synchronous = NORMAL")
     cx.execute("PRAGMA foreign_keys = ON")
@@ -333,11 +347,25 @@ def failure(e: sqlite3.Error, db: Path) -> StoreError | None:
         return None
     text = str(e)
     if "not a database" in text or "malformed" in text:
+        return health.damaged(db, [text])
+    if "disk is full" in text or ("disk I/O error" in text and _nearly_full(db.parent)):
+        # SQLite rolled the transaction back: nothing of it is stored. (Growing the WAL's index on a full disk is
+        # an I/O error to SQLite: the free space says which it was.)
         return StoreUnavailableError(
-            f"{db} is not a usable fasttrack-gitops state database ({text}): move it aside or use another --state-dir"
+            f"the disk holding {db} is full ({text}): nothing of this change was stored; free space there and try "
+            "again (`fasttrack-gitops gc` removes old jobs)"
         )
     if "locked" in text or "busy" in text:
         return StoreUnavailableError(f"{db} stayed locked by another process for {BUSY_TIMEOUT:g} s: try again")
     if "unable to open" in text or "readonly" in text:
         return unwritable(db.parent, text)
     return StoreUnavailableError(f"{db}: {text}: check the file and the disk, or use another --state-dir")
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding `folder` has less than a few pages left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 256 * 1024

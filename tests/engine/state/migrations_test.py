@@ -13,7 +13,7 @@ from fasttrack_gitops.engine.state.store import Store
 
 def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
     with raw(tmp_path / "state") as cx:
-        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 5
+        assert cx.execute("PRAGMA user_version").fetchone()[0] == store_schema.SCHEMA_VERSION == 6
         assert cx.execute("PRAGMA application_id").fetchone()[0] == store_schema.APPLICATION_ID
         assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -32,6 +32,7 @@ def test_a_fresh_database_gets_every_migration_in_wal_mode(store, tmp_path):
         "outbox",
         "task_cache",
         "task_results",
+        "collecting",
     } <= tables
     pragmas = {
         p: store._cx.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "foreign_keys", "busy_timeout")
@@ -75,13 +76,13 @@ def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path,
         Store(tmp_path).close()
     with raw(tmp_path) as cx:  # by hand: rollback-journal mode, which opening must not switch to WAL
         cx.execute("CREATE TABLE IF NOT EXISTS future (x)")
-        cx.execute("PRAGMA user_version = 7")
+        cx.execute("PRAGMA user_version = 99")  # far ahead: other branches add migrations too
     db = tmp_path / "state.db"
     before = db.read_bytes()
     with pytest.raises(StoreError) as refused:
         Store(tmp_path)
     assert str(refused.value) == (
-        f"{db} was written by a newer fasttrack-gitops (schema 7; this version knows {store_schema.SCHEMA_VERSION}): "
+        f"{db} was written by a newer fasttrack-gitops (schema 99; this version knows {store_schema.SCHEMA_VERSION}): "
         "upgrade fasttrack-gitops or use another --state-dir"
     )
     assert refused.value.exit_code == 3 and isinstance(refused.value, OperationalError)
@@ -106,4 +107,4 @@ def test_a_corrupt_database_is_a_store_error_not_a_traceback(tmp_path):
     (tmp_path / "state.db").write_bytes(b"this is not SQLite at all\n" * 200)
     with pytest.raises(StoreError) as corrupt:
         Store(tmp_path)
-    assert str(tmp_path / "state.db") in str(corrupt.value) and "move it aside" in str(corrupt.value)
+    assert str(tmp_path / "state.db") in str(corrupt.value) and "move the file aside" in str(corrupt.value)
