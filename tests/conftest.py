@@ -19,10 +19,36 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES_REPO = PROJECT / "examples-repo"
 DATA = PROJECT / "tests" / "data"  # copies of public contracts and FastTrack exports; sources in its README.md
+
+
+# -- Hypothesis ------------------------------------------------------------------------------------------------
+
+# Property tests (tests/fuzz and the areas' own) run under a profile. "ci", the default, is what `pytest` and .ci/run
+# use: derandomized (the same examples every run, so a failure reproduces and CI never flakes on a new one) and
+# bounded, so the fuzz set adds seconds. "long" explores afresh with 50 times the examples:
+#     HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/fuzz
+# Each example must finish within 2 s (the "never a hang" invariant of the fuzz tests); a test that sets its own
+# deadline or max_examples keeps them.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=100,
+    deadline=2000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=5000,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import time
 
 import pytest
 
@@ -77,9 +77,25 @@ def test_only_negations_select_nothing():
 
 
 def test_compiled_glob_is_anchored_at_both_ends():
-    regex = compile_glob("*.yaml")
-    assert isinstance(regex, re.Pattern)
-    assert regex.match("a.yaml") and not regex.match("a.yaml.bak")
+    glob = compile_glob("*.yaml")
+    assert glob.match("a.yaml") and not glob.match("a.yaml.bak") and not glob.match("x/a.yaml")
+
+
+# Found by tests/fuzz/globs_test.py: each raised re.error from the pattern's regex.
+@pytest.mark.parametrize(("pattern", "path"), [("[]", "[]"), ("[z-a]", "[z-a]"), ("a[!]b", "a[!]b")])
+def test_a_set_that_is_empty_or_invalid_is_the_characters_themselves(pattern, path):
+    assert matches(path, [pattern])
+    assert not matches("a", [pattern])
+
+
+def test_many_double_stars_against_a_deep_path_answer_at_once():
+    """Found by tests/fuzz/globs_test.py: as a backtracking regex this took minutes (exponential in the **s)."""
+    path = "a/" * 200 + "y"
+    started = time.monotonic()
+    assert not matches(path, ["**/" * 30 + "x"])
+    assert not matches(path, ["**/a/" * 20 + "x"])
+    assert matches(path, ["**/a/" * 20 + "y"])
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize(

@@ -137,20 +137,31 @@ def from_export(data: Any, *, file: str = "the file") -> dict[str, Any]:
     kept = out.pop(GITOPS_KEY, None) or {}
     if not isinstance(kept, dict):
         raise NotAnExport(f"{file}: {GITOPS_KEY} is not a mapping; it holds what `fasttrack-gitops export` moved")
-    replaced = kept.get("replaced") or {}
+    replaced, tasks_kept = kept.get("replaced") or {}, kept.get("tasks") or {}
+    if not (isinstance(replaced, dict) and isinstance(tasks_kept, dict)) or any(
+        not isinstance(extra, dict) for extra in tasks_kept.values() if extra
+    ):
+        raise NotAnExport(
+            f"{file}: {GITOPS_KEY} is not as `fasttrack-gitops export` writes it (its replaced, tasks and each task "
+            "are mappings); export the pipeline again"
+        )
     for key in ("version", "ownership"):
         if key in replaced:
             out[key] = replaced[key]
-    tasks_kept = kept.get("tasks") or {}
     for task in out["tasks"]:
         extra = dict(tasks_kept.get(task["name"]) or {})
         prefix = extra.pop("shipped", None)
-        if prefix and isinstance(task.get("command"), str) and task["command"].startswith(prefix):
+        if (
+            isinstance(prefix, str)
+            and prefix
+            and isinstance(task.get("command"), str)
+            and task["command"].startswith(prefix)
+        ):
             task["command"] = task["command"][len(prefix) :]
         if "type" in extra:
             task["type"] = extra.pop("type")
         hidden = extra.pop("service", None)
-        if hidden and isinstance(task.get("service"), dict):
+        if isinstance(hidden, dict) and isinstance(task.get("service"), dict):
             task["service"].update(hidden)
         task.update({key: value for key, value in extra.items() if key in GITOPS_TASK_KEYS})
     for key in GITOPS_PIPELINE_KEYS:

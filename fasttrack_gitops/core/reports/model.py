@@ -12,6 +12,7 @@ second check or message: that is what `state` is for.
 from __future__ import annotations
 
 import email.utils
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
@@ -36,19 +37,24 @@ def retry_after(headers: Mapping[str, str], now: float, *, reset: str | None = N
     second it holds (GitLab's RateLimit-Reset, GitHub's X-RateLimit-Reset). None when neither says."""
     text = (headers.get("retry-after") or "").strip()
     if text:
-        try:
-            return max(0.0, float(text))
-        except ValueError:
-            pass
+        seconds = _finite(text)
+        if seconds is not None:
+            return max(0.0, seconds)
         try:
             return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - now)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
-    epoch = (headers.get(reset) or "").strip() if reset else ""
+    epoch = _finite((headers.get(reset) or "").strip()) if reset else None
+    return None if epoch is None else max(0.0, epoch - now)
+
+
+def _finite(text: str) -> float | None:
+    """The number a header holds; None for none, and for "inf" or "nan", which float() takes but no wait can be."""
     try:
-        return max(0.0, float(epoch) - now) if epoch else None
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 class GiveUp(Exception):

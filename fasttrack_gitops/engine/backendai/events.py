@@ -39,6 +39,8 @@ PATH = "/events/session"
 DEFAULT_IDLE_TIMEOUT = 45.0  # three of the manager's 15 s keep-alive pings
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
+# A longer `retry:` (over 30 years in ms) means nothing, and int() refuses one of over 4,300 digits.
+_MAX_RETRY_DIGITS = 12
 
 
 class StreamDropped(errors.BackendAIError):
@@ -116,7 +118,7 @@ class SSEParser:
             self._data.append(value)
         elif name == "id" and "\0" not in value:
             self.last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
             self.retry = int(value)
         return None
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 # Methods whose repetition has the effect of one call (RFC 9110 §9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_LARGEST_COUNT = 2**53  # X-RateLimit-Limit and -Remaining beyond this are not counts (and overflow a float)
 
 
 @dataclass(frozen=True)
@@ -85,5 +86,7 @@ def _number(text: str | None, kind: type):
     try:
         value = kind(text.strip())
     except ValueError:
+        return None
+    if kind is int and abs(value) > _LARGEST_COUNT:  # no real count; the wait's float arithmetic would overflow
         return None
     return value if value >= 0 or kind is int else None

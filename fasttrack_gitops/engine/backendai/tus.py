@@ -87,6 +87,7 @@ class StorageProxy:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         offset, failures = 0, 0  # a fresh session is at 0: no HEAD needed first
+        furthest = 0  # progress is passing this: a proxy whose offset goes back and forth makes none
         while True:
             chunk = await source.read(offset, min(chunk_size, source.size - offset))
             headers = {
@@ -107,8 +108,8 @@ class StorageProxy:
                     raise self._error(response, what, note="the answer has no Upload-Offset")
                 if reached >= source.size:
                     return
-                if reached > offset:
-                    failures = 0
+                if reached > furthest:
+                    failures, furthest = 0, reached
                 else:  # no progress: do not loop forever on a proxy that takes nothing
                     failures = await self._failed(failures, self._error(response, what, note="no progress"))
                 offset = reached

@@ -249,3 +249,15 @@ def test_import_of_export_is_the_pipeline_for_generated_pipelines(text, target, 
     trees = {t.name: "ab" * 20 for t in p.tasks if t.code} if ship else None
     again, _ = round_trip(p, target, trees)
     assert again == p
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"replaced": True}, {"replaced": "version"}, {"tasks": True}, {"tasks": [1]}, {"tasks": {"x": "shipped"}}],
+)
+def test_a_section_of_ours_not_shaped_as_export_writes_it_is_not_an_export(section):
+    """Found by tests/fuzz/params_import_test.py: each raised TypeError, AttributeError or ValueError from the
+    import (`replaced: version` as a string: "string indices must be integers")."""
+    document = {"version": "1", "name": "p", "tasks": [{"name": "x", "command": "true"}], GITOPS_KEY: section}
+    with pytest.raises(NotAnExport, match="export the pipeline again"):
+        from_export(document, file="x.yaml")

@@ -284,3 +284,11 @@ def test_a_wrong_secret_on_the_stream_is_an_auth_error(session_emulator, make_cl
             await session_events(client).connect()
 
     run(make_client(session_emulator, secret="not-the-secret"), scenario)
+
+
+def test_a_retry_field_too_long_to_be_a_time_is_ignored():
+    """Found by tests/fuzz/sse_test.py: `retry:` with 4,301 digits raised int()'s ValueError, which dropped the
+    whole stream as if it had broken. Now the field is ignored, as the standard says of any unreadable retry."""
+    parser = SSEParser()
+    assert parser.feed(b"retry: " + b"7" * 4301 + b"\ndata: x\n\nretry: 1500\n") == [ServerSentEvent("message", "x")]
+    assert parser.retry == 1500

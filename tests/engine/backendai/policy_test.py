@@ -111,3 +111,17 @@ def test_clock_skew_is_measured_from_the_two_date_headers():
     assert "20 minutes apart (the manager's clock is ahead of this machine's)" in str(skewed)
     unknown = error(400, body, sent_date=sent)
     assert unknown.skew is None and "more than 15 minutes apart" in str(unknown)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "-" + "9" * 400, "X-RateLimit-Window": "900"},
+        {"X-RateLimit-Limit": "-" + "9" * 309, "X-RateLimit-Remaining": "0", "X-RateLimit-Window": "900"},
+    ],
+)
+def test_rate_limit_counts_too_large_to_be_real_are_ignored(headers):
+    """Found by tests/fuzz/headers_test.py: such a count raised OverflowError (int too large to convert to float)
+    while the wait after a 429 was worked out. Now it is read as absent, and the wait is within the policy's cap."""
+    policy = RetryPolicy()
+    assert 0 < rate_limit_wait(policy, 1, lambda: 0.5, RateLimit.from_headers(headers)) <= policy.max_rate_limit_wait

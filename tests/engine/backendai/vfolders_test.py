@@ -10,6 +10,7 @@ import random
 import pytest
 from engine.backendai.emulator import ACCESS_KEY, Emulator
 from engine.backendai.emulator_vfolders import install
+from fuzz.tus_test import upload as upload_against
 
 from fasttrack_gitops.engine.backendai import errors, vfolders
 from fasttrack_gitops.engine.backendai.vfolders import (
@@ -397,3 +398,9 @@ def test_upload_tree_of_a_flat_folder_makes_its_destination(client, vf, tmp_path
         return await vfolders.exists(client, "data", "code/flat/only.txt")
 
     assert run(client, step) is True
+
+
+def test_a_proxy_whose_offset_goes_back_and_forth_does_not_keep_the_upload_going():
+    """Found writing tests/fuzz/tus_test.py: 10, 5, 10, 5, ... reset the failure count at each step forward, so
+    the upload never ended. Progress is now passing the furthest offset the proxy has reported."""
+    assert asyncio.run(upload_against([(204, "10"), (204, "5")])) < 20
