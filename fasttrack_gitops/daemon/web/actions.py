@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from fasttrack_gitops.core.errors import FastTrackError
+from fasttrack_gitops.core.job import JobView
 from fasttrack_gitops.core.webhooks import WebhookError
 from fasttrack_gitops.daemon.web import views
 from fasttrack_gitops.daemon.web.access import CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS
@@ -112,13 +113,10 @@ class Actions:
     async def cancel(self, request: Request) -> Response:
         from fasttrack_gitops.daemon.web.pages import login_redirect
 
-        fields = await self._form(request)
-        if isinstance(fields, Response):
-            return fields
-        try:
-            view = self.daemon.store.view(request.path_params["job"])
-        except FastTrackError as e:
-            return self.console.not_found(request, str(e))
+        posted = await self._posted_job(request)
+        if isinstance(posted, Response):
+            return posted
+        _fields, view = posted
         if not views.is_open(view):
             return self._refuse(
                 request, 409, f"job {view.job.id} has ended ({view.status}); there is nothing to cancel"
@@ -129,13 +127,10 @@ class Actions:
     async def rerun(self, request: Request) -> Response:
         from fasttrack_gitops.daemon.web.pages import login_redirect
 
-        fields = await self._form(request)
-        if isinstance(fields, Response):
-            return fields
-        try:
-            view = self.daemon.store.view(request.path_params["job"])
-        except FastTrackError as e:
-            return self.console.not_found(request, str(e))
+        posted = await self._posted_job(request)
+        if isinstance(posted, Response):
+            return posted
+        fields, view = posted
         if views.is_open(view) or view.job.invalid:
             return self._refuse(request, 409, f"job {view.job.id} is {view.status}; re-run it once it has ended")
         request_id = fields.get("request") or secrets.token_hex(8)  # the form's: a double click makes one job
@@ -143,6 +138,16 @@ class Actions:
             view.job.id, failed_only=fields.get("failed_only") == "1", by=self._who(request), request=request_id[:64]
         )
         return login_redirect(views.job_url(handled.jobs[0]) if handled.jobs else views.job_url(view.job.id))
+
+    async def _posted_job(self, request: Request) -> tuple[dict[str, str], JobView] | Response:
+        """A button's form (credential and CSRF checked) and the job it names; or the answer refusing it."""
+        fields = await self._form(request)
+        if isinstance(fields, Response):
+            return fields
+        try:
+            return fields, self.daemon.store.view(request.path_params["job"])
+        except FastTrackError as e:
+            return self.console.not_found(request, str(e))
 
     async def approve(self, request: Request) -> Response:
         from fasttrack_gitops.daemon.web.pages import login_redirect
