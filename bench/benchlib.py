@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +29,25 @@ def emulator_env(emu: Any) -> dict[str, str]:
         "BACKEND_ACCESS_KEY": ACCESS_KEY,
         "BACKEND_SECRET_KEY": SECRET_KEY,
     }
+
+
+def serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """A real `fasttrack-gitops serve --config CONFIG` process (env added to ours), once /healthz answers."""
+    import httpx
+
+    exe = Path(sys.executable).parent / "fasttrack-gitops"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--config", str(config)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the daemon did not start")

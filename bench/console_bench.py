@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import serve  # noqa: E402
 from daemon_bench import free_port, git, percentile, stop  # noqa: E402  (the bench folder is no package)
 
 TOKEN = "console-bench-token-0123456789"
@@ -52,22 +52,7 @@ def start(workdir: Path, repo: Path, port: int) -> subprocess.Popen:
         f"state_dir: {workdir / 'state'}\nlisten: 127.0.0.1:{port}\napi_token_env: BENCH_TOKEN\n"
         f"repositories:\n  - name: bench/console\n    url: {repo}\n    provider: none\n    watch: false\n"
     )
-    exe = Path(sys.executable).parent / "fasttrack-gitops"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--config", str(config)],
-        env={**os.environ, "BENCH_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the daemon did not start")
+    return serve(config, port, {"BENCH_TOKEN": TOKEN})
 
 
 async def trigger(client: httpx.AsyncClient, pipeline: str) -> str:

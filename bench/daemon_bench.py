@@ -28,12 +28,12 @@ import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from benchlib import serve
 
 PROJECT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"
@@ -101,22 +101,7 @@ def start_daemon(workdir: Path, repositories: list[tuple[str, Path, bool]], port
         lines += [f"  - name: {name}", f"    url: {path}", "    provider: github", f"    watch: {str(watch).lower()}"]
     config = workdir / "ftg.yaml"
     config.write_text("\n".join(lines) + "\n")
-    exe = Path(sys.executable).parent / "fasttrack-gitops"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--config", str(config)],
-        env={**os.environ, "BENCH_SECRET": SECRET},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the daemon did not start")
+    return serve(config, port, {"BENCH_SECRET": SECRET})
 
 
 def stop(proc: subprocess.Popen) -> None:

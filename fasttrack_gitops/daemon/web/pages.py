@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fasttrack_gitops.core.errors import FastTrackError
-from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.job import JobStatus, JobView
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.core.render.ansi import to_html
 from fasttrack_gitops.core.render.dag_svg import svg
@@ -153,14 +153,22 @@ class Console:
             query=urlencode({k: v for k, v in chosen.items() if v}),
         )
 
-    async def job(self, request: Request) -> Response:
+    def _job_view(self, request: Request) -> tuple[int, JobView] | Response:
+        """The job the path names, and the last live event before it was read (the page follows from there); or
+        the answer refusing the request."""
         if (refused := self.refused(request)) is not None:
             return refused
         since = self.daemon.live.last_id
         try:
-            view = self.daemon.store.view(request.path_params["job"])
+            return since, self.daemon.store.view(request.path_params["job"])
         except FastTrackError as e:
             return self.not_found(request, str(e))
+
+    async def job(self, request: Request) -> Response:
+        found = self._job_view(request)
+        if isinstance(found, Response):
+            return found
+        since, view = found
         job = view.job
         secrets = self.daemon.masks()
         states = {name: str(i.state) for name, i in view.tasks.items()}
@@ -182,13 +190,10 @@ class Console:
         )
 
     async def task(self, request: Request) -> Response:
-        if (refused := self.refused(request)) is not None:
-            return refused
-        since = self.daemon.live.last_id
-        try:
-            view = self.daemon.store.view(request.path_params["job"])
-        except FastTrackError as e:
-            return self.not_found(request, str(e))
+        found = self._job_view(request)
+        if isinstance(found, Response):
+            return found
+        since, view = found
         name = request.path_params["task"]
         instance = view.tasks.get(name)
         if instance is None:
