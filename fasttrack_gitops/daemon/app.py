@@ -149,6 +149,9 @@ def make_executor(config: DaemonConfig):
             }
         )
         return get_executor("backendai", credentials=credentials)
+    # a local task inherits the daemon's environment: never the variables holding the daemon's own credentials
+    if config.executor == "local":
+        return get_executor("local", withhold=config.secret_values())
     return get_executor(config.executor)
 
 

@@ -32,7 +32,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.job import Outcome
@@ -83,6 +83,7 @@ class LocalExecutor:
         grace: float = KILL_GRACE,
         capacity: Resources | None = None,
         keep_services: bool = False,  # deployment tasks' servers keep running after their job (run --keep-services)
+        withhold: Iterable[str] = (),  # values no inherited variable may carry (the daemon's own credentials)
     ):
         self.bwrap = bwrap if bwrap is not None else bwrap_setting(os.environ.get("FTG_BWRAP", ""))
         self.shell = shell
@@ -95,6 +96,9 @@ class LocalExecutor:
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
         self._keep_services = keep_services
         self._services: LocalServices | None = None  # deployment tasks' servers, once one runs
+        # By value, not by name: the daemon's tokens sit in variables its configuration names (*_env), whatever
+        # they are called, and a task that inherited one could act as the daemon (SECURITY.md).
+        self._withheld_values = frozenset(v for v in withhold if v)
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -122,7 +126,7 @@ class LocalExecutor:
         if self._services is None:
             from fasttrack_gitops.engine.executors.local_services import LocalServices
 
-            self._services = LocalServices(keep=self._keep_services, environ_filter=_withheld)
+            self._services = LocalServices(keep=self._keep_services, environ_filter=self._withheld)
         return self._services
 
     @property
@@ -252,7 +256,7 @@ class LocalExecutor:
         return error_result(spec, started_at, message, head=self.head, tail=self.tail)
 
     async def _spawn(self, spec: AttemptSpec, prefix: list[str] | None) -> tuple[subprocess.Popen | Launched, int]:
-        env = {k: v for k, v in os.environ.items() if not _withheld(k)}
+        env = {k: v for k, v in os.environ.items() if not self._withheld(k)}
         env.update(spec.env)
         workdir = os.path.abspath(spec.workdir)
         argv = [self.shell, "-c", spec.task.command or ""]
@@ -273,6 +277,10 @@ class LocalExecutor:
             raise
         finally:
             os.close(write_fd)
+
+    def _withheld(self, name: str) -> bool:
+        """Whether the task must not inherit our variable `name`: ours by name, or holding a withheld value."""
+        return _withheld(name) or os.environ.get(name) in self._withheld_values
 
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""

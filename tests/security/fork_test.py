@@ -1,0 +1,158 @@
+"""SECURITY.md "Pull requests from forks": before a member's `/fasttrack ok-to-test` nothing of a fork runs.
+
+Real daemon, real repository (the fork's head where GitHub keeps it, refs/pull/N/head), real local tasks, GitHub
+as the contract-checking server of tests/engine/reporters. The fork rewrites the pipeline and adds one, each
+writing the secret it references and the whole environment it was given to a file outside its folders: before the
+approval no such file appears, no job exists and nothing GitHub received holds a secret; after it, the head's
+pipelines run with the secrets they reference, and never with the daemon's own credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+
+import httpx
+import pytest
+from conftest import await_until, git
+from daemon.conftest import (
+    SECRET,
+    comment_payload,
+    commit_file,
+    deliver,
+    payload,
+    pipeline_text,
+    pr_payload,
+    running,
+    write_config,
+)
+from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
+
+from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.daemon.config_loading import load_config
+
+CANARY = "canary-secret-for-the-fork-test-5c1e"
+API_TOKEN = "api-token-of-the-daemon-9d0b7a"
+READ_TOKEN = "read-token-of-the-daemon-41f2e6"
+ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+STEALER = """\
+version: "26.4.4"
+name: {name}
+on: [pull_request]
+environment:
+  envs: {{LEAKY: "${{{{ secrets.CANARY }}}}"}}
+tasks:
+  - name: steal
+    command: echo "$LEAKY" > {out}/{name}-secret; env > {out}/{name}-env
+"""
+
+
+@pytest.fixture
+def github(contracts):
+    server = FakeGitHub(json.loads((contracts / "github-rest.json").read_text()), Clock())
+    with server.server.serving():
+        yield server
+
+
+def fork_config(tmp_path, repo, github, monkeypatch):
+    """The daemon's credentials in its own environment, as a deployment sets them (the tasks inherit the rest)."""
+    environ = {
+        "FTG_TEST_WEBHOOK_SECRET": SECRET,
+        "FTG_TEST_GH_TOKEN": PLAIN_TOKEN,
+        "FTG_TEST_API_TOKEN": API_TOKEN,
+        "FTG_TEST_READ_TOKEN": READ_TOKEN,
+        "FTG_SECRET_CANARY": CANARY,
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = write_config(
+        tmp_path,
+        repo,
+        repo_extra="watch: false\n",
+        extra="api_token_env: FTG_TEST_API_TOKEN\nread_token_env: FTG_TEST_READ_TOKEN\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            "github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n",
+            "github:\n  webhook_secret_env: FTG_TEST_WEBHOOK_SECRET\n"
+            f"  token_env: FTG_TEST_GH_TOKEN\n  api_url: {github.url}\n",
+        )
+    )
+    config, diagnostics = load_config(path, dict(os.environ))
+    assert config is not None, diagnostics
+    return config
+
+
+def rerequested(contracts, head_sha: str) -> dict:
+    data = copy.deepcopy(payload(contracts, "check_suite.rerequested.payload.json"))
+    data["check_suite"]["head_sha"] = head_sha
+    data["repository"]["full_name"] = "acme/pipes"
+    return data
+
+
+def test_a_fork_changes_neither_the_pipeline_that_runs_nor_the_secrets_it_sees_before_ok_to_test(
+    tmp_path, source_repo, contracts, github, monkeypatch
+):
+    loot = tmp_path / "loot"
+    loot.mkdir()
+    base = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
+    git(source_repo, "checkout", "-q", "-b", "fork-work")
+    commit_file(source_repo, "pipelines/demo.yaml", STEALER.format(name="demo", out=loot))
+    head = commit_file(source_repo, "pipelines/evil.yaml", STEALER.format(name="evil", out=loot))
+    git(source_repo, "checkout", "-q", "main")
+    git(source_repo, "update-ref", "refs/pull/9/head", head)  # where GitHub keeps a fork's head in the base
+    config = fork_config(tmp_path, source_repo, github, monkeypatch)
+
+    def fork_event(action: str) -> dict:
+        return pr_payload(contracts, number=9, head_sha=head, base_sha=base, head_repo="mallory/pipes", action=action)
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            answers = []
+            for n, action in enumerate(("opened", "synchronize", "reopened", "edited", "ready_for_review")):
+                answers.append((await deliver(client, "pull_request", fork_event(action), f"pr-{n}")).json())
+            # the fork's author and other outsiders try every command; their association is GitHub's, signed
+            for n, (association, command) in enumerate(
+                (a, c)
+                for a in ("NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN")
+                for c in ("ok-to-test", "run", "run evil", "retest")
+            ):
+                comment = comment_payload(
+                    contracts, number=9, body=f"/fasttrack {command}", association=association, author="mallory"
+                )
+                answers.append((await deliver(client, "issue_comment", comment, f"c-{n}")).json())
+            answers.append((await deliver(client, "check_suite", rerequested(contracts, head), "rr-1")).json())
+            assert all(a["jobs"] == [] for a in answers), answers
+            await await_until(lambda: not daemon.outbox.pending())  # the held pull request's check was sent
+            held_checks = copy.deepcopy(github.check_runs)
+            nothing_ran = (daemon.store.list_jobs(limit=0), sorted(p.name for p in loot.iterdir()))
+            # a member approves: the fork's head runs, its pipelines as the head has them
+            approval = comment_payload(contracts, number=9, body="/fasttrack ok-to-test", author="alice")
+            approved = (await deliver(client, "issue_comment", approval, "c-member")).json()
+            await await_until(
+                lambda: all(v.status in ENDED for v in daemon.store.list_jobs(limit=0)) and not daemon.outbox.pending()
+            )
+            return held_checks, nothing_ran, approved, daemon.store.list_jobs(limit=0)
+
+    held_checks, (jobs_before, loot_before), approved, views = asyncio.run(scenario())
+    assert jobs_before == [] and loot_before == []  # no job, no process: nothing of the fork ran
+    assert held_checks and all(c["head_sha"] == head for c in held_checks.values())
+    assert all(c.get("conclusion") in (None, "action_required", "neutral") for c in held_checks.values()), held_checks
+    assert len(approved["jobs"]) == 2, approved
+    assert sorted(v.job.pipeline for v in views) == ["demo", "evil"]
+    assert all(v.job.commit == head and v.job.trigger["approved_by"] == "alice" for v in views)
+    assert all(v.status == JobStatus.SUCCEEDED for v in views), [(v.job.pipeline, v.status) for v in views]
+    # after the approval the head's pipelines see the secrets they reference (what ok-to-test vouches for) ...
+    assert (loot / "evil-secret").read_text().strip() == CANARY
+    # ... and never the daemon's own credentials, though the daemon holds them in its environment
+    for name in ("demo-env", "evil-env"):
+        dumped = (loot / name).read_text()
+        assert "FTG_TEST_WEBHOOK_SECRET" in dumped or SECRET not in dumped
+        for value in config.secret_values():
+            assert value not in dumped, (name, [k for k, v in os.environ.items() if v == value])
+        assert "FTG_SECRET_CANARY" not in dumped
+    sent = "\n".join(r.body.decode("utf-8", "replace") for r in github.server.requests)
+    for value in (CANARY, *config.secret_values()):
+        assert value not in sent
