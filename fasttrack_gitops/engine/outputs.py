@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fasttrack_gitops.core.errors import UsageError
 from fasttrack_gitops.engine import datafolder
+from fasttrack_gitops.engine.confined import LeftTheFolder, open_inside
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.executors.base import Executor
@@ -198,7 +199,13 @@ class LocalOutputsFolder:
             raise OutputNotFoundError(f"outputs/{path} of task '{task}' is a folder; give a file in it")
         if not target.is_file():
             raise OutputNotFoundError(f"task '{task}' has no file outputs/{path}; `jobs outputs JOB {task}` lists them")
-        with open(target, "rb") as f:
+        try:  # checked again as it is opened: a running task may swap a link in after the check above
+            opened = open_inside(real, target.relative_to(real))
+        except LeftTheFolder:
+            raise OutputPathError(f"outputs/{path} of task '{task}' is a link that leads out of the outputs") from None
+        except OSError:
+            raise OutputNotFoundError(f"task '{task}' has no file outputs/{path} any more") from None
+        with opened as f:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
                 raise too_large(task, path, size, limit)
@@ -233,7 +240,10 @@ def _real(top: Path) -> Path | None:
 
 def _inside(real_top: Path, path: Path) -> Path | None:
     """`path` resolved, when it stays in the outputs folder (resolved as `real_top`); None when it leaves it."""
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except OSError:  # a link changed while it was being followed (a running task swapping it): not inside
+        return None
     return resolved if resolved == real_top or resolved.is_relative_to(real_top) else None
 
 

@@ -27,6 +27,7 @@ from fasttrack_gitops.engine.backendai.tus import (
     StorageProxy,
     UploadSessionGone,
 )
+from fasttrack_gitops.engine.confined import LeftTheFolder, open_inside
 
 log = logging.getLogger("fasttrack_gitops.engine.backendai")
 FOLDER = "/folders/{name}"
@@ -244,8 +245,14 @@ async def upload_tree(
     gate = asyncio.Semaphore(max(1, concurrency))
     await _all((mkdir(client, name, target) for target in targets), gate)
 
+    real_root = root.resolve()
+
     async def send(rel: str) -> int:
-        with await asyncio.to_thread(open, root / rel, "rb") as handle:
+        try:  # checked again as it is opened: a link swapped in since the scan is not followed out of the folder
+            opened = await asyncio.to_thread(open_inside, real_root, rel)
+        except LeftTheFolder as e:
+            raise InvalidPathError(f"not uploaded to vfolder {name!r}: {e}") from None
+        with opened as handle:
             return await upload(client, name, _join(dest, rel), handle, chunk_size=chunk_size)
 
     sizes = await _all((send(rel) for rel in files), gate)
