@@ -28,6 +28,7 @@ from daemon.conftest import (
     running,
     write_config,
 )
+from daemon.http_test import GITLAB_NAME, quiet_config
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 
 from fasttrack_gitops.core.job import JobStatus
@@ -156,3 +157,56 @@ def test_a_fork_changes_neither_the_pipeline_that_runs_nor_the_secrets_it_sees_b
     sent = "\n".join(r.body.decode("utf-8", "replace") for r in github.server.requests)
     for value in (CANARY, *config.secret_values()):
         assert value not in sent
+
+
+def gitlab_fork_merge_request(contracts, head: str) -> dict:
+    data = copy.deepcopy(json.loads((contracts / "gitlab.json").read_text())["webhooks"]["merge_request"]["example"])
+    data["project"].update(path_with_namespace=GITLAB_NAME, default_branch="main")
+    attributes = data["object_attributes"]
+    attributes.update(iid=9, target_branch="main", action="open")
+    attributes["last_commit"]["id"] = head
+    attributes["source"]["path_with_namespace"] = "mallory/pipes"  # another project: a fork
+    attributes["target"]["path_with_namespace"] = GITLAB_NAME
+    return data
+
+
+def test_a_gitlab_fork_merge_request_is_held_and_no_comment_can_release_it(tmp_path, source_repo, contracts):
+    """GitLab's note hook names no membership, so on GitLab no comment command is taken from anyone: a fork's
+    merge request runs only when someone with the API token approves it on the console (web/actions.py)."""
+    loot = tmp_path / "loot"
+    loot.mkdir()
+    commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
+    git(source_repo, "checkout", "-q", "-b", "fork-work")
+    head = commit_file(source_repo, "pipelines/demo.yaml", STEALER.format(name="demo", out=loot))
+    git(source_repo, "checkout", "-q", "main")
+    git(source_repo, "update-ref", "refs/merge-requests/9/head", head)
+    config = quiet_config(tmp_path, source_repo, gitlab_repo=True)
+    note = {
+        "object_kind": "note",
+        "user": {"id": 1, "name": "Administrator", "username": "root"},
+        "project": {"id": 5, "path_with_namespace": GITLAB_NAME, "default_branch": "main"},
+        "object_attributes": {"id": 1, "note": "/fasttrack ok-to-test", "noteable_type": "MergeRequest"},
+        "merge_request": {"id": 7, "iid": 9, "source_branch": "fork-work", "target_branch": "main"},
+    }
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            headers = {"X-Gitlab-Token": SECRET, "Content-Type": "application/json"}
+            opened = await client.post(
+                "/webhooks/gitlab",
+                content=json.dumps(gitlab_fork_merge_request(contracts, head)).encode(),
+                headers={**headers, "X-Gitlab-Event": "Merge Request Hook", "Idempotency-Key": "mr-1"},
+            )
+            assert opened.status_code == 202 and opened.json()["jobs"] == [], opened.text
+            assert "ok-to-test" in opened.json()["note"]
+            commented = await client.post(
+                "/webhooks/gitlab",
+                content=json.dumps(note).encode(),
+                headers={**headers, "X-Gitlab-Event": "Note Hook", "Idempotency-Key": "note-1"},
+            )
+            assert commented.json()["jobs"] == [] and "refused" in commented.json()["note"], commented.text
+            await asyncio.sleep(0.5)  # a job started by mistake would have run its one echo by now
+            return daemon.store.list_jobs(limit=0), [g.number for g in daemon.ledger.gates()]
+
+    jobs, waiting = asyncio.run(scenario())
+    assert jobs == [] and waiting == [9] and list(loot.iterdir()) == []
