@@ -114,6 +114,11 @@ def test_every_route_refuses_job_data_without_the_read_credential_and_serves_it_
                     # 401/403, or for a console page the redirect to the login form
                     assert status in (401, 403) or (status == 303 and method == "GET"), (key, headers, status)
                     assert no_job_data(text, job), (key, headers, text[:300])
+                for name in ("token", "access_token", "api_token"):  # a credential is never taken from a URL
+                    status, text = await request(
+                        client, method, f"{path}{'&' if '?' in path else '?'}{name}={READ}", {}
+                    )
+                    assert status in (401, 403) or (status == 303 and method == "GET"), (key, name, status)
                 if method == "GET":  # the read credential reads; the API token reads too
                     for token in (READ, WRITE):
                         status, text = await request(client, method, path, bearer(token))
