@@ -1,4 +1,4 @@
-"""`/fasttrack` comment commands on a pull request: run [PIPELINE] [NAME=VALUE...], retest, cancel, ok-to-test.
+"""`/fasttrack` comment commands on a pull request: run [PIPELINE] [NAME=VALUE...], retest, cancel, ok-to-test [HEAD].
 
 Only owners, members and collaborators may command (core/comment_commands.py
 parses and decides that); what each command does is the daemon's own work,
@@ -8,6 +8,7 @@ asked for by a comment (the console's buttons ask for the same, daemon/web/actio
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -36,8 +37,13 @@ async def handle_comment(
             note=f"/fasttrack {command.verb} from {comment.author} refused: only owners, members and "
             f"collaborators may run commands (they are {comment.author_association or 'unknown'})"
         )
-    if command.verb == "ok-to-test":
-        return await daemon.approve(repo, source, comment.number, comment.author, extra)
+    if command.verb == "ok-to-test":  # `/fasttrack ok-to-test [HEAD]`: with HEAD, that commit only
+        reviewed = command.argument or ""
+        if reviewed and not re.fullmatch(r"[0-9a-fA-F]{7,40}", reviewed):
+            return Handled(
+                note=f"/fasttrack ok-to-test {reviewed[:60]}: give the head's commit id (7 to 40 hex digits)"
+            )
+        return await daemon.approve(repo, source, comment.number, comment.author, extra, reviewed)
     if command.verb == "cancel":
         return daemon.cancel_jobs(
             daemon.ledger.jobs_of(repo.name, trigger_prefix=f"pull_request:{comment.number}", open_only=True),

@@ -226,9 +226,21 @@ class Daemon:
         return handled
 
     async def approve(
-        self, repo: RepositoryConfig, source: RepoSource, number: int, by: str, extra: Mapping
+        self, repo: RepositoryConfig, source: RepoSource, number: int, by: str, extra: Mapping, head: str = ""
     ) -> Handled:
-        """Run a fork's held pull request, approved by `by` (/fasttrack ok-to-test, or the console's button)."""
+        """Run a fork's held pull request, approved by `by` (/fasttrack ok-to-test, or the console's button).
+
+        `head` (a commit id or its prefix): the head the approver reviewed; when the fork has pushed since,
+        nothing is approved (an approval must not cover a commit pushed while it was being written)."""
+        newest = next(
+            (g for g in self.ledger.gates(waiting_only=False) if (g.repository, g.number) == (repo.name, number)), None
+        )
+        if head and newest is not None and not newest.head_sha.startswith(head.lower()):
+            return Handled(
+                note=f"/fasttrack ok-to-test {head}: pull request #{number} is at {newest.head_sha[:12]} now; "
+                "review that head, then approve it",
+                refused=True,
+            )
         gate = self.ledger.approve(repo.name, number, by)
         if gate is None:
             return Handled(note=f"/fasttrack ok-to-test: pull request #{number} is not waiting")
@@ -237,13 +249,13 @@ class Daemon:
 
     # -- the console's buttons (web/actions.py): what a comment command does, asked by a person on the page
 
-    async def approve_fork(self, repository: str, number: int, by: str) -> Handled:
+    async def approve_fork(self, repository: str, number: int, by: str, head: str = "") -> Handled:
         found = self.repositories.find(repository)
         if found is None:
             return Handled(note=f"repository {repository} is not configured here; nothing to do")
         repo, source = found
         async with self._locks.setdefault(repo.name.lower(), asyncio.Lock()):
-            handled = await self.approve(repo, source, number, by, {})
+            handled = await self.approve(repo, source, number, by, {}, head)
         if handled.created:
             self.pool.wake()
         return handled

@@ -210,3 +210,49 @@ def test_a_gitlab_fork_merge_request_is_held_and_no_comment_can_release_it(tmp_p
 
     jobs, waiting = asyncio.run(scenario())
     assert jobs == [] and waiting == [9] and list(loot.iterdir()) == []
+
+
+def test_an_approval_naming_the_head_it_reviewed_does_not_cover_a_commit_pushed_meanwhile(
+    tmp_path, source_repo, contracts
+):
+    """The fork pushes B while a member reviews A: `/fasttrack ok-to-test A` and the console's button for A run
+    nothing (the plain `/fasttrack ok-to-test` would approve the newest head, B); approving B runs B."""
+    from daemon.web.console_helpers import ENVIRON, WRITE, bearer, csrf_of
+
+    base = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n"))
+    git(source_repo, "checkout", "-q", "-b", "fork-work")
+    reviewed = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n") + "# A\n")
+    pushed = commit_file(source_repo, "pipelines/demo.yaml", pipeline_text(extra="on: [pull_request]\n") + "# B\n")
+    git(source_repo, "checkout", "-q", "main")
+    config = quiet_config(tmp_path, source_repo, extra="api_token_env: FTG_TEST_API_TOKEN\n", environ={**ENVIRON})
+
+    def opened(head: str, action: str) -> dict:
+        return pr_payload(contracts, number=9, head_sha=head, base_sha=base, head_repo="mallory/pipes", action=action)
+
+    def ok_to_test(head: str) -> dict:
+        return comment_payload(contracts, number=9, body=f"/fasttrack ok-to-test {head}", author="alice")
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            git(source_repo, "update-ref", "refs/pull/9/head", reviewed)
+            assert (await deliver(client, "pull_request", opened(reviewed, "opened"), "pr-1")).json()["jobs"] == []
+            git(source_repo, "update-ref", "refs/pull/9/head", pushed)  # the fork pushes during the review
+            assert (await deliver(client, "pull_request", opened(pushed, "synchronize"), "pr-2")).json()["jobs"] == []
+            stale = (await deliver(client, "issue_comment", ok_to_test(reviewed[:10]), "c-1")).json()
+            assert stale["jobs"] == [] and pushed[:12] in stale["note"], stale
+            junk = (await deliver(client, "issue_comment", ok_to_test("not-a-sha;rm"), "c-2")).json()
+            assert junk["jobs"] == [] and "commit id" in junk["note"], junk
+            page = await client.get("/repos", headers=bearer(WRITE))
+            assert f'name="head" value="{pushed[:12]}"' in page.text
+            button = await client.post(
+                "/repos/approve",
+                data={"csrf": csrf_of(page.text), "repository": "acme/pipes", "number": "9", "head": reviewed[:12]},
+                headers=bearer(WRITE),
+            )
+            assert button.status_code == 409 and pushed[:12] in button.text, button.text
+            assert daemon.store.list_jobs(limit=0) == []
+            approved = (await deliver(client, "issue_comment", ok_to_test(pushed), "c-3")).json()
+            return approved, daemon.store.list_jobs(limit=0)
+
+    approved, views = asyncio.run(scenario())
+    assert len(approved["jobs"]) == 1 and [v.job.commit for v in views] == [pushed]

@@ -15,6 +15,7 @@ Forms are read as application/x-www-form-urlencoded, at most FORM_LIMIT bytes.
 
 from __future__ import annotations
 
+import re
 import secrets
 from urllib.parse import parse_qs
 
@@ -158,7 +159,10 @@ class Actions:
         number = fields.get("number", "")
         if not (number.isascii() and number.isdigit()) or len(number) > 9 or not fields.get("repository"):
             return self._refuse(request, 400, "give the repository and the pull request's number")
-        handled = await self.daemon.approve_fork(fields["repository"], int(number), self._who(request))
+        head = fields.get("head", "")  # the head the page showed: the press approves that one only
+        if head and not re.fullmatch(r"[0-9a-fA-F]{7,40}", head):
+            return self._refuse(request, 400, "the head is not a commit id; reload the page")
+        handled = await self.daemon.approve_fork(fields["repository"], int(number), self._who(request), head)
         if not handled.jobs:
             return self._refuse(request, 409, self.console.public(handled.note))
         return login_redirect("/repos")
