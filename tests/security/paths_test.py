@@ -14,10 +14,13 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import git
+from daemon.conftest import deliver, load, push_payload, running, write_config
 from engine.backendai.emulator_vfolders import install
 
+from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.backendai import vfolders
 from fasttrack_gitops.engine.outputs import LocalOutputsFolder, OutputNotFoundError, OutputPathError
@@ -155,3 +158,50 @@ def test_a_committed_symlink_leading_out_is_written_as_a_link_and_never_uploaded
         stored = {p.relative_to(vf.root).as_posix(): p.read_bytes() for p in vf.root.rglob("*") if p.is_file()}
     assert sent.files == ("main.py",) and sorted(sent.skipped) == ["key", "up"]
     assert not [p for p, data in stored.items() if SECRET in data or (hostname.strip() and data == hostname)]
+
+
+ESCAPING = """\
+version: "26.4.4"
+name: {name}
+tasks:
+  - name: train
+    code: {code}
+    command: cat {loot} > "$PIPELINE_OUTPUT_ROOT/stolen.txt"
+"""
+
+
+def test_a_pushed_code_folder_that_leaves_the_repository_makes_an_invalid_job_and_runs_nothing(
+    tmp_path, source_repo, contracts
+):
+    """Through the daemon, at a pushed commit: `code: ../x`, `code: a/../../x`, an absolute path, and a committed
+    symlink leading out of the repository each make an invalid job (FT112) whose task never starts."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "file.txt").write_bytes(SECRET)
+    (source_repo / "tasks").mkdir()
+    (source_repo / "tasks" / "out").symlink_to(outside, target_is_directory=True)
+    (source_repo / "tasks" / "up").symlink_to("../../outside", target_is_directory=True)
+    cases = {"dotdot": "../outside", "deep": "tasks/../../outside", "absolute": str(outside), "link": "tasks/out"}
+    cases["relative-link"] = "tasks/up"
+    for name, code in cases.items():
+        (source_repo / "pipelines" / f"{name}.yaml").write_text(
+            ESCAPING.format(name=name, code=code, loot=outside / "file.txt")
+        )
+    before = git(source_repo, "rev-parse", "HEAD").strip()
+    git(source_repo, "add", "-A")
+    git(source_repo, "commit", "-q", "-m", "code folders that leave")
+    after = git(source_repo, "rev-parse", "HEAD").strip()
+    config = load(write_config(tmp_path, source_repo, repo_extra="watch: false\n"))
+
+    async def scenario():
+        async with running(config) as (daemon, url), httpx.AsyncClient(base_url=url) as client:
+            push = push_payload(contracts, ref="refs/heads/main", before=before, after=after)
+            await deliver(client, "push", push, "p-1")
+            return {v.job.pipeline: v for v in daemon.store.list_jobs(limit=0)}
+
+    views = asyncio.run(scenario())
+    for name in cases:
+        view = views[name]
+        assert view.status == JobStatus.INVALID and not view.tasks, (name, view.status)
+        assert [d["code"] for d in view.job.diagnostics] == ["FT112"], (name, view.job.diagnostics)
+    assert list((tmp_path / "state").rglob("stolen.txt")) == []
