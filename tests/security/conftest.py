@@ -1,5 +1,6 @@
-"""The security tests (SECURITY.md) use the daemon's and the engine's test fixtures: a real repository, the
-Backend.AI emulator."""
+"""The security tests (SECURITY.md) use the other folders' fixtures: a real repository (daemon), the Backend.AI
+emulator (engine/backendai), a simulated Actions runner and the contract-checking GitHub server (ci)."""
 
-from daemon.conftest import source_repo  # noqa: F401 (a fixture, shared)
-from engine.backendai.conftest import emulator, make_client, sleeps  # noqa: E402, F401 (fixtures, shared)
+from ci.conftest import github, runner  # noqa: F401 (fixtures, shared)
+from daemon.conftest import source_repo  # noqa: F401
+from engine.backendai.conftest import emulator, make_client, sleeps  # noqa: F401

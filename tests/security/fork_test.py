@@ -15,7 +15,6 @@ import json
 import os
 
 import httpx
-import pytest
 from conftest import await_until, git
 from daemon.conftest import (
     SECRET,
@@ -29,7 +28,7 @@ from daemon.conftest import (
     write_config,
 )
 from daemon.http_test import GITLAB_NAME, quiet_config
-from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
+from engine.reporters.github_test import PLAIN_TOKEN
 
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.daemon.config_loading import load_config
@@ -48,13 +47,6 @@ tasks:
   - name: steal
     command: echo "$LEAKY" > {out}/{name}-secret; env > {out}/{name}-env
 """
-
-
-@pytest.fixture
-def github(contracts):
-    server = FakeGitHub(json.loads((contracts / "github-rest.json").read_text()), Clock())
-    with server.server.serving():
-        yield server
 
 
 def fork_config(tmp_path, repo, github, monkeypatch):
