@@ -216,16 +216,23 @@ class LocalOutputsFolder:
 
     def _download(self, top: Path, dest: Path) -> int:
         copied = 0
+        real = _real(top)
         try:
             dest.mkdir(parents=True, exist_ok=True)
             for entry, source in _walk(top):
                 target = dest / entry.path
                 if entry.is_dir:
                     target.mkdir(parents=True, exist_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(source, target)
-                    copied += 1
+                    continue
+                assert real is not None  # _walk found files: the folder is there
+                try:  # opened again from the root: a link a running task swapped in since the walk leads nowhere
+                    opened = open_inside(real, source.relative_to(real if source.is_relative_to(real) else top))
+                except LeftTheFolder:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with opened, open(target, "wb") as out:
+                    shutil.copyfileobj(opened, out)
+                copied += 1
         except OSError as e:
             raise OutputsError(f"cannot write the outputs to {e.filename or dest}: {e.strerror or e}") from None
         return copied

@@ -23,7 +23,7 @@ from engine.backendai.emulator_vfolders import install
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.backendai import vfolders
-from fasttrack_gitops.engine.outputs import LocalOutputsFolder, OutputNotFoundError, OutputPathError
+from fasttrack_gitops.engine.outputs import LocalOutputsFolder, OutputNotFoundError, OutputPathError, OutputsError
 
 SECRET = b"secret-outside-the-root-6b2f0c"
 RACE_SECONDS = 1.5
@@ -91,6 +91,30 @@ def test_an_output_path_through_a_symlink_swapped_in_after_the_check_is_never_fo
     assert SECRET.decode() not in seen, seen
     assert seen.get("inside") and swapper.flips > 100, (seen, swapper.flips)  # the race really ran both ways
     assert seen.get("OutputPathError") or seen.get("OutputNotFoundError"), seen
+
+
+def test_a_download_of_the_outputs_never_copies_a_file_through_a_symlink_swapped_in_after_the_walk(tmp_path, outside):
+    folder = LocalOutputsFolder(tmp_path / "state")
+    top = folder.outputs("20261203-000000-abcdef", "train")
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "file.txt").write_bytes(b"inside")
+    copies: dict[str, int] = {}
+
+    async def downloads():
+        deadline, n = time.monotonic() + RACE_SECONDS, 0
+        while time.monotonic() < deadline:
+            n += 1
+            try:
+                await folder.download("20261203-000000-abcdef", "train", tmp_path / "dest" / str(n))
+            except OutputsError as e:
+                copies[type(e).__name__] = copies.get(type(e).__name__, 0) + 1
+            copied = tmp_path / "dest" / str(n) / "d" / "file.txt"
+            key = copied.read_bytes().decode() if copied.exists() else "not copied"
+            copies[key] = copies.get(key, 0) + 1
+
+    with Swapper(top / "d", outside, hold=0.0005):
+        asyncio.run(downloads())
+    assert SECRET.decode() not in copies and copies.get("inside"), copies
 
 
 def test_the_backendai_upload_never_sends_a_file_through_a_symlink_swapped_in_after_the_scan(
