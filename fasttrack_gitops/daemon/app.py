@@ -24,6 +24,7 @@ from fasttrack_gitops.daemon.config import DaemonConfig
 if TYPE_CHECKING:  # uvicorn is imported when the daemon starts serving, not when the CLI starts
     import uvicorn
 
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 REPORT_FLUSH = 10.0  # seconds a stopping daemon spends sending the last reports (the outbox keeps the rest)
@@ -32,8 +33,21 @@ REPORT_FLUSH = 10.0  # seconds a stopping daemon spends sending the last reports
 def serve(config: DaemonConfig) -> int:
     """Run the daemon until SIGTERM or SIGINT; the exit code."""
     _log_to_stderr(config.secret_values())
+    _not_dumpable()
     sock = listening_socket(config.host, config.port)
     return asyncio.run(run_daemon(config, sock))
+
+
+def _not_dumpable() -> None:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0): a local task runs as our user, and would
+    otherwise read our original environment in /proc/<pid>/environ, credentials included, or attach to us and
+    read our memory. A task starts dumpable again (exec resets the flag). No core dumps of the daemon follow."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: there the local executor is no sandbox anyway (SECURITY.md)
+        log.debug("cannot make the daemon non-dumpable here")
 
 
 async def run_daemon(
