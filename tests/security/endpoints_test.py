@@ -131,6 +131,10 @@ def test_every_route_refuses_job_data_without_the_read_credential_and_serves_it_
                     if not template.startswith("/api/"):  # a console button: the CSRF token is still wanted
                         assert status == 403 and "CSRF" in text, (key, status, text[:300])
                 checked.append(key)
+            # the open static mount serves the package's assets, nothing beside them
+            for escape in ("/static/%2e%2e/http.py", "/static/..%2Fhttp.py", "/static/%2e%2e/%2e%2e/daemon/http.py"):
+                answer = await client.get(escape)
+                assert answer.status_code == 404 and "import" not in answer.text, (escape, answer.text[:200])
             # nothing a refused request asked for happened: the one job is still the only one, and succeeded
             assert [v.job.id for v in daemon.store.list_jobs(limit=0)] == [job]
             assert daemon.store.view(job).status == JobStatus.SUCCEEDED
