@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -40,6 +41,9 @@ def as_a_user(tmp_path) -> str:
     unshare = shutil.which("unshare")
     if unshare is None:
         cannot_run("as root this test needs unshare (util-linux) to run serve as a user")
+    probe = subprocess.run([unshare, "--user", "--map-user=1000", "--map-group=1000", "true"], capture_output=True)
+    if probe.returncode != 0:
+        cannot_run(f"as root this test runs serve in a user namespace, not allowed here: {probe.stderr.decode()}")
     wrapper = tmp_path / "fasttrack-gitops-as-a-user"
     wrapper.write_text(f'#!/bin/sh\nexec {unshare} --user --map-user=1000 --map-group=1000 {console_script()} "$@"\n')
     wrapper.chmod(0o755)
