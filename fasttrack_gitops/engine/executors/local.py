@@ -28,6 +28,7 @@ on the event loop, the output through a non-blocking pipe read on the loop
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -65,6 +66,8 @@ from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.executors.local_services import LocalServices
 
+log = logging.getLogger("fasttrack_gitops.engine.local")
+
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_CHUNK = 1 << 20
 
@@ -91,6 +94,9 @@ class LocalExecutor:
         self.grace = grace
         self._capacity = capacity
         self._bubblewrap = Bubblewrap(shell, SandboxLauncher() if launcher else None)
+        # Without the sandbox: the plain launcher, so that no task's process outlives ours (sandbox_init.py); where
+        # it cannot work (not Linux >= 5.3), a process group each, as started by us.
+        self._plain: SandboxLauncher | None = SandboxLauncher() if launcher and hasattr(os, "pidfd_open") else None
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
         self._keep_services = keep_services
@@ -110,6 +116,8 @@ class LocalExecutor:
             await self._services.close()
         if self._bubblewrap.launcher is not None:
             await self._bubblewrap.launcher.close()
+        if self._plain is not None:
+            await self._plain.close()
 
     async def job_ended(self, job_id: str) -> None:
         """The job ended: its deployment tasks' servers are stopped (unless kept)."""
@@ -129,6 +137,11 @@ class LocalExecutor:
     def launcher(self) -> SandboxLauncher | None:
         """The sandbox's launcher (sandbox.py); None when tasks get a bubblewrap each, or none."""
         return self._bubblewrap.launcher
+
+    @property
+    def plain_launcher(self) -> SandboxLauncher | None:
+        """The launcher of tasks run without the sandbox (sandbox.py); None where it cannot work."""
+        return self._plain
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -258,13 +271,16 @@ class LocalExecutor:
         argv = [self.shell, "-c", spec.task.command or ""]
         if prefix is None:
             env.update(datafolder.variables(spec.outputs, spec.inputs, spec.vfroot))
-            return start_group(argv, cwd=workdir, env=env)
-        # the folders appear where FastTrack mounts them
-        env.update(datafolder.mounted_variables(len(spec.inputs)))
-        launcher = await self._bubblewrap.running_launcher()
-        if launcher is None:
-            return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
-        binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+            launcher = await self._plain_launcher()
+            if launcher is None:
+                return start_group(argv, cwd=workdir, env=env)
+            binds: list[tuple[str, str]] = []
+        else:  # the folders appear where FastTrack mounts them
+            env.update(datafolder.mounted_variables(len(spec.inputs)))
+            launcher = await self._bubblewrap.running_launcher()
+            if launcher is None:
+                return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
+            binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
         read_fd, write_fd = output_pipe()
         try:
             return await launcher.spawn(argv, cwd=workdir, env=env, binds=binds, out=write_fd), read_fd
@@ -273,6 +289,17 @@ class LocalExecutor:
             raise
         finally:
             os.close(write_fd)
+
+    async def _plain_launcher(self) -> SandboxLauncher | None:
+        """The plain launcher, started on first need (and again if it died); None where it does not work."""
+        launcher = self._plain
+        if launcher is None or launcher.running:
+            return launcher
+        problem = await launcher.ensure(None, self.shell)
+        if problem:
+            log.warning("tasks run without their launcher (what they leave running may outlive us): %s", problem)
+            self._plain = None
+        return self._plain
 
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""
