@@ -94,9 +94,10 @@ class LocalExecutor:
         self.grace = grace
         self._capacity = capacity
         self._bubblewrap = Bubblewrap(shell, SandboxLauncher() if launcher else None)
-        # Without the sandbox: the plain launcher, so that no task's process outlives ours (sandbox_init.py); where
-        # it cannot work (not Linux >= 5.3), a process group each, as started by us.
-        self._plain: SandboxLauncher | None = SandboxLauncher() if launcher and hasattr(os, "pidfd_open") else None
+        # Without the sandbox's launcher (no sandbox, or a bubblewrap per task): the plain launcher, so that no
+        # task's process outlives ours (sandbox_init.py); where it cannot work (not Linux >= 5.3), a process group
+        # each, started by us.
+        self._plain: SandboxLauncher | None = SandboxLauncher() if hasattr(os, "pidfd_open") else None
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
         self._keep_services = keep_services
@@ -269,18 +270,23 @@ class LocalExecutor:
         env.update(spec.env)
         workdir = os.path.abspath(spec.workdir)
         argv = [self.shell, "-c", spec.task.command or ""]
+        binds: list[tuple[str, str]] = []
         if prefix is None:
             env.update(datafolder.variables(spec.outputs, spec.inputs, spec.vfroot))
             launcher = await self._plain_launcher()
-            if launcher is None:
-                return start_group(argv, cwd=workdir, env=env)
-            binds: list[tuple[str, str]] = []
         else:  # the folders appear where FastTrack mounts them
             env.update(datafolder.mounted_variables(len(spec.inputs)))
             launcher = await self._bubblewrap.running_launcher()
-            if launcher is None:
-                return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
-            binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+            if launcher is not None:
+                binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+            else:
+                # A bubblewrap of its own, started through the plain launcher too: a bubblewrap we started
+                # ourselves could miss our death (its --die-with-parent is set after it starts: killed in
+                # between, we would leave it running, tests/engine/executors/orphans_test.py found).
+                argv = bwrap_command(prefix, argv, spec, workdir)
+                launcher = await self._plain_launcher()
+        if launcher is None:
+            return start_group(argv, cwd=workdir, env=env)
         read_fd, write_fd = output_pipe()
         try:
             return await launcher.spawn(argv, cwd=workdir, env=env, binds=binds, out=write_fd), read_fd
