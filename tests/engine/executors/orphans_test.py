@@ -9,6 +9,8 @@ a shell that ended at once, or started while the runner died.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,9 +19,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PATIENCE, require_bwrap, wait_until
+from conftest import PATIENCE, await_until, require_bwrap, wait_until
+from engine.executors import local_fixtures
 from engine.executors.local_fixtures import MARK, marked, none_marked_within
 
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.engine.executors.local import LocalExecutor
+
+make_spec = local_fixtures.make_spec  # the fixture a test here uses
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces, subreapers and /proc are Linux's")
 
 # The runner: one LocalExecutor running every command as a task at once, until it is killed.
@@ -167,3 +174,29 @@ def test_a_normal_end_of_the_executor_leaves_nothing_either(runners, tmp_path, m
         none_marked_within(mark, 1.0)
     finally:
         kill_leftovers(mark)
+
+
+def test_a_plain_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_new_one(make_spec, tmp_path):
+    """Without the sandbox: its tasks' shells die with it (their parent-death signal), the next task starts."""
+    first = make_spec("sleep 30", env={MARK: "plain-killed"})
+    second = dataclasses.replace(make_spec("echo second"), log_path=tmp_path / "second.log")
+    executor = LocalExecutor(bwrap=False)
+
+    async def main():
+        cancel = asyncio.Event()
+        try:
+            running = asyncio.ensure_future(executor.run(first, cancel=cancel, started=lambda handle=None: None))
+            await await_until(lambda: "sleep 30" in marked("plain-killed").values())
+            launcher = executor.plain_launcher
+            assert launcher is not None and launcher.pid is not None
+            os.kill(launcher.pid, signal.SIGKILL)
+            ended = await asyncio.wait_for(running, PATIENCE)
+            again = await executor.run(second, cancel=cancel, started=lambda handle=None: None)
+            return ended, again
+        finally:
+            await executor.close()
+
+    ended, again = asyncio.run(main())
+    assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, -9)  # the shell, `exec`ed into sleep, died with it
+    none_marked_within("plain-killed", 1.0)
+    assert again.outcome == Outcome.SUCCEEDED and (tmp_path / "second.log").read_text() == "second\n"
