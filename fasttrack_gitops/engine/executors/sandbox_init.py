@@ -107,8 +107,10 @@ def _child(request: dict, out: int, report: int, *, sandboxed: bool) -> None:
         os.dup2(out, 2)
         os.closerange(3, report)  # the task inherits stdin, stdout and stderr only (report closes on exec)
         os.closerange(report + 1, MAX_FD)
-        for signum in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(signum, signal.SIG_DFL)  # ignored here (or by Python); a task starts with the defaults
+        for signum in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM):
+            signal.signal(
+                signum, signal.SIG_DFL
+            )  # ignored or caught here (or by Python); a task starts with the defaults
         os.execve(request["argv"][0], request["argv"], request["env"])
     except BaseException as e:  # noqa: BLE001 - whatever it is, the executor must hear it
         os.write(report, f"{getattr(e, 'strerror', None) or e}".encode(errors="replace")[:4000] or b"failed")
@@ -272,6 +274,8 @@ def _drain(fd: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the terminal is the executor's to handle
+    # Asked to stop (a service manager stopping us all, say): end the tasks' processes first, as at the end.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sock = socket.socket(fileno=int(sys.argv[1]))
     if sys.argv[2] == "sandbox":
         launcher = Launcher(sock, int(sys.argv[3]))

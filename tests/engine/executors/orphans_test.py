@@ -200,3 +200,23 @@ def test_a_plain_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_g
     assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, -9)  # the shell, `exec`ed into sleep, died with it
     none_marked_within("plain-killed", 1.0)
     assert again.outcome == Outcome.SUCCEEDED and (tmp_path / "second.log").read_text() == "second\n"
+
+
+def test_a_plain_launcher_asked_to_stop_ends_what_its_tasks_left_first(make_spec):
+    spec = make_spec("setsid sleep 30 & exec sleep 31", env={MARK: "plain-terminated"})
+    executor = LocalExecutor(bwrap=False)
+
+    async def main():
+        try:
+            running = asyncio.ensure_future(executor.run(spec, cancel=asyncio.Event(), started=lambda h=None: None))
+            await await_until(lambda: {"sleep 30", "sleep 31"} <= set(marked("plain-terminated").values()))
+            launcher = executor.plain_launcher
+            assert launcher is not None and launcher.pid is not None
+            os.kill(launcher.pid, signal.SIGTERM)
+            return await asyncio.wait_for(running, PATIENCE)
+        finally:
+            await executor.close()
+
+    ended = asyncio.run(main())
+    assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, -9)
+    none_marked_within("plain-terminated", 1.0)  # the setsid escapee too
