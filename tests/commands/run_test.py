@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, alive, console_script, git, wait_until
+from conftest import PROJECT, console_script, git, require_bwrap, wait_until
+from engine.executors.local_fixtures import MARK, marked, none_marked_within
 
 from fasttrack_gitops.cli import main
 
@@ -553,7 +554,7 @@ def test_a_task_that_never_ends_times_out(capsys, tmp_path: Path, state: Path):
     assert task["attempts"][0]["message"] == "timed out after 1s"
 
 
-def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path):
+def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path, monkeypatch):
     outlived = tmp_path / "outlived"  # the child's mark, had the run waited for it to live out its sleep
     put(
         tmp_path / "fork",
@@ -563,20 +564,22 @@ def test_a_task_that_leaves_a_child_running(capsys, tmp_path: Path, state: Path)
         name: fork
         tasks:
           - name: parent
-            command: (sleep 300; touch {outlived}) & echo $!
+            command: (sleep 300; touch {outlived}) & echo started
         """,
     )
-    pid = None
+    mark = f"fork-{os.getpid()}-{tmp_path.name}"
+    monkeypatch.setenv(MARK, mark)  # the task's processes inherit it: found by it, whatever pids they see
     try:
         code, record, _ = run_json(capsys, tmp_path / "fork/p.yaml", "--state-dir", state)
-        pid = int(logs(capsys, state, record["id"], "parent"))
 
         assert code == 0, record
-        assert not alive(pid)
+        assert logs(capsys, state, record["id"], "parent") == "started\n"
+        none_marked_within(mark, 1.0)
         assert not outlived.exists()
     finally:
-        if pid is not None and alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in marked(mark):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_secret_named_but_not_provided(capsys, repo: Path, state: Path, monkeypatch, tmp_path: Path):
@@ -629,7 +632,9 @@ def test_progress_goes_to_the_stderr_of_the_moment(capsys, repo: Path, state: Pa
 # -- what only a process shows -------------------------------------------------------------------
 
 
-def start_run(pipeline: Path, state: Path, folder: Path) -> tuple[subprocess.Popen, Path]:
+def start_run(
+    pipeline: Path, state: Path, folder: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, Path]:
     """`run` as a subprocess, not on a terminal; (the process, its stderr file)."""
     err = folder / "run.err"
     with open(folder / "run.out", "wb") as out, open(err, "wb") as errf:
@@ -638,7 +643,7 @@ def start_run(pipeline: Path, state: Path, folder: Path) -> tuple[subprocess.Pop
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=errf,
-            env=environment(),
+            env={**environment(), **(env or {})},
         )
     return proc, err
 
@@ -655,8 +660,17 @@ def running_job(capsys, state: Path, task: str) -> dict | None:
     return record if states[task] == "running" else None
 
 
-def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path: Path, state: Path):
-    pidfile = tmp_path / "task.pid"
+# What the task leaves running, each in its own way: a background child, a setsid escapee, a double fork (its
+# parent gone at once), and the shell itself, ignoring SIGTERM and SIGHUP as its children do.
+ESCAPING = "sleep 301 & setsid sleep 302 & (sleep 303 &); trap '' TERM HUP; sleep 304"
+
+
+@pytest.mark.parametrize("bwrap", [False, True], ids=["without-bwrap", "under-bwrap"])
+def test_a_runner_killed_with_sigkill_leaves_no_task_process_and_an_interrupted_job(
+    capsys, tmp_path: Path, state: Path, bwrap: bool
+):
+    if bwrap:
+        require_bwrap()
     put(
         tmp_path / "kill",
         "p.yaml",
@@ -665,21 +679,27 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path
         name: killed
         tasks:
           - name: long
-            command: echo $$ > {pidfile}; sleep 30
+            command: {ESCAPING}
         """,
     )
-    proc, err = start_run(tmp_path / "kill/p.yaml", state, tmp_path)
-    group = None
+    # Every process of the run (the runner, its launcher, the task's) inherits the mark: found by it from /proc,
+    # not by the pids the task sees (under bubblewrap, its PID namespace's).
+    mark = f"run-{os.getpid()}-{tmp_path.name}"
+    env = {MARK: mark, "FTG_BWRAP": "1" if bwrap else "0"}
+    proc, err = start_run(tmp_path / "kill/p.yaml", state, tmp_path, env)
     try:
         record = wait_until(lambda: running_job(capsys, state, "long"), what="the task running")
-        pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the task's pid"))
-        group = os.getpgid(pid)
-        assert group != os.getpgid(0)
+        wanted = {"sleep 301", "sleep 302", "sleep 303", "sleep 304"}
+        before = wait_until(
+            lambda: wanted <= set(found := marked(mark).values()) and found, what=lambda: f"{wanted} in {marked(mark)}"
+        )
         assert record["status"] == "running"
 
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
 
+        none_marked_within(mark, 1.0)  # not one of {before}
+        assert before
         after = show(capsys, state, record["id"])
         assert after["status"] == "interrupted"
         assert [t["status"] for t in after["tasks"]] == ["running"]  # as the dead runner left it
@@ -691,9 +711,9 @@ def test_a_runner_killed_with_sigkill_leaves_an_interrupted_job(capsys, tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if group is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
+        for pid in marked(mark):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_ctrl_c_cancels_the_job(capsys, tmp_path: Path, state: Path):

@@ -32,6 +32,7 @@ from daemon.conftest import (
     running,
     write_config,
 )
+from engine.executors.local_fixtures import MARK, marked, none_marked_within
 
 from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, TaskState
 from fasttrack_gitops.engine.state.ledger import Ledger
@@ -140,11 +141,13 @@ class Served:
 
 
 class Marks:
-    """The folder where tasks count their runs (<name>.runs) and leave their pids (<name>.pid)."""
+    """The folder where tasks count their runs (<name>.runs) and leave their pids (<name>.pid), and the variable
+    every process of the test's daemons inherits (`mark`), by which whatever they left is found from /proc."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, mark: str):
         folder.mkdir()
         self.folder = folder
+        self.mark = mark
 
     def __truediv__(self, name: str) -> Path:
         return self.folder / name
@@ -154,19 +157,16 @@ class Marks:
         return len(path.read_text().splitlines()) if path.exists() else 0
 
     def pid(self, name: str) -> int:
-        """The pid a task wrote (waits for it)."""
+        """The pid a task wrote (waits for it); the task's namespace's under bubblewrap, so ours only without."""
         path = self.folder / f"{name}.pid"
         return int(wait_until(lambda: path.exists() and path.read_text().strip(), what=f"{path} to be written"))
 
     def kill_leftovers(self) -> None:
-        """Kill the process group of every pid a task wrote that still runs (a failed test leaves none)."""
-        for path in self.folder.glob("*.pid"):
+        """Kill every process of the test's daemons still running (a failed test leaves none)."""
+        for pid in marked(self.mark):
             try:
-                pid = int(path.read_text().strip())
-                group = os.getpgid(pid)
-                if group > 1 and group != os.getpgrp():  # never init's group, nor ours
-                    os.killpg(group, signal.SIGKILL)
-            except (ValueError, OSError):
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
                 pass
 
 
@@ -208,7 +208,7 @@ def chain(marks: Marks, *, retry: bool) -> str:
 
 @pytest.fixture
 def marks(tmp_path: Path):
-    made = Marks(tmp_path / "marks")
+    made = Marks(tmp_path / "marks", f"recovery-{os.getpid()}-{tmp_path.name}")
     try:
         yield made
     finally:
@@ -216,7 +216,7 @@ def marks(tmp_path: Path):
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, source_repo: Path):
+def daemon(tmp_path: Path, source_repo: Path, marks: Marks):
     """daemon(repo_extra=, extra=, grace=) -> a Served (not started) for source_repo; stopped at the end."""
     made: list[Served] = []
 
@@ -225,9 +225,8 @@ def daemon(tmp_path: Path, source_repo: Path):
         config = write_config(
             tmp_path, source_repo, repo_extra=repo_extra, extra=extra, listen=f"127.0.0.1:{port}", shutdown_grace=grace
         )
-        # Without bubblewrap (--die-with-parent) a whole task outlives its daemon, the case re-attaching is for;
-        # under it only what the task started in the background does.
-        env = {**os.environ, "FTG_TEST_WEBHOOK_SECRET": SECRET, "FTG_BWRAP": "1" if bwrap else "0"}
+        # Every process of the daemon's inherits the mark: its launcher, its tasks and what they start.
+        env = {**os.environ, "FTG_TEST_WEBHOOK_SECRET": SECRET, "FTG_BWRAP": "1" if bwrap else "0", MARK: marks.mark}
         served = Served(config, port, tmp_path / "daemon.log", env)
         made.append(served)
         return served
@@ -257,50 +256,66 @@ def attempt_outcomes(view: JobView, task: str) -> list[Outcome | None]:
 # -- kill -9 -----------------------------------------------------------------------------------------------------
 
 
+def escaping_once(marks: Marks, name: str) -> str:
+    """A command that the first time hangs and leaves processes every way it can (a background child, a setsid
+    escapee, a double fork, the shell and its children ignoring SIGTERM and SIGHUP), then succeeds."""
+    return (
+        f"echo run >> {marks / f'{name}.runs'}; "
+        f"if [ -e {marks / f'{name}.again'} ]; then exit 0; fi; touch {marks / f'{name}.again'}; "
+        'sleep 301 & setsid sleep 302 & (sleep 303 &); trap "" TERM HUP; sleep 304'
+    )
+
+
+ESCAPED = {"sleep 301", "sleep 302", "sleep 303", "sleep 304"}
+
+
 @pytest.mark.parametrize(
     "retry, bwrap",
-    [(True, False), (False, False), (True, True)],
-    ids=["with-retry", "without-retry", "with-retry-under-bwrap"],
+    [(True, False), (False, False), (True, True), (False, True)],
+    ids=["with-retry", "without-retry", "with-retry-under-bwrap", "without-retry-under-bwrap"],
 )
-def test_after_kill_9_a_restart_stops_the_orphan_and_retries_or_fails_the_interrupted_task(
+def test_after_kill_9_no_task_process_runs_within_a_second_and_a_restart_retries_or_fails_the_interrupted_task(
     retry, bwrap, daemon, marks, source_repo, contracts
 ):
     if bwrap:
         require_bwrap()
     before = head(source_repo)
-    after = commit_file(source_repo, "pipelines/demo.yaml", chain(marks, retry=retry))
+    text = chain(marks, retry=retry).replace(stuck_once(marks, "slow"), escaping_once(marks, "slow"))
+    after = commit_file(source_repo, "pipelines/demo.yaml", text)
     served = daemon(bwrap=bwrap).start()
     job = one_job(served.push(contracts, before=before, after=after, delivery="d-1"))
-    shell, child = marks.pid("slow"), marks.pid("slow-child")
     running = wait_until(
         lambda: (v := served.view(job)).tasks["slow"].state == TaskState.RUNNING and v, what="slow to run"
+    )
+    # Found from /proc by the mark the daemon's processes inherit, with the pids we see (a task's own, $$ and $!,
+    # are its PID namespace's under bubblewrap).
+    processes = wait_until(
+        lambda: set((found := marked(marks.mark)).values()) >= ESCAPED and found,
+        what=lambda: f"the task's processes to run: {marked(marks.mark)}",
     )
     assert served.view(job).runner_alive
     with Store(served.state) as store:
         handle = store.attempt_handle(job, "slow", 1)
-    assert handle is not None and os.getpgid(child) == handle["pgid"]
-    assert handle["pgid"] == shell or bwrap  # under bubblewrap bwrap leads the group
+    assert handle is not None and processes[handle["pgid"]].startswith("/bin/sh -c echo run")  # the task's shell
 
     served.kill9()
 
+    none_marked_within(marks.mark, 1.0)  # the daemon's task launcher, the task's shell, all it started
     down = served.view(job)
     assert down.status == JobStatus.INTERRUPTED and not down.runner_alive
     assert down.tasks["first"].state == TaskState.SUCCEEDED
     assert down.tasks["slow"].state == TaskState.RUNNING and down.tasks["slow"].attempts[-1].ended_at is None
-    assert alive(child), "without its daemon the task's background process runs on"
-    assert alive(shell) or bwrap, "without its daemon the task runs on"
     assert running.tasks["slow"].attempts == down.tasks["slow"].attempts
 
     served.start()
     view = served.ended(job)
 
-    # SIGKILL is delivered at once but a process dies a moment later: wait for it, with a deadline.
-    wait_until(lambda: not alive(shell) and not alive(child), what="the restarted daemon to stop the orphaned group")
     slow = view.tasks["slow"]
     first_attempt = slow.attempts[0]
     assert first_attempt.outcome == Outcome.INTERRUPTED
-    assert first_attempt.message.startswith("interrupted: the runner stopped while it ran")
-    assert first_attempt.message.endswith(f"its process group {handle['pgid']}, still running, was stopped")
+    assert first_attempt.message == (
+        f"interrupted: the runner stopped while it ran; its process group {handle['pgid']} had already ended"
+    )
     with Store(served.state) as store:
         log = store.log_path(job, "slow", 1).read_text()
     assert "fasttrack-gitops: interrupted: the runner stopped while it ran" in log

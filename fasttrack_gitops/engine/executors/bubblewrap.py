@@ -7,6 +7,14 @@ the host's / but /pipeline. Whether bubblewrap works here is found out once
 per executor by running a trivial command under it: it fails where user
 namespaces are not allowed, and it is not used on a machine that has its
 own /pipeline. FTG_BWRAP chooses: 0 never, 1 required, unset when it works.
+
+Every bubblewrap here (the launcher's, or one per task) also gets a PID
+namespace of its own with a fresh /proc, and dies with our process
+(--die-with-parent): when we die, even of SIGKILL, the namespace's init dies
+and the kernel kills every process left in it, whatever session or group it
+made for itself (issue 16: no orphans). The fresh /proc keeps a task's view
+consistent: its pids ($$, os.getpid()) are the namespace's, and so are the
+/proc/PID it reads.
 """
 
 from __future__ import annotations
@@ -47,7 +55,6 @@ class Bubblewrap:
         self._prefix: list[str] | None = None  # the bwrap argv prefix, once probed and working
         self._probed = False
         self._probe_task: asyncio.Future | None = None
-        self._restart: asyncio.Future | None = None
 
     async def prefix(self) -> list[str] | None:
         """The argv prefix that runs a command under bubblewrap; None when bubblewrap does not work here."""
@@ -69,15 +76,7 @@ class Bubblewrap:
         if launcher is None or self._prefix is None:
             return None
         if not launcher.running:
-            if self._restart is None:
-                log.warning("the sandbox's launcher ended; starting another")
-                self._restart = asyncio.ensure_future(launcher.start(self._prefix, self.shell))
-            restart = self._restart
-            try:
-                problem = await asyncio.shield(restart)
-            finally:
-                if restart.done() and self._restart is restart:
-                    self._restart = None
+            problem = await launcher.ensure(self._prefix, self.shell)
             if problem:
                 log.warning("tasks get a bubblewrap sandbox each from now on: %s", problem)
                 self.launcher = None
@@ -91,7 +90,7 @@ class Bubblewrap:
             return None, "bwrap is not installed"
         if os.path.lexists(datafolder.ROOT):
             return None, f"this machine has its own {datafolder.ROOT}"
-        prefix = [bwrap, "--die-with-parent", *_host_root_binds()]
+        prefix = [bwrap, "--die-with-parent", "--unshare-pid", *_host_root_binds(), "--proc", "/proc"]
         if self.launcher is not None:
             problem = await self.launcher.start(prefix, self.shell)
             if not problem:
@@ -153,7 +152,7 @@ def _host_root_binds() -> list[str]:
     args: list[str] = []
     for name in sorted(os.listdir("/")):
         path = "/" + name
-        if path == datafolder.ROOT:
+        if path in (datafolder.ROOT, "/proc"):  # /proc: a fresh one, of the sandbox's PID namespace
             continue
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]

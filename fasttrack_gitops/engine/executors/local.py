@@ -28,6 +28,7 @@ on the event loop, the output through a non-blocking pipe read on the loop
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -65,6 +66,8 @@ from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.executors.local_services import LocalServices
 
+log = logging.getLogger("fasttrack_gitops.engine.local")
+
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_CHUNK = 1 << 20
 
@@ -92,6 +95,10 @@ class LocalExecutor:
         self.grace = grace
         self._capacity = capacity
         self._bubblewrap = Bubblewrap(shell, SandboxLauncher() if launcher else None)
+        # Without the sandbox's launcher (no sandbox, or a bubblewrap per task): the plain launcher, so that no
+        # task's process outlives ours (sandbox_init.py); where it cannot work (not Linux >= 5.3), a process group
+        # each, started by us.
+        self._plain: SandboxLauncher | None = SandboxLauncher() if hasattr(os, "pidfd_open") else None
         self._live: dict[asyncio.Future, asyncio.Future] = {}  # stop -> finished, per running attempt
         self._buffer: bytearray | None = None  # one read buffer for every attempt: reads happen on one thread
         self._keep_services = keep_services
@@ -114,6 +121,8 @@ class LocalExecutor:
             await self._services.close()
         if self._bubblewrap.launcher is not None:
             await self._bubblewrap.launcher.close()
+        if self._plain is not None:
+            await self._plain.close()
 
     async def job_ended(self, job_id: str) -> None:
         """The job ended: its deployment tasks' servers are stopped (unless kept)."""
@@ -133,6 +142,11 @@ class LocalExecutor:
     def launcher(self) -> SandboxLauncher | None:
         """The sandbox's launcher (sandbox.py); None when tasks get a bubblewrap each, or none."""
         return self._bubblewrap.launcher
+
+    @property
+    def plain_launcher(self) -> SandboxLauncher | None:
+        """The launcher of tasks run without the sandbox (sandbox.py); None where it cannot work."""
+        return self._plain
 
     async def sandboxed(self) -> bool:
         """Whether attempts run under bubblewrap (probed once)."""
@@ -260,15 +274,23 @@ class LocalExecutor:
         env.update(spec.env)
         workdir = os.path.abspath(spec.workdir)
         argv = [self.shell, "-c", spec.task.command or ""]
+        binds: list[tuple[str, str]] = []
         if prefix is None:
             env.update(datafolder.variables(spec.outputs, spec.inputs, spec.vfroot))
-            return start_group(argv, cwd=workdir, env=env)
-        # the folders appear where FastTrack mounts them
-        env.update(datafolder.mounted_variables(len(spec.inputs)))
-        launcher = await self._bubblewrap.running_launcher()
+            launcher = await self._plain_launcher()
+        else:  # the folders appear where FastTrack mounts them
+            env.update(datafolder.mounted_variables(len(spec.inputs)))
+            launcher = await self._bubblewrap.running_launcher()
+            if launcher is not None:
+                binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+            else:
+                # A bubblewrap of its own, started through the plain launcher too: a bubblewrap we started
+                # ourselves could miss our death (its --die-with-parent is set after it starts: killed in
+                # between, we would leave it running, tests/engine/executors/orphans_test.py found).
+                argv = bwrap_command(prefix, argv, spec, workdir)
+                launcher = await self._plain_launcher()
         if launcher is None:
-            return start_group(bwrap_command(prefix, argv, spec, workdir), cwd=workdir, env=env)
-        binds = [(os.path.abspath(folder), target) for folder, target in mounted_folders(spec)]
+            return start_group(argv, cwd=workdir, env=env)
         read_fd, write_fd = output_pipe()
         try:
             return await launcher.spawn(argv, cwd=workdir, env=env, binds=binds, out=write_fd), read_fd
@@ -281,6 +303,17 @@ class LocalExecutor:
     def _withheld(self, name: str) -> bool:
         """Whether the task must not inherit our variable `name`: ours by name, or holding a withheld value."""
         return _withheld(name) or os.environ.get(name) in self._withheld_values
+
+    async def _plain_launcher(self) -> SandboxLauncher | None:
+        """The plain launcher, started on first need (and again if it died); None where it does not work."""
+        launcher = self._plain
+        if launcher is None or launcher.running:
+            return launcher
+        problem = await launcher.ensure(None, self.shell)
+        if problem:
+            log.warning("tasks run without their launcher (what they leave running may outlive us): %s", problem)
+            self._plain = None
+        return self._plain
 
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""

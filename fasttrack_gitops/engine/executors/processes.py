@@ -8,10 +8,13 @@ waitid(WNOWAIT)), its output read into the log as it comes, and kills the
 group. The group is never signalled once its leader was reaped: its id may
 belong to someone else then.
 
-A runner killed with -9 leaves its tasks' process groups running (each leads
-its own session). The handle stored with the attempt names the group leader
-by pid, its start time in clock ticks since boot and the boot id, so a pid
-that the kernel has since given to another process is never signalled.
+A runner killed with -9 leaves no task process running: the task launcher
+(sandbox.py, sandbox_init.py) ends them when we die. Where it cannot work
+(not Linux), each task's process group (leading its own session) runs on,
+and the next runner stops it from the handle stored with the attempt: the
+group leader's pid, its start time in clock ticks since boot and the boot
+id, so a pid that the kernel has since given to another process is never
+signalled. With the launcher that finds the group already ended.
 """
 
 from __future__ import annotations

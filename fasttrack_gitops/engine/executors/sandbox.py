@@ -1,14 +1,18 @@
-"""One bubblewrap sandbox per local executor, with a launcher inside that gives each task its own /pipeline.
+"""The local executor's task launcher: one small process per executor that starts each task and outlives none.
 
-The launcher (sandbox_init.py, its protocol there) runs under bubblewrap
-with the host's root shown unchanged and an empty /pipeline; each task is a
-fork of it in a mount namespace of its own. A task costs ~2 ms to start
-this way against ~5 ms for a bubblewrap of its own (bench/run_bench.py,
-"sandbox on"). The launcher starts on the executor's first task, from the
-loop's thread (bubblewrap's --die-with-parent follows the thread that
-started it), and is used only once a probe task has seen /pipeline/outputs
-in it; where it cannot work (no nested user namespaces), the executor falls
-back to a bubblewrap per task (bubblewrap.py).
+The launcher (sandbox_init.py, its protocol and modes there) runs either
+under bubblewrap, with the host's root shown unchanged, an empty /pipeline
+and a PID namespace of its own, where each task is a fork of it in a mount
+namespace of its own (~2 ms to start against ~5 ms for a bubblewrap of its
+own, bench/run_bench.py "sandbox on"); or, without a sandbox, as a plain
+process (a child subreaper) that ends every process its tasks left once we
+are gone. Either way nothing a task started outlives our process, even when
+it is killed with SIGKILL (issue 16: no orphans). The sandboxed launcher
+starts on the executor's first task, from the loop's thread (bubblewrap's
+--die-with-parent follows the thread that started it), and is used only once
+a probe task has seen /pipeline/outputs in it; where it cannot work (no
+nested user namespaces), the executor falls back to a bubblewrap per task
+(bubblewrap.py).
 
 `Launched` stands for subprocess.Popen where processes.ProcessGroup needs
 one: the task is the launcher's child, not ours, so its exit comes as a
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -32,8 +37,11 @@ from pathlib import Path
 
 from fasttrack_gitops.engine import datafolder
 
+log = logging.getLogger("fasttrack_gitops.engine.local")
+
 LAUNCHER = Path(__file__).with_name("sandbox_init.py")
 START_TIMEOUT = 10.0  # seconds for the launcher and its probe task
+STOP_TIMEOUT = 5.0  # seconds for the launcher to end its tasks' processes and exit once its socket is closed
 INLINE_REQUEST = 64 << 10  # bytes of a spawn request sent as the datagram itself (a large environment goes by fd)
 
 
@@ -82,42 +90,74 @@ class SandboxLauncher:
         self._tasks: dict[int, Launched] = {}  # pid -> the task, until its exit came
         self._sending = asyncio.Lock()  # requests go one at a time (_send)
         self._queued: set[asyncio.Future] = set()  # reap requests waiting for room in the socket
+        self._restart: asyncio.Future[str] | None = None  # the start under way (ensure)
+        self._started = False  # ensure() started it before
 
-    async def start(self, prefix: Sequence[str], shell: str) -> str:
-        """Start the launcher under bubblewrap (`prefix`: its argv that shows the host's root, bubblewrap.py) and
-        run a probe task in it; "" when it works, else why not (then it is closed)."""
+    async def start(self, prefix: Sequence[str] | None, shell: str) -> str:
+        """Start the launcher and run a probe task through it; "" when it works, else why not (then it is closed).
+
+        `prefix`: the bubblewrap argv that shows the host's root in a PID namespace of its own (bubblewrap.py),
+        or None for the plain launcher (no sandbox; sandbox_init.py says what each mode does)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds = [theirs.fileno()]  # pass_fds keeps their numbers; bubblewrap passes them on
         try:
+            if prefix is None:
+                # A session of its own: a signal to our process group (a ^C, `kill -- -PGID`) must leave it alive
+                # to end our tasks' processes once we are gone.
+                argv = [sys.executable, "-I", "-S", str(LAUNCHER), str(theirs.fileno()), "plain"]
+            else:
+                fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))  # the host's /proc
+                argv = [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+                argv += [str(theirs.fileno()), "sandbox", str(fds[1])]
             self._process = subprocess.Popen(
-                [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
-                + [str(theirs.fileno())],  # pass_fds keeps its number; bubblewrap passes it on
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=fds,
+                start_new_session=prefix is None,
             )
         except OSError as e:
             ours.close()
-            return f"cannot start the sandbox launcher: {e.strerror or e}"
+            return f"cannot start the task launcher: {e.strerror or e}"
         finally:
             theirs.close()
+            for fd in fds[1:]:
+                os.close(fd)
         self._sock = ours
         ours.setblocking(False)
         asyncio.get_running_loop().add_reader(ours.fileno(), self._on_message)
         try:
-            problem = await asyncio.wait_for(self._probe(shell), START_TIMEOUT)
+            problem = await asyncio.wait_for(self._probe(shell, sandboxed=prefix is not None), START_TIMEOUT)
         except asyncio.TimeoutError:
-            problem = f"the sandbox launcher did not answer in {START_TIMEOUT:g}s"
+            problem = f"the task launcher did not answer in {START_TIMEOUT:g}s"
         if problem:
             await self.close()
         return problem
+
+    async def ensure(self, prefix: Sequence[str] | None, shell: str) -> str:
+        """start() on first need, or again after the launcher died (killed from outside); attempts that need it at
+        once share one start; "" when it runs, else why not."""
+        if self._sock is not None:
+            return ""
+        if self._restart is None:
+            if self._process is not None or self._started:
+                log.warning("the task launcher ended; starting another")
+            self._started = True
+            self._restart = asyncio.ensure_future(self.start(prefix, shell))
+        restart = self._restart
+        try:
+            return await asyncio.shield(restart)
+        finally:
+            if restart.done() and self._restart is restart:
+                self._restart = None
 
     async def spawn(
         self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str], binds: Sequence[tuple[str, str]], out: int
     ) -> Launched:
         """Start argv in its own /pipeline view (binds: folder -> where it appears), its output to fd `out`."""
         if self._sock is None:
-            raise LauncherGone(0, "the sandbox launcher is not running")
+            raise LauncherGone(0, "the task launcher is not running")
         request_id = next(self._ids)
         reply = self._replies[request_id] = asyncio.get_running_loop().create_future()
         message = {"op": "spawn", "id": request_id, "argv": list(argv), "cwd": cwd, "env": dict(env)}
@@ -132,7 +172,7 @@ class SandboxLauncher:
             answer = await reply
         except OSError as e:
             self._replies.pop(request_id, None)
-            raise LauncherGone(e.errno or 0, f"the sandbox launcher is gone ({e.strerror or e})") from e
+            raise LauncherGone(e.errno or 0, f"the task launcher is gone ({e.strerror or e})") from e
         if isinstance(answer, str):
             raise OSError(0, answer)
         return answer
@@ -145,7 +185,7 @@ class SandboxLauncher:
         async with self._sending:
             while True:
                 if self._sock is None:
-                    raise LauncherGone(0, "the sandbox launcher is not running")
+                    raise LauncherGone(0, "the task launcher is not running")
                 try:
                     if fds:
                         socket.send_fds(self._sock, [data], fds)
@@ -159,7 +199,7 @@ class SandboxLauncher:
                     try:
                         await asyncio.wait_for(writable, START_TIMEOUT)
                     except asyncio.TimeoutError:
-                        raise LauncherGone(0, f"the sandbox launcher took no request for {START_TIMEOUT:g}s") from None
+                        raise LauncherGone(0, f"the task launcher took no request for {START_TIMEOUT:g}s") from None
                     finally:
                         loop.remove_writer(fileno)
 
@@ -196,36 +236,39 @@ class SandboxLauncher:
             queued.exception()  # the launcher gone: nothing to reap any more (retrieved, so never logged)
 
     async def close(self) -> None:
-        """Close our end and end the launcher (and whatever still runs through it)."""
+        """Close our end and end the launcher, which ends whatever still runs through it."""
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        self._fail_all("the sandbox launcher was closed")
+        self._fail_all("the task launcher was closed")
         if self._process is not None:
-            # Its tasks were stopped already (the executor closes it last): bubblewrap killed, the launcher dies with
-            # it (--die-with-parent) rather than winding down on its own.
+            # Its tasks were stopped already (the executor closes it last). The end of its socket tells it to kill
+            # what they left behind and exit (under bubblewrap, its PID namespace ends with it); killed only if it
+            # does not: the plain launcher killed could not end what its tasks left.
             process, self._process = self._process, None
-            process.kill()
-            await asyncio.to_thread(process.wait)
+            try:
+                await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
             if process.stderr is not None:
                 process.stderr.close()
 
-    async def _probe(self, shell: str) -> str:
+    async def _probe(self, shell: str, *, sandboxed: bool) -> str:
+        """A first task through the launcher; in the sandbox, it must see a folder bound in its own /pipeline."""
+        command = f"test -d {datafolder.OUTPUTS}" if sandboxed else "exit 0"
+        binds = [(str(LAUNCHER.parent), datafolder.OUTPUTS)] if sandboxed else []  # any folder there is
         try:
             with open(os.devnull, "w") as devnull:
                 task = await self.spawn(
-                    [shell, "-c", f"test -d {datafolder.OUTPUTS}"],
-                    cwd="/",
-                    env={"PATH": os.defpath},
-                    binds=[(str(LAUNCHER.parent), datafolder.OUTPUTS)],  # any folder there is
-                    out=devnull.fileno(),
+                    [shell, "-c", command], cwd="/", env={"PATH": os.defpath}, binds=binds, out=devnull.fileno()
                 )
             returncode = await task.exited
             task.poll()
         except OSError as e:
             return e.strerror or str(e)
-        return "" if returncode == 0 else f"the probe task in the sandbox launcher exited with {returncode}"
+        return "" if returncode == 0 else f"the probe task in the task launcher exited with {returncode}"
 
     def _on_message(self) -> None:
         assert self._sock is not None
@@ -269,8 +312,8 @@ class SandboxLauncher:
         process = self._process
         if process is not None and process.poll() is not None and process.stderr is not None:
             said = process.stderr.read().decode(errors="replace").strip()
-            return f"the sandbox launcher ended ({said or f'exit {process.returncode}'})"
-        return "the sandbox launcher ended"
+            return f"the task launcher ended ({said or f'exit {process.returncode}'})"
+        return "the task launcher ended"
 
 
 @contextlib.contextmanager

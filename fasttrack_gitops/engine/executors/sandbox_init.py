@@ -1,23 +1,43 @@
-"""The launcher inside the local executor's sandbox: it starts each task with /pipeline of its own.
+"""The local executor's launcher: it starts each task, and ends every process of theirs when the executor goes.
 
-Run by sandbox.py as `python -I -S sandbox_init.py FD` inside one bubblewrap
-sandbox per executor (whose new root has an empty /pipeline); FD is a
+Run by sandbox.py as `python -I -S sandbox_init.py FD MODE`; FD is a
 SOCK_SEQPACKET socket to the executor. Standard library only, and nothing
 of the package: it starts in a few milliseconds with no site-packages.
 
-Why: bubblewrap builds a whole new root for every process it starts, ~5 ms
-a task on this kind of machine against ~0.7 ms for a plain shell. Here each
-task is a fork of this small process that enters a user and mount namespace
-of its own (~1 ms more than a plain fork and exec), mounts a tmpfs on
-/pipeline and binds its folders into it (outputs, output, input1..N,
-vfroot), so concurrent tasks each see their own /pipeline while sharing the
-sandbox's root. The user namespace maps our own user id and group id to
-themselves, so files keep their owners; a task's shell is killed if this
-launcher dies (PR_SET_PDEATHSIG), as it was under bubblewrap's
---die-with-parent, and what it started runs on in its process group until
-the executor (or the next runner, from the attempt's handle) kills the group.
+MODE `sandbox PROCFD`: inside one bubblewrap sandbox per executor (whose new
+root has an empty /pipeline) in a PID namespace of its own. Why a launcher:
+bubblewrap builds a whole new root for every process it starts, ~5 ms a task
+on this kind of machine against ~0.7 ms for a plain shell. Here each task is
+a fork of this small process that enters a user and mount namespace of its
+own (~1 ms more than a plain fork and exec), mounts a tmpfs on /pipeline and
+binds its folders into it (outputs, output, input1..N, vfroot), so
+concurrent tasks each see their own /pipeline while sharing the sandbox's
+root. The user namespace maps our own user id and group id to themselves, so
+files keep their owners. The sandbox's PID namespace (bubblewrap
+--unshare-pid --die-with-parent) is what makes "no orphans" hold: when the
+executor's process dies, even of SIGKILL, bubblewrap dies with it, the
+namespace's init with bubblewrap, and the kernel kills everything left in
+the namespace: tasks, their background children, setsid escapees, double
+forks. One namespace for the sandbox, not one per task, so a task costs no
+more to start than before (a namespace per task needs an init of its own
+per task: one more fork, and signals forwarded by hand). Pids inside are the
+namespace's; the executor is told each task's pid as the host sees it (read
+from the pidfd's fdinfo under the host's /proc, PROCFD), so it signals the
+task's group and records its handle as it would a process of its own.
 
-Messages, one JSON object per datagram:
+MODE `plain`: no sandbox (bubblewrap missing, or turned off), the launcher in
+a session of its own. It is a child subreaper (PR_SET_CHILD_SUBREAPER), so
+whatever a task leaves behind (a setsid escapee, a double fork) becomes its
+child when its parent ends, and it reaps those as they end. When the
+executor's end of the socket closes (the executor closed it, or its process
+died, SIGKILL included), it kills every task's process group and every
+process it has become the parent of, until it has no child left, then exits.
+No cgroup needed, and nothing to do at the next start.
+
+In both modes a task's shell is killed if this launcher dies
+(PR_SET_PDEATHSIG), as under bubblewrap's --die-with-parent.
+
+Messages, one JSON object per datagram (pids as the executor's host sees them):
   executor -> launcher  {"op": "spawn", "id": N, "argv": [...], "cwd": "...", "env": {...},
                          "binds": [[source, target], ...]} with one fd: the task's stdout and stderr
                          (over 64 KiB, the request comes in a memory file passed as a second fd)
@@ -27,7 +47,8 @@ Messages, one JSON object per datagram:
 A task is left unreaped (a zombie) until the executor says "reap": until then
 its process id, and so its process group id, cannot be given to another
 process, and the executor may still kill what the task left in its group.
-When the executor's end of the socket closes, the launcher exits.
+When the executor's end of the socket closes, the launcher ends every
+process of its tasks and exits.
 """
 
 from __future__ import annotations
@@ -45,6 +66,7 @@ CLONE_NEWUSER = 0x10000000
 MS_BIND = 4096
 MS_REC = 16384
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 ROOT = b"/pipeline"
 MAX_FD = 65536  # what closerange goes up to in the child (close_range(2) makes it one call)
 INLINE_MESSAGE = 64 << 10  # the largest request sent as a datagram (sandbox.py); larger ones come by fd
@@ -71,12 +93,13 @@ def _enter_own_pipeline(binds: list[list[str]]) -> None:
         _check(_libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None), f"bind {target}")
 
 
-def _child(request: dict, out: int, report: int) -> None:
+def _child(request: dict, out: int, report: int, *, sandboxed: bool) -> None:
     """The forked child: becomes the task (exec) or writes why it could not to `report` and exits 127."""
     try:
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
         os.setsid()  # its own process group, which the executor kills as a whole
-        _enter_own_pipeline(request["binds"])
+        if sandboxed:
+            _enter_own_pipeline(request["binds"])
         os.chdir(request["cwd"])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -84,8 +107,10 @@ def _child(request: dict, out: int, report: int) -> None:
         os.dup2(out, 2)
         os.closerange(3, report)  # the task inherits stdin, stdout and stderr only (report closes on exec)
         os.closerange(report + 1, MAX_FD)
-        for signum in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(signum, signal.SIG_DFL)  # ignored here (or by Python); a task starts with the defaults
+        for signum in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM):
+            signal.signal(
+                signum, signal.SIG_DFL
+            )  # ignored or caught here (or by Python); a task starts with the defaults
         os.execve(request["argv"][0], request["argv"], request["env"])
     except BaseException as e:  # noqa: BLE001 - whatever it is, the executor must hear it
         os.write(report, f"{getattr(e, 'strerror', None) or e}".encode(errors="replace")[:4000] or b"failed")
@@ -94,20 +119,36 @@ def _child(request: dict, out: int, report: int) -> None:
 
 
 class Launcher:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, host_proc: int | None):
         self.sock = sock
+        self.host_proc = host_proc  # the host's /proc (sandbox mode): where a task's host pid is read
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
-        self.pidfds: dict[int, int] = {}  # pid -> pidfd, until reaped
+        self.pidfds: dict[int, int] = {}  # our pid -> pidfd, until reaped
+        self.ours: dict[int, int] = {}  # host pid -> our pid (the same outside a sandbox), until reaped
 
     def serve(self) -> None:
-        while True:
-            for key, _ in self.selector.select():
-                if key.fileobj is self.sock:
-                    if not self._message():
-                        return  # its tasks' shells die with it (PR_SET_PDEATHSIG), as under --die-with-parent
-                else:
-                    self._ended(key.data)
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    if key.fileobj is self.sock:
+                        if not self._message():
+                            return
+                    elif key.data is None:  # SIGCHLD (plain mode): a process we adopted may have ended
+                        _drain(key.fd)
+                        self._reap_adopted()
+                    else:
+                        self._ended(key.data)
+        finally:
+            self._end_everything()
+
+    def watch_adopted(self) -> None:
+        """Plain mode: become the subreaper of our tasks' descendants, and reap those that end (SIGCHLD)."""
+        _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler of ours, so the wakeup fd hears of it
+        self.selector.register(wake_read, selectors.EVENT_READ, None)
 
     def _message(self) -> bool:
         data, fds, _flags, _address = socket.recv_fds(self.sock, INLINE_MESSAGE, 2)
@@ -121,7 +162,8 @@ class Launcher:
         if request["op"] == "spawn":
             self._spawn(request, fds[0])
         elif request["op"] == "reap":
-            pidfd = self.pidfds.pop(request["pid"], None)
+            pid = self.ours.pop(request["pid"], None)
+            pidfd = self.pidfds.pop(pid, None) if pid is not None else None
             if pidfd is not None:
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
                 os.close(pidfd)
@@ -132,7 +174,7 @@ class Launcher:
         pid = os.fork()
         if pid == 0:
             os.close(report_read)
-            _child(request, out, report_write)
+            _child(request, out, report_write, sandboxed=self.host_proc is not None)
         os.close(report_write)
         os.close(out)
         why = b""
@@ -144,12 +186,23 @@ class Launcher:
             self._send({"id": request["id"], "error": why.decode(errors="replace")})
             return
         pidfd = os.pidfd_open(pid)
+        host_pid = self._host_pid(pidfd) if self.host_proc is not None else pid
         self.pidfds[pid] = pidfd
-        self.selector.register(pidfd, selectors.EVENT_READ, pid)
-        self._send({"id": request["id"], "pid": pid})
+        self.ours[host_pid] = pid
+        self.selector.register(pidfd, selectors.EVENT_READ, host_pid)
+        self._send({"id": request["id"], "pid": host_pid})
 
-    def _ended(self, pid: int) -> None:
-        pidfd = self.pidfds[pid]
+    def _host_pid(self, pidfd: int) -> int:
+        """The pid the host gives the process behind pidfd: its fdinfo read under the host's /proc says."""
+        fd = os.open(f"self/fdinfo/{pidfd}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.host_proc)
+        with os.fdopen(fd) as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+        raise OSError(0, "the kernel does not tell a pidfd's pid (Linux >= 5.3 does)")
+
+    def _ended(self, host_pid: int) -> None:
+        pidfd = self.pidfds[self.ours[host_pid]]
         self.selector.unregister(pidfd)
         # WNOWAIT: it stays a zombie, so its process group id is ours until the executor says "reap"
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
@@ -159,16 +212,77 @@ class Launcher:
             returncode = info.si_status
         else:  # CLD_KILLED, CLD_DUMPED
             returncode = -info.si_status
-        self._send({"exit": pid, "returncode": returncode})
+        self._send({"exit": host_pid, "returncode": returncode})
+
+    def _reap_adopted(self) -> None:
+        """Reap the processes we adopted that have ended; never a task (its zombie holds its group id for us)."""
+        for pid in _children():
+            if pid not in self.pidfds:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def _end_everything(self) -> None:
+        """The executor is gone: kill every task's group, then every child we have (tasks, and in plain mode what
+        their descendants left to us), again as long as killed ones leave us more, so that nothing outlives it."""
+        for pid in self.pidfds:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # still ours: a group whose leader we have not reaped
+            except OSError:
+                pass
+        while children := _children():
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid cannot be anyone else's
+                except OSError:
+                    pass
+            for pid in children:  # a killed process's children are ours before it can be reaped
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
 
     def _send(self, message: dict) -> None:
         self.sock.send(json.dumps(message).encode())
 
 
+def _children() -> list[int]:
+    """Our child processes, ended ones (zombies) included."""
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            return [int(pid) for pid in f.read().split()]
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: every process's parent, from /proc
+        me, found = os.getpid(), []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the terminal is the executor's to handle
+    # Asked to stop (a service manager stopping us all, say): end the tasks' processes first, as at the end.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sock = socket.socket(fileno=int(sys.argv[1]))
-    Launcher(sock).serve()
+    if sys.argv[2] == "sandbox":
+        launcher = Launcher(sock, int(sys.argv[3]))
+    else:
+        launcher = Launcher(sock, None)
+        launcher.watch_adopted()
+    launcher.serve()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import await_until
 from engine.executors import local_fixtures
-from engine.executors.local_fixtures import gone, log_of, run
+from engine.executors.local_fixtures import MARK, log_of, marked, none_marked_within, run
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap
@@ -60,22 +61,44 @@ def test_under_a_bwrap_per_task_a_killed_shell_shows_as_exit_128_plus_the_signal
     assert (result.outcome, result.exit_code, result.message) == (Outcome.FAILED, 137, "")
 
 
+# Under bubblewrap a task's pids ($$, $!) are its PID namespace's: these tests find its processes by a variable
+# they inherit (local_fixtures.marked), with the pids this test sees.
+
+
 @needs_bwrap
-def test_under_bwrap_a_timeout_still_kills_the_whole_group(make_spec, tmp_path):
-    spec = make_spec(f"sleep 30 & echo $! > {tmp_path}/child; wait", timeout=0.5)
+@pytest.mark.parametrize("launcher", [True, False], ids=["launcher", "bwrap-per-task"])
+def test_under_bwrap_a_timeout_still_kills_the_whole_group(make_spec, tmp_path, launcher):
+    mark = f"timeout-{launcher}"
+    spec = make_spec("sleep 30 & wait", timeout=1.5, env={MARK: mark})
+    seen: list[dict[int, str]] = []
+    executor = LocalExecutor(bwrap=True, launcher=launcher)
+
+    async def main():
+        cancel = asyncio.Event()
+        attempt = asyncio.ensure_future(executor.run(spec, cancel=cancel, started=lambda handle=None: None))
+        try:
+            seen.append(await await_until(lambda: "sleep 30" in marked(mark).values() and marked(mark)))
+            return await attempt
+        finally:
+            await executor.close()
+
     began = time.monotonic()
-    result = run(spec, bwrap=None)
+    result = asyncio.run(main())
     # the bound is the behaviour: the timeout fires, long before the sleep ends
     assert result.outcome == Outcome.TIMED_OUT and time.monotonic() - began < 5
-    assert gone(int((tmp_path / "child").read_text()))
+    assert seen, "the task's child was seen running"
+    none_marked_within(mark)
 
 
 @needs_bwrap
-def test_under_bwrap_a_left_behind_child_is_killed(make_spec, tmp_path):
+@pytest.mark.parametrize("launcher", [True, False], ids=["launcher", "bwrap-per-task"])
+def test_under_bwrap_a_left_behind_child_is_killed(make_spec, tmp_path, launcher):
     # not waited for either: had it been, the child would have lived out its sleep and left its mark
-    spec = make_spec(f"(sleep 300; touch {tmp_path}/outlived) & echo $! > {tmp_path}/child")
-    assert run(spec, bwrap=True).outcome == Outcome.SUCCEEDED
-    assert gone(int((tmp_path / "child").read_text()))
+    mark = f"left-{launcher}"
+    spec = make_spec(f"(sleep 300; touch {tmp_path}/outlived) & echo started", env={MARK: mark})
+    assert run(spec, bwrap=True, launcher=launcher).outcome == Outcome.SUCCEEDED
+    assert log_of(spec) == "started\n"
+    none_marked_within(mark)
     assert not (tmp_path / "outlived").exists()
 
 

@@ -89,3 +89,30 @@ def group(tmp_path):
 
 def written_pid(path: Path) -> int:
     return int(wait_until(lambda: path.exists() and path.read_text().strip(), what=f"a pid in {path}"))
+
+
+MARK = "FTG_TEST_MARK"  # a variable every process of a test's tasks inherits, by which the test finds them
+
+
+def marked(mark: str) -> dict[int, str]:
+    """Living processes (pids as this test sees them) whose environment holds FTG_TEST_MARK=mark, with their
+    command lines: every process a task started, in its group or not, in a PID namespace or not, is found, since
+    a task's pids ($$, $!) may be its namespace's and so name nothing here."""
+    wanted = f"{MARK}={mark}".encode()
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        if wanted in environ.split(b"\0") and alive(int(entry)):
+            found[int(entry)] = command.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def none_marked_within(mark: str, seconds: float = 1.0) -> None:
+    """Fails, naming what still runs, unless no process of the mark's is alive within `seconds`."""
+    wait_until(lambda: not marked(mark), timeout=seconds, interval=0.01, what=lambda: f"these to end: {marked(mark)}")

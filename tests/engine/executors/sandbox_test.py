@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, wait_until
+from conftest import await_until
 from engine.executors import local_fixtures
-from engine.executors.local_fixtures import log_of
+from engine.executors.local_fixtures import MARK, log_of, marked, none_marked_within
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Task
@@ -84,20 +84,36 @@ def test_a_task_inherits_no_descriptor_of_ours_but_its_three(make_spec):
 
 
 def test_a_timeout_kills_the_whole_group_started_through_the_launcher(make_spec, tmp_path):
-    spec = make_spec(f"sleep 30 & echo $! > {tmp_path}/child; wait", timeout=0.5)
+    spec = make_spec("sleep 30 & wait", timeout=1.5, env={MARK: "timeout"})
+    seen: list[dict[int, str]] = []
+
+    async def look(executor: LocalExecutor) -> None:
+        seen.append(await await_until(lambda: "sleep 30" in marked("timeout").values() and marked("timeout")))
+
     began = time.monotonic()
-    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec], during=look)
     assert result.outcome == Outcome.TIMED_OUT and time.monotonic() - began < 5
-    wait_until(lambda: not alive(int((tmp_path / "child").read_text())), timeout=5)
+    assert seen, "the task's child was seen running"
+    none_marked_within("timeout")
+
+
+def test_a_task_sees_its_own_pids_in_its_own_proc(make_spec):
+    # the sandbox's PID namespace comes with a /proc of its own: the pid a task has is the one /proc shows it as
+    spec = make_spec('read pid rest < /proc/self/stat; echo "$$ $pid"; ls /proc | grep -c "^[0-9]"')
+    (result,) = attempts(LocalExecutor(bwrap=True), [spec])
+    assert result.outcome == Outcome.SUCCEEDED, log_of(spec)
+    mine, own_view, processes = log_of(spec).split()
+    assert mine == own_view
+    assert int(processes) < 10  # the sandbox's few (its init, the launcher, this task, ls, grep), not the host's
 
 
 def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_new_one(make_spec, tmp_path):
-    first = task_spec(make_spec, tmp_path, "first", f"echo $$ > {tmp_path}/pid; exec sleep 30")
+    first = task_spec(make_spec, tmp_path, "first", f"touch {tmp_path}/pid; sleep 30 & exec sleep 31")
+    first = dataclasses.replace(first, env={MARK: "killed-launcher"})
     second = task_spec(make_spec, tmp_path, "second", "echo second > /pipeline/outputs/x")
 
     async def kill_the_launcher(executor: LocalExecutor) -> None:
-        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
-            await asyncio.sleep(0.02)
+        await await_until(lambda: len(marked("killed-launcher")) == 2)
         launcher = executor.launcher
         assert launcher is not None and launcher.pid is not None
         os.kill(launcher.pid, signal.SIGKILL)  # bwrap: the launcher dies with it (--die-with-parent)
@@ -117,7 +133,7 @@ def test_a_launcher_killed_from_outside_ends_its_tasks_and_the_next_task_gets_a_
 
     ended, again = asyncio.run(main())
     assert ended.outcome == Outcome.FAILED and ended.exit_code == -9  # its process died with the launcher
-    wait_until(lambda: not alive(int((tmp_path / "pid").read_text())), timeout=5)
+    none_marked_within("killed-launcher")  # and its child: the launcher's PID namespace ended
     assert again.outcome == Outcome.SUCCEEDED, log_of(second)
     assert (second.outputs / "x").read_text() == "second\n"
 
