@@ -4,5 +4,5 @@ GitHub server (ci)."""
 
 from ci.conftest import github, runner  # noqa: F401 (fixtures, shared)
 from daemon.conftest import source_repo  # noqa: F401
-from daemon.recovery_test import daemon  # noqa: F401
+from daemon.recovery_test import daemon, marks  # noqa: F401
 from engine.backendai.conftest import emulator, make_client, sleeps  # noqa: F401

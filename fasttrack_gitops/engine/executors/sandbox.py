@@ -116,6 +116,9 @@ class SandboxLauncher:
                 stderr=subprocess.PIPE,
                 pass_fds=fds,
                 start_new_session=prefix is None,
+                # Nothing of ours: each task's environment comes with its request, and the launcher, unlike us,
+                # is dumpable, so a task could read the launcher's /proc/<pid>/environ (SECURITY.md).
+                env={"PATH": os.environ.get("PATH", os.defpath)},
             )
         except OSError as e:
             ours.close()
