@@ -12,7 +12,9 @@ What one attempt does (calls to the manager in brackets):
    is enqueued [POST /session] as session_spec.py says. A restarted runner
    that asks for a live session of the same name and image gets it back.
 3. `started(handle)` (the session's name and id) is called when the session is
-   RUNNING, never at creation: time in the queue is not run time. A session
+   RUNNING, never at creation: time in the queue is not run time. At creation
+   `started(handle, queued=True)` only hands the runner the handle to keep, so
+   a runner that takes over follows the session even if it ended meanwhile. A session
    that ended with a result without our seeing it run is reported started
    just before it is reported ended.
 4. When the session ended (watch.py follows it), its log is written to
@@ -268,6 +270,9 @@ class BackendAIExecutor:
             s.created_at = asyncio.get_running_loop().time()
             s.ran = created.status in RAN  # a session found again may be running already
             self._sessions[s.name] = (spec.job_id, spec.task, s)
+            # Kept now, not once it runs: a runner that dies before then finds this session again even when it
+            # ended meanwhile (a new one of the same name would run the task a second time).
+            started({"session": s.name, "session_id": s.id}, queued=True)
             if events is not None:
                 events.session_id = created.id
             log.debug(

@@ -1,0 +1,93 @@
+"""A runner killed while its Backend.AI session still waits in the queue: the next runner must not run the task again.
+
+Found by the chaos campaign (tests/chaos): a `kill -9` of the daemon after a
+session was created but before it ran left no attempt in the store (an
+attempt starts when its session runs); the session then ran and ended while
+no runner followed it, and the runner that took over created a second
+session of the same name (the manager reuses a name only while the session
+lives), so the task ran twice. Now the executor hands the runner the
+session's handle when it is enqueued (`started(handle, queued=True)`), and a
+runner that takes over follows that session, ended or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import PATIENCE, console_script, git, wait_until
+
+from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.engine.executors import get_executor
+from fasttrack_gitops.engine.launch import Launch, source_of
+from fasttrack_gitops.engine.runner import QUEUED
+from fasttrack_gitops.engine.state.store import Store
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="kill -9 of a real `run` process")
+
+
+def test_a_session_enqueued_by_a_runner_that_died_runs_once_even_when_it_ended_before_the_takeover(
+    tmp_path: Path, emulated_cluster
+):
+    marks = tmp_path / "runs.txt"
+    repo = tmp_path / "repo"
+    (repo / "pipelines").mkdir(parents=True)
+    (repo / "pipelines" / "p.yaml").write_text(
+        'version: "26.4.4"\nname: once\ntasks:\n'
+        f"  - name: train\n    command: echo ran >> {marks}\n    environment: {{image: python}}\n"
+    )
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline")
+    placed = threading.Event()
+    emulated_cluster.sessions.gate = lambda session: placed.wait(PATIENCE)  # PENDING until the runner is dead
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [console_script(), "run", str(repo / "pipelines" / "p.yaml"), "--executor", "backendai"]
+        + ["--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        job_id = wait_until(lambda: _queued_job(state), what="the runner to keep its enqueued session's handle")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(PATIENCE)
+    placed.set()  # the session runs and ends while no runner follows it
+    session = emulated_cluster.sessions.sessions[0]
+    wait_until(lambda: session.status == "TERMINATED", what=lambda: f"the session to end: {session.status}")
+
+    view = _take_over(state, job_id)
+
+    assert len(emulated_cluster.sessions.sessions) == 1, "the runner that took over made a second session"
+    assert marks.read_text().splitlines() == ["ran"]
+    assert view.status == JobStatus.SUCCEEDED and [a.number for a in view.tasks["train"].attempts] == [1]
+
+
+def _queued_job(state: Path) -> str | None:
+    if not (state / "state.db").exists():
+        return None
+    with Store(state) as store:
+        views = store.list_jobs()
+        if views and any(e.kind == QUEUED for e in store.events(views[0].job.id)):
+            return views[0].job.id
+    return None
+
+
+def _take_over(state: Path, job_id: str):
+    async def main():
+        with Store(state) as store:
+            job = store.job(job_id)
+            executor = get_executor("backendai", poll_interval=0.05)
+            try:
+                launch = Launch(job, store, executor, source=source_of(job, store), resume=True)
+                return await asyncio.wait_for(launch.run(), PATIENCE)
+            finally:
+                await executor.close()
+
+    return asyncio.run(main())
