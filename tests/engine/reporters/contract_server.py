@@ -6,7 +6,9 @@ a violation and answered 422, so a test that sends one fails twice over
 (`server.violations` is asserted empty at the end of each `serving` block).
 Routes are (method, path regex) -> handler(request) -> Answer; a test can
 script faults for the next matching requests (403, 404, 422, 429 with
-Retry-After, 500) with `fail_next`.
+Retry-After, 500) with `fail_next`, or for every matching request during
+the next seconds (an outage) with `fail_for`; an Answer with a `delay` is
+held that long before it goes out (a server that times its clients out).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +47,7 @@ class Answer:
     status: int = 200
     body: object = None  # JSON-able, or bytes sent as they are
     headers: dict = field(default_factory=dict)
+    delay: float = 0.0  # seconds the answer is held back (a client's timeout shorter than this gives up first)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class ContractServer:
         self.requests: list[Request] = []
         self.violations: list[str] = []
         self._faults: list[tuple[str, re.Pattern, Answer, list]] = []
+        self._outages: list[tuple[str, re.Pattern, Answer, float]] = []  # (method, path, answer, until monotonic)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -73,6 +78,11 @@ class ContractServer:
     def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1) -> None:
         """Answer the next `times` matching requests with `answer` instead of the route's handler."""
         self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times]))
+
+    def fail_for(self, method: str, pattern: str, answer: Answer, *, seconds: float) -> None:
+        """Answer every matching request with `answer` for the next `seconds` seconds (an outage that ends)."""
+        with self._lock:
+            self._outages.append((method, re.compile(pattern + r"\Z"), answer, time.monotonic() + seconds))
 
     def calls(self, method: str | None = None, pattern: str | None = None) -> list[Request]:
         found = re.compile(pattern + r"\Z") if pattern else None
@@ -88,6 +98,10 @@ class ContractServer:
             for method, pattern, answer, left in self._faults:
                 if left[0] > 0 and method == request.method and pattern.match(request.path):
                     left[0] -= 1
+                    return answer
+            now = time.monotonic()
+            for method, pattern, answer, until in self._outages:
+                if now < until and method == request.method and pattern.match(request.path):
                     return answer
         for route in self.routes:
             match = route.pattern.match(request.path)
@@ -131,18 +145,23 @@ class ContractServer:
                     self.rfile.read(length),
                 )
                 answer = server._handle(request)
+                if answer.delay:
+                    time.sleep(answer.delay)
                 raw = (
                     answer.body
                     if isinstance(answer.body, bytes)
                     else (b"" if answer.body is None else json.dumps(answer.body).encode())
                 )
-                self.send_response(answer.status)
-                headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
-                for name, value in headers.items():
-                    self.send_header(name, str(value))
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(answer.status)
+                    headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
+                    for name, value in headers.items():
+                        self.send_header(name, str(value))
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out before a delayed answer
+                    self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
