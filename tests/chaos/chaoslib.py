@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 from chaos.faults import Faults
 from conftest import git
-from daemon.conftest import commit_file, free_port, github_headers, push_payload
+from daemon.conftest import free_port, github_headers, push_payload
 from daemon.recovery_test import Served
 from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
 from engine.backendai.emulator_sessions import install as install_sessions
@@ -238,9 +238,13 @@ class Campaign:
         name = self.rng.choice(REPOSITORIES)
         repo = world.repos[name]
         before = git(repo, "rev-parse", "HEAD").strip()
-        for pipeline in PIPELINES:
-            text = pipeline_text(name, pipeline, round_, world.marks, self.executor)
-            after = commit_file(repo, f"pipelines/{pipeline}.yaml", text, f"round {round_}")
+        for pipeline in PIPELINES:  # one commit changes both pipelines: each selects its own job
+            (repo / "pipelines" / f"{pipeline}.yaml").write_text(
+                pipeline_text(name, pipeline, round_, world.marks, self.executor)
+            )
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"round {round_}")
+        after = git(repo, "rev-parse", "HEAD").strip()
         pushed = Pushed(name, round_, before, after, f"chaos-{self.seed}-{round_}")
         world.pushes.append(pushed)
         return pushed
