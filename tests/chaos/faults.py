@@ -2,7 +2,9 @@
 
 Every kind happens at least once in any campaign (so the 10-commit variant
 covers them all), more of them in longer ones (one extra per 10 commits,
-kind drawn at random). Each is bounded: the daemon stays down 1-3 commits,
+kind drawn at random). GitHub's 502 comes in two kinds: before it did
+anything, and after it did what was asked (a gateway timing out on a slow
+backend: the check run exists, the answer says otherwise). Each is bounded: the daemon stays down 1-3 commits,
 the manager 1-4 s, GitHub's and Slack's outages 2-8 s. Faults overlap when
 their windows do (a daemon killed while the manager restarts and GitHub
 answers 502): that is the point.
@@ -91,9 +93,12 @@ class Faults:
 
     def _github(self) -> None:
         seconds = self.rng.uniform(2, 8)
-        if self.rng.random() < 0.5:
+        # The first is the nastiest kind, so that every campaign (the 10-commit one too) has it; then any.
+        kind = self.rng.choice(("502", "502 after", "429")) if self.injected["github"] else "502 after"
+        handled = kind == "502 after"  # the gateway timed out after GitHub did the work: only the answer is lost
+        if kind != "429":
             answer = Answer(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Content-Type": "text/html"})
-            what = "502"
+            what = "502 after doing what was asked" if handled else "502"
         else:
             wait = self.rng.randint(1, 3)
             answer = Answer(
@@ -106,7 +111,7 @@ class Faults:
             )
             what = f"429 with Retry-After: {wait}"
         for method in ("POST", "PATCH"):
-            self.world.github.server.fail_for(method, CHECK_RUNS, answer, seconds=seconds)
+            self.world.github.server.fail_for(method, CHECK_RUNS, answer, seconds=seconds, handled=handled)
         self.say(f"GitHub answers {what} to check runs for {seconds:.1f}s")
         self.injected["github"] += 1
 

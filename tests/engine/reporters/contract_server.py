@@ -63,8 +63,8 @@ class ContractServer:
         self.routes: list[Route] = []
         self.requests: list[Request] = []
         self.violations: list[str] = []
-        self._faults: list[tuple[str, re.Pattern, Answer, list]] = []
-        self._outages: list[tuple[str, re.Pattern, Answer, float]] = []  # (method, path, answer, until monotonic)
+        self._faults: list[tuple[str, re.Pattern, Answer, list, bool]] = []
+        self._outages: list[tuple[str, re.Pattern, Answer, float, bool]] = []  # (method, path, answer, until, handled)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -75,14 +75,17 @@ class ContractServer:
     def route(self, method: str, pattern: str, handler: Callable[[Request], Answer], *, schema: dict | None = None):
         self.routes.append(Route(method, re.compile(pattern + r"\Z"), handler, schema))
 
-    def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1) -> None:
-        """Answer the next `times` matching requests with `answer` instead of the route's handler."""
-        self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times]))
+    def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1, handled: bool = False) -> None:
+        """Answer the next `times` matching requests with `answer` instead of the route's handler (handled: as
+        well as; see fail_for)."""
+        self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times], handled))
 
-    def fail_for(self, method: str, pattern: str, answer: Answer, *, seconds: float) -> None:
-        """Answer every matching request with `answer` for the next `seconds` seconds (an outage that ends)."""
+    def fail_for(self, method: str, pattern: str, answer: Answer, *, seconds: float, handled: bool = False) -> None:
+        """Answer every matching request with `answer` for the next `seconds` seconds (an outage that ends);
+        handled: the request is still carried out, only its answer is replaced (a gateway that timed out after
+        the service did the work, which GitHub documents for its 502s)."""
         with self._lock:
-            self._outages.append((method, re.compile(pattern + r"\Z"), answer, time.monotonic() + seconds))
+            self._outages.append((method, re.compile(pattern + r"\Z"), answer, time.monotonic() + seconds, handled))
 
     def calls(self, method: str | None = None, pattern: str | None = None) -> list[Request]:
         found = re.compile(pattern + r"\Z") if pattern else None
@@ -95,14 +98,28 @@ class ContractServer:
     def _handle(self, request: Request) -> Answer:
         with self._lock:
             self.requests.append(request)
-            for method, pattern, answer, left in self._faults:
+            outage = None
+            for method, pattern, answer, left, handled in self._faults:
                 if left[0] > 0 and method == request.method and pattern.match(request.path):
                     left[0] -= 1
-                    return answer
+                    outage = (answer, handled)
+                    break
             now = time.monotonic()
-            for method, pattern, answer, until in self._outages:
-                if now < until and method == request.method and pattern.match(request.path):
-                    return answer
+            outage = outage or next(
+                (
+                    (answer, handled)
+                    for method, pattern, answer, until, handled in self._outages
+                    if now < until and method == request.method and pattern.match(request.path)
+                ),
+                None,
+            )
+        if outage is not None:
+            if outage[1]:
+                self._route(request)
+            return outage[0]
+        return self._route(request)
+
+    def _route(self, request: Request) -> Answer:
         for route in self.routes:
             match = route.pattern.match(request.path)
             if route.method == request.method and match:
