@@ -125,6 +125,8 @@ class Campaign:
         self.root, self.contracts, self.seed, self.commits, self.executor = root, contracts, seed, commits, executor
         self.rng = random.Random(seed)
         self.log: list[str] = []  # what the campaign did, in order (printed with the counts)
+        self.injected: dict[str, int] = {}  # faults injected, by kind
+        self.started = time.monotonic()
 
     def say(self, text: str) -> None:
         line = f"{time.monotonic() - self.started:7.2f}s {text}"

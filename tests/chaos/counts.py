@@ -49,6 +49,7 @@ class Counts:
     checks: int = 0
     check_problems: list = field(default_factory=list)
     slack_messages: int = 0
+    slack_problems: list = field(default_factory=list)  # a train job without its one message, or with two
     owed: dict = field(default_factory=dict)
     gave_up: list = field(default_factory=list)
     orphans: list = field(default_factory=list)
@@ -65,7 +66,7 @@ class Counts:
         counts._jobs_per_commit(world, views)
         counts._attempts(world, views)
         counts._checks(world, views)
-        counts.slack_messages = sum(1 for m in world.slack.messages.values() if not m["thread_ts"])
+        counts._slack(world, views)
         counts._outbox(world.state)
         return counts
 
@@ -109,6 +110,7 @@ class Counts:
             self.orphans = [(s.name, s.status) for s in sessions if s.status not in SESSION_ENDED]
         else:
             self.orphans = [pid for who in marks.values() for pid in who if pid.isdigit() and alive(int(pid))]
+        self.orphans += _running_commands(world.marks)
 
     def _checks(self, world, views) -> None:
         runs = list(world.github.check_runs.values())
@@ -124,6 +126,17 @@ class Counts:
             elif mine[0].get("status") != "completed" or mine[0].get("conclusion") != expected:
                 got = (mine[0].get("status"), mine[0].get("conclusion"))
                 self.check_problems.append((view.job.id, f"{got}, the job is {view.status}"))
+
+    def _slack(self, world, views) -> None:
+        """One message per `train` job (its pipeline notifies Slack), told apart by `<repository>@<commit>`."""
+        texts = [m["text"] or "" for m in list(world.slack.messages.values()) if not m["thread_ts"]]
+        self.slack_messages = len(texts)
+        for view in views:
+            if view.job.pipeline != "train":
+                continue
+            mine = sum(1 for text in texts if f"{view.job.repository}@{view.job.commit[:7]}" in text)
+            if mine != 1:
+                self.slack_problems.append((view.job.id, f"{mine} Slack messages"))
 
     def _outbox(self, state: Path) -> None:
         with sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True) as cx:
@@ -147,6 +160,7 @@ class Counts:
             ("attempts that ran twice", self.ran_twice),
             ("sessions no recorded attempt names", self.unrecorded_sessions),
             ("check runs wrong", self.check_problems),
+            ("Slack messages wrong", self.slack_problems),
             ("reports given up", self.gave_up),
             ("orphans after the final stop", self.orphans),
         ]:
@@ -166,7 +180,8 @@ class Counts:
             f"attempts {self.attempts} ({', '.join(f'{k} {v}' for k, v in sorted(self.outcomes.items()))}); "
             f"task runs {self.runs}; sessions created {self.sessions}; ran twice {len(self.ran_twice)}; "
             f"unrecorded sessions {len(self.unrecorded_sessions)}",
-            f"check runs {self.checks}, wrong {len(self.check_problems)}; slack messages {self.slack_messages}; "
+            f"check runs {self.checks}, wrong {len(self.check_problems)}; Slack messages {self.slack_messages}, "
+            f"wrong {len(self.slack_problems)}; "
             f"owed reports {sum(self.owed.values())}; given up {len(self.gave_up)}; orphans {len(self.orphans)}",
         ]
         return "\n".join(lines)
@@ -180,4 +195,17 @@ def _marks(folder: Path) -> dict[tuple[str, str, str, int], list[str]]:
         for line in path.read_text().splitlines():
             round_, _, who = line.partition(" ")
             found.setdefault((repository.replace("_", "/", 1), pipeline, task, int(round_)), []).append(who)
+    return found
+
+
+def _running_commands(marks: Path) -> list[str]:
+    """Processes whose command line names the marker folder: a task's shell that outlived everything."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if str(marks) in text and alive(int(cmdline.parent.name)):
+            found.append(f"{cmdline.parent.name}: {text[:120]}")
     return found

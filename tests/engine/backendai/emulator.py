@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -340,6 +341,11 @@ class _Server(ThreadingHTTPServer):
         with self.emulator._lock:  # type: ignore[attr-defined]
             self.emulator._connections.discard(request)  # type: ignore[attr-defined]
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a connection cut (a restart) or reset by its client: no news
+            return
+        super().handle_error(request, client_address)
 
 
 def _cut(sockets: list) -> None:
