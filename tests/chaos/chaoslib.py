@@ -3,7 +3,8 @@
 `Campaign(root, contracts, seed=, commits=).run()` makes 3 real git
 repositories (each with two pipelines: `train`, prepare -> train, and `lint`,
 one task), a real `fasttrack-gitops serve` process (executor `backendai`, or
-`local`), the Backend.AI manager emulator in this process (restartable on its
+`local`; the first repository is also watched, so its commits come by
+webhook and by the watcher), the Backend.AI manager emulator in this process (restartable on its
 port, tests/engine/backendai/emulator.py) and the contract-checking GitHub and
 Slack servers of tests/engine/reporters. It then makes `commits` commits, each
 to a repository the seeded random generator picks, and delivers each push as a
@@ -187,9 +188,11 @@ class Campaign:
         return World(self.root, repos, marks, emu, github, slack, daemon, self.executor)
 
     def _config(self, repos: dict[str, Path], port: int, github: FakeGitHub, slack: FakeSlack, emu: Emulator) -> str:
+        # The first repository is also watched (a local clone): its commits reach the daemon twice, by webhook
+        # and by the watcher, and must still make one job each.
         listed = "".join(
-            f"  - {{name: {name}, url: {path}, provider: github, branches: [main], watch: false}}\n"
-            for name, path in repos.items()
+            f"  - {{name: {name}, url: {path}, provider: github, branches: [main], watch: {str(i == 0).lower()}}}\n"
+            for i, (name, path) in enumerate(repos.items())
         )
         return (
             textwrap.dedent(f"""\
