@@ -20,12 +20,12 @@ import os
 import pytest
 from chaos.chaoslib import Campaign
 
+COMMITS = int(os.environ.get("FTG_CHAOS_COMMITS", "10"))
+# A hang fails, bounded by the campaign's size: ~45 s for 10 commits, ~90 s for 100 on a quiet machine.
 pytestmark = [
     pytest.mark.skipif(os.name != "posix", reason="daemon processes, kill -9 and POSIX shells"),
-    pytest.mark.timeout(int(os.environ.get("FTG_CHAOS_TIMEOUT", "1800"))),
+    pytest.mark.timeout(int(os.environ.get("FTG_CHAOS_TIMEOUT", 300 + 6 * COMMITS))),
 ]
-
-COMMITS = int(os.environ.get("FTG_CHAOS_COMMITS", "10"))
 SEED = int(os.environ.get("FTG_CHAOS_SEED", "16"))
 EXECUTORS = os.environ.get("FTG_CHAOS_EXECUTOR", "backendai").split(",")
 
