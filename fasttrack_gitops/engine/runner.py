@@ -267,7 +267,8 @@ class JobRunner:
         self._finish(name, number, result)
 
     def _queued_handle(self, name: str, number: int) -> Mapping | None:
-        """The handle an executor gave when it enqueued attempt `number` of a task (started(..., queued=True))."""
+        """The handle an executor gave when it enqueued attempt `number` of a task (started(..., queued=True));
+        None when there is none, or when an interrupt stopped that attempt before it ran (its handle is void)."""
         found = None
         for event in self.store.events(self.job.id):
             if event.kind == QUEUED and event.task == name and event.data.get("number") == number:
@@ -316,6 +317,7 @@ class JobRunner:
         started = any(a.number == number for a in self.tasks[name].attempts)
         if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
             if not started:  # handed to the executor, stopped before it ran: no attempt; the next runner starts it
+                self.store.add_event(self.job.id, QUEUED, task=name, data={"number": number, "handle": None})
                 self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
                 return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")

@@ -2,12 +2,15 @@
 
 Every kind happens at least once in any campaign (so the 10-commit variant
 covers them all), more of them in longer ones (one extra per 10 commits,
-kind drawn at random). GitHub's 502 comes in two kinds: before it did
-anything, and after it did what was asked (a gateway timing out on a slow
-backend: the check run exists, the answer says otherwise). Each is bounded: the daemon stays down 1-3 commits,
-the manager 1-4 s, GitHub's and Slack's outages 2-8 s. Faults overlap when
-their windows do (a daemon killed while the manager restarts and GitHub
-answers 502): that is the point.
+kind drawn at random). The daemon is stopped two ways: `kill -9`, and
+SIGTERM (it drains: running jobs get shutdown_grace, the rest are
+interrupted); a stop due while it is down brings it back first. GitHub's 502
+comes in two kinds: before it did anything, and after it did what was asked
+(a gateway timing out on a slow backend: the check run exists, the answer
+says otherwise). Each is bounded: the daemon stays down 1-3 commits, the
+manager 1-4 s, GitHub's and Slack's outages 2-8 s. Faults overlap when their
+windows do (a daemon killed while the manager restarts and GitHub answers
+502): that is the point.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from engine.reporters.contract_server import Answer
 
-KINDS = ("kill9", "manager", "github", "slack", "stream")
+KINDS = ("kill9", "term", "manager", "github", "slack", "stream")
 CHECK_RUNS = r"/repos/[^/]+/[^/]+/check-runs(/\d+)?"
 SLACK = r"/api/chat\.(postMessage|update)"
 SLACK_HOLD = 35.0  # seconds a Slack answer is held in an outage: past the reporter's 30 s timeout
@@ -57,11 +60,21 @@ class Faults:
     # -- each kind ---------------------------------------------------------------------------------
     def _kill9(self) -> None:
         if self.daemon_back_at is not None:
-            return  # down already
+            self._start_daemon()  # down already: up for a moment, then down again
         self.world.daemon.kill9()
         rounds = self.rng.randint(1, 3)
         self.say(f"kill -9 of the daemon; it stays down for {rounds} commit(s)")
         self.injected["kill9"] += 1
+        self.daemon_back_at = self.round + rounds
+
+    def _term(self) -> None:
+        """A graceful stop (SIGTERM: webhooks 503, running jobs get shutdown_grace, the rest are interrupted)."""
+        if self.daemon_back_at is not None:
+            self._start_daemon()
+        code = self.world.daemon.terminate(timeout=60)
+        rounds = self.rng.randint(1, 3)
+        self.say(f"SIGTERM to the daemon (it exited with {code}); it stays down for {rounds} commit(s)")
+        self.injected["term"] += 1
         self.daemon_back_at = self.round + rounds
 
     def _start_daemon(self) -> None:

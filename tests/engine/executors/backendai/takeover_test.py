@@ -20,12 +20,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import PATIENCE, console_script, git, wait_until
+from conftest import PATIENCE, await_until, console_script, git, wait_until
+from engine.runner_test import make_job
 
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.launch import Launch, source_of
-from fasttrack_gitops.engine.runner import QUEUED
+from fasttrack_gitops.engine.runner import QUEUED, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kill -9 of a real `run` process")
@@ -65,6 +66,54 @@ def test_a_session_enqueued_by_a_runner_that_died_runs_once_even_when_it_ended_b
     view = _take_over(state, job_id)
 
     assert len(emulated_cluster.sessions.sessions) == 1, "the runner that took over made a second session"
+    assert marks.read_text().splitlines() == ["ran"]
+    assert view.status == JobStatus.SUCCEEDED and [a.number for a in view.tasks["train"].attempts] == [1]
+
+
+def test_a_session_a_shutdown_stopped_before_it_ran_is_made_again_by_the_runner_that_takes_over(
+    tmp_path: Path, emulated_cluster
+):
+    """The handle kept for a queued session must not stand for the task once a shutdown (interrupt) cancelled
+    that session before it ran: the next runner starts the task, not reads the cancelled session as its end."""
+    marks = tmp_path / "runs.txt"
+    placed = threading.Event()
+    emulated_cluster.sessions.gate = lambda session: placed.wait(PATIENCE)
+    pipeline = f"""\
+        version: "26.4.4"
+        name: once
+        tasks:
+          - name: train
+            command: echo ran >> {marks}
+            environment: {{image: python}}
+        """
+    with Store(tmp_path / "state") as store:
+        job = make_job(store, tmp_path, pipeline)
+
+        async def shut_down_while_queued() -> None:
+            runner = JobRunner(job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path)
+            running = asyncio.ensure_future(runner.run())
+            await await_until(lambda: any(e.kind == QUEUED for e in store.events(job.id)))
+            runner.interrupt("the daemon stopped (SIGTERM)")
+            try:
+                await running
+            finally:
+                await runner.executor.close()
+
+        asyncio.run(shut_down_while_queued())
+        placed.set()
+
+        async def take_over():
+            runner = JobRunner(
+                job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path, resume=True
+            )
+            try:
+                return await asyncio.wait_for(runner.run(), PATIENCE)
+            finally:
+                await runner.executor.close()
+
+        view = asyncio.run(take_over())
+
+    assert [s.status for s in emulated_cluster.sessions.sessions] == ["CANCELLED", "TERMINATED"]
     assert marks.read_text().splitlines() == ["ran"]
     assert view.status == JobStatus.SUCCEEDED and [a.number for a in view.tasks["train"].attempts] == [1]
 
