@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,13 @@ class Route:
     pattern: re.Pattern
     handler: Callable[[Request], Answer]
     schema: dict | None = None  # the request body's JSON Schema
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a client that was killed (kill -9) reset its connection
+            return
+        super().handle_error(request, client_address)
 
 
 class ContractServer:
@@ -182,7 +190,7 @@ class ContractServer:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()

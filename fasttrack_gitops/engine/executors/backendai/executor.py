@@ -72,7 +72,7 @@ from fasttrack_gitops.engine.backendai.events import (
 )
 from fasttrack_gitops.engine.backendai.resources import check_presets, held, least
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
-from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+from fasttrack_gitops.engine.backendai.sessions import SessionInfo, create_batch_session, session_info, session_logs
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
@@ -197,6 +197,14 @@ class BackendAIExecutor:
         if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
             return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
+        named = str((handle or {}).get("session") or "")
+        if not session_id and named and await self._ended_unread(named):
+            now = time.time()
+            message = (
+                f"interrupted: the runner that created the session {named} stopped before it learnt its "
+                "id, and the session ended meanwhile (a finished session is found by id only)"
+            )
+            return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
             s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
@@ -211,6 +219,18 @@ class BackendAIExecutor:
                 now = time.time()
                 return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
         return await self.run(spec, cancel=cancel, started=started)
+
+    async def _ended_unread(self, name: str) -> bool:
+        """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's
+        logs are read by name after the end too). Then its result cannot be read and creating it again would run
+        the task twice. False when the manager cannot say (the attempt goes on as if it was never created)."""
+        try:
+            if isinstance(await session_info(self.client, name), SessionInfo):
+                return False  # alive: asking for it again by name gets it back
+            await session_logs(self.client, name)
+        except errors.BackendAIError:  # never created (404), or the manager cannot say now
+            return False
+        return True
 
     async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
         started_at = time.time()
@@ -262,6 +282,7 @@ class BackendAIExecutor:
                 events = None
             except errors.BackendAIError as exc:
                 return error_result(spec, started_at, str(exc))
+            started({"session": s.name}, queued=True)  # the name, before it exists: a runner that dies in between
             try:
                 created = await create_batch_session(self.client, requested)
             except errors.BackendAIError as exc:

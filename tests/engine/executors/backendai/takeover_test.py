@@ -23,7 +23,10 @@ import pytest
 from conftest import PATIENCE, await_until, console_script, git, wait_until
 from engine.runner_test import make_job
 
-from fasttrack_gitops.core.job import JobStatus
+from fasttrack_gitops.core.job import JobStatus, Outcome, TaskState
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.credentials import Credentials
+from fasttrack_gitops.engine.backendai.session_spec import session_name
 from fasttrack_gitops.engine.executors import get_executor
 from fasttrack_gitops.engine.launch import Launch, source_of
 from fasttrack_gitops.engine.runner import QUEUED, JobRunner
@@ -92,7 +95,7 @@ def test_a_session_a_shutdown_stopped_before_it_ran_is_made_again_by_the_runner_
         async def shut_down_while_queued() -> None:
             runner = JobRunner(job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path)
             running = asyncio.ensure_future(runner.run())
-            await await_until(lambda: any(e.kind == QUEUED for e in store.events(job.id)))
+            await await_until(lambda: _created(store, job.id))
             runner.interrupt("the daemon stopped (SIGTERM)")
             try:
                 await running
@@ -118,14 +121,74 @@ def test_a_session_a_shutdown_stopped_before_it_ran_is_made_again_by_the_runner_
     assert view.status == JobStatus.SUCCEEDED and [a.number for a in view.tasks["train"].attempts] == [1]
 
 
+def test_a_session_whose_runner_died_before_learning_its_id_and_that_ended_is_an_interrupted_attempt(
+    tmp_path: Path, emulated_cluster
+):
+    """Found by the chaos campaign's 100 commits: a kill -9 while POST /session was in flight. The session exists,
+    the runner never learnt its id; once it ended, 23.09 finds it by id only. Making it again ran the task twice
+    as one attempt; now the attempt is recorded interrupted (its result cannot be read) and retried as attempt 2."""
+    marks = tmp_path / "runs.txt"
+    pipeline = f"""\
+        version: "26.4.4"
+        name: once
+        tasks:
+          - name: train
+            command: echo ran >> {marks}
+            environment: {{image: python}}
+            retry: {{max_attempts: 2}}
+        """
+    with Store(tmp_path / "state") as store:
+        job = make_job(store, tmp_path, pipeline)
+        name = session_name(job.id, "train", 1)
+        # What the runner left: the task handed to the executor and the session's name kept, but no id ...
+        store.set_task_state(job.id, "train", TaskState.SUBMITTED)
+        store.add_event(job.id, QUEUED, task="train", data={"number": 1, "handle": {"session": name}})
+        # ... and the session it asked for, which ran and ended while no runner followed it.
+        asyncio.run(_create_session(name, f"echo ran >> {marks}"))
+        session = emulated_cluster.sessions.get(name)
+        wait_until(lambda: session.status == "TERMINATED", what=lambda: f"the session to end: {session.status}")
+
+        async def take_over():
+            runner = JobRunner(
+                job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path, resume=True
+            )
+            try:
+                return await asyncio.wait_for(runner.run(), PATIENCE)
+            finally:
+                await runner.executor.close()
+
+        view = asyncio.run(take_over())
+
+    names = [s.name for s in emulated_cluster.sessions.sessions]
+    assert names == [name, session_name(job.id, "train", 2)], "a session was made twice for one attempt"
+    assert marks.read_text().splitlines() == ["ran", "ran"]  # the session of attempt 1, and attempt 2's
+    attempts = view.tasks["train"].attempts
+    assert [(a.number, a.outcome) for a in attempts] == [(1, Outcome.INTERRUPTED), (2, Outcome.SUCCEEDED)]
+    assert "ended meanwhile" in attempts[0].message and view.status == JobStatus.SUCCEEDED, view.tasks
+
+
+async def _create_session(name: str, command: str) -> None:
+    client = Client(Credentials.from_env(), trust_env=False)
+    try:
+        body = {"name": name, "image": "python", "type": "batch", "startupCommand": command, "config": {}}
+        await client.request("POST", "/session", json=body)
+    finally:
+        await client.aclose()
+
+
 def _queued_job(state: Path) -> str | None:
     if not (state / "state.db").exists():
         return None
     with Store(state) as store:
         views = store.list_jobs()
-        if views and any(e.kind == QUEUED for e in store.events(views[0].job.id)):
+        if views and _created(store, views[0].job.id):
             return views[0].job.id
     return None
+
+
+def _created(store: Store, job_id: str) -> bool:
+    """The runner kept the id of the session it enqueued (before that, only its name)."""
+    return any(e.kind == QUEUED and (e.data.get("handle") or {}).get("session_id") for e in store.events(job_id))
 
 
 def _take_over(state: Path, job_id: str):
