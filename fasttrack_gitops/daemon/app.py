@@ -28,6 +28,7 @@ PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 log = logging.getLogger("fasttrack_gitops.daemon")
 
 REPORT_FLUSH = 10.0  # seconds a stopping daemon spends sending the last reports (the outbox keeps the rest)
+REPORT_STOP = 2.0  # seconds the reporters then have to end the send in flight before it is cancelled
 
 
 def serve(config: DaemonConfig) -> int:
@@ -127,6 +128,10 @@ async def run_daemon(
         with contextlib.suppress(asyncio.TimeoutError):  # the drained jobs' last reports, briefly
             await asyncio.wait_for(deliverer.flush(), timeout=REPORT_FLUSH)
         delivering.set()
+        # A send still in flight (a service that stopped answering holds it up to the client's 30 s timeout, for
+        # each row due) is not waited out: its row stays in the outbox, and the next start sends it.
+        if not (await asyncio.wait({reporting}, timeout=REPORT_STOP))[0]:
+            reporting.cancel()
         await asyncio.gather(reporting, return_exceptions=True)
         for reporter in deliverer.reporters.values():
             await reporter.aclose()

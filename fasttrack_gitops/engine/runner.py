@@ -44,6 +44,7 @@ from fasttrack_gitops.engine.state.store import Store
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
 CAPACITY_REFRESH = 5.0  # seconds between looks at the cluster's free capacity while a task waits for it
+QUEUED = "attempt.queued"  # job event: an executor enqueued an attempt (its handle), which has not run yet
 
 
 @dataclass(frozen=True)
@@ -245,14 +246,34 @@ class JobRunner:
             self._finish(name, number, AttemptResult(Outcome.ERROR, None, started_at, time.time(), reason))
             return
 
-        def started(handle: Mapping | None = None) -> None:
+        def started(handle: Mapping | None = None, *, queued: bool = False) -> None:
+            if queued:  # enqueued, not running: only the handle is kept, for a runner that takes over (below)
+                data = {"number": number, "handle": dict(handle or {})}
+                self.store.add_event(self.job.id, QUEUED, task=name, data=data)
+                return
             with self._batch():  # one commit for the attempt and the state
                 self.store.start_attempt(self.job.id, name, number, started_at=started_at, handle=handle)
                 self._set(name, TaskState.RUNNING, attempt=Attempt(number, started_at))
 
-        result = await self.executor.run(spec, cancel=self._cancel, started=started)
+        # A runner that died after the executor enqueued this attempt (a Backend.AI session) but before it ran left
+        # its handle: follow that session rather than make a second one, which would run the task twice.
+        queued = self._queued_handle(name, number) if self.resume else None
+        result = None
+        if queued is not None:
+            result = await self.executor.reattach(spec, queued, cancel=self._cancel, started=started)
+        if result is None:
+            result = await self.executor.run(spec, cancel=self._cancel, started=started)
         await self._outputs_done(name, result)
         self._finish(name, number, result)
+
+    def _queued_handle(self, name: str, number: int) -> Mapping | None:
+        """The handle an executor gave when it enqueued attempt `number` of a task (started(..., queued=True));
+        None when there is none, or when an interrupt stopped that attempt before it ran (its handle is void)."""
+        found = None
+        for event in self.store.events(self.job.id):
+            if event.kind == QUEUED and event.task == name and event.data.get("number") == number:
+                found = event.data.get("handle")
+        return found
 
     async def _outputs_done(self, name: str, result: AttemptResult) -> None:
         """Before a successful task is marked succeeded (and its dependants decided): its outputs into the cache,
@@ -275,7 +296,7 @@ class JobRunner:
             spec = None
         result = None
         if spec is not None:
-            result = await self.executor.reattach(spec, handle, cancel=self._cancel, started=lambda handle=None: None)
+            result = await self.executor.reattach(spec, handle, cancel=self._cancel, started=lambda *_, **__: None)
             if result is not None:
                 await self._outputs_done(name, result)
         if result is None:
@@ -296,6 +317,7 @@ class JobRunner:
         started = any(a.number == number for a in self.tasks[name].attempts)
         if self._interrupted and result.outcome == Outcome.CANCELLED:  # stopped by interrupt(), not a cancel
             if not started:  # handed to the executor, stopped before it ran: no attempt; the next runner starts it
+                self.store.add_event(self.job.id, QUEUED, task=name, data={"number": number, "handle": None})
                 self._set(name, TaskState.WAITING, reason=f"not started: {self._interrupted}")
                 return
             result = replace(result, outcome=Outcome.INTERRUPTED, message=f"interrupted: {self._interrupted}")

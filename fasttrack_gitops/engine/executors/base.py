@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from fasttrack_gitops.engine.cache import CacheIndex
     from fasttrack_gitops.engine.outputs import OutputsFolder
 
-# What an executor calls once an attempt runs: started(handle) (see Executor.run).
+# What an executor calls once an attempt runs: started(handle) (see Executor.run). An executor whose attempt first
+# waits in someone else's queue (a Backend.AI session) may call started(handle, queued=True) when it is enqueued: the
+# runner keeps that handle without starting the attempt, and a runner that takes over reattaches with it.
 Started = Callable[..., None]
 
 

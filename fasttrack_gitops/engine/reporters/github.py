@@ -10,8 +10,10 @@ What the reporter keeps per job (`state`, plain JSON in the outbox):
 `check_run_id`, `annotations_sent` (GitHub appends annotations, at most 50
 per request: counting them is what keeps a re-send from duplicating them),
 `mode` ("checks" or "statuses"), `started_at`/`completed_at` (the times
-first shown, so later updates do not move them) and `last`, a digest of the
-content last shown: the same report again makes no request at all.
+first shown, so later updates do not move them), `last`, a digest of the
+content last shown: the same report again makes no request at all, and
+`unsure` while a create went unanswered (a 5xx, a timeout: GitHub may have
+made the check run), so the next send looks for it by the job id first.
 
 Only GitHub Apps (and Actions' GITHUB_TOKEN) may write check runs. When
 creating one is refused (403, 404: a personal token), the job is reported as
@@ -35,7 +37,7 @@ import time
 from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -142,6 +144,8 @@ class GitHubReporter:
         recreated = False
         while True:
             if progress.get("check_run_id") is None:
+                if progress.get("unsure") and await self._find(report, progress):
+                    continue  # the create whose answer was lost had made it: update that one
                 if not await self._create(report, progress, body, annotations):
                     return await self._fall_back(report, progress)
             elif not await self._update(report, progress, body, annotations):
@@ -158,9 +162,12 @@ class GitHubReporter:
 
     async def _create(self, report: JobReport, progress: dict, body: dict, annotations: list[dict]) -> bool:
         """POST a new check run with the first annotations; False when checks cannot be written here."""
+        progress["unsure"] = True  # until GitHub says for sure whether it made one (a 5xx or a timeout does not)
         response = await self._call(
             report, "POST", f"/repos/{_repo(report)}/check-runs", with_annotations(body, annotations[:MAX_ANNOTATIONS])
         )
+        if response.status_code < 500:
+            progress.pop("unsure")
         if response.status_code in (403, 404) and not rate_limited(response):
             return False
         run_id = _id(response)
@@ -170,6 +177,24 @@ class GitHubReporter:
             )
         progress["check_run_id"] = run_id
         progress["annotations_sent"] = min(len(annotations), MAX_ANNOTATIONS)
+        return True
+
+    async def _find(self, report: JobReport, progress: dict) -> bool:
+        """After a create GitHub did not answer for sure: the check run it may have made, found by the job id
+        (external_id) among the commit's runs of that name; True (and its id in progress) when it exists."""
+        query = urlencode({"check_name": report.check_name, "filter": "all", "per_page": 100})
+        path = f"/repos/{_repo(report)}/commits/{quote(report.commit)}/check-runs?{query}"
+        response = await self._call(report, "GET", path, None)
+        if not response.is_success:
+            raise refusal(
+                response, f"looking for the check run {report.check_name} on {report.repository}", now=self.clock()
+            )
+        runs = response.json().get("check_runs") or []
+        made = next((r.get("id") for r in runs if r.get("external_id") == report.job_id), None)
+        progress.pop("unsure")
+        if not isinstance(made, int):
+            return False
+        progress.update(check_run_id=made, annotations_sent=0)
         return True
 
     async def _update(self, report: JobReport, progress: dict, body: dict, annotations: list[dict]) -> bool:
@@ -241,7 +266,7 @@ class GitHubReporter:
 
     # ------------------------------------------------------------ one request
 
-    async def _call(self, report: JobReport, method: str, path: str, body: dict) -> httpx.Response:
+    async def _call(self, report: JobReport, method: str, path: str, body: dict | None) -> httpx.Response:
         """One request as the report's repository; a refused token (401) is renewed once, then given up on."""
         assert self.auth is not None  # wants() is False without one, so no send gets here
         for _ in range(2 if self.auth.renewable else 1):

@@ -28,6 +28,11 @@ Faults on demand, each for the next `times` matching requests (path=None: any):
 `fail(503, times=2)`, `rate_limited(...)`, `slow(seconds)`, `drop()` (close
 without answering), `not_a_manager()` (GET / is a web UI's HTML page), and
 `clock_skew` (shifts the emulator's clock, and so its Date header).
+A manager restart (tests/chaos): `stop_serving()` closes the port and cuts
+every open connection, event streams included, and `start_serving()` listens
+on the same port again; what the manager keeps in its database (sessions,
+folders, faults) stays, as the agents keep running the sessions meanwhile.
+`cut_streams()` cuts the open event streams only (a proxy dropping them).
 Every request is recorded in `emu.requests` (method, target, headers, body, status, reply headers).
 """
 
@@ -35,6 +40,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -118,6 +125,9 @@ class Emulator:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
+        self._port = 0  # 0 until first started: then the same port across stop_serving()/start_serving()
+        self._connections: set = set()  # open client sockets, cut by stop_serving()
+        self._streams: set = set()  # the sockets of open event streams, cut by cut_streams()
         self._on_close: list[Callable[[], Any]] = []
         self.route("GET", "/", lambda req: Reply.json({"version": self.version, "manager": self.manager}), auth=False)
         self.route("GET", "/auth", lambda req: Reply.json({"authorized": "yes", **req.query}))
@@ -155,23 +165,46 @@ class Emulator:
 
     @property
     def endpoint(self) -> str:
-        assert self._httpd, "the emulator is not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        assert self._port, "the emulator is not started"
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> Emulator:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.emulator = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+        self.start_serving()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stopping.set()  # wakes slow answers and ends streams
         for callback in reversed(self._on_close):
             callback()
-        assert self._httpd
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def start_serving(self) -> None:
+        """Listen (again) on 127.0.0.1: a free port the first time, the same one after stop_serving()."""
+        assert self._httpd is None, "the emulator serves already"
+        self._httpd = _Server(("127.0.0.1", self._port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.emulator = self  # type: ignore[attr-defined]
+        self._port = self._httpd.server_address[1]
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+
+    def stop_serving(self) -> None:
+        """Close the port and cut every open connection, as a manager process that goes away."""
+        assert self._httpd is not None, "the emulator is not serving"
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd = None
+        with self._lock:
+            connections = list(self._connections)
+        _cut(connections)
+
+    def cut_streams(self) -> int:
+        """Cut the open event streams (the client sees its stream end mid-body); how many there were."""
+        with self._lock:
+            streams = list(self._streams)
+        _cut(streams)
+        return len(streams)
 
     # -- faults ---------------------------------------------------------------------------------
     def fail(self, status: int = 503, times: int = 1, *, path: str | None = None) -> None:
@@ -296,6 +329,33 @@ class Emulator:
             return len(hits)
 
 
+class _Server(ThreadingHTTPServer):
+    """Keeps the emulator's set of open connections, so a restart can cut them."""
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.emulator._lock:  # type: ignore[attr-defined]
+            self.emulator._connections.add(request)  # type: ignore[attr-defined]
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.emulator._lock:  # type: ignore[attr-defined]
+            self.emulator._connections.discard(request)  # type: ignore[attr-defined]
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a connection cut (a restart) or reset by its client: no news
+            return
+        super().handle_error(request, client_address)
+
+
+def _cut(sockets: list) -> None:
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed meanwhile
+            pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx uses it
     disable_nagle_algorithm = True  # small answers go out at once, not after the 40 ms delayed-ACK wait
@@ -328,6 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Headers now, then each chunk as the iterator yields it; a clean end sends the last chunk."""
         self.close_connection = True  # the connection ends with the stream
         chunks = iter(reply.chunks)
+        emulator = self.server.emulator  # type: ignore[attr-defined]
+        with emulator._lock:
+            emulator._streams.add(self.connection)
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -342,9 +405,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):  # the client went away
+        except OSError:  # the client went away, or the stream was cut
             pass
         finally:
+            with emulator._lock:
+                emulator._streams.discard(self.connection)
             close = getattr(chunks, "close", None)
             if close:
                 close()

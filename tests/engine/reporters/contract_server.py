@@ -6,7 +6,9 @@ a violation and answered 422, so a test that sends one fails twice over
 (`server.violations` is asserted empty at the end of each `serving` block).
 Routes are (method, path regex) -> handler(request) -> Answer; a test can
 script faults for the next matching requests (403, 404, 422, 429 with
-Retry-After, 500) with `fail_next`.
+Retry-After, 500) with `fail_next`, or for every matching request during
+the next seconds (an outage) with `fail_for`; an Answer with a `delay` is
+held that long before it goes out (a server that times its clients out).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +48,7 @@ class Answer:
     status: int = 200
     body: object = None  # JSON-able, or bytes sent as they are
     headers: dict = field(default_factory=dict)
+    delay: float = 0.0  # seconds the answer is held back (a client's timeout shorter than this gives up first)
 
 
 @dataclass
@@ -54,12 +59,20 @@ class Route:
     schema: dict | None = None  # the request body's JSON Schema
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a client that was killed (kill -9) reset its connection
+            return
+        super().handle_error(request, client_address)
+
+
 class ContractServer:
     def __init__(self):
         self.routes: list[Route] = []
         self.requests: list[Request] = []
         self.violations: list[str] = []
-        self._faults: list[tuple[str, re.Pattern, Answer, list]] = []
+        self._faults: list[tuple[str, re.Pattern, Answer, list, bool]] = []
+        self._outages: list[tuple[str, re.Pattern, Answer, float, bool]] = []  # (method, path, answer, until, handled)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -70,9 +83,17 @@ class ContractServer:
     def route(self, method: str, pattern: str, handler: Callable[[Request], Answer], *, schema: dict | None = None):
         self.routes.append(Route(method, re.compile(pattern + r"\Z"), handler, schema))
 
-    def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1) -> None:
-        """Answer the next `times` matching requests with `answer` instead of the route's handler."""
-        self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times]))
+    def fail_next(self, method: str, pattern: str, answer: Answer, *, times: int = 1, handled: bool = False) -> None:
+        """Answer the next `times` matching requests with `answer` instead of the route's handler (handled: as
+        well as; see fail_for)."""
+        self._faults.append((method, re.compile(pattern + r"\Z"), answer, [times], handled))
+
+    def fail_for(self, method: str, pattern: str, answer: Answer, *, seconds: float, handled: bool = False) -> None:
+        """Answer every matching request with `answer` for the next `seconds` seconds (an outage that ends);
+        handled: the request is still carried out, only its answer is replaced (a gateway that timed out after
+        the service did the work, which GitHub documents for its 502s)."""
+        with self._lock:
+            self._outages.append((method, re.compile(pattern + r"\Z"), answer, time.monotonic() + seconds, handled))
 
     def calls(self, method: str | None = None, pattern: str | None = None) -> list[Request]:
         found = re.compile(pattern + r"\Z") if pattern else None
@@ -85,10 +106,28 @@ class ContractServer:
     def _handle(self, request: Request) -> Answer:
         with self._lock:
             self.requests.append(request)
-            for method, pattern, answer, left in self._faults:
+            outage = None
+            for method, pattern, answer, left, handled in self._faults:
                 if left[0] > 0 and method == request.method and pattern.match(request.path):
                     left[0] -= 1
-                    return answer
+                    outage = (answer, handled)
+                    break
+            now = time.monotonic()
+            outage = outage or next(
+                (
+                    (answer, handled)
+                    for method, pattern, answer, until, handled in self._outages
+                    if now < until and method == request.method and pattern.match(request.path)
+                ),
+                None,
+            )
+        if outage is not None:
+            if outage[1]:
+                self._route(request)
+            return outage[0]
+        return self._route(request)
+
+    def _route(self, request: Request) -> Answer:
         for route in self.routes:
             match = route.pattern.match(request.path)
             if route.method == request.method and match:
@@ -131,22 +170,27 @@ class ContractServer:
                     self.rfile.read(length),
                 )
                 answer = server._handle(request)
+                if answer.delay:
+                    time.sleep(answer.delay)
                 raw = (
                     answer.body
                     if isinstance(answer.body, bytes)
                     else (b"" if answer.body is None else json.dumps(answer.body).encode())
                 )
-                self.send_response(answer.status)
-                headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
-                for name, value in headers.items():
-                    self.send_header(name, str(value))
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(answer.status)
+                    headers = {"Content-Type": "application/json; charset=utf-8", **answer.headers}
+                    for name, value in headers.items():
+                        self.send_header(name, str(value))
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out before a delayed answer
+                    self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()

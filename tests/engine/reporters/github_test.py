@@ -101,6 +101,7 @@ class FakeGitHub:
             schema=self._schema("create-installation-access-token"),
         )
         self.server.route("GET", repo + "/installation", self._installation)
+        self.server.route("GET", repo + r"/commits/(?P<ref>[^/]+)/check-runs", self._list_check_runs)
 
     @property
     def url(self) -> str:
@@ -156,6 +157,19 @@ class FakeGitHub:
         run["annotations"] += body.get("output", {}).get("annotations", [])  # GitHub appends them
         run.update(dict(body.items()))
         return Answer(200, self._check_run_answer(int(request.match["id"])))
+
+    def _list_check_runs(self, request: Request) -> Answer:
+        """GET /repos/{owner}/{repo}/commits/{ref}/check-runs (ref a sha here), `check_name` filtering, newest first:
+        {"total_count", "check_runs"} as GitHub's "List check runs for a Git reference" answers."""
+        if not self._token_ok(request):
+            return self._refused()
+        name = request.query.get("check_name", [None])[-1]
+        found = [
+            self._check_run_answer(run_id)
+            for run_id, run in sorted(self.check_runs.items(), reverse=True)
+            if run.get("head_sha") == request.match["ref"] and name in (None, run.get("name"))
+        ]
+        return Answer(200, {"total_count": len(found), "check_runs": found})
 
     def _check_run_answer(self, run_id: int) -> dict:
         run = self.check_runs[run_id]
@@ -783,6 +797,27 @@ def test_a_server_error_is_retried_with_backoff(github):
     github.server.fail_next("POST", CHECK_RUNS, Answer(500, {"message": "Server Error"}))
     error = refused(token_reporter(github), job_report("queued"))
     assert isinstance(error, RetryLater) and error.after is None
+
+
+def test_a_check_run_whose_creation_github_answered_502_after_making_it_is_updated_not_made_again(github):
+    """Found by the chaos campaign: a gateway's 502 (or a timeout) may come after GitHub made the check run; the
+    next send finds it by the job id (external_id) instead of creating a second one."""
+    bad_gateway = Answer(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Content-Type": "text/html"})
+    github.server.fail_next("POST", CHECK_RUNS, bad_gateway, handled=True)
+    error = refused(token_reporter(github), job_report("queued"))
+    assert isinstance(error, RetryLater) and len(github.check_runs) == 1  # made, though the answer said otherwise
+
+    state = asyncio.run(send_all(token_reporter(github), job_report("succeeded"), state=error.state))
+    assert len(github.server.calls("POST", CHECK_RUNS)) == 1, "a second check run was created"
+    ((run_id, run),) = github.check_runs.items()
+    assert state["check_run_id"] == run_id and (run["status"], run["conclusion"]) == ("completed", "success")
+
+
+def test_a_create_refused_for_sure_is_not_looked_up_again(github):
+    github.server.fail_next("POST", CHECK_RUNS, Answer(429, {"message": "slow down"}, {"Retry-After": "1"}))
+    error = refused(token_reporter(github), job_report("queued"))
+    asyncio.run(send_all(token_reporter(github), job_report("queued"), state=error.state))
+    assert not github.server.calls("GET") and len(github.check_runs) == 1
 
 
 def test_github_out_of_reach_is_retried_with_backoff(github):

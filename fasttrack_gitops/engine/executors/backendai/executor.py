@@ -12,7 +12,9 @@ What one attempt does (calls to the manager in brackets):
    is enqueued [POST /session] as session_spec.py says. A restarted runner
    that asks for a live session of the same name and image gets it back.
 3. `started(handle)` (the session's name and id) is called when the session is
-   RUNNING, never at creation: time in the queue is not run time. A session
+   RUNNING, never at creation: time in the queue is not run time. At creation
+   `started(handle, queued=True)` only hands the runner the handle to keep, so
+   a runner that takes over follows the session even if it ended meanwhile. A session
    that ended with a result without our seeing it run is reported started
    just before it is reported ended.
 4. When the session ended (watch.py follows it), its log is written to
@@ -70,7 +72,7 @@ from fasttrack_gitops.engine.backendai.events import (
 )
 from fasttrack_gitops.engine.backendai.resources import check_presets, held, least
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
-from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+from fasttrack_gitops.engine.backendai.sessions import SessionInfo, create_batch_session, session_info, session_logs
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
@@ -195,6 +197,14 @@ class BackendAIExecutor:
         if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
             return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
+        named = str((handle or {}).get("session") or "")
+        if not session_id and named and await self._ended_unread(named):
+            now = time.time()
+            message = (
+                f"interrupted: the runner that created the session {named} stopped before it learnt its "
+                "id, and the session ended meanwhile (a finished session is found by id only)"
+            )
+            return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
             s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
@@ -209,6 +219,18 @@ class BackendAIExecutor:
                 now = time.time()
                 return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
         return await self.run(spec, cancel=cancel, started=started)
+
+    async def _ended_unread(self, name: str) -> bool:
+        """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's
+        logs are read by name after the end too). Then its result cannot be read and creating it again would run
+        the task twice. False when the manager cannot say (the attempt goes on as if it was never created)."""
+        try:
+            if isinstance(await session_info(self.client, name), SessionInfo):
+                return False  # alive: asking for it again by name gets it back
+            await session_logs(self.client, name)
+        except errors.BackendAIError:  # never created (404), or the manager cannot say now
+            return False
+        return True
 
     async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
         started_at = time.time()
@@ -260,6 +282,7 @@ class BackendAIExecutor:
                 events = None
             except errors.BackendAIError as exc:
                 return error_result(spec, started_at, str(exc))
+            started({"session": s.name}, queued=True)  # the name, before it exists: a runner that dies in between
             try:
                 created = await create_batch_session(self.client, requested)
             except errors.BackendAIError as exc:
@@ -268,6 +291,9 @@ class BackendAIExecutor:
             s.created_at = asyncio.get_running_loop().time()
             s.ran = created.status in RAN  # a session found again may be running already
             self._sessions[s.name] = (spec.job_id, spec.task, s)
+            # Kept now, not once it runs: a runner that dies before then finds this session again even when it
+            # ended meanwhile (a new one of the same name would run the task a second time).
+            started({"session": s.name, "session_id": s.id}, queued=True)
             if events is not None:
                 events.session_id = created.id
             log.debug(

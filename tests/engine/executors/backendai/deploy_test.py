@@ -61,7 +61,7 @@ def test_a_reattach_follows_the_service_a_dead_runner_created(services_cluster, 
             spec,
             {"service": "docs-rag-ui", "endpoint_id": endpoint},
             cancel=asyncio.Event(),
-            started=lambda h=None: None,
+            started=lambda h=None, **_: None,
         )
         return first, result, executor.client.calls - calls
 

@@ -295,10 +295,12 @@ def test_reattach_reads_a_session_that_ended_meanwhile_without_running_it_again(
 
     async def scenario(ex):
         spec = make_spec("echo first run; exit 3")
-        first = await ex.run(spec, cancel=asyncio.Event(), started=lambda handle=None: handles.append(handle))
+        first = await ex.run(
+            spec, cancel=asyncio.Event(), started=lambda handle=None, queued=False: queued or handles.append(handle)
+        )
         spec.log_path.unlink()
         before = ex.client.calls.copy()
-        again = await ex.reattach(spec, handles[0], cancel=asyncio.Event(), started=lambda handle=None: None)
+        again = await ex.reattach(spec, handles[0], cancel=asyncio.Event(), started=lambda handle=None, **_: None)
         return first, again, {k: n for k, n in (ex.client.calls - before).items() if n}, spec.log_path.read_text()
 
     first, again, calls, log = run(cluster, scenario)
@@ -319,7 +321,7 @@ def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_s
             spec,
             {"session": session_name(JOB, "train", 1), "session_id": created.id},
             cancel=asyncio.Event(),
-            started=lambda handle=None: started.append(handle),
+            started=lambda handle=None, queued=False: queued or started.append(handle),
         )
         return result, started
 

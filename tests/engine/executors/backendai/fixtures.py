@@ -92,7 +92,9 @@ async def attempt(executor: BackendAIExecutor, spec: AttemptSpec, *, cancel: asy
     """Run one attempt; what it returned, its log, and the API calls it cost."""
     before = executor.client.calls.copy()
     count = []
-    result = await executor.run(spec, cancel=cancel or asyncio.Event(), started=lambda handle=None: count.append(1))
+    result = await executor.run(
+        spec, cancel=cancel or asyncio.Event(), started=lambda handle=None, queued=False: queued or count.append(1)
+    )
     calls = {key: n for key, n in (executor.client.calls - before).items() if n}
     text = spec.log_path.read_text() if spec.log_path.exists() else ""
     return Ran(result, text, len(count), calls)
