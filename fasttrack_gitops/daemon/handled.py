@@ -18,6 +18,11 @@ class Handled:
     note: str = ""
     failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
     refused: bool = False  # the request itself is wrong (a parameter the pipeline lacks): no retry helps
+    coalesced: bool = False  # the same event as another delivery: its handling, shared, not done again
+
+    def shared(self) -> Handled:
+        """This handling as the answer to another delivery of the same event: its jobs, none created by it."""
+        return replace(self, jobs=list(self.jobs), created=[], coalesced=True)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -32,6 +32,7 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
+from fasttrack_gitops.daemon.coalesce import Coalescer
 from fasttrack_gitops.daemon.comments import handle_comment
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.handled import Handled, refused_params, selection_note, with_trigger
@@ -44,6 +45,7 @@ from fasttrack_gitops.daemon.sources import FetchError
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.cache.job_cache import NO_CACHE_TRIGGER
 from fasttrack_gitops.engine.plan import (
+    Pipelines,
     Planned,
     RepoSource,
     default_head,
@@ -88,6 +90,11 @@ class Daemon:
             on_change=lambda job_id, change: self.live.task_changed(job_id, change.task, change.instance),
         )
         self._locks: dict[str, asyncio.Lock] = {}  # one event of a repository at a time
+        # Deliveries of one push or pull request event (same payload, any delivery id) share one handling; a
+        # push's jobs are remembered, so a late duplicate is answered from the store, without git.
+        self._events: Coalescer[Handled] = Coalescer(keep=lambda h: not h.failed and bool(h.jobs))
+        # The same delivery id again (GitHub's redelivery, a retrying proxy) waits for its first handling.
+        self.deliveries: Coalescer[Handled] = Coalescer(keep=lambda h: True)
 
     def report(self, job_id: str, *, final: bool = False) -> None:
         """Tell the reporters that the job changed (the outbox keeps it until each has sent it), and the console."""
@@ -105,7 +112,25 @@ class Daemon:
         reporters authenticate as it without looking it up.
         """
         extra = {"installation": installation} if installation else {}
-        return await self._handle(event, delivery, extra)
+        if not isinstance(event, (Push, PullRequest)):  # comments, re-runs: one per delivery id, never merged
+            return await self._handle(event, delivery, extra)
+        key = (event.repository.lower(), event)  # another repository's push of the same commit is other work
+        if isinstance(event, Push) and (known := self._events.remembered(key)) is not None:
+            if self._still_stored(event, known):
+                return known.shared()
+            self._events.forget(key)
+        handled, shared = await self._events.run(key, lambda: self._handle(event, delivery, extra))
+        return handled.shared() if shared else handled
+
+    def _still_stored(self, push: Push, known: Handled) -> bool:
+        """Whether the jobs a push made are all still in the store (retention removes old ones)."""
+        found = self.repositories.find(push.repository)
+        if found is None:
+            return False
+        try:
+            return set(known.jobs) <= set(self.ledger.jobs_of(found[0].name, commit=push.after))
+        except StoreError:  # the handling this falls back to says so
+            return False
 
     async def _handle(self, event: Event, delivery: str, extra: Mapping) -> Handled:
         found = self.repositories.find(event.repository)
@@ -158,21 +183,9 @@ class Daemon:
                 note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
                 "away, or not fetched); nothing to run"
             )
-        pipes = await asyncio.to_thread(pipelines_at, source, push.after)
-        default = push.default_branch or await asyncio.to_thread(gitrepo.default_branch, source.top)
-        changed = await asyncio.to_thread(
-            gitrepo.push_changes,
-            source.top,
-            push,
-            prefix=source.prefix,
-            default_ref=f"refs/heads/{default}" if default else None,
-        )
-        selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
-        trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
-        handled = self.store_planned(
-            await asyncio.to_thread(plan, source, pipes, selections, ref=push.ref, trigger_extra=extra)
-            + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
-        )
+        self.metrics.commits_read[repo.name] += 1
+        pipes, selections, planned = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)
+        handled = self.store_planned(planned)
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
         handled.note = selection_note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
         return handled
@@ -372,6 +385,22 @@ class Daemon:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _plan_push(
+    source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping
+) -> tuple[Pipelines, list[triggers.Selection], list[Planned]]:
+    """Everything a push needs from git, in one worker thread (one hop, not four): the pipelines at its commit,
+    the files it changed, which pipelines it selects, and their jobs planned (an invalid file's too)."""
+    pipes = pipelines_at(source, push.after)
+    default = push.default_branch or gitrepo.default_branch(source.top)
+    changed = gitrepo.push_changes(
+        source.top, push, prefix=source.prefix, default_ref=f"refs/heads/{default}" if default else None
+    )
+    selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=follow_branches)
+    trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
+    planned = plan(source, pipes, selections, ref=push.ref, trigger_extra=extra)
+    return pipes, selections, planned + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
 
 
 def _resolve(source: RepoSource, rev: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ answer says what it did, which GitHub shows in the delivery log.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 
@@ -55,7 +56,8 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
     except WebhookError as e:
         metrics.delivery(provider, {401: "unauthorized", 413: "too_large"}.get(e.status, "malformed"))
         raise
-    if delivery.record is None:
+    event = delivery.record
+    if event is None:
         metrics.delivery(provider, "ignored")
         return 202, {"delivery": delivery.id, "ignored": delivery.ignored}
     repo = config.repository(delivery.repository)
@@ -75,14 +77,23 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
     except StoreError:
         metrics.delivery(provider, "error")
         return 503, {"error": "the daemon's state cannot be written now; deliver again later"}
-    if not fresh:
+    key = (provider, delivery.id)
+    if not fresh:  # a redelivery: answered with what its first handling did (waited for while it runs)
+        first = daemon.deliveries.in_flight(key)
+        handled = await asyncio.shield(first) if first is not None else daemon.deliveries.remembered(key)
+        if handled is not None and handled.failed:
+            metrics.delivery(provider, "error")
+            return 500, {"delivery": delivery.id, "error": public(handled.note)}
         metrics.delivery(provider, "duplicate")
         return 200, {
             "delivery": delivery.id,
             "duplicate": True,
+            **({"jobs": handled.jobs} if handled is not None else {}),
             "note": "this delivery was handled already; nothing was done again",
         }
-    handled = await daemon.handle(delivery.record, delivery=delivery.id, installation=delivery.installation_id)
+    handled, _ = await daemon.deliveries.run(
+        key, lambda: daemon.handle(event, delivery=delivery.id, installation=delivery.installation_id)
+    )
     if handled.failed:  # forgotten, so that the host's redelivery is handled again
         with contextlib.suppress(StoreError):
             ledger.forget_delivery(provider, delivery.id)
@@ -90,5 +101,5 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
         return 500, {"delivery": delivery.id, "error": public(handled.note)}
     with contextlib.suppress(StoreError):  # only the log line of a delivery done
         ledger.update_delivery(provider, delivery.id, handled.note[:500])
-    metrics.delivery(provider, "accepted")
+    metrics.delivery(provider, "coalesced" if handled.coalesced else "accepted")
     return 202, {"delivery": delivery.id, **handled.as_dict(), "note": public(handled.note)}
