@@ -93,8 +93,9 @@ class Daemon:
         # Deliveries of one push or pull request event (same payload, any delivery id) share one handling; a
         # push's jobs are remembered, so a late duplicate is answered from the store, without git.
         self._events: Coalescer[Handled] = Coalescer(keep=lambda h: not h.failed and bool(h.jobs))
-        # The same delivery id again (GitHub's redelivery, a retrying proxy) waits for its first handling.
-        self.deliveries: Coalescer[Handled] = Coalescer(keep=lambda h: True)
+        # The same delivery id again (GitHub's redelivery, a retrying proxy) waits for its first handling; a
+        # failed one is not kept: its redelivery is handled anew (webhooks_http.py).
+        self.deliveries: Coalescer[Handled] = Coalescer(keep=lambda h: not h.failed)
 
     def report(self, job_id: str, *, final: bool = False) -> None:
         """Tell the reporters that the job changed (the outbox keeps it until each has sent it), and the console."""
@@ -178,13 +179,16 @@ class Daemon:
         if push.deleted:
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
-        if not await self.repositories.has(repo, source, push.after):
+        read = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)
+        if read is None and repo.local_path is None and await self.repositories.has(repo, source, push.after):
+            read = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)  # fetched just now
+        if read is None:
             return Handled(
                 note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
                 "away, or not fetched); nothing to run"
             )
         self.metrics.commits_read[repo.name] += 1
-        pipes, selections, planned = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)
+        pipes, selections, planned = read
         handled = self.store_planned(planned)
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
         handled.note = selection_note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
@@ -389,9 +393,19 @@ class Daemon:
 
 def _plan_push(
     source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping
+) -> tuple[Pipelines, list[triggers.Selection], list[Planned]] | None:
+    """Everything a push needs from git, in one worker thread with the repository opened once (not five
+    hops and five opens): the pipelines at its commit, the files it changed, which pipelines it selects, and
+    their jobs planned (an invalid file's too). None when the commit is not in the repository."""
+    with gitrepo.held_open():
+        if not gitrepo.has_commit(source.top, push.after):
+            return None
+        return _plan_held_push(source, push, follow_branches, extra)
+
+
+def _plan_held_push(
+    source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping
 ) -> tuple[Pipelines, list[triggers.Selection], list[Planned]]:
-    """Everything a push needs from git, in one worker thread (one hop, not four): the pipelines at its commit,
-    the files it changed, which pipelines it selects, and their jobs planned (an invalid file's too)."""
     pipes = pipelines_at(source, push.after)
     default = push.default_branch or gitrepo.default_branch(source.top)
     changed = gitrepo.push_changes(

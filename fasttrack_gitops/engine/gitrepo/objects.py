@@ -62,19 +62,56 @@ def _git_errors(what: str) -> Iterator[None]:
         raise
 
 
+# Repositories `held_open()` keeps open in this thread (path -> Repo), None outside such a block. Per thread:
+# a dulwich Repo reads its pack files through shared file handles, so it is not for two threads at once.
+_held = threading.local()
+
+
 @contextmanager
-def _open_repo(top: Path) -> Iterator[Repo]:
-    """The dulwich Repo at top, closed afterwards."""
+def held_open() -> Iterator[None]:
+    """Within the block, a repository this thread opens stays open and is reused, then closed at its end.
+
+    Opening one (its config, its pack indexes) costs more than most questions
+    asked of it; a flow that asks several (a push: is the commit there, its
+    pipelines, the files it changed) opens it once. Nested blocks share the outer one.
+    """
+    if getattr(_held, "repos", None) is not None:
+        yield
+        return
+    _held.repos = {}
+    try:
+        yield
+    finally:
+        repos, _held.repos = _held.repos, None
+        for repo in repos.values():
+            repo.close()
+
+
+def _opened(top: Path) -> Repo:
+    """The dulwich Repo at top, opened now or reused within held_open(); GitError when it is none."""
+    held = getattr(_held, "repos", None)
+    if held is not None and str(top) in held:
+        return held[str(top)]
     try:
         repo = Repo(str(top))
     except NotGitRepository as e:
         raise GitUsageError(f"{top} is not a git repository") from e
     except Exception as e:
         raise GitAccessError(f"cannot open the git repository {top}: {e}") from e
+    if held is not None:
+        held[str(top)] = repo
+    return repo
+
+
+@contextmanager
+def _open_repo(top: Path) -> Iterator[Repo]:
+    """The dulwich Repo at top, closed afterwards (unless held_open() holds it)."""
+    repo = _opened(top)
     try:
         yield repo
     finally:
-        repo.close()
+        if getattr(_held, "repos", None) is None:
+            repo.close()
 
 
 class _Objects:
@@ -134,8 +171,9 @@ def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
         repo = store = None
         try:
             if source.kind != "unversioned":
-                repo = Repo(str(source.repo_root))
-                opened.append(repo)
+                repo = _opened(source.repo_root)
+                if getattr(_held, "repos", None) is None:
+                    opened.append(repo)
             if source.store is not None:
                 store = DiskObjectStore(str(source.store))
                 opened.append(store)
