@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sqlite3
 import statistics
@@ -100,6 +101,12 @@ async def commits_read(port: int) -> int:
     return int(found.group(1)) if found else 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(label: str, took: list[float]) -> str:
     return (
         f"   {label:<28}: p50 {statistics.median(took):6.1f} ms  p99 {percentile(took, 99):6.1f} ms"
@@ -107,19 +114,24 @@ def summary(label: str, took: list[float]) -> str:
     )
 
 
-async def measure(port: int, db: Path, commits: list[str], bursts: int, duplicates: int, connections: int) -> None:
-    took, reference = [], []
+async def measure(
+    pid: int, port: int, db: Path, commits: list[str], bursts: int, duplicates: int, connections: int
+) -> None:
+    took, reference, cpu = [], [], 0.0
     for b in range(bursts):
         pushes = [
             push_request(commits[i - 1], commits[i], f"burst-{b}-{i}") for i in range(1 + 50 * b, 1 + 50 * (b + 1))
         ]
+        used = cpu_seconds(pid)
         results, _ = await in_flight(port, pushes, 50)
+        cpu += cpu_seconds(pid) - used
         assert all(status == 202 for status, _, _ in results), results[:3]
         took += [ms for _, _, ms in results]
         health, _ = await in_flight(port, [("GET", "/healthz", b"", {})] * 50, 50)
         reference += [ms for _, _, ms in health]
     print("1. 50 webhook deliveries in flight, distinct commits, answered once the job is recorded (p99 <= 200 ms)")
     print(summary(f"pushes, {bursts} bursts of 50", took))
+    print(f"   daemon CPU while a burst was answered: {cpu / len(took) * 1000:.1f} ms per delivery (its jobs' too)")
     print(summary("reference GET /healthz", reference))
 
     print(f"2. {duplicates} duplicate deliveries of one push, {connections} connections (<= 1 s, exactly one job)")
@@ -129,12 +141,14 @@ async def measure(port: int, db: Path, commits: list[str], bursts: int, duplicat
         next_commit += 1
         read_before = await commits_read(port)
         copies = [push_request(before, after, "dup" if same_id else f"dup-{after[:8]}-{i}") for i in range(duplicates)]
+        used = cpu_seconds(pid)
         results, wall = await in_flight(port, copies, connections)
+        used = cpu_seconds(pid) - used
         statuses = Counter(status for status, _, _ in results)
         print(
             f"   {label:<28}: {wall * 1000:6.0f} ms wall, p99 {percentile([ms for *_, ms in results], 99):6.1f} ms;"
             f" jobs for the commit {jobs_at(db, after)}; commit read {await commits_read(port) - read_before}x;"
-            f" answers {dict(sorted(statuses.items()))}"
+            f" answers {dict(sorted(statuses.items()))}; daemon CPU {used * 1000:.0f} ms"
         )
 
 
@@ -151,7 +165,15 @@ def main() -> None:
         proc = start_daemon(workdir, [(REPOSITORY, workdir / "repo", False)], port)
         try:
             asyncio.run(
-                measure(port, workdir / "state" / "state.db", commits, args.bursts, args.duplicates, args.connections)
+                measure(
+                    proc.pid,
+                    port,
+                    workdir / "state" / "state.db",
+                    commits,
+                    args.bursts,
+                    args.duplicates,
+                    args.connections,
+                )
             )
         finally:
             stop(proc)

@@ -32,20 +32,20 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
-from fasttrack_gitops.daemon.coalesce import Coalescer
+from fasttrack_gitops.daemon.coalesce import Bursts
 from fasttrack_gitops.daemon.comments import handle_comment
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.handled import Handled, refused_params, selection_note, with_trigger
 from fasttrack_gitops.daemon.live import LiveEvents
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
+from fasttrack_gitops.daemon.pushes import PushRead, read_ahead, read_push
 from fasttrack_gitops.daemon.reports import gate_id
 from fasttrack_gitops.daemon.repositories import Repositories
 from fasttrack_gitops.daemon.sources import FetchError
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.cache.job_cache import NO_CACHE_TRIGGER
 from fasttrack_gitops.engine.plan import (
-    Pipelines,
     Planned,
     RepoSource,
     default_head,
@@ -77,6 +77,7 @@ class Daemon:
         self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
         self.wake_reporters: Callable[[], None] = lambda: None
         self.repositories = Repositories(config, self.metrics)
+        self.bursts = Bursts(self._still_stored, plan=lambda job_id: self.pool.plan(job_id))
         self.live = LiveEvents(job_status=lambda job_id: str(self.shown_status(self.store.view(job_id))))
         self.pool = JobPool(
             config,
@@ -88,14 +89,9 @@ class Daemon:
             find_repository=self.repositories.find,
             report=self.report,
             on_change=lambda job_id, change: self.live.task_changed(job_id, change.task, change.instance),
+            quiet=self.bursts.quiet,
         )
         self._locks: dict[str, asyncio.Lock] = {}  # one event of a repository at a time
-        # Deliveries of one push or pull request event (same payload, any delivery id) share one handling; a
-        # push's jobs are remembered, so a late duplicate is answered from the store, without git.
-        self._events: Coalescer[Handled] = Coalescer(keep=lambda h: not h.failed and bool(h.jobs))
-        # The same delivery id again (GitHub's redelivery, a retrying proxy) waits for its first handling; a
-        # failed one is not kept: its redelivery is handled anew (webhooks_http.py).
-        self.deliveries: Coalescer[Handled] = Coalescer(keep=lambda h: not h.failed)
 
     def report(self, job_id: str, *, final: bool = False) -> None:
         """Tell the reporters that the job changed (the outbox keeps it until each has sent it), and the console."""
@@ -110,18 +106,10 @@ class Daemon:
         """Turn one event into jobs; never raises for a problem of the repository or the event.
 
         `installation` (a GitHub App's, from the webhook) goes into the jobs' trigger records, so the
-        reporters authenticate as it without looking it up.
+        reporters authenticate as it without looking it up. Identical deliveries share one handling (coalesce.py).
         """
         extra = {"installation": installation} if installation else {}
-        if not isinstance(event, (Push, PullRequest)):  # comments, re-runs: one per delivery id, never merged
-            return await self._handle(event, delivery, extra)
-        key = (event.repository.lower(), event)  # another repository's push of the same commit is other work
-        if isinstance(event, Push) and (known := self._events.remembered(key)) is not None:
-            if self._still_stored(event, known):
-                return known.shared()
-            self._events.forget(key)
-        handled, shared = await self._events.run(key, lambda: self._handle(event, delivery, extra))
-        return handled.shared() if shared else handled
+        return await self.bursts.handle(event, lambda: self._handle(event, delivery, extra))
 
     def _still_stored(self, push: Push, known: Handled) -> bool:
         """Whether the jobs a push made are all still in the store (retention removes old ones)."""
@@ -139,9 +127,10 @@ class Daemon:
             return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
         repo, source = found
         lock = self._locks.setdefault(repo.name.lower(), asyncio.Lock())
+        ahead = read_ahead(repo, source, event, extra)
         try:
             async with lock:  # one event of a repository at a time: positions and gates stay consistent
-                handled = await self._dispatch_event(repo, source, event, delivery, extra)
+                handled = await self._dispatch_event(repo, source, event, delivery, extra, ahead)
         except StoreError as e:  # the state database refused (locked, full): nothing was decided
             log.error("%s: %s", repo.name, e)
             handled = Handled(note=f"{repo.name}: the daemon's state cannot be written now; deliver again", failed=True)
@@ -158,11 +147,17 @@ class Daemon:
         return handled
 
     async def _dispatch_event(
-        self, repo: RepositoryConfig, source: RepoSource, event: Event, delivery: str, extra: Mapping
+        self,
+        repo: RepositoryConfig,
+        source: RepoSource,
+        event: Event,
+        delivery: str,
+        extra: Mapping,
+        ahead: asyncio.Future[PushRead] | None = None,
     ) -> Handled:
         """Handle the event; `extra` are the delivery's facts every job it makes records in its trigger."""
         if isinstance(event, Push):
-            return await self._push(repo, source, event, extra)
+            return await self._push(repo, source, event, extra, ahead)
         if isinstance(event, PullRequest):
             return await self._pull_request(repo, source, event, extra)
         if isinstance(event, Comment):
@@ -175,13 +170,20 @@ class Daemon:
             return await self._manual(repo, source, event, extra)
         return Handled(note=f"unsupported event {type(event).__name__}")
 
-    async def _push(self, repo: RepositoryConfig, source: RepoSource, push: Push, extra: Mapping) -> Handled:
+    async def _push(
+        self,
+        repo: RepositoryConfig,
+        source: RepoSource,
+        push: Push,
+        extra: Mapping,
+        ahead: asyncio.Future[PushRead] | None = None,
+    ) -> Handled:
         if push.deleted:
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
-        read = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)
+        read = await (ahead or asyncio.to_thread(read_push, source, push, repo.branches, extra))
         if read is None and repo.local_path is None and await self.repositories.has(repo, source, push.after):
-            read = await asyncio.to_thread(_plan_push, source, push, repo.branches, extra)  # fetched just now
+            read = await asyncio.to_thread(read_push, source, push, repo.branches, extra)  # fetched just now
         if read is None:
             return Handled(
                 note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
@@ -351,7 +353,7 @@ class Daemon:
                 self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
                 self.report(job_id, final=p.job.invalid)  # a queued check, or an invalid job's diagnostics
                 if not p.job.invalid:
-                    self.pool.plan(job_id)  # what will run and be reused, shown in the check once worked out
+                    self.bursts.plan_later(job_id)  # what will run and be reused, shown in the check once worked out
                 if p.group and p.cancel_in_progress:
                     self.pool.supersede(job_id)
         return handled
@@ -389,32 +391,6 @@ class Daemon:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _plan_push(
-    source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping
-) -> tuple[Pipelines, list[triggers.Selection], list[Planned]] | None:
-    """Everything a push needs from git, in one worker thread with the repository opened once (not five
-    hops and five opens): the pipelines at its commit, the files it changed, which pipelines it selects, and
-    their jobs planned (an invalid file's too). None when the commit is not in the repository."""
-    with gitrepo.held_open():
-        if not gitrepo.has_commit(source.top, push.after):
-            return None
-        return _plan_held_push(source, push, follow_branches, extra)
-
-
-def _plan_held_push(
-    source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping
-) -> tuple[Pipelines, list[triggers.Selection], list[Planned]]:
-    pipes = pipelines_at(source, push.after)
-    default = push.default_branch or gitrepo.default_branch(source.top)
-    changed = gitrepo.push_changes(
-        source.top, push, prefix=source.prefix, default_ref=f"refs/heads/{default}" if default else None
-    )
-    selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=follow_branches)
-    trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
-    planned = plan(source, pipes, selections, ref=push.ref, trigger_extra=extra)
-    return pipes, selections, planned + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
 
 
 def _resolve(source: RepoSource, rev: str) -> tuple[str, str]:

@@ -74,17 +74,17 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
         metrics.delivery(provider, "draining")
         return 503, {"error": "the daemon is shutting down; deliver again later"}
     ledger, key = daemon.ledger, (provider, delivery.id)
-    first = daemon.deliveries.in_flight(key)
+    first = daemon.bursts.deliveries.in_flight(key)
     if first is not None:  # the same id again while its first delivery is handled: that handling's answer
         return _replayed(provider, delivery.id, await asyncio.shield(first), metrics, public)
     try:
-        known = daemon.deliveries.remembered(key)
+        known = daemon.bursts.deliveries.remembered(key)
         if known is not None or ledger.seen_delivery(provider, delivery.id):  # GitHub's "Redeliver"
             return _replayed(provider, delivery.id, known, metrics, public)
     except StoreError:
         metrics.delivery(provider, "error")
         return 503, {"error": "the daemon's state cannot be read now; deliver again later"}
-    handled, _ = await daemon.deliveries.run(
+    handled, _ = await daemon.bursts.deliveries.run(
         key, lambda: daemon.handle(event, delivery=delivery.id, installation=delivery.installation_id)
     )
     if handled.failed:  # not recorded, so that the host's redelivery is handled again
