@@ -17,6 +17,7 @@ class Handled:
     created: list[str] = field(default_factory=list)
     note: str = ""
     failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
+    unavailable: bool = False  # failed because its state database refused a write (locked, full): 503, not 500
     refused: bool = False  # the request itself is wrong (a parameter the pipeline lacks): no retry helps
     coalesced: bool = False  # the same event as another delivery: its handling, shared, not done again
 

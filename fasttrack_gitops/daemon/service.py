@@ -133,7 +133,8 @@ class Daemon:
                 handled = await self._dispatch_event(repo, source, event, delivery, extra, ahead)
         except StoreError as e:  # the state database refused (locked, full): nothing was decided
             log.error("%s: %s", repo.name, e)
-            handled = Handled(note=f"{repo.name}: the daemon's state cannot be written now; deliver again", failed=True)
+            note = f"{repo.name}: the daemon's state cannot be written now; deliver again"
+            handled = Handled(note=note, failed=True, unavailable=True)
         except FastTrackError as e:  # an unreadable repository or commit: logged, the daemon goes on
             handled = Handled(note=f"{repo.name}: {e}")
         except Exception as e:  # a bug must cost one event, never the daemon

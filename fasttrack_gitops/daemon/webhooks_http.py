@@ -88,8 +88,7 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
         key, lambda: daemon.handle(event, delivery=delivery.id, installation=delivery.installation_id)
     )
     if handled.failed:  # not recorded, so that the host's redelivery is handled again
-        metrics.delivery(provider, "error")
-        return 500, {"delivery": delivery.id, "error": public(handled.note)}
+        return _failed(provider, delivery.id, handled, metrics, public)
     # Recorded once handled, in one write: a daemon killed before this line handles the redelivery again,
     # which finds the jobs already made (their keys are unique) rather than answering "handled" for nothing.
     with contextlib.suppress(StoreError):  # the jobs are stored; this row only tells a redelivery apart
@@ -103,8 +102,7 @@ def _replayed(
 ) -> tuple[int, dict]:
     """The answer to a delivery id seen before: what its handling did (the jobs, when still remembered)."""
     if handled is not None and handled.failed:
-        metrics.delivery(provider, "error")
-        return 500, {"delivery": delivery_id, "error": public(handled.note)}
+        return _failed(provider, delivery_id, handled, metrics, public)
     metrics.delivery(provider, "duplicate")
     return 200, {
         "delivery": delivery_id,
@@ -112,3 +110,11 @@ def _replayed(
         **({"jobs": handled.jobs} if handled is not None else {}),
         "note": "this delivery was handled already; nothing was done again",
     }
+
+
+def _failed(
+    provider: str, delivery_id: str, handled: Handled, metrics: Metrics, public: Callable[[str], str]
+) -> tuple[int, dict]:
+    """A handling that failed: 503 when the state database refused (the host delivers again later), else 500."""
+    metrics.delivery(provider, "error")
+    return 503 if handled.unavailable else 500, {"delivery": delivery_id, "error": public(handled.note)}
