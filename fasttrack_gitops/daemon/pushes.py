@@ -39,9 +39,9 @@ def read_ahead(
 
 def read_push(source: RepoSource, push: Push, follow_branches: tuple[str, ...], extra: Mapping) -> PushRead:
     """Everything a push needs from git, in one worker thread with the repository opened once (not five
-    hops and five opens): the pipelines at its commit, the files it changed, which pipelines it selects, and
+    hops and five opens; kept open by the thread for its next push): the pipelines at its commit, the files it changed, which pipelines it selects, and
     their jobs planned (an invalid file's too). None when the commit is not in the repository."""
-    with gitrepo.held_open():
+    with gitrepo.held_open(keep=True):  # and open for the next push this worker thread reads
         if not gitrepo.has_commit(source.top, push.after):
             return None
         return _plan_held_push(source, push, follow_branches, extra)

@@ -62,44 +62,71 @@ def _git_errors(what: str) -> Iterator[None]:
         raise
 
 
-# Repositories `held_open()` keeps open in this thread (path -> Repo), None outside such a block. Per thread:
-# a dulwich Repo reads its pack files through shared file handles, so it is not for two threads at once.
+# Repositories `held_open()` holds in this thread: `repos` (path -> (Repo, its stamp)) during a block, None
+# outside one; `kept`, what a keep=True block left open for the next; `checked`, the paths whose stamp this
+# block compared already. Per thread: a dulwich Repo reads its packs through shared file handles.
 _held = threading.local()
+_KEPT = 8  # repositories a thread keeps open between held_open(keep=True) blocks (the least recently used go)
 
 
 @contextmanager
-def held_open() -> Iterator[None]:
+def held_open(*, keep: bool = False) -> Iterator[None]:
     """Within the block, a repository this thread opens stays open and is reused, then closed at its end.
 
     Opening one (its config, its pack indexes) costs more than most questions
     asked of it; a flow that asks several (a push: is the commit there, its
     pipelines, the files it changed) opens it once. Nested blocks share the outer one.
+    With keep=True (a worker thread that lives as long as the daemon), they stay
+    open for this thread's next such block, until their folder is replaced or a
+    pack comes or goes (a fetch, a gc): then they are opened anew. Loose objects
+    and refs are read from the disk at each question, open or not.
     """
     if getattr(_held, "repos", None) is not None:
         yield
         return
-    _held.repos = {}
+    _held.repos, _held.checked = (getattr(_held, "kept", None) or {}) if keep else {}, set()
     try:
         yield
     finally:
         repos, _held.repos = _held.repos, None
-        for repo in repos.values():
-            repo.close()
+        if keep:
+            while len(repos) > _KEPT:
+                repos.pop(next(iter(repos)))[0].close()
+            _held.kept = repos
+        else:
+            for repo, _ in repos.values():
+                repo.close()
+
+
+def _stamp(repo: Repo) -> tuple[int, ...]:
+    """What differs once a kept repository must be opened anew: its folder replaced, a pack added or removed."""
+    try:
+        folder, packs = os.stat(repo.controldir()), os.stat(os.path.join(repo.object_store.path, "pack"))
+    except OSError:
+        return ()
+    return folder.st_dev, folder.st_ino, packs.st_ino, packs.st_mtime_ns
 
 
 def _opened(top: Path) -> Repo:
     """The dulwich Repo at top, opened now or reused within held_open(); GitError when it is none."""
     held = getattr(_held, "repos", None)
-    if held is not None and str(top) in held:
-        return held[str(top)]
+    path = str(top)
+    if held is not None and path in held:
+        repo, stamp = held.pop(path)
+        if path in _held.checked or _stamp(repo) == stamp:
+            held[path] = (repo, stamp)  # the most recently used last
+            _held.checked.add(path)
+            return repo
+        repo.close()
     try:
-        repo = Repo(str(top))
+        repo = Repo(path)
     except NotGitRepository as e:
         raise GitUsageError(f"{top} is not a git repository") from e
     except Exception as e:
         raise GitAccessError(f"cannot open the git repository {top}: {e}") from e
     if held is not None:
-        held[str(top)] = repo
+        held[path] = (repo, _stamp(repo))
+        _held.checked.add(path)
     return repo
 
 

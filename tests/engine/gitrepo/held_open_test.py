@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -17,13 +18,17 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="coun
 
 
 def open_files() -> set[str]:
-    """What this process has open now (the targets of /proc/self/fd)."""
+    """What this process has open now: the targets of /proc/self/fd, and the files it maps (pack indexes)."""
     found = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
             found.add(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:
             pass
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            found.add(fields[5])
     return found
 
 
@@ -86,3 +91,45 @@ def test_each_thread_holds_its_own(repo):
 def test_a_folder_that_is_no_repository_is_still_an_error_inside_the_block(tmp_path):
     with held_open(), pytest.raises(GitError, match="not in a git repository"):
         has_commit(tmp_path, "0" * 40)
+
+
+def held_by_us(top: Path) -> set[str]:
+    """The files of the repository at top this process holds open."""
+    return {f for f in open_files() if f.startswith(str(top))}
+
+
+def test_kept_open_between_blocks_it_sees_new_commits_and_reopens_when_a_pack_comes_or_goes(repo):
+    top, first, second = repo
+    try:
+        with held_open(keep=True):
+            assert answers(top, first, second)[0]
+        held = held_by_us(top)
+        assert held, "the thread keeps the repository open for its next block"
+        third = commit(top, "third", {"pipelines/a.yaml": "three\n"})  # a loose object and a moved ref
+        with held_open(keep=True):
+            assert has_commit(top, third) and read_file(open_snapshot(top, third), "pipelines/a.yaml") == b"three\n"
+            assert push_changes(top, Push("acme/pipes", "refs/heads/main", second, third)) == {"pipelines/a.yaml"}
+        assert held_by_us(top) == held  # the same files: not opened again
+        git(top, "repack", "-a", "-d", "-q")  # the pack that held everything replaced by a new one
+        with held_open(keep=True):
+            assert answers(top, second, third)[0] and has_commit(top, first)
+        after = held_by_us(top)
+        assert after and not any(f.endswith("(deleted)") for f in after), after  # the old pack let go
+    finally:
+        with held_open(keep=False):  # a plain block leaves what is kept alone; closed only with the thread
+            pass
+    assert held_by_us(top), "kept for this thread's next keep=True block"
+
+
+def test_a_kept_repository_whose_folder_was_replaced_is_opened_anew(repo, tmp_path):
+    top, first, second = repo
+    with held_open(keep=True):
+        assert has_commit(top, first)
+    shutil.rmtree(top)  # a new clone in its place: other commits, other packs
+    top.mkdir()
+    git(top, "init", "-q", "-b", "main")
+    other = commit(top, "another history", {"pipelines/b.yaml": "b\n"})
+    git(top, "gc", "-q")
+    with held_open(keep=True):
+        assert not has_commit(top, first) and not has_commit(top, second)  # not the old packs' answers
+        assert has_commit(top, other)
