@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from fasttrack_gitops.core import triggers
 from fasttrack_gitops.core.pipeline.params import ParamError
@@ -17,10 +17,24 @@ class Handled:
     created: list[str] = field(default_factory=list)
     note: str = ""
     failed: bool = False  # the daemon could not handle it (its state, a bug): a redelivery should try again
+    unavailable: bool = False  # failed because its state database refused a write (locked, full): 503, not 500
     refused: bool = False  # the request itself is wrong (a parameter the pipeline lacks): no retry helps
+    coalesced: bool = False  # the same event as another delivery: its handling, shared, not done again
+
+    def shared(self) -> Handled:
+        """This handling as the answer to another delivery of the same event: its jobs, none created by it."""
+        return replace(self, jobs=list(self.jobs), created=[], coalesced=True)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The reply's fields (dataclasses.asdict's deep copy, field by field, costs a burst's thousands dearly)."""
+        return {
+            "jobs": self.jobs,
+            "created": self.created,
+            "note": self.note,
+            "failed": self.failed,
+            "refused": self.refused,
+            "coalesced": self.coalesced,
+        }
 
 
 def refused_params(pipes: Pipelines, selections: list, what: str = "") -> Handled | None:

@@ -23,6 +23,7 @@ class Metrics:
     jobs_finished: Counter = field(default_factory=Counter)  # status -> n
     executor_errors: Counter = field(default_factory=Counter)  # executor -> n
     fetch_errors: Counter = field(default_factory=Counter)  # repository -> n
+    commits_read: Counter = field(default_factory=Counter)  # repository -> pushes whose commit git read
     task_durations: dict = field(default_factory=dict)  # executor -> [bucket counts..., sum, count]
     reports: Counter = field(default_factory=Counter)  # (reporter, sent | retry | gave_up | skipped) -> n
 
@@ -103,6 +104,13 @@ class Metrics:
             "counter",
             "Failed fetches of remote repositories.",
             ((({"repository": r},), n) for r, n in sorted(self.fetch_errors.items())),
+        )
+        _family(
+            out,
+            "ftg_push_commits_read_total",
+            "counter",
+            "Pushes whose commit the daemon read and checked (deliveries of one push share one read).",
+            ((({"repository": r},), n) for r, n in sorted(self.commits_read.items())),
         )
         _family(
             out,

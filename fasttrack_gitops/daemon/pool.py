@@ -11,6 +11,7 @@ repository lookup and a report marker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ from fasttrack_gitops.engine.state.ledger import Ledger, Queued
 from fasttrack_gitops.engine.state.store import Store
 
 log = logging.getLogger("fasttrack_gitops.daemon")
+
+QUIET_WAIT = 1.0  # seconds a queued job may wait for the events being handled to be answered
 
 # A configured repository by name: (its configuration, where its commits are read), or None.
 RepositoryLookup = Callable[[str], "tuple[RepositoryConfig, RepoSource] | None"]
@@ -51,6 +54,7 @@ class JobPool:
         find_repository: RepositoryLookup,
         report: ReportMarker,
         on_change: Callable[[str, Change], None] = lambda job_id, change: None,
+        quiet: asyncio.Event | None = None,
     ):
         self.config = config
         self.store = store
@@ -61,6 +65,7 @@ class JobPool:
         self.find_repository = find_repository
         self.report = report
         self.on_change = on_change  # every task change, as it happens (the console's live events)
+        self.quiet = quiet  # set while no event is being handled: jobs start after a burst is answered
         self.launches: dict[str, Launch] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._planning: set[asyncio.Task] = set()  # plans of queued jobs being worked out (forecasts.py)
@@ -76,6 +81,9 @@ class JobPool:
         """Start queued jobs whenever a slot frees or a job is queued."""
         while not self.draining:
             self._wake.clear()
+            if self.quiet is not None:  # a burst of webhooks first (within QUIET_WAIT: a stream never starves jobs)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.quiet.wait(), timeout=QUIET_WAIT)
             for job_id in dispatch.startable(self.ledger.open_queue(), limit=self.config.max_running_jobs):
                 if self.draining:
                     break

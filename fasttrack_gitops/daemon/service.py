@@ -32,12 +32,14 @@ from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.events import Comment, Event, Manual, PullRequest, Push, Rerequest, Tick
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.core.taskenv import masks, secrets_from_environ
+from fasttrack_gitops.daemon.coalesce import Bursts
 from fasttrack_gitops.daemon.comments import handle_comment
 from fasttrack_gitops.daemon.config import DaemonConfig, RepositoryConfig
 from fasttrack_gitops.daemon.handled import Handled, refused_params, selection_note, with_trigger
 from fasttrack_gitops.daemon.live import LiveEvents
 from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.pool import JobPool
+from fasttrack_gitops.daemon.pushes import PushRead, read_ahead, read_push
 from fasttrack_gitops.daemon.reports import gate_id
 from fasttrack_gitops.daemon.repositories import Repositories
 from fasttrack_gitops.daemon.sources import FetchError
@@ -75,6 +77,7 @@ class Daemon:
         self.reporter_names: tuple[str, ...] = ()  # set when reporters are configured (app.py)
         self.wake_reporters: Callable[[], None] = lambda: None
         self.repositories = Repositories(config, self.metrics)
+        self.bursts = Bursts(self._still_stored, plan=lambda job_id: self.pool.plan(job_id))
         self.live = LiveEvents(job_status=lambda job_id: str(self.shown_status(self.store.view(job_id))))
         self.pool = JobPool(
             config,
@@ -86,6 +89,7 @@ class Daemon:
             find_repository=self.repositories.find,
             report=self.report,
             on_change=lambda job_id, change: self.live.task_changed(job_id, change.task, change.instance),
+            quiet=self.bursts.quiet,
         )
         self._locks: dict[str, asyncio.Lock] = {}  # one event of a repository at a time
 
@@ -102,10 +106,20 @@ class Daemon:
         """Turn one event into jobs; never raises for a problem of the repository or the event.
 
         `installation` (a GitHub App's, from the webhook) goes into the jobs' trigger records, so the
-        reporters authenticate as it without looking it up.
+        reporters authenticate as it without looking it up. Identical deliveries share one handling (coalesce.py).
         """
         extra = {"installation": installation} if installation else {}
-        return await self._handle(event, delivery, extra)
+        return await self.bursts.handle(event, lambda: self._handle(event, delivery, extra))
+
+    def _still_stored(self, push: Push, known: Handled) -> bool:
+        """Whether the jobs a push made are all still in the store (retention removes old ones)."""
+        found = self.repositories.find(push.repository)
+        if found is None:
+            return False
+        try:
+            return set(known.jobs) <= set(self.ledger.jobs_of(found[0].name, commit=push.after))
+        except StoreError:  # the handling this falls back to says so
+            return False
 
     async def _handle(self, event: Event, delivery: str, extra: Mapping) -> Handled:
         found = self.repositories.find(event.repository)
@@ -113,12 +127,14 @@ class Daemon:
             return Handled(note=f"repository {event.repository} is not configured here; nothing to do")
         repo, source = found
         lock = self._locks.setdefault(repo.name.lower(), asyncio.Lock())
+        ahead = read_ahead(repo, source, event, extra)
         try:
             async with lock:  # one event of a repository at a time: positions and gates stay consistent
-                handled = await self._dispatch_event(repo, source, event, delivery, extra)
+                handled = await self._dispatch_event(repo, source, event, delivery, extra, ahead)
         except StoreError as e:  # the state database refused (locked, full): nothing was decided
             log.error("%s: %s", repo.name, e)
-            handled = Handled(note=f"{repo.name}: the daemon's state cannot be written now; deliver again", failed=True)
+            note = f"{repo.name}: the daemon's state cannot be written now; deliver again"
+            handled = Handled(note=note, failed=True, unavailable=True)
         except FastTrackError as e:  # an unreadable repository or commit: logged, the daemon goes on
             handled = Handled(note=f"{repo.name}: {e}")
         except Exception as e:  # a bug must cost one event, never the daemon
@@ -132,11 +148,17 @@ class Daemon:
         return handled
 
     async def _dispatch_event(
-        self, repo: RepositoryConfig, source: RepoSource, event: Event, delivery: str, extra: Mapping
+        self,
+        repo: RepositoryConfig,
+        source: RepoSource,
+        event: Event,
+        delivery: str,
+        extra: Mapping,
+        ahead: asyncio.Future[PushRead] | None = None,
     ) -> Handled:
         """Handle the event; `extra` are the delivery's facts every job it makes records in its trigger."""
         if isinstance(event, Push):
-            return await self._push(repo, source, event, extra)
+            return await self._push(repo, source, event, extra, ahead)
         if isinstance(event, PullRequest):
             return await self._pull_request(repo, source, event, extra)
         if isinstance(event, Comment):
@@ -149,30 +171,28 @@ class Daemon:
             return await self._manual(repo, source, event, extra)
         return Handled(note=f"unsupported event {type(event).__name__}")
 
-    async def _push(self, repo: RepositoryConfig, source: RepoSource, push: Push, extra: Mapping) -> Handled:
+    async def _push(
+        self,
+        repo: RepositoryConfig,
+        source: RepoSource,
+        push: Push,
+        extra: Mapping,
+        ahead: asyncio.Future[PushRead] | None = None,
+    ) -> Handled:
         if push.deleted:
             self.ledger.set_positions(repo.name, [(push.ref, None)])
             return Handled(note=f"{push.ref} was deleted; nothing to run")
-        if not await self.repositories.has(repo, source, push.after):
+        read = await (ahead or asyncio.to_thread(read_push, source, push, repo.branches, extra))
+        if read is None and repo.local_path is None and await self.repositories.has(repo, source, push.after):
+            read = await asyncio.to_thread(read_push, source, push, repo.branches, extra)  # fetched just now
+        if read is None:
             return Handled(
                 note=f"commit {push.after[:12]} of {push.ref} is not in the repository (force-pushed "
                 "away, or not fetched); nothing to run"
             )
-        pipes = await asyncio.to_thread(pipelines_at, source, push.after)
-        default = push.default_branch or await asyncio.to_thread(gitrepo.default_branch, source.top)
-        changed = await asyncio.to_thread(
-            gitrepo.push_changes,
-            source.top,
-            push,
-            prefix=source.prefix,
-            default_ref=f"refs/heads/{default}" if default else None,
-        )
-        selections = triggers.select_push(pipes.candidates, push, changed=changed, follow_branches=repo.branches)
-        trigger = {"event": "push", "ref": push.ref, "before": push.before, "after": push.after, "sender": push.sender}
-        handled = self.store_planned(
-            await asyncio.to_thread(plan, source, pipes, selections, ref=push.ref, trigger_extra=extra)
-            + plan_invalid(source, pipes, ref=push.ref, trigger=trigger, trigger_extra=extra)
-        )
+        self.metrics.commits_read[repo.name] += 1
+        pipes, selections, planned = read
+        handled = self.store_planned(planned)
         self.ledger.set_positions(repo.name, [(push.ref, push.after)])
         handled.note = selection_note(f"push to {push.ref} at {push.after[:12]}", selections, pipes)
         return handled
@@ -346,7 +366,7 @@ class Daemon:
                 self.metrics.jobs_created[str(p.job.trigger.get("event", "?"))] += 1
                 self.report(job_id, final=p.job.invalid)  # a queued check, or an invalid job's diagnostics
                 if not p.job.invalid:
-                    self.pool.plan(job_id)  # what will run and be reused, shown in the check once worked out
+                    self.bursts.plan_later(job_id)  # what will run and be reused, shown in the check once worked out
                 if p.group and p.cancel_in_progress:
                     self.pool.supersede(job_id)
         return handled

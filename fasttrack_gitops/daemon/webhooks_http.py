@@ -9,6 +9,7 @@ answer says what it did, which GitHub shows in the delivery log.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from starlette.requests import ClientDisconnect, Request
 from fasttrack_gitops.core.webhooks import WebhookError, check_size
 from fasttrack_gitops.core.webhooks.github import parse_github, verify_github
 from fasttrack_gitops.core.webhooks.gitlab import parse_gitlab, verify_gitlab
+from fasttrack_gitops.daemon.handled import Handled
+from fasttrack_gitops.daemon.metrics import Metrics
 from fasttrack_gitops.daemon.service import Daemon
 from fasttrack_gitops.engine.state.errors import StoreError
 
@@ -55,7 +58,8 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
     except WebhookError as e:
         metrics.delivery(provider, {401: "unauthorized", 413: "too_large"}.get(e.status, "malformed"))
         raise
-    if delivery.record is None:
+    event = delivery.record
+    if event is None:
         metrics.delivery(provider, "ignored")
         return 202, {"delivery": delivery.id, "ignored": delivery.ignored}
     repo = config.repository(delivery.repository)
@@ -69,26 +73,48 @@ async def webhook(daemon: Daemon, provider: str, request: Request, public: Calla
     if daemon.pool.draining:
         metrics.delivery(provider, "draining")
         return 503, {"error": "the daemon is shutting down; deliver again later"}
-    ledger = daemon.ledger
+    ledger, key = daemon.ledger, (provider, delivery.id)
+    first = daemon.bursts.deliveries.in_flight(key)
+    if first is not None:  # the same id again while its first delivery is handled: that handling's answer
+        return _replayed(provider, delivery.id, await asyncio.shield(first), metrics, public)
     try:
-        fresh = ledger.record_delivery(provider, delivery.id, delivery.event, "received")
+        known = daemon.bursts.deliveries.remembered(key)
+        if known is not None or ledger.seen_delivery(provider, delivery.id):  # GitHub's "Redeliver"
+            return _replayed(provider, delivery.id, known, metrics, public)
     except StoreError:
         metrics.delivery(provider, "error")
-        return 503, {"error": "the daemon's state cannot be written now; deliver again later"}
-    if not fresh:
-        metrics.delivery(provider, "duplicate")
-        return 200, {
-            "delivery": delivery.id,
-            "duplicate": True,
-            "note": "this delivery was handled already; nothing was done again",
-        }
-    handled = await daemon.handle(delivery.record, delivery=delivery.id, installation=delivery.installation_id)
-    if handled.failed:  # forgotten, so that the host's redelivery is handled again
-        with contextlib.suppress(StoreError):
-            ledger.forget_delivery(provider, delivery.id)
-        metrics.delivery(provider, "error")
-        return 500, {"delivery": delivery.id, "error": public(handled.note)}
-    with contextlib.suppress(StoreError):  # only the log line of a delivery done
-        ledger.update_delivery(provider, delivery.id, handled.note[:500])
-    metrics.delivery(provider, "accepted")
+        return 503, {"error": "the daemon's state cannot be read now; deliver again later"}
+    handled, _ = await daemon.bursts.deliveries.run(
+        key, lambda: daemon.handle(event, delivery=delivery.id, installation=delivery.installation_id)
+    )
+    if handled.failed:  # not recorded, so that the host's redelivery is handled again
+        return _failed(provider, delivery.id, handled, metrics, public)
+    # Recorded once handled, in one write: a daemon killed before this line handles the redelivery again,
+    # which finds the jobs already made (their keys are unique) rather than answering "handled" for nothing.
+    with contextlib.suppress(StoreError):  # the jobs are stored; this row only tells a redelivery apart
+        ledger.record_delivery(provider, delivery.id, delivery.event, handled.note[:500])
+    metrics.delivery(provider, "coalesced" if handled.coalesced else "accepted")
     return 202, {"delivery": delivery.id, **handled.as_dict(), "note": public(handled.note)}
+
+
+def _replayed(
+    provider: str, delivery_id: str, handled: Handled | None, metrics: Metrics, public: Callable[[str], str]
+) -> tuple[int, dict]:
+    """The answer to a delivery id seen before: what its handling did (the jobs, when still remembered)."""
+    if handled is not None and handled.failed:
+        return _failed(provider, delivery_id, handled, metrics, public)
+    metrics.delivery(provider, "duplicate")
+    return 200, {
+        "delivery": delivery_id,
+        "duplicate": True,
+        **({"jobs": handled.jobs} if handled is not None else {}),
+        "note": "this delivery was handled already; nothing was done again",
+    }
+
+
+def _failed(
+    provider: str, delivery_id: str, handled: Handled, metrics: Metrics, public: Callable[[str], str]
+) -> tuple[int, dict]:
+    """A handling that failed: 503 when the state database refused (the host delivers again later), else 500."""
+    metrics.delivery(provider, "error")
+    return 503 if handled.unavailable else 500, {"delivery": delivery_id, "error": public(handled.note)}

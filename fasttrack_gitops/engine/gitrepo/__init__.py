@@ -55,6 +55,7 @@ from fasttrack_gitops.engine.gitrepo.objects import (
     _walk,
     _write_tree,
     _writing_to,
+    held_open,
     object_store,
 )
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
@@ -71,6 +72,7 @@ __all__ = [
     "default_branch",
     "has_commit",
     "heads",
+    "held_open",
     "is_ancestor",
     "list_files",
     "materialise",

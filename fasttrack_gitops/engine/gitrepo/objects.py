@@ -62,19 +62,83 @@ def _git_errors(what: str) -> Iterator[None]:
         raise
 
 
+# Repositories `held_open()` holds in this thread: `repos` (path -> (Repo, its stamp)) during a block, None
+# outside one; `kept`, what a keep=True block left open for the next; `checked`, the paths whose stamp this
+# block compared already. Per thread: a dulwich Repo reads its packs through shared file handles.
+_held = threading.local()
+_KEPT = 8  # repositories a thread keeps open between held_open(keep=True) blocks (the least recently used go)
+
+
 @contextmanager
-def _open_repo(top: Path) -> Iterator[Repo]:
-    """The dulwich Repo at top, closed afterwards."""
+def held_open(*, keep: bool = False) -> Iterator[None]:
+    """Within the block, a repository this thread opens stays open and is reused, then closed at its end.
+
+    Opening one (its config, its pack indexes) costs more than most questions
+    asked of it; a flow that asks several (a push: is the commit there, its
+    pipelines, the files it changed) opens it once. Nested blocks share the outer one.
+    With keep=True (a worker thread that lives as long as the daemon), they stay
+    open for this thread's next such block, until their folder is replaced or a
+    pack comes or goes (a fetch, a gc): then they are opened anew. Loose objects
+    and refs are read from the disk at each question, open or not.
+    """
+    if getattr(_held, "repos", None) is not None:
+        yield
+        return
+    _held.repos, _held.checked = (getattr(_held, "kept", None) or {}) if keep else {}, set()
     try:
-        repo = Repo(str(top))
+        yield
+    finally:
+        repos, _held.repos = _held.repos, None
+        if keep:
+            while len(repos) > _KEPT:
+                repos.pop(next(iter(repos)))[0].close()
+            _held.kept = repos
+        else:
+            for repo, _ in repos.values():
+                repo.close()
+
+
+def _stamp(repo: Repo) -> tuple[int, ...]:
+    """What differs once a kept repository must be opened anew: its folder replaced, a pack added or removed."""
+    try:
+        folder, packs = os.stat(repo.controldir()), os.stat(os.path.join(repo.object_store.path, "pack"))
+    except OSError:
+        return ()
+    return folder.st_dev, folder.st_ino, packs.st_ino, packs.st_mtime_ns
+
+
+def _opened(top: Path) -> Repo:
+    """The dulwich Repo at top, opened now or reused within held_open(); GitError when it is none."""
+    held = getattr(_held, "repos", None)
+    path = str(top)
+    if held is not None and path in held:
+        repo, stamp = held.pop(path)
+        if path in _held.checked or _stamp(repo) == stamp:
+            held[path] = (repo, stamp)  # the most recently used last
+            _held.checked.add(path)
+            return repo
+        repo.close()
+    try:
+        repo = Repo(path)
     except NotGitRepository as e:
         raise GitUsageError(f"{top} is not a git repository") from e
     except Exception as e:
         raise GitAccessError(f"cannot open the git repository {top}: {e}") from e
+    if held is not None:
+        held[path] = (repo, _stamp(repo))
+        _held.checked.add(path)
+    return repo
+
+
+@contextmanager
+def _open_repo(top: Path) -> Iterator[Repo]:
+    """The dulwich Repo at top, closed afterwards (unless held_open() holds it)."""
+    repo = _opened(top)
     try:
         yield repo
     finally:
-        repo.close()
+        if getattr(_held, "repos", None) is None:
+            repo.close()
 
 
 class _Objects:
@@ -134,8 +198,9 @@ def _objects_of(source: Snapshot | BaseObjectStore) -> Iterator[_Objects]:
         repo = store = None
         try:
             if source.kind != "unversioned":
-                repo = Repo(str(source.repo_root))
-                opened.append(repo)
+                repo = _opened(source.repo_root)
+                if getattr(_held, "repos", None) is None:
+                    opened.append(repo)
             if source.store is not None:
                 store = DiskObjectStore(str(source.store))
                 opened.append(store)
