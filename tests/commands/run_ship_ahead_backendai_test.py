@@ -32,6 +32,9 @@ def test_every_tree_is_uploaded_before_the_first_session_ends(capsys, tmp_path, 
     root = tmp_path / "repo"
     files = {"pipelines/chain.yaml": PIPELINE}
     files.update({f"tasks/{name}/main.sh": f"echo {name}\n" for name in ("first", "second", "third")})
+    # The first task lasts long enough for the uploads started with the job to end first on a loaded machine too
+    # (they take ~40 ms here); without shipping ahead, the later trees go up only after it ended, whatever it lasts.
+    files["tasks/first/main.sh"] = "sleep 2; echo first\n"
     make_repo(root, files)
     args = ["run", root / "pipelines/chain.yaml", "--executor", "backendai", "--state-dir", tmp_path / "state"]
 
