@@ -6,6 +6,7 @@ same record and exit with the same codes; engine/launch.py does the running.
 
 from __future__ import annotations
 
+import gc
 import signal
 from collections.abc import Mapping
 from typing import Any
@@ -66,6 +67,9 @@ def run_job(
                 with stop_signals(stop, second_interrupt_raises=True):
                     return await launch.run()
 
+    # What start-up made (modules, classes, the job) lives for the whole run: out of the collector's sight, each
+    # collection while tasks run walks only what the run itself makes (bench/run_bench.py).
+    gc.freeze()
     view = asyncio.run(main())
     # What the run found on its way (the cache's: outputs that cannot be cached, a damaged entry), said once.
     for event in store.events(view.job.id):
