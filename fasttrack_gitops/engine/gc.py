@@ -19,6 +19,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from fasttrack_gitops.engine.sweep import Usage, disk_use, sweep_all
 # each freed extent is a synchronous TRIM (ext4_free_blocks -> blkdev_issue_discard), ~0.4-1.7 ms here; eight
 # in flight overlap them (bench/gc_bench.py; a micro-benchmark: 2,000 unlinks 0.8 s in one thread, 0.23 s in 4-16).
 REMOVERS = 8
+ENTRY_CHUNK = 256  # cache index files one thread reads at a time
 BATCH = 500  # jobs whose rows go in one transaction (each job's rows always in one)
 TREE_GRACE = 600.0  # seconds: a tree this young may belong to a job being planned, not stored yet
 _TREE_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # materialise's temporary names never match
@@ -92,7 +94,7 @@ def collect(store: Store, policy: RetentionPolicy, *, dry_run: bool = False, now
     done.kept = decision.kept
     done.collected = [by_id[j] for j in decision.collect]
     # (kind, name, detail, paths): what goes, measured as it is removed (or, dry_run, only measured)
-    targets = [
+    targets: list[tuple[str, str, str, list[str | Path]]] = [
         ("job", job.id, f"{job.pipeline}, {_age(now - job.created_at)} old", _job_paths(folder, job.id))
         for job in done.collected
     ]
@@ -105,7 +107,7 @@ def collect(store: Store, policy: RetentionPolicy, *, dry_run: bool = False, now
         still_named = {t for f in job_facts(store) for t in f.trees}  # jobs stored since the decision
         trees = [t for t in trees if t.name not in still_named]
     targets += [("tree", t.name, "", [t]) for t in trees]
-    targets += [("cache entry", str(e.relative_to(folder.path)), "", [e]) for e in entries]
+    targets += [("cache entry", entry, "", [os.path.join(folder.path, entry)]) for entry in entries]
     found, done.problems = sweep_all([paths for *_, paths in targets], remove=not dry_run, workers=REMOVERS)
     usage = Usage()
     for (kind, name, detail, _), inodes in zip(targets, found):
@@ -133,7 +135,7 @@ def _with_runner(folder: StateFolder, job: JobFacts) -> JobFacts:
     return job
 
 
-def _job_paths(folder: StateFolder, job_id: str) -> list[Path]:
+def _job_paths(folder: StateFolder, job_id: str) -> list[str | Path]:
     return [
         folder.path / "logs" / job_id,
         datafolder.job_folder(folder.path, job_id),
@@ -157,30 +159,42 @@ def _old_trees(state_dir: Path, decision: Decision, now: float) -> list[Path]:
     return found
 
 
-def _cache_entries(state_dir: Path, jobs: set[str]) -> list[Path]:
-    """The local task cache's index files (entries/, latest/) that point at the outputs of these jobs. Every index
-    file is read (its name is a cache key, not a job): by descriptor, without Path objects, as there are many."""
-    found = []
+def _cache_entries(state_dir: Path, jobs: set[str]) -> list[str]:
+    """The local task cache's index files (entries/, latest/) that point at the outputs of these jobs, as paths
+    relative to the state folder. Every index file is read (its name is a cache key, not a job): by descriptor,
+    in REMOVERS threads, ENTRY_CHUNK files at a time, as there are many and each read may wait on the disk."""
     try:
-        caches = [e.path for e in os.scandir(state_dir / "cache") if e.is_dir(follow_symlinks=False)]
+        caches = sorted(e.name for e in os.scandir(state_dir / "cache") if e.is_dir(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    parts = []
     for cache in caches:
         for index in ("entries", "latest"):
+            folder = f"cache/{cache}/{index}"
             try:
-                fd = os.open(os.path.join(cache, index), os.O_RDONLY | os.O_DIRECTORY)
+                names = sorted(n for n in os.listdir(state_dir / folder) if n.endswith(".json"))
             except OSError:
                 continue
-            try:
-                found += [Path(cache, index, name) for name in os.listdir(fd) if _points_at(fd, name, jobs)]
-            finally:
-                os.close(fd)
-    return sorted(found)
+            parts += [(folder, names[i : i + ENTRY_CHUNK]) for i in range(0, len(names), ENTRY_CHUNK)]
+
+    def scan(part: tuple[str, list[str]]) -> list[str]:
+        folder, names = part
+        try:
+            fd = os.open(state_dir / folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return []
+        try:
+            return [f"{folder}/{name}" for name in names if _points_at(fd, name, jobs)]
+        finally:
+            os.close(fd)
+
+    if len(parts) < 2:
+        return [found for part in parts for found in scan(part)]
+    with ThreadPoolExecutor(REMOVERS, thread_name_prefix="gc") as pool:
+        return [found for part in pool.map(scan, parts) for found in part]
 
 
 def _points_at(folder: int, name: str, jobs: set[str]) -> bool:
-    if not name.endswith(".json"):
-        return False
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
         try:

@@ -35,7 +35,7 @@ CHUNK = 64  # trees handed to a worker at a time: one future per tree costs more
 
 
 def sweep_all(
-    trees: Sequence[Sequence[Path]], *, remove: bool, workers: int = 1
+    trees: Sequence[Sequence[str | Path]], *, remove: bool, workers: int = 1
 ) -> tuple[list[list[Found]], list[str]]:
     """Each item's inodes (an item: the paths that go together), in order, and the problems; with remove, each
     item removed as it is measured. With workers > 1, items are swept in that many threads, CHUNK at a time."""
@@ -85,7 +85,7 @@ def disk_use(path: Path) -> int:
 # -- one item
 
 
-def _sweep_item(paths: Iterable[Path], remove: bool) -> tuple[list[Found], list[str]]:
+def _sweep_item(paths: Iterable[str | Path], remove: bool) -> tuple[list[Found], list[str]]:
     found: list[Found] = []
     problems: list[str] = []
     for path in paths:
