@@ -6,13 +6,13 @@ same record and exit with the same codes; engine/launch.py does the running.
 
 from __future__ import annotations
 
-import gc
 import signal
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from fasttrack_gitops.commands import startup
 from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskState
 from fasttrack_gitops.engine.state.store import Store
 
@@ -67,9 +67,7 @@ def run_job(
                 with stop_signals(stop, second_interrupt_raises=True):
                     return await launch.run()
 
-    # What start-up made (modules, classes, the job) lives for the whole run: out of the collector's sight, each
-    # collection while tasks run walks only what the run itself makes (bench/run_bench.py).
-    gc.freeze()
+    startup.started()  # what start-up made lives for the whole run: each collection walks only what the run makes
     view = asyncio.run(main())
     # What the run found on its way (the cache's: outputs that cannot be cached, a damaged entry), said once.
     for event in store.events(view.job.id):
