@@ -21,18 +21,18 @@ def test_paused_while_loading_and_restored_with_start_up_frozen_once_started():
         startup.started()
         assert gc.get_threshold() == default and gc.get_freeze_count() > 0
         frozen = gc.get_freeze_count()
-        startup.started()  # a second time (a rerun after a run): nothing more
-        assert gc.get_threshold() == default and gc.get_freeze_count() == frozen
+        startup.started()  # a second time (a rerun after a run): nothing more is frozen (frozen objects freed leave)
+        assert gc.get_threshold() == default and gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
         gc.set_threshold(*default)
 
 
 def test_a_command_run_in_process_leaves_the_collector_alone(capsys, tmp_path):
-    default = gc.get_threshold()
+    default, frozen = gc.get_threshold(), gc.get_freeze_count()
     code, out, _ = cli(capsys, "validate", "--help")
     assert code == 0 and "Usage" in out
-    assert gc.get_threshold() == default and gc.get_freeze_count() == 0
+    assert gc.get_threshold() == default and gc.get_freeze_count() <= frozen
 
 
 def test_a_run_process_collects_as_usual_once_started(tmp_path):
