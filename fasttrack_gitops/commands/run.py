@@ -83,39 +83,39 @@ def command(
         raise UsageError("--rev and --worktree exclude each other: a job runs a commit or the working tree")
     overrides = parse_assignments(params)
     repo_dir, relpath = locate(pipeline, repo)
-    store = Store(state_dir)
-    try:
-        planned = plan_file(
-            repo_dir,
-            relpath,
-            rev=rev,
-            worktree=worktree,
-            objects=snapshot_store(store),
-            shown=pipeline,
-            limits=Limits(max_bytes=max_file_size),
-            params=overrides,
+    with Store(state_dir) as store:  # closed (and checkpointed) before the process ends, not at its teardown
+        try:
+            planned = plan_file(
+                repo_dir,
+                relpath,
+                rev=rev,
+                worktree=worktree,
+                objects=snapshot_store(store),
+                shown=pipeline,
+                limits=Limits(max_bytes=max_file_size),
+                params=overrides,
+            )
+        except NotInSnapshot as e:
+            advice = "; commit it, or run the working tree with --worktree" if e.snapshot.kind == "commit" else ""
+            raise UsageError(f"{e}{advice}") from None
+        for d in planned.diagnostics:
+            click.echo(text_line(d), err=True)
+        if planned.job is None:
+            click.echo("the pipeline is not valid; no job was created", err=True)
+            return 1
+        secrets = gather_secrets(secrets_file)
+        check_secrets(planned.job.pipeline_model(), secrets)
+        job = without_reuse(planned.job) if no_cache else planned.job
+        return run_job(
+            job,
+            store,
+            planned.snapshot,
+            executor=executor,
+            secrets=secrets,
+            max_parallel=max_parallel,
+            fmt=fmt,
+            executor_options={"keep_services": True} if keep_services else None,
         )
-    except NotInSnapshot as e:
-        advice = "; commit it, or run the working tree with --worktree" if e.snapshot.kind == "commit" else ""
-        raise UsageError(f"{e}{advice}") from None
-    for d in planned.diagnostics:
-        click.echo(text_line(d), err=True)
-    if planned.job is None:
-        click.echo("the pipeline is not valid; no job was created", err=True)
-        return 1
-    secrets = gather_secrets(secrets_file)
-    check_secrets(planned.job.pipeline_model(), secrets)
-    job = without_reuse(planned.job) if no_cache else planned.job
-    return run_job(
-        job,
-        store,
-        planned.snapshot,
-        executor=executor,
-        secrets=secrets,
-        max_parallel=max_parallel,
-        fmt=fmt,
-        executor_options={"keep_services": True} if keep_services else None,
-    )
 
 
 def locate(pipeline: str, repo: str | None):

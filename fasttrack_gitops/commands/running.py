@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from fasttrack_gitops.commands import startup
 from fasttrack_gitops.core.job import JobStatus, JobView, PipelineJob, TaskState
 from fasttrack_gitops.engine.state.store import Store
 
@@ -66,6 +67,7 @@ def run_job(
                 with stop_signals(stop, second_interrupt_raises=True):
                     return await launch.run()
 
+    startup.started()  # what start-up made lives for the whole run: each collection walks only what the run makes
     view = asyncio.run(main())
     # What the run found on its way (the cache's: outputs that cannot be cached, a damaged entry), said once.
     for event in store.events(view.job.id):
