@@ -249,7 +249,5 @@ class JobPool:
         return job_id in self._tasks
 
     def jobs_by_status(self) -> dict[str, int]:
-        counts = {"queued": 0, "running": 0}
-        for entry in self.ledger.open_queue():
-            counts["running" if entry.started_at is not None else "queued"] += 1
-        return counts
+        queued, running = self.ledger.open_counts()
+        return {"queued": queued, "running": running}

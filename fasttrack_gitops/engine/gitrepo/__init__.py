@@ -55,6 +55,7 @@ from fasttrack_gitops.engine.gitrepo.objects import (
     _walk,
     _write_tree,
     _writing_to,
+    held_answers,
     held_open,
     object_store,
 )
@@ -94,7 +95,20 @@ def repository_of(path: Path) -> tuple[Path, str] | None:
     """The git repository holding the folder: its top folder and the folder's posix path inside it.
 
     A bare repository is its own top. None when no folder above has a `.git`.
+    Within held_open() the answer is remembered for the block: a push asks it
+    of one folder several times, and resolving a deep path is a system call
+    per component (a fifth of a webhook burst's git time, bench/burst_bench.py).
     """
+    memo = held_answers()
+    if memo is None:
+        return _repository_of(path)
+    key = ("repository_of", str(path))
+    if key not in memo:
+        memo[key] = _repository_of(path)
+    return memo[key]
+
+
+def _repository_of(path: Path) -> tuple[Path, str] | None:
     start = Path(path).resolve()
     if (start / "HEAD").is_file() and (start / "objects").is_dir() and (start / "refs").is_dir():
         return start, ""

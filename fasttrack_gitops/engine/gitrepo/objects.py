@@ -85,10 +85,11 @@ def held_open(*, keep: bool = False) -> Iterator[None]:
         yield
         return
     _held.repos, _held.checked = (getattr(_held, "kept", None) or {}) if keep else {}, set()
+    _held.answers = {}
     try:
         yield
     finally:
-        repos, _held.repos = _held.repos, None
+        repos, _held.repos, _held.answers = _held.repos, None, None
         if keep:
             while len(repos) > _KEPT:
                 repos.pop(next(iter(repos)))[0].close()
@@ -96,6 +97,12 @@ def held_open(*, keep: bool = False) -> Iterator[None]:
         else:
             for repo, _ in repos.values():
                 repo.close()
+
+
+def held_answers() -> dict | None:
+    """Answers about the file system remembered for the current held_open() block (None outside one): the block
+    is one flow's questions, so a folder's layout does not change under it as far as they are concerned."""
+    return getattr(_held, "answers", None)
 
 
 def _stamp(repo: Repo) -> tuple[int, ...]:

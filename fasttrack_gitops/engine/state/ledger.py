@@ -165,6 +165,15 @@ class Ledger:
         return [r[0] for r in self._cx.execute(query, params)]
 
     @translated
+    @translated
+    def open_counts(self) -> tuple[int, int]:
+        """(queued, running) jobs of the open queue, counted by SQLite: /healthz asks it at each probe, and a
+        burst can leave thousands queued (open_queue() built an object per row: a third of a loaded loop's time)."""
+        queued, running = self._cx.execute(
+            "SELECT count(*) - count(started_at), count(started_at) FROM queue WHERE done_at IS NULL"
+        ).fetchone()
+        return queued, running
+
     def queue_depth(self) -> int:
         return self._cx.execute("SELECT count(*) FROM queue WHERE done_at IS NULL AND started_at IS NULL").fetchone()[0]
 

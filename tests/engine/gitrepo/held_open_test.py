@@ -12,7 +12,15 @@ from conftest import git
 from engine.gitrepo.history_test import commit
 
 from fasttrack_gitops.core.events import Push
-from fasttrack_gitops.engine.gitrepo import GitError, has_commit, held_open, open_snapshot, push_changes, read_file
+from fasttrack_gitops.engine.gitrepo import (
+    GitError,
+    has_commit,
+    held_open,
+    open_snapshot,
+    push_changes,
+    read_file,
+    repository_of,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc/self/fd")
 
@@ -133,3 +141,16 @@ def test_a_kept_repository_whose_folder_was_replaced_is_opened_anew(repo, tmp_pa
     with held_open(keep=True):
         assert not has_commit(top, first) and not has_commit(top, second)  # not the old packs' answers
         assert has_commit(top, other)
+
+
+def test_where_a_folder_s_repository_is_asked_once_a_block_and_anew_in_the_next(repo, tmp_path: Path):
+    """repository_of() is remembered within a block only: a folder made a repository between blocks is seen."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with held_open():
+        assert repository_of(plain) is None
+        git(plain, "init", "-q")
+        assert repository_of(plain) is None  # the block's answer
+    assert repository_of(plain) == (plain.resolve(), "")
+    with held_open():
+        assert repository_of(plain) == (plain.resolve(), "")

@@ -61,6 +61,24 @@ def test_a_started_job_is_not_ended_by_end_unstarted(ledger):
     assert ledger.open_queue() == []
 
 
+def test_open_counts_are_the_open_queue_counted(ledger):
+    assert ledger.open_counts() == (0, 0)
+    for n in range(1, 5):
+        ledger.add_job(
+            JobKey(KEY.repository, KEY.commit, f"pipelines/p{n}.yaml", KEY.trigger_key), make_job(job_id=f"j{n}")
+        )
+    ledger.mark_started("j1")
+    ledger.mark_started("j2")
+    ledger.mark_done("j2")
+    ledger.end_unstarted("j3", "superseded")
+    open_queue = ledger.open_queue()
+    assert ledger.open_counts() == (1, 1)
+    assert ledger.open_counts() == (
+        sum(e.started_at is None for e in open_queue),
+        sum(e.started_at is not None for e in open_queue),
+    )
+
+
 def test_an_invalid_job_carries_its_diagnostics_and_no_tasks(ledger, tmp_path, capsys):
     diagnostics = [
         {
