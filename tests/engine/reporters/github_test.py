@@ -27,17 +27,16 @@ from engine.reporters.contract_server import Answer, ContractServer, Request
 from fasttrack_gitops.core.reports.model import GiveUp, JobReport, RetryLater, TaskRow
 from fasttrack_gitops.core.webhooks.github import RERUN_FAILED as WEBHOOK_RERUN_IDENTIFIER
 from fasttrack_gitops.engine.reporters.config import GitHubReporterConfig
-from fasttrack_gitops.engine.reporters.github import (
+from fasttrack_gitops.engine.reporters.github import GitHubReporter, web_url
+from fasttrack_gitops.engine.reporters.github_auth import installation_of
+from fasttrack_gitops.engine.reporters.github_bodies import (
     RERUN_FAILED,
-    GitHubReporter,
     annotation,
     check_run,
     clip_markdown,
     commit_status,
     one_line,
-    web_url,
 )
-from fasttrack_gitops.engine.reporters.github_auth import installation_of
 
 REPO = "lablup/mnist-pipelines"
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
