@@ -23,7 +23,7 @@ import pytest
 from conftest import PATIENCE, await_until, console_script, git, wait_until
 from engine.runner_test import make_job
 
-from fasttrack_gitops.core.job import JobStatus, Outcome, TaskState
+from fasttrack_gitops.core.job import JobStatus, JobView, Outcome, TaskState
 from fasttrack_gitops.engine.backendai.client import Client
 from fasttrack_gitops.engine.backendai.credentials import Credentials
 from fasttrack_gitops.engine.backendai.session_spec import session_name
@@ -33,6 +33,17 @@ from fasttrack_gitops.engine.runner import QUEUED, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kill -9 of a real `run` process")
+
+
+async def take_over(job, store: Store, workdir: Path) -> JobView:
+    """What the next runner does with the job the dead one left: resume it on the Backend.AI executor."""
+    runner = JobRunner(
+        job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: workdir, resume=True
+    )
+    try:
+        return await asyncio.wait_for(runner.run(), PATIENCE)
+    finally:
+        await runner.executor.close()
 
 
 def test_a_session_enqueued_by_a_runner_that_died_runs_once_even_when_it_ended_before_the_takeover(
@@ -105,16 +116,7 @@ def test_a_session_a_shutdown_stopped_before_it_ran_is_made_again_by_the_runner_
         asyncio.run(shut_down_while_queued())
         placed.set()
 
-        async def take_over():
-            runner = JobRunner(
-                job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path, resume=True
-            )
-            try:
-                return await asyncio.wait_for(runner.run(), PATIENCE)
-            finally:
-                await runner.executor.close()
-
-        view = asyncio.run(take_over())
+        view = asyncio.run(take_over(job, store, tmp_path))
 
     assert [s.status for s in emulated_cluster.sessions.sessions] == ["CANCELLED", "TERMINATED"]
     assert marks.read_text().splitlines() == ["ran"]
@@ -148,16 +150,7 @@ def test_a_session_whose_runner_died_before_learning_its_id_and_that_ended_is_an
         session = emulated_cluster.sessions.get(name)
         wait_until(lambda: session.status == "TERMINATED", what=lambda: f"the session to end: {session.status}")
 
-        async def take_over():
-            runner = JobRunner(
-                job, store, get_executor("backendai", poll_interval=0.05), workdir=lambda t: tmp_path, resume=True
-            )
-            try:
-                return await asyncio.wait_for(runner.run(), PATIENCE)
-            finally:
-                await runner.executor.close()
-
-        view = asyncio.run(take_over())
+        view = asyncio.run(take_over(job, store, tmp_path))
 
     names = [s.name for s in emulated_cluster.sessions.sessions]
     assert names == [name, session_name(job.id, "train", 2)], "a session was made twice for one attempt"
