@@ -15,6 +15,9 @@ redelivered after it is back with the same delivery id, as GitHub's
 GitHub answering 502 or 429 with Retry-After for a while, Slack holding its
 answers past the client's timeout for a while, or the manager's event streams
 cut. Everything is loopback and bounded: commits, fault count and each wait.
+The manager, the repositories, pipelines and fault kinds come from the
+`cluster` (tests/chaos/cluster.py: the emulator; the real 23.09 manager is
+tests/integration/chaos_cluster.py).
 
 At the end every fault is lifted, the daemon is started if it is down, every
 owed delivery redelivered, and the end state is awaited (polls with
@@ -38,13 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from chaos.cluster import EmulatorCluster
 from chaos.faults import Faults
 from conftest import git
 from daemon.conftest import free_port, github_headers, push_payload
 from daemon.recovery_test import Served
-from engine.backendai.emulator import ACCESS_KEY, SECRET_KEY, Emulator
-from engine.backendai.emulator_sessions import install as install_sessions
-from engine.backendai.emulator_vfolders import install as install_vfolders
 from engine.reporters.github_test import PLAIN_TOKEN, Clock, FakeGitHub
 from engine.reporters.slack_test import TOKEN as SLACK_TOKEN
 from engine.reporters.slack_test import FakeSlack
@@ -52,8 +53,6 @@ from engine.reporters.slack_test import FakeSlack
 from fasttrack_gitops.core.job import JobStatus
 from fasttrack_gitops.engine.state.store import Store
 
-REPOSITORIES = ("acme/vision", "acme/speech", "acme/ranking")
-PIPELINES = {"train": ("prepare", "train"), "lint": ("check",)}
 ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INVALID)
 SETTLE = 240.0  # seconds the end state may take to settle after the last fault (a loaded 2-core machine)
 
@@ -77,11 +76,12 @@ class World:
     root: Path
     repos: dict[str, Path]
     marks: Path
-    emulator: Emulator
+    cluster: EmulatorCluster  # or any object with its interface (tests/integration/chaos_cluster.py)
     github: FakeGitHub
     slack: FakeSlack
     daemon: Served
     executor: str
+    pipelines: dict[str, tuple[str, ...]]
     pushes: list[Pushed] = field(default_factory=list)
 
     @property
@@ -95,18 +95,24 @@ class World:
             return store.list_jobs(limit=0)
 
 
-def pipeline_text(repository: str, name: str, round_: int, marks: Path, executor: str) -> str:
-    """A pipeline whose every task appends '<round> <session or pid>' to its marker file, then naps a little."""
-    image = "    environment: {image: python}\n" if executor == "backendai" else ""
+def pipeline_text(repository: str, name: str, round_: int, marks: Path, executor: str, cluster=None) -> str:
+    """A pipeline whose every task appends '<round> <session or pid>' to its marker file, then naps a little.
+
+    On a cluster whose tasks cannot reach this machine's files (the real stack's sandbox), a task only
+    echoes and naps: the sessions on the manager are then the only witness of what ran.
+    """
+    cluster = cluster or EmulatorCluster()
+    image = "".join(f"    {line}\n" for line in cluster.task_keys) if executor == "backendai" else ""
     tasks = []
     previous = None
-    for task in PIPELINES[name]:
+    for task in cluster.pipelines[name]:
         runs = marks / f"{repository.replace('/', '_')}.{name}.{task}.runs"
         who = "${BACKENDAI_SESSION_ID:-$$}"
+        command = f'echo "$ROUND {who}" >> {runs}; sleep 0.4' if cluster.marks else 'echo "$ROUND"; sleep 1'
         tasks.append(
             f"  - name: {task}\n"
             + (f"    dependencies: [{previous}]\n" if previous else "")
-            + f"    command: 'echo \"$ROUND {who}\" >> {runs}; sleep 0.4'\n"
+            + f"    command: '{command}'\n"
             + "    retry: {max_attempts: 3}\n"
             + image
         )
@@ -122,8 +128,11 @@ def pipeline_text(repository: str, name: str, round_: int, marks: Path, executor
 
 
 class Campaign:
-    def __init__(self, root: Path, contracts: Path, *, seed: int, commits: int, executor: str = "backendai"):
+    def __init__(
+        self, root: Path, contracts: Path, *, seed: int, commits: int, executor: str = "backendai", cluster=None
+    ):
         self.root, self.contracts, self.seed, self.commits, self.executor = root, contracts, seed, commits, executor
+        self.cluster = cluster or EmulatorCluster()  # not entered yet: run() does
         self.rng = random.Random(seed)
         self.log: list[str] = []  # what the campaign did, in order (printed with the counts)
         self.injected: dict[str, int] = {}  # faults injected, by kind
@@ -144,29 +153,27 @@ class Campaign:
         contracts = self.contracts
         github = FakeGitHub(json.loads((contracts / "github-rest.json").read_text()), Clock())
         slack = FakeSlack(contracts)
-        with Emulator(rate_limit=1_000_000) as emu, github.server.serving(), slack.server.serving():
-            install_sessions(emu, step=0.02)
-            with install_vfolders(emu):
-                world = self._world(emu, github, slack)
-                try:
-                    self._campaign(world)
-                    counts = Counts.read(
-                        world, seed=self.seed, wall=time.monotonic() - self.started, faults=self.injected, log=self.log
-                    )
-                finally:
-                    world.daemon.stop()
+        with self.cluster as cluster, github.server.serving(), slack.server.serving():
+            world = self._world(cluster, github, slack)
+            try:
+                self._campaign(world)
+                counts = Counts.read(
+                    world, seed=self.seed, wall=time.monotonic() - self.started, faults=self.injected, log=self.log
+                )
+            finally:
+                world.daemon.stop()
         return counts
 
-    def _world(self, emu: Emulator, github: FakeGitHub, slack: FakeSlack) -> World:
+    def _world(self, cluster, github: FakeGitHub, slack: FakeSlack) -> World:
         marks = self.root / "marks"
         marks.mkdir(parents=True)
         repos = {}
-        for name in REPOSITORIES:
+        for name in cluster.repositories:
             repo = self.root / name.replace("/", "_")
             repo.mkdir()
             git(repo, "init", "-q", "-b", "main")
-            for pipeline in PIPELINES:  # round 0: the first commit, made before the daemon starts (no job)
-                text = pipeline_text(name, pipeline, 0, marks, self.executor)
+            for pipeline in cluster.pipelines:  # round 0: the first commit, made before the daemon starts (no job)
+                text = pipeline_text(name, pipeline, 0, marks, self.executor, cluster)
                 (repo / "pipelines").mkdir(exist_ok=True)
                 (repo / "pipelines" / f"{pipeline}.yaml").write_text(text)
             git(repo, "add", "-A")
@@ -174,20 +181,20 @@ class Campaign:
             repos[name] = repo
         port = free_port()
         config = self.root / "ftg.yaml"
-        config.write_text(self._config(repos, port, github, slack, emu))
+        config.write_text(self._config(repos, port, github, slack, cluster))
         env = {
             **os.environ,
             "FTG_TEST_WEBHOOK_SECRET": "test-webhook-secret-value",
             "FTG_TEST_GH_TOKEN": PLAIN_TOKEN,
             "FTG_TEST_SLACK_TOKEN": SLACK_TOKEN,
-            "FTG_TEST_BACKEND_ACCESS_KEY": ACCESS_KEY,
-            "FTG_TEST_BACKEND_SECRET_KEY": SECRET_KEY,
+            "FTG_TEST_BACKEND_ACCESS_KEY": cluster.access_key,
+            "FTG_TEST_BACKEND_SECRET_KEY": cluster.secret_key,
             "FTG_BWRAP": "0",
         }
         daemon = Served(config, port, self.root / "daemon.log", env)
-        return World(self.root, repos, marks, emu, github, slack, daemon, self.executor)
+        return World(self.root, repos, marks, cluster, github, slack, daemon, self.executor, dict(cluster.pipelines))
 
-    def _config(self, repos: dict[str, Path], port: int, github: FakeGitHub, slack: FakeSlack, emu: Emulator) -> str:
+    def _config(self, repos: dict[str, Path], port: int, github: FakeGitHub, slack: FakeSlack, cluster) -> str:
         # The first repository is also watched (a local clone): its commits reach the daemon twice, by webhook
         # and by the watcher, and must still make one job each.
         listed = "".join(
@@ -210,7 +217,7 @@ class Campaign:
               default_channel: "#ml-pipelines"
               api_url: {slack.api_url}
             backendai:
-              endpoint: {emu.endpoint}
+              endpoint: {cluster.endpoint}
               access_key_env: FTG_TEST_BACKEND_ACCESS_KEY
               secret_key_env: FTG_TEST_BACKEND_SECRET_KEY
             repositories:
@@ -219,7 +226,7 @@ class Campaign:
         )
 
     def _campaign(self, world: World) -> None:
-        faults = Faults(world, self.rng, self.say, self.commits)
+        faults = Faults(world, self.rng, self.say, self.commits, kinds=world.cluster.kinds)
         world.daemon.start()
         self.say(
             f"seed {self.seed}: {self.commits} commits to {len(world.repos)} repositories, executor {self.executor}"
@@ -240,12 +247,12 @@ class Campaign:
         self.say(f"the daemon exited with {code}")
 
     def _commit(self, world: World, round_: int) -> Pushed:
-        name = self.rng.choice(REPOSITORIES)
+        name = self.rng.choice(list(world.repos))
         repo = world.repos[name]
         before = git(repo, "rev-parse", "HEAD").strip()
-        for pipeline in PIPELINES:  # one commit changes both pipelines: each selects its own job
+        for pipeline in world.pipelines:  # one commit changes every pipeline: each selects its own job
             (repo / "pipelines" / f"{pipeline}.yaml").write_text(
-                pipeline_text(name, pipeline, round_, world.marks, self.executor)
+                pipeline_text(name, pipeline, round_, world.marks, self.executor, world.cluster)
             )
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", f"round {round_}")
@@ -276,7 +283,7 @@ class Campaign:
 
     def _settle(self, world: World) -> None:
         """Wait until every push has its jobs, every job ended and every report went out."""
-        expected = len(world.pushes) * len(PIPELINES)
+        expected = len(world.pushes) * len(world.pipelines)
         deadline = time.monotonic() + SETTLE
         while True:
             views = [v for v in world.views() if v.job.trigger.get("event") == "push"]

@@ -44,7 +44,7 @@ class Counts:
     outcomes: Counter = field(default_factory=Counter)
     runs: int = 0  # task processes that ran, by the marker files
     ran_twice: list = field(default_factory=list)
-    sessions: int = 0  # created on the emulator
+    sessions: int = 0  # created on the manager (the emulator or the real one)
     unrecorded_sessions: list = field(default_factory=list)  # sessions no recorded attempt names
     checks: int = 0
     check_problems: list = field(default_factory=list)
@@ -71,11 +71,11 @@ class Counts:
         return counts
 
     def _jobs_per_commit(self, world, views) -> None:
-        from chaos.chaoslib import ENDED, PIPELINES
+        from chaos.chaoslib import ENDED
 
         made = Counter((v.job.commit, v.job.pipeline) for v in views)
         for pushed in world.pushes:
-            for pipeline in PIPELINES:
+            for pipeline in world.pipelines:
                 found = made[(pushed.after, pipeline)]
                 if found == 0:
                     self.missing.append((pushed.repository, pushed.round, pipeline))
@@ -102,7 +102,7 @@ class Counts:
                 if len(who) > len(instance.attempts) or repeated:
                     self.ran_twice.append((view.job.id, task, len(instance.attempts), who))
         if world.executor == "backendai":
-            sessions = world.emulator.sessions.sessions
+            sessions = world.cluster.sessions(job_ids=[v.job.id for v in views])
             self.sessions = len(sessions)
             per_name = Counter(s.name for s in sessions)
             self.unrecorded_sessions = [s.name for s in sessions if s.name not in named]

@@ -29,15 +29,18 @@ SLACK_HOLD = 35.0  # seconds a Slack answer is held in an outage: past the repor
 
 
 class Faults:
-    def __init__(self, world, rng: random.Random, say: Callable[[str], None], commits: int):
+    def __init__(
+        self, world, rng: random.Random, say: Callable[[str], None], commits: int, kinds: tuple[str, ...] = KINDS
+    ):
         self.world, self.rng, self.say = world, rng, say
-        kinds = list(KINDS) + [rng.choice(KINDS) for _ in range(commits // 10)]
+        chosen = kinds
+        kinds = list(chosen) + [rng.choice(chosen) for _ in range(commits // 10)]
         rounds = sorted(rng.sample(range(1, commits + 1), min(len(kinds), commits)))
         rng.shuffle(kinds)
         self.schedule: dict[int, list[str]] = {}
         for index, kind in enumerate(kinds):
             self.schedule.setdefault(rounds[index % len(rounds)], []).append(kind)
-        self.injected: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.injected: dict[str, int] = dict.fromkeys(chosen, 0)
         self.daemon_back_at: int | None = None  # the round before which a killed daemon is started again
         self.round = 0
         self._manager_thread: threading.Thread | None = None
@@ -88,19 +91,18 @@ class Faults:
         down = self.rng.uniform(1, 4)
         self.say(f"the manager stops (port closed, connections cut) for {down:.1f}s")
         self.injected["manager"] += 1
-        self.world.emulator.stop_serving()
+        self.world.cluster.stop_serving()
         self._manager_thread = threading.Thread(target=self._manager_back, args=(down,), daemon=True)
         self._manager_thread.start()
 
     def _manager_back(self, down: float) -> None:
         time.sleep(down)
-        self.world.emulator.start_serving()
+        self.world.cluster.start_serving()
         self.say("the manager is back")
 
     def _stream(self) -> None:
-        cut = self.world.emulator.cut_streams()
         after = self.rng.randint(0, 3)
-        self.world.emulator.sessions.drop_stream(after=after)  # and the next one opened, after a few events
+        cut = self.world.cluster.cut_streams(after)
         self.say(f"the manager's event streams were cut ({cut} open); the next one drops after {after} events")
         self.injected["stream"] += 1
 

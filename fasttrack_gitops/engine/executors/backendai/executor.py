@@ -208,10 +208,7 @@ class BackendAIExecutor:
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
             s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
-            try:
-                ended = await s.look(lambda: None)
-            except errors.BackendAIError:
-                ended = False
+            ended = await self._look_until_answered(s, cancel)
             if ended:
                 outcome, exit_code, message = verdict(s)
                 s.notes.append(f"the session {s.name} ended while no runner followed it")
@@ -219,6 +216,20 @@ class BackendAIExecutor:
                 now = time.time()
                 return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
         return await self.run(spec, cancel=cancel, started=started)
+
+    async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool:
+        """Whether the session ended, asked until the manager answers (a manager restarting says nothing for
+        seconds). "Cannot say" is never taken for "alive": the session may end meanwhile, its name is free
+        again, and asking for it by name would create a second one, running the task twice (found by the
+        chaos campaign on the real 23.09 manager). After MAX_CHECK_ERRORS failed looks: as if alive."""
+        while True:
+            try:
+                ended = await s.look(lambda: None)
+            except errors.BackendAIError:
+                return False
+            if ended or not s.check_errors or cancel.is_set():
+                return ended
+            await asyncio.sleep(self.timing.poll_interval)
 
     async def _ended_unread(self, name: str) -> bool:
         """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's

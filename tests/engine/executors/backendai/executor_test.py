@@ -330,6 +330,28 @@ def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_s
     assert len(cluster.sessions.sessions) == 1 and started and started[0]["session_id"]
 
 
+def test_reattach_while_the_manager_restarts_waits_for_its_answer_rather_than_run_the_task_again(cluster, make_spec):
+    """The session ended while its runner was dead and the manager was down: once the manager answers, the
+    result is read; creating the session again by its (free again) name would run the task twice."""
+    handles = []
+
+    async def scenario(ex):
+        spec = make_spec("echo first run; exit 3")
+        await ex.run(
+            spec, cancel=asyncio.Event(), started=lambda handle=None, queued=False: queued or handles.append(handle)
+        )
+        before = ex.client.calls.copy()
+        cluster.stop_serving()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, cluster.start_serving)  # back after a few failed looks, before MAX_CHECK_ERRORS
+        again = await ex.reattach(spec, handles[0], cancel=asyncio.Event(), started=lambda handle=None, **_: None)
+        return again, {k: n for k, n in (ex.client.calls - before).items() if n}
+
+    again, calls = run(cluster, scenario, poll_interval=0.2)
+    assert (again.outcome, again.exit_code) == (Outcome.FAILED, 3)
+    assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
+
+
 # -- the task cache: where inputs are read, and the index beside them
 
 
