@@ -225,8 +225,9 @@ class Emulator:
     def slow(self, seconds: float, times: int = 1, *, path: str | None = None) -> None:
         self._faults.append(_Fault("slow", times, path, {"seconds": seconds}))
 
-    def drop(self, times: int = 1, *, path: str | None = None) -> None:
-        self._faults.append(_Fault("drop", times, path, {}))
+    def drop(self, times: int = 1, *, path: str | None = None, handled: bool = False) -> None:
+        """Close the connection without an answer; handled=True: after doing the work (a manager stopped mid-request)."""
+        self._faults.append(_Fault("drop", times, path, {"handled": handled}))
 
     def not_a_manager(self) -> None:
         page = b"<!doctype html><html><head><title>Backend.AI Web UI</title></head><body></body></html>"
@@ -256,6 +257,8 @@ class Emulator:
             if fault.times <= 0:
                 self._faults.remove(fault)
         if fault.kind == "drop":
+            if fault.args["handled"]:
+                self._serve(req)
             return DROP
         if fault.kind == "slow":
             self._stopping.wait(fault.args["seconds"])

@@ -53,7 +53,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from fasttrack_gitops.core.job import Outcome, PipelineJob
@@ -71,11 +71,11 @@ from fasttrack_gitops.engine.backendai.events import (
     session_events,
 )
 from fasttrack_gitops.engine.backendai.resources import check_presets, held, least
-from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
-from fasttrack_gitops.engine.backendai.sessions import SessionInfo, create_batch_session, session_info, session_logs
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
+from fasttrack_gitops.engine.executors.backendai.recovery import Recovery
 from fasttrack_gitops.engine.executors.backendai.task_spec import session_spec
 from fasttrack_gitops.engine.executors.backendai.uploads import FolderUploads
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
@@ -93,7 +93,7 @@ from fasttrack_gitops.engine.executors.base import (
 log = logging.getLogger("fasttrack_gitops.engine.backendai")
 
 
-class BackendAIExecutor:
+class BackendAIExecutor(Recovery):
     name = "backendai"
     capacity = no_capacity  # none known before refresh_capacity() asks the manager
 
@@ -187,62 +187,6 @@ class BackendAIExecutor:
         plays no part (its job folders hold empty outputs folders only)."""
         return BackendAIOutputsFolder(self.client, datafolder.folder_name(job.repository, job.pipeline))
 
-    async def reattach(
-        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
-    ) -> AttemptResult | None:
-        """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
-        still knows a finished session; creating it again would run the task twice); a live one is asked
-        for by its name and image again, which gets it back (step 2), and is followed like a new one."""
-        endpoint_id = (handle or {}).get("endpoint_id")
-        if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
-            return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
-        session_id = (handle or {}).get("session_id")
-        named = str((handle or {}).get("session") or "")
-        if not session_id and named and await self._ended_unread(named):
-            now = time.time()
-            message = (
-                f"interrupted: the runner that created the session {named} stopped before it learnt its "
-                "id, and the session ended meanwhile (a finished session is found by id only)"
-            )
-            return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
-        if session_id:
-            name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
-            s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
-            ended = await self._look_until_answered(s, cancel)
-            if ended:
-                outcome, exit_code, message = verdict(s)
-                s.notes.append(f"the session {s.name} ended while no runner followed it")
-                await s.write_log(spec)
-                now = time.time()
-                return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
-        return await self.run(spec, cancel=cancel, started=started)
-
-    async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool:
-        """Whether the session ended, asked until the manager answers (a manager restarting says nothing for
-        seconds). "Cannot say" is never taken for "alive": the session may end meanwhile, its name is free
-        again, and asking for it by name would create a second one, running the task twice (found by the
-        chaos campaign on the real 23.09 manager). After MAX_CHECK_ERRORS failed looks: as if alive."""
-        while True:
-            try:
-                ended = await s.look(lambda: None)
-            except errors.BackendAIError:
-                return False
-            if ended or not s.check_errors or cancel.is_set():
-                return ended
-            await asyncio.sleep(self.timing.poll_interval)
-
-    async def _ended_unread(self, name: str) -> bool:
-        """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's
-        logs are read by name after the end too). Then its result cannot be read and creating it again would run
-        the task twice. False when the manager cannot say (the attempt goes on as if it was never created)."""
-        try:
-            if isinstance(await session_info(self.client, name), SessionInfo):
-                return False  # alive: asking for it again by name gets it back
-            await session_logs(self.client, name)
-        except errors.BackendAIError:  # never created (404), or the manager cannot say now
-            return False
-        return True
-
     async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
         started_at = time.time()
         if cancel.is_set():
@@ -294,10 +238,9 @@ class BackendAIExecutor:
             except errors.BackendAIError as exc:
                 return error_result(spec, started_at, str(exc))
             started({"session": s.name}, queued=True)  # the name, before it exists: a runner that dies in between
-            try:
-                created = await create_batch_session(self.client, requested)
-            except errors.BackendAIError as exc:
-                return error_result(spec, started_at, str(exc))
+            created = await self._create(spec, requested, started_at)
+            if isinstance(created, AttemptResult):
+                return created
             s.id, s.status, s.status_raw = created.id, created.status, created.status_raw or "PENDING"
             s.created_at = asyncio.get_running_loop().time()
             s.ran = created.status in RAN  # a session found again may be running already

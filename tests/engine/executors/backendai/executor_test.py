@@ -352,6 +352,26 @@ def test_reattach_while_the_manager_restarts_waits_for_its_answer_rather_than_ru
     assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
 
 
+@pytest.mark.parametrize("lasts", ["running", "ended"])
+def test_a_session_made_by_a_create_left_unanswered_runs_once(cluster, make_spec, lasts):
+    """Found by the chaos campaign on the real 23.09 manager: stopped while it handled POST /session, the manager
+    made the session and never answered; the attempt was an error and its retry ran the task a second time. Now
+    the session is asked for again by name: a live one is followed, one that ended already ends the attempt
+    (interrupted, its result unreadable), and no second session is made for the attempt."""
+    cluster.drop(path="/session", handled=True)
+    command = "sleep 1; echo ran; exit 3" if lasts == "running" else "echo ran"
+    ran = run(cluster, lambda ex: attempt(ex, make_spec(command)), poll_interval=0.2 if lasts == "running" else 2.0)
+    assert len(cluster.sessions.sessions) == 1, "the task ran twice"
+    assert len(cluster.requests_to("/session")) == (2 if lasts == "running" else 1)
+    if lasts == "running":
+        assert (ran.result.outcome, ran.result.exit_code, ran.log) == (Outcome.FAILED, 3, "ran\n")
+    else:
+        assert ran.result.outcome == Outcome.INTERRUPTED and ran.result.exit_code is None
+        assert ran.result.message.startswith(
+            f"interrupted: the manager made the session {session_name(JOB, 'train', 1)}"
+        )
+
+
 # -- the task cache: where inputs are read, and the index beside them
 
 

@@ -1,0 +1,132 @@
+"""What the `backendai` executor does when it cannot know what the manager did: sessions that outlived their
+runner (reattach), and a POST /session left unanswered.
+
+A session of one name is made at most once per attempt: the manager reuses a
+name only while its session lives, so asking for an ended one by name again
+would run the task a second time. Each path here finds out first, and takes
+"cannot say" for neither "alive" nor "gone" (the chaos campaign found a task
+run twice each way: tests/chaos, tests/integration/chaos_test.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from fasttrack_gitops.core.job import Outcome
+from fasttrack_gitops.core.masking import masked
+from fasttrack_gitops.engine.backendai import errors
+from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
+from fasttrack_gitops.engine.backendai.sessions import (
+    CreatedSession,
+    SessionInfo,
+    create_batch_session,
+    session_info,
+    session_logs,
+)
+from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
+from fasttrack_gitops.engine.executors.backendai.verdict import verdict
+from fasttrack_gitops.engine.executors.backendai.watch import MAX_CHECK_ERRORS, Timing, WatchedSession
+from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Started, error_result
+
+# A request that went out and got no answer: the manager may have done it (a refusal or an error status is an answer).
+UNANSWERED = (errors.ConnectionFailedError, errors.RequestTimeoutError)
+
+
+class Recovery:
+    """The executor's recovery paths (a mixin: BackendAIExecutor provides what is declared here)."""
+
+    client: Client
+    timing: Timing
+    deployments: Deployments
+
+    run: Callable[..., Awaitable[AttemptResult]]  # a new attempt, or one following a live session found by name
+
+    async def reattach(
+        self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
+    ) -> AttemptResult | None:
+        """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
+        still knows a finished session; creating it again would run the task twice); a live one is asked
+        for by its name and image again, which gets it back (step 2), and is followed like a new one."""
+        endpoint_id = (handle or {}).get("endpoint_id")
+        if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
+            return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
+        session_id = (handle or {}).get("session_id")
+        named = str((handle or {}).get("session") or "")
+        if not session_id and named and await self._ended_unread(named):
+            now = time.time()
+            message = (
+                f"interrupted: the runner that created the session {named} stopped before it learnt its "
+                "id, and the session ended meanwhile (a finished session is found by id only)"
+            )
+            return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
+        if session_id:
+            name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
+            s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
+            ended = await self._look_until_answered(s, cancel)
+            if ended:
+                outcome, exit_code, message = verdict(s)
+                s.notes.append(f"the session {s.name} ended while no runner followed it")
+                await s.write_log(spec)
+                now = time.time()
+                return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
+        return await self.run(spec, cancel=cancel, started=started)
+
+    async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool:
+        """Whether the session ended, asked until the manager answers (a manager restarting says nothing for
+        seconds). "Cannot say" is never taken for "alive": the session may end meanwhile, its name is free
+        again, and asking for it by name would create a second one, running the task twice (found by the
+        chaos campaign on the real 23.09 manager). After MAX_CHECK_ERRORS failed looks: as if alive."""
+        while True:
+            try:
+                ended = await s.look(lambda: None)
+            except errors.BackendAIError:
+                return False
+            if ended or not s.check_errors or cancel.is_set():
+                return ended
+            await asyncio.sleep(self.timing.poll_interval)
+
+    async def _ended_unread(self, name: str) -> bool:
+        """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's
+        logs are read by name after the end too). Then its result cannot be read and creating it again would run
+        the task twice. False when the manager cannot say (the attempt goes on as if it was never created)."""
+        try:
+            if isinstance(await session_info(self.client, name), SessionInfo):
+                return False  # alive: asking for it again by name gets it back
+            await session_logs(self.client, name)
+        except errors.BackendAIError:  # never created (404), or the manager cannot say now
+            return False
+        return True
+
+    async def _create(
+        self, spec: AttemptSpec, requested: SessionSpec, started_at: float
+    ) -> CreatedSession | AttemptResult:
+        """POST /session. One left unanswered once it was sent (the connection broke, the answer timed out) may
+        have made the session all the same: a manager stopped mid-request does (found by the chaos campaign on
+        the real 23.09 manager: the attempt failed and its retry ran the task a second time). So the manager is
+        asked again, poll_interval apart, MAX_CHECK_ERRORS times: by name, a live session is found again and a
+        missing one made; one of that name that ended already was this attempt's, and ran: its result cannot be
+        read, so the attempt is interrupted (retried only as the task's `retry` allows), never run again as is."""
+        try:
+            return await create_batch_session(self.client, requested)
+        except UNANSWERED as exc:
+            problem = exc
+        except errors.BackendAIError as exc:
+            return error_result(spec, started_at, str(exc))
+        for _ in range(MAX_CHECK_ERRORS):
+            await asyncio.sleep(self.timing.poll_interval)
+            try:
+                if await self._ended_unread(requested.name):
+                    message = (
+                        f"interrupted: the manager made the session {requested.name} without answering ({problem}), "
+                        "and it ended before it could be followed (its result cannot be read)"
+                    )
+                    return AttemptResult(Outcome.INTERRUPTED, None, started_at, time.time(), message)
+                return await create_batch_session(self.client, requested)
+            except UNANSWERED as exc:
+                problem = exc
+            except errors.BackendAIError as exc:
+                return error_result(spec, started_at, str(exc))
+        return error_result(spec, started_at, str(problem))
