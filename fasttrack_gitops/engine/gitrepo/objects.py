@@ -105,6 +105,16 @@ def held_answers() -> dict | None:
     return getattr(_held, "answers", None)
 
 
+def _without_absent_midx(repo: Repo) -> None:
+    """dulwich looks for a multi-pack-index before every object it reads while there is none (a stat each): in a
+    burst of pushes a fifth of the git threads' samples, each a GIL hand-over (bench/burst_bench.py, py-spy). With
+    none in the pack folder now, the store is told not to look; one written later (git maintenance) changes the
+    pack folder, so a repository held open is opened anew (_stamp) and looks again."""
+    store = repo.object_store
+    if getattr(store, "_use_midx", False) and not os.path.exists(os.path.join(store.path, "pack", "multi-pack-index")):
+        store._use_midx = False
+
+
 def _stamp(repo: Repo) -> tuple[int, ...]:
     """What differs once a kept repository must be opened anew: its folder replaced, a pack added or removed."""
     try:
@@ -131,6 +141,7 @@ def _opened(top: Path) -> Repo:
         raise GitUsageError(f"{top} is not a git repository") from e
     except Exception as e:
         raise GitAccessError(f"cannot open the git repository {top}: {e}") from e
+    _without_absent_midx(repo)
     if held is not None:
         held[path] = (repo, _stamp(repo))
         _held.checked.add(path)

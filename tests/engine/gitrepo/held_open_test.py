@@ -154,3 +154,27 @@ def test_where_a_folder_s_repository_is_asked_once_a_block_and_anew_in_the_next(
     assert repository_of(plain) == (plain.resolve(), "")
     with held_open():
         assert repository_of(plain) == (plain.resolve(), "")
+
+
+@pytest.mark.parametrize("midx", [False, True], ids=["no multi-pack-index", "a multi-pack-index"])
+def test_a_multi_pack_index_is_looked_for_once_per_opening_not_per_object(repo, monkeypatch, midx):
+    """dulwich stats `objects/pack/multi-pack-index` before every object it reads while there is none; a
+    repository opened without one is told not to look (a fifth of a push burst's git time). One that has it
+    still reads through it."""
+    top, first, second = repo
+    if midx:
+        git(top, "multi-pack-index", "write")
+    looked = []
+    real_exists = os.path.exists
+
+    def exists(path):
+        if str(path).endswith("multi-pack-index"):
+            looked.append(path)
+        return real_exists(path)
+
+    monkeypatch.setattr(os.path, "exists", exists)
+    with held_open():
+        found = [answers(top, first, second) for _ in range(5)]
+    assert found == [(True, False, {"pipelines/a.yaml", "code/x.py"}, b"two\n")] * 5
+    # when the repository was opened: our look, and dulwich's own first (it keeps an index it found)
+    assert len(looked) == (2 if midx else 1), looked
