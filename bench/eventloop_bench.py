@@ -157,11 +157,10 @@ def write_timings(state_dir: Path, job_id: str, n: int = 200) -> dict[str, list[
         for i in range(n):
             new = rerun(old, trigger={"event": "rerun", "id": f"bench-{i}", "of": old.id})
             key = JobKey(REPOSITORY, old.commit or "", old.pipeline_path, f"bench:{i}")
-            timed("ledger.record_delivery", ledger.record_delivery, "github", f"w-{i}", "push", "received")
             timed("ledger.add_job", ledger.add_job, key, new)
             timed("outbox.mark", outbox.mark, new.id, ("github", "slack"))
             timed("ledger.set_positions", ledger.set_positions, REPOSITORY, [("refs/heads/main", old.commit)])
-            timed("ledger.update_delivery", ledger.update_delivery, "github", f"w-{i}", "done")
+            timed("ledger.record_delivery", ledger.record_delivery, "github", f"w-{i}", "push", "1 job")
             timed("ledger.mark_started", ledger.mark_started, new.id)
             timed("store.set_task_state", store.set_task_state, new.id, "work", TaskState.RUNNING)
             timed("store.start_attempt", store.start_attempt, new.id, "work", 1, started_at=time.time())

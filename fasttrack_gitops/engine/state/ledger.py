@@ -202,19 +202,6 @@ class Ledger:
             )
 
     @translated
-    def update_delivery(self, provider: str, delivery_id: str, result: str) -> None:
-        with writing(self._cx) as cx:
-            cx.execute(
-                "UPDATE deliveries SET result = ? WHERE provider = ? AND id = ?", (result, provider, delivery_id)
-            )
-
-    @translated
-    def forget_delivery(self, provider: str, delivery_id: str) -> None:
-        """Forget one delivery (its handling failed), so that a redelivery is handled again."""
-        with writing(self._cx) as cx:
-            cx.execute("DELETE FROM deliveries WHERE provider = ? AND id = ?", (provider, delivery_id))
-
-    @translated
     def forget_deliveries(self, before: float) -> int:
         """Drop delivery ids older than `before` (GitHub redelivers for days, not months)."""
         with writing(self._cx) as cx:
