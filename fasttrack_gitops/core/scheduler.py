@@ -100,7 +100,7 @@ def decide(
     capacity: CapacityLike = None,
 ) -> Decision:
     """The next step for a job whose task instances are in `tasks` (missing ones are pending)."""
-    by_name = {t.name: t for t in pipeline.tasks}
+    by_name = pipeline.by_name
     state = dict(tasks)  # the runner passes every task; a cheap copy then
     if state.keys() != by_name.keys():
         state = {name: tasks.get(name, TaskInstance(name)) for name in by_name}
@@ -141,7 +141,7 @@ def decide(
             continue
         ready.append(task)
 
-    position = {name: i for i, name in enumerate(by_name)}
+    position = pipeline.position
     ready.sort(key=lambda t: (-priority.get(t.name, 0.0), position[t.name]))  # ties: file order
     active = [by_name[n] for n, i in state.items() if i.state in ACTIVE]
     slots = None if max_parallel is None else max(0, max_parallel - len(active))

@@ -120,10 +120,23 @@ class Pipeline:
     notify: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
+        return self.by_name[name]
+
+    @property
+    def by_name(self) -> Mapping[str, Task]:
+        """Its tasks by name, in file order (never modify it)."""
         by_name: dict[str, Task] | None = self.__dict__.get("_by_name")
         if by_name is None:  # built on first use, beside the fields: a runner looks tasks up thousands of times
             by_name = self.__dict__["_by_name"] = {t.name: t for t in self.tasks}
-        return by_name[name]
+        return by_name
+
+    @property
+    def position(self) -> Mapping[str, int]:
+        """Each task's place in the file (the scheduler's tie-break), built once like by_name."""
+        position: dict[str, int] | None = self.__dict__.get("_position")
+        if position is None:
+            position = self.__dict__["_position"] = {t.name: i for i, t in enumerate(self.tasks)}
+        return position
 
     @property
     def graph(self) -> dict[str, tuple[str, ...]]:

@@ -207,9 +207,10 @@ class ProcessGroup:
                 self.log_failed.set_result(e)
 
 
-def process_handle(pid: int) -> dict:
-    """The handle of the process group led by pid (start time and boot id where /proc has them)."""
-    return {"pgid": pid, "start": _start_ticks(pid), "boot": _boot_id()}
+def process_handle(pid: int, start: int | None = None) -> dict:
+    """The handle of the process group led by pid (start time and boot id where /proc has them); `start` when
+    known already (the task launcher reads it before the task is asked for)."""
+    return {"pgid": pid, "start": start if start is not None else _start_ticks(pid), "boot": _boot_id()}
 
 
 def stop_orphan(handle: Mapping | None) -> str:
@@ -237,11 +238,17 @@ def stop_orphan(handle: Mapping | None) -> str:
 
 def _start_ticks(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return int(fields[19])  # field 22 of proc(5): starttime
+    try:
+        stat = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    fields = stat.rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
+    return int(fields[19]) if len(fields) > 19 else None  # field 22 of proc(5): starttime
 
 
 @functools.cache  # it cannot change while we run; read once rather than per task

@@ -58,9 +58,10 @@ class LauncherGone(OSError):
 class Launched:
     """A task started by the launcher, as much of subprocess.Popen as ProcessGroup uses."""
 
-    def __init__(self, sandbox: SandboxLauncher, pid: int):
+    def __init__(self, sandbox: SandboxLauncher, pid: int, start: int | None = None):
         self.sandbox = sandbox
         self.pid = pid
+        self.start = start  # when it started, in clock ticks since boot (the launcher read it: processes.py)
         self.returncode: int | None = None  # set once the executor has taken the exit (poll)
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reap_when_ended = False
@@ -297,7 +298,7 @@ class SandboxLauncher:
                 reply = self._replies.pop(message["id"], None)
                 answer: Launched | str = message.get("error", "")
                 if "pid" in message:
-                    answer = self._tasks[message["pid"]] = Launched(self, message["pid"])
+                    answer = self._tasks[message["pid"]] = Launched(self, message["pid"], message.get("start"))
                 if reply is not None and not reply.done():
                     reply.set_result(answer)
 
