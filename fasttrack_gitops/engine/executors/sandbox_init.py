@@ -188,19 +188,18 @@ class Launcher:
         self.ready: Ready | None = None  # the next task's process, forked ahead
         self.starting: dict[int, Ready] = {}  # report fd -> a child given its request, until it exec'd
         self.may_fork = True  # False after a fork failed, until one works again
+        self.running = 0  # tasks whose exit is not sent yet
 
     def serve(self) -> None:
         try:
             while True:
-                # Fork the next task's process when nothing waits for us (not while a child we handed a request
-                # to is starting: its answer comes first), so that the fork is off every task's critical path.
-                idle = self.ready is None and not self.starting and self.may_fork
+                # Fork the next task's process when nothing waits for us and no task runs (a task's exit would wait
+                # for the fork); else once a task's exit is sent (_ended): the executor records it then, and asks
+                # for the next task after, when the fork is done.
+                idle = self.ready is None and not self.starting and not self.running and self.may_fork
                 events = self.selector.select(0 if idle else None)
                 if not events and idle:
-                    try:
-                        self._fork_ready()
-                    except OSError:  # out of processes or memory: not again until a request asks (it says why)
-                        self.may_fork = False
+                    self._fork_ahead()
                 for key, _ in events:
                     if key.fileobj is self.sock:
                         if not self._message():
@@ -302,6 +301,7 @@ class Launcher:
             return
         self.ours[child.host_pid] = child.pid
         self.selector.register(child.pidfd, selectors.EVENT_READ, child.host_pid)
+        self.running += 1
         self._send({"id": child.request_id, "pid": child.host_pid, "start": child.start})
 
     def _forget(self, child: Ready) -> None:
@@ -344,6 +344,17 @@ class Launcher:
         else:  # CLD_KILLED, CLD_DUMPED
             returncode = -info.si_status
         self._send({"exit": host_pid, "returncode": returncode})
+        self.running -= 1
+        if self.ready is None and not self.starting and self.may_fork:
+            self._fork_ahead()
+
+    def _fork_ahead(self) -> None:
+        """Fork the next task's process before it is asked for (when a fork fails, not again until a request
+        asks for one: it says why)."""
+        try:
+            self._fork_ready()
+        except OSError:  # out of processes or memory
+            self.may_fork = False
 
     def _reap_adopted(self) -> None:
         """Reap the processes we adopted that have ended; never a task (its zombie holds its group id for us)."""
