@@ -68,6 +68,10 @@ def command(
     given; a pipeline outside any git repository runs from its folder as it
     is. Exit 0 when the job succeeded, 1 when it failed or was cancelled, 2 on a usage error, 3 on an operational one.
     """
+    if executor == "local":  # its task launcher starts on another core while the rest of the command loads
+        from fasttrack_gitops.engine.executors.local import start_launcher_early
+
+        start_launcher_early()
     from fasttrack_gitops.commands.running import run_job
     from fasttrack_gitops.core.errors import UsageError
     from fasttrack_gitops.core.pipeline.params import parse_assignments

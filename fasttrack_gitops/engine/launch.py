@@ -24,7 +24,7 @@ from fasttrack_gitops.core.job import DONE, JobView, PipelineJob, TaskInstance, 
 from fasttrack_gitops.engine import datafolder
 from fasttrack_gitops.engine.cache import CacheIndex
 from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
-from fasttrack_gitops.engine.executors.base import EndsJobs, Executor, cache_index_of
+from fasttrack_gitops.engine.executors.base import EndsJobs, Executor, WarmsUp, cache_index_of
 from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
 
@@ -84,6 +84,8 @@ class Launch:
 
     async def run(self) -> JobView:
         """Run the job to its end (or until interrupted); its view."""
+        if isinstance(self.executor, WarmsUp):  # its launcher starts while the job is stored and prepared
+            self.executor.warm_up()
         # The runner is made here, after the copying of reused outputs (in a worker thread), so a cancel()
         # or interrupt() that comes meanwhile is remembered and passed on.
         initial = await reused_tasks(self.store, self.job) if self.failed_only else {}

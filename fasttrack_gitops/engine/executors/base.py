@@ -124,6 +124,16 @@ class EndsJobs(Protocol):
 
 
 @runtime_checkable
+class WarmsUp(Protocol):
+    """An executor with something to start before its first attempt (the local one: its task launcher), which a
+    job's launch starts at once, in the background, instead of on the first task's critical path."""
+
+    def warm_up(self) -> None:
+        """Start it now without waiting (on the running loop); its first attempt waits for it if need be."""
+        ...
+
+
+@runtime_checkable
 class ShipsAhead(Protocol):
     """An executor that must ship a task's code somewhere before its session can start (the Backend.AI one): the
     runner hands it each task sure to run, in order, early, so no upload is left for the critical path."""

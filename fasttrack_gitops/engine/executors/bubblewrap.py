@@ -36,6 +36,17 @@ log = logging.getLogger("fasttrack_gitops.engine.local")
 PROBE_TIMEOUT = 10.0
 
 
+def sandbox_prefix() -> tuple[list[str] | None, str]:
+    """The bubblewrap argv prefix to try (the host's root shown unchanged but /pipeline, a PID namespace of its own,
+    dying with us), or None and why it cannot be."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return None, "bwrap is not installed"
+    if os.path.lexists(datafolder.ROOT):
+        return None, f"this machine has its own {datafolder.ROOT}"
+    return [bwrap, "--die-with-parent", "--unshare-pid", *_host_root_binds(), "--proc", "/proc"], ""
+
+
 def bwrap_setting(value: str) -> bool | None:
     """FTG_BWRAP: 0 never use bubblewrap, 1 require it, unset or anything else: when it works."""
     return {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}.get(value.lower())
@@ -85,12 +96,9 @@ class Bubblewrap:
 
     async def _probe(self) -> tuple[list[str] | None, str]:
         """Try bubblewrap once with a trivial command: it fails where user namespaces are not allowed."""
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            return None, "bwrap is not installed"
-        if os.path.lexists(datafolder.ROOT):
-            return None, f"this machine has its own {datafolder.ROOT}"
-        prefix = [bwrap, "--die-with-parent", "--unshare-pid", *_host_root_binds(), "--proc", "/proc"]
+        prefix, why_not = sandbox_prefix()
+        if prefix is None:
+            return None, why_not
         if self.launcher is not None:
             problem = await self.launcher.start(prefix, self.shell)
             if not problem:

@@ -52,7 +52,13 @@ from fasttrack_gitops.engine.executors.base import (
     stop_live_attempts,
     timed_out,
 )
-from fasttrack_gitops.engine.executors.bubblewrap import Bubblewrap, bwrap_command, bwrap_setting, mounted_folders
+from fasttrack_gitops.engine.executors.bubblewrap import (
+    Bubblewrap,
+    bwrap_command,
+    bwrap_setting,
+    mounted_folders,
+    sandbox_prefix,
+)
 from fasttrack_gitops.engine.executors.logcap import DEFAULT_HEAD, DEFAULT_TAIL, LogCapture
 from fasttrack_gitops.engine.executors.processes import (
     ProcessGroup,
@@ -61,7 +67,7 @@ from fasttrack_gitops.engine.executors.processes import (
     start_group,
     stop_orphan,
 )
-from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher
+from fasttrack_gitops.engine.executors.sandbox import Launched, SandboxLauncher, start_early
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.executors.local_services import LocalServices
@@ -108,6 +114,7 @@ class LocalExecutor:
         self._withheld_values = frozenset(v for v in withhold if v)
         self._inherited_from: dict[bytes, bytes] | None = None  # the raw environment _inherited was built from
         self._inherited: dict[str, str] = {}
+        self._warming: asyncio.Task | None = None  # warm_up(), while it starts the launcher
 
     def capacity(self) -> Resources | None:
         return self._capacity
@@ -115,9 +122,24 @@ class LocalExecutor:
     cache_index = local_cache_index
     task_outputs = local_task_outputs
 
+    def warm_up(self) -> None:
+        """Start the task launcher now, in the background (issue 17: ~20 ms of a 1-task run's critical path were its
+        start): the sandbox's, probing bubblewrap with it, or else the plain one. Whatever it finds (bubblewrap does
+        not work here, say) is found as on a first task's start, which waits for it."""
+        if self._warming is None:
+            self._warming = asyncio.get_running_loop().create_task(self._warm())
+            # What went wrong is met again, and said, by the first attempt; retrieved here so it is not logged twice.
+            self._warming.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def _warm(self) -> None:
+        if await self._sandbox_prefix() is None or await self._bubblewrap.running_launcher() is None:
+            await self._plain_launcher()  # no sandbox, or a bubblewrap per task (started through the plain launcher)
+
     async def close(self) -> None:
         """Stop attempts still running (they end CANCELLED) and wait for them; stop services not kept; then the
         sandbox's launcher."""
+        if self._warming is not None:  # bounded: the launcher's start times out (START_TIMEOUT)
+            await asyncio.gather(self._warming, return_exceptions=True)
         await stop_live_attempts(self._live)
         if self._services is not None:
             await self._services.close()
@@ -330,6 +352,19 @@ class LocalExecutor:
     async def _sandbox_prefix(self) -> list[str] | None:
         """bwrap's argv prefix when attempts run under it: wanted (self.bwrap) and working here."""
         return None if self.bwrap is False else await self._bubblewrap.prefix()
+
+
+def start_launcher_early() -> None:
+    """For a command about to run tasks here with the default executor settings (`run`): start the task launcher
+    that executor will want (sandbox.py: start_early), while the command still loads and validates."""
+    if not hasattr(os, "pidfd_open"):
+        return
+    if bwrap_setting(os.environ.get("FTG_BWRAP", "")) is not False:
+        prefix, _why_not = sandbox_prefix()
+        if prefix is not None:
+            start_early(prefix)
+            return
+    start_early(None)
 
 
 def _withheld(name: str) -> bool:

@@ -99,35 +99,14 @@ class SandboxLauncher:
 
         `prefix`: the bubblewrap argv that shows the host's root in a PID namespace of its own (bubblewrap.py),
         or None for the plain launcher (no sandbox; sandbox_init.py says what each mode does)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        fds = [theirs.fileno()]  # pass_fds keeps their numbers; bubblewrap passes them on
-        try:
-            if prefix is None:
-                # A session of its own: a signal to our process group (a ^C, `kill -- -PGID`) must leave it alive
-                # to end our tasks' processes once we are gone.
-                argv = [sys.executable, "-I", "-S", str(LAUNCHER), str(theirs.fileno()), "plain"]
-            else:
-                fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))  # the host's /proc
-                argv = [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
-                argv += [str(theirs.fileno()), "sandbox", str(fds[1])]
-            self._process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=fds,
-                start_new_session=prefix is None,
-                # Nothing of ours: each task's environment comes with its request, and the launcher, unlike us,
-                # is dumpable, so a task could read the launcher's /proc/<pid>/environ (SECURITY.md).
-                env={"PATH": os.environ.get("PATH", os.defpath)},
-            )
-        except OSError as e:
-            ours.close()
-            return f"cannot start the task launcher: {e.strerror or e}"
-        finally:
-            theirs.close()
-            for fd in fds[1:]:
-                os.close(fd)
+        early = _take_early(prefix)
+        if early is not None:  # started at the command's start (start_early), while it still loaded
+            ours, self._process = early
+        else:
+            try:
+                ours, self._process = _launch(prefix)
+            except OSError as e:
+                return f"cannot start the task launcher: {e.strerror or e}"
         self._sock = ours
         ours.setblocking(False)
         asyncio.get_running_loop().add_reader(ours.fileno(), self._on_message)
@@ -318,6 +297,78 @@ class SandboxLauncher:
             said = process.stderr.read().decode(errors="replace").strip()
             return f"the task launcher ended ({said or f'exit {process.returncode}'})"
         return "the task launcher ended"
+
+
+def _launch(prefix: Sequence[str] | None) -> tuple[socket.socket, subprocess.Popen]:
+    """Start the launcher's process (under bubblewrap when `prefix`); our end of its socket, and the process."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fds = [theirs.fileno()]  # pass_fds keeps their numbers; bubblewrap passes them on
+    try:
+        if prefix is None:
+            # A session of its own: a signal to our process group (a ^C, `kill -- -PGID`) must leave it alive
+            # to end our tasks' processes once we are gone.
+            argv = [sys.executable, "-I", "-S", str(LAUNCHER), str(theirs.fileno()), "plain"]
+        else:
+            fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))  # the host's /proc
+            argv = [*prefix, "--dir", datafolder.ROOT, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+            argv += [str(theirs.fileno()), "sandbox", str(fds[1])]
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=fds,
+            start_new_session=prefix is None,
+            # Nothing of ours: each task's environment comes with its request, and the launcher, unlike us,
+            # is dumpable, so a task could read the launcher's /proc/<pid>/environ (SECURITY.md).
+            env={"PATH": os.environ.get("PATH", os.defpath)},
+        )
+    except OSError:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+        for fd in fds[1:]:
+            os.close(fd)
+    return ours, process
+
+
+# A launcher started before any executor wanted it (start_early), with the prefix it was started with.
+_early: tuple[tuple[str, ...] | None, socket.socket, subprocess.Popen] | None = None
+
+
+def start_early(prefix: Sequence[str] | None) -> None:
+    """Start a launcher now, from a command that will run tasks and has yet to load most of itself: its Python
+    starts on another core meanwhile (~30 ms of a 1-task run's critical path, bench/run_bench.py). The first
+    SandboxLauncher started with the same prefix takes it; one not taken ends when this process does (its socket
+    closes: sandbox_init.py). One at a time: a second call ends the first one's."""
+    global _early
+    _end_early()
+    try:
+        ours, process = _launch(prefix)
+    except OSError:
+        return  # started again, and the failure said, when a task needs it
+    _early = (tuple(prefix) if prefix is not None else None, ours, process)
+
+
+def _take_early(prefix: Sequence[str] | None) -> tuple[socket.socket, subprocess.Popen] | None:
+    global _early
+    if _early is None or _early[0] != (tuple(prefix) if prefix is not None else None):
+        return None
+    _key, ours, process = _early
+    _early = None
+    return ours, process
+
+
+def _end_early() -> None:
+    """The launcher started early and never taken: its socket closed, it exits (under bubblewrap, it and all)."""
+    global _early
+    if _early is not None:
+        _key, ours, process = _early
+        _early = None
+        ours.close()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @contextlib.contextmanager
