@@ -121,6 +121,7 @@ def _ready_child(requests: socket.socket, report: int, *, sandboxed: bool) -> No
     waits for its one request, and becomes the task (exec), or writes to `report` why it could not and exits
     127. Never returns."""
     try:
+        signal.set_wakeup_fd(-1)  # the launcher's (plain mode), closed below: a signal must not write to its number
         keep = sorted((requests.fileno(), report))
         os.closerange(3, keep[0])  # nothing of the launcher's (its socket, its selector) while it waits
         os.closerange(keep[0] + 1, keep[1])
@@ -330,7 +331,8 @@ class Launcher:
             stat = os.read(fd, 4096)
         finally:
             os.close(fd)
-        return int(stat.rsplit(b")", 1)[1].split()[19])  # field 22 of proc(5), after the name (it may hold spaces)
+        fields = stat.rsplit(b")", 1)[-1].split()  # after the name, which may hold spaces
+        return int(fields[19]) if len(fields) > 19 else None  # field 22 of proc(5)
 
     def _ended(self, host_pid: int) -> None:
         pidfd = self.pidfds[self.ours[host_pid]]
