@@ -29,6 +29,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,12 +94,14 @@ class SandboxLauncher:
         self._queued: set[asyncio.Future] = set()  # reap requests waiting for room in the socket
         self._restart: asyncio.Future[str] | None = None  # the start under way (ensure)
         self._started = False  # ensure() started it before
+        self._plain = False  # started without a sandbox (its tasks have no parent-death signal: _kill_groups)
 
     async def start(self, prefix: Sequence[str] | None, shell: str) -> str:
         """Start the launcher and run a probe task through it; "" when it works, else why not (then it is closed).
 
         `prefix`: the bubblewrap argv that shows the host's root in a PID namespace of its own (bubblewrap.py),
         or None for the plain launcher (no sandbox; sandbox_init.py says what each mode does)."""
+        self._plain = prefix is None
         early = _take_early(prefix)
         if early is not None:  # started at the command's start (start_early), while it still loaded
             ours, self._process = early
@@ -266,6 +269,8 @@ class SandboxLauncher:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
                 self._sock.close()
                 self._sock = None
+                if self._plain:
+                    self._kill_groups()
                 self._fail_all(self._why_gone())
                 return
             message = json.loads(data)
@@ -280,6 +285,16 @@ class SandboxLauncher:
                     answer = self._tasks[message["pid"]] = Launched(self, message["pid"], message.get("start"))
                 if reply is not None and not reply.done():
                     reply.set_result(answer)
+
+    def _kill_groups(self) -> None:
+        """The plain launcher died (killed from outside): its tasks, started with posix_spawn, have no parent-death
+        signal, so their groups are killed here. Their ids are still theirs: a group outlives its leader while any
+        process of it runs, and the leader's exit never reached us, so it ended at most just now."""
+        for pid in self._tasks:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _fail_all(self, why: str) -> None:
         for reply in self._replies.values():

@@ -1,4 +1,5 @@
-"""The task launcher forks each task's process before it is asked for (sandbox_init.py, Launcher._fork_ready).
+"""How the task launcher starts a task's process (sandbox_init.py): in the sandbox, forked before the task is asked
+for (a ready child, Launcher._fork_ready); without it, with posix_spawn.
 
 Real processes: the launcher (plain, or under bubblewrap), its ready child found in /proc, real shells.
 """
@@ -65,7 +66,14 @@ def ready_children(launcher: SandboxLauncher) -> list[int]:
     return [pid for pid in below if is_launcher(pid) and is_launcher(parents[pid])]
 
 
-def test_between_tasks_the_next_tasks_process_is_forked_and_waits(executor, make_spec):
+@pytest.fixture
+def sandboxed(bwrap_works) -> LocalExecutor:
+    return LocalExecutor(bwrap=True)
+
+
+def test_between_tasks_the_next_tasks_process_is_forked_and_waits(sandboxed, make_spec):
+    executor = sandboxed
+
     async def main():
         cancel = asyncio.Event()
         try:
@@ -79,7 +87,8 @@ def test_between_tasks_the_next_tasks_process_is_forked_and_waits(executor, make
     assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
 
 
-def test_a_ready_process_killed_while_it_waited_is_replaced_and_the_task_runs(executor, make_spec):
+def test_a_ready_process_killed_while_it_waited_is_replaced_and_the_task_runs(sandboxed, make_spec):
+    executor = sandboxed
     spec = make_spec("echo second")
 
     async def main():
@@ -100,6 +109,20 @@ def test_a_ready_process_killed_while_it_waited_is_replaced_and_the_task_runs(ex
     result = asyncio.run(main())
     assert result.outcome == Outcome.SUCCEEDED, result.message
     assert log_of(spec) == "second\n"
+
+
+def test_without_the_sandbox_no_process_is_forked_ahead(make_spec):
+    executor = LocalExecutor(bwrap=False)
+
+    async def main():
+        try:
+            await executor.run(make_spec("true"), cancel=asyncio.Event(), started=lambda handle=None: None)
+            await asyncio.sleep(0.2)
+            return ready_children(launcher_of(executor))
+        finally:
+            await executor.close()
+
+    assert asyncio.run(main()) == []
 
 
 def test_the_handle_names_the_tasks_process_and_its_start_time(executor, make_spec):
