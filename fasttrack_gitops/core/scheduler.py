@@ -61,6 +61,7 @@ class Capacity:
 
 # One pool for every task (Resources: free and limit at once), one per scaling group (None: the default), or none.
 CapacityLike = Resources | Mapping[str | None, Capacity] | None
+ZERO = Resources(cpu=0.0, mem=0, accelerators=())  # frozen: one for every sum that starts from nothing
 
 
 @dataclass(frozen=True)
@@ -147,15 +148,18 @@ def decide(
     slots = None if max_parallel is None else max(0, max_parallel - len(active))
     used: dict[str | None, Resources] = {}
     for t in active:
-        used[_pool(t, capacity)] = _add(used.get(_pool(t, capacity), _zero()), t.resources)
+        used[_pool(t, capacity)] = _add(used.get(_pool(t, capacity), ZERO), t.resources)
     start: list[str] = []
     fail: dict[str, str] = {}
     why: dict[str, str] = {}
-    for task in ready:
+    for i, task in enumerate(ready):
+        if capacity is None and slots is not None and len(start) >= slots:
+            waiting += (t.name for t in ready[i:])  # no slot left, and nothing can be too big: the rest wait
+            break
         pool = _pool(task, capacity)
         room = _capacity_for(task, capacity)
-        held = used.get(pool, _zero())
-        if room is not None and not _fits(task.resources, _zero(), room.limit):
+        held = used.get(pool, ZERO)
+        if room is not None and not _fits(task.resources, ZERO, room.limit):
             fail[task.name] = _too_big(task, capacity, room.limit)
         elif slots is not None and len(start) >= slots:
             waiting.append(task.name)
@@ -242,10 +246,6 @@ def _short(request: Resources, used: Resources, free: Resources) -> str:
     return ", ".join(words)
 
 
-def _zero() -> Resources:
-    return Resources(cpu=0.0, mem=0, accelerators=())
-
-
 def _add(a: Resources, b: Resources) -> Resources:
     accelerators = dict(a.accelerators)
     for slot, amount in b.accelerators:
@@ -255,7 +255,7 @@ def _add(a: Resources, b: Resources) -> Resources:
 
 def total(resources: Iterable[Resources]) -> Resources:
     """The sum of some resources (accelerators slot by slot)."""
-    total = _zero()
+    total = ZERO
     for r in resources:
         total = _add(total, r)
     return total
