@@ -61,20 +61,22 @@ def bind_folders(binds: list[list[str]]) -> None:
         check(libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None), f"bind {target}")
 
 
-def ready_child(requests: socket.socket, report: int) -> None:
-    """A child forked before its task is asked for (sandbox_init.py: Launcher._fork_ready): it does now what no task's request
-    changes (its parent-death signal, a session of its own, its own namespaces and /pipeline),
-    waits for its one request, and becomes the task (exec), or writes to `report` why it could not and exits
-    127. Never returns."""
+def ready_child(requests: socket.socket) -> None:
+    """A child forked before its task is asked for (sandbox_init.py: Launcher._fork_ready). It does now what no
+    request changes (a parent-death signal, a session of its own, namespaces of its own with an empty /pipeline),
+    waits for its one request, binds the task's folders and starts the task with posix_spawn (a vfork: it shares
+    this process's memory until it execs, so its exec tears nothing down, ~0.5 ms less than an exec from here).
+    It then stays the task's parent: it says the task's pid, then how it ended, leaving it a zombie (its
+    process group id stays reserved) until the launcher closes the socket, then reaps it. Messages to the
+    launcher, one JSON object each: {"pid": P} (a pid of the sandbox's namespace), {"exit": R}, or {"error": "..."}
+    when the task could not start. Never returns."""
     try:
-        keep = sorted((requests.fileno(), report))
-        os.closerange(3, keep[0])  # nothing of the launcher's (its socket, its selector) while it waits
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, MAX_FD)
+        os.closerange(3, requests.fileno())  # nothing of the launcher's (its socket, its selector) while it waits
+        os.closerange(requests.fileno() + 1, MAX_FD)
         problem = ""
         try:
             check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
-            os.setsid()  # its own process group, which the executor kills as a whole
+            os.setsid()  # apart from the launcher's group, and from the task's own
             enter_own_namespace()
         except OSError as e:  # said when its request comes: that task fails with this reason
             problem = f"{e.strerror or e}"
@@ -86,19 +88,44 @@ def ready_child(requests: socket.socket, report: int) -> None:
         request = request_of(data, fds)
         bind_folders(request["binds"])
         os.chdir(request["cwd"])
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[0], 2)
-        os.closerange(3, report)  # the task inherits stdin, stdout and stderr only (report closes on exec)
-        os.closerange(report + 1, MAX_FD)
-        for signum in DEFAULT_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        os.execve(request["argv"][0], request["argv"], request["env"])
+        out = fds[0]
+        pid = os.posix_spawn(
+            request["argv"][0],
+            request["argv"],
+            request["env"],
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out, 1),
+                (os.POSIX_SPAWN_DUP2, out, 2),
+                (os.POSIX_SPAWN_CLOSE, out),  # it came without close-on-exec; the socket closes on exec
+            ],
+            setsid=True,  # its own process group, which the executor kills as a whole
+            setsigmask=(),
+            setsigdef=DEFAULT_SIGNALS,
+        )
     except BaseException as e:  # noqa: BLE001 - whatever it is, the executor must hear it
-        os.write(report, f"{getattr(e, 'strerror', None) or e}".encode(errors="replace")[:4000] or b"failed")
-    finally:
+        _say(requests, {"error": f"{getattr(e, 'strerror', None) or e}"[:4000] or "failed"})
         os._exit(127)
+    try:
+        os.close(out)
+        _say(requests, {"pid": pid})
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # ended, left a zombie
+        returncode = -signal.SIGKILL if info is None else info.si_status
+        if info is not None and info.si_code != os.CLD_EXITED:  # CLD_KILLED, CLD_DUMPED
+            returncode = -info.si_status
+        _say(requests, {"exit": returncode})
+        while requests.recv(1):  # until the launcher closes the socket: the executor is done with its group
+            pass
+        os.waitid(os.P_PID, pid, os.WEXITED)
+    finally:
+        os._exit(0)
+
+
+def _say(requests: socket.socket, message: dict) -> None:
+    try:
+        requests.send(json.dumps(message).encode())
+    except OSError:  # the launcher is gone; this process dies with it (its parent-death signal)
+        pass
 
 
 def request_of(data: bytes, fds: list[int]) -> dict:
@@ -112,10 +139,11 @@ def request_of(data: bytes, fds: list[int]) -> dict:
 
 
 class Ready:
-    """A child forked ahead of its task: its pids and pidfd known already, waiting for its request."""
+    """A child forked ahead of its task (ready_child), as the launcher knows it."""
 
-    def __init__(self, pid: int, pidfd: int, host_pid: int, start: int | None, requests: socket.socket, report: int):
-        self.pid, self.pidfd, self.host_pid, self.start = pid, pidfd, host_pid, start
-        self.requests = requests  # where its one request goes
-        self.report = report  # EOF once it exec'd; else why it could not
+    def __init__(self, pid: int, pidfd: int, requests: socket.socket):
+        self.pid, self.pidfd = pid, pidfd  # its own (the launcher's child)
+        self.requests = requests  # its request goes out here, and what it says comes back
         self.request_id = 0  # the spawn it was given
+        self.task: int | None = None  # the task's pid in the sandbox's namespace, once started
+        self.task_host: int | None = None  # and as the host sees it (what the executor is told)

@@ -34,20 +34,23 @@ died, SIGKILL included), it kills every task's process group and every
 process it has become the parent of, until it has no child left, then exits.
 No cgroup needed, and nothing to do at the next start.
 
-How a task's process starts (issue 17). In the sandbox, it is forked
-before the task is asked for (a "ready" child): once a task's exit is sent,
-or when nothing runs, the launcher forks the next one, which sets what no
-request changes (a parent-death signal, as under bubblewrap's
---die-with-parent; a session of its own; its namespaces and an empty
-/pipeline) and waits on a socket of its own; a request is handed to it as it
-came, it binds its folders and execs, and the launcher answers once it did,
-without waiting on it meanwhile. A fork of this process costs ~0.4 ms here
-and an exec from it ~0.6 ms more than from a small one: a task's start no
-longer waits for the fork. Without the sandbox, no namespace is needed and
-posix_spawn (a vfork) starts it in ~0.1 ms (bench/launcher_bench.py: 2.7
--> 0.9 ms a task, 1.4x a bare posix_spawn of the same shell); such a task
-has no parent-death signal, so when this launcher is killed from outside,
-the executor kills its tasks' groups (sandbox.py).
+How a task's process starts (issue 17). A fork of this process costs
+~0.4 ms here, and an exec from a forked Python ~0.6 ms more than from a
+small process (it tears the copy down); posix_spawn (a vfork) starts a
+process in ~0.1 ms. Without the sandbox the launcher starts each task with
+posix_spawn, in a session of its own. In the sandbox a task needs namespaces
+of its own, which posix_spawn cannot make: so a child of the launcher is
+forked before its task is asked for (once a task's exit is sent, or when
+nothing runs), makes them and an empty /pipeline, and waits; a request is
+handed to it as it came, it binds the task's folders, starts the task with
+posix_spawn and stays its parent, saying its pid and later how it ended
+(launcher_child.py). bench/launcher_bench.py: 2.7 -> 0.9 ms a task without
+the sandbox, 3.4 -> 2.5 ms with it, against 0.7 ms for a bare posix_spawn.
+A task has no parent-death signal: in the sandbox its PID namespace ends it
+with the launcher; without it the executor kills its group when it sees the
+launcher killed from outside (sandbox.py). glibc's posix_spawn leaves its
+internal signals 32 and 33 ignored in the task; nothing else is ignored or
+blocked.
 
 Messages, one JSON object per datagram (pids as the executor's host sees them):
   executor -> launcher  {"op": "spawn", "id": N, "argv": [...], "cwd": "...", "env": {...},
@@ -57,7 +60,8 @@ Messages, one JSON object per datagram (pids as the executor's host sees them):
   launcher -> executor  {"id": N, "pid": P, "start": T} (T: its start in clock ticks since boot, for its handle)
                         or {"id": N, "error": "..."}
                         {"exit": P, "returncode": R}: P ended (R < 0: killed by signal -R)
-A task is left unreaped (a zombie) until the executor says "reap": until then
+A task is left unreaped (a zombie: by the launcher, or in the sandbox by its
+parent) until the executor says "reap": until then
 its process id, and so its process group id, cannot be given to another
 process, and the executor may still kill what the task left in its group.
 When the executor's end of the socket closes, the launcher ends every
@@ -66,6 +70,7 @@ process of its tasks and exits.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import selectors
@@ -89,9 +94,10 @@ class Launcher:
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.pidfds: dict[int, int] = {}  # our pid -> pidfd, until reaped (ready children included)
-        self.ours: dict[int, int] = {}  # host pid -> our pid (the same outside a sandbox), until reaped
-        self.ready: launcher_child.Ready | None = None  # the next task's process, forked ahead
-        self.starting: dict[int, launcher_child.Ready] = {}  # report fd -> a child given its request, until it exec'd
+        self.ours: dict[int, int] = {}  # plain mode: a task's pid -> itself, until reaped
+        self.ready: launcher_child.Ready | None = None  # sandbox mode: the next task's process, forked ahead
+        self.starting: dict[int, launcher_child.Ready] = {}  # its socket's fd -> one given its request, until it says
+        self.tasks: dict[int, launcher_child.Ready] = {}  # sandbox mode: a task's host pid -> its parent, until reaped
         # Sandbox mode forks each task's process ahead (no posix_spawn can make namespaces); False for a while
         # after a fork failed, until one works again.
         self.forks_ahead = host_proc is not None
@@ -114,10 +120,8 @@ class Launcher:
                     elif key.data is None:  # SIGCHLD (plain mode): a process we adopted may have ended
                         _drain(key.fd)
                         self._reap_adopted()
-                    elif isinstance(key.data, launcher_child.Ready):
-                        self._exec_done(key.data)
-                    else:
-                        self._ended(key.data)
+                    else:  # what was registered with it: a task ended, a child spoke, a child exited
+                        key.data()
         finally:
             self._end_everything()
 
@@ -138,12 +142,16 @@ class Launcher:
             self._spawn_plain(request["id"], data, fds)
         elif request["op"] == "spawn":
             self._spawn(request["id"], data, fds)
-        elif request["op"] == "reap":
+        elif request["op"] == "reap" and self.host_proc is None:
             pid = self.ours.pop(request["pid"], None)
             pidfd = self.pidfds.pop(pid, None) if pid is not None else None
             if pidfd is not None:
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
                 os.close(pidfd)
+        elif request["op"] == "reap":
+            child = self.tasks.pop(request["pid"], None)
+            if child is not None:
+                self._forget(child)
         return True
 
     def _spawn_plain(self, request_id: int, data: bytes, fds: list[int]) -> None:
@@ -180,29 +188,25 @@ class Launcher:
         pidfd = os.pidfd_open(pid)
         self.pidfds[pid] = pidfd
         self.ours[pid] = pid
-        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        self.selector.register(pidfd, selectors.EVENT_READ, functools.partial(self._ended, pid))
         self.running += 1
         self._send({"id": request_id, "pid": pid, "start": self._start_ticks(pid)})
 
     def _fork_ready(self) -> None:
-        """Fork the next task's process now, so that a request finds one that only has to exec (a fork of this
-        process, and in the sandbox its namespaces, take ~1-1.5 ms that no longer wait in a task's start)."""
+        """Fork the next task's process now (launcher_child.ready_child), so that a request finds one with its
+        namespaces made, that only has to bind the task's folders and start it (a fork of this process and a
+        user namespace take ~1-1.5 ms that no longer wait in a task's start)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        report_read, report_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             ours.close()
-            os.close(report_read)
-            launcher_child.ready_child(theirs, report_write)
+            launcher_child.ready_child(theirs)
         theirs.close()
-        os.close(report_write)
-        pidfd = os.pidfd_open(pid)
-        host_pid = self._host_pid(pidfd) if self.host_proc is not None else pid
-        self.pidfds[pid] = pidfd  # never reaped as adopted (_reap_adopted), killed at the end as a task is
-        self.ready = launcher_child.Ready(pid, pidfd, host_pid, self._start_ticks(host_pid), ours, report_read)
+        self.pidfds[pid] = os.pidfd_open(pid)  # never reaped as adopted (_reap_adopted)
+        self.ready = launcher_child.Ready(pid, self.pidfds[pid], ours)
 
     def _spawn(self, request_id: int, data: bytes, fds: list[int]) -> None:
-        """Hand a spawn request, as it came, to the child forked for it; answered once it exec'd (_exec_done)."""
+        """Hand a spawn request, as it came, to the child forked for it; answered when it says (_heard)."""
         try:
             child = self._take_ready(data, fds)
         except OSError as e:  # out of processes or memory: this task cannot start, others may later
@@ -212,8 +216,8 @@ class Launcher:
             for fd in fds:
                 os.close(fd)
         child.request_id = request_id
-        self.starting[child.report] = child
-        self.selector.register(child.report, selectors.EVENT_READ, child)
+        self.starting[child.requests.fileno()] = child
+        self.selector.register(child.requests, selectors.EVENT_READ, functools.partial(self._heard, child))
 
     def _take_ready(self, data: bytes, fds: list[int]) -> launcher_child.Ready:
         """The ready child, given the request; one forked now when there is none (the last one went to a request
@@ -228,34 +232,52 @@ class Launcher:
                 socket.send_fds(child.requests, [data], fds)
                 return child
             except OSError:  # it is gone: reap it, and give the request to a new one
-                os.close(child.report)
                 self._forget(child)
-            finally:
-                child.requests.close()
         raise OSError(0, "the task's process ended before it started")
 
-    def _exec_done(self, child: launcher_child.Ready) -> None:
-        """Its report pipe closed (exec'd: it runs the task) or told why not: answer its spawn request."""
-        self.selector.unregister(child.report)
-        del self.starting[child.report]
-        why = b""
-        while chunk := os.read(child.report, 4096):  # EOF: it exec'd (close-on-exec) or failed and exits
-            why += chunk
-        os.close(child.report)
-        if why:
-            self._send({"id": child.request_id, "error": why.decode(errors="replace")})
-            self._forget(child)
-            return
-        self.ours[child.host_pid] = child.pid
-        self.selector.register(child.pidfd, selectors.EVENT_READ, child.host_pid)
-        self.running += 1
-        self._send({"id": child.request_id, "pid": child.host_pid, "start": child.start})
+    def _heard(self, child: launcher_child.Ready) -> None:
+        """What a child handed a request says: its task started (pid), ended (exit), could not start (error), or
+        nothing more: it died (killed from outside)."""
+        try:
+            data = child.requests.recv(launcher_child.INLINE_MESSAGE)
+        except OSError:
+            data = b""
+        said = json.loads(data) if data else {}
+        if "pid" in said:
+            child.task = said["pid"]
+            pidfd = os.pidfd_open(said["pid"])  # our grandchild: only to read its host pid
+            try:
+                child.task_host = self._host_pid(pidfd)
+            finally:
+                os.close(pidfd)
+            del self.starting[child.requests.fileno()]
+            self.tasks[child.task_host] = child
+            self.running += 1
+            self._send({"id": child.request_id, "pid": child.task_host, "start": self._start_ticks(child.task_host)})
+        elif "exit" in said:
+            self.selector.unregister(child.requests)  # it says nothing more until told to reap (the socket closed)
+            self._task_ended(child.task_host, said["exit"])
+        else:
+            self.selector.unregister(child.requests)
+            if child.task_host is None:  # never started its task
+                del self.starting[child.requests.fileno()]
+                self._send({"id": child.request_id, "error": said.get("error", "its process ended before it started")})
+                self._forget(child)
+            else:  # it died under its task (killed from outside): the task's group goes with it, as it would
+                _kill_group(child.task)
+                self._task_ended(child.task_host, -signal.SIGKILL)
 
     def _forget(self, child: launcher_child.Ready) -> None:
-        """A child that never became its task: reaped once it has exited."""
+        """A child that is done (it never started a task, or the executor is done with its task): its socket closed
+        (one that waits on it reaps its task then, and exits), and itself reaped once it has exited, without
+        waiting for it here (an exit tears down a copy of this process: ~0.5 ms)."""
+        child.requests.close()
+        self.selector.register(child.pidfd, selectors.EVENT_READ, functools.partial(self._reaped, child))
+
+    def _reaped(self, child: launcher_child.Ready) -> None:
+        self.selector.unregister(child.pidfd)
         os.waitid(os.P_PIDFD, child.pidfd, os.WEXITED)
-        os.close(child.pidfd)
-        del self.pidfds[child.pid]
+        os.close(self.pidfds.pop(child.pid))
 
     def _host_pid(self, pidfd: int) -> int:
         """The pid the host gives the process behind pidfd: its fdinfo read under the host's /proc says."""
@@ -281,9 +303,9 @@ class Launcher:
         return int(fields[19]) if len(fields) > 19 else None  # field 22 of proc(5)
 
     def _ended(self, host_pid: int) -> None:
+        """Plain mode: a task (our child) ended; it stays a zombie, its group id ours, until the executor says reap."""
         pidfd = self.pidfds[self.ours[host_pid]]
         self.selector.unregister(pidfd)
-        # WNOWAIT: it stays a zombie, so its process group id is ours until the executor says "reap"
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
         if info is None:  # cannot happen once the pidfd is readable; never lose the task
             returncode = -signal.SIGKILL
@@ -291,6 +313,9 @@ class Launcher:
             returncode = info.si_status
         else:  # CLD_KILLED, CLD_DUMPED
             returncode = -info.si_status
+        self._task_ended(host_pid, returncode)
+
+    def _task_ended(self, host_pid: int | None, returncode: int) -> None:
         self._send({"exit": host_pid, "returncode": returncode})
         self.running -= 1
         if self.forks_ahead and self.ready is None and not self.starting:
@@ -316,11 +341,9 @@ class Launcher:
     def _end_everything(self) -> None:
         """The executor is gone: kill every task's group, then every child we have (tasks, and in plain mode what
         their descendants left to us), again as long as killed ones leave us more, so that nothing outlives it."""
-        for pid in self.pidfds:
-            try:
-                os.killpg(pid, signal.SIGKILL)  # still ours: a group whose leader we have not reaped
-            except OSError:
-                pass
+        leaders = [c.task for c in self.tasks.values()] if self.host_proc is not None else list(self.ours)
+        for pid in leaders:  # still reserved: a group whose leader nobody has reaped
+            _kill_group(pid)
         while children := _children():
             for pid in children:
                 try:
@@ -352,6 +375,14 @@ def _children() -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
         return found
+
+
+def _kill_group(pgid: int | None) -> None:
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _drain(fd: int) -> None:

@@ -125,6 +125,23 @@ def test_without_the_sandbox_no_process_is_forked_ahead(make_spec):
     assert asyncio.run(main()) == []
 
 
+def test_a_task_starts_with_the_default_handling_of_every_signal_a_program_can_use(executor, make_spec):
+    spec = make_spec("grep -E 'Sig(Ign|Blk)' /proc/$$/status")
+
+    async def main():
+        try:
+            return await executor.run(spec, cancel=asyncio.Event(), started=lambda handle=None: None)
+        finally:
+            await executor.close()
+
+    assert asyncio.run(main()).outcome == Outcome.SUCCEEDED
+    masks = dict(line.split(":") for line in log_of(spec).splitlines())
+    assert int(masks["SigBlk"], 16) == 0  # nothing blocked
+    # nothing ignored (the launcher ignores SIGINT, Python SIGPIPE and SIGXFSZ) but glibc's own 32 and 33, which
+    # its posix_spawn leaves ignored; no program can use them (glibc's SIGRTMIN is 34, and it sets them up itself)
+    assert int(masks["SigIgn"], 16) & ~(1 << 31 | 1 << 32) == 0, masks
+
+
 def test_the_handle_names_the_tasks_process_and_its_start_time(executor, make_spec):
     """The launcher reads the start time (the handle's guard against a reused pid) before the task is asked for:
     it must still be that of the process running the task."""
