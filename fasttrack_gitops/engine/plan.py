@@ -10,6 +10,10 @@ a snapshot, `freeze_at` freezes a checked pipeline with its code trees.
 
 This is blocking git and YAML work: the daemon runs it in a worker thread
 and gets plain records (`Planned`) back, which it stores in its own thread.
+
+What only the daemon and the Action use (triggers, concurrency groups, the
+ledger's keys) is imported where it is used: `run` plans one file and never
+needs them, and importing them cost a 1-task `run` some 8 ms of its start.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.concurrency_groups import concurrency_group, group_context
 from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun, with_params
 from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
@@ -29,8 +32,11 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitUsageError, Snapshot
-from fasttrack_gitops.engine.state.ledger import JobKey
 from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, SETTINGS_FILE
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.core import triggers
+    from fasttrack_gitops.engine.state.ledger import JobKey
 
 CACHE_SIZE = 256  # commits whose checked pipelines are kept: a burst of deliveries of one push reads it once
 
@@ -230,6 +236,8 @@ class Pipelines:
 
     @property
     def candidates(self) -> list[triggers.Candidate]:
+        from fasttrack_gitops.core import triggers
+
         return [triggers.Candidate(path, p.name, p.triggers, p.concurrency) for path, p in self.valid.items()]
 
 
@@ -325,6 +333,9 @@ def plan(
     part of the idempotency key, so the same event from a webhook and from a
     poll still makes one job.
     """
+    from fasttrack_gitops.core.concurrency_groups import concurrency_group, group_context
+    from fasttrack_gitops.engine.state.ledger import JobKey
+
     snap = replace(found.snapshot, ref=ref)
     commit = snap.commit or ""
     base = base_commit(snap, selections[0].trigger) if selections else None  # one event: one base for all
@@ -367,6 +378,9 @@ def plan_invalid(
     trigger_extra: Mapping | None = None,
 ) -> list[Planned]:
     """A job per invalid pipeline file, carrying its diagnostics (one per file and trigger, like the others)."""
+    from fasttrack_gitops.core import triggers
+    from fasttrack_gitops.engine.state.ledger import JobKey
+
     commit = found.snapshot.commit or ""
     key = triggers.trigger_key(trigger)
     planned = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal
 
 from fasttrack_gitops.core.pipeline import dag, results, services
@@ -29,13 +29,32 @@ CodeDirState = Literal["dir", "missing", "not-a-dir", "escapes"]
 # validated: the working tree today, a git tree at a commit later.
 CodeLookup = Callable[[str], CodeDirState]
 
-_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_SECRET_REF = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
-# Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not.
-_SECRET_NAME_HINT = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE
-)
-_GPU_IMAGE_HINT = re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
+
+# The patterns below are compiled when first used, not at import: each is needed only when a file has what it
+# looks at (a ${{ }}, a literal env value, an image), and a 1-task `run` or `validate` usually has none of it.
+@cache
+def _expression() -> re.Pattern[str]:
+    return re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+@cache
+def _secret_ref() -> re.Pattern[str]:
+    return re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+@cache
+def _secret_name_hint() -> re.Pattern[str]:
+    """Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not."""
+    return re.compile(
+        r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE
+    )
+
+
+@cache
+def _gpu_image_hint() -> re.Pattern[str]:
+    return re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
+
+
 # Where a ${{ ... }} is a concurrency placeholder rather than a secret: `concurrency: NAME`, `concurrency.group`.
 _CONCURRENCY_GROUP_PATHS = (("concurrency",), ("concurrency", "group"))
 # What an author used to GitHub Actions writes in a concurrency group, and our placeholder for it.
@@ -188,7 +207,7 @@ def _check_task_values(
     if not isinstance(resources, dict):
         resources = {}
     wants_accelerator = any("." in key and not key.startswith("x-") for key in resources)
-    if isinstance(image, str) and _GPU_IMAGE_HINT.search(image) and not wants_accelerator:
+    if isinstance(image, str) and _gpu_image_hint().search(image) and not wants_accelerator:
         yield _at(
             doc,
             "FT201",
@@ -302,7 +321,7 @@ def literal_secret(name: str, value: Any) -> bool:
         isinstance(value, str)
         and bool(value)
         and "${{" not in value
-        and bool(_SECRET_NAME_HINT.search(name))
+        and bool(_secret_name_hint().search(name))
         and not name.startswith("x-")
     )
 
@@ -331,9 +350,9 @@ def _check_expressions(doc: Document, node: Any, path: NodePath) -> Iterator[Dia
 
 
 def _expression_problems(text: str) -> Iterator[str]:
-    for match in _EXPRESSION.finditer(text):
+    for match in _expression().finditer(text):
         inner = match.group(1)
-        if not _SECRET_REF.match(inner):
+        if not _secret_ref().match(inner):
             name = inner.strip()
             suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name.split(".", 1)[-1]) or "NAME"
             if suggestion[0].isdigit():
@@ -342,17 +361,17 @@ def _expression_problems(text: str) -> Iterator[str]:
                 f"'{match.group(0)}' is not a secret reference; write ${{{{ secrets.NAME }}}} with NAME made of "
                 f"letters, digits and '_' (e.g. ${{{{ secrets.{suggestion} }}}})"
             )
-    if text.count("${{") > len(_EXPRESSION.findall(text)):
+    if text.count("${{") > len(_expression().findall(text)):
         yield "'${{' is not closed with '}}'; write ${{ secrets.NAME }}"
 
 
 def _placeholder_problems(text: str) -> Iterator[str]:
     valid = ", ".join(CONCURRENCY_PLACEHOLDERS)
-    for match in _EXPRESSION.finditer(text):
+    for match in _expression().finditer(text):
         name = match.group(1).strip()
         if name in CONCURRENCY_PLACEHOLDERS:
             continue
-        if _SECRET_REF.match(name):
+        if _secret_ref().match(name):
             yield (
                 f"'{match.group(0)}' is a secret, which a concurrency group cannot use (group names are shown "
                 f"in job records); use a placeholder: {valid}"
@@ -361,7 +380,7 @@ def _placeholder_problems(text: str) -> Iterator[str]:
             github = _GITHUB_CONTEXT.get(name)
             hint = f" (did you mean '{github}'?)" if github else did_you_mean(name, CONCURRENCY_PLACEHOLDERS)
             yield f"'{match.group(0)}' is not a concurrency placeholder{hint}; use one of: {valid}"
-    if text.count("${{") > len(_EXPRESSION.findall(text)):
+    if text.count("${{") > len(_expression().findall(text)):
         yield "'${{' is not closed with '}}'; write a placeholder like ${{ branch }}"
 
 
