@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator
 from functools import cache, partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results, services
+from fasttrack_gitops.core.pipeline import dag, results
 from fasttrack_gitops.core.pipeline import params as parameters
-from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.core.pipeline.units import OutOfRange, parse_amount, parse_duration, parse_size
@@ -155,7 +154,11 @@ def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None
             graph[own] = edges
         yield from _check_task_values(doc, task, i, code_lookup)
 
-    yield from services.check_names(doc, tasks)
+    if any(isinstance(t, dict) and isinstance(t.get("service"), dict) for t in tasks):
+        # only deployment tasks name services: services.py (and cron.py below) load when a file has what they check
+        from fasttrack_gitops.core.pipeline import services
+
+        yield from services.check_names(doc, tasks)
     cycle = dag.find_cycle(graph)
     if cycle:
         i = first_index[cycle[0]]
@@ -198,7 +201,10 @@ def _check_task_values(
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
     yield from results.check(doc, who, task, base)
-    yield from services.check(doc, who, task, base)
+    if isinstance(task.get("service"), dict):  # services.check says nothing of a task without one
+        from fasttrack_gitops.core.pipeline import services
+
+        yield from services.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))
@@ -389,6 +395,8 @@ def _check_schedules(doc: Document, data: dict[str, Any]) -> Iterator[Diagnostic
     for i, item in enumerate(schedule if isinstance(schedule, list) else []):
         cron = _get(item, "cron")
         if isinstance(cron, str):
+            from fasttrack_gitops.core.pipeline.cron import parse_cron
+
             try:
                 parse_cron(cron)
             except ValueError as e:
