@@ -61,6 +61,7 @@ MUST_STAY_OUT = {
     # the pipeline's checks of what this file does not have (core/pipeline/semantics.py)
     "fasttrack_gitops.core.pipeline.services": "deployment tasks' service blocks: only a file with one",
     "fasttrack_gitops.core.pipeline.cron": "on.schedule: only a file with one",
+    "fasttrack_gitops.core.pipeline.results": "metrics, plots and artifacts: only a task that declares them",
 }
 
 # What the run must have imported: it planned, stored and ran the job (so an early failure cannot pass).

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from functools import cache, partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results
+from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline import params as parameters
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
@@ -200,7 +200,10 @@ def _check_task_values(
         yield from _check_code(doc, who, code, base + ("code",), code_lookup)
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
-    yield from results.check(doc, who, task, base)
+    if any(key in task for key in ("metrics", "plots", "artifacts")):  # results.check says nothing otherwise
+        from fasttrack_gitops.core.pipeline import results
+
+        yield from results.check(doc, who, task, base)
     if isinstance(task.get("service"), dict):  # services.check says nothing of a task without one
         from fasttrack_gitops.core.pipeline import services
 
