@@ -49,6 +49,7 @@ MUST_STAY_OUT = {
     "fasttrack_gitops.core.reports": "check and Slack texts: reporters only",
     "tomllib": "metrics files in TOML: model results only",
     # planning a repository at a commit (the daemon, the Action), not one file (engine/plan.py)
+    "fasttrack_gitops.engine.plan_repo": "a repository's pipelines at a commit, planned: the daemon and the Action",
     "fasttrack_gitops.core.triggers": "which pipelines an event selects: the daemon and the Action",
     "fasttrack_gitops.core.events": "webhook events: the daemon and the Action",
     "fasttrack_gitops.core.comment_commands": "/fasttrack comments: the daemon",
