@@ -225,21 +225,24 @@ def plan_file(
     job exists, when one does not fit). Raises NotInSnapshot when the file
     is not there.
     """
-    snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
-    checked = check_at(snap, path, shown=shown, limits=limits)
-    if checked is None:
-        raise NotInSnapshot(f"{path} is not a file in {folder} at {_named(snap)}", snap)
-    job = None
-    if checked.pipeline is not None:
-        job = freeze_at(
-            snap,
-            checked.pipeline,
-            pipeline_path=path,
-            repository=str(Path(folder).resolve()),
-            # one file planned on request: the command line's
-            trigger=with_base_commit({"event": "cli", **({"params": dict(params)} if params else {})}, snap),
-            warnings=checked.warnings,
-        )
+    # One flow of git questions (the snapshot, the file, its code: folders, the base commit): the repository is
+    # opened once for all of them rather than once each (three times for a 1-task `run`).
+    with gitrepo.held_open():
+        snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
+        checked = check_at(snap, path, shown=shown, limits=limits)
+        if checked is None:
+            raise NotInSnapshot(f"{path} is not a file in {folder} at {_named(snap)}", snap)
+        job = None
+        if checked.pipeline is not None:
+            job = freeze_at(
+                snap,
+                checked.pipeline,
+                pipeline_path=path,
+                repository=str(Path(folder).resolve()),
+                # one file planned on request: the command line's
+                trigger=with_base_commit({"event": "cli", **({"params": dict(params)} if params else {})}, snap),
+                warnings=checked.warnings,
+            )
     return FilePlan(snap, checked.diagnostics, job)
 
 
