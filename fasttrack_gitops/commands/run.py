@@ -78,7 +78,6 @@ def command(
     from fasttrack_gitops.core.pipeline.yamlsource import Limits
     from fasttrack_gitops.core.render.diagnostics import text_line
     from fasttrack_gitops.core.taskenv import check_secrets
-    from fasttrack_gitops.engine.cache.job_cache import without_reuse
     from fasttrack_gitops.engine.launch import snapshot_store
     from fasttrack_gitops.engine.plan import NotInSnapshot, plan_file
     from fasttrack_gitops.engine.state.store import Store
@@ -109,7 +108,11 @@ def command(
             return 1
         secrets = gather_secrets(secrets_file)
         check_secrets(planned.job.pipeline_model(), secrets)
-        job = without_reuse(planned.job) if no_cache else planned.job
+        job = planned.job
+        if no_cache:  # the task cache's code is imported only when asked for (a run without cached tasks needs none)
+            from fasttrack_gitops.engine.cache.job_cache import without_reuse
+
+            job = without_reuse(job)
         return run_job(
             job,
             store,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -97,7 +98,10 @@ class StreamMasker:
         return b"".join(out)
 
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
+@cache
+def _userinfo() -> re.Pattern[str]:
+    """A URL's scheme and user part; compiled on first use (only URLs that may carry a token are masked so)."""
+    return re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
 
 
 def masked_url_credentials(text: str) -> str:
@@ -111,7 +115,7 @@ def masked_url_credentials(text: str) -> str:
         secret = ":" in m["userinfo"] or m["scheme"].lower().startswith("http")
         return f"{m['scheme']}{MASK}@" if secret else m[0]
 
-    return _USERINFO.sub(mask, text)
+    return _userinfo().sub(mask, text)
 
 
 def url_secrets(url: str) -> tuple[str, ...]:

@@ -2,37 +2,100 @@
 
 Every shell plans here. `run` plans one file (`plan_file`: at a revision,
 as the work tree stands, or a folder in no git repository as it is); the
-daemon and the Action plan a repository at a commit (`pipelines_at`, then
-`plan` for what triggers.py selected and `plan_invalid` for the files that
-are not valid); `jobs rerun` and the daemon's re-runs repeat a stored job
-(`rerun_job`). They share two steps: `check_at` reads and checks one file at
-a snapshot, `freeze_at` freezes a checked pipeline with its code trees.
+daemon and the Action plan a repository at a commit (plan_repo.py:
+`pipelines_at`, then `plan` for what triggers.py selected and `plan_invalid`
+for the files that are not valid); `jobs rerun` and the daemon's re-runs
+repeat a stored job (`rerun_job`). They share two steps: `check_at` reads
+and checks one file at a snapshot, `freeze_at` freezes a checked pipeline
+with its code trees.
 
 This is blocking git and YAML work: the daemon runs it in a worker thread
 and gets plain records (`Planned`) back, which it stores in its own thread.
+
+plan_repo.py's names are answered here too (`from ...engine.plan import
+pipelines_at`), but its module is imported only when one is first asked for
+(`__getattr__`): `run` plans one file and never needs it, and its records,
+triggers, concurrency groups and ledger keys were a measurable part of a
+1-task run's start-up.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fasttrack_gitops.core import triggers
-from fasttrack_gitops.core.concurrency_groups import concurrency_group, group_context
-from fasttrack_gitops.core.job import PipelineJob, freeze, freeze_invalid, rerun, with_params
-from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline, schema
-from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, has_errors, sort_key
+from fasttrack_gitops.core.job import PipelineJob, freeze, rerun
+from fasttrack_gitops.core.pipeline import CheckResult, check_pipeline
+from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, sort_key
 from fasttrack_gitops.core.pipeline.model import Pipeline
-from fasttrack_gitops.core.pipeline.yamlsource import Limits, load
+from fasttrack_gitops.core.pipeline.yamlsource import Limits
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitUsageError, Snapshot
-from fasttrack_gitops.engine.state.ledger import JobKey
-from fasttrack_gitops.engine.workspace import DEFAULT_PIPELINE_GLOBS, SETTINGS_FILE
 
-CACHE_SIZE = 256  # commits whose checked pipelines are kept: a burst of deliveries of one push reads it once
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.plan_repo import (
+        CACHE_SIZE,
+        Pipelines,
+        Planned,
+        RepoSource,
+        check_params,
+        default_head,
+        pipelines_at,
+        plan,
+        plan_invalid,
+        snapshot_at,
+    )
+
+__all__ = [
+    "CACHE_SIZE",
+    "Checked",
+    "FilePlan",
+    "NotInSnapshot",
+    "Pipelines",
+    "Planned",
+    "RepoSource",
+    "base_commit",
+    "check_at",
+    "check_params",
+    "code_trees_at",
+    "default_head",
+    "freeze_at",
+    "pipelines_at",
+    "plan",
+    "plan_file",
+    "plan_invalid",
+    "rerun_job",
+    "snapshot_at",
+    "with_base_commit",
+]
+
+_REPOSITORY_PLANNING = frozenset(
+    {
+        "CACHE_SIZE",
+        "Pipelines",
+        "Planned",
+        "RepoSource",
+        "check_params",
+        "default_head",
+        "pipelines_at",
+        "plan",
+        "plan_invalid",
+        "snapshot_at",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    """A name of plan_repo.py (the daemon's and the Action's planning), imported on first use."""
+    if name in _REPOSITORY_PLANNING:
+        from fasttrack_gitops.engine import plan_repo
+
+        value = getattr(plan_repo, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the two steps every plan takes ----------------------------------------------------------------
@@ -162,21 +225,24 @@ def plan_file(
     job exists, when one does not fit). Raises NotInSnapshot when the file
     is not there.
     """
-    snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
-    checked = check_at(snap, path, shown=shown, limits=limits)
-    if checked is None:
-        raise NotInSnapshot(f"{path} is not a file in {folder} at {_named(snap)}", snap)
-    job = None
-    if checked.pipeline is not None:
-        job = freeze_at(
-            snap,
-            checked.pipeline,
-            pipeline_path=path,
-            repository=str(Path(folder).resolve()),
-            # one file planned on request: the command line's
-            trigger=with_base_commit({"event": "cli", **({"params": dict(params)} if params else {})}, snap),
-            warnings=checked.warnings,
-        )
+    # One flow of git questions (the snapshot, the file, its code: folders, the base commit): the repository is
+    # opened once for all of them rather than once each (three times for a 1-task `run`).
+    with gitrepo.held_open():
+        snap = gitrepo.open_snapshot(folder, rev or "HEAD", worktree=worktree, store=objects)
+        checked = check_at(snap, path, shown=shown, limits=limits)
+        if checked is None:
+            raise NotInSnapshot(f"{path} is not a file in {folder} at {_named(snap)}", snap)
+        job = None
+        if checked.pipeline is not None:
+            job = freeze_at(
+                snap,
+                checked.pipeline,
+                pipeline_path=path,
+                repository=str(Path(folder).resolve()),
+                # one file planned on request: the command line's
+                trigger=with_base_commit({"event": "cli", **({"params": dict(params)} if params else {})}, snap),
+                warnings=checked.warnings,
+            )
     return FilePlan(snap, checked.diagnostics, job)
 
 
@@ -204,182 +270,3 @@ def with_base_commit(trigger: dict, snap: Snapshot, base: str | None = None) -> 
     """The trigger with its `base_commit`, when there is one (base: already worked out for the event)."""
     found = base if base is not None else base_commit(snap, trigger)
     return {**trigger, "base_commit": found} if found else trigger
-
-
-# -- a repository at a commit: the daemon and the Action ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class RepoSource:
-    """Where the daemon reads one configured repository."""
-
-    name: str  # owner/repo, as the git host names it
-    top: Path  # the git repository read: the local clone itself, or the daemon's mirror of a remote one
-    prefix: str = ""  # the pipeline repository's folder inside it (a monorepo)
-    globs: tuple[str, ...] | None = None  # where pipelines live; None: .fasttrack.yaml at the commit, else default
-
-
-@dataclass(frozen=True)
-class Pipelines:
-    """The pipeline files of a repository at one commit, checked."""
-
-    snapshot: Snapshot
-    valid: Mapping[str, Pipeline]  # path -> pipeline
-    invalid: Mapping[str, tuple[str, tuple[dict, ...]]]  # path -> (pipeline name or file stem, diagnostics)
-    warnings: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=dict)  # path -> a valid one's
-
-    @property
-    def candidates(self) -> list[triggers.Candidate]:
-        return [triggers.Candidate(path, p.name, p.triggers, p.concurrency) for path, p in self.valid.items()]
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A job to store under its key (the ledger makes it only when the key has none)."""
-
-    key: JobKey
-    job: PipelineJob
-    group: str | None = None
-    cancel_in_progress: bool = False
-    reason: str = ""
-
-
-_cache: OrderedDict[tuple, Pipelines] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def snapshot_at(source: RepoSource, commit: str, ref: str | None = None) -> Snapshot:
-    """The pipeline repository at a commit, read from the clone or the mirror (bare repositories too)."""
-    snap = gitrepo.open_snapshot(source.top, commit)
-    if source.prefix:
-        tree = gitrepo.tree_id(snap, source.prefix)
-        if tree is None:
-            raise GitUsageError(f"folder '{source.prefix}' is not in commit {commit[:12]} of {source.name}")
-        snap = replace(snap, prefix=source.prefix, tree=tree)
-    return replace(snap, ref=ref)
-
-
-def default_head(source: RepoSource) -> tuple[str, str | None]:
-    """The default branch's full ref (HEAD's branch, else main) and its commit (None when it has none)."""
-    ref = f"refs/heads/{gitrepo.default_branch(source.top) or 'main'}"
-    return ref, gitrepo.heads(source.top, (ref,)).get(ref)
-
-
-def pipelines_at(source: RepoSource, commit: str, *, limits: Limits = Limits()) -> Pipelines:
-    """Every pipeline file at the commit, checked as `validate` checks them (cached by commit)."""
-    key = (str(source.top), source.prefix, source.globs, commit)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    snap = snapshot_at(source, commit)
-    globs = source.globs or _settings_globs(snap, limits) or DEFAULT_PIPELINE_GLOBS
-    valid: dict[str, Pipeline] = {}
-    invalid: dict[str, tuple[str, tuple[dict, ...]]] = {}
-    warnings: dict[str, tuple[Diagnostic, ...]] = {}
-    for path in gitrepo.list_files(snap, globs):
-        checked = check_at(snap, path, limits=limits)
-        if checked is None:  # list_files names files of this very tree: not reached
-            continue
-        if checked.pipeline is not None:
-            valid[path] = checked.pipeline
-            if checked.warnings:
-                warnings[path] = checked.warnings
-        else:
-            document = checked.result.document
-            data = document.data if document is not None else None
-            name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else None
-            invalid[path] = (name or Path(path).stem, tuple(d.as_dict() for d in checked.diagnostics))
-    found = Pipelines(snap, valid, invalid, warnings)
-    with _cache_lock:
-        _cache[key] = found
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return found
-
-
-def _settings_globs(snap: Snapshot, limits: Limits) -> tuple[str, ...] | None:
-    """The `pipelines` globs of .fasttrack.yaml at the commit; None when it has none or is not valid."""
-    raw = gitrepo.read_file(snap, SETTINGS_FILE, max_bytes=limits.max_bytes + 1)
-    if raw is None:
-        return None
-    doc, found = load(raw, SETTINGS_FILE, limits)
-    if doc is None or has_errors(found + schema.check(doc, "repository.schema.json", subject=SETTINGS_FILE)):
-        return None
-    globs = doc.data.get("pipelines")
-    return tuple(g.removeprefix("./") for g in globs) if globs else None
-
-
-def plan(
-    source: RepoSource,
-    found: Pipelines,
-    selections: Sequence[triggers.Selection],
-    *,
-    ref: str | None,
-    trigger_extra: Mapping | None = None,
-) -> list[Planned]:
-    """A job per selection: the pipeline frozen at the commit, with its concurrency group worked out.
-
-    `trigger_extra` are facts of the delivery every job records in its
-    trigger (the GitHub App installation its reporters act as); they are not
-    part of the idempotency key, so the same event from a webhook and from a
-    poll still makes one job.
-    """
-    snap = replace(found.snapshot, ref=ref)
-    commit = snap.commit or ""
-    base = base_commit(snap, selections[0].trigger) if selections else None  # one event: one base for all
-    planned = []
-    for selection in selections:
-        pipeline = found.valid[selection.path]
-        job = freeze_at(
-            snap,
-            pipeline,
-            pipeline_path=selection.path,
-            repository=source.name,
-            trigger=with_base_commit(
-                {**selection.trigger, "reason": selection.reason, **(trigger_extra or {})}, snap, base
-            ),
-            warnings=found.warnings.get(selection.path, ()),
-        )
-        group, cancel = None, False
-        if pipeline.concurrency:
-            context = group_context(selection, repository=source.name, commit=commit)
-            group = f"{source.name}:{concurrency_group(pipeline.concurrency['group'], context)}"
-            cancel = bool(pipeline.concurrency.get("cancel_in_progress"))
-        key = JobKey(source.name, commit, selection.path, selection.key)
-        planned.append(Planned(key, job, group, cancel, selection.reason))
-    return planned
-
-
-def check_params(found: Pipelines, selections: Sequence[triggers.Selection]) -> None:
-    """ParamError when a selection's trigger gives its pipeline a parameter it lacks or a value that does not
-    fit: the daemon and the Action ask before planning, so a bad request makes no job at all."""
-    for selection in selections:
-        with_params(found.valid[selection.path], selection.trigger.get("params"))
-
-
-def plan_invalid(
-    source: RepoSource,
-    found: Pipelines,
-    *,
-    ref: str | None,
-    trigger: Mapping,
-    trigger_extra: Mapping | None = None,
-) -> list[Planned]:
-    """A job per invalid pipeline file, carrying its diagnostics (one per file and trigger, like the others)."""
-    commit = found.snapshot.commit or ""
-    key = triggers.trigger_key(trigger)
-    planned = []
-    for path, (name, diagnostics) in found.invalid.items():
-        job = freeze_invalid(
-            name,
-            diagnostics,
-            pipeline_path=path,
-            repository=source.name,
-            commit=commit,
-            ref=ref,
-            tree=found.snapshot.tree,
-            trigger={**trigger, **(trigger_extra or {})},
-        )
-        planned.append(Planned(JobKey(source.name, commit, path, key), job, reason=f"{path} is not valid"))
-    return planned

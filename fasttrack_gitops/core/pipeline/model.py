@@ -11,13 +11,14 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fasttrack_gitops.core.pipeline import params as parameters
-from fasttrack_gitops.core.pipeline import results
 from fasttrack_gitops.core.pipeline.params import Param
-from fasttrack_gitops.core.pipeline.results import MetricsSpec, Plot
 from fasttrack_gitops.core.pipeline.units import format_size, parse_amount, parse_duration, parse_size
+
+if TYPE_CHECKING:  # results.py (five dataclasses) is imported only for a task that declares results: _results
+    from fasttrack_gitops.core.pipeline.results import MetricsSpec, Plot
 
 DEFAULT_CPU = 1.0
 DEFAULT_MEM = 1 << 30  # 1g
@@ -191,10 +192,22 @@ def _task(t: Mapping[str, Any], default_cache: Any = None) -> Task:
         timeout=parse_duration(t["timeout"]) if t.get("timeout") is not None else None,
         cache=cache,
         cache_paths=cache_paths,
-        metrics=results.metrics_spec(t.get("metrics")),
-        plots=results.plots(t.get("plots")),
-        artifacts=results.artifacts(t.get("artifacts")),
+        **_results(t),
     )
+
+
+def _results(t: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's metrics, plots and artifacts, when it declares any (results.py is imported then: most tasks
+    declare none, and its dataclasses were a measurable part of every `run`'s and `validate`'s start-up)."""
+    if not (t.get("metrics") or t.get("plots") or t.get("artifacts")):
+        return {}  # the fields' defaults: what results.py makes of absent keys (None, (), ())
+    from fasttrack_gitops.core.pipeline import results
+
+    return {
+        "metrics": results.metrics_spec(t.get("metrics")),
+        "plots": results.plots(t.get("plots")),
+        "artifacts": results.artifacts(t.get("artifacts")),
+    }
 
 
 def _default_cache(t: Mapping[str, Any], default: Any) -> Any:
@@ -352,5 +365,8 @@ def _task_to_fasttrack(t: Task, include_gitops: bool) -> dict[str, Any]:
             out["cache"] = {"paths": list(t.cache_paths)}
         elif t.cache:
             out["cache"] = True
-        out.update(results.results_to_spec(t.metrics, t.plots, t.artifacts))
+        if t.metrics is not None or t.plots or t.artifacts:  # else results_to_spec adds nothing
+            from fasttrack_gitops.core.pipeline import results
+
+            out.update(results.results_to_spec(t.metrics, t.plots, t.artifacts))
     return out

@@ -26,16 +26,26 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from fasttrack_gitops.core.errors import UsageError
 
 TYPES = ("string", "integer", "number", "boolean")
 ENV_PREFIX = "PARAM_"
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+# Compiled on first use: only a pipeline with params, or a run given --param, has a name or an integer to read.
+@cache
+def _name() -> re.Pattern[str]:
+    return re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@cache
+def _integer() -> re.Pattern[str]:
+    return re.compile(r"[+-]?[0-9]+")
 
 
 class ParamError(UsageError):
@@ -171,7 +181,7 @@ def parse_assignments(texts: Iterable[str], *, where: str = "--param") -> dict[s
     for text in texts:
         name, sep, value = text.partition("=")
         name = name.strip()
-        if not sep or not NAME.fullmatch(name):
+        if not sep or not _name().fullmatch(name):
             raise ParamError(f"{where} {text!r}: write NAME=VALUE, NAME of letters, digits and '_' (e.g. lr=0.01)")
         found[name] = value
     return found
@@ -190,7 +200,7 @@ def from_request(value: Any, *, where: str = "params") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ParamError(f'{where} must be an object of parameter names to values, e.g. {{"lr": "0.01"}}')
     for name, given in value.items():
-        if not isinstance(name, str) or not NAME.fullmatch(name):
+        if not isinstance(name, str) or not _name().fullmatch(name):
             raise ParamError(f"{where}: {name!r} is not a parameter name (letters, digits and '_')")
         if not isinstance(given, str | int | float | bool):
             raise ParamError(f"{where}.{name}: give a string, a number or a boolean")
@@ -230,14 +240,14 @@ def _converted(kind: str, given: Any) -> Any:
             low = text.lower()
             return True if low in _TRUE else False if low in _FALSE else None
         if kind == "integer":
-            return int(text) if _INTEGER.fullmatch(text) else None
+            return int(text) if _integer().fullmatch(text) else None
         try:
             number = float(text)
         except ValueError:
             return None
         if not math.isfinite(number):
             return None
-        return int(number) if _INTEGER.fullmatch(text) else number
+        return int(number) if _integer().fullmatch(text) else number
     return given if _fits(kind, given) else None
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal
 
-from fasttrack_gitops.core.pipeline import dag, results, services
+from fasttrack_gitops.core.pipeline import dag
 from fasttrack_gitops.core.pipeline import params as parameters
-from fasttrack_gitops.core.pipeline.cron import parse_cron
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, did_you_mean, json_path
 from fasttrack_gitops.core.pipeline.model import CONCURRENCY_PLACEHOLDERS
 from fasttrack_gitops.core.pipeline.units import OutOfRange, parse_amount, parse_duration, parse_size
@@ -29,13 +28,32 @@ CodeDirState = Literal["dir", "missing", "not-a-dir", "escapes"]
 # validated: the working tree today, a git tree at a commit later.
 CodeLookup = Callable[[str], CodeDirState]
 
-_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_SECRET_REF = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
-# Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not.
-_SECRET_NAME_HINT = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE
-)
-_GPU_IMAGE_HINT = re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
+
+# The patterns below are compiled when first used, not at import: each is needed only when a file has what it
+# looks at (a ${{ }}, a literal env value, an image), and a 1-task `run` or `validate` usually has none of it.
+@cache
+def _expression() -> re.Pattern[str]:
+    return re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+@cache
+def _secret_ref() -> re.Pattern[str]:
+    return re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+@cache
+def _secret_name_hint() -> re.Pattern[str]:
+    """Whole words of a variable name: GITHUB_TOKEN and DB_PASSWORD look secret, MAX_TOKENS does not."""
+    return re.compile(
+        r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|(API|ACCESS|PRIVATE|SECRET)_KEY)(_|$)", re.IGNORECASE
+    )
+
+
+@cache
+def _gpu_image_hint() -> re.Pattern[str]:
+    return re.compile(r"(cuda|ngc-|-gpu|gpu-|tensorrt|triton)", re.IGNORECASE)
+
+
 # Where a ${{ ... }} is a concurrency placeholder rather than a secret: `concurrency: NAME`, `concurrency.group`.
 _CONCURRENCY_GROUP_PATHS = (("concurrency",), ("concurrency", "group"))
 # What an author used to GitHub Actions writes in a concurrency group, and our placeholder for it.
@@ -136,7 +154,11 @@ def _check_tasks(doc: Document, tasks: list[Any], code_lookup: CodeLookup | None
             graph[own] = edges
         yield from _check_task_values(doc, task, i, code_lookup)
 
-    yield from services.check_names(doc, tasks)
+    if any(isinstance(t, dict) and isinstance(t.get("service"), dict) for t in tasks):
+        # only deployment tasks name services: services.py (and cron.py below) load when a file has what they check
+        from fasttrack_gitops.core.pipeline import services
+
+        yield from services.check_names(doc, tasks)
     cycle = dag.find_cycle(graph)
     if cycle:
         i = first_index[cycle[0]]
@@ -178,8 +200,14 @@ def _check_task_values(
         yield from _check_code(doc, who, code, base + ("code",), code_lookup)
 
     yield from _check_cache_paths(doc, who, task.get("cache"), base + ("cache", "paths"))
-    yield from results.check(doc, who, task, base)
-    yield from services.check(doc, who, task, base)
+    if any(key in task for key in ("metrics", "plots", "artifacts")):  # results.check says nothing otherwise
+        from fasttrack_gitops.core.pipeline import results
+
+        yield from results.check(doc, who, task, base)
+    if isinstance(task.get("service"), dict):  # services.check says nothing of a task without one
+        from fasttrack_gitops.core.pipeline import services
+
+        yield from services.check(doc, who, task, base)
 
     env = task.get("environment")
     yield from _check_envs(doc, base + ("environment", "envs"), _get(env, "envs"))
@@ -188,7 +216,7 @@ def _check_task_values(
     if not isinstance(resources, dict):
         resources = {}
     wants_accelerator = any("." in key and not key.startswith("x-") for key in resources)
-    if isinstance(image, str) and _GPU_IMAGE_HINT.search(image) and not wants_accelerator:
+    if isinstance(image, str) and _gpu_image_hint().search(image) and not wants_accelerator:
         yield _at(
             doc,
             "FT201",
@@ -302,7 +330,7 @@ def literal_secret(name: str, value: Any) -> bool:
         isinstance(value, str)
         and bool(value)
         and "${{" not in value
-        and bool(_SECRET_NAME_HINT.search(name))
+        and bool(_secret_name_hint().search(name))
         and not name.startswith("x-")
     )
 
@@ -331,9 +359,9 @@ def _check_expressions(doc: Document, node: Any, path: NodePath) -> Iterator[Dia
 
 
 def _expression_problems(text: str) -> Iterator[str]:
-    for match in _EXPRESSION.finditer(text):
+    for match in _expression().finditer(text):
         inner = match.group(1)
-        if not _SECRET_REF.match(inner):
+        if not _secret_ref().match(inner):
             name = inner.strip()
             suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name.split(".", 1)[-1]) or "NAME"
             if suggestion[0].isdigit():
@@ -342,17 +370,17 @@ def _expression_problems(text: str) -> Iterator[str]:
                 f"'{match.group(0)}' is not a secret reference; write ${{{{ secrets.NAME }}}} with NAME made of "
                 f"letters, digits and '_' (e.g. ${{{{ secrets.{suggestion} }}}})"
             )
-    if text.count("${{") > len(_EXPRESSION.findall(text)):
+    if text.count("${{") > len(_expression().findall(text)):
         yield "'${{' is not closed with '}}'; write ${{ secrets.NAME }}"
 
 
 def _placeholder_problems(text: str) -> Iterator[str]:
     valid = ", ".join(CONCURRENCY_PLACEHOLDERS)
-    for match in _EXPRESSION.finditer(text):
+    for match in _expression().finditer(text):
         name = match.group(1).strip()
         if name in CONCURRENCY_PLACEHOLDERS:
             continue
-        if _SECRET_REF.match(name):
+        if _secret_ref().match(name):
             yield (
                 f"'{match.group(0)}' is a secret, which a concurrency group cannot use (group names are shown "
                 f"in job records); use a placeholder: {valid}"
@@ -361,7 +389,7 @@ def _placeholder_problems(text: str) -> Iterator[str]:
             github = _GITHUB_CONTEXT.get(name)
             hint = f" (did you mean '{github}'?)" if github else did_you_mean(name, CONCURRENCY_PLACEHOLDERS)
             yield f"'{match.group(0)}' is not a concurrency placeholder{hint}; use one of: {valid}"
-    if text.count("${{") > len(_EXPRESSION.findall(text)):
+    if text.count("${{") > len(_expression().findall(text)):
         yield "'${{' is not closed with '}}'; write a placeholder like ${{ branch }}"
 
 
@@ -370,6 +398,8 @@ def _check_schedules(doc: Document, data: dict[str, Any]) -> Iterator[Diagnostic
     for i, item in enumerate(schedule if isinstance(schedule, list) else []):
         cron = _get(item, "cron")
         if isinstance(cron, str):
+            from fasttrack_gitops.core.pipeline.cron import parse_cron
+
             try:
                 parse_cron(cron)
             except ValueError as e:

@@ -17,19 +17,30 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from fasttrack_gitops.core.pipeline.diagnostics import Diagnostic, NodePath, diagnostic, json_path
 from fasttrack_gitops.core.pipeline.yamlsource import Document
 
 # The name rule every server keeps: 23.09's `^(?=.{4,24}$)\w[\w.-]*\w$` without the dots that current servers refuse.
-SERVICE_NAME = re.compile(r"(?=.{4,24}\Z)\w[\w-]*\w\Z", re.ASCII)
-MODEL_FOLDER_NAME = re.compile(r"[\w.-]{1,64}\Z", re.ASCII)  # a vfolder name, as the manager checks it
 MAX_REPLICAS = 64  # beyond this a typo is likelier than a plan; the cluster's resource policy caps it lower anyway
 DEFAULT_DEFINITION = "model-definition.yaml"
 DEFINITION_NAMES = ("model-definition.yaml", "model-definition.yml")  # the only names 23.09 reads (folder root)
 DEFAULT_MOUNT = "/models"
 DEFAULT_READY_TIMEOUT = 1800.0  # seconds from creation, for a task without its own timeout
+
+
+# Compiled on first use: only a pipeline with a deployment task has a service name or model folder to check.
+@cache
+def _service_name() -> re.Pattern[str]:
+    return re.compile(r"(?=.{4,24}\Z)\w[\w-]*\w\Z", re.ASCII)
+
+
+@cache
+def _model_folder_name() -> re.Pattern[str]:
+    """A vfolder name, as the manager checks it."""
+    return re.compile(r"[\w.-]{1,64}\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ def check(doc: Document, who: str, task: Mapping[str, Any], base: NodePath) -> I
         return
     where = base + ("service",)
     name = service.get("name")
-    if isinstance(name, str) and not SERVICE_NAME.match(name):
+    if isinstance(name, str) and not _service_name().match(name):
         yield _at(
             doc,
             "FT130",
@@ -114,7 +125,7 @@ def check(doc: Document, who: str, task: Mapping[str, Any], base: NodePath) -> I
             where + ("model_definition_path",),
         )
     model = service.get("model")
-    if isinstance(model, str) and not MODEL_FOLDER_NAME.match(model):
+    if isinstance(model, str) and not _model_folder_name().match(model):
         yield _at(
             doc,
             "FT133",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cache
 
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:([kKmMgGtTpP])[iI]?[bB]?|[bB])?")
 _SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -22,8 +23,13 @@ class OutOfRange(ValueError):
     """Well spelt, but too large to mean anything (a 400-digit memory size)."""
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@cache
+def _duration_part() -> re.Pattern[str]:
+    """Compiled on first use: only a pipeline with a timeout or a retry delay has a duration to read."""
+    return re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 
 
 def parse_size(value: int | str) -> int:
@@ -79,7 +85,7 @@ def parse_duration(value: int | float | str) -> float:
             raise OutOfRange(f"duration {value} is more than a year")
         return float(value)
     text = value
-    parts = _DURATION_PART.findall(text)
+    parts = _duration_part().findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a duration: {value!r}")
     seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

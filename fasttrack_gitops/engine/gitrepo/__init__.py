@@ -16,6 +16,7 @@ import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -23,16 +24,6 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from fasttrack_gitops.core.globs import matches, static_prefix
 from fasttrack_gitops.core.pipeline.semantics import CodeDirState, CodeLookup
 from fasttrack_gitops.engine.gitrepo.folders import _FolderSnapshot, _worktree_snapshot
-from fasttrack_gitops.engine.gitrepo.history import (
-    default_branch,
-    has_commit,
-    heads,
-    is_ancestor,
-    merge_base,
-    pr_changes,
-    push_changes,
-    ref_matches,
-)
 from fasttrack_gitops.engine.gitrepo.model import (
     ZERO_COMMIT,
     GitAccessError,
@@ -60,6 +51,24 @@ from fasttrack_gitops.engine.gitrepo.objects import (
     object_store,
 )
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.gitrepo.history import (
+        default_branch,
+        has_commit,
+        heads,
+        is_ancestor,
+        merge_base,
+        pr_changes,
+        push_changes,
+        ref_matches,
+    )
+
+# The history questions (history.py) are the daemon's and the Action's: they load dulwich's graph and diff code
+# and the event model, which `run` and `validate` never use, so they are imported when first asked for (__getattr__).
+_HISTORY = frozenset(
+    {"default_branch", "has_commit", "heads", "is_ancestor", "merge_base", "pr_changes", "push_changes", "ref_matches"}
+)
 
 __all__ = [
     "ZERO_COMMIT",
@@ -89,6 +98,17 @@ __all__ = [
     "resolve_revision",
     "tree_id",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A history question (see _HISTORY), imported on first use and kept as this module's own attribute."""
+    if name in _HISTORY:
+        from fasttrack_gitops.engine.gitrepo import history
+
+        value = getattr(history, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def repository_of(path: Path) -> tuple[Path, str] | None:

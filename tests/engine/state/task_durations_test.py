@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
+
 from conftest import MINIMAL
 from engine.state.store_test import make_job, run_task
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fasttrack_gitops.core.job import Outcome, TaskState
+from fasttrack_gitops.engine.state.task_durations import _median
 
 
 def test_past_durations_are_medians_of_recent_succeeded_task_instances(store):
@@ -29,3 +34,9 @@ def test_past_durations_are_medians_of_recent_succeeded_task_instances(store):
     assert store.past_durations("demo") == {"prepare": 20, "train": 157.5}
     assert store.past_durations("demo", limit_jobs=2) == {"prepare": 25, "train": 157.5}
     assert store.past_durations("nothing-ran") == {}
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), min_size=1, max_size=12))
+def test_the_median_is_the_statistics_modules(values):
+    """task_durations.py writes the median out rather than import statistics (a run's start-up): the same number."""
+    assert _median(values) == statistics.median(values)
