@@ -18,15 +18,17 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fasttrack_gitops.core.job import DONE, JobView, PipelineJob, TaskInstance, TaskState
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.cache import CacheIndex
-from fasttrack_gitops.engine.cache.keys import JobKeys, job_keys
 from fasttrack_gitops.engine.executors.base import EndsJobs, Executor, WarmsUp, cache_index_of
 from fasttrack_gitops.engine.runner import Change, JobRunner
 from fasttrack_gitops.engine.state.store import Store
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.cache import CacheIndex
+    from fasttrack_gitops.engine.cache.keys import JobKeys
 
 
 class Launch:
@@ -196,6 +198,8 @@ async def task_cache(
     pipeline = job.pipeline_model()
     if job.invalid or not any(t.cache for t in pipeline.tasks):
         return None
+    from fasttrack_gitops.engine.cache.keys import job_keys  # here: most jobs cache no task (start-up time)
+
     keys = await asyncio.to_thread(job_keys, job, source)
     return keys, cache_index_of(executor, job, store.state_dir)
 

@@ -26,14 +26,17 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core.job import PipelineJob
 from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.taskenv import masks, referenced_secrets, task_environment
 from fasttrack_gitops.engine import datafolder
-from fasttrack_gitops.engine.cache.job_cache import JobCache
 from fasttrack_gitops.engine.executors.base import AttemptSpec, ShipsAhead
 from fasttrack_gitops.engine.state.store import Store
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.cache.job_cache import JobCache
 
 
 class AheadOfStart:

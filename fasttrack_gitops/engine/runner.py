@@ -26,13 +26,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fasttrack_gitops.core import scheduler
 from fasttrack_gitops.core.errors import FastTrackError
 from fasttrack_gitops.core.job import ACTIVE, ENDED, Attempt, JobView, Outcome, PipelineJob, TaskInstance, TaskState
-from fasttrack_gitops.engine.cache import CacheIndex
-from fasttrack_gitops.engine.cache.job_cache import JobCache, describe
-from fasttrack_gitops.engine.cache.keys import JobKeys
 from fasttrack_gitops.engine.executors.base import (
     AttemptResult,
     Executor,
@@ -41,6 +39,11 @@ from fasttrack_gitops.engine.executors.base import (
 )
 from fasttrack_gitops.engine.prepare import Preparation
 from fasttrack_gitops.engine.state.store import Store
+
+if TYPE_CHECKING:
+    from fasttrack_gitops.engine.cache import CacheIndex
+    from fasttrack_gitops.engine.cache.job_cache import JobCache
+    from fasttrack_gitops.engine.cache.keys import JobKeys
 
 CANCEL_POLL = 0.25  # seconds between looks at the store for a `jobs cancel` from another process
 CAPACITY_REFRESH = 5.0  # seconds between looks at the cluster's free capacity while a task waits for it
@@ -92,7 +95,11 @@ class JobRunner:
         self._running: dict[str, asyncio.Task] = {}
         self._cancel = asyncio.Event()
         self._held: list[Change] | None = None  # changes told once the batch they are in commits (_batch)
-        self.cache = JobCache(job, store, *cache, lambda: self.tasks) if cache is not None else None
+        self.cache: JobCache | None = None
+        if cache is not None:  # imported here: most jobs cache no task (start-up time, commands/run_imports_test.py)
+            from fasttrack_gitops.engine.cache.job_cache import JobCache
+
+            self.cache = JobCache(job, store, *cache, lambda: self.tasks)
         self.prepare = Preparation(job, self.pipeline, store, workdir, self.secrets, self.cache)
 
     def cancel(self) -> None:
@@ -232,6 +239,8 @@ class JobRunner:
         if self.cache is not None and not self.tasks[name].attempts:
             entry = await self.cache.reuse(name)
             if entry is not None:
+                from fasttrack_gitops.engine.cache.job_cache import describe
+
                 self._set(name, TaskState.REUSED, reason=describe(entry), reused_from=entry.job)
                 return
         await self._attempt(name)
