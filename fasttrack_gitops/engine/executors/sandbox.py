@@ -3,7 +3,7 @@
 The launcher (sandbox_init.py, its protocol and modes there) runs either
 under bubblewrap, with the host's root shown unchanged, an empty /pipeline
 and a PID namespace of its own, where each task starts in a user and mount
-namespace of its own made before it was asked for (~2.5 ms a task against
+namespace of its own made before it was asked for (~1.2 ms a task against
 ~5 ms for a bubblewrap of its own, bench/launcher_bench.py); or, without a
 sandbox, as a plain process (a child subreaper) that starts each task with
 posix_spawn (~0.9 ms) and ends every process its tasks left once we are

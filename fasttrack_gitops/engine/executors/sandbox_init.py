@@ -45,7 +45,9 @@ nothing runs), makes them and an empty /pipeline, and waits; a request is
 handed to it as it came, it binds the task's folders, starts the task with
 posix_spawn and stays its parent, saying its pid and later how it ended
 (launcher_child.py). bench/launcher_bench.py: 2.7 -> 0.9 ms a task without
-the sandbox, 3.4 -> 2.5 ms with it, against 0.7 ms for a bare posix_spawn.
+the sandbox, 3.4 -> 1.2 ms with it (2.2 ms when a request comes at once
+after the last task's exit: the fork ahead has had no time), against 0.6 ms
+for a bare posix_spawn.
 A task has no parent-death signal: in the sandbox its PID namespace ends it
 with the launcher; without it the executor kills its group when it sees the
 launcher killed from outside (sandbox.py). glibc's posix_spawn leaves its
