@@ -33,6 +33,7 @@ from fasttrack_gitops.core.pipeline.model import Pipeline
 from fasttrack_gitops.core.pipeline.yamlsource import Limits
 from fasttrack_gitops.engine import gitrepo
 from fasttrack_gitops.engine.gitrepo import GitUsageError, Snapshot
+from fasttrack_gitops.engine.lazy import lazy_names
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.plan_repo import (
@@ -71,7 +72,9 @@ __all__ = [
     "with_base_commit",
 ]
 
-_REPOSITORY_PLANNING = frozenset(
+# plan_repo.py's names (planning a repository at a commit: the daemon's and the Action's), imported on first use.
+__getattr__ = lazy_names(
+    __name__,
     {
         "CACHE_SIZE",
         "Pipelines",
@@ -83,19 +86,9 @@ _REPOSITORY_PLANNING = frozenset(
         "plan",
         "plan_invalid",
         "snapshot_at",
-    }
+    },
+    "fasttrack_gitops.engine.plan_repo",
 )
-
-
-def __getattr__(name: str) -> object:
-    """A name of plan_repo.py (the daemon's and the Action's planning), imported on first use."""
-    if name in _REPOSITORY_PLANNING:
-        from fasttrack_gitops.engine import plan_repo
-
-        value = getattr(plan_repo, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the two steps every plan takes ----------------------------------------------------------------

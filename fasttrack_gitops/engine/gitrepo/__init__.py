@@ -51,6 +51,7 @@ from fasttrack_gitops.engine.gitrepo.objects import (
     object_store,
 )
 from fasttrack_gitops.engine.gitrepo.revisions import _resolve
+from fasttrack_gitops.engine.lazy import lazy_names
 
 if TYPE_CHECKING:
     from fasttrack_gitops.engine.gitrepo.history import (
@@ -100,15 +101,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """A history question (see _HISTORY), imported on first use and kept as this module's own attribute."""
-    if name in _HISTORY:
-        from fasttrack_gitops.engine.gitrepo import history
-
-        value = getattr(history, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HISTORY, "fasttrack_gitops.engine.gitrepo.history")
 
 
 def repository_of(path: Path) -> tuple[Path, str] | None:
