@@ -28,11 +28,15 @@ from fasttrack_gitops.engine.backendai.sessions import (
 )
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
-from fasttrack_gitops.engine.executors.backendai.watch import MAX_CHECK_ERRORS, Timing, WatchedSession
+from fasttrack_gitops.engine.executors.backendai.watch import Timing, WatchedSession
 from fasttrack_gitops.engine.executors.base import AttemptResult, AttemptSpec, Started, error_result
 
 # A request that went out and got no answer: the manager may have done it (a refusal or an error status is an answer).
 UNANSWERED = (errors.ConnectionFailedError, errors.RequestTimeoutError)
+# How long a recovery path asks what became of a session before it gives up (a manager restarts in ~10 s).
+ANSWER_PATIENCE = 60.0
+# What the manager says of a session by name (Recovery._named).
+ALIVE, ENDED, ABSENT, UNKNOWN = "alive", "ended", "absent", "unknown"
 
 
 class Recovery:
@@ -55,17 +59,29 @@ class Recovery:
             return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
         named = str((handle or {}).get("session") or "")
-        if not session_id and named and await self._ended_unread(named):
+        state = await self._named_until_answered(named, cancel) if named and not session_id else ABSENT
+        if state in (ENDED, UNKNOWN):
             now = time.time()
+            why = (
+                "the session ended meanwhile (a finished session is found by id only)"
+                if state == ENDED
+                else f"the manager did not say for {ANSWER_PATIENCE:g}s whether the session exists or ran"
+            )
             message = (
-                f"interrupted: the runner that created the session {named} stopped before it learnt its "
-                "id, and the session ended meanwhile (a finished session is found by id only)"
+                f"interrupted: the runner that created the session {named} stopped before it learnt its id, and {why}"
             )
             return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
             s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
             ended = await self._look_until_answered(s, cancel)
+            if ended is None:
+                now = time.time()
+                message = (
+                    f"interrupted: the runner that created the session {s.name} stopped, and the manager did not say "
+                    f"for {ANSWER_PATIENCE:g}s whether it still runs"
+                )
+                return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
             if ended:
                 outcome, exit_code, message = verdict(s)
                 s.notes.append(f"the session {s.name} ended while no runner followed it")
@@ -74,31 +90,48 @@ class Recovery:
                 return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
         return await self.run(spec, cancel=cancel, started=started)
 
-    async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool:
-        """Whether the session ended, asked until the manager answers (a manager restarting says nothing for
-        seconds). "Cannot say" is never taken for "alive": the session may end meanwhile, its name is free
-        again, and asking for it by name would create a second one, running the task twice (found by the
-        chaos campaign on the real 23.09 manager). After MAX_CHECK_ERRORS failed looks: as if alive."""
+    async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool | None:
+        """Whether the session ended, asked poll_interval apart until the manager answers (a manager restarting
+        says nothing for seconds), for up to ANSWER_PATIENCE seconds; None when it never did. "Cannot say" is
+        never taken for "alive": the session may end meanwhile, its name is free again, and asking for it by name
+        would create a second one, running the task twice (found by the chaos campaign on the real 23.09
+        manager)."""
+        deadline = asyncio.get_running_loop().time() + ANSWER_PATIENCE
         while True:
             try:
                 ended = await s.look(lambda: None)
+                answered = not s.check_errors
             except errors.BackendAIError:
-                return False
-            if ended or not s.check_errors or cancel.is_set():
+                ended, answered = False, False
+            if answered or cancel.is_set():
                 return ended
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
             await asyncio.sleep(self.timing.poll_interval)
 
-    async def _ended_unread(self, name: str) -> bool:
-        """Whether a session of this name existed and ended: not alive (GET /session), yet it has a log (23.09's
-        logs are read by name after the end too). Then its result cannot be read and creating it again would run
-        the task twice. False when the manager cannot say (the attempt goes on as if it was never created)."""
+    async def _named(self, name: str) -> str:
+        """What the manager says of a session of this name: ALIVE (GET /session finds it; asking for it again by
+        name gets it back), ENDED (not alive, yet it has a log: 23.09 keeps a finished session's log, so it existed
+        and ran; made again it would run a second time), ABSENT (neither: never made), or UNKNOWN (no answer, or an
+        error that says nothing of the session: the manager restarting)."""
         try:
             if isinstance(await session_info(self.client, name), SessionInfo):
-                return False  # alive: asking for it again by name gets it back
+                return ALIVE
             await session_logs(self.client, name)
-        except errors.BackendAIError:  # never created (404), or the manager cannot say now
-            return False
-        return True
+        except errors.NotFoundError as exc:  # object-not-found: never made; too-many-sessions-matched: it was
+            return ABSENT if exc.slug == "object-not-found" else ENDED
+        except errors.BackendAIError:
+            return UNKNOWN
+        return ENDED
+
+    async def _named_until_answered(self, name: str, cancel: asyncio.Event) -> str:
+        """_named, asked poll_interval apart until the manager says, for up to ANSWER_PATIENCE seconds."""
+        deadline = asyncio.get_running_loop().time() + ANSWER_PATIENCE
+        while True:
+            state = await self._named(name)
+            if state != UNKNOWN or cancel.is_set() or asyncio.get_running_loop().time() >= deadline:
+                return state
+            await asyncio.sleep(self.timing.poll_interval)
 
     async def _create(
         self, spec: AttemptSpec, requested: SessionSpec, started_at: float
@@ -106,24 +139,29 @@ class Recovery:
         """POST /session. One left unanswered once it was sent (the connection broke, the answer timed out) may
         have made the session all the same: a manager stopped mid-request does (found by the chaos campaign on
         the real 23.09 manager: the attempt failed and its retry ran the task a second time). So the manager is
-        asked again, poll_interval apart, MAX_CHECK_ERRORS times: by name, a live session is found again and a
-        missing one made; one of that name that ended already was this attempt's, and ran: its result cannot be
-        read, so the attempt is interrupted (retried only as the task's `retry` allows), never run again as is."""
+        asked, poll_interval apart, for up to ANSWER_PATIENCE seconds, what became of a session of that name
+        (_named): a live one is found again by name and a missing one made; one that ended already was this
+        attempt's, and ran: its result cannot be read, so the attempt is interrupted (retried only as the task's
+        `retry` allows), never run again as is; while the manager cannot say, nothing is asked of it again."""
         try:
             return await create_batch_session(self.client, requested)
         except UNANSWERED as exc:
             problem = exc
         except errors.BackendAIError as exc:
             return error_result(spec, started_at, str(exc))
-        for _ in range(MAX_CHECK_ERRORS):
+        deadline = asyncio.get_running_loop().time() + ANSWER_PATIENCE
+        while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(self.timing.poll_interval)
-            try:
-                if await self._ended_unread(requested.name):
-                    message = (
-                        f"interrupted: the manager made the session {requested.name} without answering ({problem}), "
-                        "and it ended before it could be followed (its result cannot be read)"
-                    )
-                    return AttemptResult(Outcome.INTERRUPTED, None, started_at, time.time(), message)
+            state = await self._named(requested.name)
+            if state == UNKNOWN:  # never taken for "absent": a POST now could make a second session
+                continue
+            if state == ENDED:
+                message = (
+                    f"interrupted: the manager made the session {requested.name} without answering ({problem}), "
+                    "and it ended before it could be followed (its result cannot be read)"
+                )
+                return AttemptResult(Outcome.INTERRUPTED, None, started_at, time.time(), message)
+            try:  # ALIVE: found again by name; ABSENT: made now
                 return await create_batch_session(self.client, requested)
             except UNANSWERED as exc:
                 problem = exc

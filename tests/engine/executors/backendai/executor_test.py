@@ -352,6 +352,30 @@ def test_reattach_while_the_manager_restarts_waits_for_its_answer_rather_than_ru
     assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
 
 
+def test_reattach_by_name_alone_takes_no_answer_for_neither_alive_nor_never_made(cluster, make_spec):
+    """Found by the chaos campaign on the real 23.09 manager: a runner died after POST /session and before it
+    learnt the session's id; the next one asked for the session by name while the manager, restarting, answered
+    500: "cannot say" was taken for "never made", the session (ended meanwhile, its name free again) was made a
+    second time and the task ran twice. Now the manager is asked until it says: the session ended, so the
+    attempt is interrupted (its result cannot be read by name), and nothing is made again."""
+    from fasttrack_gitops.engine.backendai.sessions import create_batch_session
+
+    name = session_name(JOB, "train", 1)
+
+    async def scenario(ex):
+        spec = make_spec("echo first run")
+        await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
+        await await_until(lambda: cluster.sessions.get(name).status == "TERMINATED")  # ended, no runner following
+        cluster.fail(500, times=12, path=f"/session/{name}")  # the manager restarting: no answer about it
+        before = ex.client.calls.copy()
+        again = await ex.reattach(spec, {"session": name}, cancel=asyncio.Event(), started=lambda *_, **__: None)
+        return again, {k: n for k, n in (ex.client.calls - before).items() if n}
+
+    again, calls = run(cluster, scenario, poll_interval=0.05)
+    assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
+    assert again.outcome == Outcome.INTERRUPTED and "the session ended meanwhile" in again.message
+
+
 @pytest.mark.parametrize("lasts", ["running", "ended"])
 def test_a_session_made_by_a_create_left_unanswered_runs_once(cluster, make_spec, lasts):
     """Found by the chaos campaign on the real 23.09 manager: stopped while it handled POST /session, the manager
