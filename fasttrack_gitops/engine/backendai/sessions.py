@@ -313,3 +313,35 @@ def _exit_code(status_data: Mapping[str, Any]) -> int | None:
     kernel = status_data.get("kernel")
     code = kernel.get("exit_code") if isinstance(kernel, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+# Every status 23.09 knows (its GraphQL refuses a name it does not): with it the list includes ended sessions.
+STATUSES_2309 = "PENDING,SCHEDULED,PREPARING,RUNNING,RESTARTING,TERMINATING,TERMINATED,ERROR,CANCELLED"
+SESSIONS_NAMED_QUERY = """query($f: String, $s: String) {
+  compute_session_list(limit: 20, offset: 0, filter: $f, status: $s, order: "-created_at") {
+    items { id name status result }
+  }
+}"""
+
+
+@dataclass(frozen=True)
+class NamedSession:
+    """A session of a given name, live or ended, as GraphQL lists it."""
+
+    id: str
+    status: SessionStatus
+    status_raw: str
+
+
+async def sessions_named(client, name: str) -> list[NamedSession]:
+    """Every session of this name the keypair made, newest first, ended ones included (GraphQL
+    compute_session_list filtered by name: what GET /session, which finds live ones only, cannot say).
+    GraphQLError on a manager whose schema cannot list so (23.09's can)."""
+    data = await gql(client, SESSIONS_NAMED_QUERY, {"f": f'name == "{name}"', "s": STATUSES_2309})
+    listed = data.get("compute_session_list")
+    items = listed.get("items") if isinstance(listed, dict) else None
+    return [
+        NamedSession(str(item["id"]), SessionStatus.parse(item.get("status")), str(item.get("status", "")))
+        for item in items or ()
+        if isinstance(item, dict) and item.get("name") == name and item.get("id")
+    ]

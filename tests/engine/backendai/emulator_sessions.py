@@ -567,6 +567,26 @@ class Sessions:
             s = next((s for s in self.sessions if s.id == str(args["id"]) and s.access_key == req.access_key), None)
         return self._gql_row(s) if s else None
 
+    def compute_session_list(self, req, args: dict) -> dict:
+        """23.09's list: `status` a comma-separated list (default: the live ones), `filter` as its query language
+        (only `name == "<name>"` here), newest first."""
+        statuses = str(args.get("status") or "PENDING,SCHEDULED,PREPARING,RUNNING,RESTARTING,TERMINATING").split(",")
+        name = None
+        if args.get("filter"):
+            match = re.fullmatch(r'\s*name\s*==\s*"([^"]*)"\s*', str(args["filter"]))
+            if match is None:
+                raise GQLError(f"Invalid filter expression: {args['filter']!r}")
+            name = match.group(1)
+        with self._lock:
+            rows = [
+                s
+                for s in self.sessions
+                if s.access_key == req.access_key and s.status in statuses and (name is None or s.name == name)
+            ]
+        rows.sort(key=lambda s: s.created_at, reverse=True)
+        items = [self._gql_row(s) for s in rows[int(args.get("offset") or 0) :][: int(args.get("limit") or 20)]]
+        return {"total_count": len(rows), "items": items}
+
     def _gql_row(self, s: EmuSession) -> dict:
         def when(t):
             return t.isoformat() if t else None
@@ -611,6 +631,7 @@ def install(emu: Emulator, **options: Any) -> Sessions:
     emu.route("GET", "/session/{name}/logs", sessions.logs)
     emu.route("GET", "/events/session", sessions.events)
     emu.gql_field("compute_session", sessions.compute_session, "ComputeSession")
+    emu.gql_field("compute_session_list", sessions.compute_session_list, "ComputeSessionList")
     emu.route("GET", "/config/resource-slots", lambda req: Reply.json(sessions.slots))
     emu.sessions = sessions  # type: ignore[attr-defined]
     folders = getattr(emu, "vfolders", None)  # emulator_vfolders installed first: mount its folders

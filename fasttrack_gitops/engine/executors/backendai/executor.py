@@ -72,6 +72,7 @@ from fasttrack_gitops.engine.backendai.events import (
 )
 from fasttrack_gitops.engine.backendai.resources import check_presets, held, least
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec
+from fasttrack_gitops.engine.backendai.sessions import CreatedSession
 from fasttrack_gitops.engine.executors.backendai.cache import BackendAICacheIndex
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.outputs import BackendAIOutputsFolder
@@ -187,7 +188,11 @@ class BackendAIExecutor(Recovery):
         plays no part (its job folders hold empty outputs folders only)."""
         return BackendAIOutputsFolder(self.client, datafolder.folder_name(job.repository, job.pipeline))
 
-    async def run(self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started) -> AttemptResult:
+    async def run(
+        self, spec: AttemptSpec, *, cancel: asyncio.Event, started: Started, found: CreatedSession | None = None
+    ) -> AttemptResult:
+        """An attempt: its session made and followed to its end; `found`: one that exists already (a runner that
+        died made it: recovery.py), followed by its id and never asked for again."""
         started_at = time.time()
         if cancel.is_set():
             return AttemptResult(Outcome.CANCELLED, None, started_at, started_at, "cancelled before it started")
@@ -201,7 +206,7 @@ class BackendAIExecutor(Recovery):
         self._live[stop] = finished
         cancelled = asyncio.ensure_future(cancel.wait())
         try:
-            return await self._attempt(spec, started, started_at, (cancelled, stop))
+            return await self._attempt(spec, started, started_at, (cancelled, stop), found)
         finally:
             cancelled.cancel()
             del self._live[stop]
@@ -214,7 +219,12 @@ class BackendAIExecutor(Recovery):
         return session_spec(spec, folder, tree)
 
     async def _attempt(
-        self, spec: AttemptSpec, started: Started, started_at: float, stops: tuple[asyncio.Future, ...]
+        self,
+        spec: AttemptSpec,
+        started: Started,
+        started_at: float,
+        stops: tuple[asyncio.Future, ...],
+        found: CreatedSession | None = None,
     ) -> AttemptResult:
         try:
             prepare = asyncio.ensure_future(self._prepare(spec))
@@ -237,8 +247,12 @@ class BackendAIExecutor(Recovery):
                 events = None
             except errors.BackendAIError as exc:
                 return error_result(spec, started_at, str(exc))
-            started({"session": s.name}, queued=True)  # the name, before it exists: a runner that dies in between
-            created = await self._create(spec, requested, started_at)
+            created: CreatedSession | AttemptResult
+            if found is not None:
+                created = found
+            else:
+                started({"session": s.name}, queued=True)  # the name, before it exists: a runner dying in between
+                created = await self._create(spec, requested, started_at)
             if isinstance(created, AttemptResult):
                 return created
             s.id, s.status, s.status_raw = created.id, created.status, created.status_raw or "PENDING"

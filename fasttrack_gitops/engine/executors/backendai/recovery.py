@@ -18,13 +18,16 @@ from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.masking import masked
 from fasttrack_gitops.engine.backendai import errors
 from fasttrack_gitops.engine.backendai.client import Client
+from fasttrack_gitops.engine.backendai.graphql import GraphQLError
 from fasttrack_gitops.engine.backendai.session_spec import SessionSpec, session_name
 from fasttrack_gitops.engine.backendai.sessions import (
     CreatedSession,
     SessionInfo,
+    SessionStatus,
     create_batch_session,
     session_info,
     session_logs,
+    sessions_named,
 )
 from fasttrack_gitops.engine.executors.backendai.deploy import Deployments
 from fasttrack_gitops.engine.executors.backendai.verdict import verdict
@@ -46,31 +49,35 @@ class Recovery:
     timing: Timing
     deployments: Deployments
 
-    run: Callable[..., Awaitable[AttemptResult]]  # a new attempt, or one following a live session found by name
+    run: Callable[..., Awaitable[AttemptResult]]  # a new attempt, or one following a session found (by its id)
 
     async def reattach(
         self, spec: AttemptSpec, handle: Mapping | None, *, cancel: asyncio.Event, started: Started
     ) -> AttemptResult | None:
         """Sessions outlive their runner. One that ended meanwhile is read by the id in its handle (GraphQL
-        still knows a finished session; creating it again would run the task twice); a live one is asked
-        for by its name and image again, which gets it back (step 2), and is followed like a new one."""
+        still knows a finished session; creating it again would run the task twice); a live one is followed by
+        that id like a new one. With a name alone (the runner died before it learnt the id), the manager lists
+        that name's sessions (_named): one found is read or followed by its id the same way, none is made now,
+        and while the manager cannot say, nothing is made (interrupted after ANSWER_PATIENCE)."""
         endpoint_id = (handle or {}).get("endpoint_id")
         if spec.task.is_service and endpoint_id:  # a model service outlives its runner: follow it, do not replace it
             return await self.deployments.run(spec, cancel=cancel, started=started, endpoint_id=str(endpoint_id))
         session_id = (handle or {}).get("session_id")
         named = str((handle or {}).get("session") or "")
-        state = await self._named_until_answered(named, cancel) if named and not session_id else ABSENT
-        if state in (ENDED, UNKNOWN):
-            now = time.time()
-            why = (
-                "the session ended meanwhile (a finished session is found by id only)"
-                if state == ENDED
-                else f"the manager did not say for {ANSWER_PATIENCE:g}s whether the session exists or ran"
-            )
-            message = (
-                f"interrupted: the runner that created the session {named} stopped before it learnt its id, and {why}"
-            )
-            return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
+        if named and not session_id:  # the runner died before it learnt the id: what became of the session?
+            state, session_id = await self._named_until_answered(named, cancel)
+            if state == UNKNOWN or (state == ENDED and not session_id):
+                now = time.time()
+                why = (
+                    "the session ended meanwhile (a finished session is found by id only)"
+                    if state == ENDED
+                    else f"the manager did not say for {ANSWER_PATIENCE:g}s whether the session exists or ran"
+                )
+                message = (
+                    f"interrupted: the runner that created the session {named} stopped before it learnt its id, "
+                    f"and {why}"
+                )
+                return AttemptResult(Outcome.INTERRUPTED, None, now, now, message)
         if session_id:
             name = (handle or {}).get("session") or session_name(spec.job_id, spec.task.name, spec.number)
             s = WatchedSession(str(name), self.client, self.timing, id=str(session_id))
@@ -88,6 +95,10 @@ class Recovery:
                 await s.write_log(spec)
                 now = time.time()
                 return AttemptResult(outcome, exit_code, now, now, masked(message, spec.masks))
+            # Alive: followed by its id. Not asked for by name again: it may end in between, and its name, free
+            # again, would make a second one (found by the chaos campaign on the real 23.09 manager, restarting).
+            found = CreatedSession(s.id, s.name, s.status, s.status_raw, created=False, raw={})
+            return await self.run(spec, cancel=cancel, started=started, found=found)
         return await self.run(spec, cancel=cancel, started=started)
 
     async def _look_until_answered(self, s: WatchedSession, cancel: asyncio.Event) -> bool | None:
@@ -109,11 +120,25 @@ class Recovery:
                 return None
             await asyncio.sleep(self.timing.poll_interval)
 
-    async def _named(self, name: str) -> str:
-        """What the manager says of a session of this name: ALIVE (GET /session finds it; asking for it again by
-        name gets it back), ENDED (not alive, yet it has a log: 23.09 keeps a finished session's log, so it existed
-        and ran; made again it would run a second time), ABSENT (neither: never made), or UNKNOWN (no answer, or an
-        error that says nothing of the session: the manager restarting)."""
+    async def _named(self, name: str) -> tuple[str, str | None]:
+        """What became of a session of this name, and its id when known: ALIVE (live), ENDED (it ran, or may
+        have: made again it would run a second time), ABSENT (never made, or cancelled before it ran: made now,
+        it runs once), or UNKNOWN (no answer, or an error that says nothing of it: a manager restarting).
+        GraphQL lists a name's sessions, ended ones included, with their ids; a manager whose GraphQL cannot
+        (not 23.09's schema) is asked GET /session, then for the log, which 23.09 keeps after the end."""
+        try:
+            found = await sessions_named(self.client, name)
+        except GraphQLError:
+            return await self._named_by_rest(name), None
+        except errors.BackendAIError:
+            return UNKNOWN, None
+        live = next((f for f in found if not f.status.is_final), None)
+        if live is not None:
+            return ALIVE, live.id
+        ended = next((f for f in found if f.status is not SessionStatus.CANCELLED), None)
+        return (ENDED, ended.id) if ended is not None else (ABSENT, None)
+
+    async def _named_by_rest(self, name: str) -> str:
         try:
             if isinstance(await session_info(self.client, name), SessionInfo):
                 return ALIVE
@@ -124,13 +149,13 @@ class Recovery:
             return UNKNOWN
         return ENDED
 
-    async def _named_until_answered(self, name: str, cancel: asyncio.Event) -> str:
+    async def _named_until_answered(self, name: str, cancel: asyncio.Event) -> tuple[str, str | None]:
         """_named, asked poll_interval apart until the manager says, for up to ANSWER_PATIENCE seconds."""
         deadline = asyncio.get_running_loop().time() + ANSWER_PATIENCE
         while True:
-            state = await self._named(name)
+            state, session_id = await self._named(name)
             if state != UNKNOWN or cancel.is_set() or asyncio.get_running_loop().time() >= deadline:
-                return state
+                return state, session_id
             await asyncio.sleep(self.timing.poll_interval)
 
     async def _create(
@@ -152,9 +177,12 @@ class Recovery:
         deadline = asyncio.get_running_loop().time() + ANSWER_PATIENCE
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(self.timing.poll_interval)
-            state = await self._named(requested.name)
+            state, session_id = await self._named(requested.name)
             if state == UNKNOWN:  # never taken for "absent": a POST now could make a second session
                 continue
+            if session_id is not None:  # made by the request left unanswered: followed by its id (ended or not)
+                status = SessionStatus.TERMINATED if state == ENDED else SessionStatus.PENDING
+                return CreatedSession(session_id, requested.name, status, status.value, created=True, raw={})
             if state == ENDED:
                 message = (
                     f"interrupted: the manager made the session {requested.name} without answering ({problem}), "

@@ -310,24 +310,28 @@ def test_reattach_reads_a_session_that_ended_meanwhile_without_running_it_again(
     assert "ended while no runner followed it" in log and "first run" in log
 
 
-def test_reattach_follows_a_live_session_found_again_by_its_name(cluster, make_spec):
+def test_reattach_follows_a_live_session_by_its_id_and_never_asks_for_it_again(cluster, make_spec):
+    """Asked for again by name, a session that ended in between (its name free again) would be made a second time
+    (found by the chaos campaign on the real 23.09 manager): a live one is followed by the id in its handle."""
     from fasttrack_gitops.engine.backendai.sessions import create_batch_session
 
     async def scenario(ex):
         spec = make_spec("sleep 0.5; echo done; exit 4")
         created = await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
         started = []
+        before = ex.client.calls.copy()
         result = await ex.reattach(
             spec,
             {"session": session_name(JOB, "train", 1), "session_id": created.id},
             cancel=asyncio.Event(),
             started=lambda handle=None, queued=False: queued or started.append(handle),
         )
-        return result, started
+        return result, started, {k: n for k, n in (ex.client.calls - before).items() if n}
 
-    result, started = run(cluster, scenario)
+    result, started, calls = run(cluster, scenario)
     assert (result.outcome, result.exit_code) == (Outcome.FAILED, 4)
     assert len(cluster.sessions.sessions) == 1 and started and started[0]["session_id"]
+    assert ("POST", "/session") not in calls
 
 
 def test_reattach_while_the_manager_restarts_waits_for_its_answer_rather_than_run_the_task_again(cluster, make_spec):
@@ -352,48 +356,61 @@ def test_reattach_while_the_manager_restarts_waits_for_its_answer_rather_than_ru
     assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
 
 
-def test_reattach_by_name_alone_takes_no_answer_for_neither_alive_nor_never_made(cluster, make_spec):
+@pytest.mark.parametrize("lists_by_name", [True, False], ids=["graphql-by-name", "rest-only"])
+def test_reattach_by_name_alone_takes_no_answer_for_neither_alive_nor_never_made(cluster, make_spec, lists_by_name):
     """Found by the chaos campaign on the real 23.09 manager: a runner died after POST /session and before it
     learnt the session's id; the next one asked for the session by name while the manager, restarting, answered
     500: "cannot say" was taken for "never made", the session (ended meanwhile, its name free again) was made a
-    second time and the task ran twice. Now the manager is asked until it says: the session ended, so the
-    attempt is interrupted (its result cannot be read by name), and nothing is made again."""
+    second time and the task ran twice. Now the manager is asked until it says. Its GraphQL lists the name's
+    sessions, ended ones too, with their ids: the result is read by id. A manager whose GraphQL cannot list by
+    name is asked GET /session and for the log: the session ended, so the attempt is interrupted."""
     from fasttrack_gitops.engine.backendai.sessions import create_batch_session
 
     name = session_name(JOB, "train", 1)
+    if not lists_by_name:
+        cluster._gql_fields.pop("compute_session_list")  # a GraphQL schema without it (an error, not "none")
 
     async def scenario(ex):
         spec = make_spec("echo first run")
         await create_batch_session(ex.client, await ex._prepare(spec))  # as a runner that then died
         await await_until(lambda: cluster.sessions.get(name).status == "TERMINATED")  # ended, no runner following
-        cluster.fail(500, times=12, path=f"/session/{name}")  # the manager restarting: no answer about it
+        cluster.fail(500, times=12, path="/admin/gql" if lists_by_name else f"/session/{name}")  # restarting
         before = ex.client.calls.copy()
         again = await ex.reattach(spec, {"session": name}, cancel=asyncio.Event(), started=lambda *_, **__: None)
-        return again, {k: n for k, n in (ex.client.calls - before).items() if n}
+        return again, {k: n for k, n in (ex.client.calls - before).items() if n}, spec.log_path
 
-    again, calls = run(cluster, scenario, poll_interval=0.05)
+    again, calls, log = run(cluster, scenario, poll_interval=0.05)
     assert ("POST", "/session") not in calls and len(cluster.sessions.sessions) == 1  # not run twice
-    assert again.outcome == Outcome.INTERRUPTED and "the session ended meanwhile" in again.message
+    if lists_by_name:
+        assert again.outcome == Outcome.SUCCEEDED and "first run" in log.read_text()
+    else:
+        assert again.outcome == Outcome.INTERRUPTED and "the session ended meanwhile" in again.message
 
 
 @pytest.mark.parametrize("lasts", ["running", "ended"])
 def test_a_session_made_by_a_create_left_unanswered_runs_once(cluster, make_spec, lasts):
     """Found by the chaos campaign on the real 23.09 manager: stopped while it handled POST /session, the manager
     made the session and never answered; the attempt was an error and its retry ran the task a second time. Now
-    the session is asked for again by name: a live one is followed, one that ended already ends the attempt
-    (interrupted, its result unreadable), and no second session is made for the attempt."""
+    the manager is asked what became of a session of that name (GraphQL lists it with its id, ended or not): it
+    is followed by its id, live or ended, its result read, and no second POST is made for the attempt."""
     cluster.drop(path="/session", handled=True)
     command = "sleep 1; echo ran; exit 3" if lasts == "running" else "echo ran"
     ran = run(cluster, lambda ex: attempt(ex, make_spec(command)), poll_interval=0.2 if lasts == "running" else 2.0)
     assert len(cluster.sessions.sessions) == 1, "the task ran twice"
-    assert len(cluster.requests_to("/session")) == (2 if lasts == "running" else 1)
-    if lasts == "running":
-        assert (ran.result.outcome, ran.result.exit_code, ran.log) == (Outcome.FAILED, 3, "ran\n")
-    else:
-        assert ran.result.outcome == Outcome.INTERRUPTED and ran.result.exit_code is None
-        assert ran.result.message.startswith(
-            f"interrupted: the manager made the session {session_name(JOB, 'train', 1)}"
-        )
+    assert len(cluster.requests_to("/session")) == 1
+    expected = (Outcome.FAILED, 3) if lasts == "running" else (Outcome.SUCCEEDED, 0)
+    assert (ran.result.outcome, ran.result.exit_code, ran.log) == (*expected, "ran\n")
+
+
+def test_a_session_made_by_a_create_left_unanswered_that_ended_unread_is_interrupted(cluster, make_spec):
+    """Where GraphQL cannot list sessions by name (not 23.09's schema), one that ended is known only by its log:
+    its result cannot be read by name, so the attempt is interrupted, never run again as is."""
+    cluster._gql_fields.pop("compute_session_list")
+    cluster.drop(path="/session", handled=True)
+    ran = run(cluster, lambda ex: attempt(ex, make_spec("echo ran")), poll_interval=2.0)
+    assert len(cluster.sessions.sessions) == 1 and len(cluster.requests_to("/session")) == 1
+    assert ran.result.outcome == Outcome.INTERRUPTED and ran.result.exit_code is None
+    assert ran.result.message.startswith(f"interrupted: the manager made the session {session_name(JOB, 'train', 1)}")
 
 
 # -- the task cache: where inputs are read, and the index beside them
