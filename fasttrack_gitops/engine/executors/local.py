@@ -123,7 +123,7 @@ class LocalExecutor:
     task_outputs = local_task_outputs
 
     def warm_up(self) -> None:
-        """Start the task launcher now, in the background (issue 17: ~20 ms of a 1-task run's critical path were its
+        """Start the task launcher now, in the background (issue 17: ~35 ms of a 1-task run's critical path were its
         start): the sandbox's, probing bubblewrap with it, or else the plain one. Whatever it finds (bubblewrap does
         not work here, say) is found as on a first task's start, which waits for it."""
         if self._warming is None:

@@ -116,3 +116,30 @@ def marked(mark: str) -> dict[int, str]:
 def none_marked_within(mark: str, seconds: float = 1.0) -> None:
     """Fails, naming what still runs, unless no process of the mark's is alive within `seconds`."""
     wait_until(lambda: not marked(mark), timeout=seconds, interval=0.01, what=lambda: f"these to end: {marked(mark)}")
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """Every process now, from /proc: pid -> (its parent's pid, its state letter: R, S, Z...)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()  # after the name
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+        table[int(entry)] = (int(fields[1]), fields[0].decode())
+    return table
+
+
+def descendants(pid: int, table: dict[int, tuple[int, str]]) -> list[int]:
+    """The pids below `pid` in `table` (process_table), children and theirs."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _state) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found

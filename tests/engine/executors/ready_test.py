@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import await_until, require_bwrap
 from engine.executors import local_fixtures
-from engine.executors.local_fixtures import log_of
+from engine.executors.local_fixtures import descendants, log_of, process_table
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.engine.executors.local import LocalExecutor
@@ -40,13 +40,7 @@ def launcher_of(executor: LocalExecutor) -> SandboxLauncher:
 def ready_children(launcher: SandboxLauncher) -> list[int]:
     """The launcher's children that are still the launcher's program (forked, not exec'd yet): its ready ones."""
     assert launcher.pid is not None
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
+    table = process_table()
 
     def is_launcher(pid: int) -> bool:  # Python running sandbox_init.py (not bubblewrap, whose argv names it too)
         try:
@@ -57,13 +51,8 @@ def ready_children(launcher: SandboxLauncher) -> list[int]:
             a.endswith(b"/sandbox_init.py") for a in argv
         )
 
-    below, todo = set(), [launcher.pid]  # under bubblewrap the launcher is bubblewrap's descendant
-    while todo:
-        parent = todo.pop()
-        children = [c for c, p in parents.items() if p == parent]
-        below.update(children)
-        todo += children
-    return [pid for pid in below if is_launcher(pid) and is_launcher(parents[pid])]
+    below = descendants(launcher.pid, table)  # under bubblewrap the launcher is bubblewrap's descendant
+    return [pid for pid in below if is_launcher(pid) and is_launcher(table[pid][0])]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import await_until
 from engine.executors import local_fixtures
-from engine.executors.local_fixtures import MARK, log_of, marked, none_marked_within
+from engine.executors.local_fixtures import MARK, descendants, log_of, marked, none_marked_within, process_table
 
 from fasttrack_gitops.core.job import Outcome
 from fasttrack_gitops.core.pipeline.model import Task
@@ -184,22 +184,5 @@ def test_a_fan_of_three_hundred_tasks_started_at_once_all_start(make_spec, tmp_p
 
 def _zombie_children_below(pid: int) -> list[int]:
     """Zombies among the descendants of `pid` (bubblewrap -> launcher -> tasks), from /proc."""
-    children: dict[int, list[int]] = {}
-    states: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        states[int(entry)] = fields[0]
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            if states.get(child) == "Z":
-                found.append(child)
-    return found
+    table = process_table()
+    return [child for child in descendants(pid, table) if table[child][1] == "Z"]
